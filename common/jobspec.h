@@ -1,0 +1,219 @@
+/* The job model: one resolved job definition, shared by controller and worker.
+ *
+ * A job is written either as professional-mode YAML (the GPSS version 2 format
+ * of the seed's appendix) or as the console's wizard fields (JSON); both become
+ * a struct jobspec.  The controller fills in what the job leaves out from its
+ * data source and data service (jobspec_apply_defaults), validates the result
+ * (jobspec_validate), and hands it to the worker as YAML (jobspec_to_yaml) on a
+ * pipe.  The worker parses that YAML with the same parser.
+ *
+ * Ownership: a struct jobspec owns every string and array it points to;
+ * jobspec_free() releases them all.  Strings are NUL-terminated, heap-allocated
+ * with malloc, and NULL when the key was absent.
+ */
+#ifndef SS_JOBSPEC_H
+#define SS_JOBSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+enum js_format {
+	JS_FORMAT_NONE = 0, /* key absent */
+	JS_FORMAT_DELIMITED,
+	JS_FORMAT_CSV,
+	JS_FORMAT_JSON,
+	JS_FORMAT_PROTOBUF,
+};
+
+enum js_mode {
+	JS_MODE_INSERT = 0,
+	JS_MODE_UPDATE,
+	JS_MODE_MERGE,
+};
+
+enum js_consistency {
+	JS_CONSISTENCY_ATLEAST = 0, /* "ATLEAST", "at-least" */
+	JS_CONSISTENCY_EXACTLY,     /* "EXACTLY", "strong" */
+	JS_CONSISTENCY_ATMOST,      /* "at-most" */
+	JS_CONSISTENCY_NONE,        /* "none" */
+};
+
+enum js_fallback {
+	JS_FALLBACK_EARLIEST = 0,
+	JS_FALLBACK_LATEST,
+};
+
+struct js_column {
+	char *name;
+	char *type; /* SQL type; NULL means "the destination column's type" */
+};
+
+/* KAFKA.INPUT.KEY or KAFKA.INPUT.VALUE */
+struct js_input {
+	bool present;
+	int line; /* line of the KEY/VALUE key in the YAML, 0 if none */
+	struct js_column *columns;
+	size_t ncolumns;
+	enum js_format format;
+	char *delimiter;   /* DELIMITED_OPTION.DELIMITER (any length) or CSV_OPTION.DELIMITER */
+	char *quote;       /* QUOTE, one character */
+	char *escape;      /* ESCAPE, one character */
+	char *null_string; /* CSV_OPTION.NULL_STRING */
+};
+
+struct js_mapping {
+	char *name;       /* target column */
+	char *expression; /* source column or SQL expression over source columns */
+};
+
+struct js_property {
+	char *key;
+	char *value;
+};
+
+struct jobspec {
+	/* connection */
+	char *database;
+	char *user;
+	char *password;
+	char *host;
+	int port; /* 0 = absent */
+	int version;
+
+	/* KAFKA.INPUT.SOURCE */
+	char *brokers;
+	char *topic;
+	int32_t *partitions; /* NULL = all partitions */
+	size_t npartitions;
+	enum js_fallback fallback_offset;
+
+	/* KAFKA.INPUT.KEY / VALUE / META */
+	struct js_input key;
+	struct js_input value;
+	bool meta_present;
+	char *meta_column; /* META.COLUMNS[0].NAME */
+	char *meta_type;   /* json or jsonb */
+
+	/* KAFKA.INPUT.ERROR_LIMIT: a count, or a percentage when error_limit_percent */
+	int64_t error_limit;
+	bool error_limit_percent;
+
+	/* KAFKA.OUTPUT */
+	char *schema; /* default "public" */
+	char *table;
+	enum js_mode mode;
+	char **match_columns;
+	size_t nmatch_columns;
+	char **order_columns;
+	size_t norder_columns;
+	char **update_columns;
+	size_t nupdate_columns;
+	struct js_mapping *mapping; /* NULL = target columns named like the source columns */
+	size_t nmapping;
+
+	/* KAFKA.METADATA.SCHEMA: where the auxiliary tables go; NULL = output schema */
+	char *metadata_schema;
+
+	/* KAFKA.COMMIT */
+	int64_t commit_max_row;             /* default 500 */
+	int64_t commit_minimal_interval_ms; /* default 1000 */
+	enum js_consistency consistency;    /* default ATLEAST */
+
+	/* KAFKA.POLL */
+	int64_t poll_batchsize;  /* default 64 */
+	int64_t poll_timeout_ms; /* default 5000 */
+
+	/* KAFKA.PROPERTIES, in the order written */
+	struct js_property *properties;
+	size_t nproperties;
+
+	/* SCHEDULE */
+	int64_t retry_interval_ms; /* default 5000 */
+	int64_t max_retries;       /* default 0 = retry forever */
+};
+
+/* Problems found in a job definition, each with where it is and how to fix it. */
+#define JS_ERRORS_MAX 64
+
+struct js_error {
+	char path[128];    /* YAML path, e.g. "KAFKA.OUTPUT.MATCH_COLUMNS[1]", or wizard field name */
+	int line;          /* 1-based line in the YAML, 0 when unknown */
+	char message[384]; /* says what is wrong and how to fix it */
+};
+
+struct js_errors {
+	struct js_error items[JS_ERRORS_MAX];
+	size_t count;
+	bool truncated; /* more than JS_ERRORS_MAX problems */
+};
+
+void js_errors_add(struct js_errors *errs, int line, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Writes "PATH (line N): message; PATH: message; ..." into buf. */
+void js_errors_format(const struct js_errors *errs, char *buf, size_t buflen);
+
+/* A spec with every default set and every pointer NULL. */
+struct jobspec *jobspec_new(void);
+void jobspec_free(struct jobspec *spec);
+
+/* Parses professional-mode YAML.  Checks syntax, types, ranges and unknown keys;
+ * keys that defaults may fill (HOST, PORT, BROKERS, TOPIC, FORMAT...) may be
+ * absent.  Returns 0 and sets *out (caller owns it), or -1 with every problem
+ * found in errs and *out NULL.  text need not be NUL-terminated. */
+int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struct js_errors *errs);
+
+/* Builds a spec from the console's wizard fields (a JSON object with
+ * group_name, fallback_offset, consistency, database, schema, table, account,
+ * password, write_mode, error_limit, fields[{source,dest,role}]).  Each wizard
+ * field becomes a VALUE column (type NULL: the destination column's type) and a
+ * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
+ * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */
+int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_errors *errs);
+
+/* What a job leaves out, taken from its data source and data service. */
+struct js_defaults {
+	const char *brokers;
+	const char *topic;
+	enum js_format format; /* JS_FORMAT_NONE = no default */
+	const char *delimiter;
+	const char *host;
+	int port;
+	const struct js_property *properties; /* the source's librdkafka settings */
+	size_t nproperties;
+};
+
+/* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT; a VALUE with
+ * no FORMAT gets the source's format and delimiter; source properties are added
+ * where the job does not set the same key. */
+int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defaults);
+
+/* Semantic checks on a complete spec: required keys present, MATCH_COLUMNS for
+ * UPDATE/MERGE, mapping names, property blacklist, and what this build does
+ * not support yet.  Returns 0 if valid, -1 with every problem in errs. */
+int jobspec_validate(const struct jobspec *spec, struct js_errors *errs);
+
+/* The spec as YAML in the seed's appendix format, which jobspec_parse_yaml
+ * reads back to an equal spec.  With mask_password the password is "****".
+ * Returns a malloc'd string (caller frees), or NULL on out of memory. */
+char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password);
+
+/* The value of KAFKA.PROPERTIES key, or NULL. */
+const char *jobspec_property(const struct jobspec *spec, const char *key);
+
+/* Names used in messages and YAML. */
+const char *js_format_name(enum js_format f);    /* "delimited", "csv", "json", "protobuf" */
+const char *js_mode_name(enum js_mode m);        /* "INSERT", "UPDATE", "MERGE" */
+const char *js_consistency_name(enum js_consistency c); /* "ATLEAST", "EXACTLY", "at-most", "none" */
+const char *js_fallback_name(enum js_fallback f); /* "earliest", "latest" */
+
+/* Case-insensitive name to enum; return -1 if unknown. */
+int js_format_parse(const char *s);
+int js_mode_parse(const char *s);
+int js_consistency_parse(const char *s);
+int js_fallback_parse(const char *s);
+
+#endif

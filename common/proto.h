@@ -1,0 +1,47 @@
+/* The worker -> controller status protocol.
+ *
+ * The worker writes one JSON object per line on WORKER_STATUS_FD:
+ *   {"type":"ready"}                              connected to Kafka and PostgreSQL
+ *   {"type":"batch","messages":N,"rows":N,"rejected":N}
+ *                                                 one batch committed (counts are
+ *                                                 for that batch, not totals)
+ *   {"type":"error","class":"retriable|data|fatal","message":"..."}
+ *                                                 why the worker is about to exit
+ * Lines are at most PROTO_LINE_MAX bytes.  EOF means the worker is gone.
+ *
+ * The controller writes the job to the worker's standard input, then closes it:
+ *   {"job_id":N,"job_name":"...","config":"<YAML of jobspec_to_yaml>"}
+ */
+#ifndef SS_PROTO_H
+#define SS_PROTO_H
+
+#include <stdint.h>
+
+#define PROTO_LINE_MAX 4096
+
+enum proto_type {
+	PROTO_UNKNOWN = 0,
+	PROTO_READY,
+	PROTO_BATCH,
+	PROTO_ERROR,
+};
+
+struct proto_msg {
+	enum proto_type type;
+	int64_t messages;
+	int64_t rows;
+	int64_t rejected;
+	char err_class[16];
+	char message[PROTO_LINE_MAX];
+};
+
+/* Worker side.  Each returns 0, or -1 if the controller is gone (EPIPE). */
+int proto_send_ready(int fd);
+int proto_send_batch(int fd, int64_t messages, int64_t rows, int64_t rejected);
+int proto_send_error(int fd, const char *err_class, const char *message);
+
+/* Controller side: parses one line (without its newline).  Returns 0, or -1 if
+ * the line is not a status message (msg->type is then PROTO_UNKNOWN). */
+int proto_parse_line(const char *line, size_t len, struct proto_msg *msg);
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of Streaming Server from
+# Debian's packages. Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+PKGS=(
+    # build
+    build-essential pkg-config meson ninja-build
+    librdkafka-dev libpq-dev libyaml-dev libcivetweb-dev libcjson-dev libsqlite3-dev
+    # unit tests
+    libcmocka-dev
+    # run / test: PostgreSQL server, Java + Maven for the local Kafka broker
+    postgresql postgresql-client default-jre-headless maven
+    # end-to-end tests and demo
+    python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
+    curl procps iproute2
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: all ${#PKGS[@]} packages present"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
