@@ -58,11 +58,86 @@ int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64
 
 int store_job_inc_restarts(struct store *st, int64_t id);
 
+/* The pid last recorded for the job (0 if none). */
+int store_job_get_pid(struct store *st, int64_t id, int *pid);
+
 /* The message the worker reads on standard input (see common/proto.h):
  * {"job_id":N,"job_name":"...","config":"<effective YAML, password included>"}
  * resolved from the job, its source and its service as they are now.
  * Returns a malloc'd string (caller frees) or NULL with err filled; an invalid
  * definition (the source changed since) is STORE_INVALID. */
 char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* --- Used by the API (api/) and the status page (web/) ---
+ *
+ * Rows travel as cJSON objects keyed by column name:
+ *   service: id, name, description, spec_cu, database_host, database_port,
+ *            status, created_at, updated_at
+ *   source:  id, service_id, name, description, type, brokers, topic, format,
+ *            delimiter (null: the format's default), properties (an object of
+ *            strings), status, created_at, updated_at
+ *   job:     id, source_id, name, description, mode ("wizard"|"professional"),
+ *            definition (as stored: the wizard fields as JSON text, or the
+ *            YAML; it holds the password, so never show it as is),
+ *            desired_state, state, pid, started_at (null), restarts,
+ *            messages_consumed, rows_written, rows_rejected, last_error (null),
+ *            created_at, updated_at
+ * Objects returned through *out are the caller's (cJSON_Delete).
+ *
+ * _create and _update take an object holding writable columns only, already
+ * validated by the caller; _update changes just the keys present.  The store
+ * checks what needs its lock: unique names (STORE_CONFLICT), that referenced
+ * rows exist (STORE_INVALID), rows still in use (STORE_CONFLICT) and job
+ * states.  Lists are ordered by id; *total counts every row.
+ */
+
+struct jobspec;
+struct js_errors;
+
+int store_service_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
+int store_service_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
+int store_service_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
+		       int64_t *total, char *err, size_t errlen);
+int store_service_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
+/* STORE_CONFLICT while a source uses the service. */
+int store_service_delete(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* STORE_INVALID if service_id names no service. */
+int store_source_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
+int store_source_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
+int store_source_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
+		      int64_t *total, char *err, size_t errlen);
+int store_source_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
+/* STORE_CONFLICT while a job uses the source. */
+int store_source_delete(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* The job is created with desired_state and state "stopped".  STORE_INVALID if
+ * source_id names no source. */
+int store_job_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
+int store_job_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
+int store_job_list(struct store *st, int64_t offset, int64_t limit, cJSON **items, int64_t *total,
+		   char *err, size_t errlen);
+/* Update and delete only while the job is at rest (state "failed", or
+ * "stopped" with desired_state "stopped"); STORE_CONFLICT otherwise. */
+int store_job_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
+int store_job_delete(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* Asks for the job to run.  In one step under the lock: a job already wanted
+ * running (and not failed) is left alone; otherwise the jobs of its service
+ * that are wanted running and not failed are counted against the service's
+ * spec_cu (STORE_CONFLICT, err says so, when none is left), desired_state
+ * becomes "running" and, from "stopped" or "failed", state "starting" with
+ * restarts 0 and last_error cleared. */
+int store_job_start(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* Asks for the job to stop: desired_state "stopped"; state "stopping" while a
+ * worker may be alive (pid set), else "stopped". */
+int store_job_stop(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* The job resolved against its source and service as they are now (see
+ * resolve.h).  STORE_INVALID with every problem in errs when the definition
+ * does not validate; *out is the caller's (jobspec_free).  errs may be NULL. */
+int store_job_resolve(struct store *st, int64_t id, struct jobspec **out, struct js_errors *errs,
+		      char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,48 @@
+/* The supervisor: one worker process per running job.
+ *
+ * The store holds what the user wants (a job's desired state); the supervisor
+ * makes it so and records what it sees (the job's runtime state).  It runs in
+ * one thread (the controller's main thread) as a poll() loop over a signalfd
+ * (SIGCHLD, SIGTERM, SIGINT, SIGHUP), a wake-up eventfd (poked by the API after
+ * a start or stop) and every worker's status pipe.  Signals are blocked in all
+ * threads by sup_block_signals(), which must run before any other thread starts.
+ *
+ * Workers are started with posix_spawn in their own process group; the job
+ * reaches them on standard input, never in argv or the environment.  Exits are
+ * classified by common/exitcodes.h:
+ *   stopped on request         -> stopped
+ *   WORKER_EXIT_CONFIG / _DATA -> failed (never restarted by itself)
+ *   WORKER_EXIT_RETRY, a crash -> retrying, restarted after a backoff that
+ *                                 starts at SCHEDULE.RETRY_INTERVAL and doubles
+ *                                 (at least 1 s, at most 5 min); after
+ *                                 SCHEDULE.MAX_RETRIES restarts in a row -> failed
+ * Stopping is staged: SIGTERM, then SIGKILL to the process group after
+ * SUP_STOP_DEADLINE_MS.
+ */
+#ifndef SS_SUP_H
+#define SS_SUP_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+#define SUP_STOP_DEADLINE_MS 15000
+
+struct sup;
+
+/* Blocks the signals the supervisor takes through its signalfd, in the calling
+ * thread and so in every thread it starts afterwards. */
+int sup_block_signals(char *err, size_t errlen);
+
+/* worker_path: the streamworker executable (copied).  The store is borrowed. */
+int sup_new(struct store *st, const char *worker_path, struct sup **out, char *err, size_t errlen);
+void sup_free(struct sup *sp);
+
+/* Thread-safe and async-signal-safe: makes the loop reconcile now. */
+void sup_wake(void *sp);
+
+/* Runs until SIGTERM or SIGINT, then stops every worker (desired states are
+ * kept, so the next controller brings the jobs back) and returns 0. */
+int sup_run(struct sup *sp);
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds with warnings as
+# errors, runs the cmocka unit tests and the end-to-end tests (real PostgreSQL,
+# real Kafka broker, the real binaries), and ends with "N passed, N failed".
+# Extra arguments go to pytest (e.g. -k wizard).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BUILD=${STREAMSERVER_BUILD_DIR:-$ROOT/build}
+PY=/usr/bin/python3   # Debian's python, where python3-pytest & co. live
+
+bash scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" -Dwerror=true >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+fi
+if ! ninja -C "$BUILD"; then
+    echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+mkdir -p "$BUILD/test-results"
+unit_pass=0
+unit_fail=0
+for t in "$BUILD"/tests/unit/test_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$BUILD/test-results/$name.tap" 2>&1
+    rc=$?
+    p=$(grep -c '^ok ' "$BUILD/test-results/$name.tap")
+    f=$(grep -c '^not ok ' "$BUILD/test-results/$name.tap")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1   # crashed before reporting
+    fi
+    echo "unit $name: $p passed, $f failed"
+    [ "$f" -gt 0 ] && grep -A8 '^not ok ' "$BUILD/test-results/$name.tap" | head -60
+    unit_pass=$((unit_pass + p))
+    unit_fail=$((unit_fail + f))
+done
+
+export STREAMSERVER_BUILD_DIR="$BUILD"
+JUNIT="$BUILD/test-results/e2e.xml"
+rm -f "$JUNIT"
+$PY -m pytest tests/e2e -p no:cacheprovider -rfEs --junitxml="$JUNIT" "$@"
+read -r e2e_pass e2e_fail < <($PY - "$JUNIT" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1)   # pytest did not even report
+    raise SystemExit
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get(k, 0)) for s in suites for k in ("failures", "errors", "skipped"))
+# A skipped test counts as failed: it hides a missing dependency.
+print(tests - bad, bad if tests else max(bad, 1))
+PYEOF
+)
+
+passed=$((unit_pass + e2e_pass))
+failed=$((unit_fail + e2e_fail))
+echo "unit: $unit_pass passed, $unit_fail failed; end-to-end: $e2e_pass passed, $e2e_fail failed"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
