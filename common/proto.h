@@ -15,6 +15,7 @@
 #ifndef SS_PROTO_H
 #define SS_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PROTO_LINE_MAX 4096

@@ -1,0 +1,135 @@
+/* The worker -> controller status protocol: what one side writes, the other reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+/* Sends with fn through a pipe and returns the line read back (without \n). */
+static size_t roundtrip(int (*send)(int fd), char *buf, size_t buflen)
+{
+	int p[2];
+	ssize_t n;
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(send(p[1]), 0);
+	close(p[1]);
+	n = read(p[0], buf, buflen);
+	close(p[0]);
+	assert_true(n > 0);
+	assert_int_equal(buf[n - 1], '\n');
+	return (size_t)n - 1;
+}
+
+static int send_ready(int fd)
+{
+	return proto_send_ready(fd);
+}
+
+static int send_batch(int fd)
+{
+	return proto_send_batch(fd, 1000, 998, 2);
+}
+
+static int send_error(int fd)
+{
+	return proto_send_error(fd, "fatal", "table \"public.orders\" does not exist\nsecond line");
+}
+
+static int send_huge_error(int fd)
+{
+	static char big[3 * PROTO_LINE_MAX];
+
+	memset(big, '"', sizeof(big) - 1); /* every byte doubles when escaped */
+	return proto_send_error(fd, "data", big);
+}
+
+static void test_ready(void **state)
+{
+	char buf[PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_ready, buf, sizeof(buf));
+
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_READY);
+}
+
+static void test_batch_counts(void **state)
+{
+	char buf[PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_batch, buf, sizeof(buf));
+
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_BATCH);
+	assert_int_equal(msg.messages, 1000);
+	assert_int_equal(msg.rows, 998);
+	assert_int_equal(msg.rejected, 2);
+}
+
+static void test_error_keeps_class_and_newlines_escaped(void **state)
+{
+	char buf[PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_error, buf, sizeof(buf));
+
+	/* One line on the wire even though the message has a newline. */
+	assert_null(memchr(buf, '\n', len));
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_ERROR);
+	assert_string_equal(msg.err_class, "fatal");
+	assert_string_equal(msg.message, "table \"public.orders\" does not exist\nsecond line");
+}
+
+static void test_huge_error_stays_within_line_limit(void **state)
+{
+	char buf[2 * PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_huge_error, buf, sizeof(buf));
+
+	assert_true(len < PROTO_LINE_MAX);
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_ERROR);
+	assert_true(strlen(msg.message) > 100);
+}
+
+static void test_garbage_is_rejected(void **state)
+{
+	struct proto_msg msg;
+	static const char *const bad[] = { "", "not json", "[1,2]", "{\"type\":7}",
+					   "{\"type\":\"launch\"}", "{\"messages\":3}" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(proto_parse_line(bad[i], strlen(bad[i]), &msg), -1);
+		assert_int_equal(msg.type, PROTO_UNKNOWN);
+	}
+}
+
+static void test_parse_does_not_read_past_len(void **state)
+{
+	/* A valid line followed by bytes that would make it invalid. */
+	const char text[] = "{\"type\":\"ready\"}GARBAGE";
+	struct proto_msg msg;
+
+	assert_int_equal(proto_parse_line(text, strlen("{\"type\":\"ready\"}"), &msg), 0);
+	assert_int_equal(msg.type, PROTO_READY);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ready),
+		cmocka_unit_test(test_batch_counts),
+		cmocka_unit_test(test_error_keeps_class_and_newlines_escaped),
+		cmocka_unit_test(test_huge_error_stays_within_line_limit),
+		cmocka_unit_test(test_garbage_is_rejected),
+		cmocka_unit_test(test_parse_does_not_read_past_len),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
