@@ -1,1 +1,480 @@
-/* placeholder: being written */
+#include "consumer.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Bounded prefetch: librdkafka's default queue (64 MiB per partition queue)
+ * is what blows workers up on topics with many partitions. */
+#define CONSUMER_QUEUE_KBYTES "16384"
+#define CONSUMER_QUEUE_MIN_MESSAGES "10000"
+#define CONSUMER_FETCH_WAIT_MS "100"
+#define CONSUMER_METADATA_TIMEOUT_MS 5000
+#define CONSUMER_WATERMARK_TIMEOUT_MS 5000
+
+struct consumer {
+	const struct jobspec *spec;
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;
+	int32_t *partitions;
+	size_t npartitions;
+	char group_id[256];
+	int64_t down_since_ms; /* when all brokers went down; 0 = not down */
+	bool broken;           /* skip the graceful close: brokers are gone */
+};
+
+static int64_t consumer_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	/* syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug */
+	enum log_level lvl = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	log_msg(lvl, "kafka %s: %s", fac, buf);
+}
+
+/* Served from our own poll calls (the main queue is forwarded to the consumer
+ * queue), so it runs on the loop's thread. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct consumer *c = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		if (c->down_since_ms == 0) {
+			c->down_since_ms = consumer_now_ms();
+			log_warn("all Kafka brokers are down (%s); waiting up to %d s for them", reason,
+				 CONSUMER_DOWN_MAX_MS / 1000);
+		}
+		return;
+	}
+	/* Transport errors are expected while a broker restarts; librdkafka reconnects. */
+	log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+			       void *opaque)
+{
+	struct consumer *c = opaque;
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_warn("committing offsets to Kafka group \"%s\" failed: %s (only lag monitors are affected; "
+			 "the progress table holds the offsets)",
+			 c->group_id, rd_kafka_err2str(err));
+}
+
+static int consumer_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *what,
+			     char *err, size_t errlen)
+{
+	char errstr[512];
+
+	if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "%s: %s", what, errstr);
+		return WERR_FATAL;
+	}
+	return WERR_OK;
+}
+
+static int consumer_create(struct consumer *c, const char *job_name, char *err, size_t errlen)
+{
+	const struct jobspec *spec = c->spec;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char *group = jobspec_property(spec, "group.id");
+	char client_id[256], what[300], errstr[512];
+	size_t i;
+	int rc;
+
+	if (group != NULL)
+		snprintf(c->group_id, sizeof(c->group_id), "%s", group);
+	else
+		snprintf(c->group_id, sizeof(c->group_id), "streamserver-%s", job_name);
+	snprintf(client_id, sizeof(client_id), "streamserver-%s", job_name);
+
+	/* Our defaults first: PROPERTIES may override them... */
+	if ((rc = consumer_conf_set(conf, "client.id", client_id, "client.id", err, errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES, "internal", err,
+				    errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "queued.min.messages", CONSUMER_QUEUE_MIN_MESSAGES, "internal", err,
+				    errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "fetch.wait.max.ms", CONSUMER_FETCH_WAIT_MS, "internal", err, errlen)) !=
+		    WERR_OK ||
+	    (rc = consumer_conf_set(conf, "enable.partition.eof", "false", "internal", err, errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "auto.offset.reset",
+				    spec->fallback_offset == JS_FALLBACK_LATEST ? "latest" : "earliest",
+				    "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", err, errlen)) != WERR_OK)
+		goto fail;
+	for (i = 0; i < spec->nproperties; i++) {
+		snprintf(what, sizeof(what), "KAFKA.PROPERTIES.%s", spec->properties[i].key);
+		rc = consumer_conf_set(conf, spec->properties[i].key, spec->properties[i].value, what, err, errlen);
+		if (rc != WERR_OK)
+			goto fail;
+	}
+	/* ...but not these: the worker's correctness depends on them. */
+	if ((rc = consumer_conf_set(conf, "bootstrap.servers", spec->brokers, "KAFKA.INPUT.SOURCE.BROKERS", err,
+				    errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "group.id", c->group_id, "KAFKA.PROPERTIES.group.id", err, errlen)) !=
+		    WERR_OK ||
+	    (rc = consumer_conf_set(conf, "enable.auto.commit", "false", "internal", err, errlen)) != WERR_OK ||
+	    (rc = consumer_conf_set(conf, "enable.auto.offset.store", "false", "internal", err, errlen)) != WERR_OK)
+		goto fail;
+
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
+	rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
+	rd_kafka_conf_set_offset_commit_cb(conf, consumer_commit_cb);
+
+	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (c->rk == NULL) {
+		snprintf(err, errlen, "KAFKA.PROPERTIES: cannot create the Kafka consumer: %s", errstr);
+		rc = WERR_FATAL;
+		goto fail;
+	}
+	conf = NULL; /* the handle owns it now */
+	rd_kafka_poll_set_consumer(c->rk);
+	c->queue = rd_kafka_queue_get_consumer(c->rk);
+	return WERR_OK;
+fail:
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	return rc;
+}
+
+static int consumer_cmp_i32(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Picks the partitions from one metadata answer about the topic. */
+static int consumer_pick_partitions(struct consumer *c, const rd_kafka_metadata_topic_t *t, char *err,
+				    size_t errlen)
+{
+	const struct jobspec *spec = c->spec;
+	int32_t *all;
+	size_t i, j, n = (size_t)t->partition_cnt;
+
+	all = calloc(n ? n : 1, sizeof(*all));
+	if (all == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	for (i = 0; i < n; i++)
+		all[i] = t->partitions[i].id;
+	qsort(all, n, sizeof(*all), consumer_cmp_i32);
+
+	if (spec->partitions == NULL) {
+		c->partitions = all;
+		c->npartitions = n;
+		return WERR_OK;
+	}
+	for (i = 0; i < spec->npartitions; i++) {
+		bool found = false;
+		for (j = 0; j < n && !found; j++)
+			found = all[j] == spec->partitions[i];
+		if (!found) {
+			snprintf(err, errlen,
+				 "KAFKA.INPUT.SOURCE.PARTITIONS: partition %d does not exist in topic %s, which has "
+				 "%zu partitions",
+				 (int)spec->partitions[i], spec->topic, n);
+			free(all);
+			return WERR_FATAL;
+		}
+	}
+	free(all);
+	c->partitions = calloc(spec->npartitions, sizeof(*c->partitions));
+	if (c->partitions == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	/* The same partition listed twice is consumed once. */
+	for (i = 0; i < spec->npartitions; i++) {
+		bool dup = false;
+		for (j = 0; j < c->npartitions && !dup; j++)
+			dup = c->partitions[j] == spec->partitions[i];
+		if (!dup)
+			c->partitions[c->npartitions++] = spec->partitions[i];
+	}
+	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
+	return WERR_OK;
+}
+
+/* Asks the brokers about the topic until they answer or the wait is over. */
+static int consumer_find_partitions(struct consumer *c, const volatile sig_atomic_t *stop, char *err,
+				    size_t errlen)
+{
+	const struct jobspec *spec = c->spec;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, spec->topic, NULL);
+	int64_t deadline = consumer_now_ms() + CONSUMER_DOWN_MAX_MS;
+	const char *last = "no answer";
+	char lastbuf[256];
+	int rc = WERR_RETRY;
+
+	if (rkt == NULL) {
+		snprintf(err, errlen, "KAFKA.INPUT.SOURCE.TOPIC: invalid topic name \"%s\"", spec->topic);
+		return WERR_FATAL;
+	}
+	while (!*stop) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t kerr = rd_kafka_metadata(c->rk, 0, rkt, &md, CONSUMER_METADATA_TIMEOUT_MS);
+
+		if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			const rd_kafka_metadata_topic_t *t = NULL;
+			int i;
+
+			for (i = 0; i < md->topic_cnt; i++)
+				if (strcmp(md->topics[i].topic, spec->topic) == 0)
+					t = &md->topics[i];
+			if (t == NULL || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+				snprintf(err, errlen, "topic %s does not exist on brokers %s; create it or fix "
+						      "KAFKA.INPUT.SOURCE.TOPIC",
+					 spec->topic, spec->brokers);
+				rc = WERR_FATAL;
+			} else if (t->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+				snprintf(err, errlen, "not authorized to read topic %s on brokers %s; check the "
+						      "credentials in KAFKA.PROPERTIES and the topic's ACLs",
+					 spec->topic, spec->brokers);
+				rc = WERR_FATAL;
+			} else if (t->err != RD_KAFKA_RESP_ERR_NO_ERROR || t->partition_cnt == 0) {
+				snprintf(lastbuf, sizeof(lastbuf), "topic %s: %s", spec->topic,
+					 rd_kafka_err2str(t->err != RD_KAFKA_RESP_ERR_NO_ERROR
+								  ? t->err
+								  : RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE));
+				last = lastbuf;
+				rc = WERR_RETRY; /* e.g. leader election in progress */
+			} else {
+				rc = consumer_pick_partitions(c, t, err, errlen);
+				rd_kafka_metadata_destroy(md);
+				goto out;
+			}
+			rd_kafka_metadata_destroy(md);
+			if (rc == WERR_FATAL)
+				goto out;
+		} else {
+			snprintf(lastbuf, sizeof(lastbuf), "%s", rd_kafka_err2str(kerr));
+			last = lastbuf;
+			/* Serves error_cb (e.g. name resolution failures) so they are logged. */
+			rd_kafka_poll(c->rk, 0);
+		}
+		if (consumer_now_ms() >= deadline) {
+			snprintf(err, errlen, "cannot get metadata of topic %s from Kafka brokers %s for %d s: %s",
+				 spec->topic, spec->brokers, CONSUMER_DOWN_MAX_MS / 1000, last);
+			rc = WERR_RETRY;
+			goto out;
+		}
+		if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			struct timespec ts = { 0, 500 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+	snprintf(err, errlen, "stopped while waiting for Kafka brokers %s", spec->brokers);
+	rc = WERR_RETRY;
+out:
+	rd_kafka_topic_destroy(rkt);
+	return rc;
+}
+
+int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
+		  struct consumer **out, char *err, size_t errlen)
+{
+	struct consumer *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	c->spec = spec;
+	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
+		goto out;
+	if ((rc = consumer_find_partitions(c, stop, err, errlen)) != WERR_OK) {
+		c->broken = true;
+		goto out;
+	}
+	log_info("topic %s on %s: consuming %zu partition(s) as group \"%s\"", spec->topic, spec->brokers,
+		 c->npartitions, c->group_id);
+	*out = c;
+	c = NULL;
+out:
+	consumer_free(c);
+	return rc;
+}
+
+const int32_t *consumer_partitions(const struct consumer *c, size_t *n)
+{
+	*n = c->npartitions;
+	return c->partitions;
+}
+
+/* Says so when a stored offset is no longer in the log: librdkafka then
+ * applies auto.offset.reset quietly, and messages are skipped or re-read. */
+static void consumer_check_stored(struct consumer *c, int32_t partition, int64_t next)
+{
+	int64_t lo = 0, hi = 0;
+	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(c->rk, c->spec->topic, partition, &lo, &hi,
+								    CONSUMER_WATERMARK_TIMEOUT_MS);
+
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (next < lo)
+		log_warn("partition %d: stored offset %lld is before the earliest offset still in Kafka (%lld): "
+			 "messages %lld..%lld were deleted by retention and are skipped; FALLBACK_OFFSET %s applies",
+			 (int)partition, (long long)next, (long long)lo, (long long)next, (long long)lo - 1,
+			 js_fallback_name(c->spec->fallback_offset));
+	else if (next > hi)
+		log_warn("partition %d: stored offset %lld is past the end of the partition (%lld): was the topic "
+			 "recreated? FALLBACK_OFFSET %s applies",
+			 (int)partition, (long long)next, (long long)hi, js_fallback_name(c->spec->fallback_offset));
+}
+
+int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)c->npartitions);
+	rd_kafka_resp_err_t kerr;
+	int64_t fallback = c->spec->fallback_offset == JS_FALLBACK_LATEST ? RD_KAFKA_OFFSET_END
+									  : RD_KAFKA_OFFSET_BEGINNING;
+	size_t i;
+
+	for (i = 0; i < c->npartitions; i++) {
+		rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(list, c->spec->topic,
+										   c->partitions[i]);
+		if (next_offsets[i] >= 0) {
+			tp->offset = next_offsets[i];
+			log_info("partition %d: resuming at stored offset %lld", (int)c->partitions[i],
+				 (long long)next_offsets[i]);
+			consumer_check_stored(c, c->partitions[i], next_offsets[i]);
+		} else {
+			tp->offset = fallback;
+			log_info("partition %d: no stored offset, starting at the %s offset", (int)c->partitions[i],
+				 js_fallback_name(c->spec->fallback_offset));
+		}
+	}
+	kerr = rd_kafka_assign(c->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "assigning partitions of topic %s: %s", c->spec->topic, rd_kafka_err2str(kerr));
+		return WERR_RETRY;
+	}
+	return WERR_OK;
+}
+
+/* Broker errors are survivable until they last too long.  The "down" state
+ * ends when a message arrives or when the brokers answer a metadata request. */
+static int consumer_check_down(struct consumer *c, char *err, size_t errlen)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int64_t now;
+
+	if (c->down_since_ms == 0)
+		return WERR_OK;
+	now = consumer_now_ms();
+	if (now - c->down_since_ms < CONSUMER_DOWN_MAX_MS)
+		return WERR_OK;
+	if (rd_kafka_metadata(c->rk, 0, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_metadata_destroy(md);
+		log_info("Kafka brokers are reachable again");
+		c->down_since_ms = 0;
+		return WERR_OK;
+	}
+	c->broken = true;
+	snprintf(err, errlen, "all Kafka brokers (%s) have been unreachable for %lld s", c->spec->brokers,
+		 (long long)((now - c->down_since_ms) / 1000));
+	return WERR_RETRY;
+}
+
+int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms, char *err,
+		  size_t errlen)
+{
+	ssize_t got;
+	size_t i, n = 0;
+	int rc = WERR_OK;
+
+	if (max == 0)
+		return 0;
+	got = rd_kafka_consume_batch_queue(c->queue, timeout_ms, msgs, max);
+	if (got < 0) {
+		snprintf(err, errlen, "consuming from Kafka: %s", rd_kafka_err2str(rd_kafka_last_error()));
+		return WERR_RETRY;
+	}
+	for (i = 0; i < (size_t)got; i++) {
+		rd_kafka_message_t *m = msgs[i];
+
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			msgs[n++] = m;
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (rc == WERR_OK && (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+				      m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
+			snprintf(err, errlen, "topic %s partition %d: %s", c->spec->topic, (int)m->partition,
+				 rd_kafka_message_errstr(m));
+			rc = WERR_FATAL;
+		} else {
+			log_warn("topic %s partition %d: %s", c->spec->topic, (int)m->partition,
+				 rd_kafka_message_errstr(m));
+		}
+		rd_kafka_message_destroy(m);
+	}
+	if (rc != WERR_OK) {
+		for (i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		return rc;
+	}
+	if (n > 0) {
+		if (c->down_since_ms != 0)
+			log_info("Kafka brokers are reachable again");
+		c->down_since_ms = 0;
+		return (int)n;
+	}
+	rc = consumer_check_down(c, err, errlen);
+	return rc != WERR_OK ? rc : 0;
+}
+
+void consumer_commit_async(struct consumer *c, const struct part_offset *offsets, size_t n)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t kerr;
+	size_t i;
+
+	if (n == 0)
+		return;
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, c->spec->topic, offsets[i].partition)->offset =
+			offsets[i].next_offset;
+	kerr = rd_kafka_commit(c->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+		log_warn("committing offsets to Kafka group \"%s\" failed: %s", c->group_id, rd_kafka_err2str(kerr));
+}
+
+void consumer_free(struct consumer *c)
+{
+	if (c == NULL)
+		return;
+	if (c->queue != NULL)
+		rd_kafka_queue_destroy(c->queue);
+	if (c->rk != NULL) {
+		if (c->broken) {
+			/* Nothing to say goodbye to: do not wait on dead brokers. */
+			rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		} else {
+			rd_kafka_consumer_close(c->rk);
+			rd_kafka_destroy(c->rk);
+		}
+	}
+	free(c->partitions);
+	free(c);
+}

@@ -1,1 +1,580 @@
-/* placeholder: being written */
+#include "loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "consumer.h"
+#include "decode.h"
+#include "exitcodes.h"
+#include "jobspec.h"
+#include "log.h"
+#include "proto.h"
+#include "sink_pg.h"
+#include "wtypes.h"
+
+/* Messages taken from librdkafka per call. */
+#define LOOP_POLL_MAX 4096
+/* Poll at least this often, so SIGTERM and batch deadlines are seen quickly. */
+#define LOOP_POLL_MS 100
+/* A batch also closes when its COPY data reaches this size... */
+#define LOOP_FLUSH_BYTES ((size_t)16 << 20)
+/* ...and the buffer never grows past this (one more message always fits:
+ * DECODE_MESSAGE_MAX, at most doubled by escaping). */
+#define LOOP_COPY_MAX ((size_t)256 << 20)
+/* Bounds the per-row bookkeeping whatever COMMIT.MAX_ROW says. */
+#define LOOP_BATCH_ROWS_MAX 1000000
+#define LOOP_STATS_MS 30000
+
+static volatile sig_atomic_t loop_stop;
+
+static void loop_on_signal(int sig)
+{
+	(void)sig;
+	loop_stop = 1;
+}
+
+/* Where one row of the batch came from: names it in error messages (and will
+ * locate it for the error table). */
+struct loop_row_src {
+	int32_t partition;
+	int64_t offset;
+};
+
+/* Offsets of one partition in the current batch; first < 0 when untouched. */
+struct loop_part {
+	int64_t first;
+	int64_t next;
+};
+
+struct worker {
+	int64_t job_id;
+	char *job_name;
+	struct jobspec *spec;
+	pid_t ppid;
+	int status_fd;
+	bool controller_gone;
+
+	struct sink_pg *sink;
+	struct consumer *consumer;
+	struct decoder *value_dec;
+	const int32_t *partitions;
+	size_t npartitions;
+
+	/* the open batch */
+	struct copybuf copy;
+	struct loop_row_src *rows;
+	size_t nrows, rows_cap;
+	struct loop_part *parts; /* one per partition, same order */
+	struct part_offset *commit; /* scratch for the commit list */
+	int64_t batch_start_ms;
+	int64_t max_row;
+
+	/* totals for the periodic log line */
+	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;
+};
+
+static int64_t loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *loop_class_name(int cls)
+{
+	return cls == WERR_DATA ? "data" : cls == WERR_FATAL ? "fatal" : "retriable";
+}
+
+static int loop_exit_code(int cls)
+{
+	return cls == WERR_DATA ? WORKER_EXIT_DATA : cls == WERR_FATAL ? WORKER_EXIT_CONFIG : WORKER_EXIT_RETRY;
+}
+
+/* A failed status write means the controller is gone: stop, nobody is listening. */
+static void loop_status_result(struct worker *w, int rc)
+{
+	if (rc < 0 && !w->controller_gone) {
+		w->controller_gone = true;
+		loop_stop = 1;
+		log_warn("the controller is gone (status pipe: %s); stopping", strerror(errno));
+	}
+}
+
+static int loop_fail(struct worker *w, int cls, const char *msg)
+{
+	log_error("%s", msg);
+	if (!w->controller_gone)
+		loop_status_result(w, proto_send_error(w->status_fd, loop_class_name(cls), msg));
+	return loop_exit_code(cls);
+}
+
+/* If the worker was started by hand without fd 3, keep fd 3 taken by
+ * /dev/null so no socket or file lands there and receives status lines. */
+static int loop_status_fd_setup(void)
+{
+	int fd;
+
+	if (fcntl(WORKER_STATUS_FD, F_GETFD) >= 0)
+		return WORKER_STATUS_FD;
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && fd != WORKER_STATUS_FD) {
+		dup2(fd, WORKER_STATUS_FD);
+		close(fd);
+	}
+	return WORKER_STATUS_FD;
+}
+
+static int loop_signals_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = loop_on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -1;
+	/* A dead controller shows up as EPIPE on the status pipe instead. */
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int loop_read_stdin(char **out, size_t *outlen, char *err, size_t errlen)
+{
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap);
+
+	*out = NULL;
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			char *p;
+			if (cap >= LOOP_STDIN_MAX) {
+				snprintf(err, errlen, "the job on standard input is larger than %zu bytes",
+					 LOOP_STDIN_MAX);
+				goto fail;
+			}
+			cap *= 2;
+			p = realloc(buf, cap);
+			if (p == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			buf = p;
+		}
+		n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n < 0 && errno == EINTR) {
+			if (loop_stop) {
+				snprintf(err, errlen, "stopped while reading the job");
+				goto fail;
+			}
+			continue;
+		}
+		if (n < 0) {
+			snprintf(err, errlen, "reading the job from standard input: %s", strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}
+
+/* {"job_id":N,"job_name":"...","config":"<YAML>"} -> w->job_id, job_name, spec */
+static int loop_parse_job(struct worker *w, const char *text, size_t len, char *err, size_t errlen)
+{
+	static struct js_errors errs; /* large; one job per process */
+	const cJSON *id, *name, *config;
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	int rc = -1;
+
+	if (doc == NULL || !cJSON_IsObject(doc)) {
+		snprintf(err, errlen, "standard input is not a JSON object {\"job_id\", \"job_name\", \"config\"}");
+		goto out;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(doc, "job_id");
+	name = cJSON_GetObjectItemCaseSensitive(doc, "job_name");
+	config = cJSON_GetObjectItemCaseSensitive(doc, "config");
+	if (!cJSON_IsNumber(id) || !cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+	    !cJSON_IsString(config)) {
+		snprintf(err, errlen, "the job on standard input needs job_id (number), job_name and config (strings)");
+		goto out;
+	}
+	w->job_id = (int64_t)id->valuedouble;
+	w->job_name = strdup(name->valuestring);
+	if (w->job_name == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memset(&errs, 0, sizeof(errs));
+	if (jobspec_parse_yaml(config->valuestring, strlen(config->valuestring), &w->spec, &errs) < 0) {
+		char msg[1536];
+		js_errors_format(&errs, msg, sizeof(msg));
+		snprintf(err, errlen, "invalid job configuration: %s", msg);
+		goto out;
+	}
+	memset(&errs, 0, sizeof(errs));
+	if (jobspec_validate(w->spec, &errs) < 0) {
+		char msg[1536];
+		js_errors_format(&errs, msg, sizeof(msg));
+		snprintf(err, errlen, "invalid job configuration: %s", msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(doc);
+	return rc;
+}
+
+static void loop_batch_reset(struct worker *w)
+{
+	size_t i;
+
+	copybuf_reset(&w->copy);
+	w->nrows = 0;
+	for (i = 0; i < w->npartitions; i++)
+		w->parts[i].first = w->parts[i].next = -1;
+	w->batch_start_ms = 0;
+}
+
+static int loop_batch_init(struct worker *w, char *err, size_t errlen)
+{
+	w->max_row = w->spec->commit_max_row > 0 ? w->spec->commit_max_row : 500;
+	if (w->max_row > LOOP_BATCH_ROWS_MAX)
+		w->max_row = LOOP_BATCH_ROWS_MAX;
+	copybuf_init(&w->copy, LOOP_COPY_MAX);
+	w->parts = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->parts));
+	w->commit = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->commit));
+	if (w->parts == NULL || w->commit == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	loop_batch_reset(w);
+	return WERR_OK;
+}
+
+static ssize_t loop_part_index(const struct worker *w, int32_t partition)
+{
+	size_t lo = 0, hi = w->npartitions;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->partitions[mid] == partition)
+			return (ssize_t)mid;
+		if (w->partitions[mid] < partition)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* "partition 0 offsets 100..599, partition 2 offsets 7..9" */
+static void loop_batch_ranges(const struct worker *w, char *buf, size_t buflen)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < w->npartitions && off + 1 < buflen; i++) {
+		int n;
+		if (w->parts[i].first < 0)
+			continue;
+		n = snprintf(buf + off, buflen - off, "%spartition %d offsets %lld..%lld", off ? ", " : "",
+			     (int)w->partitions[i], (long long)w->parts[i].first, (long long)w->parts[i].next - 1);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+/* Writes the open batch: one transaction with its rows and offsets. */
+static int loop_flush(struct worker *w, char *err, size_t errlen)
+{
+	struct sink_batch_error bad;
+	char sinkerr[1536], ranges[512];
+	int64_t rows = 0, started = loop_now_ms(), messages = (int64_t)w->nrows;
+	size_t i, n = 0;
+	int rc;
+
+	if (w->nrows == 0)
+		return WERR_OK;
+	for (i = 0; i < w->npartitions; i++) {
+		if (w->parts[i].first < 0)
+			continue;
+		w->commit[n].partition = w->partitions[i];
+		w->commit[n].next_offset = w->parts[i].next;
+		n++;
+	}
+	rc = sink_pg_write_batch(w->sink, w->spec->topic, w->copy.data, w->copy.len, w->commit, n, &rows, &bad,
+				 sinkerr, sizeof(sinkerr));
+	if (rc == WERR_DATA && bad.row >= 1 && bad.row <= w->nrows) {
+		/* Next milestone: the error table takes this row and the batch is retried without it. */
+		const struct loop_row_src *src = &w->rows[bad.row - 1];
+		snprintf(err, errlen, "topic %s partition %d offset %lld: %s", w->spec->topic, (int)src->partition,
+			 (long long)src->offset, sinkerr);
+		return rc;
+	}
+	if (rc != WERR_OK) {
+		loop_batch_ranges(w, ranges, sizeof(ranges));
+		snprintf(err, errlen, "batch of %zu rows (topic %s %s): %s", w->nrows, w->spec->topic, ranges, sinkerr);
+		return rc;
+	}
+	log_debug("batch committed: %lld messages, %lld rows, %zu bytes, %lld ms", (long long)messages,
+		  (long long)rows, w->copy.len, (long long)(loop_now_ms() - started));
+	loop_status_result(w, proto_send_batch(w->status_fd, messages, rows, 0));
+	consumer_commit_async(w->consumer, w->commit, n);
+	w->total_rows += rows;
+	w->total_batches++;
+	w->stats_rows += rows;
+	w->stats_batches++;
+	loop_batch_reset(w);
+	return WERR_OK;
+}
+
+/* A message that cannot become a row.  In this milestone it fails the job; the
+ * next one writes it to the error table and counts it against ERROR_LIMIT. */
+static int loop_reject(struct worker *w, const rd_kafka_message_t *m, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "topic %s partition %d offset %lld: %s", w->spec->topic, (int)m->partition,
+		 (long long)m->offset, why);
+	return WERR_DATA;
+}
+
+/* Adds one message to the open batch. */
+static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err, size_t errlen)
+{
+	struct decode_row row;
+	char why[512];
+	ssize_t idx = loop_part_index(w, m->partition);
+
+	if (idx < 0) {
+		log_warn("ignoring a message from unassigned partition %d", (int)m->partition);
+		return WERR_OK;
+	}
+	if (m->payload == NULL)
+		return loop_reject(w, m, "message has no value (a tombstone?); VALUE is expected", err, errlen);
+	if (decoder_decode(w->value_dec, m->payload, m->len, &row, why, sizeof(why)) < 0)
+		return loop_reject(w, m, why, err, errlen);
+	if (w->nrows == w->rows_cap) {
+		size_t cap = w->rows_cap ? w->rows_cap * 2 : 1024;
+		struct loop_row_src *p = realloc(w->rows, cap * sizeof(*p));
+		if (p == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return WERR_RETRY;
+		}
+		w->rows = p;
+		w->rows_cap = cap;
+	}
+	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0)
+		return loop_reject(w, m, why, err, errlen);
+	w->rows[w->nrows].partition = m->partition;
+	w->rows[w->nrows].offset = m->offset;
+	w->nrows++;
+	if (w->parts[idx].first < 0)
+		w->parts[idx].first = m->offset;
+	w->parts[idx].next = m->offset + 1;
+	if (w->batch_start_ms == 0)
+		w->batch_start_ms = loop_now_ms();
+	return WERR_OK;
+}
+
+static void loop_stats(struct worker *w, int64_t now)
+{
+	if (now - w->stats_ms < LOOP_STATS_MS)
+		return;
+	if (w->stats_batches > 0)
+		log_info("%lld rows in %lld batches in the last %lld s (%.0f rows/s); %lld rows since start",
+			 (long long)w->stats_rows, (long long)w->stats_batches, (long long)(now - w->stats_ms) / 1000,
+			 (double)w->stats_rows * 1000.0 / (double)(now - w->stats_ms), (long long)w->total_rows);
+	w->stats_rows = w->stats_batches = 0;
+	w->stats_ms = now;
+}
+
+static int loop_consume(struct worker *w, char *err, size_t errlen)
+{
+	static rd_kafka_message_t *msgs[LOOP_POLL_MAX];
+	int64_t interval = w->spec->commit_minimal_interval_ms > 0 ? w->spec->commit_minimal_interval_ms : 1000;
+	int rc = WERR_OK;
+
+	w->stats_ms = loop_now_ms();
+	while (!loop_stop) {
+		int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
+		size_t max = LOOP_POLL_MAX;
+		int i, n;
+
+		if (w->nrows > 0) {
+			int64_t left = interval - (now - w->batch_start_ms);
+			if (left <= 0) {
+				if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
+					return rc;
+				continue;
+			}
+			if (left < timeout)
+				timeout = left;
+		}
+		loop_stats(w, now);
+		/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
+		if (getppid() != w->ppid) {
+			log_warn("the controller is gone (parent changed); stopping");
+			w->controller_gone = true;
+			break;
+		}
+		if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
+			max = (size_t)(w->max_row - (int64_t)w->nrows);
+		n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++) {
+			if (rc == WERR_OK)
+				rc = loop_message(w, msgs[i], err, errlen);
+			rd_kafka_message_destroy(msgs[i]);
+		}
+		if (rc == WERR_DATA) {
+			/* Commit the good rows before the bad message, so the stored
+			 * offset points right at it. */
+			char flusherr[2048];
+			if (loop_flush(w, flusherr, sizeof(flusherr)) != WERR_OK)
+				log_error("%s", flusherr);
+			return rc;
+		}
+		if (rc != WERR_OK)
+			return rc;
+		if ((int64_t)w->nrows >= w->max_row || w->copy.len >= LOOP_FLUSH_BYTES)
+			if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
+				return rc;
+	}
+	/* Stopping: finish the open batch, it is already in memory. */
+	return loop_flush(w, err, errlen);
+}
+
+static int loop_start(struct worker *w, char *err, size_t errlen)
+{
+	int64_t *next = NULL;
+	int rc;
+
+	char decerr[1024];
+
+	w->value_dec = decoder_new(&w->spec->value, decerr, sizeof(decerr));
+	if (w->value_dec == NULL) {
+		snprintf(err, errlen, "KAFKA.INPUT.VALUE: %s", decerr);
+		return WERR_FATAL;
+	}
+	if ((rc = sink_pg_open(w->spec, w->job_name, &w->sink, err, errlen)) != WERR_OK)
+		return rc;
+	if (loop_stop)
+		return WERR_OK;
+	if ((rc = consumer_open(w->spec, w->job_name, &loop_stop, &w->consumer, err, errlen)) != WERR_OK)
+		return rc;
+	w->partitions = consumer_partitions(w->consumer, &w->npartitions);
+	next = calloc(w->npartitions ? w->npartitions : 1, sizeof(*next));
+	if (next == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	if ((rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, w->npartitions, next, err,
+				       errlen)) != WERR_OK)
+		goto out;
+	if ((rc = consumer_assign(w->consumer, next, err, errlen)) != WERR_OK)
+		goto out;
+	rc = loop_batch_init(w, err, errlen);
+out:
+	free(next);
+	return rc;
+}
+
+static void loop_worker_free(struct worker *w)
+{
+	consumer_free(w->consumer);
+	sink_pg_close(w->sink);
+	decoder_free(w->value_dec);
+	jobspec_free(w->spec);
+	copybuf_free(&w->copy);
+	free(w->rows);
+	free(w->parts);
+	free(w->commit);
+	free(w->job_name);
+}
+
+int loop_run(void)
+{
+	struct worker w;
+	char err[2048], tag[128];
+	char *text = NULL;
+	size_t len = 0;
+	int rc, code = WORKER_EXIT_STOPPED;
+
+	memset(&w, 0, sizeof(w));
+	w.ppid = getppid();
+	w.status_fd = loop_status_fd_setup();
+	/* The controller's death must not leave an orphan consuming the topic. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != w.ppid)
+		return WORKER_EXIT_STOPPED;
+	if (loop_signals_setup() < 0) {
+		code = loop_fail(&w, WERR_RETRY, "cannot install signal handlers");
+		goto out;
+	}
+	if (loop_read_stdin(&text, &len, err, sizeof(err)) < 0) {
+		code = loop_stop ? WORKER_EXIT_STOPPED : loop_fail(&w, WERR_FATAL, err);
+		goto out;
+	}
+	if (loop_parse_job(&w, text, len, err, sizeof(err)) < 0) {
+		code = loop_fail(&w, WERR_FATAL, err);
+		goto out;
+	}
+	memset(text, 0, len); /* holds the password */
+	free(text);
+	text = NULL;
+	snprintf(tag, sizeof(tag), "job %s", w.job_name);
+	log_set_tag(tag);
+	log_info("starting: topic %s, table %s.%s, mode %s, format %s", w.spec->topic,
+		 w.spec->schema ? w.spec->schema : "public", w.spec->table, js_mode_name(w.spec->mode),
+		 js_format_name(w.spec->value.format));
+
+	rc = loop_start(&w, err, sizeof(err));
+	if (rc != WERR_OK) {
+		code = loop_stop ? WORKER_EXIT_STOPPED : loop_fail(&w, rc, err);
+		goto out;
+	}
+	if (loop_stop)
+		goto out;
+	loop_status_result(&w, proto_send_ready(w.status_fd));
+	log_info("ready: %zu partition(s), batches of up to %lld rows or %lld ms", w.npartitions,
+		 (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
+
+	rc = loop_consume(&w, err, sizeof(err));
+	if (rc != WERR_OK) {
+		code = loop_fail(&w, rc, err);
+		goto out;
+	}
+	log_info("stopped: %lld rows in %lld batches since start", (long long)w.total_rows,
+		 (long long)w.total_batches);
+out:
+	if (text != NULL) {
+		memset(text, 0, len);
+		free(text);
+	}
+	loop_worker_free(&w);
+	return code;
+}

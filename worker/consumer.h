@@ -1,0 +1,59 @@
+/* The Kafka side of a worker: one librdkafka consumer on one topic.
+ *
+ * Partitions are assigned by hand (rd_kafka_assign, not subscribe): there is
+ * one worker per job, and a restarted worker resumes at once from the offsets
+ * the database holds instead of waiting for a group rebalance.  Offsets are
+ * committed to the consumer group only after the database commit, and only so
+ * that external lag monitors see progress; the progress table is the truth.
+ *
+ * Every function returning int returns WERR_OK (or a count) or a negative
+ * enum werr and fills err.
+ */
+#ifndef SS_WORKER_CONSUMER_H
+#define SS_WORKER_CONSUMER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "jobspec.h"
+#include "wtypes.h"
+
+struct consumer;
+
+/* How long all brokers may be unreachable before the worker gives up with a
+ * retriable error (the controller restarts it after a backoff). */
+#define CONSUMER_DOWN_MAX_MS 30000
+
+/* Creates the consumer and finds the partitions of the job's topic (all, or
+ * KAFKA.INPUT.SOURCE.PARTITIONS).  Waits up to CONSUMER_DOWN_MAX_MS for the
+ * brokers, returning early with WERR_RETRY once *stop is set.  spec and
+ * job_name must outlive the consumer.  On success *out is the caller's. */
+int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
+		  struct consumer **out, char *err, size_t errlen);
+
+/* The partitions to consume, ascending; owned by the consumer. */
+const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
+
+/* Starts consuming: next_offsets[i] for partitions[i], or -1 to start at
+ * FALLBACK_OFFSET (earliest or latest). */
+int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for messages and stores up to max of them in msgs.
+ * Returns how many (0 on timeout) or a negative enum werr.  Only messages with
+ * data are returned (err == 0); the caller destroys each with
+ * rd_kafka_message_destroy().  Broker errors are logged here; they become
+ * WERR_RETRY once all brokers have been down for CONSUMER_DOWN_MAX_MS. */
+int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms, char *err,
+		  size_t errlen);
+
+/* Commits the offsets to the consumer group in the background; a failure only
+ * logs a warning. */
+void consumer_commit_async(struct consumer *c, const struct part_offset *offsets, size_t n);
+
+/* Leaves the assignment and destroys the consumer; accepts NULL. */
+void consumer_free(struct consumer *c);
+
+#endif
