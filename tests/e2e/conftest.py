@@ -1,0 +1,314 @@
+"""Fixtures of the end-to-end tests.
+
+  pg      (session)  a private PostgreSQL started by tests/harness/pg.sh
+  kafka   (session)  a private single-node Kafka broker (tests/harness/kafka.sh)
+  server  (test)     build/controller/streamserver on a free port with a fresh
+                     data directory; server.restart() / server.restart(kill=True)
+
+pg and kafka start concurrently, once per session.  Set E2E_PGURI or
+E2E_KAFKA_BOOTSTRAP to use ones already running instead.  STREAMSERVER_BUILD_DIR
+selects the build tree (default: <repo>/build).  E2E_KEEP_TMP=1 keeps the
+session's temporary directory (database and broker files) after the run.
+
+A missing binary or dependency fails the tests: nothing is skipped.
+"""
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import (API, HARNESS, PG, REPO, Kafka, free_port, harness, parse_env,  # noqa: E402
+                     pid_alive)
+
+BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or REPO / "build").resolve()
+CONTROLLER = BUILD / "controller" / "streamserver"
+WORKER = BUILD / "worker" / "streamworker"
+
+PG_START_TIMEOUT = 120
+KAFKA_START_TIMEOUT = 900  # the first run fetches the broker's jars with Maven
+
+
+# ------------------------------------------------------------ pg and kafka
+
+class _Backends:
+    def __init__(self):
+        self.base = None
+        self.pg = None
+        self.kafka = None
+        self.pg_dir = None
+        self.kafka_dir = None
+
+
+def _start_backends():
+    b = _Backends()
+    b.base = Path(tempfile.mkdtemp(prefix="streamserver-e2e-"))
+    # pg.sh runs PostgreSQL as an unprivileged user, who must reach its directory.
+    os.chmod(b.base, 0o755)
+    procs = {}
+    try:
+        if os.environ.get("E2E_PGURI"):
+            b.pg = PG.from_uri(os.environ["E2E_PGURI"])
+        else:
+            b.pg_dir = b.base / "pg"
+            procs["pg.sh"] = (subprocess.Popen(
+                [str(HARNESS / "pg.sh"), "start", str(b.pg_dir)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True), PG_START_TIMEOUT)
+        if os.environ.get("E2E_KAFKA_BOOTSTRAP"):
+            b.kafka = Kafka(os.environ["E2E_KAFKA_BOOTSTRAP"])
+        else:
+            b.kafka_dir = b.base / "kafka"
+            procs["kafka.sh"] = (subprocess.Popen(
+                [str(HARNESS / "kafka.sh"), "start", str(b.kafka_dir)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True), KAFKA_START_TIMEOUT)
+        failures = []
+        for name, (p, timeout) in procs.items():
+            try:
+                out, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+                failures.append(f"{name} start: no answer after {timeout}s\n{err}")
+                continue
+            if p.returncode != 0:
+                failures.append(f"{name} start failed ({p.returncode}):\n{err}")
+            elif name == "pg.sh":
+                b.pg = PG.from_env(parse_env(out))
+            else:
+                b.kafka = Kafka(parse_env(out)["BOOTSTRAP"])
+        if failures:
+            raise RuntimeError("\n".join(failures))
+    except BaseException:
+        _stop_backends(b)
+        raise
+    return b
+
+
+def _stop_backends(b):
+    if b.pg is not None:
+        b.pg.close()
+    if b.kafka is not None:
+        b.kafka.close()
+        gc.collect()
+    for script, d, verb in (("kafka.sh", b.kafka_dir, "stop"), ("pg.sh", b.pg_dir, "destroy")):
+        if d is not None and d.exists():
+            try:
+                harness(script, verb, d, timeout=120)
+            except Exception as e:  # keep stopping the rest
+                print(f"warning: {script} {verb}: {e}", file=sys.stderr)
+    if b.base is not None and not os.environ.get("E2E_KEEP_TMP"):
+        shutil.rmtree(b.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _backends():
+    try:
+        b = _start_backends()
+    except Exception as e:
+        pytest.fail(f"cannot start the test PostgreSQL / Kafka: {e}", pytrace=False)
+    yield b
+    _stop_backends(b)
+
+
+@pytest.fixture(scope="session")
+def pg(_backends):
+    """helpers.PG: uri, host, port, user, password, dbname; query/scalar/count."""
+    return _backends.pg
+
+
+@pytest.fixture(scope="session")
+def kafka(_backends):
+    """helpers.Kafka: bootstrap; create_topic, produce."""
+    return _backends.kafka
+
+
+# ------------------------------------------------------------ the controller
+
+class Server:
+    """One streamserver process: its URL, data directory and log."""
+
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp / "data"
+        self.log_path = tmp / "streamserver.log"
+        self.token = uuid.uuid4().hex  # marks the processes this test started
+        self.proc = None
+        self.worker_pids = set()
+        self.http = requests.Session()
+
+    # process ---------------------------------------------------------------
+    def start(self, timeout=30.0):
+        for b in (CONTROLLER, WORKER):
+            if not os.access(b, os.X_OK):
+                pytest.fail(f"{b} is not built: meson setup {BUILD} && ninja -C {BUILD} "
+                            "(or set STREAMSERVER_BUILD_DIR)", pytrace=False)
+        env = dict(os.environ, STREAMSERVER_E2E_TOKEN=self.token)
+        # After a restart the old socket may linger a moment: retry the bind.
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            with open(self.log_path, "ab") as log:
+                log.write(f"\n=== e2e: start #{attempt} at {time.strftime('%H:%M:%S')} ===\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    [str(CONTROLLER), "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+                     str(self.data_dir), "--worker", str(WORKER)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    if self.http.get(self.base + "/healthz", timeout=2).status_code == 200:
+                        return self
+                except requests.RequestException:
+                    pass
+                time.sleep(0.05)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"streamserver did not answer GET /healthz within {timeout}s"
+                                     f"\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"streamserver exited with {self.proc.returncode} at start"
+                                     f"\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Sends sig and waits for the exit (SIGKILL after timeout s); returns
+        the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"streamserver still ran {timeout}s after {sig.name}: killed")
+
+    def restart(self, kill=False):
+        """Stops the controller (SIGTERM, or SIGKILL with kill=True) and
+        starts it again on the same port with the same data directory."""
+        rc = self.stop(signal.SIGKILL if kill else signal.SIGTERM)
+        self.http.close()
+        self.http = requests.Session()
+        self.start()
+        return rc
+
+    def leftover_processes(self):
+        """Pids of live processes started under this server (by the token in
+        their environment) or seen as its workers, other than the controller."""
+        pids = set()
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if f"STREAMSERVER_E2E_TOKEN={self.token}".encode() in (d / "environ").read_bytes():
+                    pids.add(int(d.name))
+            except OSError:
+                pass
+        for pid in self.worker_pids:
+            try:
+                if Path(f"/proc/{pid}/exe").resolve() == WORKER.resolve():
+                    pids.add(pid)
+            except OSError:
+                pass
+        if self.proc is not None:
+            pids.discard(self.proc.pid)
+        return {p for p in pids if pid_alive(p)}
+
+    def log_tail(self, lines=80):
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError as e:
+            return f"(no log: {e})"
+        return "\n".join(text[-lines:])
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # HTTP ------------------------------------------------------------------
+    def url(self, path):
+        if path.startswith("/api/") or path.startswith("/healthz") or path == "/":
+            return self.base + path
+        return self.base + API + path
+
+    def request(self, method, path, json_body=None, data=None, headers=None, timeout=15):
+        """Raw request: path relative to /api/v1 unless it starts with /api/,
+        /healthz or is /."""
+        kw = {"timeout": timeout, "headers": headers or {}}
+        if data is not None:
+            kw["data"] = data
+            kw["headers"].setdefault("Content-Type", "application/json")
+        elif json_body is not None:
+            kw["json"] = json_body
+        return self.http.request(method, self.url(path), **kw)
+
+    def call(self, method, path, json_body=None, expect=200):
+        """A request whose status must be expect; returns the decoded body."""
+        resp = self.request(method, path, json_body)
+        assert resp.status_code == expect, (
+            f"{method} {path}: HTTP {resp.status_code}, expected {expect}: {resp.text[:2000]}")
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise AssertionError(f"{method} {path}: body is not JSON: {resp.text[:500]!r}") from None
+
+
+def _kill_leftovers(srv):
+    left = srv.leftover_processes()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
+
+
+@pytest.fixture
+def server(request, tmp_path):
+    """A running streamserver with a fresh data directory (see Server)."""
+    srv = Server(tmp_path)
+    request.node._ss_servers = getattr(request.node, "_ss_servers", []) + [srv]
+    try:
+        srv.start()
+        yield srv
+    finally:
+        rc = None
+        try:
+            rc = srv.stop(signal.SIGTERM, timeout=40)
+        finally:
+            srv.http.close()
+            left = _kill_leftovers(srv)
+            if left:
+                print(f"warning: processes still ran after streamserver stopped: {sorted(left)}"
+                      " (killed)", file=sys.stderr)
+        if rc not in (None, 0):
+            print(f"warning: streamserver exited with {rc} on SIGTERM", file=sys.stderr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for srv in getattr(item, "_ss_servers", []):
+            if srv.log_path.exists():
+                rep.sections.append((f"streamserver log, last lines ({srv.log_path})", srv.log_tail()))

@@ -1,0 +1,436 @@
+"""Helpers for the end-to-end tests: PostgreSQL and Kafka clients, the REST
+calls of doc/API.md, and polling.
+
+Run with Debian's /usr/bin/python3 (python3-pytest, python3-psycopg2,
+python3-confluent-kafka, python3-requests; scripts/install-deps.sh).
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+try:
+    import psycopg2
+    import requests
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError as e:  # a missing dependency is a failure, never a skip
+    raise ImportError(
+        f"{e}: run the end-to-end tests with /usr/bin/python3 after scripts/install-deps.sh "
+        "(python3-psycopg2, python3-confluent-kafka, python3-requests)") from e
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = REPO / "tests" / "harness"
+API = "/api/v1"
+
+# Generous limits: the machine has 2 cores and runs a broker, a database, the
+# controller, its workers and the test at once.  Polls are fast, so a passing
+# test does not wait for them.
+ROWS_TIMEOUT = 120.0
+STATE_TIMEOUT = 60.0
+
+# The destination table of the seed's example.
+TABLE5 = ("column_1 varchar(32), column_2 bigint, column_3 numeric, "
+          "column_4 varchar(32), column_5 varchar(32)")
+COLUMNS5 = [("column_1", "varchar(32)"), ("column_2", "bigint"), ("column_3", "numeric"),
+            ("column_4", "varchar(32)"), ("column_5", "varchar(32)")]
+
+
+def unique(prefix):
+    """A name no other test (nor an earlier run against the same database)
+    uses: valid as a topic, a table, a job, a group."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout=STATE_TIMEOUT, interval=0.1, what=None,
+             retry_on=(requests.ConnectionError, requests.Timeout, psycopg2.OperationalError)):
+    """Polls fn() until it returns something truthy and returns that.  Fails
+    with the last value seen (and the last transient error) after timeout s."""
+    deadline = time.monotonic() + timeout
+    last, last_exc = None, None
+    while True:
+        try:
+            last = fn()
+            last_exc = None
+            if last:
+                return last
+        except retry_on as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            msg = f"timed out after {timeout:g}s waiting for {what or getattr(fn, '__name__', fn)}"
+            msg += f"; last value: {last!r}"
+            if last_exc is not None:
+                msg += f"; last error: {last_exc!r}"
+            raise AssertionError(msg)
+        time.sleep(interval)
+
+
+def wait_equal(fn, expected, timeout=STATE_TIMEOUT, interval=0.1, what=None):
+    """Polls fn() until it equals expected; fails showing the last value."""
+    deadline = time.monotonic() + timeout
+    last, last_exc = None, None
+    while True:
+        try:
+            last = fn()
+            last_exc = None
+            if last == expected:
+                return last
+        except (requests.ConnectionError, requests.Timeout, psycopg2.OperationalError) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            msg = (f"timed out after {timeout:g}s waiting for {what or getattr(fn, '__name__', fn)}"
+                   f"\n  expected: {expected!r}\n  last:     {last!r}")
+            if last_exc is not None:
+                msg += f"\n  last error: {last_exc!r}"
+            raise AssertionError(msg)
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True if pid runs (a zombie counts as gone)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------- harness
+
+def harness(script, verb, directory, timeout):
+    """Runs tests/harness/SCRIPT VERB DIR; returns its KEY=VALUE lines as a dict."""
+    p = subprocess.run([str(HARNESS / script), verb, str(directory)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError(f"{script} {verb} {directory} failed ({p.returncode}):\n{p.stderr}")
+    return parse_env(p.stdout)
+
+
+def parse_env(text):
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+class PG:
+    """The test database: connection values and a few queries."""
+
+    def __init__(self, uri, host, port, user, password, dbname):
+        self.uri, self.host, self.port = uri, host, int(port)
+        self.user, self.password, self.dbname = user, password, dbname
+        self._conn = None
+
+    @classmethod
+    def from_env(cls, env):
+        return cls(env["PGURI"], env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGPASSWORD"],
+                   env["PGDATABASE"])
+
+    @classmethod
+    def from_uri(cls, uri):
+        from urllib.parse import unquote, urlparse
+        u = urlparse(uri)
+        return cls(uri, u.hostname, u.port or 5432, unquote(u.username or ""),
+                   unquote(u.password or ""), u.path.lstrip("/"))
+
+    def connect(self):
+        conn = psycopg2.connect(self.uri, connect_timeout=10)
+        conn.autocommit = True
+        return conn
+
+    def _cursor(self):
+        if self._conn is None or self._conn.closed:
+            self._conn = self.connect()
+        return self._conn.cursor()
+
+    def query(self, sql, args=None):
+        try:
+            with self._cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        except psycopg2.OperationalError:
+            self.close()
+            raise
+
+    def scalar(self, sql, args=None):
+        rows = self.query(sql, args)
+        return rows[0][0] if rows else None
+
+    def execute(self, sql, args=None):
+        self.query(sql, args)
+
+    def create_table(self, name, columns_sql, schema="public"):
+        self.execute(f'CREATE TABLE "{schema}"."{name}" ({columns_sql})')
+        return name
+
+    def count(self, table, schema="public"):
+        return self.scalar(f'SELECT count(*) FROM "{schema}"."{table}"')
+
+    def count_distinct(self, table, column="column_1", schema="public"):
+        return self.scalar(f'SELECT count(DISTINCT "{column}") FROM "{schema}"."{table}"')
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+
+
+# ----------------------------------------------------------------------- Kafka
+
+class Kafka:
+    """The test broker: topics and a fast producer."""
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def close(self):
+        self.admin = None  # librdkafka handles go with their last reference
+
+    def create_topic(self, name, partitions=1):
+        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                                     replication_factor=1)])
+        futures[name].result(timeout=30)
+
+        def ready():
+            md = self.admin.list_topics(topic=name, timeout=5)
+            t = md.topics.get(name)
+            return (t is not None and t.error is None and len(t.partitions) == partitions
+                    and all(p.leader >= 0 for p in t.partitions.values()))
+
+        wait_for(ready, 30, 0.1, f"topic {name} with {partitions} partitions to have leaders",
+                 retry_on=(KafkaException,))
+        return name
+
+    def produce(self, topic, values, partitions=None):
+        """Sends every value (str or bytes); value i goes to partition
+        i % partitions when partitions is given.  Returns how many were
+        delivered; fails unless all were."""
+        errors = []
+        delivered = [0]
+
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append(err)
+            else:
+                delivered[0] += 1
+
+        p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "acks": "all",
+                      "queue.buffering.max.messages": 500000,
+                      "queue.buffering.max.kbytes": 262144,
+                      "batch.num.messages": 10000, "enable.idempotence": True})
+        n = 0
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                v = v.encode()
+            kw = {"partition": i % partitions} if partitions else {}
+            while True:
+                try:
+                    p.produce(topic, v, on_delivery=on_delivery, **kw)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            n += 1
+            if n % 10000 == 0:
+                p.poll(0)
+        left = p.flush(60)
+        assert left == 0, f"{left} of {n} messages to {topic} not delivered after 60 s"
+        assert not errors, f"{len(errors)} of {n} messages to {topic} failed: {errors[:3]}"
+        assert delivered[0] == n, f"{delivered[0]} of {n} messages to {topic} delivered"
+        return n
+
+
+def delimited_messages(start, stop, delimiter="|"):
+    """The seed's five columns: k{i}|{i}|{i}.5|a{i}|b{i}."""
+    d = delimiter
+    return [f"k{i}{d}{i}{d}{i}.5{d}a{i}{d}b{i}" for i in range(start, stop)]
+
+
+def expected_row(i):
+    return (f"k{i}", i, Decimal(f"{i}.5"), f"a{i}", f"b{i}")
+
+
+def check_delimited_table(pg, table, start, stop):
+    """Asserts the table holds exactly the rows of delimited_messages(start, stop)."""
+    n = stop - start
+    total, distinct, s2, s3, lo, hi = pg.query(
+        f'SELECT count(*), count(DISTINCT column_1), sum(column_2), sum(column_3), '
+        f'min(column_2), max(column_2) FROM public."{table}"')[0]
+    dups = total - distinct
+    assert distinct == n, f"{table}: {distinct} distinct keys, expected {n} (rows {total})"
+    assert total == n, f"{table}: {total} rows for {n} messages: {dups} duplicates"
+    assert (lo, hi) == (start, stop - 1), f"{table}: column_2 spans {lo}..{hi}"
+    expect2 = sum(range(start, stop))
+    assert s2 == expect2, f"{table}: sum(column_2) = {s2}, expected {expect2}"
+    assert s3 == Decimal(expect2) + Decimal(n) / 2, f"{table}: sum(column_3) = {s3}"
+    bad = pg.query(
+        f"SELECT column_1, column_2, column_3, column_4, column_5 FROM public.\"{table}\" "
+        f"WHERE column_1 IS DISTINCT FROM 'k' || column_2 "
+        f"OR column_3 IS DISTINCT FROM column_2 + 0.5 "
+        f"OR column_4 IS DISTINCT FROM 'a' || column_2 "
+        f"OR column_5 IS DISTINCT FROM 'b' || column_2 LIMIT 5")
+    assert not bad, f"{table}: rows whose columns do not match their message: {bad}"
+    for i in (start, (start + stop) // 2, stop - 1):
+        rows = pg.query(f'SELECT column_1, column_2, column_3, column_4, column_5 '
+                        f'FROM public."{table}" WHERE column_1 = %s', (f"k{i}",))
+        assert rows == [expected_row(i)], f"{table}: row k{i} is {rows}"
+
+
+# ------------------------------------------------------------------------ REST
+
+def error_of(resp, status, code, field=None):
+    """Asserts resp is the API's error body with that status, code (and
+    field); returns the error object."""
+    assert resp.status_code == status, (
+        f"{resp.request.method} {resp.request.path_url}: HTTP {resp.status_code}, "
+        f"expected {status}: {resp.text[:1000]}")
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.text[:500]!r}") from None
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), \
+        f"no error object in {body!r}"
+    err = body["error"]
+    assert err.get("code") == code, f"error code {err.get('code')!r}, expected {code!r}: {err}"
+    assert isinstance(err.get("message"), str) and err["message"], f"no message: {err}"
+    if field is not None:
+        assert err.get("field") == field, f"error field {err.get('field')!r}, expected {field!r}: {err}"
+    return err
+
+
+def create_service(srv, pg, name=None, **fields):
+    body = {"name": name or unique("svc"), "description": "e2e",
+            "database_host": pg.host, "database_port": pg.port}
+    body.update(fields)
+    return srv.call("POST", "/services", body, expect=201)
+
+
+def create_source(srv, service_id, kafka, topic, name=None, **fields):
+    body = {"service_id": service_id, "name": name or unique("src"), "type": "kafka",
+            "brokers": kafka.bootstrap, "topic": topic, "format": "delimited", "delimiter": "|"}
+    body.update(fields)
+    return srv.call("POST", "/sources", body, expect=201)
+
+
+def wizard_job(source_id, pg, table, columns, name=None, **fields):
+    """The body of a wizard-mode job: one field per message column, same name
+    in the table, role none."""
+    body = {"source_id": source_id, "name": name or unique("job"), "mode": "wizard",
+            "description": "e2e wizard job", "group_name": unique("grp"),
+            "fallback_offset": "earliest", "consistency": "ATLEAST",
+            "database": pg.dbname, "schema": "public", "table": table,
+            "account": pg.user, "password": pg.password, "write_mode": "INSERT", "error_limit": 0,
+            "fields": [{"source": c, "dest": c, "role": "none"} for c in columns]}
+    body.update(fields)
+    return body
+
+
+def professional_job(source_id, config, name=None, **fields):
+    body = {"source_id": source_id, "name": name or unique("job"), "mode": "professional",
+            "description": "e2e professional job", "config": config}
+    body.update(fields)
+    return body
+
+
+def create_job(srv, body):
+    job = srv.call("POST", "/jobs", body, expect=201)
+    assert job["name"] == body["name"] and job["source_id"] == body["source_id"], job
+    assert job["state"] == "stopped" and job["desired_state"] == "stopped", \
+        f"a new job must be created stopped: {job}"
+    return job
+
+
+def start_job(srv, job_id):
+    st = srv.call("POST", f"/jobs/{job_id}/start", None, expect=202)
+    assert st["id"] == job_id and st["desired_state"] == "running", st
+    return st
+
+
+def stop_job(srv, job_id):
+    st = srv.call("POST", f"/jobs/{job_id}/stop", None, expect=202)
+    assert st["id"] == job_id and st["desired_state"] == "stopped", st
+    return st
+
+
+def job_status(srv, job_id):
+    st = srv.call("GET", f"/jobs/{job_id}/status", expect=200)
+    if st.get("pid"):
+        srv.worker_pids.add(st["pid"])
+    return st
+
+
+STATUS_KEYS = {"id", "name", "state", "desired_state", "pid", "started_at", "restarts",
+               "messages_consumed", "rows_written", "rows_rejected", "last_error"}
+
+
+def wait_state(srv, job_id, state, timeout=STATE_TIMEOUT, pred=None):
+    """Waits until the job's status has that state (and pred(status) holds);
+    fails at once if the job fails when another state was awaited."""
+    seen = []
+
+    def check():
+        st = job_status(srv, job_id)
+        if not seen or seen[-1] != st["state"]:
+            seen.append(st["state"])
+        if st["state"] == "failed" and state != "failed":
+            raise AssertionError(f"job {job_id} failed while waiting for {state!r}: "
+                                 f"last_error={st.get('last_error')!r}; status {st}")
+        return st if st["state"] == state and (pred is None or pred(st)) else None
+
+    try:
+        return wait_for(check, timeout, 0.1, f"job {job_id} to be {state}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n  states seen: {seen}") from None
+
+
+def wait_rows(pg, table, n, srv=None, job_id=None, timeout=ROWS_TIMEOUT, column="column_1"):
+    """Waits until the table has n distinct keys, then checks that no extra
+    rows arrive; on timeout the message carries the job's status."""
+    box = {}
+
+    def check():
+        box["distinct"] = pg.count_distinct(table, column)
+        return box["distinct"] >= n
+
+    try:
+        wait_for(check, timeout, 0.2, f"{n} rows in {table}")
+    except AssertionError as e:
+        extra = ""
+        if srv is not None and job_id is not None:
+            try:
+                extra = f"\n  job status: {job_status(srv, job_id)}"
+            except Exception as se:  # the controller itself may be the problem
+                extra = f"\n  job status unavailable: {se!r}"
+        raise AssertionError(f"{e}\n  rows: {pg.count(table)}, distinct keys: "
+                             f"{box.get('distinct')}{extra}") from None
+    time.sleep(0.5)  # a duplicate written late would show now
+    return pg.count(table)
+
+
+def signal_name(sig):
+    return signal.Signals(sig).name

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# A throwaway single-node Apache Kafka broker (KRaft) for the tests.
+#
+#   kafka.sh start DIR   fetch the broker's jars (once, cached), format DIR,
+#                        start the broker on a free 127.0.0.1 port, wait until it
+#                        answers metadata requests, print BOOTSTRAP=127.0.0.1:PORT
+#   kafka.sh stop DIR    SIGTERM, wait, then SIGKILL
+#   kafka.sh status DIR  exit 0 and print BOOTSTRAP=... if it runs, else exit 1
+#
+# Only the BOOTSTRAP line (and PID=..., KAFKA_DIR=...) go to stdout; progress and
+# errors go to stderr.  Starting a DIR whose broker already runs just prints its
+# address; starting a DIR formatted earlier restarts the broker on its old port.
+# The broker writes DIR/kafka.pid, DIR/kafka.out (stdout/stderr) and
+# DIR/logs/server.log; its data is in DIR/data.
+#
+# Environment:
+#   KAFKA_CACHE_DIR      where the jars go (default
+#                        ${XDG_CACHE_HOME:-$HOME/.cache}/streamserver/kafka-3.9.1)
+#   KAFKA_MAVEN_REPO     Maven local repository to use (default: Maven's, ~/.m2)
+#   KAFKA_HEAP_OPTS      JVM heap options (default -Xms128m -Xmx512m)
+#   KAFKA_START_TIMEOUT  seconds to wait for the broker (default 120)
+#   KAFKA_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 30)
+#   PYTHON               interpreter with confluent_kafka (default /usr/bin/python3)
+set -euo pipefail
+
+KAFKA_VERSION=3.9.1
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$HERE/pom.xml"
+PYTHON="${PYTHON:-/usr/bin/python3}"
+CACHE="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/streamserver/kafka-$KAFKA_VERSION}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+	echo "usage: $0 {start|stop|status} DIR" >&2
+	exit 2
+}
+
+# Copies the broker's jars into $CACHE unless a complete copy made from the same
+# pom.xml is there.  A lock serialises concurrent first runs; the copy is made
+# beside the cache and renamed into place, so an interrupted fetch leaves nothing
+# half-done behind.
+fetch_jars() {
+	local want have tmp
+	command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+	command -v java >/dev/null || die "java not found (apt-get install default-jre-headless)"
+	want="$(sha256sum "$POM" | cut -d' ' -f1)"
+	if [ -f "$CACHE/.complete" ] && [ "$(cat "$CACHE/.complete")" = "$want" ]; then
+		return 0
+	fi
+	mkdir -p "$(dirname "$CACHE")"
+	exec 9>"$CACHE.lock"
+	flock 9
+	if [ -f "$CACHE/.complete" ] && [ "$(cat "$CACHE/.complete")" = "$want" ]; then
+		exec 9>&-
+		return 0
+	fi
+	log "fetching Apache Kafka $KAFKA_VERSION jars with Maven into $CACHE"
+	tmp="$(mktemp -d "$CACHE.tmp.XXXXXX")"
+	local -a mvn_args=(-q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies
+		"-DoutputDirectory=$tmp" -DincludeScope=runtime)
+	if [ -n "${KAFKA_MAVEN_REPO:-}" ]; then
+		mvn_args+=("-Dmaven.repo.local=$KAFKA_MAVEN_REPO")
+	fi
+	if ! mvn "${mvn_args[@]}" >"$tmp/mvn.log" 2>&1; then
+		cat "$tmp/mvn.log" >&2
+		rm -rf "$tmp"
+		die "Maven could not fetch the Kafka jars (is Maven Central reachable?)"
+	fi
+	rm -f "$tmp/mvn.log"
+	[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after the fetch"; }
+	echo "$want" >"$tmp/.complete"
+	rm -rf "$CACHE"
+	mv "$tmp" "$CACHE"
+	exec 9>&-
+	log "cached $(ls "$CACHE" | wc -l) jars in $CACHE"
+}
+
+# Prints two distinct free TCP ports on 127.0.0.1.
+free_ports() {
+	"$PYTHON" - <<'EOF'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+port_in_use() {
+	"$PYTHON" -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(0)
+sys.exit(1)' "$1"
+}
+
+# The pid of DIR's broker if it runs, else nothing (and status 1).
+broker_pid() {
+	local pid
+	[ -f "$DIR/kafka.pid" ] || return 1
+	pid="$(cat "$DIR/kafka.pid")"
+	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $DIR/server.properties" || return 1
+	echo "$pid"
+}
+
+write_config() {
+	local port="$1" cport="$2"
+	cat >"$DIR/server.properties" <<EOF
+# Single-node KRaft broker for the Streaming Server tests (tests/harness/kafka.sh).
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+log.segment.bytes=268435456
+log.retention.hours=168
+EOF
+	cat >"$DIR/log4j.properties" <<EOF
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=$DIR/logs/server.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.org.apache.kafka.controller=INFO
+log4j.logger.kafka.log.LogCleaner=WARN
+EOF
+}
+
+# Waits until the broker answers a metadata request that lists itself.
+wait_ready() {
+	local pid="$1" bootstrap="$2"
+	"$PYTHON" - "$pid" "$bootstrap" "$START_TIMEOUT" <<'EOF' || return 1
+import os, sys, time
+try:
+    from confluent_kafka.admin import AdminClient
+except ImportError as e:
+    sys.exit("kafka.sh: error: %s (use /usr/bin/python3 with python3-confluent-kafka)" % e)
+pid, bootstrap, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+deadline = time.monotonic() + timeout
+admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                     "socket.connection.setup.timeout.ms": 1000,
+                     "reconnect.backoff.max.ms": 200})
+last = "no answer"
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit("kafka.sh: error: the broker (pid %d) exited during startup" % pid)
+    try:
+        md = admin.list_topics(timeout=1)
+        if 1 in md.brokers:
+            sys.exit(0)
+        last = "metadata lists brokers %s" % list(md.brokers)
+    except Exception as e:  # KafkaException while it starts
+        last = str(e)
+    time.sleep(0.1)
+sys.exit("kafka.sh: error: the broker did not answer within %gs (last: %s)" % (timeout, last))
+EOF
+}
+
+cmd_start() {
+	local pid port cport cluster_id t0
+	t0=$EPOCHREALTIME
+	mkdir -p "$DIR"
+	DIR="$(cd "$DIR" && pwd -P)"
+	if pid="$(broker_pid)"; then
+		log "already running (pid $pid)"
+		echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
+		echo "PID=$pid"
+		echo "KAFKA_DIR=$DIR"
+		return 0
+	fi
+	fetch_jars
+	mkdir -p "$DIR/logs"
+	if [ -f "$DIR/server.properties" ] && [ -f "$DIR/data/meta.properties" ]; then
+		port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$DIR/server.properties")"
+		cport="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
+		[ -n "$port" ] && [ -n "$cport" ] || die "$DIR/server.properties was not written by kafka.sh"
+		for p in "$port" "$cport"; do
+			port_in_use "$p" && die "port $p of the broker in $DIR is taken by another process"
+		done
+		log "restarting the broker formatted in $DIR on port $port"
+	else
+		rm -rf "$DIR/data"
+		read -r port cport < <(free_ports)
+		write_config "$port" "$cport"
+		cluster_id="$("$PYTHON" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+		if ! java -Xshare:auto -XX:TieredStopAtLevel=1 -Dlog4j.configuration="file:$DIR/log4j.properties" \
+			-cp "$CACHE/*" kafka.tools.StorageTool format -t "$cluster_id" \
+			-c "$DIR/server.properties" >"$DIR/format.log" 2>&1; then
+			cat "$DIR/format.log" >&2
+			die "formatting the KRaft storage in $DIR failed"
+		fi
+	fi
+	echo "127.0.0.1:$port" >"$DIR/bootstrap"
+	# setsid: the broker is not killed with the caller's process group (a test
+	# runner's ^C); stop it with `kafka.sh stop`.
+	# shellcheck disable=SC2086
+	setsid java $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+		-Dlog4j.configuration="file:$DIR/log4j.properties" -Dkafka.logs.dir="$DIR/logs" \
+		-cp "$CACHE/*" kafka.Kafka "$DIR/server.properties" \
+		</dev/null >"$DIR/kafka.out" 2>&1 &
+	pid=$!
+	echo "$pid" >"$DIR/kafka.pid"
+	if ! wait_ready "$pid" "127.0.0.1:$port"; then
+		log "last lines of $DIR/kafka.out and $DIR/logs/server.log:"
+		tail -n 20 "$DIR/kafka.out" >&2 || true
+		grep -E ' (ERROR|FATAL|WARN) ' "$DIR/logs/server.log" 2>/dev/null | tail -n 20 >&2 || true
+		kill -KILL "$pid" 2>/dev/null || true
+		rm -f "$DIR/kafka.pid"
+		exit 1
+	fi
+	log "broker ready on 127.0.0.1:$port (pid $pid) in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
+	echo "BOOTSTRAP=127.0.0.1:$port"
+	echo "PID=$pid"
+	echo "KAFKA_DIR=$DIR"
+}
+
+cmd_stop() {
+	local pid i
+	[ -d "$DIR" ] || { log "$DIR does not exist: nothing to stop"; return 0; }
+	DIR="$(cd "$DIR" && pwd -P)"
+	if ! pid="$(broker_pid)"; then
+		rm -f "$DIR/kafka.pid"
+		log "not running"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "still running after ${STOP_TIMEOUT}s: SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	fi
+	rm -f "$DIR/kafka.pid"
+	log "stopped (pid $pid)"
+}
+
+cmd_status() {
+	local pid
+	[ -d "$DIR" ] || return 1
+	DIR="$(cd "$DIR" && pwd -P)"
+	pid="$(broker_pid)" || return 1
+	echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
+	echo "PID=$pid"
+}
+
+[ $# -eq 2 ] || usage
+DIR="$2"
+case "$1" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+*) usage ;;
+esac
