@@ -373,7 +373,7 @@ static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err
 		return WERR_OK;
 	}
 	if (m->payload == NULL)
-		return loop_reject(w, m, "message has no value (a tombstone?); VALUE is expected", err, errlen);
+		return loop_reject(w, m, "message has no value (a tombstone); KAFKA.INPUT.VALUE expects one", err, errlen);
 	if (decoder_decode(w->value_dec, m->payload, m->len, &row, why, sizeof(why)) < 0)
 		return loop_reject(w, m, why, err, errlen);
 	if (w->nrows == w->rows_cap) {

@@ -136,15 +136,19 @@ static const char *sink_pg_hint(const char *sqlstate)
 	return NULL;
 }
 
-/* Copies a server/libpq message into one line. */
+/* Copies a server/libpq message into one line, runs of blanks made one. */
 static void sink_pg_oneline(char *dst, size_t dstlen, const char *src)
 {
 	size_t i = 0;
 
 	if (dstlen == 0)
 		return;
-	for (; src != NULL && *src != '\0' && i + 1 < dstlen; src++)
-		dst[i++] = (*src == '\n' || *src == '\r' || *src == '\t') ? ' ' : *src;
+	for (; src != NULL && *src != '\0' && i + 1 < dstlen; src++) {
+		char c = (*src == '\n' || *src == '\r' || *src == '\t') ? ' ' : *src;
+		if (c == ' ' && (i == 0 || dst[i - 1] == ' '))
+			continue;
+		dst[i++] = c;
+	}
 	while (i > 0 && dst[i - 1] == ' ')
 		i--;
 	dst[i] = '\0';
@@ -705,14 +709,21 @@ out:
 	return rc;
 }
 
-/* "COPY streamserver_stage, line 17, column b: ..." -> 17 */
-static size_t sink_pg_copy_line(const PGresult *res)
+/* "COPY streamserver_stage, line 17, column b: ..." -> 17 and "b" */
+static size_t sink_pg_copy_line(const PGresult *res, char *column, size_t columnlen)
 {
 	const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
-	const char *p;
+	const char *p, *c;
+	size_t n;
 
+	column[0] = '\0';
 	if (ctx == NULL || (p = strstr(ctx, SINK_STAGE_TABLE ", line ")) == NULL)
 		return 0;
+	if ((c = strstr(p, ", column ")) != NULL) {
+		c += strlen(", column ");
+		n = strcspn(c, ":\n");
+		snprintf(column, columnlen, "%.*s", (int)n, c);
+	}
 	return (size_t)strtoul(p + strlen(SINK_STAGE_TABLE ", line "), NULL, 10);
 }
 
@@ -739,8 +750,10 @@ static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, struct
 	PQputCopyEnd(sk->pg, off < len ? "client failed to send the data" : NULL);
 	while ((res = PQgetResult(sk->pg)) != NULL) {
 		if (rc == WERR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-			bad->row = sink_pg_copy_line(res);
-			rc = sink_pg_error(sk, res, "loading the batch", err, errlen);
+			char column[128], what[192];
+			bad->row = sink_pg_copy_line(res, column, sizeof(column));
+			snprintf(what, sizeof(what), "loading the batch%s%s", column[0] ? ", column " : "", column);
+			rc = sink_pg_error(sk, res, what, err, errlen);
 		}
 		PQclear(res);
 	}
