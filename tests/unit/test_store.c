@@ -1,1 +1,645 @@
-/* placeholder: being written */
+/* The controller's SQLite store: what the API and the supervisor rely on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "jobspec.h"
+#include "store.h"
+
+#define SECRET "s3cr3t-Pa55"
+
+struct fixture {
+	char dir[256];
+	struct store *st;
+};
+
+static void remove_dir(const char *dir)
+{
+	static const char *const files[] = { "streamserver.db", "streamserver.db-wal",
+					     "streamserver.db-shm", "streamserver.db-journal" };
+	char path[512];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	char tmpl[] = "/tmp/test_store.XXXXXX";
+	char err[512];
+
+	if (fx == NULL || mkdtemp(tmpl) == NULL)
+		return -1;
+	/* A directory that does not exist yet: store_open creates it. */
+	snprintf(fx->dir, sizeof(fx->dir), "%s/data", tmpl);
+	if (store_open(fx->dir, &fx->st, err, sizeof(err)) != 0) {
+		fprintf(stderr, "store_open: %s\n", err);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char *slash;
+
+	store_close(fx->st);
+	remove_dir(fx->dir);
+	slash = strrchr(fx->dir, '/');
+	*slash = '\0';
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static int64_t make_service(struct store *st, const char *name, int spec_cu)
+{
+	cJSON *in = cJSON_CreateObject();
+	char err[512];
+	int64_t id = 0;
+
+	cJSON_AddStringToObject(in, "name", name);
+	cJSON_AddNumberToObject(in, "spec_cu", spec_cu);
+	cJSON_AddStringToObject(in, "database_host", "db.example");
+	cJSON_AddNumberToObject(in, "database_port", 6432);
+	assert_int_equal(store_service_create(st, in, &id, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	assert_true(id > 0);
+	return id;
+}
+
+static int64_t make_source(struct store *st, const char *name, int64_t service_id)
+{
+	cJSON *in = cJSON_CreateObject();
+	cJSON *props;
+	char err[512];
+	int64_t id = 0;
+
+	cJSON_AddNumberToObject(in, "service_id", (double)service_id);
+	cJSON_AddStringToObject(in, "name", name);
+	cJSON_AddStringToObject(in, "brokers", "k1:9092,k2:9092");
+	cJSON_AddStringToObject(in, "topic", "orders");
+	cJSON_AddStringToObject(in, "format", "csv");
+	props = cJSON_AddObjectToObject(in, "properties");
+	cJSON_AddStringToObject(props, "fetch.min.bytes", "1024");
+	assert_int_equal(store_source_create(st, in, &id, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	assert_true(id > 0);
+	return id;
+}
+
+static const char wizard_def[] =
+	"{\"database\":\"shop\",\"table\":\"orders\",\"account\":\"loader\","
+	"\"password\":\"" SECRET "\",\"group_name\":\"g1\","
+	"\"fields\":[{\"source\":\"id\",\"dest\":\"id\",\"role\":\"none\"},"
+	"{\"source\":\"amount\",\"dest\":\"amount\",\"role\":\"none\"}]}";
+
+static const char professional_def[] =
+	"DATABASE: shop\n"
+	"USER: loader\n"
+	"PASSWORD: " SECRET "\n"
+	"VERSION: 2\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    SOURCE:\n"
+	"      FALLBACK_OFFSET: earliest\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: id\n"
+	"          TYPE: bigint\n"
+	"        - NAME: amount\n"
+	"          TYPE: numeric\n"
+	"  OUTPUT:\n"
+	"    SCHEMA: public\n"
+	"    TABLE: orders\n"
+	"  PROPERTIES:\n"
+	"    group.id: g2\n"
+	"SCHEDULE:\n"
+	"  RETRY_INTERVAL: 2s\n"
+	"  MAX_RETRIES: 3\n";
+
+static int64_t make_job(struct store *st, const char *name, int64_t source_id, const char *mode,
+			const char *def)
+{
+	cJSON *in = cJSON_CreateObject();
+	char err[512];
+	int64_t id = 0;
+
+	cJSON_AddNumberToObject(in, "source_id", (double)source_id);
+	cJSON_AddStringToObject(in, "name", name);
+	cJSON_AddStringToObject(in, "mode", mode);
+	cJSON_AddStringToObject(in, "definition", def);
+	assert_int_equal(store_job_create(st, in, &id, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	assert_true(id > 0);
+	return id;
+}
+
+static cJSON *get_job(struct store *st, int64_t id)
+{
+	cJSON *row = NULL;
+	char err[512];
+
+	assert_int_equal(store_job_get(st, id, &row, err, sizeof(err)), 0);
+	return row;
+}
+
+static const char *row_str(const cJSON *row, const char *key)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, key));
+}
+
+static int64_t row_int(const cJSON *row, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
+
+	assert_true(cJSON_IsNumber(v));
+	return (int64_t)v->valuedouble;
+}
+
+static bool row_is_null(const cJSON *row, const char *key)
+{
+	return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, key));
+}
+
+/* ---- tests ---- */
+
+static void test_open_creates_private_file(void **state)
+{
+	struct fixture *fx = *state;
+	char path[512];
+	struct stat sb;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	assert_int_equal(stat(fx->dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/streamserver.db-wal", fx->dir);
+	if (stat(path, &sb) == 0)
+		assert_int_equal(sb.st_mode & 0777, 0600);
+
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 1);
+	sqlite3_finalize(stmt);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "wal");
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
+
+static void test_open_fixes_mode_of_existing_file(void **state)
+{
+	struct fixture *fx = *state;
+	char path[512], err[512];
+	struct stat sb;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "keep-me", 4);
+	int64_t src = make_source(fx->st, "src", sv);
+	int64_t job = make_job(fx->st, "job", src, "wizard", wizard_def);
+	char err[512];
+	cJSON *row = NULL;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_service_get(fx->st, sv, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "name"), "keep-me");
+	assert_int_equal(row_int(row, "spec_cu"), 4);
+	cJSON_Delete(row);
+	row = get_job(fx->st, job);
+	assert_string_equal(row_str(row, "definition"), wizard_def);
+	cJSON_Delete(row);
+}
+
+static void test_service_crud(void **state)
+{
+	struct fixture *fx = *state;
+	cJSON *in, *row = NULL, *items = NULL;
+	char err[512];
+	int64_t id = 0, total = 0;
+
+	in = cJSON_CreateObject();
+	cJSON_AddStringToObject(in, "name", "s1");
+	assert_int_equal(store_service_create(fx->st, in, &id, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+
+	/* The schema's defaults. */
+	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "name"), "s1");
+	assert_string_equal(row_str(row, "description"), "");
+	assert_int_equal(row_int(row, "spec_cu"), 8);
+	assert_string_equal(row_str(row, "database_host"), "127.0.0.1");
+	assert_int_equal(row_int(row, "database_port"), 5432);
+	assert_string_equal(row_str(row, "status"), "running");
+	assert_int_equal(strlen(row_str(row, "created_at")), strlen("2026-11-24T04:30:00Z"));
+	assert_int_equal(row_str(row, "created_at")[19], 'Z');
+	cJSON_Delete(row);
+
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "spec_cu", 16);
+	cJSON_AddStringToObject(in, "description", "main");
+	assert_int_equal(store_service_update(fx->st, id, in, err, sizeof(err)), 0);
+	assert_int_equal(store_service_update(fx->st, id + 100, in, err, sizeof(err)),
+			 STORE_NOT_FOUND);
+	cJSON_Delete(in);
+	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(row_int(row, "spec_cu"), 16);
+	assert_string_equal(row_str(row, "description"), "main");
+	assert_string_equal(row_str(row, "name"), "s1");
+	cJSON_Delete(row);
+
+	make_service(fx->st, "s2", 2);
+	make_service(fx->st, "s3", 2);
+	assert_int_equal(store_service_list(fx->st, 1, 1, &items, &total, err, sizeof(err)), 0);
+	assert_int_equal(total, 3);
+	assert_int_equal(cJSON_GetArraySize(items), 1);
+	assert_string_equal(row_str(cJSON_GetArrayItem(items, 0), "name"), "s2");
+	cJSON_Delete(items);
+
+	assert_int_equal(store_service_delete(fx->st, id, err, sizeof(err)), 0);
+	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), STORE_NOT_FOUND);
+	assert_int_equal(store_service_delete(fx->st, id, err, sizeof(err)), STORE_NOT_FOUND);
+	/* Ids are not reused. */
+	assert_true(make_service(fx->st, "s4", 2) > id + 2);
+}
+
+static void test_unique_names(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "dup", 8);
+	int64_t other = make_service(fx->st, "other", 8);
+	int64_t src = make_source(fx->st, "src", sv);
+	cJSON *in = cJSON_CreateObject();
+	char err[512];
+	int64_t id = 0;
+
+	cJSON_AddStringToObject(in, "name", "dup");
+	assert_int_equal(store_service_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	assert_non_null(strstr(err, "dup"));
+	/* Renaming onto an existing name is a conflict too. */
+	assert_int_equal(store_service_update(fx->st, other, in, err, sizeof(err)), STORE_CONFLICT);
+	cJSON_Delete(in);
+
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "service_id", (double)sv);
+	cJSON_AddStringToObject(in, "name", "src");
+	cJSON_AddStringToObject(in, "brokers", "k:9092");
+	cJSON_AddStringToObject(in, "topic", "t");
+	assert_int_equal(store_source_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	cJSON_Delete(in);
+
+	make_job(fx->st, "j", src, "wizard", wizard_def);
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "source_id", (double)src);
+	cJSON_AddStringToObject(in, "name", "j");
+	cJSON_AddStringToObject(in, "mode", "wizard");
+	cJSON_AddStringToObject(in, "definition", wizard_def);
+	assert_int_equal(store_job_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	cJSON_Delete(in);
+}
+
+static void test_references_must_exist(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t src = make_source(fx->st, "src", sv);
+	cJSON *in = cJSON_CreateObject();
+	char err[512];
+	int64_t id = 0;
+
+	cJSON_AddNumberToObject(in, "service_id", 999);
+	cJSON_AddStringToObject(in, "name", "orphan");
+	cJSON_AddStringToObject(in, "brokers", "k:9092");
+	cJSON_AddStringToObject(in, "topic", "t");
+	assert_int_equal(store_source_create(fx->st, in, &id, err, sizeof(err)), STORE_INVALID);
+	assert_non_null(strstr(err, "service_id"));
+	cJSON_Delete(in);
+
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "service_id", 999);
+	assert_int_equal(store_source_update(fx->st, src, in, err, sizeof(err)), STORE_INVALID);
+	cJSON_Delete(in);
+
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "source_id", 999);
+	cJSON_AddStringToObject(in, "name", "orphan");
+	cJSON_AddStringToObject(in, "mode", "wizard");
+	cJSON_AddStringToObject(in, "definition", wizard_def);
+	assert_int_equal(store_job_create(fx->st, in, &id, err, sizeof(err)), STORE_INVALID);
+	assert_non_null(strstr(err, "source_id"));
+	cJSON_Delete(in);
+}
+
+static void test_source_row(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t src = make_source(fx->st, "src", sv);
+	cJSON *row = NULL, *in;
+	char err[512];
+
+	assert_int_equal(store_source_get(fx->st, src, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "type"), "kafka");
+	assert_string_equal(row_str(row, "format"), "csv");
+	assert_true(row_is_null(row, "delimiter"));
+	assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(row, "properties")));
+	assert_string_equal(
+		row_str(cJSON_GetObjectItemCaseSensitive(row, "properties"), "fetch.min.bytes"),
+		"1024");
+	cJSON_Delete(row);
+
+	in = cJSON_CreateObject();
+	cJSON_AddStringToObject(in, "delimiter", ";");
+	assert_int_equal(store_source_update(fx->st, src, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	assert_int_equal(store_source_get(fx->st, src, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "delimiter"), ";");
+	assert_string_equal(row_str(row, "topic"), "orders");
+	cJSON_Delete(row);
+}
+
+static void test_delete_refused_while_referenced(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "svc", 8);
+	int64_t src = make_source(fx->st, "orders-src", sv);
+	int64_t job = make_job(fx->st, "orders-job", src, "wizard", wizard_def);
+	char err[512];
+
+	assert_int_equal(store_service_delete(fx->st, sv, err, sizeof(err)), STORE_CONFLICT);
+	assert_non_null(strstr(err, "orders-src"));
+	assert_int_equal(store_source_delete(fx->st, src, err, sizeof(err)), STORE_CONFLICT);
+	assert_non_null(strstr(err, "orders-job"));
+
+	/* A job wanted running cannot be deleted or changed. */
+	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
+	assert_int_equal(store_job_delete(fx->st, job, err, sizeof(err)), STORE_CONFLICT);
+	assert_non_null(strstr(err, "stop"));
+	{
+		cJSON *in = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(in, "description", "x");
+		assert_int_equal(store_job_update(fx->st, job, in, err, sizeof(err)), STORE_CONFLICT);
+		cJSON_Delete(in);
+	}
+	assert_int_equal(store_job_stop(fx->st, job, err, sizeof(err)), 0);
+
+	assert_int_equal(store_job_delete(fx->st, job, err, sizeof(err)), 0);
+	assert_int_equal(store_source_delete(fx->st, src, err, sizeof(err)), 0);
+	assert_int_equal(store_service_delete(fx->st, sv, err, sizeof(err)), 0);
+}
+
+static void test_counters_add_up(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t job = make_job(fx->st, "j", make_source(fx->st, "src", sv), "wizard", wizard_def);
+	cJSON *row;
+	int pid = -1;
+
+	assert_int_equal(store_job_add_counters(fx->st, job, 100, 98, 2), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 50, 50, 0), 0);
+	assert_int_equal(store_job_inc_restarts(fx->st, job), 0);
+	assert_int_equal(store_job_inc_restarts(fx->st, job), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job + 1, 1, 1, 1), STORE_NOT_FOUND);
+	row = get_job(fx->st, job);
+	assert_int_equal(row_int(row, "messages_consumed"), 150);
+	assert_int_equal(row_int(row, "rows_written"), 148);
+	assert_int_equal(row_int(row, "rows_rejected"), 2);
+	assert_int_equal(row_int(row, "restarts"), 2);
+	cJSON_Delete(row);
+
+	assert_int_equal(store_job_set_state(fx->st, job, "running", 4242, "boom"), 0);
+	assert_int_equal(store_job_get_pid(fx->st, job, &pid), 0);
+	assert_int_equal(pid, 4242);
+	row = get_job(fx->st, job);
+	assert_string_equal(row_str(row, "state"), "running");
+	assert_string_equal(row_str(row, "last_error"), "boom");
+	assert_true(row_is_null(row, "started_at"));
+	cJSON_Delete(row);
+
+	/* NULL keeps the error, "" clears it; "starting" stamps started_at. */
+	assert_int_equal(store_job_set_state(fx->st, job, "starting", 0, NULL), 0);
+	row = get_job(fx->st, job);
+	assert_string_equal(row_str(row, "last_error"), "boom");
+	assert_non_null(row_str(row, "started_at"));
+	assert_int_equal(row_int(row, "pid"), 0);
+	cJSON_Delete(row);
+	assert_int_equal(store_job_set_state(fx->st, job, "running", 1, ""), 0);
+	row = get_job(fx->st, job);
+	assert_true(row_is_null(row, "last_error"));
+	cJSON_Delete(row);
+}
+
+static void test_start_and_stop(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "small", 2);
+	int64_t src = make_source(fx->st, "src", sv);
+	int64_t a = make_job(fx->st, "a", src, "wizard", wizard_def);
+	int64_t b = make_job(fx->st, "b", src, "wizard", wizard_def);
+	int64_t c = make_job(fx->st, "c", src, "wizard", wizard_def);
+	char err[512];
+	cJSON *row;
+
+	row = get_job(fx->st, a);
+	assert_string_equal(row_str(row, "desired_state"), "stopped");
+	assert_string_equal(row_str(row, "state"), "stopped");
+	cJSON_Delete(row);
+
+	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), 0);
+	assert_int_equal(store_job_start(fx->st, c, err, sizeof(err)), STORE_CONFLICT);
+	assert_string_equal(err, "service small runs 2 of 2 jobs (spec_cu 2); stop one or raise spec_cu");
+	/* Starting again is a no-op, not a conflict. */
+	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
+	assert_int_equal(store_job_start(fx->st, 999, err, sizeof(err)), STORE_NOT_FOUND);
+
+	row = get_job(fx->st, a);
+	assert_string_equal(row_str(row, "desired_state"), "running");
+	assert_string_equal(row_str(row, "state"), "starting");
+	cJSON_Delete(row);
+
+	/* A failed job holds no worker: it frees its place. */
+	assert_int_equal(store_job_set_state(fx->st, b, "failed", 0, "bad table"), 0);
+	assert_int_equal(store_job_start(fx->st, c, err, sizeof(err)), 0);
+	/* ... and starting it again counts it, clears its error and restarts. */
+	assert_int_equal(store_job_inc_restarts(fx->st, b), 0);
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), STORE_CONFLICT);
+
+	/* Stop with a live worker: stopping; without one: stopped at once. */
+	assert_int_equal(store_job_set_state(fx->st, a, "running", 12345, ""), 0);
+	assert_int_equal(store_job_stop(fx->st, a, err, sizeof(err)), 0);
+	row = get_job(fx->st, a);
+	assert_string_equal(row_str(row, "desired_state"), "stopped");
+	assert_string_equal(row_str(row, "state"), "stopping");
+	cJSON_Delete(row);
+	assert_int_equal(store_job_stop(fx->st, c, err, sizeof(err)), 0);
+	row = get_job(fx->st, c);
+	assert_string_equal(row_str(row, "state"), "stopped");
+	cJSON_Delete(row);
+
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), 0);
+	row = get_job(fx->st, b);
+	assert_string_equal(row_str(row, "state"), "starting");
+	assert_int_equal(row_int(row, "restarts"), 0);
+	assert_true(row_is_null(row, "last_error"));
+	cJSON_Delete(row);
+	assert_int_equal(store_job_stop(fx->st, 999, err, sizeof(err)), STORE_NOT_FOUND);
+}
+
+static void test_brief_lists_desired_states(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t a = make_job(fx->st, "wiz", src, "wizard", wizard_def);
+	int64_t b = make_job(fx->st, "pro", src, "professional", professional_def);
+	struct store_job_brief *rows = NULL;
+	size_t n = 0;
+	char err[512];
+
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), 0);
+	assert_int_equal(store_jobs_brief(fx->st, &rows, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].id, a);
+	assert_string_equal(rows[0].name, "wiz");
+	assert_string_equal(rows[0].desired, "stopped");
+	assert_string_equal(rows[0].state, "stopped");
+	assert_int_equal(rows[0].retry_interval_ms, 5000);
+	assert_int_equal(rows[0].max_retries, 0);
+	assert_int_equal(rows[1].id, b);
+	assert_string_equal(rows[1].desired, "running");
+	assert_string_equal(rows[1].state, "starting");
+	/* From the job's SCHEDULE. */
+	assert_int_equal(rows[1].retry_interval_ms, 2000);
+	assert_int_equal(rows[1].max_retries, 3);
+	free(rows);
+}
+
+static void check_worker_input(struct store *st, int64_t job, const char *name)
+{
+	struct jobspec *spec = NULL;
+	struct js_errors errs;
+	char err[1024];
+	char *input, *masked;
+	cJSON *msg;
+	const char *config;
+
+	input = store_job_worker_input(st, job, err, sizeof(err));
+	if (input == NULL)
+		fail_msg("worker input: %s", err);
+	msg = cJSON_Parse(input);
+	assert_non_null(msg);
+	assert_int_equal(row_int(msg, "job_id"), job);
+	assert_string_equal(row_str(msg, "job_name"), name);
+	config = row_str(msg, "config");
+	assert_non_null(config);
+	/* The worker gets everything, the password and the source's settings. */
+	assert_non_null(strstr(config, SECRET));
+	assert_non_null(strstr(config, "k1:9092,k2:9092"));
+	assert_non_null(strstr(config, "orders"));
+	assert_non_null(strstr(config, "db.example"));
+
+	/* What the API shows is the same job with the password masked. */
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(store_job_resolve(st, job, &spec, &errs, err, sizeof(err)), 0);
+	masked = jobspec_to_yaml(spec, true);
+	assert_non_null(masked);
+	assert_null(strstr(masked, SECRET));
+	assert_non_null(strstr(masked, "****"));
+	assert_non_null(strstr(masked, "k1:9092,k2:9092"));
+	free(masked);
+	jobspec_free(spec);
+	cJSON_Delete(msg);
+	free(input);
+}
+
+static void test_worker_input_holds_the_password(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+
+	check_worker_input(fx->st, make_job(fx->st, "wiz", src, "wizard", wizard_def), "wiz");
+	check_worker_input(fx->st, make_job(fx->st, "pro", src, "professional", professional_def),
+			   "pro");
+}
+
+static void test_worker_input_of_invalid_job(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t job = make_job(fx->st, "bad", src, "wizard", "{\"database\":\"shop\"}");
+	struct jobspec *spec = NULL;
+	struct js_errors errs;
+	char err[1024];
+
+	assert_null(store_job_worker_input(fx->st, job, err, sizeof(err)));
+	assert_true(strlen(err) > 0);
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(store_job_resolve(fx->st, job, &spec, &errs, err, sizeof(err)),
+			 STORE_INVALID);
+	assert_null(spec);
+	assert_true(errs.count > 0);
+	assert_null(store_job_worker_input(fx->st, 999, err, sizeof(err)));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_private_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_fixes_mode_of_existing_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_references_must_exist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_refused_while_referenced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_counters_add_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_worker_input_of_invalid_job, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

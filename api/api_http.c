@@ -1,0 +1,468 @@
+#include "api_http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static void api_send(struct api_req *req, int status, const char *type, const char *body,
+		     size_t len, const char *allow)
+{
+	char clen[32];
+
+	req->status = status;
+	if (mg_response_header_start(req->conn, status) < 0)
+		return;
+	if (type != NULL)
+		mg_response_header_add(req->conn, "Content-Type", type, -1);
+	snprintf(clen, sizeof(clen), "%zu", len);
+	mg_response_header_add(req->conn, "Content-Length", clen, -1);
+	mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+	if (allow != NULL)
+		mg_response_header_add(req->conn, "Allow", allow, -1);
+	mg_response_header_send(req->conn);
+	if (len > 0 && strcmp(req->method, "HEAD") != 0)
+		mg_write(req->conn, body, len);
+}
+
+void api_reply_json(struct api_req *req, int status, cJSON *obj)
+{
+	char *text = obj != NULL ? cJSON_PrintUnformatted(obj) : NULL;
+
+	cJSON_Delete(obj);
+	if (text == NULL) {
+		static const char oom[] =
+			"{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}";
+		api_send(req, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+		return;
+	}
+	api_send(req, status, "application/json", text, strlen(text), NULL);
+	free(text);
+}
+
+void api_reply_no_content(struct api_req *req)
+{
+	api_send(req, 204, NULL, "", 0, NULL);
+}
+
+void api_reply_html(struct api_req *req, int status, const char *html, size_t len)
+{
+	api_send(req, status, "text/html; charset=utf-8", html, len, NULL);
+}
+
+static const char *api_error_code(int status)
+{
+	switch (status) {
+	case 400:
+		return "malformed";
+	case 404:
+		return "not_found";
+	case 405:
+		return "method_not_allowed";
+	case 409:
+		return "conflict";
+	case 413:
+		return "too_large";
+	case 422:
+		return "invalid";
+	default:
+		return "internal";
+	}
+}
+
+static cJSON *api_error_body(int status, const char *field, const char *message, cJSON **error)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON *e = cJSON_AddObjectToObject(root, "error");
+
+	cJSON_AddStringToObject(e, "code", api_error_code(status));
+	cJSON_AddStringToObject(e, "message", message);
+	if (field != NULL)
+		cJSON_AddStringToObject(e, "field", field);
+	else
+		cJSON_AddNullToObject(e, "field");
+	if (error != NULL)
+		*error = e;
+	return root;
+}
+
+static void api_send_error_obj(struct api_req *req, int status, cJSON *root, const char *allow)
+{
+	char *text = cJSON_PrintUnformatted(root);
+
+	cJSON_Delete(root);
+	if (text == NULL) {
+		api_reply_json(req, 500, NULL);
+		return;
+	}
+	api_send(req, status, "application/json", text, strlen(text), allow);
+	free(text);
+}
+
+void api_reply_error(struct api_req *req, int status, const char *field, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status >= 500)
+		log_error("%s %s: %s", req->method, req->path, msg);
+	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL);
+}
+
+void api_reply_method(struct api_req *req, const char *allow)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s is not supported on %s; use %s", req->method, req->path,
+		 allow);
+	api_send_error_obj(req, 405, api_error_body(405, NULL, msg, NULL), allow);
+}
+
+void api_reply_job_invalid(struct api_req *req, const struct js_errors *errs)
+{
+	const struct js_error *first = errs->count > 0 ? &errs->items[0] : NULL;
+	cJSON *error, *details, *root;
+
+	root = api_error_body(422, first ? first->path : NULL,
+			      first ? first->message : "the job definition is invalid", &error);
+	details = cJSON_AddArrayToObject(error, "details");
+	for (size_t i = 0; i < errs->count; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "field", errs->items[i].path);
+		if (errs->items[i].line > 0)
+			cJSON_AddNumberToObject(d, "line", errs->items[i].line);
+		else
+			cJSON_AddNullToObject(d, "line");
+		cJSON_AddStringToObject(d, "message", errs->items[i].message);
+		cJSON_AddItemToArray(details, d);
+	}
+	if (errs->truncated)
+		cJSON_AddTrueToObject(error, "details_truncated");
+	api_send_error_obj(req, 422, root, NULL);
+}
+
+void api_reply_store(struct api_req *req, int rc, const char *field, const char *err)
+{
+	switch (rc) {
+	case STORE_NOT_FOUND:
+		api_reply_error(req, 404, NULL, "%s", err);
+		break;
+	case STORE_CONFLICT:
+		api_reply_error(req, 409, NULL, "%s", err);
+		break;
+	case STORE_INVALID:
+		api_reply_error(req, 422, field, "%s", err);
+		break;
+	default:
+		api_reply_error(req, 500, NULL, "%s", err);
+		break;
+	}
+}
+
+void api_wake(struct api_req *req)
+{
+	if (req->ops != NULL && req->ops->wake != NULL)
+		req->ops->wake(req->ops->ctx);
+}
+
+/* How deep the JSON nests, counted without parsing: cJSON parses, copies
+ * and frees by recursion, and civetweb's threads have small stacks. */
+static size_t api_json_depth(const char *buf, size_t len)
+{
+	size_t depth = 0, max = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = buf[i];
+
+		if (in_string) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_string = false;
+		} else if (ch == '"') {
+			in_string = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > max)
+				max = depth;
+		} else if ((ch == ']' || ch == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+cJSON *api_req_body(struct api_req *req)
+{
+	const struct mg_request_info *ri = mg_get_request_info(req->conn);
+	char *buf = NULL, *grown;
+	size_t len = 0, cap;
+	const char *end = NULL;
+	cJSON *body = NULL;
+	int n;
+
+	if (ri->content_length > API_BODY_MAX) {
+		api_reply_error(req, 413, NULL, "the request body is over %d bytes", API_BODY_MAX);
+		return NULL;
+	}
+	/* Without a Content-Length (chunked), read up to the cap and one more. */
+	cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 64 * 1024;
+	buf = malloc(cap);
+	if (buf == NULL)
+		goto oom;
+	for (;;) {
+		if (len == cap) {
+			if (cap > API_BODY_MAX) {
+				api_reply_error(req, 413, NULL, "the request body is over %d bytes",
+						API_BODY_MAX);
+				goto out;
+			}
+			cap = cap * 2 > API_BODY_MAX + 1 ? API_BODY_MAX + 1 : cap * 2;
+			grown = realloc(buf, cap);
+			if (grown == NULL)
+				goto oom;
+			buf = grown;
+		}
+		n = mg_read(req->conn, buf + len, cap - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > API_BODY_MAX) {
+		api_reply_error(req, 413, NULL, "the request body is over %d bytes", API_BODY_MAX);
+		goto out;
+	}
+	if (api_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
+		api_reply_error(req, 400, NULL, "the body nests deeper than %d levels",
+				API_JSON_DEPTH_MAX);
+		goto out;
+	}
+	body = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+	if (body == NULL) {
+		if (len == 0)
+			api_reply_error(req, 400, NULL, "the request needs a JSON object as its body");
+		else
+			api_reply_error(req, 400, NULL, "the body is not valid JSON (near byte %zu)",
+					end != NULL && end >= buf ? (size_t)(end - buf) : (size_t)0);
+		goto out;
+	}
+	while (end != NULL && end < buf + len && isspace((unsigned char)*end))
+		end++;
+	if (end != NULL && end < buf + len) {
+		api_reply_error(req, 400, NULL, "the body has data after the JSON value (byte %zu)",
+				(size_t)(end - buf));
+		cJSON_Delete(body);
+		body = NULL;
+		goto out;
+	}
+	if (!cJSON_IsObject(body)) {
+		api_reply_error(req, 400, NULL, "the body must be a JSON object");
+		cJSON_Delete(body);
+		body = NULL;
+	}
+	goto out;
+oom:
+	api_reply_error(req, 500, NULL, "out of memory reading the request body");
+out:
+	free(buf);
+	return body;
+}
+
+static const char *api_json_type(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNull(v))
+		return "null";
+	if (cJSON_IsArray(v))
+		return "an array";
+	return "an object";
+}
+
+static bool api_in_list(const char *const *list, const char *s)
+{
+	for (; list != NULL && *list != NULL; list++)
+		if (strcmp(*list, s) == 0)
+			return true;
+	return false;
+}
+
+int api_check_keys(struct api_req *req, const cJSON *body, const char *const *writable,
+		   const char *const *readonly, const char *what)
+{
+	const cJSON *item;
+	char known[512];
+	size_t used = 0;
+
+	cJSON_ArrayForEach(item, body) {
+		if (api_in_list(writable, item->string))
+			continue;
+		if (api_in_list(readonly, item->string)) {
+			api_reply_error(req, 422, item->string, "%s is read-only; leave it out",
+					item->string);
+			return -1;
+		}
+		known[0] = '\0';
+		for (const char *const *w = writable; *w != NULL && used < sizeof(known); w++)
+			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
+						 w == writable ? "" : ", ", *w);
+		api_reply_error(req, 422, item->string, "unknown field \"%s\"; %s has %s",
+				item->string, what, known);
+		return -1;
+	}
+	return 0;
+}
+
+bool api_is_integral(double d)
+{
+	return d >= -9e15 && d <= 9e15 && (double)(long long)d == d;
+}
+
+size_t api_utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+int api_get_string(struct api_req *req, const cJSON *body, const char *name, bool required,
+		   size_t minchars, size_t maxchars, bool multiline, const char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+	size_t chars;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (required) {
+			api_reply_error(req, 422, name, "%s is required", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!cJSON_IsString(v)) {
+		api_reply_error(req, 422, name, "%s must be a string, not %s", name, api_json_type(v));
+		return -1;
+	}
+	chars = api_utf8_len(v->valuestring);
+	if (chars < minchars || chars > maxchars) {
+		if (minchars > 0 && chars == 0)
+			api_reply_error(req, 422, name, "%s must not be empty", name);
+		else
+			api_reply_error(req, 422, name, "%s must be %zu to %zu characters long, not %zu",
+					name, minchars, maxchars, chars);
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)v->valuestring; *p; p++) {
+		if ((*p < 0x20 || *p == 0x7f) && !(multiline && (*p == '\n' || *p == '\t' || *p == '\r'))) {
+			api_reply_error(req, 422, name, "%s must not contain control characters", name);
+			return -1;
+		}
+	}
+	*out = v->valuestring;
+	return 0;
+}
+
+int api_get_int(struct api_req *req, const cJSON *body, const char *name, bool required,
+		int64_t min, int64_t max, int64_t *out, bool *present)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+	double d;
+
+	*present = false;
+	if (v == NULL) {
+		if (required) {
+			api_reply_error(req, 422, name, "%s is required", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (!cJSON_IsNumber(v)) {
+		api_reply_error(req, 422, name, "%s must be an integer, not %s", name,
+				api_json_type(v));
+		return -1;
+	}
+	d = v->valuedouble;
+	if (!api_is_integral(d) || d < (double)min || d > (double)max) {
+		api_reply_error(req, 422, name, "%s must be an integer from %lld to %lld", name,
+				(long long)min, (long long)max);
+		return -1;
+	}
+	*out = (int64_t)d;
+	*present = true;
+	return 0;
+}
+
+static int api_query_int(struct api_req *req, const char *name, int64_t dflt, int64_t min,
+			 int64_t max, int64_t *out)
+{
+	char buf[32];
+	int n;
+	int64_t v = 0;
+
+	*out = dflt;
+	if (req->query == NULL)
+		return 0;
+	n = mg_get_var(req->query, strlen(req->query), name, buf, sizeof(buf));
+	if (n == -1)
+		return 0; /* absent */
+	if (n < 1 || n > 18) {
+		api_reply_error(req, 422, name, "%s must be an integer from %lld to %lld", name,
+				(long long)min, (long long)max);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)buf[i])) {
+			api_reply_error(req, 422, name, "%s must be an integer from %lld to %lld",
+					name, (long long)min, (long long)max);
+			return -1;
+		}
+		v = v * 10 + (buf[i] - '0');
+	}
+	if (v < min || v > max) {
+		api_reply_error(req, 422, name, "%s must be an integer from %lld to %lld", name,
+				(long long)min, (long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int api_get_paging(struct api_req *req, int64_t *page, int64_t *page_size)
+{
+	if (api_query_int(req, "page", 1, 1, 1000000000, page) < 0 ||
+	    api_query_int(req, "page_size", 30, 1, 100, page_size) < 0)
+		return -1;
+	return 0;
+}
+
+void api_reply_list(struct api_req *req, cJSON *items, int64_t total, int64_t page,
+		    int64_t page_size)
+{
+	cJSON *root = cJSON_CreateObject();
+
+	if (root == NULL || items == NULL) {
+		cJSON_Delete(items);
+		cJSON_Delete(root);
+		api_reply_json(req, 500, NULL);
+		return;
+	}
+	cJSON_AddItemToObject(root, "items", items);
+	cJSON_AddNumberToObject(root, "total", (double)total);
+	cJSON_AddNumberToObject(root, "page", (double)page);
+	cJSON_AddNumberToObject(root, "page_size", (double)page_size);
+	api_reply_json(req, 200, root);
+}
