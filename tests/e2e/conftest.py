@@ -287,10 +287,13 @@ def server(request, tmp_path):
     """A running streamserver with a fresh data directory (see Server)."""
     srv = Server(tmp_path)
     request.node._ss_servers = getattr(request.node, "_ss_servers", []) + [srv]
+    started = False
     try:
         srv.start()
+        started = True
         yield srv
     finally:
+        died = srv.proc is not None and srv.proc.poll() is not None
         rc = None
         try:
             rc = srv.stop(signal.SIGTERM, timeout=40)
@@ -300,8 +303,18 @@ def server(request, tmp_path):
             if left:
                 print(f"warning: processes still ran after streamserver stopped: {sorted(left)}"
                       " (killed)", file=sys.stderr)
-        if rc not in (None, 0):
-            print(f"warning: streamserver exited with {rc} on SIGTERM", file=sys.stderr)
+    # A controller that crashed during the test, or did not exit cleanly on
+    # SIGTERM, is a bug even when the test's own checks passed.
+    if started and died:
+        pytest.fail(f"streamserver died during the test: {_exit_text(rc)}", pytrace=False)
+    if started and rc not in (None, 0):
+        pytest.fail(f"streamserver {_exit_text(rc)} on SIGTERM (expected 0)", pytrace=False)
+
+
+def _exit_text(rc):
+    if rc is not None and rc < 0:
+        return f"killed by {signal.Signals(-rc).name}"
+    return f"exited with status {rc}"
 
 
 @pytest.hookimpl(hookwrapper=True)

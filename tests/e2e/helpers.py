@@ -243,7 +243,8 @@ class Kafka:
         p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "acks": "all",
                       "queue.buffering.max.messages": 500000,
                       "queue.buffering.max.kbytes": 262144,
-                      "batch.num.messages": 10000, "enable.idempotence": True})
+                      "batch.num.messages": 10000, "enable.idempotence": True,
+                      "log_level": 3})
         n = 0
         for i, v in enumerate(values):
             if isinstance(v, str):
@@ -275,12 +276,13 @@ def expected_row(i):
     return (f"k{i}", i, Decimal(f"{i}.5"), f"a{i}", f"b{i}")
 
 
-def check_delimited_table(pg, table, start, stop):
+def check_delimited_table(pg, table, start, stop, schema="public"):
     """Asserts the table holds exactly the rows of delimited_messages(start, stop)."""
     n = stop - start
+    qt = f'"{schema}"."{table}"'
     total, distinct, s2, s3, lo, hi = pg.query(
         f'SELECT count(*), count(DISTINCT column_1), sum(column_2), sum(column_3), '
-        f'min(column_2), max(column_2) FROM public."{table}"')[0]
+        f'min(column_2), max(column_2) FROM {qt}')[0]
     dups = total - distinct
     assert distinct == n, f"{table}: {distinct} distinct keys, expected {n} (rows {total})"
     assert total == n, f"{table}: {total} rows for {n} messages: {dups} duplicates"
@@ -289,7 +291,7 @@ def check_delimited_table(pg, table, start, stop):
     assert s2 == expect2, f"{table}: sum(column_2) = {s2}, expected {expect2}"
     assert s3 == Decimal(expect2) + Decimal(n) / 2, f"{table}: sum(column_3) = {s3}"
     bad = pg.query(
-        f"SELECT column_1, column_2, column_3, column_4, column_5 FROM public.\"{table}\" "
+        f"SELECT column_1, column_2, column_3, column_4, column_5 FROM {qt} "
         f"WHERE column_1 IS DISTINCT FROM 'k' || column_2 "
         f"OR column_3 IS DISTINCT FROM column_2 + 0.5 "
         f"OR column_4 IS DISTINCT FROM 'a' || column_2 "
@@ -297,7 +299,7 @@ def check_delimited_table(pg, table, start, stop):
     assert not bad, f"{table}: rows whose columns do not match their message: {bad}"
     for i in (start, (start + stop) // 2, stop - 1):
         rows = pg.query(f'SELECT column_1, column_2, column_3, column_4, column_5 '
-                        f'FROM public."{table}" WHERE column_1 = %s', (f"k{i}",))
+                        f'FROM {qt} WHERE column_1 = %s', (f"k{i}",))
         assert rows == [expected_row(i)], f"{table}: row k{i} is {rows}"
 
 
@@ -408,13 +410,14 @@ def wait_state(srv, job_id, state, timeout=STATE_TIMEOUT, pred=None):
         raise AssertionError(f"{e}\n  states seen: {seen}") from None
 
 
-def wait_rows(pg, table, n, srv=None, job_id=None, timeout=ROWS_TIMEOUT, column="column_1"):
+def wait_rows(pg, table, n, srv=None, job_id=None, timeout=ROWS_TIMEOUT, column="column_1",
+              schema="public"):
     """Waits until the table has n distinct keys, then checks that no extra
     rows arrive; on timeout the message carries the job's status."""
     box = {}
 
     def check():
-        box["distinct"] = pg.count_distinct(table, column)
+        box["distinct"] = pg.count_distinct(table, column, schema)
         return box["distinct"] >= n
 
     try:
@@ -426,10 +429,10 @@ def wait_rows(pg, table, n, srv=None, job_id=None, timeout=ROWS_TIMEOUT, column=
                 extra = f"\n  job status: {job_status(srv, job_id)}"
             except Exception as se:  # the controller itself may be the problem
                 extra = f"\n  job status unavailable: {se!r}"
-        raise AssertionError(f"{e}\n  rows: {pg.count(table)}, distinct keys: "
+        raise AssertionError(f"{e}\n  rows: {pg.count(table, schema)}, distinct keys: "
                              f"{box.get('distinct')}{extra}") from None
     time.sleep(0.5)  # a duplicate written late would show now
-    return pg.count(table)
+    return pg.count(table, schema)
 
 
 def signal_name(sig):

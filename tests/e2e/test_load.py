@@ -288,3 +288,29 @@ def test_professional_yaml_defaults_from_source_and_service(server, pg, kafka):
     assert wait_rows(pg, table, n, server, job["id"]) == n
     check_delimited_table(pg, table, 0, n)
     _assert_final_status(server, job["id"], n)
+
+
+def test_jobs_started_together_on_a_new_schema(server, pg, kafka):
+    """Several jobs writing to a schema no job used before, started at once:
+    each creates its auxiliary tables there concurrently, and each loads."""
+    n, njobs = 1000, 3
+    schema = unique("s")
+    pg.execute(f'CREATE SCHEMA "{schema}"')
+    svc = create_service(server, pg)
+    jobs = []
+    for k in range(njobs):
+        topic = kafka.create_topic(unique(f"multi{k}"), partitions=2)
+        table = pg.create_table(unique(f"t_multi{k}"), TABLE5, schema=schema)
+        src = create_source(server, svc["id"], kafka, topic)
+        job = create_job(server, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5],
+                                            schema=schema))
+        kafka.produce(topic, delimited_messages(k * n, (k + 1) * n), partitions=2)
+        jobs.append((job["id"], table))
+    for jid, _ in jobs:
+        start_job(server, jid)
+    for k, (jid, table) in enumerate(jobs):
+        assert wait_rows(pg, table, n, server, jid, schema=schema) == n
+        check_delimited_table(pg, table, k * n, (k + 1) * n, schema=schema)
+    for jid, _ in jobs:
+        st = job_status(server, jid)
+        assert st["state"] == "running" and st["last_error"] in (None, ""), st

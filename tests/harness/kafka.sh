@@ -220,7 +220,15 @@ cmd_start() {
 		rm -rf "$DIR/data"
 		read -r port cport < <(free_ports)
 		write_config "$port" "$cport"
-		cluster_id="$("$PYTHON" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+		# Like Kafka's Uuid.randomUuid(): never starting with "-", which the
+		# storage tool's argument parser would take for an option.
+		cluster_id="$("$PYTHON" -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')"
 		if ! java -Xshare:auto -XX:TieredStopAtLevel=1 -Dlog4j.configuration="file:$DIR/log4j.properties" \
 			-cp "$CACHE/*" kafka.tools.StorageTool format -t "$cluster_id" \
 			-c "$DIR/server.properties" >"$DIR/format.log" 2>&1; then
