@@ -112,10 +112,13 @@ def _stop_backends(b):
 
 @pytest.fixture(scope="session")
 def _backends():
+    b, error = None, None
     try:
         b = _start_backends()
     except Exception as e:
-        pytest.fail(f"cannot start the test PostgreSQL / Kafka: {e}", pytrace=False)
+        error = str(e)
+    if error is not None:
+        pytest.fail(f"cannot start the test PostgreSQL / Kafka: {error}", pytrace=False)
     yield b
     _stop_backends(b)
 
