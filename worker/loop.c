@@ -101,20 +101,28 @@ static int loop_exit_code(int cls)
 	return cls == WERR_DATA ? WORKER_EXIT_DATA : cls == WERR_FATAL ? WORKER_EXIT_CONFIG : WORKER_EXIT_RETRY;
 }
 
-/* A failed status write means the controller is gone: stop, nobody is listening. */
+/* A status write failing with EPIPE means the controller is gone: stop,
+ * nobody is listening.  Any other failure (fd 3 inherited from a shell, not
+ * a pipe) only turns status lines off. */
 static void loop_status_result(struct worker *w, int rc)
 {
-	if (rc < 0 && !w->controller_gone) {
+	if (rc == 0 || w->status_fd < 0)
+		return;
+	if (errno == EPIPE) {
 		w->controller_gone = true;
 		loop_stop = 1;
-		log_warn("the controller is gone (status pipe: %s); stopping", strerror(errno));
+		log_warn("the controller is gone (status pipe closed); stopping");
+	} else {
+		log_warn("cannot write status lines to fd %d (%s); continuing without them", w->status_fd,
+			 strerror(errno));
 	}
+	w->status_fd = -1;
 }
 
 static int loop_fail(struct worker *w, int cls, const char *msg)
 {
 	log_error("%s", msg);
-	if (!w->controller_gone)
+	if (w->status_fd >= 0)
 		loop_status_result(w, proto_send_error(w->status_fd, loop_class_name(cls), msg));
 	return loop_exit_code(cls);
 }
@@ -342,7 +350,8 @@ static int loop_flush(struct worker *w, char *err, size_t errlen)
 	}
 	log_debug("batch committed: %lld messages, %lld rows, %zu bytes, %lld ms", (long long)messages,
 		  (long long)rows, w->copy.len, (long long)(loop_now_ms() - started));
-	loop_status_result(w, proto_send_batch(w->status_fd, messages, rows, 0));
+	if (w->status_fd >= 0)
+		loop_status_result(w, proto_send_batch(w->status_fd, messages, rows, 0));
 	consumer_commit_async(w->consumer, w->commit, n);
 	w->total_rows += rows;
 	w->total_batches++;
@@ -559,7 +568,8 @@ int loop_run(void)
 	}
 	if (loop_stop)
 		goto out;
-	loop_status_result(&w, proto_send_ready(w.status_fd));
+	if (w.status_fd >= 0)
+		loop_status_result(&w, proto_send_ready(w.status_fd));
 	log_info("ready: %zu partition(s), batches of up to %lld rows or %lld ms", w.npartitions,
 		 (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
 
