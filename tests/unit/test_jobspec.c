@@ -1,1 +1,2098 @@
-/* placeholder: being written */
+/* Unit tests of the job model: YAML parsing and emitting, wizard fields,
+ * defaults and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "jobspec.h"
+
+/* ---- helpers ---- */
+
+static struct jobspec *parse_ok(const char *yaml)
+{
+	struct js_errors errs;
+	struct jobspec *spec = NULL;
+	int rc = jobspec_parse_yaml(yaml, strlen(yaml), &spec, &errs);
+
+	if (rc != 0) {
+		char buf[4096];
+
+		js_errors_format(&errs, buf, sizeof(buf));
+		fail_msg("parse failed: %s\n--- yaml ---\n%s", buf, yaml);
+	}
+	assert_non_null(spec);
+	assert_int_equal(errs.count, 0);
+	return spec;
+}
+
+static void parse_fail(const char *yaml, struct js_errors *errs)
+{
+	struct jobspec *spec = (struct jobspec *)1;
+
+	assert_int_equal(jobspec_parse_yaml(yaml, strlen(yaml), &spec, errs), -1);
+	assert_null(spec);
+	assert_true(errs->count > 0);
+}
+
+static const struct js_error *find_err(const struct js_errors *errs, const char *path)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		if (strcmp(errs->items[i].path, path) == 0)
+			return &errs->items[i];
+	return NULL;
+}
+
+static const char *current_case; /* printed when a table-driven case fails */
+
+static void dump_errs(const struct js_errors *errs)
+{
+	if (current_case != NULL)
+		print_message("case:\n%s\n", current_case);
+	for (size_t i = 0; i < errs->count; i++)
+		print_message("  [%zu] %s (line %d): %s\n", i, errs->items[i].path, errs->items[i].line,
+			      errs->items[i].message);
+}
+
+static void assert_err(const struct js_errors *errs, const char *path, int line, const char *substr)
+{
+	const struct js_error *e = find_err(errs, path);
+
+	if (e == NULL) {
+		dump_errs(errs);
+		fail_msg("no error at path \"%s\"", path);
+	}
+	if (line >= 0 && e->line != line) {
+		dump_errs(errs);
+		fail_msg("error at %s: line %d, expected %d", path, e->line, line);
+	}
+	if (substr != NULL && strstr(e->message, substr) == NULL) {
+		dump_errs(errs);
+		fail_msg("error at %s: \"%s\" lacks \"%s\"", path, e->message, substr);
+	}
+}
+
+/* The 1-based line of the first occurrence of needle in text. */
+static int line_of(const char *text, const char *needle)
+{
+	const char *at = strstr(text, needle);
+	int line = 1;
+
+	assert_non_null(at);
+	for (const char *p = text; p < at; p++)
+		line += *p == '\n';
+	return line;
+}
+
+/* The seed's appendix example, as multi-line YAML, hosts replaced, MODE MERGE. */
+static const char seed_yaml[] =
+	"DATABASE: liss_test\n"
+	"USER: liss_test\n"
+	"PASSWORD: lissTest1234\n"
+	"HOST: adbpg.example.internal\n"
+	"PORT: 5432\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    SOURCE:\n"
+	"      BROKERS: kafka-1.example.internal:9092,kafka-2.example.internal:9092,kafka-3.example.internal:9092\n"
+	"      TOPIC: test_topic\n"
+	"      FALLBACK_OFFSET: EARLIEST\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: column_1\n"
+	"          TYPE: varchar(32)\n"
+	"        - NAME: column_2\n"
+	"          TYPE: bigint\n"
+	"        - NAME: column_3\n"
+	"          TYPE: numeric\n"
+	"        - NAME: column_4\n"
+	"          TYPE: varchar(32)\n"
+	"        - NAME: column_5\n"
+	"          TYPE: varchar(32)\n"
+	"      FORMAT: delimited\n"
+	"      DELIMITED_OPTION:\n"
+	"        DELIMITER: \"|\"\n"
+	"    ERROR_LIMIT: 20\n"
+	"  OUTPUT:\n"
+	"    SCHEMA: liss_test\n"
+	"    TABLE: liss_test_plaintext\n"
+	"    MODE: MERGE\n"
+	"    MATCH_COLUMNS:\n"
+	"      - column_1\n"
+	"      - column_2\n"
+	"    UPDATE_COLUMNS:\n"
+	"      - column_3\n"
+	"      - column_4\n"
+	"      - column_5\n"
+	"    MAPPING:\n"
+	"      - NAME: column_1\n"
+	"        EXPRESSION: column_1\n"
+	"      - NAME: column_2\n"
+	"        EXPRESSION: column_2\n"
+	"      - NAME: column_3\n"
+	"        EXPRESSION: column_3\n"
+	"      - NAME: column_4\n"
+	"        EXPRESSION: column_4\n"
+	"      - NAME: column_5\n"
+	"        EXPRESSION: column_5\n"
+	"  COMMIT:\n"
+	"    MAX_ROW: 1000\n"
+	"    MINIMAL_INTERVAL: 1000\n"
+	"    CONSISTENCY: ATLEAST\n"
+	"  POLL:\n"
+	"    BATCHSIZE: 1000\n"
+	"    TIMEOUT: 1000\n"
+	"  PROPERTIES:\n"
+	"    group.id: test_consumer_group\n";
+
+/* A small job that validates once the defaults are applied. */
+static const char minimal_yaml[] =
+	"DATABASE: db\n"
+	"USER: loader\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: id\n"
+	"          TYPE: bigint\n"
+	"        - NAME: note\n"
+	"  OUTPUT:\n"
+	"    TABLE: orders\n";
+
+static const struct js_defaults std_defaults = {
+	.brokers = "localhost:9092",
+	.topic = "orders",
+	.format = JS_FORMAT_DELIMITED,
+	.delimiter = "|",
+	.host = "127.0.0.1",
+	.port = 5432,
+};
+
+static struct jobspec *minimal_valid(void)
+{
+	struct jobspec *spec = parse_ok(minimal_yaml);
+
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	return spec;
+}
+
+static void validate_fail(const struct jobspec *spec, struct js_errors *errs)
+{
+	assert_int_equal(jobspec_validate(spec, errs), -1);
+	assert_true(errs->count > 0);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	assert_non_null(d);
+	return d;
+}
+
+/* ---- the seed example ---- */
+
+static void test_seed_example_every_field(void **state)
+{
+	struct jobspec *spec = parse_ok(seed_yaml);
+	static const char *const types[] = { "varchar(32)", "bigint", "numeric", "varchar(32)", "varchar(32)" };
+
+	assert_string_equal(spec->database, "liss_test");
+	assert_string_equal(spec->user, "liss_test");
+	assert_string_equal(spec->password, "lissTest1234");
+	assert_string_equal(spec->host, "adbpg.example.internal");
+	assert_int_equal(spec->port, 5432);
+	assert_int_equal(spec->version, 2);
+	assert_string_equal(spec->brokers,
+			    "kafka-1.example.internal:9092,kafka-2.example.internal:9092,kafka-3.example.internal:9092");
+	assert_string_equal(spec->topic, "test_topic");
+	assert_null(spec->partitions);
+	assert_int_equal(spec->npartitions, 0);
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_EARLIEST);
+
+	assert_false(spec->key.present);
+	assert_true(spec->value.present);
+	assert_int_equal(spec->value.line, line_of(seed_yaml, "    VALUE:"));
+	assert_int_equal(spec->value.line, 12);
+	assert_int_equal(spec->value.ncolumns, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "column_%zu", i + 1);
+		assert_string_equal(spec->value.columns[i].name, name);
+		assert_string_equal(spec->value.columns[i].type, types[i]);
+	}
+	assert_int_equal(spec->value.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->value.delimiter, "|");
+	assert_null(spec->value.quote);
+	assert_null(spec->value.escape);
+	assert_null(spec->value.null_string);
+	assert_false(spec->meta_present);
+	assert_null(spec->meta_column);
+	assert_int_equal(spec->error_limit, 20);
+	assert_false(spec->error_limit_percent);
+
+	assert_string_equal(spec->schema, "liss_test");
+	assert_string_equal(spec->table, "liss_test_plaintext");
+	assert_int_equal(spec->mode, JS_MODE_MERGE);
+	assert_int_equal(spec->nmatch_columns, 2);
+	assert_string_equal(spec->match_columns[0], "column_1");
+	assert_string_equal(spec->match_columns[1], "column_2");
+	assert_int_equal(spec->norder_columns, 0);
+	assert_null(spec->order_columns);
+	assert_int_equal(spec->nupdate_columns, 3);
+	assert_string_equal(spec->update_columns[0], "column_3");
+	assert_string_equal(spec->update_columns[1], "column_4");
+	assert_string_equal(spec->update_columns[2], "column_5");
+	assert_int_equal(spec->nmapping, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "column_%zu", i + 1);
+		assert_string_equal(spec->mapping[i].name, name);
+		assert_string_equal(spec->mapping[i].expression, name);
+	}
+	assert_null(spec->metadata_schema);
+	assert_int_equal(spec->commit_max_row, 1000);
+	assert_int_equal(spec->commit_minimal_interval_ms, 1000);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_ATLEAST);
+	assert_int_equal(spec->poll_batchsize, 1000);
+	assert_int_equal(spec->poll_timeout_ms, 1000);
+	assert_int_equal(spec->nproperties, 1);
+	assert_string_equal(spec->properties[0].key, "group.id");
+	assert_string_equal(spec->properties[0].value, "test_consumer_group");
+	assert_string_equal(jobspec_property(spec, "group.id"), "test_consumer_group");
+	assert_int_equal(spec->retry_interval_ms, 5000);
+	assert_int_equal(spec->max_retries, 0);
+	jobspec_free(spec);
+}
+
+static void test_seed_example_validate_refuses_merge_only(void **state)
+{
+	struct jobspec *spec = parse_ok(seed_yaml);
+	struct js_errors errs;
+
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "MERGE is not supported yet");
+
+	/* The same job in INSERT mode keeps its MATCH/UPDATE_COLUMNS, ignored. */
+	spec->mode = JS_MODE_INSERT;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_int_equal(errs.count, 0);
+	jobspec_free(spec);
+}
+
+/* ---- every key with a right value ---- */
+
+static const char all_keys_yaml[] =
+	"database: sales\n"
+	"User: 'loader'\n"
+	"PASSWORD: \"s3cret: #1\"\n"
+	"HOST: db1\n"
+	"PORT: 6543\n"
+	"VERSION: 2\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    SOURCE:\n"
+	"      BROKERS: k1:9092\n"
+	"      TOPIC: events\n"
+	"      PARTITIONS: (0,2,5)\n"
+	"      FALLBACK_OFFSET: Latest\n"
+	"    KEY:\n"
+	"      COLUMNS:\n"
+	"        - NAME: k\n"
+	"          TYPE: text\n"
+	"      FORMAT: csv\n"
+	"      CSV_OPTION:\n"
+	"        DELIMITER: ';'\n"
+	"        QUOTE: \"'\"\n"
+	"        NULL_STRING: NULL\n"
+	"        ESCAPE: '\\'\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: a\n"
+	"          TYPE: int\n"
+	"        - name: b\n"
+	"      format: DELIMITED\n"
+	"      delimited_option:\n"
+	"        DELIMITER: '||'\n"
+	"        QUOTE: '\"'\n"
+	"        ESCAPE: '!'\n"
+	"    META:\n"
+	"      COLUMNS:\n"
+	"        - NAME: meta\n"
+	"          TYPE: JSONB\n"
+	"      FORMAT: json\n"
+	"    ERROR_LIMIT: 5%\n"
+	"  OUTPUT:\n"
+	"    SCHEMA: s1\n"
+	"    TABLE: t1\n"
+	"    MODE: update\n"
+	"    MATCH_COLUMNS: [a]\n"
+	"    ORDER_COLUMNS: [b]\n"
+	"    UPDATE_COLUMNS:\n"
+	"      - b\n"
+	"    MAPPING:\n"
+	"      a: a\n"
+	"      b: upper(b)\n"
+	"  METADATA:\n"
+	"    schema: aux\n"
+	"  COMMIT:\n"
+	"    MAX_ROW: 1\n"
+	"    MINIMAL_INTERVAL: 0\n"
+	"    CONSISTENCY: strong\n"
+	"  POLL:\n"
+	"    BATCHSIZE: 1\n"
+	"    TIMEOUT: 0\n"
+	"  PROPERTIES:\n"
+	"    group.id: g1\n"
+	"    fetch.min.bytes: 1024\n"
+	"    check.crcs: true\n"
+	"SCHEDULE:\n"
+	"  RETRY_INTERVAL: 2m\n"
+	"  MAX_RETRIES: 7\n";
+
+static void test_every_key_right_value(void **state)
+{
+	struct jobspec *spec = parse_ok(all_keys_yaml);
+
+	assert_string_equal(spec->database, "sales");
+	assert_string_equal(spec->user, "loader");
+	assert_string_equal(spec->password, "s3cret: #1");
+	assert_string_equal(spec->host, "db1");
+	assert_int_equal(spec->port, 6543);
+	assert_int_equal(spec->version, 2);
+	assert_string_equal(spec->brokers, "k1:9092");
+	assert_string_equal(spec->topic, "events");
+	assert_int_equal(spec->npartitions, 3);
+	assert_int_equal(spec->partitions[0], 0);
+	assert_int_equal(spec->partitions[1], 2);
+	assert_int_equal(spec->partitions[2], 5);
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_LATEST);
+
+	assert_true(spec->key.present);
+	assert_int_equal(spec->key.line, line_of(all_keys_yaml, "    KEY:"));
+	assert_int_equal(spec->key.ncolumns, 1);
+	assert_string_equal(spec->key.columns[0].name, "k");
+	assert_string_equal(spec->key.columns[0].type, "text");
+	assert_int_equal(spec->key.format, JS_FORMAT_CSV);
+	assert_string_equal(spec->key.delimiter, ";");
+	assert_string_equal(spec->key.quote, "'");
+	assert_string_equal(spec->key.null_string, "NULL"); /* text here, though YAML's null word */
+	assert_string_equal(spec->key.escape, "\\");
+
+	assert_true(spec->value.present);
+	assert_int_equal(spec->value.line, line_of(all_keys_yaml, "    VALUE:"));
+	assert_int_equal(spec->value.ncolumns, 2);
+	assert_string_equal(spec->value.columns[0].name, "a");
+	assert_string_equal(spec->value.columns[0].type, "int");
+	assert_string_equal(spec->value.columns[1].name, "b");
+	assert_null(spec->value.columns[1].type);
+	assert_int_equal(spec->value.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->value.delimiter, "||");
+	assert_string_equal(spec->value.quote, "\"");
+	assert_string_equal(spec->value.escape, "!");
+	assert_null(spec->value.null_string);
+
+	assert_true(spec->meta_present);
+	assert_string_equal(spec->meta_column, "meta");
+	assert_string_equal(spec->meta_type, "jsonb");
+	assert_int_equal(spec->error_limit, 5);
+	assert_true(spec->error_limit_percent);
+
+	assert_string_equal(spec->schema, "s1");
+	assert_string_equal(spec->table, "t1");
+	assert_int_equal(spec->mode, JS_MODE_UPDATE);
+	assert_int_equal(spec->nmatch_columns, 1);
+	assert_string_equal(spec->match_columns[0], "a");
+	assert_int_equal(spec->norder_columns, 1);
+	assert_string_equal(spec->order_columns[0], "b");
+	assert_int_equal(spec->nupdate_columns, 1);
+	assert_string_equal(spec->update_columns[0], "b");
+	assert_int_equal(spec->nmapping, 2);
+	assert_string_equal(spec->mapping[0].name, "a");
+	assert_string_equal(spec->mapping[0].expression, "a");
+	assert_string_equal(spec->mapping[1].name, "b");
+	assert_string_equal(spec->mapping[1].expression, "upper(b)");
+	assert_string_equal(spec->metadata_schema, "aux");
+	assert_int_equal(spec->commit_max_row, 1);
+	assert_int_equal(spec->commit_minimal_interval_ms, 0);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_EXACTLY);
+	assert_int_equal(spec->poll_batchsize, 1);
+	assert_int_equal(spec->poll_timeout_ms, 0);
+	assert_int_equal(spec->nproperties, 3);
+	assert_string_equal(spec->properties[0].key, "group.id");
+	assert_string_equal(spec->properties[1].key, "fetch.min.bytes");
+	assert_string_equal(spec->properties[1].value, "1024");
+	assert_string_equal(spec->properties[2].key, "check.crcs");
+	assert_string_equal(spec->properties[2].value, "true");
+	assert_string_equal(jobspec_property(spec, "check.crcs"), "true");
+	assert_null(jobspec_property(spec, "CHECK.CRCS"));
+	assert_null(jobspec_property(spec, "nope"));
+	assert_int_equal(spec->retry_interval_ms, 120000);
+	assert_int_equal(spec->max_retries, 7);
+	jobspec_free(spec);
+}
+
+static void test_enum_spellings(void **state)
+{
+	static const struct {
+		const char *yaml;
+		int consistency;
+	} cases[] = {
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: ATLEAST\n", JS_CONSISTENCY_ATLEAST },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: at-least\n", JS_CONSISTENCY_ATLEAST },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: exactly\n", JS_CONSISTENCY_EXACTLY },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: Strong\n", JS_CONSISTENCY_EXACTLY },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: at-most\n", JS_CONSISTENCY_ATMOST },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: NONE\n", JS_CONSISTENCY_NONE },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jobspec *spec = parse_ok(cases[i].yaml);
+
+		assert_int_equal(spec->consistency, cases[i].consistency);
+		jobspec_free(spec);
+	}
+	assert_int_equal(js_mode_parse("merge"), JS_MODE_MERGE);
+	assert_int_equal(js_mode_parse("Insert"), JS_MODE_INSERT);
+	assert_int_equal(js_mode_parse("upsert"), -1);
+	assert_int_equal(js_format_parse("CSV"), JS_FORMAT_CSV);
+	assert_int_equal(js_format_parse("Protobuf"), JS_FORMAT_PROTOBUF);
+	assert_int_equal(js_format_parse("avro"), -1);
+	assert_int_equal(js_fallback_parse("LATEST"), JS_FALLBACK_LATEST);
+	assert_int_equal(js_fallback_parse(""), -1);
+	assert_int_equal(js_consistency_parse(NULL), -1);
+	assert_string_equal(js_format_name(JS_FORMAT_DELIMITED), "delimited");
+	assert_string_equal(js_format_name(JS_FORMAT_JSON), "json");
+	assert_string_equal(js_mode_name(JS_MODE_UPDATE), "UPDATE");
+	assert_string_equal(js_consistency_name(JS_CONSISTENCY_ATMOST), "at-most");
+	assert_string_equal(js_consistency_name(JS_CONSISTENCY_EXACTLY), "EXACTLY");
+	assert_string_equal(js_fallback_name(JS_FALLBACK_EARLIEST), "earliest");
+	/* Every name reads back as its value. */
+	for (int c = JS_CONSISTENCY_ATLEAST; c <= JS_CONSISTENCY_NONE; c++)
+		assert_int_equal(js_consistency_parse(js_consistency_name((enum js_consistency)c)), c);
+	for (int f = JS_FORMAT_DELIMITED; f <= JS_FORMAT_PROTOBUF; f++)
+		assert_int_equal(js_format_parse(js_format_name((enum js_format)f)), f);
+}
+
+static void test_version_forms(void **state)
+{
+	struct jobspec *spec = parse_ok("VERSION: v2\n");
+	struct js_errors errs;
+
+	assert_int_equal(spec->version, 2);
+	jobspec_free(spec);
+	spec = parse_ok("VERSION: '3'\n");
+	assert_int_equal(spec->version, 3);
+	jobspec_free(spec);
+	parse_fail("VERSION: -2\n", &errs);
+	assert_err(&errs, "VERSION", 1, "got \"-2\"");
+	parse_fail("VERSION: v\n", &errs);
+	assert_err(&errs, "VERSION", 1, "positive integer");
+}
+
+static void test_defaults_of_new_spec(void **state)
+{
+	struct jobspec *spec = parse_ok("DATABASE: db\n");
+
+	assert_int_equal(spec->commit_max_row, 500);
+	assert_int_equal(spec->commit_minimal_interval_ms, 1000);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_ATLEAST);
+	assert_int_equal(spec->poll_batchsize, 64);
+	assert_int_equal(spec->poll_timeout_ms, 5000);
+	assert_int_equal(spec->retry_interval_ms, 5000);
+	assert_int_equal(spec->max_retries, 0);
+	assert_int_equal(spec->mode, JS_MODE_INSERT);
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_EARLIEST);
+	assert_int_equal(spec->error_limit, 0);
+	assert_false(spec->error_limit_percent);
+	assert_int_equal(spec->port, 0);
+	assert_null(spec->schema);
+	assert_null(spec->password);
+	assert_false(spec->value.present);
+	jobspec_free(spec);
+}
+
+static void test_null_values_are_absent(void **state)
+{
+	struct jobspec *spec = parse_ok("DATABASE: db\nPASSWORD:\nHOST: ~\nUSER: 'null'\nKAFKA:\n"
+					"  COMMIT:\n    MAX_ROW: null\n");
+
+	assert_null(spec->password);
+	assert_null(spec->host);
+	assert_string_equal(spec->user, "null"); /* quoted: the text */
+	assert_int_equal(spec->commit_max_row, 500);
+	jobspec_free(spec);
+}
+
+/* ---- MAPPING forms ---- */
+
+static void test_mapping_list_form(void **state)
+{
+	struct jobspec *spec = parse_ok("KAFKA:\n  OUTPUT:\n    MAPPING:\n"
+					"      - NAME: id\n        EXPRESSION: a::bigint\n"
+					"      - name: total\n        expression: \"b * 2\"\n");
+
+	assert_int_equal(spec->nmapping, 2);
+	assert_string_equal(spec->mapping[0].name, "id");
+	assert_string_equal(spec->mapping[0].expression, "a::bigint");
+	assert_string_equal(spec->mapping[1].name, "total");
+	assert_string_equal(spec->mapping[1].expression, "b * 2");
+	jobspec_free(spec);
+}
+
+static void test_mapping_map_form(void **state)
+{
+	struct jobspec *spec = parse_ok("KAFKA:\n  OUTPUT:\n    MAPPING:\n"
+					"      id: a::bigint\n      total: b * 2\n      Name: c\n");
+
+	assert_int_equal(spec->nmapping, 3);
+	assert_string_equal(spec->mapping[0].name, "id");
+	assert_string_equal(spec->mapping[0].expression, "a::bigint");
+	assert_string_equal(spec->mapping[1].name, "total");
+	assert_string_equal(spec->mapping[1].expression, "b * 2");
+	assert_string_equal(spec->mapping[2].name, "Name"); /* a column name: case kept */
+	assert_string_equal(spec->mapping[2].expression, "c");
+	jobspec_free(spec);
+}
+
+static void test_mapping_errors(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      id: a\n      id: b\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING.id", 5, "mapped twice");
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      - NAME: id\n        EXPRESSION: a\n"
+		   "      - NAME: x\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1].EXPRESSION", 6, "is required");
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      - NAME: id\n        EXPR: a\n", &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[0].EXPR", 5, "did you mean EXPRESSION?");
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[0].EXPRESSION", 4, "is required");
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING: id\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 3, "NAME/EXPRESSION");
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      id:\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING.id", 4, "needs an expression");
+
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      - NAME: a\n        EXPRESSION: x\n"
+		   "      - NAME: a\n        EXPRESSION: y\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", 6, "mapped twice");
+}
+
+/* ---- each key: wrong type, out of range, unknown key ---- */
+
+struct bad_case {
+	const char *yaml;
+	const char *path;
+	int line;
+	const char *message;
+};
+
+static void run_bad_cases(const struct bad_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct js_errors errs;
+
+		current_case = cases[i].yaml;
+		parse_fail(cases[i].yaml, &errs);
+		if (errs.count != 1) {
+			dump_errs(&errs);
+			fail_msg("case %zu: %zu errors, expected 1", i, errs.count);
+		}
+		assert_err(&errs, cases[i].path, cases[i].line, cases[i].message);
+	}
+	current_case = NULL;
+}
+
+static void test_bad_top_level(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "PORT: abc\n", "PORT", 1, "must be an integer, got \"abc\"" },
+		{ "PORT: 70000\n", "PORT", 1, "must be between 1 and 65535, got 70000" },
+		{ "DATABASE: db\nPORT: 0\n", "PORT", 2, "between 1 and 65535" },
+		{ "PORT: 99999999999999999999999\n", "PORT", 1, "between 1 and 65535" },
+		{ "PORT: [5432]\n", "PORT", 1, "must be a single value, got a list" },
+		{ "PORT: 54.32\n", "PORT", 1, "must be an integer" },
+		{ "DATABASE: {a: b}\n", "DATABASE", 1, "got a map" },
+		{ "USER: [u]\n", "USER", 1, "got a list" },
+		{ "PASSWORD: [p]\n", "PASSWORD", 1, "got a list" },
+		{ "HOST:\n  - h\n", "HOST", 2, "got a list" },
+		{ "VERSION: two\n", "VERSION", 1, "positive integer" },
+		{ "VERSION: 0\n", "VERSION", 1, "positive integer" },
+		{ "DATABSE: db\n", "DATABSE", 1, "unknown key \"DATABSE\" (did you mean DATABASE?)" },
+		{ "FOO: 1\n", "FOO", 1, "allowed here: DATABASE, USER, PASSWORD, HOST, PORT, VERSION, KAFKA, SCHEDULE" },
+		{ "DATABASE: a\nUSER: u\ndatabase: b\n", "DATABASE", 3, "duplicate key DATABASE (first at line 1)" },
+		{ "TABLE: t\n", "TABLE", 1, "unknown key \"TABLE\" here; it belongs under KAFKA.OUTPUT" },
+		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.OUTPUT or KAFKA.METADATA" },
+		{ "KAFKA: text\n", "KAFKA", 1, "must be a map" },
+		{ "KAFKA:\n  - INPUT\n", "KAFKA", 2, "must be a map of KEY: value lines, got a list" },
+		{ "SCHEDULE: [1]\n", "SCHEDULE", 1, "must be a map" },
+		{ "- a\n- b\n", "", 1, "must be a map" },
+		{ "just text\n", "", 1, "must be a map" },
+		{ "[a]: 1\n", "", 1, "a key must be a word" },
+	};
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_kafka_level(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "KAFKA:\n  INPUTS: {}\n", "KAFKA.INPUTS", 2, "did you mean INPUT?" },
+		{ "KAFKA:\n  INPUT: [a]\n", "KAFKA.INPUT", 2, "must be a map" },
+		{ "KAFKA:\n  OUTPUT: x\n", "KAFKA.OUTPUT", 2, "must be a map" },
+		{ "KAFKA:\n  METADATA:\n    SCHEMA: [a]\n", "KAFKA.METADATA.SCHEMA", 3, "got a list" },
+		{ "KAFKA:\n  METADATA:\n    TABLESPACE: x\n", "KAFKA.METADATA.TABLESPACE", 3, "allowed here: SCHEMA" },
+		{ "KAFKA:\n  COMMIT: 5\n", "KAFKA.COMMIT", 2, "must be a map" },
+		{ "KAFKA:\n  POLL: [1]\n", "KAFKA.POLL", 2, "must be a map" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      TOPIC: t\n  input: {}\n", "KAFKA.INPUT", 5, "duplicate key" },
+	};
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_source(void **state)
+{
+#define SRC "KAFKA:\n  INPUT:\n    SOURCE:\n"
+	static const struct bad_case cases[] = {
+		{ SRC "      BROKERS: [a, b]\n", "KAFKA.INPUT.SOURCE.BROKERS", 4, "got a list" },
+		{ SRC "      TOPIC: {a: 1}\n", "KAFKA.INPUT.SOURCE.TOPIC", 4, "got a map" },
+		{ SRC "      FALLBACK_OFFSET: middle\n", "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", 4,
+		  "must be one of earliest, latest, got \"middle\"" },
+		{ SRC "      FALLBACK_OFFSET: [earliest]\n", "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", 4, "got a list" },
+		{ SRC "      BROKER: x\n", "KAFKA.INPUT.SOURCE.BROKER", 4, "did you mean BROKERS?" },
+		{ SRC "      FALLBACKOFFSET: earliest\n", "KAFKA.INPUT.SOURCE.FALLBACKOFFSET", 4,
+		  "did you mean FALLBACK_OFFSET?" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE: []\n", "KAFKA.INPUT.SOURCE", 3, "must be a map" },
+		{ SRC "      PARTITIONS: {a: 1}\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4, "got a map" },
+	};
+#undef SRC
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_value(void **state)
+{
+#define VAL "KAFKA:\n  INPUT:\n    VALUE:\n"
+	static const struct bad_case cases[] = {
+		{ VAL "      FORMAT: xml\n", "KAFKA.INPUT.VALUE.FORMAT", 4,
+		  "must be one of delimited, csv, json, protobuf, got \"xml\"" },
+		{ VAL "      FORMAT: [csv]\n", "KAFKA.INPUT.VALUE.FORMAT", 4, "got a list" },
+		{ VAL "      COLUMNS: abc\n", "KAFKA.INPUT.VALUE.COLUMNS", 4, "must be a list" },
+		{ VAL "      COLUMNS: [abc]\n", "KAFKA.INPUT.VALUE.COLUMNS[0]", 4, "must be a map" },
+		{ VAL "      COLUMNS:\n        - TYPE: int\n", "KAFKA.INPUT.VALUE.COLUMNS[0].NAME", 5, "is required" },
+		{ VAL "      COLUMNS:\n        - NAME: a\n          TYPO: int\n", "KAFKA.INPUT.VALUE.COLUMNS[0].TYPO", 6,
+		  "did you mean TYPE?" },
+		{ VAL "      COLUMNS:\n        - NAME: a\n        - NAME: b\n        - NAME: a\n",
+		  "KAFKA.INPUT.VALUE.COLUMNS[2]", 7, "defined twice" },
+		{ VAL "      COLUMNS:\n        - NAME: ''\n", "KAFKA.INPUT.VALUE.COLUMNS[0].NAME", 5, "must not be empty" },
+		{ VAL "      COLUMNS:\n        - NAME: a\n          TYPE: [int]\n", "KAFKA.INPUT.VALUE.COLUMNS[0].TYPE", 6,
+		  "got a list" },
+		{ VAL "      COLUMNS:\n        -\n", "KAFKA.INPUT.VALUE.COLUMNS[0]", -1, "is empty" },
+		{ VAL "      DELIMITED_OPTION:\n        DELIMITER: \"\"\n",
+		  "KAFKA.INPUT.VALUE.DELIMITED_OPTION.DELIMITER", 5, "must not be empty" },
+		{ VAL "      DELIMITED_OPTION:\n        QUOTE: ab\n", "KAFKA.INPUT.VALUE.DELIMITED_OPTION.QUOTE", 5,
+		  "exactly one" },
+		{ VAL "      DELIMITED_OPTION:\n        ESCAPE: ''\n", "KAFKA.INPUT.VALUE.DELIMITED_OPTION.ESCAPE", 5,
+		  "exactly one" },
+		{ VAL "      DELIMITED_OPTION:\n        NULL_STRING: x\n",
+		  "KAFKA.INPUT.VALUE.DELIMITED_OPTION.NULL_STRING", 5, "belongs under KAFKA.INPUT.VALUE.CSV_OPTION" },
+		{ VAL "      DELIMITED_OPTION: '|'\n", "KAFKA.INPUT.VALUE.DELIMITED_OPTION", 4, "must be a map" },
+		{ VAL "      CSV_OPTION:\n        DELIMITER: ab\n", "KAFKA.INPUT.VALUE.CSV_OPTION.DELIMITER", 5,
+		  "exactly one (single-byte) character, got \"ab\"" },
+		{ VAL "      CSV_OPTION:\n        QUOTE: \"\"\n", "KAFKA.INPUT.VALUE.CSV_OPTION.QUOTE", 5, "exactly one" },
+		{ VAL "      CSV_OPTION:\n        NULLSTRING: x\n", "KAFKA.INPUT.VALUE.CSV_OPTION.NULLSTRING", 5,
+		  "did you mean NULL_STRING?" },
+		{ VAL "      CSV_OPTION:\n        NULL_STRING: [x]\n", "KAFKA.INPUT.VALUE.CSV_OPTION.NULL_STRING", 5,
+		  "got a list" },
+		{ VAL "      FORMAT: delimited\n      CSV_OPTION:\n        QUOTE: x\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5,
+		  "use DELIMITED_OPTION" },
+		{ VAL "      FORMAT: csv\n      DELIMITED_OPTION:\n        DELIMITER: x\n",
+		  "KAFKA.INPUT.VALUE.DELIMITED_OPTION", 5, "use CSV_OPTION" },
+		{ VAL "      FORMAT: json\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5, "remove it" },
+		{ VAL "      DELIMITED_OPTION: {}\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5, "not both" },
+		{ VAL "      JSON_OPTION: {}\n", "KAFKA.INPUT.VALUE.JSON_OPTION", 4, "unknown key" },
+		{ "KAFKA:\n  INPUT:\n    KEY: [a]\n", "KAFKA.INPUT.KEY", 3, "must be a map" },
+		{ "KAFKA:\n  INPUT:\n    KEY:\n      FORMATS: csv\n", "KAFKA.INPUT.KEY.FORMATS", 4, "did you mean FORMAT?" },
+	};
+#undef VAL
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_meta_and_error_limit(void **state)
+{
+#define META "KAFKA:\n  INPUT:\n    META:\n"
+	static const struct bad_case cases[] = {
+		{ META "      COLUMNS:\n        - NAME: m\n          TYPE: json\n        - NAME: n\n          TYPE: json\n",
+		  "KAFKA.INPUT.META.COLUMNS", 5, "exactly one column" },
+		{ META "      COLUMNS:\n        - NAME: m\n          TYPE: xml\n", "KAFKA.INPUT.META.COLUMNS[0].TYPE", 6,
+		  "must be one of json, jsonb, text" },
+		{ META "      COLUMNS:\n        - NAME: m\n", "KAFKA.INPUT.META.COLUMNS[0].TYPE", 5, "is required" },
+		{ META "      COLUMNS:\n        - TYPE: json\n", "KAFKA.INPUT.META.COLUMNS[0].NAME", 5, "is required" },
+		{ META "      FORMAT: csv\n", "KAFKA.INPUT.META.FORMAT", 4, "must be one of json, text" },
+		{ META "      COLUMNS: meta\n", "KAFKA.INPUT.META.COLUMNS", 4, "must be a list" },
+		{ META "      TYPE: json\n", "KAFKA.INPUT.META.TYPE", 4, "unknown key" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: abc\n", "KAFKA.INPUT.ERROR_LIMIT", 3,
+		  "integer >= 0) or a percentage" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: -1\n", "KAFKA.INPUT.ERROR_LIMIT", 3, "must be >= 0" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: 0%\n", "KAFKA.INPUT.ERROR_LIMIT", 3, "more than 0% and at most 100%" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: 101%\n", "KAFKA.INPUT.ERROR_LIMIT", 3, "at most 100%" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: x%\n", "KAFKA.INPUT.ERROR_LIMIT", 3, "percentage like" },
+		{ "KAFKA:\n  INPUT:\n    ERROR_LIMIT: [1]\n", "KAFKA.INPUT.ERROR_LIMIT", 3, "got a list" },
+		{ "KAFKA:\n  INPUT:\n    ERRORLIMIT: 1\n", "KAFKA.INPUT.ERRORLIMIT", 3, "did you mean ERROR_LIMIT?" },
+	};
+#undef META
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_output(void **state)
+{
+#define OUT "KAFKA:\n  OUTPUT:\n"
+	static const struct bad_case cases[] = {
+		{ OUT "    MODE: UPSERT\n", "KAFKA.OUTPUT.MODE", 3, "must be one of INSERT, UPDATE, MERGE" },
+		{ OUT "    MODE: [INSERT]\n", "KAFKA.OUTPUT.MODE", 3, "got a list" },
+		{ OUT "    TABLE: [t]\n", "KAFKA.OUTPUT.TABLE", 3, "got a list" },
+		{ OUT "    SCHEMA: {a: 1}\n", "KAFKA.OUTPUT.SCHEMA", 3, "got a map" },
+		{ OUT "    MATCH_COLUMNS: a\n", "KAFKA.OUTPUT.MATCH_COLUMNS", 3, "must be a list" },
+		{ OUT "    MATCH_COLUMNS:\n      - a\n      - {b: c}\n", "KAFKA.OUTPUT.MATCH_COLUMNS[1]", 5,
+		  "must be a single value, got a map" },
+		{ OUT "    MATCHCOLUMNS: [a]\n", "KAFKA.OUTPUT.MATCHCOLUMNS", 3,
+		  "unknown key \"MATCHCOLUMNS\" (did you mean MATCH_COLUMNS?)" },
+		{ OUT "    UPDATE_COLUMNS: [a, b, a]\n", "KAFKA.OUTPUT.UPDATE_COLUMNS[2]", 3, "listed twice" },
+		{ OUT "    ORDER_COLUMNS: ['']\n", "KAFKA.OUTPUT.ORDER_COLUMNS[0]", 3, "must not be empty" },
+		{ OUT "    ORDER_COLUMNS: {a: 1}\n", "KAFKA.OUTPUT.ORDER_COLUMNS", 3, "must be a list" },
+		{ OUT "    TABLES: t\n", "KAFKA.OUTPUT.TABLES", 3, "did you mean TABLE?" },
+		{ OUT "    RETRY_INTERVAL: 5\n", "KAFKA.OUTPUT.RETRY_INTERVAL", 3, "belongs under SCHEDULE" },
+		{ OUT "    NAME: x\n", "KAFKA.OUTPUT.NAME", 3,
+		  "belongs under KAFKA.INPUT.VALUE.COLUMNS items or KAFKA.OUTPUT.MAPPING items" },
+	};
+#undef OUT
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_commit_poll_properties_schedule(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "KAFKA:\n  COMMIT:\n    MAX_ROW: 0\n", "KAFKA.COMMIT.MAX_ROW", 3, "must be >= 1, got 0" },
+		{ "KAFKA:\n  COMMIT:\n    MAX_ROW: many\n", "KAFKA.COMMIT.MAX_ROW", 3, "must be an integer, got \"many\"" },
+		{ "KAFKA:\n  COMMIT:\n    MINIMAL_INTERVAL: -1\n", "KAFKA.COMMIT.MINIMAL_INTERVAL", 3, "must be >= 0" },
+		{ "KAFKA:\n  COMMIT:\n    MINIMAL_INTERVAL: [1]\n", "KAFKA.COMMIT.MINIMAL_INTERVAL", 3, "got a list" },
+		{ "KAFKA:\n  COMMIT:\n    CONSISTENCY: maybe\n", "KAFKA.COMMIT.CONSISTENCY", 3,
+		  "must be one of ATLEAST (at-least), EXACTLY (strong), at-most, none" },
+		{ "KAFKA:\n  COMMIT:\n    MAXROW: 1\n", "KAFKA.COMMIT.MAXROW", 3, "did you mean MAX_ROW?" },
+		{ "KAFKA:\n  POLL:\n    BATCHSIZE: 0\n", "KAFKA.POLL.BATCHSIZE", 3, "must be >= 1" },
+		{ "KAFKA:\n  POLL:\n    TIMEOUT: -5\n", "KAFKA.POLL.TIMEOUT", 3, "must be >= 0, got -5" },
+		{ "KAFKA:\n  POLL:\n    TIMEOUT: 5s\n", "KAFKA.POLL.TIMEOUT", 3, "must be an integer" },
+		{ "KAFKA:\n  POLL:\n    BATCH_SIZE: 5\n", "KAFKA.POLL.BATCH_SIZE", 3, "did you mean BATCHSIZE?" },
+		{ "KAFKA:\n  PROPERTIES: [a]\n", "KAFKA.PROPERTIES", 2, "must be a map" },
+		{ "KAFKA:\n  PROPERTIES:\n    group.id: {a: 1}\n", "KAFKA.PROPERTIES.group.id", 3, "got a map" },
+		{ "KAFKA:\n  PROPERTIES:\n    group.id:\n", "KAFKA.PROPERTIES.group.id", 3, "needs a value" },
+		{ "KAFKA:\n  PROPERTIES:\n    a: 1\n    a: 2\n", "KAFKA.PROPERTIES.a", 4, "duplicate property" },
+		{ "SCHEDULE:\n  RETRY_INTERVAL: 5x\n", "SCHEDULE.RETRY_INTERVAL", 2, "must be a duration" },
+		{ "SCHEDULE:\n  RETRY_INTERVAL: [5]\n", "SCHEDULE.RETRY_INTERVAL", 2, "got a list" },
+		{ "SCHEDULE:\n  MAX_RETRIES: -1\n", "SCHEDULE.MAX_RETRIES", 2, "must be >= 0" },
+		{ "SCHEDULE:\n  MAX_RETRIES: lots\n", "SCHEDULE.MAX_RETRIES", 2, "must be an integer" },
+		{ "SCHEDULE:\n  MAX_RETRY: 1\n", "SCHEDULE.MAX_RETRY", 2, "did you mean MAX_RETRIES?" },
+	};
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_properties_scalars_become_text(void **state)
+{
+	struct jobspec *spec = parse_ok("KAFKA:\n  PROPERTIES:\n    a: 10\n    b: false\n    c: 1.5\n"
+					"    d: \"quoted text\"\n");
+
+	assert_int_equal(spec->nproperties, 4);
+	assert_string_equal(jobspec_property(spec, "a"), "10");
+	assert_string_equal(jobspec_property(spec, "b"), "false");
+	assert_string_equal(jobspec_property(spec, "c"), "1.5");
+	assert_string_equal(jobspec_property(spec, "d"), "quoted text");
+	jobspec_free(spec);
+}
+
+static void test_case_insensitive_keys(void **state)
+{
+	struct jobspec *spec = parse_ok("kafka:\n  output:\n    table: t\n    mode: Merge\n    match_columns: [id]\n"
+					"  metadata:\n    schema: aux\n  commit:\n    max_row: 9\n"
+					"schedule:\n  retry_interval: 1s\n");
+
+	assert_string_equal(spec->table, "t");
+	assert_int_equal(spec->mode, JS_MODE_MERGE);
+	assert_int_equal(spec->nmatch_columns, 1);
+	assert_string_equal(spec->metadata_schema, "aux");
+	assert_int_equal(spec->commit_max_row, 9);
+	assert_int_equal(spec->retry_interval_ms, 1000);
+	jobspec_free(spec);
+}
+
+/* ---- several problems at once ---- */
+
+static void test_multiple_errors_at_once(void **state)
+{
+	static const char yaml[] =
+		"DATABASE: db\n"
+		"PORT: abc\n"
+		"KAFKA:\n"
+		"  INPUT:\n"
+		"    SOURCE:\n"
+		"      FALLBACK_OFFSET: soon\n"
+		"  OUTPUT:\n"
+		"    MODE: UPSERT\n"
+		"    MATCH_COLUMNS:\n"
+		"      - id\n"
+		"      - [x]\n"
+		"    MATCHCOLUMNS: [a]\n"
+		"  COMMIT:\n"
+		"    MAX_ROW: 0\n"
+		"SCHEDULE:\n"
+		"  RETRY_INTERVAL: soon\n";
+	struct js_errors errs;
+	char buf[2048];
+
+	parse_fail(yaml, &errs);
+	assert_int_equal(errs.count, 7);
+	assert_false(errs.truncated);
+	assert_err(&errs, "PORT", 2, "must be an integer, got \"abc\"");
+	assert_err(&errs, "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", 6, "earliest, latest");
+	assert_err(&errs, "KAFKA.OUTPUT.MODE", 8, "must be one of INSERT, UPDATE, MERGE");
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", 11, "got a list");
+	assert_err(&errs, "KAFKA.OUTPUT.MATCHCOLUMNS", 12, "did you mean MATCH_COLUMNS?");
+	assert_err(&errs, "KAFKA.COMMIT.MAX_ROW", 14, ">= 1");
+	assert_err(&errs, "SCHEDULE.RETRY_INTERVAL", 16, "duration");
+
+	js_errors_format(&errs, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "PORT (line 2): must be an integer, got \"abc\"; "));
+	assert_non_null(strstr(buf, "; SCHEDULE.RETRY_INTERVAL (line 16): "));
+}
+
+static void test_error_cap_truncates(void **state)
+{
+	size_t cap = 100 * 16 + 64;
+	char *yaml = malloc(cap);
+	size_t off = 0;
+	struct js_errors errs;
+
+	assert_non_null(yaml);
+	off += (size_t)snprintf(yaml + off, cap - off, "KAFKA:\n  OUTPUT:\n    MATCH_COLUMNS:\n");
+	for (int i = 0; i < 100; i++)
+		off += (size_t)snprintf(yaml + off, cap - off, "      - [x]\n");
+	parse_fail(yaml, &errs);
+	assert_int_equal(errs.count, JS_ERRORS_MAX);
+	assert_true(errs.truncated);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[0]", 4, "got a list");
+	free(yaml);
+}
+
+static void test_errors_format_forms(void **state)
+{
+	struct js_errors errs;
+	char buf[256];
+	char tiny[12];
+
+	memset(&errs, 0, sizeof(errs));
+	js_errors_add(&errs, 3, "A.B", "bad %s", "thing");
+	js_errors_add(&errs, 0, "C", "no line");
+	js_errors_add(&errs, 7, "", "syntax");
+	assert_int_equal(errs.count, 3);
+	js_errors_format(&errs, buf, sizeof(buf));
+	assert_string_equal(buf, "A.B (line 3): bad thing; C: no line; line 7: syntax");
+	js_errors_format(&errs, tiny, sizeof(tiny));
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	assert_memory_equal(tiny, "A.B (line 3", 11);
+	js_errors_add(NULL, 1, "x", "ignored");
+}
+
+/* ---- syntax, empty, size ---- */
+
+static void test_syntax_error_has_line(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("DATABASE: db\nUSER: u\n  HOST: h\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.items[0].path, "");
+	assert_int_equal(errs.items[0].line, 3);
+	assert_non_null(strstr(errs.items[0].message, "YAML syntax error at line 3, column"));
+
+	parse_fail("DATABASE: db\nKAFKA:\n  OUTPUT:\n    MATCH_COLUMNS: [a, b\n    TABLE: t\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_true(errs.items[0].line >= 4);
+	assert_non_null(strstr(errs.items[0].message, "YAML syntax error"));
+	assert_non_null(strstr(errs.items[0].message, "line 4")); /* where the list began */
+
+	parse_fail("DATABASE: \"unterminated\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "YAML syntax error"));
+}
+
+static void test_tab_indentation_hint(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("KAFKA:\n\tINPUT: {}\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 2);
+	assert_non_null(strstr(errs.items[0].message, "spaces, not tabs"));
+}
+
+/* libyaml is quadratic in flow depth and anchors: both are refused early. */
+static void test_deep_nesting_and_anchors_refused(void **state)
+{
+	size_t n = 400000, len = 2 * n + 16;
+	char *text = malloc(len);
+	struct js_errors errs;
+	struct jobspec *spec = NULL;
+	size_t off;
+
+	assert_non_null(text);
+	off = (size_t)snprintf(text, len, "DATABASE: ");
+	memset(text + off, '[', n);
+	memset(text + off + n, ']', n);
+	off += 2 * n;
+	assert_int_equal(jobspec_parse_yaml(text, off, &spec, &errs), -1);
+	assert_null(spec);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 1);
+	assert_non_null(strstr(errs.items[0].message, "nested more than 32 levels"));
+	free(text);
+
+	len = 300 * 24 + 64;
+	text = malloc(len);
+	assert_non_null(text);
+	off = (size_t)snprintf(text, len, "KAFKA:\n  OUTPUT:\n    MATCH_COLUMNS:\n");
+	for (int i = 0; i < 300; i++)
+		off += (size_t)snprintf(text + off, len - off, "    - &a%d x%d\n", i, i);
+	assert_int_equal(jobspec_parse_yaml(text, off, &spec, &errs), -1);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 4 + 256);
+	assert_non_null(strstr(errs.items[0].message, "more than 256 anchors"));
+	free(text);
+
+	/* A few anchors and aliases are fine. */
+	spec = parse_ok("KAFKA:\n  OUTPUT:\n    MATCH_COLUMNS: &cols [a, b]\n    UPDATE_COLUMNS: *cols\n");
+	assert_int_equal(spec->nupdate_columns, 2);
+	assert_string_equal(spec->update_columns[1], "b");
+	jobspec_free(spec);
+}
+
+static void test_invalid_utf8_is_an_error(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("DATABASE: db\nUSER: \xff\xfe\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 2);
+	assert_non_null(strstr(errs.items[0].message, "UTF-8"));
+}
+
+static void test_empty_document(void **state)
+{
+	struct js_errors errs;
+	struct jobspec *spec = NULL;
+
+	parse_fail("", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "empty"));
+	parse_fail("# only a comment\n\n", &errs);
+	assert_non_null(strstr(errs.items[0].message, "empty"));
+	assert_int_equal(jobspec_parse_yaml(NULL, 0, &spec, &errs), -1);
+	assert_null(spec);
+}
+
+static void test_second_document_refused(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("DATABASE: a\n---\nDATABASE: b\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 3);
+	assert_non_null(strstr(errs.items[0].message, "only one YAML document"));
+}
+
+static void test_input_size_cap(void **state)
+{
+	size_t len = 1024 * 1024 + 1;
+	char *big = malloc(len);
+	struct js_errors errs;
+	struct jobspec *spec = NULL;
+
+	assert_non_null(big);
+	memset(big, ' ', len);
+	memcpy(big, "DATABASE: db\n", 13);
+	assert_int_equal(jobspec_parse_yaml(big, len, &spec, &errs), -1);
+	assert_null(spec);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "at most 1048576"));
+
+	/* Exactly at the cap is read. */
+	big[len - 2] = '\n';
+	assert_int_equal(jobspec_parse_yaml(big, len - 1, &spec, &errs), 0);
+	assert_string_equal(spec->database, "db");
+	jobspec_free(spec);
+	free(big);
+}
+
+static void test_input_not_nul_terminated(void **state)
+{
+	static const char text[] = "DATABASE: db\nUSER: u\n: [unclosed garbage";
+	struct js_errors errs;
+	struct jobspec *spec = NULL;
+	size_t len = (size_t)(strstr(text, ": [") - text);
+
+	assert_int_equal(jobspec_parse_yaml(text, len, &spec, &errs), 0);
+	assert_string_equal(spec->database, "db");
+	assert_string_equal(spec->user, "u");
+	jobspec_free(spec);
+
+	/* A cut in the middle of a value keeps only what is inside len. */
+	assert_int_equal(jobspec_parse_yaml(text, 11, &spec, &errs), 0);
+	assert_string_equal(spec->database, "d");
+	jobspec_free(spec);
+}
+
+static void test_embedded_nul_refused(void **state)
+{
+	static const char yaml[] = "DATABASE: \"a\\0b\"\n";
+	struct js_errors errs;
+
+	parse_fail(yaml, &errs);
+	assert_err(&errs, "DATABASE", 1, "NUL");
+}
+
+/* ---- durations, partitions, error limit ---- */
+
+static void test_durations(void **state)
+{
+	static const struct {
+		const char *text;
+		int64_t ms;
+	} ok[] = {
+		{ "5000", 5000 }, { "0", 0 },	      { "500ms", 500 },	    { "5s", 5000 },	   { "5S", 5000 },
+		{ "1m", 60000 },  { "2h", 7200000 }, { "1d", 86400000 }, { "1m30s", 90000 }, { "'250'", 250 },
+	};
+	static const char *const bad[] = { "5x", "s", "-5s", "5 s", "1.5s", "ms5", "5sm", "m" };
+	char yaml[128];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct jobspec *spec;
+
+		snprintf(yaml, sizeof(yaml), "SCHEDULE:\n  RETRY_INTERVAL: %s\n", ok[i].text);
+		spec = parse_ok(yaml);
+		assert_int_equal(spec->retry_interval_ms, ok[i].ms);
+		jobspec_free(spec);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct js_errors errs;
+
+		snprintf(yaml, sizeof(yaml), "SCHEDULE:\n  RETRY_INTERVAL: %s\n", bad[i]);
+		current_case = bad[i];
+		parse_fail(yaml, &errs);
+		assert_int_equal(errs.count, 1);
+		assert_err(&errs, "SCHEDULE.RETRY_INTERVAL", 2, NULL);
+	}
+	current_case = NULL;
+	{
+		struct js_errors errs;
+
+		parse_fail("SCHEDULE:\n  RETRY_INTERVAL: -1\n", &errs);
+		assert_err(&errs, "SCHEDULE.RETRY_INTERVAL", 2, "must be >= 0");
+		parse_fail("SCHEDULE:\n  RETRY_INTERVAL: 999999999999999d\n", &errs);
+		assert_err(&errs, "SCHEDULE.RETRY_INTERVAL", 2, "too large");
+	}
+}
+
+static void test_partitions_forms(void **state)
+{
+	static const char *const forms[] = {
+		"(0,2,5)", "0,2,5", "( 0 , 2, 5 )", "[0, 2, 5]", "\n        - 0\n        - 2\n        - 5", "'0,2,5'",
+	};
+	char yaml[160];
+	struct jobspec *spec;
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: %s\n", forms[i]);
+		spec = parse_ok(yaml);
+		assert_int_equal(spec->npartitions, 3);
+		assert_int_equal(spec->partitions[0], 0);
+		assert_int_equal(spec->partitions[1], 2);
+		assert_int_equal(spec->partitions[2], 5);
+		jobspec_free(spec);
+	}
+	spec = parse_ok("KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: 7\n");
+	assert_int_equal(spec->npartitions, 1);
+	assert_int_equal(spec->partitions[0], 7);
+	jobspec_free(spec);
+	spec = parse_ok("KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: (3)\n");
+	assert_int_equal(spec->npartitions, 1);
+	assert_int_equal(spec->partitions[0], 3);
+	jobspec_free(spec);
+}
+
+static void test_partitions_errors(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: (0,2\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "without a closing" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: 0,,2\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "empty" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: abc\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "\"abc\" is not an integer" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: -1\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "out of range" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: 3000000000\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "out of range" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: [0, x]\n", "KAFKA.INPUT.SOURCE.PARTITIONS[1]", 4,
+		  "not an integer" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS:\n        - 1\n        - [2]\n",
+		  "KAFKA.INPUT.SOURCE.PARTITIONS[1]", 6, "got a list" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: 1,2,1\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "partition 1 is listed twice" },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: ()\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4, NULL },
+		{ "KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: []\n", "KAFKA.INPUT.SOURCE.PARTITIONS", 4,
+		  "lists no partition" },
+	};
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_error_limit_forms(void **state)
+{
+	static const struct {
+		const char *text;
+		int64_t value;
+		bool percent;
+	} cases[] = {
+		{ "0", 0, false }, { "20", 20, false }, { "1%", 1, true }, { "100%", 100, true }, { "'5%'", 5, true },
+	};
+	char yaml[96];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jobspec *spec;
+
+		snprintf(yaml, sizeof(yaml), "KAFKA:\n  INPUT:\n    ERROR_LIMIT: %s\n", cases[i].text);
+		spec = parse_ok(yaml);
+		assert_int_equal(spec->error_limit, cases[i].value);
+		assert_int_equal(spec->error_limit_percent, cases[i].percent);
+		jobspec_free(spec);
+	}
+}
+
+/* ---- defaults ---- */
+
+static void test_apply_defaults_fills_absent(void **state)
+{
+	static const struct js_property props[] = {
+		{ "group.id", "from-source" },
+		{ "security.protocol", "plaintext" },
+	};
+	struct js_defaults d = std_defaults;
+	struct jobspec *spec = parse_ok("DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    VALUE:\n"
+					"      COLUMNS: [{NAME: a}]\n  OUTPUT:\n    TABLE: t\n"
+					"  PROPERTIES:\n    group.id: mine\n");
+
+	d.properties = props;
+	d.nproperties = 2;
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_string_equal(spec->brokers, "localhost:9092");
+	assert_string_equal(spec->topic, "orders");
+	assert_string_equal(spec->host, "127.0.0.1");
+	assert_int_equal(spec->port, 5432);
+	assert_string_equal(spec->schema, "public");
+	assert_int_equal(spec->value.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->value.delimiter, "|");
+	assert_int_equal(spec->nproperties, 2);
+	assert_string_equal(jobspec_property(spec, "group.id"), "mine"); /* the job's own wins */
+	assert_string_equal(jobspec_property(spec, "security.protocol"), "plaintext");
+	assert_int_equal(jobspec_validate(spec, NULL), 0);
+	jobspec_free(spec);
+}
+
+static void test_apply_defaults_keeps_job_values(void **state)
+{
+	struct jobspec *spec = parse_ok("HOST: dbhost\nPORT: 6000\nKAFKA:\n  INPUT:\n    SOURCE:\n"
+					"      BROKERS: mine:9092\n      TOPIC: mine\n    VALUE:\n      FORMAT: csv\n"
+					"      CSV_OPTION:\n        DELIMITER: ';'\n  OUTPUT:\n    SCHEMA: s\n");
+	struct js_defaults d = std_defaults;
+
+	d.format = JS_FORMAT_CSV;
+	d.delimiter = ",";
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_string_equal(spec->brokers, "mine:9092");
+	assert_string_equal(spec->topic, "mine");
+	assert_string_equal(spec->host, "dbhost");
+	assert_int_equal(spec->port, 6000);
+	assert_string_equal(spec->schema, "s");
+	assert_int_equal(spec->value.format, JS_FORMAT_CSV);
+	assert_string_equal(spec->value.delimiter, ";");
+	jobspec_free(spec);
+
+	/* A VALUE in another format than the source's keeps it and gets no delimiter. */
+	spec = parse_ok("KAFKA:\n  INPUT:\n    VALUE:\n      FORMAT: csv\n");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_CSV);
+	assert_null(spec->value.delimiter);
+	jobspec_free(spec);
+
+	/* No VALUE: none is invented; no defaults: only the schema. */
+	spec = parse_ok("DATABASE: db\n");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_false(spec->value.present);
+	assert_int_equal(spec->value.format, JS_FORMAT_NONE);
+	jobspec_free(spec);
+	spec = parse_ok("DATABASE: db\n");
+	assert_int_equal(jobspec_apply_defaults(spec, NULL), 0);
+	assert_string_equal(spec->schema, "public");
+	assert_null(spec->host);
+	jobspec_free(spec);
+}
+
+/* ---- validate ---- */
+
+static void test_validate_minimal_ok(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	assert_null(spec->password); /* trust authentication */
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_int_equal(errs.count, 0);
+	jobspec_free(spec);
+}
+
+static void test_validate_required_all_at_once(void **state)
+{
+	struct jobspec *spec = parse_ok("VERSION: 2\n");
+	struct js_errors errs;
+
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 8);
+	assert_err(&errs, "DATABASE", 0, "is required");
+	assert_err(&errs, "USER", 0, "is required");
+	assert_err(&errs, "HOST", 0, "is required");
+	assert_err(&errs, "PORT", 0, "is required");
+	assert_err(&errs, "KAFKA.INPUT.SOURCE.BROKERS", 0, "is required");
+	assert_err(&errs, "KAFKA.INPUT.SOURCE.TOPIC", 0, "is required");
+	assert_err(&errs, "KAFKA.INPUT", 0, "needs VALUE");
+	assert_err(&errs, "KAFKA.OUTPUT.TABLE", 0, "is required");
+	jobspec_free(spec);
+}
+
+static void test_validate_value_needs_format_and_columns(void **state)
+{
+	struct jobspec *spec = parse_ok("DATABASE: db\nUSER: u\nHOST: h\nPORT: 1\nKAFKA:\n  INPUT:\n    SOURCE:\n"
+					"      BROKERS: b\n      TOPIC: t\n    VALUE: {}\n  OUTPUT:\n    TABLE: t\n");
+	struct js_errors errs;
+
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.COLUMNS", 10, "at least one column");
+	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", 10, "is required");
+	jobspec_free(spec);
+}
+
+static void test_validate_unique_names(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	free(spec->value.columns[1].name);
+	spec->value.columns[1].name = xstrdup("id");
+	spec->mapping = calloc(2, sizeof(*spec->mapping));
+	assert_non_null(spec->mapping);
+	spec->nmapping = 2;
+	spec->mapping[0].name = xstrdup("x");
+	spec->mapping[0].expression = xstrdup("id");
+	spec->mapping[1].name = xstrdup("x");
+	spec->mapping[1].expression = xstrdup("note");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.COLUMNS[1].NAME", spec->value.line, "defined twice");
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", 0, "mapped twice");
+	jobspec_free(spec);
+}
+
+static void test_validate_match_columns_for_update(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	spec->mode = JS_MODE_UPDATE;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", 0, "is required for MODE UPDATE");
+	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "UPDATE is not supported yet in this build");
+	jobspec_free(spec);
+}
+
+static void test_validate_insert_ignores_match_and_update_columns(void **state)
+{
+	struct jobspec *spec = parse_ok("DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    VALUE:\n"
+					"      COLUMNS: [{NAME: id}, {NAME: v}]\n  OUTPUT:\n    TABLE: t\n"
+					"    MODE: INSERT\n    MATCH_COLUMNS: [id]\n    UPDATE_COLUMNS: [v]\n");
+	struct js_errors errs;
+
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_int_equal(spec->nmatch_columns, 1);
+	jobspec_free(spec);
+}
+
+static void test_validate_property_blacklist(void **state)
+{
+	static const struct {
+		const char *key, *value, *message;
+	} refused[] = {
+		{ "enable.auto.commit", "true", "delivery guarantee" },
+		{ "enable.auto.commit", "1", "delivery guarantee" },
+		{ "enable.auto.offset.store", "TRUE", "delivery guarantee" },
+		{ "bootstrap.servers", "x:9092", "use KAFKA.INPUT.SOURCE.BROKERS" },
+		{ "metadata.broker.list", "x:9092", "use KAFKA.INPUT.SOURCE.BROKERS" },
+	};
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct jobspec *spec = minimal_valid();
+		struct js_errors errs;
+		char path[128];
+
+		spec->properties = calloc(1, sizeof(*spec->properties));
+		assert_non_null(spec->properties);
+		spec->properties[0].key = xstrdup(refused[i].key);
+		spec->properties[0].value = xstrdup(refused[i].value);
+		spec->nproperties = 1;
+		validate_fail(spec, &errs);
+		assert_int_equal(errs.count, 1);
+		snprintf(path, sizeof(path), "KAFKA.PROPERTIES.%s", refused[i].key);
+		assert_err(&errs, path, 0, refused[i].message);
+		jobspec_free(spec);
+	}
+	/* Turning them off is what the worker does anyway: allowed. */
+	{
+		struct js_errors errs;
+		struct jobspec *spec = parse_ok("DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    VALUE:\n"
+						"      COLUMNS: [{NAME: a}]\n  OUTPUT:\n    TABLE: t\n"
+						"  PROPERTIES:\n    enable.auto.commit: false\n"
+						"    enable.auto.offset.store: 'false'\n");
+
+		assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+		assert_int_equal(jobspec_validate(spec, &errs), 0);
+		jobspec_free(spec);
+	}
+}
+
+static void test_validate_delimiters(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	free(spec->value.delimiter);
+	spec->value.delimiter = xstrdup("");
+	spec->value.quote = xstrdup("ab");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.DELIMITED_OPTION.DELIMITER", spec->value.line, "is required");
+	assert_err(&errs, "KAFKA.INPUT.VALUE.DELIMITED_OPTION.QUOTE", spec->value.line, "exactly one");
+
+	/* A multi-character delimiter is fine for delimited ... */
+	free(spec->value.delimiter);
+	spec->value.delimiter = xstrdup("||");
+	free(spec->value.quote);
+	spec->value.quote = NULL;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+
+	/* ... not for csv, and the quote must differ from the delimiter. */
+	spec->value.format = JS_FORMAT_CSV;
+	spec->value.escape = xstrdup("");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.CSV_OPTION.DELIMITER", spec->value.line, "exactly one");
+	assert_err(&errs, "KAFKA.INPUT.VALUE.CSV_OPTION.ESCAPE", spec->value.line, "exactly one");
+	free(spec->value.delimiter);
+	spec->value.delimiter = xstrdup(";");
+	free(spec->value.escape);
+	spec->value.escape = NULL;
+	spec->value.quote = xstrdup(";");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.CSV_OPTION.QUOTE", spec->value.line, "must differ");
+	jobspec_free(spec);
+}
+
+static void test_validate_job_delimiter_meets_csv_source(void **state)
+{
+	/* DELIMITED_OPTION without FORMAT, and the source turns out csv. */
+	struct jobspec *spec = parse_ok("DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    VALUE:\n"
+					"      COLUMNS: [{NAME: a}]\n      DELIMITED_OPTION:\n        DELIMITER: '||'\n"
+					"  OUTPUT:\n    TABLE: t\n");
+	struct js_defaults d = std_defaults;
+	struct js_errors errs;
+
+	d.format = JS_FORMAT_CSV;
+	d.delimiter = ",";
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_CSV);
+	assert_string_equal(spec->value.delimiter, "||");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.CSV_OPTION.DELIMITER", 5, "exactly one");
+	jobspec_free(spec);
+}
+
+static void test_validate_ranges(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	spec->port = 70000;
+	spec->commit_max_row = 0;
+	spec->poll_batchsize = 0;
+	spec->poll_timeout_ms = -1;
+	spec->error_limit = 101;
+	spec->error_limit_percent = true;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 5);
+	assert_err(&errs, "PORT", 0, "between 1 and 65535");
+	assert_err(&errs, "KAFKA.COMMIT.MAX_ROW", 0, ">= 1");
+	assert_err(&errs, "KAFKA.POLL.BATCHSIZE", 0, ">= 1");
+	assert_err(&errs, "KAFKA.POLL.TIMEOUT", 0, ">= 0");
+	assert_err(&errs, "KAFKA.INPUT.ERROR_LIMIT", 0, "percentage");
+	jobspec_free(spec);
+}
+
+static void test_validate_not_supported_yet(void **state)
+{
+	struct jobspec *spec = parse_ok(all_keys_yaml);
+	struct js_errors errs;
+
+	/* all_keys_yaml uses every feature this build lacks. */
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.KEY", spec->key.line, "not supported yet in this build");
+	assert_err(&errs, "KAFKA.INPUT.META", 0, "not supported yet");
+	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "UPDATE is not supported yet");
+	assert_err(&errs, "KAFKA.OUTPUT.ORDER_COLUMNS", 0, "not supported yet");
+	assert_int_equal(errs.count, 4);
+	jobspec_free(spec);
+
+	spec = minimal_valid();
+	spec->value.format = JS_FORMAT_JSON;
+	free(spec->value.delimiter);
+	spec->value.delimiter = NULL;
+	spec->consistency = JS_CONSISTENCY_ATMOST;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 2);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", spec->value.line, "json is not supported yet");
+	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", 0, "at-most is not supported yet");
+	spec->value.format = JS_FORMAT_PROTOBUF;
+	spec->consistency = JS_CONSISTENCY_NONE;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", spec->value.line, "protobuf is not supported yet");
+	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", 0, "none is not supported yet");
+
+	/* EXACTLY is supported. */
+	spec->value.format = JS_FORMAT_CSV;
+	spec->consistency = JS_CONSISTENCY_EXACTLY;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	jobspec_free(spec);
+}
+
+/* ---- emitting and the round trip ---- */
+
+static void assert_str_eq_or_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void assert_input_equal(const struct js_input *a, const struct js_input *b)
+{
+	assert_int_equal(a->present, b->present);
+	assert_int_equal(a->ncolumns, b->ncolumns);
+	for (size_t i = 0; i < a->ncolumns; i++) {
+		assert_str_eq_or_null(a->columns[i].name, b->columns[i].name);
+		assert_str_eq_or_null(a->columns[i].type, b->columns[i].type);
+	}
+	assert_int_equal(a->format, b->format);
+	assert_str_eq_or_null(a->delimiter, b->delimiter);
+	assert_str_eq_or_null(a->quote, b->quote);
+	assert_str_eq_or_null(a->escape, b->escape);
+	assert_str_eq_or_null(a->null_string, b->null_string);
+}
+
+static void assert_names_equal(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	assert_int_equal(na, nb);
+	for (size_t i = 0; i < na; i++)
+		assert_string_equal(a[i], b[i]);
+}
+
+/* Every field but the lines, which depend on the layout. */
+static void assert_spec_equal(const struct jobspec *a, const struct jobspec *b)
+{
+	assert_str_eq_or_null(a->database, b->database);
+	assert_str_eq_or_null(a->user, b->user);
+	assert_str_eq_or_null(a->password, b->password);
+	assert_str_eq_or_null(a->host, b->host);
+	assert_int_equal(a->port, b->port);
+	assert_int_equal(a->version, b->version);
+	assert_str_eq_or_null(a->brokers, b->brokers);
+	assert_str_eq_or_null(a->topic, b->topic);
+	assert_int_equal(a->npartitions, b->npartitions);
+	for (size_t i = 0; i < a->npartitions; i++)
+		assert_int_equal(a->partitions[i], b->partitions[i]);
+	assert_int_equal(a->fallback_offset, b->fallback_offset);
+	assert_input_equal(&a->key, &b->key);
+	assert_input_equal(&a->value, &b->value);
+	assert_int_equal(a->meta_present, b->meta_present);
+	assert_str_eq_or_null(a->meta_column, b->meta_column);
+	assert_str_eq_or_null(a->meta_type, b->meta_type);
+	assert_int_equal(a->error_limit, b->error_limit);
+	assert_int_equal(a->error_limit_percent, b->error_limit_percent);
+	assert_str_eq_or_null(a->schema, b->schema);
+	assert_str_eq_or_null(a->table, b->table);
+	assert_int_equal(a->mode, b->mode);
+	assert_names_equal(a->match_columns, a->nmatch_columns, b->match_columns, b->nmatch_columns);
+	assert_names_equal(a->order_columns, a->norder_columns, b->order_columns, b->norder_columns);
+	assert_names_equal(a->update_columns, a->nupdate_columns, b->update_columns, b->nupdate_columns);
+	assert_int_equal(a->nmapping, b->nmapping);
+	for (size_t i = 0; i < a->nmapping; i++) {
+		assert_string_equal(a->mapping[i].name, b->mapping[i].name);
+		assert_string_equal(a->mapping[i].expression, b->mapping[i].expression);
+	}
+	assert_str_eq_or_null(a->metadata_schema, b->metadata_schema);
+	assert_int_equal(a->commit_max_row, b->commit_max_row);
+	assert_int_equal(a->commit_minimal_interval_ms, b->commit_minimal_interval_ms);
+	assert_int_equal(a->consistency, b->consistency);
+	assert_int_equal(a->poll_batchsize, b->poll_batchsize);
+	assert_int_equal(a->poll_timeout_ms, b->poll_timeout_ms);
+	assert_int_equal(a->nproperties, b->nproperties);
+	for (size_t i = 0; i < a->nproperties; i++) {
+		assert_string_equal(a->properties[i].key, b->properties[i].key);
+		assert_string_equal(a->properties[i].value, b->properties[i].value);
+	}
+	assert_int_equal(a->retry_interval_ms, b->retry_interval_ms);
+	assert_int_equal(a->max_retries, b->max_retries);
+}
+
+static struct jobspec *round_trip(const struct jobspec *spec)
+{
+	char *yaml = jobspec_to_yaml(spec, false);
+	struct jobspec *back;
+
+	assert_non_null(yaml);
+	back = parse_ok(yaml);
+	assert_spec_equal(spec, back);
+	free(yaml);
+	return back;
+}
+
+static void test_round_trip_seed(void **state)
+{
+	struct jobspec *spec = parse_ok(seed_yaml);
+
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+}
+
+static void test_round_trip_all_keys(void **state)
+{
+	struct jobspec *spec = parse_ok(all_keys_yaml);
+	struct jobspec *back = round_trip(spec);
+
+	/* And the emitted text reads back the same a second time. */
+	jobspec_free(round_trip(back));
+	jobspec_free(back);
+	jobspec_free(spec);
+}
+
+static void test_round_trip_tricky_text(void **state)
+{
+	static const char *const values[] = {
+		"",	    "null", "~",	 "true", "no",	   "123",	 "-4.5", "0x1F", "a: b",
+		"# hash", "'q'",  "\"dq\"",	 " lead", "trail ", "multi\nline", "tab\there", "ünïcødé ✓",
+		"*star", "&amp", "- dash", "[x]",	 "{y}",  "%pct",    "@at",	 "`bt`", "|pipe", ">gt",
+		"!bang", "?q",	"\\back",	 "****",
+	};
+	size_t n = sizeof(values) / sizeof(values[0]);
+	struct jobspec *spec = jobspec_new();
+	struct jobspec *back;
+
+	assert_non_null(spec);
+	spec->properties = calloc(n, sizeof(*spec->properties));
+	assert_non_null(spec->properties);
+	for (size_t i = 0; i < n; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "p%zu", i);
+		spec->properties[i].key = xstrdup(key);
+		spec->properties[i].value = xstrdup(values[i]);
+	}
+	spec->nproperties = n;
+	spec->password = xstrdup("p@ss: w0rd #!");
+	spec->database = xstrdup("123");
+	spec->user = xstrdup("yes");
+	spec->table = xstrdup("Order Lines");
+	spec->value.present = true;
+	spec->value.format = JS_FORMAT_CSV;
+	spec->value.delimiter = xstrdup(",");
+	spec->value.quote = xstrdup("'");
+	spec->value.escape = xstrdup("\\");
+	spec->value.null_string = xstrdup("");
+	spec->value.columns = calloc(1, sizeof(*spec->value.columns));
+	assert_non_null(spec->value.columns);
+	spec->value.columns[0].name = xstrdup("a b");
+	spec->value.columns[0].type = xstrdup("numeric(10,2)");
+	spec->value.ncolumns = 1;
+	back = round_trip(spec);
+	jobspec_free(back);
+
+	/* Other YAML readers keep these as text too. */
+	{
+		char *yaml = jobspec_to_yaml(spec, false);
+
+		assert_non_null(yaml);
+		assert_non_null(strstr(yaml, "DATABASE: '123'\n"));
+		assert_non_null(strstr(yaml, "USER: 'yes'\n"));
+		assert_non_null(strstr(yaml, "p1: 'null'\n"));
+		assert_non_null(strstr(yaml, "p0: ''\n"));
+		assert_non_null(strstr(yaml, "p7: '0x1F'\n"));
+		free(yaml);
+	}
+	jobspec_free(spec);
+}
+
+static void test_round_trip_formatless_value_and_defaults(void **state)
+{
+	struct jobspec *spec = jobspec_new();
+	struct jobspec *back;
+	char *yaml;
+
+	assert_non_null(spec);
+	/* What the wizard makes: no FORMAT, columns without TYPE. */
+	spec->value.present = true;
+	spec->value.columns = calloc(2, sizeof(*spec->value.columns));
+	assert_non_null(spec->value.columns);
+	spec->value.columns[0].name = xstrdup("a");
+	spec->value.columns[1].name = xstrdup("b");
+	spec->value.ncolumns = 2;
+	spec->key.present = true; /* present but empty */
+	spec->meta_present = true;
+	spec->meta_column = xstrdup("m");
+	spec->meta_type = xstrdup("text");
+	spec->error_limit = 40;
+	spec->error_limit_percent = true;
+	spec->partitions = calloc(2, sizeof(*spec->partitions));
+	assert_non_null(spec->partitions);
+	spec->partitions[0] = 4;
+	spec->partitions[1] = 1;
+	spec->npartitions = 2;
+	spec->retry_interval_ms = 0;
+	spec->max_retries = 3;
+	spec->port = 1;
+	spec->version = 3;
+	back = round_trip(spec);
+	jobspec_free(back);
+
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(yaml);
+	assert_null(strstr(yaml, "TYPE: null"));
+	assert_non_null(strstr(yaml, "- NAME: a\n"));
+	assert_null(strstr(yaml, "FORMAT: none"));
+	assert_non_null(strstr(yaml, "PARTITIONS: (4,1)"));
+	assert_non_null(strstr(yaml, "ERROR_LIMIT: 40%"));
+	assert_null(strstr(yaml, "PASSWORD"));
+	free(yaml);
+
+	/* A delimiter set without a FORMAT goes back as DELIMITED_OPTION. */
+	spec->value.delimiter = xstrdup("~~");
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+}
+
+static void test_to_yaml_layout(void **state)
+{
+	struct jobspec *spec = parse_ok("PORT: 5432\nKAFKA:\n  OUTPUT:\n    TABLE: t\n    MAPPING:\n      x: a + 1\n");
+	char *yaml = jobspec_to_yaml(spec, false);
+
+	assert_non_null(yaml);
+	assert_true(strncmp(yaml, "PORT: 5432\nVERSION: 2\nKAFKA:\n  INPUT:\n", 37) == 0);
+	assert_non_null(strstr(yaml, "  OUTPUT:\n    TABLE: t\n    MODE: INSERT\n    MAPPING:\n"
+				     "    - NAME: x\n      EXPRESSION: a + 1\n"));
+	assert_non_null(strstr(yaml, "  COMMIT:\n    MAX_ROW: 500\n    MINIMAL_INTERVAL: 1000\n"
+				     "    CONSISTENCY: ATLEAST\n"));
+	assert_non_null(strstr(yaml, "  POLL:\n    BATCHSIZE: 64\n    TIMEOUT: 5000\n"));
+	assert_non_null(strstr(yaml, "SCHEDULE:\n  RETRY_INTERVAL: 5000\n  MAX_RETRIES: 0\n"));
+	assert_non_null(strstr(yaml, "FALLBACK_OFFSET: earliest\n"));
+	assert_null(strstr(yaml, "DATABASE"));
+	assert_null(strstr(yaml, "METADATA"));
+	assert_null(strstr(yaml, "PROPERTIES"));
+	free(yaml);
+	jobspec_free(spec);
+}
+
+static void test_password_masking(void **state)
+{
+	struct jobspec *spec = parse_ok(seed_yaml);
+	char *plain = jobspec_to_yaml(spec, false);
+	char *masked = jobspec_to_yaml(spec, true);
+	struct jobspec *back;
+
+	assert_non_null(plain);
+	assert_non_null(masked);
+	assert_non_null(strstr(plain, "PASSWORD: lissTest1234\n"));
+	assert_null(strstr(masked, "lissTest1234"));
+	assert_non_null(strstr(masked, "PASSWORD: '****'\n"));
+	back = parse_ok(masked);
+	assert_string_equal(back->password, "****");
+	assert_string_equal(back->user, "liss_test");
+	jobspec_free(back);
+	free(plain);
+	free(masked);
+	jobspec_free(spec);
+}
+
+/* ---- wizard ---- */
+
+static cJSON *json(const char *text)
+{
+	cJSON *j = cJSON_Parse(text);
+
+	assert_non_null(j);
+	return j;
+}
+
+static struct jobspec *wizard_ok(const char *text)
+{
+	cJSON *j = json(text);
+	struct jobspec *spec = NULL;
+	struct js_errors errs;
+
+	if (jobspec_from_wizard(j, &spec, &errs) != 0) {
+		char buf[2048];
+
+		js_errors_format(&errs, buf, sizeof(buf));
+		fail_msg("wizard failed: %s", buf);
+	}
+	cJSON_Delete(j);
+	assert_non_null(spec);
+	return spec;
+}
+
+static void wizard_fail(const char *text, struct js_errors *errs)
+{
+	cJSON *j = json(text);
+	struct jobspec *spec = (struct jobspec *)1;
+
+	assert_int_equal(jobspec_from_wizard(j, &spec, errs), -1);
+	assert_null(spec);
+	assert_true(errs->count > 0);
+	cJSON_Delete(j);
+}
+
+static const char wizard_full[] =
+	"{\"id\": 4, \"name\": \"orders\", \"description\": \"\", \"source_id\": 2, \"mode\": \"wizard\","
+	" \"state\": \"stopped\", \"desired_state\": \"stopped\", \"created_at\": \"2026-01-01T00:00:00Z\","
+	" \"updated_at\": \"2026-01-01T00:00:00Z\","
+	" \"group_name\": \"g1\", \"fallback_offset\": \"latest\", \"consistency\": \"EXACTLY\","
+	" \"database\": \"sales\", \"schema\": \"s1\", \"table\": \"orders\", \"account\": \"loader\","
+	" \"password\": \"pw\", \"write_mode\": \"merge\", \"error_limit\": 3,"
+	" \"fields\": [{\"source\": \"c1\", \"dest\": \"id\", \"role\": \"match\"},"
+	"              {\"source\": \"c2\", \"role\": \"update\"},"
+	"              {\"source\": \"c3\", \"dest\": \"note\", \"role\": \"none\"},"
+	"              {\"source\": \"c4\"}]}";
+
+static void test_wizard_happy_path(void **state)
+{
+	struct jobspec *spec = wizard_ok(wizard_full);
+
+	assert_int_equal(spec->nproperties, 1);
+	assert_string_equal(jobspec_property(spec, "group.id"), "g1");
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_LATEST);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_EXACTLY);
+	assert_string_equal(spec->database, "sales");
+	assert_string_equal(spec->schema, "s1");
+	assert_string_equal(spec->table, "orders");
+	assert_string_equal(spec->user, "loader");
+	assert_string_equal(spec->password, "pw");
+	assert_int_equal(spec->mode, JS_MODE_MERGE);
+	assert_int_equal(spec->error_limit, 3);
+	assert_false(spec->error_limit_percent);
+	assert_true(spec->value.present);
+	assert_int_equal(spec->value.format, JS_FORMAT_NONE);
+	assert_int_equal(spec->value.ncolumns, 4);
+	assert_string_equal(spec->value.columns[0].name, "c1");
+	assert_null(spec->value.columns[0].type);
+	assert_string_equal(spec->value.columns[3].name, "c4");
+	assert_int_equal(spec->nmapping, 4);
+	assert_string_equal(spec->mapping[0].name, "id");
+	assert_string_equal(spec->mapping[0].expression, "c1");
+	assert_string_equal(spec->mapping[1].name, "c2"); /* dest defaults to source */
+	assert_string_equal(spec->mapping[1].expression, "c2");
+	assert_string_equal(spec->mapping[2].name, "note");
+	assert_string_equal(spec->mapping[3].name, "c4");
+	assert_int_equal(spec->nmatch_columns, 1);
+	assert_string_equal(spec->match_columns[0], "id");
+	assert_int_equal(spec->nupdate_columns, 1);
+	assert_string_equal(spec->update_columns[0], "c2");
+	assert_false(spec->key.present);
+	assert_null(spec->host);
+
+	/* It goes to the worker as YAML and comes back equal. */
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+}
+
+static void test_wizard_defaults_and_validate(void **state)
+{
+	struct jobspec *spec = wizard_ok("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\","
+					 " \"fields\": [{\"source\": \"a\"}, {\"source\": \"b\"}]}");
+	struct js_errors errs;
+
+	assert_string_equal(spec->schema, "public");
+	assert_int_equal(spec->mode, JS_MODE_INSERT);
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_EARLIEST);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_ATLEAST);
+	assert_int_equal(spec->error_limit, 0);
+	assert_null(spec->password);
+	assert_int_equal(spec->nproperties, 0);
+	assert_null(spec->match_columns);
+	assert_null(spec->update_columns);
+	assert_int_equal(spec->nmatch_columns, 0);
+
+	/* Not valid until the source and service fill in their parts. */
+	assert_int_equal(jobspec_validate(spec, &errs), -1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", -1, "is required");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->value.delimiter, "|");
+	jobspec_free(spec);
+}
+
+static void test_wizard_errors(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *path;
+		const char *message;
+	} cases[] = {
+		{ "{\"database\": 5}", "database", "must be a string, got a number" },
+		{ "{\"table\": \"\"}", "table", "must not be empty" },
+		{ "{\"account\": [\"u\"]}", "account", "got an array" },
+		{ "{\"password\": true}", "password", "got a boolean" },
+		{ "{\"schema\": {}}", "schema", "got an object" },
+		{ "{\"group_name\": 1}", "group_name", "must be a string" },
+		{ "{\"group_name\": \"g\", \"fields\": [{\"source\": \"a\", \"role\": 1}]}", "fields[0].role",
+		  "must be a string" },
+		{ "{\"write_mode\": \"UPSERT\"}", "write_mode", "must be one of INSERT, UPDATE, MERGE" },
+		{ "{\"fallback_offset\": \"now\"}", "fallback_offset", "must be one of earliest, latest" },
+		{ "{\"consistency\": \"at-most\"}", "consistency", "must be one of ATLEAST, EXACTLY" },
+		{ "{\"error_limit\": -1}", "error_limit", "integer >= 0" },
+		{ "{\"error_limit\": 1.5}", "error_limit", "integer >= 0" },
+		{ "{\"error_limit\": \"5%\"}", "error_limit", "got a string" },
+		{ "{\"fields\": []}", "fields", "at least one field" },
+		{ "{\"fields\": {}}", "fields", "must be an array" },
+		{ "{\"fields\": [\"a\"]}", "fields[0]", "must be an object" },
+		{ "{\"fields\": [{\"source\": \"a\"}, {\"source\": \"b\"}, {\"source\": \"c\", \"role\": \"key\"}]}",
+		  "fields[2].role", "must be one of match, update, none" },
+		{ "{\"fields\": [{\"dest\": \"a\"}]}", "fields[0].source", "is required" },
+		{ "{\"fields\": [{\"source\": null}]}", "fields[0].source", "is required" },
+		{ "{\"fields\": [{\"source\": 3}]}", "fields[0].source", "must be a string" },
+		{ "{\"fields\": [{\"source\": \"a\", \"dest\": 5}]}", "fields[0].dest", "must be a string" },
+		{ "{\"fields\": [{\"source\": \"\"}]}", "fields[0].source", "must not be empty" },
+		{ "{\"fields\": [{\"source\": \"a\"}, {\"source\": \"a\"}]}", "fields[1].source", "given twice" },
+		{ "{\"fields\": [{\"source\": \"a\"}, {\"source\": \"b\", \"dest\": \"a\"}]}", "fields[1].dest",
+		  "destination of fields[0] too" },
+		{ "{\"fields\": [{\"source\": \"a\", \"type\": \"int\"}]}", "fields[0].type", "unknown field" },
+		{ "{\"write_mode\": \"UPDATE\", \"fields\": [{\"source\": \"a\", \"role\": \"update\"}]}", "fields",
+		  "role \"match\"" },
+		{ "{\"config\": \"DATABASE: x\"}", "config", "unknown field" },
+		{ "{\"table\": \"a\", \"table\": \"b\"}", "table", "given twice" },
+		{ "{\"database\": \"\xff\xfe\"}", "database", "UTF-8" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512];
+		struct js_errors errs;
+		const struct js_error *e;
+
+		/* Fill in the required fields the case does not set itself. */
+		snprintf(text, sizeof(text), "{%s%s%s",
+			 strstr(cases[i].json, "\"database\"") ? "" : "\"database\": \"d\", ",
+			 strstr(cases[i].json, "\"table\"") ? "" : "\"table\": \"t\", ",
+			 strstr(cases[i].json, "\"account\"") ? "" : "\"account\": \"u\", ");
+		if (strstr(cases[i].json, "\"fields\"") == NULL)
+			strncat(text, "\"fields\": [{\"source\": \"a\"}], ", sizeof(text) - strlen(text) - 1);
+		strncat(text, cases[i].json + 1, sizeof(text) - strlen(text) - 1);
+		current_case = text;
+		wizard_fail(text, &errs);
+		e = find_err(&errs, cases[i].path);
+		if (e == NULL || errs.count != 1) {
+			dump_errs(&errs);
+			fail_msg("case %zu: expected one error at %s", i, cases[i].path);
+		}
+		assert_int_equal(e->line, 0);
+		if (cases[i].message != NULL)
+			assert_non_null(strstr(e->message, cases[i].message));
+	}
+	current_case = NULL;
+}
+
+static void test_wizard_required_and_not_object(void **state)
+{
+	struct js_errors errs;
+	cJSON *arr = json("[1]");
+	struct jobspec *spec = NULL;
+
+	wizard_fail("{\"name\": \"job\", \"mode\": \"wizard\"}", &errs);
+	assert_int_equal(errs.count, 4);
+	assert_err(&errs, "database", 0, "is required");
+	assert_err(&errs, "table", 0, "is required");
+	assert_err(&errs, "account", 0, "is required");
+	assert_err(&errs, "fields", 0, "is required");
+
+	assert_int_equal(jobspec_from_wizard(arr, &spec, &errs), -1);
+	assert_null(spec);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "JSON object"));
+	assert_int_equal(jobspec_from_wizard(NULL, &spec, &errs), -1);
+	cJSON_Delete(arr);
+}
+
+static void test_wizard_many_errors_at_once(void **state)
+{
+	struct js_errors errs;
+
+	wizard_fail("{\"database\": 1, \"table\": \"t\", \"account\": \"u\", \"write_mode\": \"x\", \"bogus\": 1,"
+		    " \"fields\": [{\"source\": \"a\", \"role\": \"boss\"}, 7]}", &errs);
+	assert_int_equal(errs.count, 5);
+	assert_err(&errs, "database", 0, "must be a string");
+	assert_err(&errs, "write_mode", 0, "INSERT, UPDATE, MERGE");
+	assert_err(&errs, "bogus", 0, "unknown field");
+	assert_err(&errs, "fields[0].role", 0, "match, update, none");
+	assert_err(&errs, "fields[1]", 0, "must be an object");
+}
+
+static void test_wizard_blank_optional_fields(void **state)
+{
+	struct jobspec *spec = wizard_ok("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\","
+					 " \"password\": \"\", \"schema\": \"\", \"group_name\": \"\","
+					 " \"write_mode\": \"UPDATE\", \"fields\": [{\"source\": \"a\", \"dest\": \"\","
+					 " \"role\": \"MATCH\"}, {\"source\": \"b\", \"dest\": \"B\", \"role\": \"\"}]}");
+
+	assert_string_equal(spec->password, ""); /* an empty password is a password */
+	assert_string_equal(spec->schema, "public");
+	assert_int_equal(spec->nproperties, 0);
+	assert_string_equal(spec->mapping[0].name, "a");
+	assert_string_equal(spec->mapping[1].name, "B");
+	assert_string_equal(spec->mapping[1].expression, "b");
+	assert_int_equal(spec->nmatch_columns, 1);
+	assert_string_equal(spec->match_columns[0], "a");
+	assert_int_equal(spec->nupdate_columns, 0);
+	assert_int_equal(spec->mode, JS_MODE_UPDATE);
+	jobspec_free(spec);
+}
+
+static void test_wizard_null_optional_fields(void **state)
+{
+	struct jobspec *spec = wizard_ok("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\","
+					 " \"password\": null, \"schema\": null, \"group_name\": null,"
+					 " \"description\": null, \"fields\": [{\"source\": \"a\", \"dest\": null,"
+					 " \"role\": null}]}");
+
+	assert_null(spec->password);
+	assert_string_equal(spec->schema, "public");
+	assert_string_equal(spec->mapping[0].name, "a");
+	assert_int_equal(spec->nmatch_columns, 0);
+	jobspec_free(spec);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_seed_example_every_field),
+		cmocka_unit_test(test_seed_example_validate_refuses_merge_only),
+		cmocka_unit_test(test_every_key_right_value),
+		cmocka_unit_test(test_enum_spellings),
+		cmocka_unit_test(test_version_forms),
+		cmocka_unit_test(test_defaults_of_new_spec),
+		cmocka_unit_test(test_null_values_are_absent),
+		cmocka_unit_test(test_mapping_list_form),
+		cmocka_unit_test(test_mapping_map_form),
+		cmocka_unit_test(test_mapping_errors),
+		cmocka_unit_test(test_bad_top_level),
+		cmocka_unit_test(test_bad_kafka_level),
+		cmocka_unit_test(test_bad_source),
+		cmocka_unit_test(test_bad_value),
+		cmocka_unit_test(test_bad_meta_and_error_limit),
+		cmocka_unit_test(test_bad_output),
+		cmocka_unit_test(test_bad_commit_poll_properties_schedule),
+		cmocka_unit_test(test_properties_scalars_become_text),
+		cmocka_unit_test(test_case_insensitive_keys),
+		cmocka_unit_test(test_multiple_errors_at_once),
+		cmocka_unit_test(test_error_cap_truncates),
+		cmocka_unit_test(test_errors_format_forms),
+		cmocka_unit_test(test_syntax_error_has_line),
+		cmocka_unit_test(test_tab_indentation_hint),
+		cmocka_unit_test(test_deep_nesting_and_anchors_refused),
+		cmocka_unit_test(test_invalid_utf8_is_an_error),
+		cmocka_unit_test(test_empty_document),
+		cmocka_unit_test(test_second_document_refused),
+		cmocka_unit_test(test_input_size_cap),
+		cmocka_unit_test(test_input_not_nul_terminated),
+		cmocka_unit_test(test_embedded_nul_refused),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_partitions_forms),
+		cmocka_unit_test(test_partitions_errors),
+		cmocka_unit_test(test_error_limit_forms),
+		cmocka_unit_test(test_apply_defaults_fills_absent),
+		cmocka_unit_test(test_apply_defaults_keeps_job_values),
+		cmocka_unit_test(test_validate_minimal_ok),
+		cmocka_unit_test(test_validate_required_all_at_once),
+		cmocka_unit_test(test_validate_value_needs_format_and_columns),
+		cmocka_unit_test(test_validate_unique_names),
+		cmocka_unit_test(test_validate_match_columns_for_update),
+		cmocka_unit_test(test_validate_insert_ignores_match_and_update_columns),
+		cmocka_unit_test(test_validate_property_blacklist),
+		cmocka_unit_test(test_validate_delimiters),
+		cmocka_unit_test(test_validate_job_delimiter_meets_csv_source),
+		cmocka_unit_test(test_validate_ranges),
+		cmocka_unit_test(test_validate_not_supported_yet),
+		cmocka_unit_test(test_round_trip_seed),
+		cmocka_unit_test(test_round_trip_all_keys),
+		cmocka_unit_test(test_round_trip_tricky_text),
+		cmocka_unit_test(test_round_trip_formatless_value_and_defaults),
+		cmocka_unit_test(test_to_yaml_layout),
+		cmocka_unit_test(test_password_masking),
+		cmocka_unit_test(test_wizard_happy_path),
+		cmocka_unit_test(test_wizard_defaults_and_validate),
+		cmocka_unit_test(test_wizard_errors),
+		cmocka_unit_test(test_wizard_required_and_not_object),
+		cmocka_unit_test(test_wizard_many_errors_at_once),
+		cmocka_unit_test(test_wizard_blank_optional_fields),
+		cmocka_unit_test(test_wizard_null_optional_fields),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
