@@ -29,6 +29,7 @@ struct consumer {
 	size_t npartitions;
 	char group_id[256];
 	int64_t down_since_ms; /* when all brokers went down; 0 = not down */
+	int64_t refreshed_ms;  /* last look for new partitions */
 	bool broken;           /* skip the graceful close: brokers are gone */
 };
 
@@ -311,6 +312,7 @@ int consumer_open(const struct jobspec *spec, const char *job_name, const volati
 	}
 	log_info("topic %s on %s: consuming %zu partition(s) as group \"%s\"", spec->topic, spec->brokers,
 		 c->npartitions, c->group_id);
+	c->refreshed_ms = consumer_now_ms();
 	*out = c;
 	c = NULL;
 out:
@@ -373,6 +375,76 @@ int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, 
 		snprintf(err, errlen, "assigning partitions of topic %s: %s", c->spec->topic, rd_kafka_err2str(kerr));
 		return WERR_RETRY;
 	}
+	return WERR_OK;
+}
+
+int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen)
+{
+	const struct jobspec *spec = c->spec;
+	const struct rd_kafka_metadata *md = NULL;
+	const rd_kafka_metadata_topic_t *t = NULL;
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_error_t *kerror;
+	int32_t *grown;
+	size_t i, n;
+	int64_t now = consumer_now_ms();
+	int k;
+
+	*added = 0;
+	if (spec->partitions != NULL || now - c->refreshed_ms < CONSUMER_REFRESH_MS)
+		return WERR_OK;
+	c->refreshed_ms = now;
+	rkt = rd_kafka_topic_new(c->rk, spec->topic, NULL);
+	if (rkt == NULL)
+		return WERR_OK;
+	if (rd_kafka_metadata(c->rk, 0, rkt, &md, CONSUMER_METADATA_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		md = NULL;
+	rd_kafka_topic_destroy(rkt);
+	if (md == NULL)
+		return WERR_OK;
+	for (k = 0; k < md->topic_cnt; k++)
+		if (strcmp(md->topics[k].topic, spec->topic) == 0 && md->topics[k].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			t = &md->topics[k];
+	if (t == NULL || (size_t)t->partition_cnt <= c->npartitions)
+		goto out;
+
+	n = c->npartitions;
+	list = rd_kafka_topic_partition_list_new(t->partition_cnt);
+	for (k = 0; k < t->partition_cnt; k++) {
+		int32_t id = t->partitions[k].id;
+		bool known = false;
+		for (i = 0; i < n && !known; i++)
+			known = c->partitions[i] == id;
+		if (!known)
+			rd_kafka_topic_partition_list_add(list, spec->topic, id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	}
+	if (list->cnt == 0)
+		goto out;
+	grown = realloc(c->partitions, (n + (size_t)list->cnt) * sizeof(*grown));
+	if (grown == NULL)
+		goto out;
+	c->partitions = grown;
+	kerror = rd_kafka_incremental_assign(c->rk, list);
+	if (kerror != NULL) {
+		snprintf(err, errlen, "topic %s grew to %d partitions but adding them failed: %s", spec->topic,
+			 t->partition_cnt, rd_kafka_error_string(kerror));
+		rd_kafka_error_destroy(kerror);
+		rd_kafka_topic_partition_list_destroy(list);
+		rd_kafka_metadata_destroy(md);
+		return WERR_RETRY; /* a restart assigns them */
+	}
+	for (k = 0; k < list->cnt; k++) {
+		c->partitions[c->npartitions++] = list->elems[k].partition;
+		log_info("partition %d: new in topic %s, starting at its beginning", (int)list->elems[k].partition,
+			 spec->topic);
+	}
+	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
+	*added = c->npartitions - n;
+out:
+	if (list != NULL)
+		rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_metadata_destroy(md);
 	return WERR_OK;
 }
 

@@ -41,6 +41,17 @@ const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
  * FALLBACK_OFFSET (earliest or latest). */
 int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, size_t errlen);
 
+/* How often consumer_refresh() may ask the brokers about the topic. */
+#define CONSUMER_REFRESH_MS 30000
+
+/* Partitions added to the topic while the job runs are picked up here (when
+ * the job did not list PARTITIONS): they are assigned from their beginning,
+ * since everything in them was produced after the job started.  Asks the
+ * brokers at most every CONSUMER_REFRESH_MS (briefly blocking); *added says
+ * how many partitions were added, and consumer_partitions() then returns a new
+ * array.  Failing to ask is not an error: it is tried again later. */
+int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen);
+
 /* Waits up to timeout_ms for messages and stores up to max of them in msgs.
  * Returns how many (0 on timeout) or a negative enum werr.  Only messages with
  * data are returned (err == 0); the caller destroys each with

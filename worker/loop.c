@@ -408,6 +408,33 @@ static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err
 	return WERR_OK;
 }
 
+/* Between batches: follow partitions added to the topic. */
+static int loop_refresh(struct worker *w, char *err, size_t errlen)
+{
+	struct loop_part *parts;
+	struct part_offset *commit;
+	size_t added = 0, n;
+	int rc = consumer_refresh(w->consumer, &added, err, errlen);
+
+	/* The array may have moved even when nothing was added. */
+	w->partitions = consumer_partitions(w->consumer, &n);
+	if (rc != WERR_OK || added == 0)
+		return rc;
+	parts = realloc(w->parts, n * sizeof(*parts));
+	if (parts != NULL)
+		w->parts = parts;
+	commit = realloc(w->commit, n * sizeof(*commit));
+	if (commit != NULL)
+		w->commit = commit;
+	if (parts == NULL || commit == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	w->npartitions = n;
+	loop_batch_reset(w);
+	return WERR_OK;
+}
+
 static void loop_stats(struct worker *w, int64_t now)
 {
 	if (now - w->stats_ms < LOOP_STATS_MS)
@@ -443,6 +470,8 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 				timeout = left;
 		}
 		loop_stats(w, now);
+		if (w->nrows == 0 && (rc = loop_refresh(w, err, errlen)) != WERR_OK)
+			return rc;
 		/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
 		if (getppid() != w->ppid) {
 			log_warn("the controller is gone (parent changed); stopping");
