@@ -333,6 +333,8 @@ static void test_invalid_utf8(void **state)
 	assert_field(&row, 1, "\xe2\x82\xac\xf0\x9f\x98\x80");
 	assert_string_equal(test_decode_err(dec, S("ab,c\xff")), "invalid UTF-8 at byte 4 of the message (byte value 0xff)");
 	assert_non_null(strstr(test_decode_err(dec, S("a,\xc0\xaf")), "at byte 2"));         /* overlong */
+	assert_non_null(strstr(test_decode_err(dec, S("a,\xe0\x80\xaf")), "at byte 2"));     /* overlong */
+	assert_non_null(strstr(test_decode_err(dec, S("a,\xf0\x80\x80\xaf")), "at byte 2")); /* overlong */
 	assert_non_null(strstr(test_decode_err(dec, S("a,\xed\xa0\x80")), "at byte 2"));     /* surrogate */
 	assert_non_null(strstr(test_decode_err(dec, S("a,\xf4\x90\x80\x80")), "at byte 2")); /* > U+10FFFF */
 	assert_non_null(strstr(test_decode_err(dec, S("a,b\xe2\x82")), "at byte 3"));        /* truncated */
