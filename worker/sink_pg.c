@@ -1,11 +1,9 @@
 #include "sink_pg.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <libpq-fe.h>
 
@@ -815,6 +813,7 @@ int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_
 	}
 	*rows = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
+	res = NULL;
 
 	params[0] = sk->job_name;
 	params[1] = topic;
@@ -826,6 +825,7 @@ int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_
 		goto out;
 	}
 	PQclear(res);
+	res = NULL;
 
 	res = PQexec(sk->pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
