@@ -24,7 +24,7 @@ mkdir -p "$BUILD/test-results"
 unit_pass=0
 unit_fail=0
 for t in "$BUILD"/tests/unit/test_*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     name=$(basename "$t")
     CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$BUILD/test-results/$name.tap" 2>&1
     rc=$?

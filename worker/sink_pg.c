@@ -12,6 +12,8 @@
 
 /* The name is documented: users read it and reset offsets by hand. */
 #define SINK_PROGRESS_TABLE "streamserver_progress"
+#define SINK_STR_(x) #x
+#define SINK_STR(x) SINK_STR_(x)
 #define SINK_STAGE_TABLE "streamserver_stage"
 /* COPY data goes out in chunks of this size. */
 #define SINK_COPY_CHUNK ((size_t)1 << 20)
@@ -475,38 +477,38 @@ static int sink_pg_check_target_columns(struct sink_pg *sk, char *err, size_t er
 	return WERR_OK;
 }
 
+/* Key of the advisory lock that serialises creating the progress table. */
+#define SINK_PROGRESS_LOCK_KEY 7411953
+
 static int sink_pg_create_progress(struct sink_pg *sk, char *err, size_t errlen)
 {
 	struct sbuf sb = { 0 };
 	char oid[32], *sql = NULL;
-	int rc, attempt;
+	int rc;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		/* CREATE ... IF NOT EXISTS needs CREATE on the schema even when the table
-		 * exists: look first so a user without it can still run jobs. */
-		rc = sink_pg_find_table(sk, sk->meta_schema, SINK_PROGRESS_TABLE, oid, sizeof(oid), err, errlen);
-		if (rc != WERR_OK || oid[0] != '\0')
-			goto out;
-		if (sql == NULL) {
-			sb_append(&sb, "CREATE TABLE IF NOT EXISTS ");
-			sb_ident(&sb, sk->pg, sk->meta_schema);
-			sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name text, topic text, partition int, "
-				       "next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
-				       "PRIMARY KEY (job_name, topic, partition))");
-			sql = sb_take(&sb);
-			if (sql == NULL) {
-				snprintf(err, errlen, "out of memory");
-				rc = WERR_RETRY;
-				goto out;
-			}
-		}
-		rc = sink_pg_exec(sk, sql, "creating the progress table", err, errlen);
-		if (rc == WERR_OK)
-			goto out;
-		/* Two workers creating it at once: one loses with a unique violation. */
-		if (rc != WERR_DATA)
-			goto out;
+	/* CREATE ... IF NOT EXISTS needs CREATE on the schema even when the table
+	 * exists: look first so a user without it can still run jobs. */
+	rc = sink_pg_find_table(sk, sk->meta_schema, SINK_PROGRESS_TABLE, oid, sizeof(oid), err, errlen);
+	if (rc != WERR_OK || oid[0] != '\0')
+		goto out;
+	/* Concurrent CREATE TABLE IF NOT EXISTS of one name races in PostgreSQL (the
+	 * loser fails on the table's row type, 42710 or 23505), and workers of
+	 * several jobs start at once.  Both statements in one query string run in
+	 * one implicit transaction, so the advisory lock is held until the table
+	 * is committed, and the next worker's IF NOT EXISTS then sees it. */
+	sb_append(&sb, "SELECT pg_advisory_xact_lock(" SINK_STR(SINK_PROGRESS_LOCK_KEY) "); "
+		       "CREATE TABLE IF NOT EXISTS ");
+	sb_ident(&sb, sk->pg, sk->meta_schema);
+	sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name text, topic text, partition int, "
+		       "next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
+		       "PRIMARY KEY (job_name, topic, partition))");
+	sql = sb_take(&sb);
+	if (sql == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = WERR_RETRY;
+		goto out;
 	}
+	rc = sink_pg_exec(sk, sql, "creating the progress table", err, errlen);
 out:
 	if (rc == WERR_OK)
 		log_info("progress table %s.%s ready", sk->meta_schema, SINK_PROGRESS_TABLE);
