@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <civetweb.h>
 
@@ -24,6 +27,8 @@ struct api_server {
 	struct mg_context *ctx;
 	struct store *st;
 	struct api_ops ops;
+	char host[64]; /* numeric address we listen on, to wake civetweb at stop */
+	volatile bool stopped;
 };
 
 /* A resource id from the path: 1.. 2^53, digits only. */
@@ -327,6 +332,8 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 		return -1;
 	}
 	srv->st = st;
+	if (ports[0] != '[' && strrchr(ports, ':') != NULL)
+		snprintf(srv->host, sizeof(srv->host), "%.*s", (int)(strrchr(ports, ':') - ports), ports);
 	if (ops != NULL)
 		srv->ops = *ops;
 
@@ -360,11 +367,55 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	return 0;
 }
 
+static void *api_stop_thread(void *arg)
+{
+	struct api_server *srv = arg;
+
+	mg_stop(srv->ctx);
+	srv->stopped = true;
+	return NULL;
+}
+
+/* Connects to our own listening socket: civetweb's accept loop checks its stop
+ * flag only between polls of 2 s, or when a connection arrives. */
+static void api_poke(const struct api_server *srv, int port)
+{
+	struct sockaddr_in sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, srv->host, &sa.sin_addr) != 1 || sa.sin_addr.s_addr == htonl(INADDR_ANY))
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		/* Already closed: the stop is under way. */
+	}
+	close(fd);
+}
+
 void api_server_stop(struct api_server *srv)
 {
+	struct mg_server_port ports[4];
+	pthread_t t;
+	int nports;
+
 	if (srv == NULL)
 		return;
-	mg_stop(srv->ctx);
+	nports = mg_get_server_ports(srv->ctx, 4, ports);
+	if (nports > 0 && ports[0].protocol == 1 &&
+	    pthread_create(&t, NULL, api_stop_thread, srv) == 0) {
+		for (int i = 0; i < 200 && !srv->stopped; i++) {
+			api_poke(srv, ports[0].port);
+			usleep(10 * 1000);
+		}
+		pthread_join(t, NULL);
+	} else {
+		mg_stop(srv->ctx);
+	}
 	mg_exit_library();
 	free(srv);
 }
