@@ -60,8 +60,9 @@ def main():
             "CREATE TABLE bench (column_1 varchar(32), column_2 bigint, column_3 numeric,"
             " column_4 varchar(32), column_5 varchar(32))")
 
-        AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-            [NewTopic("bench", num_partitions=args.partitions, replication_factor=1)])["bench"].result()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("bench", num_partitions=args.partitions,
+                                      replication_factor=1)])["bench"].result()
         t0 = time.time()
         p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
                       "queue.buffering.max.messages": 1000000, "compression.type": "lz4"})
@@ -71,6 +72,7 @@ def main():
                 p.poll(0)
         p.flush()
         produce_s = time.time() - t0
+        del p, admin  # before the broker stops, or their threads complain
 
         port = free_port()
         server = subprocess.Popen(
