@@ -62,6 +62,24 @@ struct js_input {
 	char *quote;       /* QUOTE, one character */
 	char *escape;      /* ESCAPE, one character */
 	char *null_string; /* CSV_OPTION.NULL_STRING */
+
+	/* PROTOBUF_OPTION (FORMAT: protobuf): the message type, from a
+	 * FileDescriptorSet made by `protoc --include_imports --descriptor_set_out`,
+	 * given either as a file path or inline as base64 (exactly one of the two). */
+	char *protobuf_descriptor_file; /* DESCRIPTOR_FILE */
+	char *protobuf_descriptor;      /* DESCRIPTOR (base64) */
+	char *protobuf_message;         /* MESSAGE: full name, e.g. "shop.v1.Order" */
+};
+
+/* FORMAT: json.  A single column of TYPE json or jsonb receives the whole
+ * value; otherwise each column receives the top-level field of the same name
+ * (objects and arrays as JSON text, JSON null and absent fields as NULL). */
+bool js_input_json_whole(const struct js_input *in);
+
+/* Where a key stood in the YAML, for error messages. */
+struct js_line {
+	char *path; /* e.g. "KAFKA.OUTPUT.MATCH_COLUMNS[1]" */
+	int line;
 };
 
 struct js_mapping {
@@ -133,7 +151,17 @@ struct jobspec {
 	/* SCHEDULE */
 	int64_t retry_interval_ms; /* default 5000 */
 	int64_t max_retries;       /* default 0 = retry forever */
+
+	/* Line of every key and list item of the YAML it was parsed from; empty
+	 * for a wizard job.  Not part of the job's meaning: not emitted. */
+	struct js_line *lines;
+	size_t nlines;
 };
+
+/* The YAML line of path, else of its nearest enclosing key that has one,
+ * else 0.  "KAFKA.OUTPUT.MATCH_COLUMNS[1]" falls back to
+ * "KAFKA.OUTPUT.MATCH_COLUMNS", then "KAFKA.OUTPUT", ... */
+int jobspec_line(const struct jobspec *spec, const char *path);
 
 /* Problems found in a job definition, each with where it is and how to fix it. */
 #define JS_ERRORS_MAX 64

@@ -11,6 +11,19 @@
  *
  * The controller writes the job to the worker's standard input, then closes it:
  *   {"job_id":N,"job_name":"...","config":"<YAML of jobspec_to_yaml>"}
+ *
+ * Check mode (`streamworker --check`, the API's validate and dry run): the same
+ * input; the worker connects to the database, checks the target table, every
+ * mapped column and its type, the privileges the job needs, and for UPDATE and
+ * MERGE that MATCH_COLUMNS are the primary key or a unique index; it changes
+ * nothing (temporary objects only, rolled back).  It prints one JSON object on
+ * standard output:
+ *   {"valid": true|false,
+ *    "errors": [{"field": "KAFKA.OUTPUT.MATCH_COLUMNS", "message": "..."}],
+ *    "statements": ["CREATE TEMP TABLE ...", "COPY ...", "INSERT ...", ...]}
+ * ("field" is a YAML path, or null) and exits 0 when valid, WORKER_EXIT_CONFIG
+ * when it found problems, WORKER_EXIT_RETRY when it could not check (database
+ * unreachable: errors[0] says why).  Nothing is written on WORKER_STATUS_FD.
  */
 #ifndef SS_PROTO_H
 #define SS_PROTO_H

@@ -18,6 +18,7 @@ PKGS=(
     postgresql postgresql-client default-jre-headless maven
     # end-to-end tests and demo
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
+    protobuf-compiler python3-protobuf
     curl procps iproute2
 )
 
