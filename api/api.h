@@ -17,6 +17,9 @@
 struct api_ops {
 	void (*wake)(void *ctx);
 	void *ctx;
+	/* streamworker, run as `streamworker --check` to check a job against its
+	 * database (validate, dry run, UPDATE/MERGE keys at creation). */
+	const char *worker_path;
 };
 
 struct api_server;

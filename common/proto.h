@@ -19,9 +19,11 @@
  * nothing (temporary objects only, rolled back).  It prints one JSON object on
  * standard output:
  *   {"valid": true|false,
- *    "errors": [{"field": "KAFKA.OUTPUT.MATCH_COLUMNS", "message": "..."}],
+ *    "errors": [{"field": "KAFKA.OUTPUT.MATCH_COLUMNS", "code": "not_unique", "message": "..."}],
  *    "statements": ["CREATE TEMP TABLE ...", "COPY ...", "INSERT ...", ...]}
- * ("field" is a YAML path, or null) and exits 0 when valid, WORKER_EXIT_CONFIG
+ * ("field" is a YAML path, or null; "code" is one of no_table, no_column,
+ * type_mismatch, privilege, not_unique, bad_expression, unreachable, other)
+ * and exits 0 when valid, WORKER_EXIT_CONFIG
  * when it found problems, WORKER_EXIT_RETRY when it could not check (database
  * unreachable: errors[0] says why).  Nothing is written on WORKER_STATUS_FD.
  */
