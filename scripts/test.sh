@@ -23,21 +23,46 @@ fi
 mkdir -p "$BUILD/test-results"
 unit_pass=0
 unit_fail=0
-for t in "$BUILD"/tests/unit/test_*; do
-    [ -f "$t" ] && [ -x "$t" ] || continue
-    name=$(basename "$t")
-    CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$BUILD/test-results/$name.tap" 2>&1
-    rc=$?
-    p=$(grep -c '^ok ' "$BUILD/test-results/$name.tap")
-    f=$(grep -c '^not ok ' "$BUILD/test-results/$name.tap")
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1   # crashed before reporting
+# run_unit DIR LABEL: runs every cmocka program of a build, counting TAP lines.
+run_unit() {
+    local dir=$1 label=$2 t name tap p f rc
+    for t in "$dir"/tests/unit/test_*; do
+        [ -f "$t" ] && [ -x "$t" ] || continue
+        name=$(basename "$t")
+        tap="$BUILD/test-results/$label-$name.tap"
+        CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$tap" 2>&1
+        rc=$?
+        p=$(grep -c '^ok ' "$tap")
+        f=$(grep -c '^not ok ' "$tap")
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+            f=1   # crashed, or a sanitizer report after the last test
+            tail -30 "$tap"
+        fi
+        echo "$label $name: $p passed, $f failed"
+        [ "$f" -gt 0 ] && grep -A8 '^not ok ' "$tap" | head -60
+        unit_pass=$((unit_pass + p))
+        unit_fail=$((unit_fail + f))
+    done
+}
+run_unit "$BUILD" unit
+
+# The same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (leaks included).  STREAMSERVER_SANITIZE=0 skips it for a quick local run.
+if [ "${STREAMSERVER_SANITIZE:-1}" != 0 ]; then
+    SAN="$BUILD-asan"
+    if [ ! -f "$SAN/build.ninja" ]; then
+        meson setup "$SAN" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dbuildtype=debug >/dev/null || { echo "sanitizer build setup failed"; unit_fail=$((unit_fail + 1)); }
     fi
-    echo "unit $name: $p passed, $f failed"
-    [ "$f" -gt 0 ] && grep -A8 '^not ok ' "$BUILD/test-results/$name.tap" | head -60
-    unit_pass=$((unit_pass + p))
-    unit_fail=$((unit_fail + f))
-done
+    if ninja -C "$SAN" >/dev/null; then
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
+            run_unit "$SAN" unit-asan
+    else
+        ninja -C "$SAN" | tail -30
+        echo "sanitizer build failed"
+        unit_fail=$((unit_fail + 1))
+    fi
+fi
 
 export STREAMSERVER_BUILD_DIR="$BUILD"
 JUNIT="$BUILD/test-results/e2e.xml"
