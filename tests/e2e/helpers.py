@@ -4,7 +4,10 @@ calls of doc/API.md, and polling.
 Run with Debian's /usr/bin/python3 (python3-pytest, python3-psycopg2,
 python3-confluent-kafka, python3-requests; scripts/install-deps.sh).
 """
+import base64
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -437,3 +440,236 @@ def wait_rows(pg, table, n, srv=None, job_id=None, timeout=ROWS_TIMEOUT, column=
 
 def signal_name(sig):
     return signal.Signals(sig).name
+
+
+# ------------------------------------------------------- YAML of the job tests
+#
+# The job tests (test_formats.py, test_modes.py, test_validate.py) write their
+# professional-mode YAML from Python dicts.  PyYAML is not among the tests'
+# dependencies, so a small block-style emitter does it; keys keep the order
+# they are written in.
+
+
+class Raw(str):
+    """A YAML scalar written as it is (e.g. the seed's `PARTITIONS: (0,2)`)."""
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./()$+-](?:[A-Za-z0-9_ ./(),:$+*=%-]*[A-Za-z0-9_./()$+*%-])?")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def yaml_scalar(v):
+    if isinstance(v, Raw):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    s = str(v)
+    if _PLAIN.fullmatch(s) and ": " not in s and s.lower() not in _YAML_WORDS:
+        return s
+    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def to_yaml(obj, indent=0):
+    """Block-style YAML of nested dicts, lists and scalars (None values are
+    left out)."""
+    pad = " " * indent
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if v is None:
+                continue
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{k}:\n{to_yaml(v, indent + 2)}")
+            else:
+                out.append(f"{pad}{k}: {yaml_scalar(v)}\n")
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, dict) and item:
+                inner = to_yaml(item, indent + 2)
+                out.append(f"{pad}- {inner[indent + 2:]}")
+            else:
+                out.append(f"{pad}- {yaml_scalar(item)}\n")
+    else:
+        out.append(f"{pad}{yaml_scalar(obj)}\n")
+    return "".join(out)
+
+
+def cols(*pairs):
+    """COLUMNS from ("name", "type") pairs."""
+    return [{"NAME": n, "TYPE": t} for n, t in pairs]
+
+
+def job_dict(pg, kafka, topic, table, *, value=None, key=None, meta=None, schema="public",
+             mode="INSERT", output=None, fallback="earliest", partitions=None, error_limit=0,
+             commit=None, poll=None, group=None, properties=None, metadata=None):
+    """A professional-mode job as a dict in the order of the seed's appendix.
+    value/key/meta are the INPUT blocks; output adds keys to KAFKA.OUTPUT."""
+    source = {"BROKERS": kafka.bootstrap, "TOPIC": topic}
+    if partitions is not None:
+        source["PARTITIONS"] = partitions
+    source["FALLBACK_OFFSET"] = fallback
+    inp = {"SOURCE": source}
+    if key is not None:
+        inp["KEY"] = key
+    if value is not None:
+        inp["VALUE"] = value
+    if meta is not None:
+        inp["META"] = meta
+    inp["ERROR_LIMIT"] = error_limit
+    out = {"SCHEMA": schema, "TABLE": table, "MODE": mode}
+    out.update(output or {})
+    kafka_block = {"INPUT": inp, "OUTPUT": out}
+    if metadata is not None:
+        kafka_block["METADATA"] = {"SCHEMA": metadata}
+    kafka_block["COMMIT"] = commit or {"MAX_ROW": 1000, "MINIMAL_INTERVAL": 500}
+    if poll is not None:
+        kafka_block["POLL"] = poll
+    props = {"group.id": group or unique("grp")}
+    props.update(properties or {})
+    kafka_block["PROPERTIES"] = props
+    return {"DATABASE": pg.dbname, "USER": pg.user, "PASSWORD": pg.password, "HOST": pg.host,
+            "PORT": pg.port, "VERSION": 2, "KAFKA": kafka_block}
+
+
+def job_yaml(*args, **kw):
+    """to_yaml(job_dict(...))."""
+    return to_yaml(job_dict(*args, **kw))
+
+
+def yaml_line(text, needle, after=0):
+    """1-based number of the first line after line `after` whose text, without
+    its indentation and a leading "- ", starts with needle."""
+    for i, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith("- "):
+            s = s[2:].lstrip()
+        if i > after and s.startswith(needle):
+            return i
+    raise AssertionError(f"{needle!r} not in the YAML (after line {after}):\n{text}")
+
+
+def yaml_value(text, key):
+    """The value written after `key:` on the first line that has it, or None
+    (a quick look at an emitted YAML without a YAML library)."""
+    m = re.search(rf"^\s*(?:- )?{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.M)
+    return m.group(1) if m else None
+
+
+def yaml_unquote(s):
+    if s is not None and len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return s[1:-1]
+    return s
+
+
+# ------------------------------------------------------------ job, end to end
+
+def run_job(srv, body):
+    """Creates the job and starts it; returns its id."""
+    job = create_job(srv, body)
+    start_job(srv, job["id"])
+    return job["id"]
+
+
+def wait_query(pg, sql, expected, srv=None, job_id=None, timeout=ROWS_TIMEOUT, args=None):
+    """Polls a query until its rows equal expected.  Fails at once when the
+    job fails, and on timeout shows the last rows and the job's status."""
+    box = {}
+
+    def check():
+        if srv is not None and job_id is not None:
+            st = job_status(srv, job_id)
+            box["status"] = st
+            if st["state"] == "failed":
+                raise AssertionError(f"job {job_id} failed: last_error={st.get('last_error')!r}"
+                                     f"\n  rows so far: {pg.query(sql, args)!r}\n  status: {st}")
+        box["rows"] = pg.query(sql, args)
+        return box["rows"] == expected
+
+    try:
+        wait_for(check, timeout, 0.25, "the query's rows")
+    except AssertionError as e:
+        if "failed: last_error" in str(e):
+            raise
+        raise AssertionError(f"timed out after {timeout:g}s waiting for the rows of\n  {sql}\n"
+                             f"  expected: {expected!r}\n  last:     {box.get('rows')!r}\n"
+                             f"  job status: {box.get('status')}") from None
+    return box["rows"]
+
+
+def wait_consumed(srv, job_id, n, timeout=ROWS_TIMEOUT):
+    """Waits until the job has consumed n messages; fails early if it fails."""
+    return wait_state(srv, job_id, "running", timeout,
+                      pred=lambda st: st["messages_consumed"] >= n)
+
+
+# ----------------------------------------------------------------- Kafka extras
+
+def produce_records(kafka, topic, records):
+    """Produces records (dicts: value, and optional key, partition, timestamp
+    in ms) in order, waiting for each partition's order to hold (idempotent
+    producer).  Returns, per record, the (partition, offset, timestamp_ms) the
+    broker assigned."""
+    p = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5, "acks": "all",
+                  "enable.idempotence": True, "log_level": 3})
+    result = [None] * len(records)
+    errors = []
+
+    def on_delivery(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                result[i] = (msg.partition(), msg.offset(), msg.timestamp()[1])
+        return cb
+
+    for i, r in enumerate(records):
+        kw = {}
+        for k in ("key", "partition", "timestamp"):
+            if r.get(k) is not None:
+                kw[k] = r[k]
+        value = r.get("value")
+        p.produce(topic, value.encode() if isinstance(value, str) else value,
+                  on_delivery=on_delivery(i), **kw)
+        p.poll(0)
+    left = p.flush(60)
+    assert left == 0 and not errors, f"{left} undelivered, errors {errors[:3]}"
+    assert all(r is not None for r in result), result
+    return result
+
+
+# --------------------------------------------------------------------- protobuf
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def protoc_descriptor_set(out_path, proto, include_dir=DATA):
+    """Runs `protoc --include_imports --descriptor_set_out=out_path` on a
+    .proto of tests/e2e/data; returns the FileDescriptorSet's bytes."""
+    p = subprocess.run(["protoc", f"--proto_path={include_dir}", "--include_imports",
+                        f"--descriptor_set_out={out_path}", str(Path(include_dir) / proto)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 0, f"protoc failed ({p.returncode}): {p.stderr}"
+    return Path(out_path).read_bytes()
+
+
+def protobuf_class(descriptor_set, full_name):
+    """The Python message class of full_name, built from a serialized
+    FileDescriptorSet with google.protobuf's descriptor pool."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError as e:
+        raise ImportError(f"{e}: install python3-protobuf (scripts/install-deps.sh)") from e
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
+    pool = descriptor_pool.DescriptorPool()
+    for f in fds.file:  # --include_imports lists dependencies first
+        pool.Add(f)
+    desc = pool.FindMessageTypeByName(full_name)
+    if hasattr(message_factory, "GetMessageClass"):
+        return message_factory.GetMessageClass(desc)
+    return message_factory.MessageFactory(pool).GetPrototype(desc)
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
