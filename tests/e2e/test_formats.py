@@ -6,6 +6,7 @@ produces a few messages, and compares the whole table with what the messages
 say.  Message counts are small: the tests check decoding, not throughput.
 """
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -233,7 +234,8 @@ def test_key_value_meta_together(server, pg, kafka):
     topic, table, src = _setup(
         server, pg, kafka, "kvm",
         "region text, acct text, amount numeric, note text, meta jsonb, off bigint", partitions=2)
-    ts0 = 1_700_000_000_000
+    # Explicit CreateTime timestamps, in the recent past (retention keeps them).
+    ts0 = (int(time.time()) - 3600) * 1000
     records = [{"key": f"r{i % 3}|a{i}", "value": f'{i}.5,"note, {i}"', "partition": i % 2,
                 "timestamp": ts0 + i * 1000} for i in range(n)]
     acks = produce_records(kafka, topic, records)
