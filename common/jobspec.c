@@ -2,6 +2,7 @@
  * Parsing and emitting live in jobspec_yaml.c and jobspec_wizard.c. */
 #include "jobspec.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,9 @@ static void js_input_free(struct js_input *in)
 	free(in->quote);
 	free(in->escape);
 	free(in->null_string);
+	free(in->protobuf_descriptor_file);
+	free(in->protobuf_descriptor);
+	free(in->protobuf_message);
 }
 
 static void js_strv_free(char **v, size_t n)
@@ -128,6 +132,9 @@ void jobspec_free(struct jobspec *spec)
 		free(spec->properties[i].value);
 	}
 	free(spec->properties);
+	for (size_t i = 0; i < spec->nlines; i++)
+		free(spec->lines[i].path);
+	free(spec->lines);
 	free(spec);
 }
 
@@ -321,27 +328,90 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 	return 0;
 }
 
+/* ---- lines and input modes ---- */
+
+int jobspec_line(const struct jobspec *spec, const char *path)
+{
+	size_t len;
+
+	if (spec == NULL || path == NULL || spec->nlines == 0)
+		return 0;
+	len = strlen(path);
+	while (len > 0) {
+		size_t cut;
+
+		for (size_t i = 0; i < spec->nlines; i++) {
+			const char *p = spec->lines[i].path;
+
+			if (p != NULL && strncmp(p, path, len) == 0 && p[len] == '\0')
+				return spec->lines[i].line;
+		}
+		/* The parent: "A.B[2]" -> "A.B", "A.B.C" -> "A.B".  A property
+		 * name's own dots ("KAFKA.PROPERTIES.group.id") only add steps. */
+		cut = len;
+		if (path[len - 1] == ']') {
+			while (cut > 0 && path[cut - 1] != '[')
+				cut--;
+			if (cut > 0)
+				cut--;
+		}
+		if (cut == len || cut == 0) {
+			cut = len - 1;
+			while (cut > 0 && path[cut] != '.')
+				cut--;
+		}
+		len = cut;
+	}
+	return 0;
+}
+
+bool js_input_json_whole(const struct js_input *in)
+{
+	const char *t;
+	size_t n;
+
+	if (in == NULL || in->format != JS_FORMAT_JSON || in->ncolumns != 1 || in->columns == NULL ||
+	    in->columns[0].type == NULL)
+		return false;
+	t = in->columns[0].type;
+	n = strlen(t);
+	while (n > 0 && isspace((unsigned char)*t)) {
+		t++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)t[n - 1]))
+		n--;
+	return (n == 4 && strncasecmp(t, "json", 4) == 0) || (n == 5 && strncasecmp(t, "jsonb", 5) == 0);
+}
+
 /* ---- validation ---- */
 
-/* Error sink that also counts, so callers need not compare errs->count. */
+/* Error sink that also counts, so callers need not compare errs->count.  The
+ * line of each problem comes from the spec's line map (the key itself, else
+ * its nearest enclosing key), else from the caller's hint. */
 struct js_vctx {
+	const struct jobspec *spec;
 	struct js_errors *errs;
 	int nerr;
 };
 
-static void js_verr(struct js_vctx *v, int line, const char *path, const char *fmt, ...)
+static void js_verr(struct js_vctx *v, int hint, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void js_verr(struct js_vctx *v, int line, const char *path, const char *fmt, ...)
+static void js_verr(struct js_vctx *v, int hint, const char *path, const char *fmt, ...)
 {
 	char msg[sizeof(((struct js_error *)0)->message)];
 	va_list ap;
+	int line = 0;
 
+	/* Past the cap the problem is only counted: spare the lookup. */
+	if (v->errs != NULL && v->errs->count < JS_ERRORS_MAX)
+		line = jobspec_line(v->spec, path);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	v->nerr++;
-	js_errors_add(v->errs, line, path, "%s", msg);
+	js_errors_add(v->errs, line > 0 ? line : hint, path, "%s", msg);
 }
 
 static bool js_blank(const char *s)
@@ -362,20 +432,19 @@ static void js_check_onechar(struct js_vctx *v, int line, const char *path, cons
 		js_verr(v, line, path, "must be exactly one (single-byte) character, got \"%s\"", s);
 }
 
-static void js_check_names_unique(struct js_vctx *v, int line, const char *path, char *const *names,
-				  size_t n)
+static void js_check_names_unique(struct js_vctx *v, const char *path, char *const *names, size_t n)
 {
 	char p[128];
 
 	for (size_t i = 0; i < n; i++) {
 		snprintf(p, sizeof(p), "%s[%zu]", path, i);
 		if (js_blank(names[i])) {
-			js_verr(v, line, p, "must not be empty; give a column name");
+			js_verr(v, 0, p, "must not be empty; give a column name");
 			continue;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (names[j] != NULL && strcmp(names[i], names[j]) == 0) {
-				js_verr(v, line, p, "\"%s\" is listed twice (also at [%zu]); list each column once",
+				js_verr(v, 0, p, "\"%s\" is listed twice (also at [%zu]); list each column once",
 					names[i], j);
 				break;
 			}
@@ -383,7 +452,135 @@ static void js_check_names_unique(struct js_vctx *v, int line, const char *path,
 	}
 }
 
-static void js_validate_input(struct js_vctx *v, const struct js_input *in, const char *path)
+/* The value of base64 digit c, standard or URL-safe alphabet; -1 otherwise. */
+static int js_base64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+/* The number of bytes base64 text s stands for, or -1 when it is not base64.
+ * Accepts what the worker decodes: the standard and the URL-safe alphabet,
+ * with or without "=" padding (only at the end), whitespace anywhere (YAML
+ * may fold a long value). */
+static int64_t js_base64_decoded_len(const char *s, size_t n)
+{
+	size_t digits = 0, pad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (js_base64_value(c) < 0 || pad > 0)
+			return -1;
+		digits++;
+	}
+	/* One digit left over is 6 bits: no whole byte, the text was cut. */
+	if (digits % 4 == 1 || pad > 2)
+		return -1;
+	return (int64_t)(digits / 4 * 3 + (digits % 4 == 0 ? 0 : digits % 4 - 1));
+}
+
+/* A protobuf full name as protoc writes it in a descriptor, without the
+ * leading dot: identifiers (a letter or _, then letters, digits, _) joined by
+ * single dots, e.g. "shop.v1.Order" or "Outer.Inner". */
+static bool js_message_name_valid(const char *s)
+{
+	bool start = true;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '.') {
+			if (start)
+				return false;
+			start = true;
+		} else if (isalpha(c) || c == '_' || (!start && isdigit(c))) {
+			start = false;
+		} else {
+			return false;
+		}
+	}
+	return !start;
+}
+
+/* PROTOBUF_OPTION: only with FORMAT protobuf, which requires it.  MESSAGE is
+ * the message type's full name; its FileDescriptorSet (protoc
+ * --include_imports --descriptor_set_out) is given by exactly one of
+ * DESCRIPTOR_FILE (an absolute path on the worker's host) and DESCRIPTOR
+ * (the file's bytes as base64). */
+static void js_validate_protobuf(struct js_vctx *v, const struct js_input *in, const char *path)
+{
+	bool any = in->protobuf_descriptor_file != NULL || in->protobuf_descriptor != NULL ||
+		   in->protobuf_message != NULL;
+	char p[128], pp[160];
+
+	snprintf(p, sizeof(p), "%s.PROTOBUF_OPTION", path);
+	if (in->format != JS_FORMAT_PROTOBUF) {
+		if (any && in->format != JS_FORMAT_NONE)
+			js_verr(v, in->line, p, "applies to FORMAT protobuf only, but FORMAT is %s; remove it",
+				js_format_name(in->format));
+		return;
+	}
+	if (!any) {
+		js_verr(v, in->line, p,
+			"is required for FORMAT protobuf; give MESSAGE: <full message name> and DESCRIPTOR_FILE: "
+			"<absolute path> or DESCRIPTOR: <base64> of a descriptor set made by "
+			"protoc --include_imports --descriptor_set_out");
+		return;
+	}
+	if (in->protobuf_descriptor_file != NULL && in->protobuf_descriptor != NULL) {
+		snprintf(pp, sizeof(pp), "%s.DESCRIPTOR", p);
+		js_verr(v, in->line, pp, "give DESCRIPTOR_FILE or DESCRIPTOR, not both; remove one");
+	} else if (in->protobuf_descriptor_file == NULL && in->protobuf_descriptor == NULL) {
+		js_verr(v, in->line, p,
+			"needs DESCRIPTOR_FILE: <absolute path> or DESCRIPTOR: <base64>: the descriptor set made by "
+			"protoc --include_imports --descriptor_set_out");
+	}
+	if (in->protobuf_descriptor_file != NULL) {
+		const char *f = in->protobuf_descriptor_file;
+
+		snprintf(pp, sizeof(pp), "%s.DESCRIPTOR_FILE", p);
+		if (f[0] != '/')
+			js_verr(v, in->line, pp, "must be an absolute path (starting with /), got \"%.80s\"", f);
+		else if (strlen(f) >= 4096)
+			js_verr(v, in->line, pp, "is longer than 4095 bytes; use a shorter path");
+	}
+	if (in->protobuf_descriptor != NULL) {
+		int64_t n = js_base64_decoded_len(in->protobuf_descriptor, strlen(in->protobuf_descriptor));
+
+		snprintf(pp, sizeof(pp), "%s.DESCRIPTOR", p);
+		if (n < 0)
+			js_verr(v, in->line, pp, "is not base64; give the descriptor set file's bytes as base64 "
+				"(e.g. the output of base64 -w0 FILE)");
+		else if (n == 0)
+			js_verr(v, in->line, pp, "is empty; give the descriptor set file's bytes as base64");
+	}
+	snprintf(pp, sizeof(pp), "%s.MESSAGE", p);
+	if (js_blank(in->protobuf_message))
+		js_verr(v, in->line, pp, "is required; give the message type's full name, e.g. shop.v1.Order");
+	else if (in->protobuf_message[0] == '.' && js_message_name_valid(in->protobuf_message + 1))
+		js_verr(v, in->line, pp, "must be written without the leading dot: %s", in->protobuf_message + 1);
+	else if (!js_message_name_valid(in->protobuf_message))
+		js_verr(v, in->line, pp, "must be a full message name like shop.v1.Order (names of letters, digits "
+			"and _ joined by dots), got \"%.80s\"", in->protobuf_message);
+}
+
+static void js_validate_input(struct js_vctx *v, const struct js_input *in, const char *path, bool is_value)
 {
 	char p[128];
 
@@ -419,8 +616,8 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 	snprintf(p, sizeof(p), "%s.FORMAT", path);
 	switch (in->format) {
 	case JS_FORMAT_NONE:
-		js_verr(v, in->line, p,
-			"is required; set FORMAT: delimited or csv (or give the data source a format)");
+		js_verr(v, in->line, p, "is required; set FORMAT: delimited, csv, json or protobuf%s",
+			is_value ? " (or give the data source a format)" : "");
 		break;
 	case JS_FORMAT_DELIMITED:
 		snprintf(p, sizeof(p), "%s.DELIMITED_OPTION.DELIMITER", path);
@@ -449,6 +646,8 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 		break;
 	case JS_FORMAT_JSON:
 	case JS_FORMAT_PROTOBUF:
+		/* json: one json/jsonb column takes the whole value (js_input_json_whole),
+		 * otherwise columns take the top-level fields of their names. */
 		if (in->delimiter != NULL || in->quote != NULL || in->escape != NULL || in->null_string != NULL)
 			js_verr(v, in->line, p,
 				"%s takes no DELIMITED_OPTION or CSV_OPTION; remove the option block",
@@ -457,6 +656,163 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 	default:
 		js_verr(v, in->line, p, "must be one of delimited, csv, json, protobuf");
 		break;
+	}
+	js_validate_protobuf(v, in, path);
+}
+
+/* One column of KEY, VALUE or META, for the checks across them. */
+struct js_colref {
+	const char *name;
+	const char *input; /* "KAFKA.INPUT.KEY" ... */
+	size_t index;
+};
+
+/* The i-th column of KEY, then VALUE, then META; false past the end. */
+static bool js_source_column(const struct jobspec *spec, size_t i, struct js_colref *c)
+{
+	size_t nkey = spec->key.present ? spec->key.ncolumns : 0;
+	size_t nvalue = spec->value.present ? spec->value.ncolumns : 0;
+
+	if (i < nkey) {
+		*c = (struct js_colref){ spec->key.columns[i].name, "KAFKA.INPUT.KEY", i };
+		return true;
+	}
+	i -= nkey;
+	if (i < nvalue) {
+		*c = (struct js_colref){ spec->value.columns[i].name, "KAFKA.INPUT.VALUE", i };
+		return true;
+	}
+	i -= nvalue;
+	if (i == 0 && spec->meta_present) {
+		*c = (struct js_colref){ spec->meta_column, "KAFKA.INPUT.META", 0 };
+		return true;
+	}
+	return false;
+}
+
+/* KEY, VALUE and META columns are the columns of one staging table, so a
+ * name may appear once across the three (duplicates within one input are
+ * reported by js_validate_input). */
+static void js_validate_shared_names(struct js_vctx *v, const struct jobspec *spec)
+{
+	struct js_colref a, b;
+	char p[128];
+
+	for (size_t i = 0; js_source_column(spec, i, &a); i++) {
+		if (js_blank(a.name))
+			continue;
+		for (size_t j = 0; j < i && js_source_column(spec, j, &b); j++) {
+			if (b.name == NULL || strcmp(a.name, b.name) != 0 || strcmp(a.input, b.input) == 0)
+				continue;
+			snprintf(p, sizeof(p), "%s.COLUMNS[%zu].NAME", a.input, a.index);
+			js_verr(v, 0, p,
+				"column \"%s\" is also %s.COLUMNS[%zu]; KEY, VALUE and META columns share one staging "
+				"table, so their names must differ: rename one (MAPPING can still write it to any "
+				"target column)", a.name, b.input, b.index);
+			break;
+		}
+	}
+}
+
+/* Whether name is a column the job writes: a MAPPING NAME, or without
+ * MAPPING a KEY, VALUE or META column (written to the same name). */
+static bool js_is_target(const struct jobspec *spec, const char *name)
+{
+	struct js_colref c;
+
+	if (spec->nmapping > 0) {
+		for (size_t i = 0; i < spec->nmapping; i++)
+			if (spec->mapping[i].name != NULL && strcmp(spec->mapping[i].name, name) == 0)
+				return true;
+		return false;
+	}
+	for (size_t i = 0; js_source_column(spec, i, &c); i++)
+		if (c.name != NULL && strcmp(c.name, name) == 0)
+			return true;
+	return false;
+}
+
+/* "a", "b", ... : the target columns, cut to fit buf. */
+static void js_target_names(const struct jobspec *spec, char *buf, size_t buflen)
+{
+	size_t off = 0;
+	struct js_colref c;
+
+	buf[0] = '\0';
+	for (size_t i = 0;; i++) {
+		const char *name;
+		int n;
+
+		if (spec->nmapping > 0) {
+			if (i >= spec->nmapping)
+				break;
+			name = spec->mapping[i].name;
+		} else {
+			if (!js_source_column(spec, i, &c))
+				break;
+			name = c.name;
+		}
+		if (name == NULL)
+			continue;
+		n = snprintf(buf + off, buflen - off, "%s\"%s\"", off > 0 ? ", " : "", name);
+		if (n < 0 || (size_t)n >= buflen - off) {
+			/* No room for this one: end with an ellipsis (buflen >= 8). */
+			size_t at = off + 6 <= buflen ? off : buflen - 6;
+
+			snprintf(buf + at, buflen - at, "%s", at > 0 ? ", ..." : "...");
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (off == 0)
+		snprintf(buf, buflen, "none");
+}
+
+/* MATCH_COLUMNS, UPDATE_COLUMNS and ORDER_COLUMNS name target columns.  They
+ * take effect in MODE UPDATE and MERGE only; in INSERT they are accepted and
+ * ignored (the seed's example carries them), so they are not checked there. */
+static void js_validate_target_lists(struct js_vctx *v, const struct jobspec *spec)
+{
+	static const char *const keys[] = { "MATCH_COLUMNS", "UPDATE_COLUMNS", "ORDER_COLUMNS" };
+	char *const *lists[] = { spec->match_columns, spec->update_columns, spec->order_columns };
+	const size_t counts[] = { spec->nmatch_columns, spec->nupdate_columns, spec->norder_columns };
+	char names[160], p[128];
+
+	if (spec->mode != JS_MODE_UPDATE && spec->mode != JS_MODE_MERGE)
+		return;
+	if (spec->nmatch_columns == 0)
+		js_verr(v, 0, "KAFKA.OUTPUT.MATCH_COLUMNS",
+			"is required for MODE %s; list the target columns that identify a row (its primary key "
+			"or a unique index)", js_mode_name(spec->mode));
+	names[0] = '\0';
+	for (size_t l = 0; l < 3; l++) {
+		for (size_t i = 0; i < counts[l]; i++) {
+			const char *name = lists[l][i];
+
+			if (js_blank(name))
+				continue; /* reported by js_check_names_unique */
+			snprintf(p, sizeof(p), "KAFKA.OUTPUT.%s[%zu]", keys[l], i);
+			if (!js_is_target(spec, name)) {
+				if (names[0] == '\0')
+					js_target_names(spec, names, sizeof(names));
+				if (spec->nmapping > 0)
+					js_verr(v, 0, p, "\"%s\" is not a MAPPING NAME; %s names target columns, which "
+						"MAPPING defines: use one of %s, or map it", name, keys[l], names);
+				else
+					js_verr(v, 0, p, "\"%s\" is not a KEY, VALUE or META column; without MAPPING "
+						"the target columns are those: use one of %s", name, names);
+				continue;
+			}
+			if (l == 1) {
+				for (size_t j = 0; j < spec->nmatch_columns; j++) {
+					if (spec->match_columns[j] != NULL && strcmp(spec->match_columns[j], name) == 0) {
+						js_verr(v, 0, p, "\"%s\" is also MATCH_COLUMNS[%zu]; a row is found by its "
+							"MATCH_COLUMNS, so they are not updated: remove it here", name, j);
+						break;
+					}
+				}
+			}
+		}
 	}
 }
 
@@ -500,31 +856,15 @@ static void js_check_min(struct js_vctx *v, const char *path, int64_t value, int
  * deletes these rules one by one as the worker learns the feature. */
 static void jobspec_check_supported(struct js_vctx *v, const struct jobspec *spec)
 {
-	if (spec->key.present)
-		js_verr(v, spec->key.line, "KAFKA.INPUT.KEY",
-			"is not supported yet in this build; describe the message with VALUE only");
-	if (spec->meta_present)
-		js_verr(v, 0, "KAFKA.INPUT.META", "is not supported yet in this build; remove META");
-	if (spec->value.present &&
-	    (spec->value.format == JS_FORMAT_JSON || spec->value.format == JS_FORMAT_PROTOBUF))
-		js_verr(v, spec->value.line, "KAFKA.INPUT.VALUE.FORMAT",
-			"%s is not supported yet in this build; use delimited or csv",
-			js_format_name(spec->value.format));
-	if (spec->mode == JS_MODE_UPDATE || spec->mode == JS_MODE_MERGE)
-		js_verr(v, 0, "KAFKA.OUTPUT.MODE",
-			"%s is not supported yet in this build; use MODE: INSERT", js_mode_name(spec->mode));
-	if (spec->norder_columns > 0)
-		js_verr(v, 0, "KAFKA.OUTPUT.ORDER_COLUMNS",
-			"is not supported yet in this build; remove ORDER_COLUMNS");
 	if (spec->consistency == JS_CONSISTENCY_ATMOST || spec->consistency == JS_CONSISTENCY_NONE)
 		js_verr(v, 0, "KAFKA.COMMIT.CONSISTENCY",
-			"%s is not supported yet in this build; use ATLEAST or EXACTLY",
-			js_consistency_name(spec->consistency));
+			"%s is not supported yet in this build (it is honoured from the next milestone); "
+			"use ATLEAST or EXACTLY", js_consistency_name(spec->consistency));
 }
 
 int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 {
-	struct js_vctx v = { errs, 0 };
+	struct js_vctx v = { spec, errs, 0 };
 
 	if (errs != NULL)
 		memset(errs, 0, sizeof(*errs));
@@ -554,9 +894,12 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 	if (!spec->key.present && !spec->value.present)
 		js_verr(&v, 0, "KAFKA.INPUT",
 			"needs VALUE (or KEY): list the message's columns and their FORMAT");
-	js_validate_input(&v, &spec->key, "KAFKA.INPUT.KEY");
-	js_validate_input(&v, &spec->value, "KAFKA.INPUT.VALUE");
+	js_validate_input(&v, &spec->key, "KAFKA.INPUT.KEY", false);
+	js_validate_input(&v, &spec->value, "KAFKA.INPUT.VALUE", true);
 
+	/* META: one column holding the message's topic, partition, offset,
+	 * timestamp and key as a JSON object.  TYPE json or jsonb; text (what the
+	 * seed's table says) is accepted too and then holds that JSON as text. */
 	if (spec->meta_present) {
 		js_require(&v, spec->meta_column, "KAFKA.INPUT.META.COLUMNS[0].NAME",
 			   "name the column that receives the message metadata");
@@ -566,6 +909,7 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 			 strcasecmp(spec->meta_type, "text") != 0)
 			js_verr(&v, 0, "KAFKA.INPUT.META.COLUMNS[0].TYPE", "must be one of json, jsonb, text");
 	}
+	js_validate_shared_names(&v, spec);
 
 	if (spec->error_limit_percent) {
 		if (spec->error_limit <= 0 || spec->error_limit > 100)
@@ -578,25 +922,19 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 	js_require(&v, spec->table, "KAFKA.OUTPUT.TABLE", "add TABLE: <destination table>");
 	if ((unsigned)spec->mode > JS_MODE_MERGE)
 		js_verr(&v, 0, "KAFKA.OUTPUT.MODE", "must be one of INSERT, UPDATE, MERGE");
-	if ((spec->mode == JS_MODE_UPDATE || spec->mode == JS_MODE_MERGE) && spec->nmatch_columns == 0)
-		js_verr(&v, 0, "KAFKA.OUTPUT.MATCH_COLUMNS",
-			"is required for MODE %s; list the columns that identify a row (its primary key)",
-			js_mode_name(spec->mode));
-	js_check_names_unique(&v, 0, "KAFKA.OUTPUT.MATCH_COLUMNS", spec->match_columns, spec->nmatch_columns);
-	js_check_names_unique(&v, 0, "KAFKA.OUTPUT.ORDER_COLUMNS", spec->order_columns, spec->norder_columns);
-	js_check_names_unique(&v, 0, "KAFKA.OUTPUT.UPDATE_COLUMNS", spec->update_columns,
-			      spec->nupdate_columns);
+	js_check_names_unique(&v, "KAFKA.OUTPUT.MATCH_COLUMNS", spec->match_columns, spec->nmatch_columns);
+	js_check_names_unique(&v, "KAFKA.OUTPUT.ORDER_COLUMNS", spec->order_columns, spec->norder_columns);
+	js_check_names_unique(&v, "KAFKA.OUTPUT.UPDATE_COLUMNS", spec->update_columns, spec->nupdate_columns);
 	for (size_t i = 0; i < spec->nmapping; i++) {
 		const struct js_mapping *m = &spec->mapping[i];
 		char p[128];
 
 		snprintf(p, sizeof(p), "KAFKA.OUTPUT.MAPPING[%zu]", i);
 		if (js_blank(m->name)) {
-			js_verr(&v, 0, p, "needs NAME: the target column");
+			snprintf(p, sizeof(p), "KAFKA.OUTPUT.MAPPING[%zu].NAME", i);
+			js_verr(&v, 0, p, "is required; give the target column");
 			continue;
 		}
-		if (js_blank(m->expression))
-			js_verr(&v, 0, p, "\"%s\" needs EXPRESSION: a source column or SQL expression", m->name);
 		for (size_t j = 0; j < i; j++) {
 			if (spec->mapping[j].name != NULL && strcmp(m->name, spec->mapping[j].name) == 0) {
 				js_verr(&v, 0, p, "target column \"%s\" is mapped twice (also MAPPING[%zu]); map it once",
@@ -604,7 +942,13 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 				break;
 			}
 		}
+		if (js_blank(m->expression)) {
+			snprintf(p, sizeof(p), "KAFKA.OUTPUT.MAPPING[%zu].EXPRESSION", i);
+			js_verr(&v, 0, p, "\"%s\" needs EXPRESSION: a source column or an SQL expression over them",
+				m->name);
+		}
 	}
+	js_validate_target_lists(&v, spec);
 
 	js_check_min(&v, "KAFKA.COMMIT.MAX_ROW", spec->commit_max_row, 1);
 	js_check_min(&v, "KAFKA.COMMIT.MINIMAL_INTERVAL", spec->commit_minimal_interval_ms, 0);

@@ -1,5 +1,9 @@
 /* The console's wizard fields (JSON) to a jobspec.  Errors name the JSON field
- * ("fields[2].role", "write_mode") and have no line. */
+ * ("fields[2].role", "write_mode") and have no line.
+ *
+ * write_mode UPDATE and MERGE: fields with role "match" give MATCH_COLUMNS and
+ * those with role "update" UPDATE_COLUMNS, both by destination column (the
+ * MAPPING NAME), as jobspec_validate expects of target columns. */
 #include "jobspec.h"
 
 #include <math.h>

@@ -6,7 +6,29 @@
  * to the caller's js_errors with its path, its line and how to fix it.
  *
  * A plain (unquoted) empty value, "~" or "null" counts as absent, as in YAML;
- * quote it to mean the text. */
+ * quote it to mean the text.
+ *
+ * Every key and list item the parser meets is recorded with its line in
+ * spec->lines under its canonical path ("KAFKA.OUTPUT.MATCH_COLUMNS[1]",
+ * "KAFKA.INPUT.VALUE.COLUMNS[2].TYPE"; MAPPING entries are "MAPPING[i]" in
+ * both of its forms), so jobspec_validate can give its problems lines too.
+ *
+ * Beyond the seed's appendix, KEY and VALUE take a PROTOBUF_OPTION block for
+ * FORMAT protobuf:
+ *
+ *   PROTOBUF_OPTION:
+ *     DESCRIPTOR_FILE: /etc/streamserver/shop.desc   # or DESCRIPTOR: <base64>
+ *     MESSAGE: shop.v1.Order
+ *
+ * DESCRIPTOR_FILE (an absolute path on the worker's host) or DESCRIPTOR (the
+ * same bytes as base64, folding allowed) holds the FileDescriptorSet made by
+ * `protoc --include_imports --descriptor_set_out=FILE`; MESSAGE is the full
+ * name of the message type, without a leading dot.  Exactly one of the two
+ * descriptor keys; the block only with FORMAT protobuf, which requires it
+ * (checked by jobspec_validate).
+ *
+ * A job written on one line, as the seed prints its example, is re-flowed into
+ * lines first (jobspec_reflow.h); its problems are then all on line 1. */
 #include "jobspec.h"
 
 #include <ctype.h>
@@ -19,6 +41,8 @@
 #include <strings.h>
 
 #include <yaml.h>
+
+#include "jobspec_reflow.h"
 
 #define JS_YAML_MAX (1024 * 1024)
 #define JS_LIST_MAX 1600 /* PostgreSQL's column limit bounds every column list */
@@ -34,6 +58,12 @@ struct yctx {
 	yaml_document_t *doc;
 	struct js_errors *errs;
 	int nerr;
+	/* The line map being built, handed to the spec at the end. */
+	struct js_line *lines;
+	size_t nlines, lines_cap;
+	bool lines_oom;
+	/* The text was one line, re-flowed (jobspec_reflow.h): every line is 1. */
+	bool reflowed;
 };
 
 static void yerr(struct yctx *y, int line, const char *path, const char *fmt, ...)
@@ -49,6 +79,44 @@ static void yerr(struct yctx *y, int line, const char *path, const char *fmt, ..
 	va_end(ap);
 	y->nerr++;
 	js_errors_add(y->errs, line, path, "%s", msg);
+}
+
+/* Records where path stood.  Losing the map only costs lines in messages,
+ * but it is reported like any out-of-memory. */
+static void yrecord(struct yctx *y, const char *path, int line)
+{
+	struct js_line *l;
+
+	if (y->lines_oom)
+		return;
+	if (y->nlines == y->lines_cap) {
+		size_t cap = y->lines_cap != 0 ? y->lines_cap * 2 : 64;
+		struct js_line *grown = realloc(y->lines, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			goto oom;
+		y->lines = grown;
+		y->lines_cap = cap;
+	}
+	l = &y->lines[y->nlines];
+	l->path = strdup(path);
+	if (l->path == NULL)
+		goto oom;
+	l->line = line;
+	y->nlines++;
+	return;
+oom:
+	y->lines_oom = true;
+	yerr(y, 0, path, "out of memory");
+}
+
+static void ylines_free(struct yctx *y)
+{
+	for (size_t i = 0; i < y->nlines; i++)
+		free(y->lines[i].path);
+	free(y->lines);
+	y->lines = NULL;
+	y->nlines = y->lines_cap = 0;
 }
 
 static char *ydup(struct yctx *y, const char *s, const char *path)
@@ -160,9 +228,11 @@ static const char *const keys_top[] = { "DATABASE", "USER", "PASSWORD", "HOST", 
 static const char *const keys_kafka[] = { "INPUT", "OUTPUT", "METADATA", "COMMIT", "POLL", "PROPERTIES", NULL };
 static const char *const keys_input[] = { "SOURCE", "KEY", "VALUE", "META", "ERROR_LIMIT", NULL };
 static const char *const keys_source[] = { "BROKERS", "TOPIC", "PARTITIONS", "FALLBACK_OFFSET", NULL };
-static const char *const keys_kv[] = { "COLUMNS", "FORMAT", "DELIMITED_OPTION", "CSV_OPTION", NULL };
+static const char *const keys_kv[] = { "COLUMNS", "FORMAT", "DELIMITED_OPTION", "CSV_OPTION",
+				       "PROTOBUF_OPTION", NULL };
 static const char *const keys_delimited[] = { "DELIMITER", "QUOTE", "ESCAPE", NULL };
 static const char *const keys_csv[] = { "DELIMITER", "QUOTE", "NULL_STRING", "ESCAPE", NULL };
+static const char *const keys_protobuf[] = { "DESCRIPTOR_FILE", "DESCRIPTOR", "MESSAGE", NULL };
 static const char *const keys_column[] = { "NAME", "TYPE", NULL };
 static const char *const keys_meta[] = { "COLUMNS", "FORMAT", NULL };
 static const char *const keys_output[] = { "SCHEMA", "TABLE", "MODE", "MATCH_COLUMNS",
@@ -185,6 +255,7 @@ static const struct {
 	{ "KAFKA.INPUT.VALUE", keys_kv },
 	{ "KAFKA.INPUT.VALUE.DELIMITED_OPTION", keys_delimited },
 	{ "KAFKA.INPUT.VALUE.CSV_OPTION", keys_csv },
+	{ "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", keys_protobuf },
 	{ "KAFKA.INPUT.VALUE.COLUMNS items", keys_column },
 	{ "KAFKA.OUTPUT", keys_output },
 	{ "KAFKA.OUTPUT.MAPPING items", keys_mapping },
@@ -311,6 +382,7 @@ static bool ymap_load(struct yctx *y, yaml_node_t *node, const char *path, const
 	     pair++) {
 		yaml_node_t *k = ynode(y, pair->key);
 		yaml_node_t *v = ynode(y, pair->value);
+		char p[128];
 		size_t i;
 
 		if (k == NULL || k->type != YAML_SCALAR_NODE) {
@@ -325,16 +397,15 @@ static bool ymap_load(struct yctx *y, yaml_node_t *node, const char *path, const
 			yunknown_key(y, k, path, keys);
 			continue;
 		}
+		ypath(p, sizeof(p), path, keys[i]);
 		if (m->key[i] != NULL) {
-			char p[128];
-
-			ypath(p, sizeof(p), path, keys[i]);
 			yerr(y, yline(k), p, "duplicate key %s (first at line %d); keep only one", keys[i],
 			     yline(m->key[i]));
 			continue;
 		}
 		m->key[i] = k;
 		m->val[i] = v;
+		yrecord(y, p, yline(k));
 	}
 	return true;
 }
@@ -531,6 +602,12 @@ static bool yseq(struct yctx *y, yaml_node_t *n, const char *path, const char *e
 		yerr(y, yline(n), path, "has %zu items; at most %zu are allowed", *count, max);
 		*count = 0;
 		return false;
+	}
+	for (size_t i = 0; i < *count; i++) {
+		char ip[128];
+
+		ypath_index(ip, sizeof(ip), path, i);
+		yrecord(y, ip, yline(ynode(y, n->data.sequence.items.start[i])));
 	}
 	return true;
 }
@@ -812,14 +889,36 @@ static void yoptions(struct yctx *y, yaml_node_t *n, const char *path, bool csv,
 	yonechar(y, &m, path, "ESCAPE", &in->escape);
 }
 
-/* KEY or VALUE. */
+/* PROTOBUF_OPTION: the message type and where its descriptor set is.  Only
+ * types are checked here; jobspec_validate checks the values (absolute path,
+ * base64, full name, exactly one of DESCRIPTOR_FILE and DESCRIPTOR). */
+static void yprotobuf(struct yctx *y, yaml_node_t *n, const char *path, struct js_input *in)
+{
+	struct ymap m;
+	char p[128];
+
+	if (!ymap_load(y, n, path, keys_protobuf, &m))
+		return;
+	ypath(p, sizeof(p), path, "DESCRIPTOR_FILE");
+	yname(y, ymap_val(&m, "DESCRIPTOR_FILE"), p, &in->protobuf_descriptor_file);
+	ypath(p, sizeof(p), path, "DESCRIPTOR");
+	yname(y, ymap_val(&m, "DESCRIPTOR"), p, &in->protobuf_descriptor);
+	ypath(p, sizeof(p), path, "MESSAGE");
+	yname(y, ymap_val(&m, "MESSAGE"), p, &in->protobuf_message);
+}
+
+/* KEY or VALUE.  One option block at most, the one of its FORMAT; without a
+ * FORMAT (the data source may give it) the block is kept for validation. */
 static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const char *parent, const char *name,
 		   struct js_input *in)
 {
+	static const char *const opts[] = { "DELIMITED_OPTION", "CSV_OPTION", "PROTOBUF_OPTION" };
+	static const enum js_format opt_format[] = { JS_FORMAT_DELIMITED, JS_FORMAT_CSV, JS_FORMAT_PROTOBUF };
 	char path[128], p[128];
 	struct ymap m;
 	int format;
-	yaml_node_t *dopt, *copt;
+	int first = -1;
+	bool done[3] = { false, false, false };
 
 	ypath(path, sizeof(path), parent, name);
 	in->present = true;
@@ -831,30 +930,46 @@ static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const cha
 	if (yenum(y, ymap_val(&m, "FORMAT"), p, js_format_parse, "delimited, csv, json, protobuf", &format))
 		in->format = (enum js_format)format;
 
-	dopt = ymap_val(&m, "DELIMITED_OPTION");
-	copt = ymap_val(&m, "CSV_OPTION");
-	if (ymap_key(&m, "DELIMITED_OPTION") != NULL && ymap_key(&m, "CSV_OPTION") != NULL) {
-		ypath(p, sizeof(p), path, "CSV_OPTION");
-		yerr(y, yline(ymap_key(&m, "CSV_OPTION")), p,
-		     "use DELIMITED_OPTION or CSV_OPTION, not both; keep the one matching FORMAT");
-		return;
-	}
-	if (ymap_key(&m, "DELIMITED_OPTION") != NULL) {
-		ypath(p, sizeof(p), path, "DELIMITED_OPTION");
-		if (in->format != JS_FORMAT_NONE && in->format != JS_FORMAT_DELIMITED)
-			yerr(y, yline(ymap_key(&m, "DELIMITED_OPTION")), p,
-			     "applies to FORMAT delimited, but FORMAT is %s; %s", js_format_name(in->format),
-			     in->format == JS_FORMAT_CSV ? "use CSV_OPTION" : "remove it");
+	/* In the order written: the first block is kept, later ones refused. */
+	for (;;) {
+		int next = -1;
+		yaml_node_t *k;
+
+		for (int i = 0; i < 3; i++) {
+			yaml_node_t *ki = ymap_key(&m, opts[i]);
+
+			if (ki != NULL && !done[i] &&
+			    (next < 0 || ki->start_mark.index < ymap_key(&m, opts[next])->start_mark.index))
+				next = i;
+		}
+		if (next < 0)
+			break;
+		done[next] = true;
+		k = ymap_key(&m, opts[next]);
+		ypath(p, sizeof(p), path, opts[next]);
+		if (first >= 0) {
+			yerr(y, yline(k), p, "use one option block, not both %s and %s; keep the one matching FORMAT",
+			     opts[first], opts[next]);
+			continue;
+		}
+		first = next;
+		if (in->format != JS_FORMAT_NONE && in->format != opt_format[next]) {
+			const char *hint = "remove it";
+
+			if (in->format == JS_FORMAT_DELIMITED)
+				hint = "use DELIMITED_OPTION";
+			else if (in->format == JS_FORMAT_CSV)
+				hint = "use CSV_OPTION";
+			else if (in->format == JS_FORMAT_PROTOBUF)
+				hint = "use PROTOBUF_OPTION";
+			yerr(y, yline(k), p, "applies to FORMAT %s, but FORMAT is %s; %s", js_format_name(opt_format[next]),
+			     js_format_name(in->format), hint);
+			continue;
+		}
+		if (opt_format[next] == JS_FORMAT_PROTOBUF)
+			yprotobuf(y, ymap_val(&m, opts[next]), p, in);
 		else
-			yoptions(y, dopt, p, false, in);
-	} else if (ymap_key(&m, "CSV_OPTION") != NULL) {
-		ypath(p, sizeof(p), path, "CSV_OPTION");
-		if (in->format != JS_FORMAT_NONE && in->format != JS_FORMAT_CSV)
-			yerr(y, yline(ymap_key(&m, "CSV_OPTION")), p, "applies to FORMAT csv, but FORMAT is %s; %s",
-			     js_format_name(in->format),
-			     in->format == JS_FORMAT_DELIMITED ? "use DELIMITED_OPTION" : "remove it");
-		else
-			yoptions(y, copt, p, true, in);
+			yoptions(y, ymap_val(&m, opts[next]), p, opt_format[next] == JS_FORMAT_CSV, in);
 	}
 }
 
@@ -1031,6 +1146,9 @@ static void ymapping(struct yctx *y, yaml_node_t *n, const char *parent, struct 
 			yaml_node_t *k = ynode(y, pair->key), *v = ynode(y, pair->value);
 			const char *name;
 
+			/* The line map names entries by position in both forms. */
+			ypath_index(ip, sizeof(ip), path, i);
+			yrecord(y, ip, yline(k));
 			if (k == NULL || k->type != YAML_SCALAR_NODE || yvalue(k)[0] == '\0') {
 				yerr(y, yline(k), path, "a target column name must be text, got %s",
 				     k != NULL && k->type != YAML_SCALAR_NODE ? ykind(k) : "nothing");
@@ -1056,6 +1174,7 @@ static void ymapping(struct yctx *y, yaml_node_t *n, const char *parent, struct 
 		struct ymap m;
 
 		ypath_index(ip, sizeof(ip), path, i);
+		yrecord(y, ip, yline(item));
 		if (ynull(item)) {
 			yerr(y, yline(item), ip, "is empty; give NAME: <target column> and EXPRESSION: <expression>");
 			continue;
@@ -1158,6 +1277,7 @@ static void yproperties(struct yctx *y, yaml_node_t *n, struct jobspec *spec)
 			continue;
 		}
 		spec->nproperties++;
+		yrecord(y, p, yline(k));
 	}
 }
 
@@ -1243,9 +1363,38 @@ static int yline_of_offset(const char *text, size_t len, size_t offset)
 	return line;
 }
 
+/* A syntax error in a re-flowed one-line job: its lines are not the user's,
+ * so show the re-flowed line the problem is on. */
+static void ysyntax_error_reflowed(struct yctx *y, const yaml_parser_t *parser, const char *text, size_t len)
+{
+	size_t line = parser->problem_mark.line, i = 0, end;
+
+	if (parser->error == YAML_MEMORY_ERROR) {
+		yerr(y, 0, "", "out of memory while reading the YAML");
+		return;
+	}
+	for (size_t l = 0; l < line && i < len; i++)
+		l += text[i] == '\n';
+	while (i < len && text[i] == ' ')
+		i++;
+	end = i;
+	while (end < len && text[end] != '\n')
+		end++;
+	yerr(y, 1, "",
+	     "YAML syntax error in the one-line job, split at its keys, near \"%.*s%s\": %s; quote values that "
+	     "contain \": \", \" #\" or \" - \", or write the job on several lines",
+	     (int)(end - i > 80 ? 80 : end - i), text + i, end - i > 80 ? "..." : "",
+	     parser->problem != NULL ? parser->problem : "invalid YAML");
+}
+
 static void ysyntax_error(struct yctx *y, const yaml_parser_t *parser, const char *text, size_t len)
 {
 	const char *hint = "check indentation and quoting";
+
+	if (y->reflowed) {
+		ysyntax_error_reflowed(y, parser, text, len);
+		return;
+	}
 
 	if (parser->problem_mark.index < len && text[parser->problem_mark.index] == '\t')
 		hint = "YAML indents with spaces, not tabs";
@@ -1323,14 +1472,34 @@ static bool yprecheck(struct yctx *y, const char *text, size_t len)
 	return ok;
 }
 
+/* Every line of a re-flowed job is the user's line 1. */
+static void yreflowed_lines(struct yctx *y, struct jobspec *spec)
+{
+	if (y->errs != NULL)
+		for (size_t i = 0; i < y->errs->count; i++)
+			if (y->errs->items[i].line > 0)
+				y->errs->items[i].line = 1;
+	for (size_t i = 0; i < y->nlines; i++)
+		y->lines[i].line = 1;
+	if (spec != NULL) {
+		if (spec->key.line > 0)
+			spec->key.line = 1;
+		if (spec->value.line > 0)
+			spec->value.line = 1;
+	}
+}
+
 int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struct js_errors *errs)
 {
-	struct yctx y = { NULL, errs, 0 };
+	struct yctx y = { NULL, errs, 0, NULL, 0, 0, false, false };
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 	bool have_parser = false, have_doc = false;
 	struct jobspec *spec = NULL;
 	yaml_node_t *root;
+	char *reflowed = NULL;
+	size_t reflowed_len = 0;
+	int rc;
 
 	if (errs != NULL)
 		memset(errs, 0, sizeof(*errs));
@@ -1346,8 +1515,19 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
 	}
 	if (text == NULL)
 		text = "";
-	if (!yprecheck(&y, text, len))
+	/* The seed prints its example flattened onto one line: put it back in lines. */
+	rc = jobspec_reflow(text, len, &reflowed, &reflowed_len);
+	if (rc < 0) {
+		yerr(&y, 0, "", "out of memory");
 		return -1;
+	}
+	if (rc > 0) {
+		y.reflowed = true;
+		text = reflowed;
+		len = reflowed_len;
+	}
+	if (!yprecheck(&y, text, len))
+		goto out;
 	spec = jobspec_new();
 	if (spec == NULL || !yaml_parser_initialize(&parser)) {
 		yerr(&y, 0, "", "out of memory");
@@ -1384,10 +1564,16 @@ out:
 		yaml_document_delete(&doc);
 	if (have_parser)
 		yaml_parser_delete(&parser);
+	if (y.reflowed)
+		yreflowed_lines(&y, spec);
+	free(reflowed);
 	if (y.nerr > 0) {
+		ylines_free(&y);
 		jobspec_free(spec);
 		return -1;
 	}
+	spec->lines = y.lines;
+	spec->nlines = y.nlines;
 	*out = spec;
 	return 0;
 }
@@ -1575,6 +1761,14 @@ static void ye_input(struct yemit *e, const char *key, const struct js_input *in
 		if (csv)
 			ye_kv_str(e, "NULL_STRING", in->null_string);
 		ye_kv_str(e, "ESCAPE", in->escape);
+		ye_map_end(e);
+	}
+	if (in->protobuf_descriptor_file != NULL || in->protobuf_descriptor != NULL || in->protobuf_message != NULL) {
+		ye_key(e, "PROTOBUF_OPTION");
+		ye_map_start(e);
+		ye_kv_str(e, "DESCRIPTOR_FILE", in->protobuf_descriptor_file);
+		ye_kv_str(e, "DESCRIPTOR", in->protobuf_descriptor);
+		ye_kv_str(e, "MESSAGE", in->protobuf_message);
 		ye_map_end(e);
 	}
 	ye_map_end(e);

@@ -272,14 +272,14 @@ static void test_seed_example_every_field(void **state)
 	jobspec_free(spec);
 }
 
-static void test_seed_example_validate_refuses_merge_only(void **state)
+static void test_seed_example_validates(void **state)
 {
 	struct jobspec *spec = parse_ok(seed_yaml);
 	struct js_errors errs;
 
-	validate_fail(spec, &errs);
-	assert_int_equal(errs.count, 1);
-	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "MERGE is not supported yet");
+	/* MERGE is supported now. */
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_int_equal(errs.count, 0);
 
 	/* The same job in INSERT mode keeps its MATCH/UPDATE_COLUMNS, ignored. */
 	spec->mode = JS_MODE_INSERT;
@@ -1326,8 +1326,10 @@ static void test_validate_unique_names(void **state)
 	spec->mapping[1].expression = xstrdup("note");
 	validate_fail(spec, &errs);
 	assert_int_equal(errs.count, 2);
-	assert_err(&errs, "KAFKA.INPUT.VALUE.COLUMNS[1].NAME", spec->value.line, "defined twice");
-	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", 0, "mapped twice");
+	/* The line of the column's NAME; a MAPPING made after parsing has none:
+	 * the line of KAFKA.OUTPUT. */
+	assert_err(&errs, "KAFKA.INPUT.VALUE.COLUMNS[1].NAME", line_of(minimal_yaml, "- NAME: note"), "defined twice");
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", line_of(minimal_yaml, "  OUTPUT:"), "mapped twice");
 	jobspec_free(spec);
 }
 
@@ -1338,9 +1340,12 @@ static void test_validate_match_columns_for_update(void **state)
 
 	spec->mode = JS_MODE_UPDATE;
 	validate_fail(spec, &errs);
-	assert_int_equal(errs.count, 2);
-	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", 0, "is required for MODE UPDATE");
-	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "UPDATE is not supported yet in this build");
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", line_of(minimal_yaml, "  OUTPUT:"), "is required for MODE UPDATE");
+	spec->mode = JS_MODE_MERGE;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", -1, "is required for MODE MERGE");
 	jobspec_free(spec);
 }
 
@@ -1382,7 +1387,7 @@ static void test_validate_property_blacklist(void **state)
 		validate_fail(spec, &errs);
 		assert_int_equal(errs.count, 1);
 		snprintf(path, sizeof(path), "KAFKA.PROPERTIES.%s", refused[i].key);
-		assert_err(&errs, path, 0, refused[i].message);
+		assert_err(&errs, path, line_of(minimal_yaml, "KAFKA:"), refused[i].message);
 		jobspec_free(spec);
 	}
 	/* Turning them off is what the worker does anyway: allowed. */
@@ -1470,11 +1475,12 @@ static void test_validate_ranges(void **state)
 	spec->error_limit_percent = true;
 	validate_fail(spec, &errs);
 	assert_int_equal(errs.count, 5);
+	/* Keys the YAML lacks take the line of their nearest enclosing key. */
 	assert_err(&errs, "PORT", 0, "between 1 and 65535");
-	assert_err(&errs, "KAFKA.COMMIT.MAX_ROW", 0, ">= 1");
-	assert_err(&errs, "KAFKA.POLL.BATCHSIZE", 0, ">= 1");
-	assert_err(&errs, "KAFKA.POLL.TIMEOUT", 0, ">= 0");
-	assert_err(&errs, "KAFKA.INPUT.ERROR_LIMIT", 0, "percentage");
+	assert_err(&errs, "KAFKA.COMMIT.MAX_ROW", line_of(minimal_yaml, "KAFKA:"), ">= 1");
+	assert_err(&errs, "KAFKA.POLL.BATCHSIZE", line_of(minimal_yaml, "KAFKA:"), ">= 1");
+	assert_err(&errs, "KAFKA.POLL.TIMEOUT", line_of(minimal_yaml, "KAFKA:"), ">= 0");
+	assert_err(&errs, "KAFKA.INPUT.ERROR_LIMIT", line_of(minimal_yaml, "  INPUT:"), "percentage");
 	jobspec_free(spec);
 }
 
@@ -1483,30 +1489,27 @@ static void test_validate_not_supported_yet(void **state)
 	struct jobspec *spec = parse_ok(all_keys_yaml);
 	struct js_errors errs;
 
-	/* all_keys_yaml uses every feature this build lacks. */
+	/* KEY, META, MODE UPDATE and ORDER_COLUMNS are supported now. */
 	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
-	validate_fail(spec, &errs);
-	assert_err(&errs, "KAFKA.INPUT.KEY", spec->key.line, "not supported yet in this build");
-	assert_err(&errs, "KAFKA.INPUT.META", 0, "not supported yet");
-	assert_err(&errs, "KAFKA.OUTPUT.MODE", 0, "UPDATE is not supported yet");
-	assert_err(&errs, "KAFKA.OUTPUT.ORDER_COLUMNS", 0, "not supported yet");
-	assert_int_equal(errs.count, 4);
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
 	jobspec_free(spec);
 
 	spec = minimal_valid();
 	spec->value.format = JS_FORMAT_JSON;
 	free(spec->value.delimiter);
 	spec->value.delimiter = NULL;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+
+	/* Only at-most and none are left for the next milestone. */
 	spec->consistency = JS_CONSISTENCY_ATMOST;
 	validate_fail(spec, &errs);
-	assert_int_equal(errs.count, 2);
-	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", spec->value.line, "json is not supported yet");
-	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", 0, "at-most is not supported yet");
-	spec->value.format = JS_FORMAT_PROTOBUF;
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", line_of(minimal_yaml, "KAFKA:"), "at-most is not supported yet");
+	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", -1, "next milestone");
 	spec->consistency = JS_CONSISTENCY_NONE;
 	validate_fail(spec, &errs);
-	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", spec->value.line, "protobuf is not supported yet");
-	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", 0, "none is not supported yet");
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.COMMIT.CONSISTENCY", -1, "none is not supported yet");
 
 	/* EXACTLY is supported. */
 	spec->value.format = JS_FORMAT_CSV;
@@ -2028,11 +2031,869 @@ static void test_wizard_null_optional_fields(void **state)
 	jobspec_free(spec);
 }
 
+/* ---- the line map ---- */
+
+static const char lines_yaml[] =
+	"DATABASE: db\n"		/* 1 */
+	"kafka:\n"			/* 2 */
+	"  INPUT:\n"			/* 3 */
+	"    VALUE:\n"			/* 4 */
+	"      COLUMNS:\n"		/* 5 */
+	"        - NAME: a\n"		/* 6 */
+	"          TYPE: int\n"		/* 7 */
+	"        - NAME: b\n"		/* 8 */
+	"        -   NAME: c\n"		/* 9 */
+	"            type: json\n"	/* 10 */
+	"      FORMAT: json\n"		/* 11 */
+	"  OUTPUT:\n"			/* 12 */
+	"    MATCH_COLUMNS:\n"		/* 13 */
+	"      - a\n"			/* 14 */
+	"      - b\n"			/* 15 */
+	"    MAPPING:\n"		/* 16 */
+	"      - NAME: a\n"		/* 17 */
+	"        EXPRESSION: a\n"	/* 18 */
+	"  PROPERTIES:\n"		/* 19 */
+	"    group.id: g\n";		/* 20 */
+
+static void test_line_map(void **state)
+{
+	struct jobspec *spec = parse_ok(lines_yaml);
+	struct jobspec *back;
+	char *yaml;
+
+	assert_true(spec->nlines > 0);
+	assert_int_equal(jobspec_line(spec, "DATABASE"), 1);
+	assert_int_equal(jobspec_line(spec, "KAFKA"), 2); /* written "kafka": the path is canonical */
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE"), 4);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE"), spec->value.line);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS"), 5);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[0]"), 6);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[0].TYPE"), 7);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[2]"), 9);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[2].NAME"), 9);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[2].TYPE"), 10);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.FORMAT"), 11);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MATCH_COLUMNS[0]"), 14);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MATCH_COLUMNS[1]"), 15);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[0]"), 17);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[0].EXPRESSION"), 18);
+	assert_int_equal(jobspec_line(spec, "KAFKA.PROPERTIES.group.id"), 20);
+
+	/* What the YAML lacks takes its nearest enclosing key's line. */
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[1].TYPE"), 8);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.COLUMNS[7].NAME"), 5);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MATCH_COLUMNS[2]"), 13);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.TABLE"), 12);
+	assert_int_equal(jobspec_line(spec, "KAFKA.PROPERTIES.client.id"), 19);
+	assert_int_equal(jobspec_line(spec, "KAFKA.COMMIT.MAX_ROW"), 2);
+	assert_int_equal(jobspec_line(spec, "SCHEDULE.MAX_RETRIES"), 0);
+	assert_int_equal(jobspec_line(spec, "USER"), 0);
+	assert_int_equal(jobspec_line(spec, ""), 0);
+	assert_int_equal(jobspec_line(spec, NULL), 0);
+	assert_int_equal(jobspec_line(NULL, "DATABASE"), 0);
+
+	/* Not emitted: the text read back has the lines of the emitted layout. */
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(yaml);
+	assert_null(strstr(yaml, "line"));
+	back = parse_ok(yaml);
+	assert_int_equal(jobspec_line(back, "KAFKA.OUTPUT.MATCH_COLUMNS[1]"), line_of(yaml, "- b\n"));
+	assert_int_equal(jobspec_line(back, "KAFKA.INPUT.VALUE.COLUMNS[2].TYPE"), line_of(yaml, "TYPE: json"));
+	free(yaml);
+	jobspec_free(back);
+	jobspec_free(spec);
+
+	/* The target: expression form names MAPPING entries by position too. */
+	spec = parse_ok("KAFKA:\n  OUTPUT:\n    MAPPING:\n      x: a\n      y: b\n");
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[0]"), 4);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[1]"), 5);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[1].EXPRESSION"), 5);
+	jobspec_free(spec);
+
+	/* A wizard job has none. */
+	spec = wizard_ok("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\", \"fields\": [{\"source\": \"a\"}]}");
+	assert_int_equal(spec->nlines, 0);
+	assert_null(spec->lines);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MAPPING[0]"), 0);
+	jobspec_free(spec);
+}
+
+/* ---- cross-key validation ---- */
+
+static const char cross_yaml[] =
+	"DATABASE: db\n"		/* 1 */
+	"USER: u\n"			/* 2 */
+	"HOST: h\n"			/* 3 */
+	"PORT: 5432\n"			/* 4 */
+	"KAFKA:\n"			/* 5 */
+	"  INPUT:\n"			/* 6 */
+	"    SOURCE:\n"			/* 7 */
+	"      BROKERS: k:9092\n"	/* 8 */
+	"      TOPIC: t\n"		/* 9 */
+	"    KEY:\n"			/* 10 */
+	"      COLUMNS:\n"		/* 11 */
+	"        - NAME: id\n"		/* 12 */
+	"          TYPE: bigint\n"	/* 13 */
+	"      FORMAT: delimited\n"	/* 14 */
+	"      DELIMITED_OPTION:\n"	/* 15 */
+	"        DELIMITER: ','\n"	/* 16 */
+	"    VALUE:\n"			/* 17 */
+	"      COLUMNS:\n"		/* 18 */
+	"        - NAME: id\n"		/* 19 */
+	"        - NAME: v\n"		/* 20 */
+	"      FORMAT: json\n"		/* 21 */
+	"    META:\n"			/* 22 */
+	"      COLUMNS:\n"		/* 23 */
+	"        - NAME: v\n"		/* 24 */
+	"          TYPE: jsonb\n"	/* 25 */
+	"      FORMAT: json\n"		/* 26 */
+	"  OUTPUT:\n"			/* 27 */
+	"    TABLE: t\n"		/* 28 */
+	"    MODE: UPDATE\n"		/* 29 */
+	"    MATCH_COLUMNS:\n"		/* 30 */
+	"      - id\n"			/* 31 */
+	"      - nope\n"		/* 32 */
+	"    UPDATE_COLUMNS:\n"		/* 33 */
+	"      - id\n"			/* 34 */
+	"      - total\n"		/* 35 */
+	"    ORDER_COLUMNS: [ghost]\n"	/* 36 */
+	"    MAPPING:\n"		/* 37 */
+	"      - NAME: id\n"		/* 38 */
+	"        EXPRESSION: id\n"	/* 39 */
+	"      - NAME: total\n"		/* 40 */
+	"        EXPRESSION: v::numeric\n"; /* 41 */
+
+static void test_validate_cross_keys_all_at_once(void **state)
+{
+	struct jobspec *spec = parse_ok(cross_yaml);
+	struct js_errors *errs = malloc(sizeof(*errs));
+	char buf[4096];
+
+	assert_non_null(errs);
+	validate_fail(spec, errs);
+	assert_int_equal(errs->count, 5);
+	assert_err(errs, "KAFKA.INPUT.VALUE.COLUMNS[0].NAME", 19, "also KAFKA.INPUT.KEY.COLUMNS[0]");
+	assert_err(errs, "KAFKA.INPUT.VALUE.COLUMNS[0].NAME", 19, "share one staging table");
+	assert_err(errs, "KAFKA.INPUT.META.COLUMNS[0].NAME", 24, "also KAFKA.INPUT.VALUE.COLUMNS[1]");
+	assert_err(errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", 32, "\"nope\" is not a MAPPING NAME");
+	assert_err(errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", 32, "use one of \"id\", \"total\"");
+	assert_err(errs, "KAFKA.OUTPUT.UPDATE_COLUMNS[0]", 34, "also MATCH_COLUMNS[0]");
+	assert_err(errs, "KAFKA.OUTPUT.ORDER_COLUMNS[0]", 36, "\"ghost\" is not a MAPPING NAME");
+	js_errors_format(errs, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "KAFKA.OUTPUT.MATCH_COLUMNS[1] (line 32): "));
+
+	/* An empty EXPRESSION (only a program can make one) is refused at its line. */
+	free(spec->mapping[1].expression);
+	spec->mapping[1].expression = xstrdup("");
+	validate_fail(spec, errs);
+	assert_int_equal(errs->count, 6);
+	assert_err(errs, "KAFKA.OUTPUT.MAPPING[1].EXPRESSION", 41, "needs EXPRESSION");
+	jobspec_free(spec);
+
+	/* Fixed, it validates: names differ, every target list names a MAPPING NAME. */
+	spec = parse_ok(cross_yaml);
+	free(spec->value.columns[0].name);
+	spec->value.columns[0].name = xstrdup("payload_id");
+	free(spec->meta_column);
+	spec->meta_column = xstrdup("meta");
+	free(spec->match_columns[1]);
+	spec->match_columns[1] = xstrdup("total");
+	free(spec->update_columns[0]);
+	spec->update_columns[0] = xstrdup("total");
+	free(spec->update_columns[1]);
+	spec->update_columns[1] = NULL;
+	spec->nupdate_columns = 1;
+	free(spec->match_columns[1]);
+	spec->match_columns[1] = NULL;
+	spec->nmatch_columns = 1;
+	free(spec->order_columns[0]);
+	spec->order_columns[0] = xstrdup("id");
+	if (jobspec_validate(spec, errs) != 0) {
+		dump_errs(errs);
+		fail_msg("expected valid");
+	}
+	jobspec_free(spec);
+	free(errs);
+}
+
+/* Without MAPPING the target columns are the KEY, VALUE and META names. */
+static void test_validate_target_columns_without_mapping(void **state)
+{
+	static const char yaml[] = "DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    VALUE:\n"
+				   "      COLUMNS: [{NAME: id}, {NAME: note}]\n    META:\n"
+				   "      COLUMNS: [{NAME: m, TYPE: json}]\n  OUTPUT:\n    TABLE: t\n    MODE: MERGE\n"
+				   "    MATCH_COLUMNS: [id, ghost]\n    UPDATE_COLUMNS: [m]\n    ORDER_COLUMNS: [note]\n";
+	struct jobspec *spec = parse_ok(yaml);
+	struct js_errors errs;
+
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", line_of(yaml, "MATCH_COLUMNS"),
+		   "\"ghost\" is not a KEY, VALUE or META column");
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", -1, "use one of \"id\", \"note\", \"m\"");
+
+	/* The same names in INSERT mode: accepted and ignored. */
+	spec->mode = JS_MODE_INSERT;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+
+	/* UPDATE and MERGE need MATCH_COLUMNS; ORDER_COLUMNS go with either. */
+	spec->mode = JS_MODE_UPDATE;
+	free(spec->match_columns[1]);
+	spec->match_columns[1] = NULL;
+	spec->nmatch_columns = 1;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	free(spec->match_columns[0]);
+	free(spec->match_columns);
+	spec->match_columns = NULL;
+	spec->nmatch_columns = 0;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", line_of(yaml, "MATCH_COLUMNS"), "is required for MODE UPDATE");
+	jobspec_free(spec);
+}
+
+/* The list of names in a message is cut to fit, not overflowing. */
+static void test_validate_many_target_names_cut(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+	const struct js_error *e;
+
+	spec->mapping = calloc(60, sizeof(*spec->mapping));
+	assert_non_null(spec->mapping);
+	for (size_t i = 0; i < 60; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "target_column_%02zu", i);
+		spec->mapping[i].name = xstrdup(name);
+		spec->mapping[i].expression = xstrdup("id");
+	}
+	spec->nmapping = 60;
+	spec->mode = JS_MODE_MERGE;
+	spec->match_columns = calloc(1, sizeof(*spec->match_columns));
+	assert_non_null(spec->match_columns);
+	spec->match_columns[0] = xstrdup("ghost");
+	spec->nmatch_columns = 1;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	e = find_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[0]");
+	assert_non_null(e);
+	assert_non_null(strstr(e->message, "\"target_column_00\", \"target_column_01\""));
+	assert_non_null(strstr(e->message, ", ..."));
+	assert_null(strstr(e->message, "target_column_59"));
+	jobspec_free(spec);
+}
+
+static void test_validate_meta_types(void **state)
+{
+	static const char *const ok[] = { "json", "jsonb", "text", "JSONB" };
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	spec->meta_present = true;
+	spec->meta_column = xstrdup("meta");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		free(spec->meta_type);
+		spec->meta_type = xstrdup(ok[i]);
+		assert_int_equal(jobspec_validate(spec, &errs), 0);
+	}
+	free(spec->meta_type);
+	spec->meta_type = xstrdup("xml");
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.META.COLUMNS[0].TYPE", -1, "json, jsonb, text");
+	free(spec->meta_type);
+	spec->meta_type = NULL;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.META.COLUMNS[0].TYPE", -1, "is required");
+	jobspec_free(spec);
+}
+
+/* ---- PROTOBUF_OPTION ---- */
+
+static const char protobuf_yaml[] =
+	"DATABASE: db\n"
+	"USER: u\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    KEY:\n"
+	"      COLUMNS:\n"
+	"        - NAME: k\n"
+	"      FORMAT: protobuf\n"
+	"      PROTOBUF_OPTION:\n"
+	"        DESCRIPTOR: |\n"
+	"          CghzaG9wLnBy\n"
+	"          b3Rv\n"
+	"        MESSAGE: shop.v1.OrderKey\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: id\n"
+	"          TYPE: bigint\n"
+	"        - NAME: items\n"
+	"          TYPE: jsonb\n"
+	"      FORMAT: protobuf\n"
+	"      protobuf_option:\n"
+	"        DESCRIPTOR_FILE: /etc/streamserver/shop.desc\n"
+	"        message: shop.v1.Order\n"
+	"  OUTPUT:\n"
+	"    TABLE: orders\n";
+
+static void test_protobuf_option_parse_round_trip(void **state)
+{
+	struct jobspec *spec = parse_ok(protobuf_yaml);
+	struct js_errors errs;
+	char *yaml;
+
+	assert_int_equal(spec->key.format, JS_FORMAT_PROTOBUF);
+	assert_string_equal(spec->key.protobuf_descriptor, "CghzaG9wLnBy\nb3Rv\n");
+	assert_null(spec->key.protobuf_descriptor_file);
+	assert_string_equal(spec->key.protobuf_message, "shop.v1.OrderKey");
+	assert_int_equal(spec->value.format, JS_FORMAT_PROTOBUF);
+	assert_string_equal(spec->value.protobuf_descriptor_file, "/etc/streamserver/shop.desc");
+	assert_null(spec->value.protobuf_descriptor);
+	assert_string_equal(spec->value.protobuf_message, "shop.v1.Order");
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE"), line_of(protobuf_yaml, "message:"));
+
+	/* The data source's delimited format does not override protobuf. */
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_PROTOBUF);
+	assert_null(spec->value.delimiter);
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("expected valid");
+	}
+
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(yaml);
+	assert_non_null(strstr(yaml, "      FORMAT: protobuf\n      PROTOBUF_OPTION:\n"
+				     "        DESCRIPTOR_FILE: /etc/streamserver/shop.desc\n"
+				     "        MESSAGE: shop.v1.Order\n"));
+	free(yaml);
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+}
+
+static void test_protobuf_option_parse_errors(void **state)
+{
+#define VAL "KAFKA:\n  INPUT:\n    VALUE:\n"
+	static const struct bad_case cases[] = {
+		{ VAL "      PROTOBUF_OPTION: shop.desc\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", 4, "must be a map" },
+		{ VAL "      PROTOBUF_OPTION:\n        MESAGE: a.B\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESAGE", 5,
+		  "did you mean MESSAGE?" },
+		{ VAL "      PROTOBUF_OPTION:\n        DESCRIPTOR: [a]\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR",
+		  5, "got a list" },
+		{ VAL "      PROTOBUF_OPTION:\n        MESSAGE: ''\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", 5,
+		  "must not be empty" },
+		{ VAL "      FORMAT: csv\n      PROTOBUF_OPTION:\n        MESSAGE: a.B\n",
+		  "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", 5, "applies to FORMAT protobuf, but FORMAT is csv; use CSV_OPTION" },
+		{ VAL "      FORMAT: json\n      PROTOBUF_OPTION: {}\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", 5,
+		  "remove it" },
+		{ VAL "      FORMAT: protobuf\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5,
+		  "but FORMAT is protobuf; use PROTOBUF_OPTION" },
+		{ VAL "      DELIMITED_OPTION: {}\n      PROTOBUF_OPTION: {}\n", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", 5,
+		  "not both DELIMITED_OPTION and PROTOBUF_OPTION" },
+		{ VAL "      PROTOBUF_OPTION: {}\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5,
+		  "not both PROTOBUF_OPTION and CSV_OPTION" },
+		{ "MESSAGE: a.B\n", "MESSAGE", 1, "belongs under KAFKA.INPUT.VALUE.PROTOBUF_OPTION" },
+	};
+#undef VAL
+
+	run_bad_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static struct jobspec *protobuf_valid(void)
+{
+	struct jobspec *spec = minimal_valid();
+
+	spec->value.format = JS_FORMAT_PROTOBUF;
+	free(spec->value.delimiter);
+	spec->value.delimiter = NULL;
+	spec->value.protobuf_descriptor_file = xstrdup("/srv/shop.desc");
+	spec->value.protobuf_message = xstrdup("shop.v1.Order");
+	return spec;
+}
+
+static void test_protobuf_option_validation(void **state)
+{
+	static const struct {
+		const char *file, *descriptor, *message;
+		const char *path, *text; /* NULL path: valid */
+	} cases[] = {
+		{ "/srv/shop.desc", NULL, "shop.v1.Order", NULL, NULL },
+		{ NULL, "QUJD", "Order", NULL, NULL },
+		{ NULL, "QQ==", "_x.y_2", NULL, NULL },
+		{ NULL, "QQ", "a.b.C", NULL, NULL },		 /* padding optional */
+		{ NULL, "-_-_", "a.B", NULL, NULL },		 /* URL-safe alphabet */
+		{ NULL, " QU\nJD\n", "a.B", NULL, NULL },	 /* folded */
+		{ NULL, NULL, NULL, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", "is required for FORMAT protobuf" },
+		{ NULL, NULL, "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", "needs DESCRIPTOR_FILE" },
+		{ "/srv/a", "QUJD", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "not both" },
+		{ "shop.desc", NULL, "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR_FILE", "absolute path" },
+		{ NULL, "not base64!", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is not base64" },
+		{ NULL, "QQ=A", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is not base64" },
+		{ NULL, "QUJDR", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is not base64" },
+		{ NULL, "QQ===", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is not base64" },
+		{ NULL, " \n", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is empty" },
+		{ NULL, "==", "a.B", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.DESCRIPTOR", "is empty" },
+		{ "/srv/a", NULL, NULL, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "is required" },
+		{ "/srv/a", NULL, ".shop.Order", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "without the leading dot" },
+		{ "/srv/a", NULL, "shop..Order", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "full message name" },
+		{ "/srv/a", NULL, "shop.1Order", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "full message name" },
+		{ "/srv/a", NULL, "shop-v1.Order", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "full message name" },
+		{ "/srv/a", NULL, "Order.", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "full message name" },
+		{ "/srv/a", NULL, "shop Order", "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", "full message name" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jobspec *spec = protobuf_valid();
+		struct js_errors errs;
+
+		free(spec->value.protobuf_descriptor_file);
+		free(spec->value.protobuf_message);
+		spec->value.protobuf_descriptor_file = cases[i].file != NULL ? xstrdup(cases[i].file) : NULL;
+		spec->value.protobuf_descriptor = cases[i].descriptor != NULL ? xstrdup(cases[i].descriptor) : NULL;
+		spec->value.protobuf_message = cases[i].message != NULL ? xstrdup(cases[i].message) : NULL;
+		current_case = cases[i].path != NULL ? cases[i].text : "valid";
+		if (cases[i].path == NULL) {
+			if (jobspec_validate(spec, &errs) != 0) {
+				dump_errs(&errs);
+				fail_msg("case %zu: expected valid", i);
+			}
+		} else {
+			validate_fail(spec, &errs);
+			if (errs.count != 1) {
+				dump_errs(&errs);
+				fail_msg("case %zu: %zu errors, expected 1", i, errs.count);
+			}
+			/* No line in the YAML: the line of KAFKA.INPUT.VALUE. */
+			assert_err(&errs, cases[i].path, spec->value.line, cases[i].text);
+		}
+		jobspec_free(spec);
+	}
+	current_case = NULL;
+}
+
+static void test_protobuf_option_only_with_protobuf(void **state)
+{
+	struct jobspec *spec = protobuf_valid();
+	struct js_errors errs;
+
+	spec->value.format = JS_FORMAT_CSV;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", spec->value.line,
+		   "applies to FORMAT protobuf only, but FORMAT is csv");
+	spec->value.format = JS_FORMAT_JSON;
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", -1, "but FORMAT is json; remove it");
+	jobspec_free(spec);
+
+	/* From YAML, the error has the line of the value at fault. */
+	spec = parse_ok(protobuf_yaml);
+	free(spec->value.protobuf_message);
+	spec->value.protobuf_message = xstrdup("shop-v1");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION.MESSAGE", line_of(protobuf_yaml, "message:"),
+		   "full message name");
+	jobspec_free(spec);
+}
+
+/* ---- FORMAT json ---- */
+
+static void test_json_whole_mode(void **state)
+{
+	static const struct {
+		const char *type;
+		bool whole;
+	} cases[] = {
+		{ "json", true },     { "jsonb", true },  { "JSON", true },	  { " JsonB ", true }, { "\tjson\n", true },
+		{ "json[]", false }, { "text", false }, { "jsonbb", false }, { "js on", false }, { "", false },
+	};
+	struct js_column one = { (char *)"doc", NULL }, two[2] = { { (char *)"a", (char *)"json" },
+								   { (char *)"b", (char *)"json" } };
+	struct js_input in;
+	struct jobspec *spec;
+
+	memset(&in, 0, sizeof(in));
+	in.present = true;
+	in.format = JS_FORMAT_JSON;
+	in.columns = &one;
+	in.ncolumns = 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		one.type = (char *)cases[i].type;
+		current_case = cases[i].type;
+		assert_int_equal(js_input_json_whole(&in), cases[i].whole);
+	}
+	current_case = NULL;
+	one.type = NULL; /* the wizard's "the column's own type": fields by name */
+	assert_false(js_input_json_whole(&in));
+	one.type = (char *)"jsonb";
+	in.format = JS_FORMAT_DELIMITED;
+	assert_false(js_input_json_whole(&in));
+	in.format = JS_FORMAT_JSON;
+	in.columns = two;
+	in.ncolumns = 2;
+	assert_false(js_input_json_whole(&in));
+	assert_false(js_input_json_whole(NULL));
+
+	spec = parse_ok("KAFKA:\n  INPUT:\n    VALUE:\n      COLUMNS: [{NAME: doc, TYPE: JSONB}]\n      FORMAT: json\n");
+	assert_true(js_input_json_whole(&spec->value));
+	jobspec_free(spec);
+}
+
+static void test_validate_json_format(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	/* Fields by name (no TYPE, or any types) and the whole value both validate. */
+	spec->value.format = JS_FORMAT_JSON;
+	free(spec->value.delimiter);
+	spec->value.delimiter = NULL;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_false(js_input_json_whole(&spec->value));
+	free(spec->value.columns[1].name);
+	free(spec->value.columns[1].type);
+	spec->value.ncolumns = 1;
+	free(spec->value.columns[0].type);
+	spec->value.columns[0].type = NULL;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_false(js_input_json_whole(&spec->value)); /* one column, TYPE absent: a field */
+	spec->value.columns[0].type = xstrdup("jsonb");
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	assert_true(js_input_json_whole(&spec->value));
+
+	/* No option block goes with json. */
+	spec->value.delimiter = xstrdup("|");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.FORMAT", spec->value.line, "json takes no DELIMITED_OPTION or CSV_OPTION");
+	free(spec->value.delimiter);
+	spec->value.delimiter = NULL;
+	spec->value.null_string = xstrdup("");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	free(spec->value.null_string);
+	spec->value.null_string = NULL;
+	spec->value.protobuf_message = xstrdup("a.B");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", -1, "FORMAT is json");
+	jobspec_free(spec);
+
+	/* A KEY without FORMAT is told so (no data source gives a KEY one). */
+	spec = parse_ok("DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n    KEY:\n      COLUMNS: [{NAME: k}]\n"
+			"    VALUE:\n      COLUMNS: [{NAME: v}]\n  OUTPUT:\n    TABLE: t\n");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.INPUT.KEY.FORMAT", 5, "set FORMAT: delimited, csv, json or protobuf");
+	assert_null(strstr(errs.items[0].message, "data source"));
+	jobspec_free(spec);
+}
+
+/* ---- wizard write modes ---- */
+
+static void test_wizard_update_and_merge_validate(void **state)
+{
+	static const char *const modes[] = { "UPDATE", "merge" };
+
+	for (size_t i = 0; i < 2; i++) {
+		char text[512];
+		struct jobspec *spec, *back;
+		struct js_errors errs;
+
+		snprintf(text, sizeof(text),
+			 "{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\", \"write_mode\": \"%s\","
+			 " \"fields\": [{\"source\": \"c1\", \"dest\": \"id\", \"role\": \"match\"},"
+			 " {\"source\": \"c2\", \"dest\": \"qty\", \"role\": \"update\"},"
+			 " {\"source\": \"c3\", \"role\": \"update\"}, {\"source\": \"c4\"}]}", modes[i]);
+		spec = wizard_ok(text);
+		assert_int_equal(spec->mode, i == 0 ? JS_MODE_UPDATE : JS_MODE_MERGE);
+		assert_int_equal(spec->nmatch_columns, 1);
+		assert_string_equal(spec->match_columns[0], "id"); /* the destination column */
+		assert_int_equal(spec->nupdate_columns, 2);
+		assert_string_equal(spec->update_columns[0], "qty");
+		assert_string_equal(spec->update_columns[1], "c3");
+		assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+		if (jobspec_validate(spec, &errs) != 0) {
+			dump_errs(&errs);
+			fail_msg("wizard %s job should validate", modes[i]);
+		}
+		/* Through the worker's YAML it stays valid and equal. */
+		back = round_trip(spec);
+		assert_int_equal(jobspec_validate(back, &errs), 0);
+		jobspec_free(back);
+		jobspec_free(spec);
+	}
+}
+
+/* ---- the flattened example of the seed's "Professional mode" ---- */
+
+/* Copied verbatim from the seed (hosts as there; replaced below). */
+static const char seed_flat[] =
+	"DATABASE: liss_test USER: liss_test PASSWORD: lissTest**** HOST: "
+	"gp-2ze517f9l7****-master.gpdb.rds-aliyun-pre.rds.aliyuncs.com PORT: 5432 KAFKA: INPUT: SOURCE: "
+	"BROKERS: alikafka-post-cn-wwo3hflbo002-1-vpc.alikafka.aliyuncs.com:9092,alikafka-post-cn-wwo3hfl"
+	"bo002-2-vpc.alikafka.aliyuncs.com:9092,alikafka-post-cn-wwo3hflbo002-3-vpc.alikafka.aliyuncs.com"
+	":9092 TOPIC: test_topic FALLBACK_OFFSET: EARLIEST VALUE: COLUMNS: - NAME: column_1 TYPE: "
+	"varchar(32) - NAME: column_2 TYPE: bigint - NAME: column_3 TYPE: numeric - NAME: column_4 TYPE: "
+	"varchar(32) - NAME: column_5 TYPE: varchar(32) FORMAT: delimited DELIMITED_OPTION: DELIMITER: "
+	"\"|\" ERROR_LIMIT: 20 OUTPUT: SCHEMA: liss_test TABLE: liss_test_plaintext MODE: MERGE "
+	"MATCH_COLUMNS: - column_1 - column_2 UPDATE_COLUMNS: - column_3 - column_4 - column_5 MAPPING: "
+	"- NAME: column_1 EXPRESSION: column_1 - NAME: column_2 EXPRESSION: column_2 - NAME: column_3 "
+	"EXPRESSION: column_3 - NAME: column_4 EXPRESSION: column_4 - NAME: column_5 EXPRESSION: "
+	"column_5 COMMIT: MAX_ROW: 1000 MINIMAL_INTERVAL: 1000 CONSISTENCY: ATLEAST POLL: BATCHSIZE: "
+	"1000 TIMEOUT: 1000 PROPERTIES: group.id: test_consumer_group";
+
+/* text with every from replaced by to; the caller frees. */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+	size_t n = 0, fl = strlen(from), tl = strlen(to), off = 0;
+	char *out;
+
+	for (const char *p = strstr(text, from); p != NULL; p = strstr(p + fl, from))
+		n++;
+	out = malloc(strlen(text) + n * (tl > fl ? tl - fl : 0) + 1);
+	assert_non_null(out);
+	for (const char *p = text;;) {
+		const char *at = strstr(p, from);
+
+		if (at == NULL) {
+			strcpy(out + off, p);
+			break;
+		}
+		memcpy(out + off, p, (size_t)(at - p));
+		off += (size_t)(at - p);
+		memcpy(out + off, to, tl);
+		off += tl;
+		p = at + fl;
+	}
+	return out;
+}
+
+static char *seed_flat_hosts_replaced(void)
+{
+	char *a = replace_all(seed_flat, "gp-2ze517f9l7****-master.gpdb.rds-aliyun-pre.rds.aliyuncs.com",
+			      "adbpg.example.internal");
+	char *b = replace_all(a, "alikafka-post-cn-wwo3hflbo002-", "kafka-");
+	char *c = replace_all(b, "-vpc.alikafka.aliyuncs.com", ".example.internal");
+
+	free(a);
+	free(b);
+	return c;
+}
+
+static void test_flattened_seed_example(void **state)
+{
+	static const char *const types[] = { "varchar(32)", "bigint", "numeric", "varchar(32)", "varchar(32)" };
+	char *flat = seed_flat_hosts_replaced();
+	char *multi = replace_all(seed_yaml, "lissTest1234", "lissTest****");
+	struct jobspec *spec, *lines_spec;
+	struct js_errors errs;
+
+	assert_null(strchr(seed_flat, '\n')); /* one line, as the seed prints it */
+	spec = parse_ok(flat);
+
+	assert_string_equal(spec->database, "liss_test");
+	assert_string_equal(spec->user, "liss_test");
+	assert_string_equal(spec->password, "lissTest****");
+	assert_string_equal(spec->host, "adbpg.example.internal");
+	assert_int_equal(spec->port, 5432);
+	assert_int_equal(spec->version, 2);
+	assert_string_equal(spec->brokers,
+			    "kafka-1.example.internal:9092,kafka-2.example.internal:9092,kafka-3.example.internal:9092");
+	assert_string_equal(spec->topic, "test_topic");
+	assert_int_equal(spec->npartitions, 0);
+	assert_int_equal(spec->fallback_offset, JS_FALLBACK_EARLIEST);
+	assert_false(spec->key.present);
+	assert_true(spec->value.present);
+	assert_int_equal(spec->value.line, 1);
+	assert_int_equal(spec->value.ncolumns, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "column_%zu", i + 1);
+		assert_string_equal(spec->value.columns[i].name, name);
+		assert_string_equal(spec->value.columns[i].type, types[i]);
+	}
+	assert_int_equal(spec->value.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->value.delimiter, "|");
+	assert_null(spec->value.quote);
+	assert_null(spec->value.escape);
+	assert_false(spec->meta_present);
+	assert_int_equal(spec->error_limit, 20);
+	assert_false(spec->error_limit_percent);
+	assert_string_equal(spec->schema, "liss_test");
+	assert_string_equal(spec->table, "liss_test_plaintext");
+	assert_int_equal(spec->mode, JS_MODE_MERGE);
+	assert_int_equal(spec->nmatch_columns, 2);
+	assert_string_equal(spec->match_columns[0], "column_1");
+	assert_string_equal(spec->match_columns[1], "column_2");
+	assert_int_equal(spec->norder_columns, 0);
+	assert_int_equal(spec->nupdate_columns, 3);
+	assert_string_equal(spec->update_columns[0], "column_3");
+	assert_string_equal(spec->update_columns[1], "column_4");
+	assert_string_equal(spec->update_columns[2], "column_5");
+	assert_int_equal(spec->nmapping, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "column_%zu", i + 1);
+		assert_string_equal(spec->mapping[i].name, name);
+		assert_string_equal(spec->mapping[i].expression, name);
+	}
+	assert_null(spec->metadata_schema);
+	assert_int_equal(spec->commit_max_row, 1000);
+	assert_int_equal(spec->commit_minimal_interval_ms, 1000);
+	assert_int_equal(spec->consistency, JS_CONSISTENCY_ATLEAST);
+	assert_int_equal(spec->poll_batchsize, 1000);
+	assert_int_equal(spec->poll_timeout_ms, 1000);
+	assert_int_equal(spec->nproperties, 1);
+	assert_string_equal(jobspec_property(spec, "group.id"), "test_consumer_group");
+	assert_int_equal(spec->retry_interval_ms, 5000);
+	assert_int_equal(spec->max_retries, 0);
+
+	/* Every line is the user's line 1. */
+	assert_true(spec->nlines > 40);
+	for (size_t i = 0; i < spec->nlines; i++)
+		assert_int_equal(spec->lines[i].line, 1);
+	assert_int_equal(jobspec_line(spec, "KAFKA.OUTPUT.MATCH_COLUMNS[1]"), 1);
+
+	/* The same job on several lines is the same spec; it validates (MERGE), and round-trips. */
+	lines_spec = parse_ok(multi);
+	assert_spec_equal(spec, lines_spec);
+	assert_int_equal(jobspec_line(lines_spec, "KAFKA.OUTPUT.MATCH_COLUMNS[1]"), line_of(multi, "      - column_2"));
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("the seed's flattened example should validate");
+	}
+	jobspec_free(round_trip(spec));
+
+	/* With its hosts as printed it parses too (they are only names). */
+	jobspec_free(lines_spec);
+	lines_spec = parse_ok(seed_flat);
+	assert_string_equal(lines_spec->host, "gp-2ze517f9l7****-master.gpdb.rds-aliyun-pre.rds.aliyuncs.com");
+	jobspec_free(lines_spec);
+	jobspec_free(spec);
+	free(flat);
+	free(multi);
+}
+
+static void test_reflow_forms(void **state)
+{
+	struct jobspec *spec;
+
+	/* Lower-case keys, flow values, quoted values with spaces, MAPPING's
+	 * target: expression form with a column named like a key in lower case,
+	 * PROPERTIES (quoted names too), PARTITIONS as a list. */
+	spec = parse_ok("  database: db password: \"p w: #1\" KAFKA: INPUT: SOURCE: PARTITIONS: - 0 - 2 TOPIC: t "
+			"VALUE: COLUMNS: [{NAME: a, TYPE: int}, {NAME: b}] FORMAT: csv CSV_OPTION: DELIMITER: ';' "
+			"QUOTE: \"'\" NULL_STRING: 'it''s null' OUTPUT: TABLE: t MODE: merge MATCH_COLUMNS: - user "
+			"MAPPING: id: a total: b * 2 user: upper(b) PROPERTIES: group.id: g \"x y\": \"a b\" "
+			"client.id: c d SCHEDULE: RETRY_INTERVAL: 1m30s \n");
+	assert_string_equal(spec->database, "db");
+	assert_string_equal(spec->password, "p w: #1");
+	assert_int_equal(spec->npartitions, 2);
+	assert_int_equal(spec->partitions[1], 2);
+	assert_string_equal(spec->topic, "t");
+	assert_int_equal(spec->value.ncolumns, 2);
+	assert_string_equal(spec->value.columns[0].type, "int");
+	assert_null(spec->value.columns[1].type);
+	assert_string_equal(spec->value.delimiter, ";");
+	assert_string_equal(spec->value.quote, "'");
+	assert_string_equal(spec->value.null_string, "it's null");
+	assert_int_equal(spec->mode, JS_MODE_MERGE);
+	assert_int_equal(spec->nmatch_columns, 1);
+	assert_string_equal(spec->match_columns[0], "user");
+	assert_int_equal(spec->nmapping, 3);
+	assert_string_equal(spec->mapping[1].name, "total");
+	assert_string_equal(spec->mapping[1].expression, "b * 2");
+	assert_string_equal(spec->mapping[2].name, "user");
+	assert_string_equal(spec->mapping[2].expression, "upper(b)");
+	assert_int_equal(spec->nproperties, 3);
+	assert_string_equal(jobspec_property(spec, "x y"), "a b");
+	assert_string_equal(jobspec_property(spec, "client.id"), "c d");
+	assert_int_equal(spec->retry_interval_ms, 90000);
+	jobspec_free(spec);
+
+	/* MAPPING's list form with " - " inside an EXPRESSION and a KEY block. */
+	spec = parse_ok("DATABASE: db KAFKA: INPUT: KEY: COLUMNS: - NAME: k FORMAT: json VALUE: COLUMNS: - NAME: a "
+			"- NAME: b FORMAT: json META: COLUMNS: - NAME: m TYPE: json FORMAT: json OUTPUT: MAPPING: "
+			"- NAME: a EXPRESSION: a - b - NAME: k EXPRESSION: k ORDER_COLUMNS: - a");
+	assert_true(spec->key.present);
+	assert_string_equal(spec->key.columns[0].name, "k");
+	assert_int_equal(spec->key.format, JS_FORMAT_JSON);
+	assert_int_equal(spec->value.ncolumns, 2);
+	assert_true(spec->meta_present);
+	assert_string_equal(spec->meta_column, "m");
+	assert_int_equal(spec->nmapping, 2);
+	assert_string_equal(spec->mapping[0].expression, "a - b");
+	assert_string_equal(spec->mapping[1].name, "k");
+	assert_int_equal(spec->norder_columns, 1);
+	jobspec_free(spec);
+
+	/* A single line that is YAML as a map is read as it is. */
+	spec = parse_ok("DATABASE: db # USER: u");
+	assert_string_equal(spec->database, "db");
+	assert_null(spec->user);
+	jobspec_free(spec);
+	spec = parse_ok("{DATABASE: db, USER: u}");
+	assert_string_equal(spec->user, "u");
+	jobspec_free(spec);
+}
+
+static void test_reflow_errors(void **state)
+{
+	struct js_errors errs;
+	struct jobspec *spec;
+
+	/* Problems in a re-flowed job: every one at line 1, all at once. */
+	parse_fail("DATABASE: db PORT: abc KAFKA: INPUTS: {} COMMIT: MAXROW: 3 FOO: 1 OUTPUT: "
+		   "MATCH_COLUMNS: - a - a", &errs);
+	assert_int_equal(errs.count, 5);
+	assert_err(&errs, "PORT", 1, "must be an integer");
+	assert_err(&errs, "KAFKA.COMMIT.MAXROW", 1, "did you mean MAX_ROW?");
+	assert_err(&errs, "KAFKA.COMMIT.FOO", 1, "unknown key");
+	assert_err(&errs, "KAFKA.INPUTS", 1, "did you mean INPUT?");
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[1]", 1, "listed twice");
+
+	/* A value that YAML cannot take even on its own line. */
+	parse_fail("DATABASE: db KAFKA: OUTPUT: MAPPING: - NAME: a EXPRESSION: b: c", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_int_equal(errs.items[0].line, 1);
+	assert_non_null(strstr(errs.items[0].message, "one-line job"));
+	assert_non_null(strstr(errs.items[0].message, "near \"EXPRESSION: b: c\""));
+	assert_non_null(strstr(errs.items[0].message, "quote values"));
+
+	/* Not a job, or broken quoting: the YAML's own error, unchanged. */
+	parse_fail("just text", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "must be a map"));
+	parse_fail("DATABASE: \"unterminated USER: u", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "YAML syntax error at line 1, column"));
+	parse_fail("USERS: a b: c", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.items[0].message, "YAML syntax error at line 1"));
+
+	/* Validation of a re-flowed job points at line 1 too. */
+	spec = parse_ok("DATABASE: db USER: u HOST: h PORT: 1 KAFKA: INPUT: SOURCE: BROKERS: b TOPIC: t VALUE: "
+			"COLUMNS: - NAME: a FORMAT: csv OUTPUT: TABLE: t MODE: MERGE UPDATE_COLUMNS: - a");
+	validate_fail(spec, &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS", 1, "is required for MODE MERGE");
+	jobspec_free(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seed_example_every_field),
-		cmocka_unit_test(test_seed_example_validate_refuses_merge_only),
+		cmocka_unit_test(test_seed_example_validates),
 		cmocka_unit_test(test_every_key_right_value),
 		cmocka_unit_test(test_enum_spellings),
 		cmocka_unit_test(test_version_forms),
@@ -2092,6 +2953,21 @@ int main(void)
 		cmocka_unit_test(test_wizard_many_errors_at_once),
 		cmocka_unit_test(test_wizard_blank_optional_fields),
 		cmocka_unit_test(test_wizard_null_optional_fields),
+		cmocka_unit_test(test_line_map),
+		cmocka_unit_test(test_validate_cross_keys_all_at_once),
+		cmocka_unit_test(test_validate_target_columns_without_mapping),
+		cmocka_unit_test(test_validate_many_target_names_cut),
+		cmocka_unit_test(test_validate_meta_types),
+		cmocka_unit_test(test_protobuf_option_parse_round_trip),
+		cmocka_unit_test(test_protobuf_option_parse_errors),
+		cmocka_unit_test(test_protobuf_option_validation),
+		cmocka_unit_test(test_protobuf_option_only_with_protobuf),
+		cmocka_unit_test(test_json_whole_mode),
+		cmocka_unit_test(test_validate_json_format),
+		cmocka_unit_test(test_wizard_update_and_merge_validate),
+		cmocka_unit_test(test_flattened_seed_example),
+		cmocka_unit_test(test_reflow_forms),
+		cmocka_unit_test(test_reflow_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
