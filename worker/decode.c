@@ -1,12 +1,20 @@
 #include "decode.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "decode_json.h"
+#include "decode_pb.h"
 
 struct decoder {
 	enum js_format format;
+	struct json_decoder *json; /* FORMAT json */
+	struct pb_decoder *pb;     /* FORMAT protobuf */
+	/* The rest is for delimited and CSV. */
 	char *delim;
 	size_t delim_len;
 	int quote;  /* -1: none */
@@ -42,9 +50,21 @@ struct decoder *decoder_new(const struct js_input *in, char *err, size_t errlen)
 	const char *delim, *quote;
 	const char *opt = "DELIMITED_OPTION";
 
+	if (in->format == JS_FORMAT_JSON || in->format == JS_FORMAT_PROTOBUF) {
+		dec = calloc(1, sizeof(*dec));
+		if (dec == NULL)
+			goto oom;
+		dec->format = in->format;
+		if (in->format == JS_FORMAT_JSON)
+			dec->json = json_decoder_new(in, err, errlen);
+		else
+			dec->pb = pb_decoder_new(in, err, errlen);
+		if (dec->json == NULL && dec->pb == NULL)
+			goto fail;
+		return dec;
+	}
 	if (in->format != JS_FORMAT_DELIMITED && in->format != JS_FORMAT_CSV) {
-		snprintf(err, errlen, "FORMAT %s is not supported by this version; use delimited or csv",
-			 js_format_name(in->format) ? js_format_name(in->format) : "(none)");
+		snprintf(err, errlen, "FORMAT is required: delimited, csv, json or protobuf");
 		goto fail;
 	}
 	if (in->ncolumns == 0) {
@@ -117,11 +137,59 @@ void decoder_free(struct decoder *dec)
 {
 	if (dec == NULL)
 		return;
+	json_decoder_free(dec->json);
+	pb_decoder_free(dec->pb);
 	free(dec->delim);
 	free(dec->null_string);
 	free(dec->fields);
 	free(dec->scratch);
 	free(dec);
+}
+
+bool decode_column_is_json(const struct js_column *col)
+{
+	const char *t = col->type;
+	size_t n;
+
+	if (t == NULL)
+		return false;
+	while (*t == ' ' || *t == '\t')
+		t++;
+	n = strlen(t);
+	while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	return (n == 4 && strncasecmp(t, "json", 4) == 0) || (n == 5 && strncasecmp(t, "jsonb", 5) == 0);
+}
+
+int decode_meta_json(struct textbuf *tb, const char *topic, int32_t partition, int64_t offset, bool has_timestamp,
+		     int64_t timestamp_ms, const char *key, size_t keylen, char *err, size_t errlen)
+{
+	bool is_nul;
+
+	textbuf_reset(tb);
+	textbuf_puts(tb, "{\"topic\":");
+	textbuf_json_string(tb, topic, strlen(topic));
+	textbuf_printf(tb, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":", partition, offset);
+	if (has_timestamp)
+		textbuf_printf(tb, "%" PRId64, timestamp_ms);
+	else
+		textbuf_puts(tb, "null");
+	textbuf_puts(tb, ",\"key\":");
+	if (key == NULL) {
+		textbuf_puts(tb, "null");
+	} else if (decode_utf8_check(key, keylen, &is_nul) == keylen) {
+		textbuf_json_string(tb, key, keylen);
+	} else {
+		textbuf_puts(tb, "null,\"key_base64\":\"");
+		textbuf_base64(tb, key, keylen);
+		textbuf_putc(tb, '"');
+	}
+	textbuf_putc(tb, '}');
+	if (textbuf_failed(tb)) {
+		textbuf_error(tb, err, errlen);
+		return -1;
+	}
+	return 0;
 }
 
 size_t decode_utf8_check(const char *buf, size_t len, bool *is_nul)
@@ -204,6 +272,10 @@ int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct deco
 	size_t pos = 0, used = 0, nf = 0, bad;
 	bool is_nul;
 
+	if (dec->json != NULL)
+		return json_decoder_decode(dec->json, buf, len, row, err, errlen);
+	if (dec->pb != NULL)
+		return pb_decoder_decode(dec->pb, buf, len, row, err, errlen);
 	row->fields = dec->fields;
 	row->nfields = 0;
 	if (len > DECODE_MESSAGE_MAX) {
@@ -418,5 +490,138 @@ int copybuf_append_row(struct copybuf *cb, const struct decode_row *row, char *e
 	}
 	*p++ = '\n';
 	cb->len = (size_t)(p - cb->data);
+	return 0;
+}
+
+struct row_decoder {
+	struct decoder *key;   /* NULL without KEY */
+	struct decoder *value; /* NULL without VALUE */
+	size_t nkey, nvalue;
+	bool meta;
+	struct decode_field *fields; /* nkey + nvalue + meta */
+	size_t nfields;
+	struct textbuf meta_text;
+};
+
+void row_decoder_free(struct row_decoder *rd)
+{
+	if (rd == NULL)
+		return;
+	decoder_free(rd->key);
+	decoder_free(rd->value);
+	free(rd->fields);
+	textbuf_free(&rd->meta_text);
+	free(rd);
+}
+
+struct row_decoder *row_decoder_new(const struct jobspec *spec, char *err, size_t errlen)
+{
+	struct row_decoder *rd = calloc(1, sizeof(*rd));
+	char sub[1024];
+
+	if (rd == NULL)
+		goto oom;
+	textbuf_init(&rd->meta_text, DECODE_ROW_MAX);
+	if (spec->key.present) {
+		rd->key = decoder_new(&spec->key, sub, sizeof(sub));
+		if (rd->key == NULL) {
+			snprintf(err, errlen, "KAFKA.INPUT.KEY: %s", sub);
+			goto fail;
+		}
+		rd->nkey = spec->key.ncolumns;
+	}
+	if (spec->value.present) {
+		rd->value = decoder_new(&spec->value, sub, sizeof(sub));
+		if (rd->value == NULL) {
+			snprintf(err, errlen, "KAFKA.INPUT.VALUE: %s", sub);
+			goto fail;
+		}
+		rd->nvalue = spec->value.ncolumns;
+	}
+	if (rd->key == NULL && rd->value == NULL) {
+		snprintf(err, errlen, "KAFKA.INPUT needs VALUE (or KEY): list the message's columns and their FORMAT");
+		goto fail;
+	}
+	rd->meta = spec->meta_present;
+	rd->nfields = rd->nkey + rd->nvalue + (rd->meta ? 1 : 0);
+	rd->fields = calloc(rd->nfields, sizeof(*rd->fields));
+	if (rd->fields == NULL)
+		goto oom;
+	return rd;
+
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	row_decoder_free(rd);
+	return NULL;
+}
+
+size_t row_decoder_ncolumns(const struct row_decoder *rd)
+{
+	return rd->nfields;
+}
+
+/* Copies a part's fields into the row; a decoder always gives its column count. */
+static int row_decoder_take(struct decode_field *dst, size_t n, const struct decode_row *part, const char *what,
+			    char *err, size_t errlen)
+{
+	if (part->nfields != n) {
+		snprintf(err, errlen, "%s: decoded %zu columns, expected %zu", what, part->nfields, n);
+		return -1;
+	}
+	memcpy(dst, part->fields, n * sizeof(*dst));
+	return 0;
+}
+
+int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struct decode_row *row, char *err,
+		       size_t errlen)
+{
+	struct decode_row part;
+	char sub[640];
+	size_t i;
+
+	row->fields = rd->fields;
+	row->nfields = 0;
+	if (rd->key != NULL) {
+		if (m->key == NULL) {
+			for (i = 0; i < rd->nkey; i++) {
+				rd->fields[i].ptr = NULL;
+				rd->fields[i].len = 0;
+				rd->fields[i].is_null = true;
+			}
+		} else {
+			if (decoder_decode(rd->key, m->key, m->key_len, &part, sub, sizeof(sub)) < 0) {
+				snprintf(err, errlen, "KEY: %s", sub);
+				return -1;
+			}
+			if (row_decoder_take(rd->fields, rd->nkey, &part, "KEY", err, errlen) < 0)
+				return -1;
+		}
+	}
+	if (rd->value != NULL) {
+		if (m->value == NULL) {
+			snprintf(err, errlen, "VALUE: the message has no value (a tombstone); KAFKA.INPUT.VALUE expects one");
+			return -1;
+		}
+		if (decoder_decode(rd->value, m->value, m->value_len, &part, sub, sizeof(sub)) < 0) {
+			snprintf(err, errlen, "VALUE: %s", sub);
+			return -1;
+		}
+		if (row_decoder_take(rd->fields + rd->nkey, rd->nvalue, &part, "VALUE", err, errlen) < 0)
+			return -1;
+	}
+	if (rd->meta) {
+		struct decode_field *f = &rd->fields[rd->nkey + rd->nvalue];
+
+		if (decode_meta_json(&rd->meta_text, m->topic, m->partition, m->offset, m->has_timestamp,
+				     m->timestamp_ms, m->key, m->key_len, sub, sizeof(sub)) < 0) {
+			snprintf(err, errlen, "META: %s", sub);
+			return -1;
+		}
+		f->ptr = rd->meta_text.data;
+		f->len = rd->meta_text.len;
+		f->is_null = false;
+	}
+	row->nfields = rd->nfields;
 	return 0;
 }

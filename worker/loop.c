@@ -28,8 +28,9 @@
 #define LOOP_POLL_MS 100
 /* A batch also closes when its COPY data reaches this size... */
 #define LOOP_FLUSH_BYTES ((size_t)16 << 20)
-/* ...and the buffer never grows past this (one more message always fits:
- * DECODE_MESSAGE_MAX, at most doubled by escaping). */
+/* ...and the buffer never grows past this.  A row that does not fit in what
+ * is left closes the batch first; only a row larger than the whole buffer
+ * (KEY + VALUE + META, escaped, over 256 MiB) is rejected. */
 #define LOOP_COPY_MAX ((size_t)256 << 20)
 /* Bounds the per-row bookkeeping whatever COMMIT.MAX_ROW says. */
 #define LOOP_BATCH_ROWS_MAX 1000000
@@ -66,7 +67,7 @@ struct worker {
 
 	struct sink_pg *sink;
 	struct consumer *consumer;
-	struct decoder *value_dec;
+	struct row_decoder *decoder; /* KEY, VALUE, META -> one COPY row */
 	const int32_t *partitions;
 	size_t npartitions;
 
@@ -373,17 +374,26 @@ static int loop_reject(struct worker *w, const rd_kafka_message_t *m, const char
 /* Adds one message to the open batch. */
 static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err, size_t errlen)
 {
+	struct decode_msg msg;
 	struct decode_row row;
-	char why[512];
+	rd_kafka_timestamp_type_t tstype;
+	char why[1024];
 	ssize_t idx = loop_part_index(w, m->partition);
 
 	if (idx < 0) {
 		log_warn("ignoring a message from unassigned partition %d", (int)m->partition);
 		return WERR_OK;
 	}
-	if (m->payload == NULL)
-		return loop_reject(w, m, "message has no value (a tombstone); KAFKA.INPUT.VALUE expects one", err, errlen);
-	if (decoder_decode(w->value_dec, m->payload, m->len, &row, why, sizeof(why)) < 0)
+	msg.topic = w->spec->topic;
+	msg.partition = m->partition;
+	msg.offset = m->offset;
+	msg.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+	msg.has_timestamp = tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && msg.timestamp_ms >= 0;
+	msg.key = m->key;
+	msg.key_len = m->key_len;
+	msg.value = m->payload;
+	msg.value_len = m->len;
+	if (row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why)) < 0)
 		return loop_reject(w, m, why, err, errlen);
 	if (w->nrows == w->rows_cap) {
 		size_t cap = w->rows_cap ? w->rows_cap * 2 : 1024;
@@ -395,8 +405,17 @@ static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err
 		w->rows = p;
 		w->rows_cap = cap;
 	}
-	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0)
-		return loop_reject(w, m, why, err, errlen);
+	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0) {
+		int rc;
+
+		if (w->nrows == 0)
+			return loop_reject(w, m, why, err, errlen);
+		/* The row stays valid: it points into the message and the decoders. */
+		if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
+			return rc;
+		if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0)
+			return loop_reject(w, m, why, err, errlen);
+	}
 	w->rows[w->nrows].partition = m->partition;
 	w->rows[w->nrows].offset = m->offset;
 	w->nrows++;
@@ -511,13 +530,9 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 	int64_t *next = NULL;
 	int rc;
 
-	char decerr[1024];
-
-	w->value_dec = decoder_new(&w->spec->value, decerr, sizeof(decerr));
-	if (w->value_dec == NULL) {
-		snprintf(err, errlen, "KAFKA.INPUT.VALUE: %s", decerr);
+	w->decoder = row_decoder_new(w->spec, err, errlen);
+	if (w->decoder == NULL)
 		return WERR_FATAL;
-	}
 	if ((rc = sink_pg_open(w->spec, w->job_name, &w->sink, err, errlen)) != WERR_OK)
 		return rc;
 	if (loop_stop)
@@ -545,7 +560,7 @@ static void loop_worker_free(struct worker *w)
 {
 	consumer_free(w->consumer);
 	sink_pg_close(w->sink);
-	decoder_free(w->value_dec);
+	row_decoder_free(w->decoder);
 	jobspec_free(w->spec);
 	copybuf_free(&w->copy);
 	free(w->rows);
@@ -586,9 +601,11 @@ int loop_run(void)
 	text = NULL;
 	snprintf(tag, sizeof(tag), "job %s", w.job_name);
 	log_set_tag(tag);
-	log_info("starting: topic %s, table %s.%s, mode %s, format %s", w.spec->topic,
+	log_info("starting: topic %s, table %s.%s, mode %s, key %s, value %s%s", w.spec->topic,
 		 w.spec->schema ? w.spec->schema : "public", w.spec->table, js_mode_name(w.spec->mode),
-		 js_format_name(w.spec->value.format));
+		 w.spec->key.present ? js_format_name(w.spec->key.format) : "ignored",
+		 w.spec->value.present ? js_format_name(w.spec->value.format) : "ignored",
+		 w.spec->meta_present ? ", with META" : "");
 
 	rc = loop_start(&w, err, sizeof(err));
 	if (rc != WERR_OK) {

@@ -1,5 +1,5 @@
 /* Unit tests of worker/decode.c: delimited and CSV decoding, UTF-8 and NUL
- * checks, and the COPY text encoding. */
+ * checks, the COPY text encoding, the META JSON and the KEY/VALUE/META row. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include "decode.h"
+#include "decode_json.h"
+#include "textbuf.h"
 
 static struct js_column test_columns[8] = {
 	{ "c1", NULL }, { "c2", NULL }, { "c3", NULL }, { "c4", NULL },
@@ -363,7 +365,8 @@ static void test_decoder_options(void **state)
 	assert_non_null(strstr(test_new_error(JS_FORMAT_CSV, ";;", NULL, NULL), "single character"));
 	assert_non_null(strstr(test_new_error(JS_FORMAT_DELIMITED, "|", "''", NULL), "QUOTE must be a single"));
 	assert_non_null(strstr(test_new_error(JS_FORMAT_DELIMITED, "|", "|", NULL), "must not appear"));
-	assert_non_null(strstr(test_new_error(JS_FORMAT_JSON, NULL, NULL, NULL), "not supported"));
+	assert_non_null(strstr(test_new_error(JS_FORMAT_NONE, NULL, NULL, NULL), "FORMAT is required"));
+	assert_non_null(strstr(test_new_error(JS_FORMAT_PROTOBUF, NULL, NULL, NULL), "PROTOBUF_OPTION.MESSAGE"));
 	assert_null(test_new_error(JS_FORMAT_CSV, NULL, NULL, NULL));
 }
 
@@ -427,6 +430,237 @@ static void test_copy_cap(void **state)
 	copybuf_free(&cb);
 }
 
+static const char *test_meta(const char *topic, int32_t partition, int64_t offset, bool has_ts, int64_t ts,
+			     const char *key, size_t keylen)
+{
+	static char out[512];
+	struct textbuf tb;
+	char err[256] = "";
+
+	textbuf_init(&tb, 4096);
+	if (decode_meta_json(&tb, topic, partition, offset, has_ts, ts, key, keylen, err, sizeof(err)) < 0)
+		fail_msg("decode_meta_json: %s", err);
+	if (json_validate(tb.data, tb.len, err, sizeof(err)) < 0)
+		fail_msg("META is not valid JSON: %s", err);
+	snprintf(out, sizeof(out), "%.*s", (int)tb.len, tb.data);
+	textbuf_free(&tb);
+	return out;
+}
+
+static void test_meta_json(void **state)
+{
+	assert_string_equal(test_meta("orders", 3, 42, true, 1700000000123LL, S("k\"1")),
+			    "{\"topic\":\"orders\",\"partition\":3,\"offset\":42,\"timestamp\":1700000000123,"
+			    "\"key\":\"k\\\"1\"}");
+	/* no key, no timestamp */
+	assert_string_equal(test_meta("t", 0, 0, false, -1, NULL, 0),
+			    "{\"topic\":\"t\",\"partition\":0,\"offset\":0,\"timestamp\":null,\"key\":null}");
+	/* an empty key is a key */
+	assert_string_equal(test_meta("t", 0, 9007199254740993LL, false, 0, "", 0),
+			    "{\"topic\":\"t\",\"partition\":0,\"offset\":9007199254740993,\"timestamp\":null,\"key\":\"\"}");
+	/* a key that is not text: null, and its bytes in base64 */
+	assert_string_equal(test_meta("t", 1, 7, false, 0, S("\x00\xff")),
+			    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":null,"
+			    "\"key_base64\":\"AP8=\"}");
+	/* quotes and backslashes escaped */
+	assert_string_equal(test_meta("t\\x", 1, 7, false, 0, S("a\\b\"")),
+			    "{\"topic\":\"t\\\\x\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"a\\\\b\\\"\"}");
+	/* control characters and UTF-8 in a text key */
+	assert_string_equal(test_meta("t", 1, 7, false, 0, S("\xc3\xa9\n\x01")),
+			    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"\xc3\xa9\\n\\u0001\"}");
+}
+
+/* A spec with KEY delimited (k1|k2), VALUE json fields (a, b) and META. */
+static struct jobspec *test_row_spec(bool key, bool value, bool meta)
+{
+	static struct js_column kcols[2] = { { "k1", NULL }, { "k2", "int" } };
+	static struct js_column vcols[2] = { { "a", NULL }, { "b", "jsonb" } };
+	struct jobspec *spec = calloc(1, sizeof(*spec));
+
+	spec->key.present = key;
+	spec->key.format = JS_FORMAT_DELIMITED;
+	spec->key.delimiter = (char *)"|";
+	spec->key.columns = kcols;
+	spec->key.ncolumns = 2;
+	spec->value.present = value;
+	spec->value.format = JS_FORMAT_JSON;
+	spec->value.columns = vcols;
+	spec->value.ncolumns = 2;
+	spec->meta_present = meta;
+	return spec;
+}
+
+static void test_row_field(const struct decode_row *row, size_t i, const char *want)
+{
+	const struct decode_field *f = &row->fields[i];
+
+	if (want == NULL) {
+		if (!f->is_null)
+			fail_msg("column %zu: want NULL, got \"%.*s\"", i, (int)f->len, f->ptr);
+		return;
+	}
+	if (f->is_null)
+		fail_msg("column %zu: want \"%s\", got NULL", i, want);
+	if (f->len != strlen(want) || memcmp(f->ptr, want, f->len) != 0)
+		fail_msg("column %zu: want \"%s\", got \"%.*s\"", i, want, (int)f->len, f->ptr);
+}
+
+static void test_row_key_value_meta(void **state)
+{
+	struct jobspec *spec = test_row_spec(true, true, true);
+	struct decode_msg m = { "topic1", 2, 10, true, 1000, "x|7", 3, "{\"b\":[1],\"a\":\"v\"}", 17 };
+	struct decode_row row;
+	char err[512] = "";
+	struct row_decoder *rd = row_decoder_new(spec, err, sizeof(err));
+
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_ncolumns(rd), 5);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 5);
+	/* KEY columns, VALUE columns, META: the order the staging table has */
+	test_row_field(&row, 0, "x");
+	test_row_field(&row, 1, "7");
+	test_row_field(&row, 2, "v");
+	test_row_field(&row, 3, "[1]");
+	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":10,\"timestamp\":1000,\"key\":\"x|7\"}");
+
+	/* no key: the KEY columns are NULL, META says key null */
+	m.key = NULL;
+	m.key_len = 0;
+	m.offset = 11;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	test_row_field(&row, 0, NULL);
+	test_row_field(&row, 1, NULL);
+	test_row_field(&row, 2, "v");
+	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":11,\"timestamp\":1000,\"key\":null}");
+
+	/* a tombstone with VALUE declared */
+	m.value = NULL;
+	m.value_len = 0;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "VALUE: the message has no value"));
+
+	/* each part's error says which part */
+	m.key = "only-one-field";
+	m.key_len = strlen(m.key);
+	m.value = "{}";
+	m.value_len = 2;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "KEY: expected 2 fields, got 1"));
+	m.key = "a|1";
+	m.key_len = 3;
+	m.value = "[]";
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "VALUE: the message is an array"));
+	row_decoder_free(rd);
+	row_decoder_free(NULL);
+	free(spec);
+}
+
+static void test_row_key_only(void **state)
+{
+	struct jobspec *spec = test_row_spec(true, false, false);
+	/* no VALUE in the job: the value is ignored, even a tombstone */
+	struct decode_msg m = { "t", 0, 1, false, 0, "k|1", 3, NULL, 0 };
+	struct decode_row row;
+	char err[512] = "";
+	struct row_decoder *rd = row_decoder_new(spec, err, sizeof(err));
+
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 2);
+	test_row_field(&row, 0, "k");
+	test_row_field(&row, 1, "1");
+	m.value = "not json at all";
+	m.value_len = strlen(m.value);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	row_decoder_free(rd);
+	free(spec);
+}
+
+static void test_row_config_errors(void **state)
+{
+	struct jobspec *spec = test_row_spec(true, true, false);
+	char err[512] = "";
+
+	spec->key.delimiter = NULL;
+	assert_null(row_decoder_new(spec, err, sizeof(err)));
+	assert_non_null(strstr(err, "KAFKA.INPUT.KEY: DELIMITED_OPTION.DELIMITER"));
+	spec->key.delimiter = (char *)"|";
+	spec->value.format = JS_FORMAT_PROTOBUF;
+	assert_null(row_decoder_new(spec, err, sizeof(err)));
+	assert_non_null(strstr(err, "KAFKA.INPUT.VALUE: PROTOBUF_OPTION"));
+	spec->key.present = spec->value.present = false;
+	assert_null(row_decoder_new(spec, err, sizeof(err)));
+	assert_non_null(strstr(err, "needs VALUE (or KEY)"));
+	free(spec);
+}
+
+static void test_textbuf_base64(void **state)
+{
+	static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+	static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+	struct textbuf tb;
+	char err[256] = "";
+	size_t i;
+
+	textbuf_init(&tb, 1024);
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		textbuf_reset(&tb);
+		textbuf_base64(&tb, plain[i], strlen(plain[i]));
+		assert_int_equal(tb.len, strlen(enc[i]));
+		assert_memory_equal(tb.data, enc[i], tb.len);
+		textbuf_reset(&tb);
+		assert_int_equal(textbuf_from_base64(&tb, enc[i], strlen(enc[i]), err, sizeof(err)), 0);
+		assert_int_equal(tb.len, strlen(plain[i]));
+		assert_memory_equal(tb.data, plain[i], tb.len);
+	}
+	/* unpadded, folded, URL-safe */
+	textbuf_reset(&tb);
+	assert_int_equal(textbuf_from_base64(&tb, S("Zm9v\n YmE"), err, sizeof(err)), 0);
+	assert_int_equal(tb.len, 5);
+	assert_memory_equal(tb.data, "fooba", 5);
+	textbuf_reset(&tb);
+	assert_int_equal(textbuf_from_base64(&tb, S("-_8="), err, sizeof(err)), 0);
+	assert_int_equal(tb.len, 2);
+	assert_memory_equal(tb.data, "\xfb\xff", 2);
+	/* a lone character after whole groups cannot be */
+	textbuf_reset(&tb);
+	assert_int_equal(textbuf_from_base64(&tb, S("Zm9vY"), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "truncated"));
+	textbuf_reset(&tb);
+	assert_int_equal(textbuf_from_base64(&tb, S("Zm=9v"), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "character '9' at position 3"));
+	textbuf_free(&tb);
+}
+
+static void test_textbuf_cap(void **state)
+{
+	struct textbuf tb;
+	char err[256] = "";
+
+	textbuf_init(&tb, 8);
+	textbuf_puts(&tb, "12345678");
+	assert_false(textbuf_failed(&tb));
+	textbuf_putc(&tb, '9');
+	assert_true(textbuf_failed(&tb));
+	assert_int_equal(tb.len, 8);
+	textbuf_puts(&tb, "x"); /* ignored once failed */
+	assert_int_equal(tb.len, 8);
+	textbuf_error(&tb, err, sizeof(err));
+	assert_non_null(strstr(err, "8-byte limit"));
+	textbuf_reset(&tb);
+	assert_false(textbuf_failed(&tb));
+	textbuf_printf(&tb, "%d", 1234567);
+	assert_false(textbuf_failed(&tb));
+	textbuf_printf(&tb, "%s", "too long for the rest");
+	assert_true(textbuf_failed(&tb));
+	textbuf_free(&tb);
+	textbuf_free(&tb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +685,12 @@ int main(void)
 		cmocka_unit_test(test_copy_escaping),
 		cmocka_unit_test(test_copy_from_decoder),
 		cmocka_unit_test(test_copy_cap),
+		cmocka_unit_test(test_meta_json),
+		cmocka_unit_test(test_textbuf_base64),
+		cmocka_unit_test(test_textbuf_cap),
+		cmocka_unit_test(test_row_key_value_meta),
+		cmocka_unit_test(test_row_key_only),
+		cmocka_unit_test(test_row_config_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

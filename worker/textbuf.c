@@ -1,0 +1,249 @@
+#include "textbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void textbuf_init(struct textbuf *tb, size_t max)
+{
+	memset(tb, 0, sizeof(*tb));
+	tb->max = max;
+}
+
+void textbuf_reset(struct textbuf *tb)
+{
+	tb->len = 0;
+	tb->failed = 0;
+}
+
+void textbuf_free(struct textbuf *tb)
+{
+	free(tb->data);
+	tb->data = NULL;
+	tb->len = tb->cap = 0;
+	tb->failed = 0;
+}
+
+void textbuf_error(const struct textbuf *tb, char *err, size_t errlen)
+{
+	if (tb->failed == TEXTBUF_TOO_LARGE)
+		snprintf(err, errlen, "the decoded row is larger than the %zu-byte limit", tb->max);
+	else
+		snprintf(err, errlen, "out of memory decoding the message");
+}
+
+void textbuf_truncate(struct textbuf *tb, size_t len)
+{
+	if (len < tb->len)
+		tb->len = len;
+}
+
+/* Room for n more bytes; false (and failed set) when there is none. */
+static bool textbuf_room(struct textbuf *tb, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (tb->failed)
+		return false;
+	if (n <= tb->cap - tb->len)
+		return true;
+	if (n > tb->max - tb->len) {
+		tb->failed = TEXTBUF_TOO_LARGE;
+		return false;
+	}
+	cap = tb->cap ? tb->cap : 256;
+	while (cap - tb->len < n)
+		cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+	if (cap > tb->max)
+		cap = tb->max;
+	p = realloc(tb->data, cap);
+	if (p == NULL) {
+		tb->failed = TEXTBUF_NO_MEMORY;
+		return false;
+	}
+	tb->data = p;
+	tb->cap = cap;
+	return true;
+}
+
+void textbuf_put(struct textbuf *tb, const void *p, size_t n)
+{
+	if (n == 0 || !textbuf_room(tb, n))
+		return;
+	memcpy(tb->data + tb->len, p, n);
+	tb->len += n;
+}
+
+void textbuf_putc(struct textbuf *tb, char c)
+{
+	if (!textbuf_room(tb, 1))
+		return;
+	tb->data[tb->len++] = c;
+}
+
+void textbuf_puts(struct textbuf *tb, const char *s)
+{
+	textbuf_put(tb, s, strlen(s));
+}
+
+void textbuf_printf(struct textbuf *tb, const char *fmt, ...)
+{
+	char small[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		tb->failed = TEXTBUF_NO_MEMORY;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		textbuf_put(tb, small, (size_t)n);
+		return;
+	}
+	if (!textbuf_room(tb, (size_t)n + 1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(tb->data + tb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	tb->len += (size_t)n;
+}
+
+void textbuf_json_string(struct textbuf *tb, const char *s, size_t n)
+{
+	static const char hexdig[] = "0123456789abcdef";
+	size_t i, run = 0;
+
+	textbuf_putc(tb, '"');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t elen = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		textbuf_put(tb, s + run, i - run);
+		run = i + 1;
+		esc[0] = '\\';
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hexdig[c >> 4];
+			esc[5] = hexdig[c & 15];
+			elen = 6;
+			break;
+		}
+		textbuf_put(tb, esc, elen);
+	}
+	textbuf_put(tb, s + run, n - run);
+	textbuf_putc(tb, '"');
+}
+
+static const char textbuf_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void textbuf_base64(struct textbuf *tb, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i;
+
+	if (n / 3 >= SIZE_MAX / 4 - 1 || !textbuf_room(tb, (n + 2) / 3 * 4))
+		return;
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], textbuf_b64[(v >> 6) & 63],
+			      textbuf_b64[v & 63] };
+		textbuf_put(tb, q, 4);
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], '=', '=' };
+		textbuf_put(tb, q, 4);
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
+		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], textbuf_b64[(v >> 6) & 63], '=' };
+		textbuf_put(tb, q, 4);
+	}
+}
+
+void textbuf_hex(struct textbuf *tb, const void *p, size_t n)
+{
+	static const char hexdig[] = "0123456789abcdef";
+	const unsigned char *s = p;
+	size_t i;
+
+	if (n >= SIZE_MAX / 2 || !textbuf_room(tb, 2 * n))
+		return;
+	for (i = 0; i < n; i++) {
+		tb->data[tb->len++] = hexdig[s[i] >> 4];
+		tb->data[tb->len++] = hexdig[s[i] & 15];
+	}
+}
+
+static int textbuf_b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, size_t errlen)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t i, pad = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int v;
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		v = textbuf_b64_value(c);
+		if (v < 0 || pad > 0) {
+			if (c >= 0x21 && c < 0x7f)
+				snprintf(err, errlen, "not valid base64: character '%c' at position %zu", c, i);
+			else
+				snprintf(err, errlen, "not valid base64: byte 0x%02x at position %zu", c, i);
+			return -1;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			textbuf_putc(tb, (char)((acc >> bits) & 0xff));
+		}
+	}
+	/* 6 leftover bits cannot come from whole bytes: the text was cut. */
+	if (bits >= 6 || pad > 2) {
+		snprintf(err, errlen, "not valid base64: the text is truncated");
+		return -1;
+	}
+	if (textbuf_failed(tb)) {
+		textbuf_error(tb, err, errlen);
+		return -1;
+	}
+	return 0;
+}

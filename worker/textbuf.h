@@ -1,0 +1,68 @@
+/* A growing text buffer with a cap, and the encodings the decoders write:
+ * JSON string literals, base64, hex.
+ *
+ * Appends never fail loudly: once the cap would be passed or memory runs out
+ * the buffer is marked failed, later appends do nothing, and the caller checks
+ * textbuf_failed() once at the end (textbuf_error() says why).  So a renderer
+ * can write a whole value without checking every call.
+ *
+ * Ownership: the buffer owns data; textbuf_free() releases it and accepts a
+ * zeroed struct.  Pointers into data are invalidated by any append (realloc):
+ * keep offsets while writing.
+ */
+#ifndef SS_WORKER_TEXTBUF_H
+#define SS_WORKER_TEXTBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct textbuf {
+	char *data;
+	size_t len;
+	size_t cap; /* allocated */
+	size_t max; /* never grows past this */
+	int failed; /* 0, or TEXTBUF_TOO_LARGE / TEXTBUF_NO_MEMORY */
+};
+
+#define TEXTBUF_TOO_LARGE 1
+#define TEXTBUF_NO_MEMORY 2
+
+void textbuf_init(struct textbuf *tb, size_t max);
+void textbuf_reset(struct textbuf *tb); /* empties it and clears failed; keeps the memory */
+void textbuf_free(struct textbuf *tb);  /* accepts a zeroed struct */
+
+static inline bool textbuf_failed(const struct textbuf *tb)
+{
+	return tb->failed != 0;
+}
+
+/* "the decoded value is larger than N bytes" or "out of memory ...". */
+void textbuf_error(const struct textbuf *tb, char *err, size_t errlen);
+
+/* Shrinks the text back to len (len <= tb->len). */
+void textbuf_truncate(struct textbuf *tb, size_t len);
+
+void textbuf_put(struct textbuf *tb, const void *p, size_t n);
+void textbuf_putc(struct textbuf *tb, char c);
+void textbuf_puts(struct textbuf *tb, const char *s);
+void textbuf_printf(struct textbuf *tb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* s (n bytes of valid UTF-8) as a JSON string literal with its quotes:
+ * '"' and '\\' escaped, control characters as \n, \t ... or \u00XX. */
+void textbuf_json_string(struct textbuf *tb, const char *s, size_t n);
+
+/* n bytes as standard base64 (RFC 4648, with padding). */
+void textbuf_base64(struct textbuf *tb, const void *p, size_t n);
+
+/* n bytes as lowercase hex digits, two per byte. */
+void textbuf_hex(struct textbuf *tb, const void *p, size_t n);
+
+/* Appends the bytes that base64 text s (n bytes) stands for.  Accepts the
+ * standard and the URL-safe alphabet, with or without padding, and ignores
+ * whitespace (YAML may fold a long value).  Returns 0, or -1 with err filled
+ * naming the first bad character's position; on failure the buffer may hold
+ * part of the output. */
+int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, size_t errlen);
+
+#endif
