@@ -1,5 +1,6 @@
 #include "sink_pg.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,23 +16,82 @@
 #define SINK_STR_(x) #x
 #define SINK_STR(x) SINK_STR_(x)
 #define SINK_STAGE_TABLE "streamserver_stage"
+/* UPDATE/MERGE: the staging table's arrival order. */
+#define SINK_SEQ_COLUMN "streamserver_seq"
 /* COPY data goes out in chunks of this size. */
 #define SINK_COPY_CHUNK ((size_t)1 << 20)
 /* Bounds the SQL text we build from the job (column lists, expressions). */
 #define SINK_SQL_MAX ((size_t)1 << 20)
+/* ON CONFLICT arrived in PostgreSQL 9.5; Greenplum 6 is 9.4. */
+#define SINK_ON_CONFLICT_VERSION 90500
+/* pg_index.indnkeyatts (INCLUDE columns) arrived in PostgreSQL 11. */
+#define SINK_INDNKEYATTS_VERSION 110000
+/* Statements a mode runs per batch, at most. */
+#define SINK_WRITE_MAX 2
+#define SINK_PATH_MAX 96
+
+/* One column of the target table. */
+struct sink_tcol {
+	char *name;
+	char *type; /* with length/precision: "character varying(32)" */
+	char *cast; /* the type without them, schema-qualified: "pg_catalog"."varchar" */
+};
+
+/* One column of the staging table: a KEY, VALUE or META column. */
+struct sink_col {
+	const char *name; /* the spec's */
+	const char *type; /* TYPE as written; NULL = the mapped target column's */
+	char *sqltype;    /* resolved */
+	char path[SINK_PATH_MAX]; /* "KAFKA.INPUT.VALUE.COLUMNS[2]" */
+	bool bad_type; /* check mode: TYPE is not a type (reported) */
+};
+
+/* One target column the job writes. */
+struct sink_map {
+	const char *name; /* target column */
+	const char *expr; /* MAPPING expression; NULL = the staging column of the same name */
+	int stage;        /* without MAPPING: that staging column */
+	char path[SINK_PATH_MAX];      /* "KAFKA.OUTPUT.MAPPING[1]" or the source column's */
+	char expr_path[SINK_PATH_MAX + 16]; /* where the value comes from, for type problems */
+	const struct sink_tcol *tcol;  /* NULL when the target has no such column */
+	bool key; /* a MATCH_COLUMNS or ORDER_COLUMNS entry: compared in the target's type */
+};
 
 struct sink_pg {
 	PGconn *pg;
 	const struct jobspec *spec;
 	const char *job_name;
-	char *target;       /* schema.table, unquoted, for messages */
-	char *meta_schema;  /* where the progress table lives */
-	char **target_cols; /* the target's columns and types, in order */
-	char **target_types;
+	/* check mode: problems are reported here and the work goes on */
+	const struct sink_check_ops *check;
+	size_t nproblems;
+
+	char *target;      /* schema.table, unquoted, for messages */
+	char *meta_schema; /* where the progress table lives */
+	char target_oid[32]; /* "" when the table is missing (check mode) */
+	bool progress_exists;
+	bool on_conflict;  /* the server has INSERT ... ON CONFLICT */
+	bool dedup;        /* UPDATE / MERGE */
+
+	struct sink_tcol *tcols;
 	size_t ntarget;
-	char **stage_types; /* one per VALUE column: resolved SQL type */
-	char *insert_sql;
-	char *progress_sql;
+	struct sink_col *stage;
+	size_t nstage;
+	struct sink_map *map;
+	size_t nmap;
+	int *match; /* indexes in map[] */
+	size_t nmatch;
+	int *update;
+	size_t nupdate;
+	int *order;
+	size_t norder;
+
+	char *stage_sql;
+	char *copy_sql;
+	char *write_sql[SINK_WRITE_MAX];
+	size_t nwrite;
+	char *progress_sql[SINK_WRITE_MAX];
+	size_t nprogress;
+
 	char last_sqlstate[6]; /* of the last error, "" if none */
 };
 
@@ -118,13 +178,16 @@ static const char *sink_pg_hint(const char *sqlstate)
 		{ "3D000", "create the database or fix DATABASE" },
 		{ "3F000", "create the schema or fix OUTPUT.SCHEMA / METADATA.SCHEMA" },
 		{ "42P01", "create the table or fix OUTPUT.SCHEMA / OUTPUT.TABLE" },
-		{ "42501", "grant the missing privilege to USER (INSERT on the target table; USAGE and CREATE on the "
-			   "metadata schema)" },
-		{ "42703", "fix OUTPUT.MAPPING or the VALUE column names" },
-		{ "42704", "fix the TYPE of the VALUE columns" },
-		{ "42601", "fix the OUTPUT.MAPPING expressions or the VALUE column TYPEs" },
+		{ "42501", "grant the missing privilege to USER (INSERT, and for UPDATE/MERGE UPDATE and SELECT, on "
+			   "the target table; USAGE and CREATE on the metadata schema)" },
+		{ "42703", "fix OUTPUT.MAPPING or the KEY/VALUE column names" },
+		{ "42704", "fix the TYPE of the KEY/VALUE columns" },
+		{ "42601", "fix the OUTPUT.MAPPING expressions or the KEY/VALUE column TYPEs" },
 		{ "42883", "fix the OUTPUT.MAPPING expressions (a function or operator does not exist for these types)" },
 		{ "42804", "the expression's type does not match the target column: add a cast in OUTPUT.MAPPING" },
+		{ "42P10", "OUTPUT.MATCH_COLUMNS must be the primary key or a unique index of the target table" },
+		{ "21000", "two rows of the batch have the same OUTPUT.MATCH_COLUMNS after conversion to the "
+			   "target's types; make MAPPING produce distinct keys" },
 	};
 	size_t i;
 
@@ -197,51 +260,96 @@ static int sink_pg_exec(struct sink_pg *sk, const char *sql, const char *what, c
 	return rc;
 }
 
-/* libpq reports connection failures without a SQLSTATE: tell the ones a retry
- * cannot fix from the message text (libpq/server wording since PostgreSQL 9). */
-static int sink_pg_connect_class(const char *msg, const char **hint)
+/* A configuration problem.  In check mode it is reported and the caller goes
+ * on (WERR_OK); otherwise it fills err ("field: message") and is fatal. */
+static int sink_pg_problem(struct sink_pg *sk, const char *field, const char *code, char *err, size_t errlen,
+			   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int sink_pg_problem(struct sink_pg *sk, const char *field, const char *code, char *err, size_t errlen,
+			   const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sk->check != NULL) {
+		sk->check->problem(sk->check->ctx, field, code, msg);
+		sk->nproblems++;
+		return WERR_OK;
+	}
+	if (field != NULL && strncmp(msg, field, strlen(field)) != 0)
+		snprintf(err, errlen, "%s: %s", field, msg);
+	else
+		snprintf(err, errlen, "%s", msg);
+	return WERR_FATAL;
+}
+
+/* What a failed connection means.  libpq reports connection failures without
+ * a SQLSTATE: tell the ones a retry cannot fix from the message text
+ * (libpq/server wording since PostgreSQL 9). */
+struct sink_connect_failure {
+	int cls;
+	const char *hint;
+	const char *field; /* the YAML key to fix */
+	const char *code;  /* check mode's error code */
+};
+
+static void sink_pg_connect_class(const char *msg, struct sink_connect_failure *f)
 {
 	static const struct {
 		const char *needle;
 		const char *also; /* must appear too, or NULL */
-		int cls;
-		const char *hint;
+		struct sink_connect_failure f;
 	} known[] = {
-		{ "password authentication failed", NULL, WERR_FATAL, "check USER and PASSWORD" },
-		{ "no password supplied", NULL, WERR_FATAL, "set PASSWORD" },
-		{ "no pg_hba.conf entry", NULL, WERR_FATAL,
-		  "let this user connect to this database from this host in pg_hba.conf" },
-		{ "pg_hba.conf rejects", NULL, WERR_FATAL,
-		  "let this user connect to this database from this host in pg_hba.conf" },
-		{ "authentication failed", NULL, WERR_FATAL, "check USER and PASSWORD" },
-		{ "database \"", "does not exist", WERR_FATAL, "create the database or fix DATABASE" },
-		{ "role \"", "does not exist", WERR_FATAL, "create the role or fix USER" },
-		{ "not permitted to log in", NULL, WERR_FATAL, "grant LOGIN to USER" },
+		{ "password authentication failed", NULL,
+		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege" } },
+		{ "no password supplied", NULL, { WERR_FATAL, "set PASSWORD", "PASSWORD", "privilege" } },
+		{ "no pg_hba.conf entry", NULL,
+		  { WERR_FATAL, "let this user connect to this database from this host in pg_hba.conf", "USER",
+		    "privilege" } },
+		{ "pg_hba.conf rejects", NULL,
+		  { WERR_FATAL, "let this user connect to this database from this host in pg_hba.conf", "USER",
+		    "privilege" } },
+		{ "authentication failed", NULL,
+		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege" } },
+		{ "database \"", "does not exist",
+		  { WERR_FATAL, "create the database or fix DATABASE", "DATABASE", "other" } },
+		{ "role \"", "does not exist", { WERR_FATAL, "create the role or fix USER", "USER", "other" } },
+		{ "not permitted to log in", NULL, { WERR_FATAL, "grant LOGIN to USER", "USER", "privilege" } },
+		{ "permission denied for database", NULL,
+		  { WERR_FATAL, "GRANT CONNECT ON DATABASE to USER", "DATABASE", "privilege" } },
 		/* may be a DNS outage: retry, but say what to check */
-		{ "could not translate host name", NULL, WERR_RETRY, "check HOST" },
+		{ "could not translate host name", NULL, { WERR_RETRY, "check HOST", "HOST", "unreachable" } },
 	};
 	size_t i;
 
-	*hint = NULL;
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
 		if (strstr(msg, known[i].needle) == NULL ||
 		    (known[i].also != NULL && strstr(msg, known[i].also) == NULL))
 			continue;
-		*hint = known[i].hint;
-		return known[i].cls;
+		*f = known[i].f;
+		return;
 	}
-	return WERR_RETRY;
+	f->cls = WERR_RETRY;
+	f->hint = NULL;
+	f->field = "HOST";
+	f->code = "unreachable";
 }
 
-static int sink_pg_connect(struct sink_pg *sk, char *err, size_t errlen)
+static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, char *err, size_t errlen)
 {
 	const struct jobspec *spec = sk->spec;
 	const char *keys[16], *vals[16];
 	char port[16], appname[128];
-	const char *hint;
 	char msg[768];
-	int n = 0, cls;
+	int n = 0;
 
+	f->cls = WERR_RETRY;
+	f->hint = NULL;
+	f->field = NULL;
+	f->code = "unreachable";
 	snprintf(appname, sizeof(appname), "streamserver-%s", sk->job_name);
 	if (spec->host != NULL) {
 		keys[n] = "host";
@@ -284,17 +392,23 @@ static int sink_pg_connect(struct sink_pg *sk, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory connecting to PostgreSQL");
 		return WERR_RETRY;
 	}
-	if (PQstatus(sk->pg) == CONNECTION_OK)
+	if (PQstatus(sk->pg) == CONNECTION_OK) {
+		sk->on_conflict = PQserverVersion(sk->pg) >= SINK_ON_CONFLICT_VERSION;
+		if (getenv("STREAMWORKER_LEGACY_UPSERT") != NULL &&
+		    strcmp(getenv("STREAMWORKER_LEGACY_UPSERT"), "1") == 0)
+			sk->on_conflict = false;
 		return WERR_OK;
+	}
 	sink_pg_oneline(msg, sizeof(msg), PQerrorMessage(sk->pg));
-	cls = sink_pg_connect_class(msg, &hint);
+	sink_pg_connect_class(msg, f);
 	snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s%s%s",
 		 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
-		 spec->user, msg, hint ? "; " : "", hint ? hint : "");
-	return cls;
+		 spec->user, msg, f->hint ? "; " : "", f->hint ? f->hint : "");
+	return f->cls;
 }
 
-/* Returns the target's OID as text in oid (empty if absent). */
+/* Returns the OID of schema.name (a table, view... of relkinds) as text in
+ * oid (empty if absent). */
 static int sink_pg_find_table(struct sink_pg *sk, const char *schema, const char *table, char *oid,
 			      size_t oidlen, char *err, size_t errlen)
 {
@@ -309,7 +423,7 @@ static int sink_pg_find_table(struct sink_pg *sk, const char *schema, const char
 			   "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'f', 'v')",
 			   2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = sink_pg_error(sk, res, "looking up the target table", err, errlen);
+		rc = sink_pg_error(sk, res, "looking up a table", err, errlen);
 		goto out;
 	}
 	if (PQntuples(res) > 0)
@@ -320,12 +434,23 @@ out:
 }
 
 /* Identifiers are quoted, so "Orders" is not orders: point that out. */
-static void sink_pg_table_missing(struct sink_pg *sk, const char *schema, const char *table, char *err,
-				  size_t errlen)
+static int sink_pg_table_missing(struct sink_pg *sk, const char *schema, const char *table, char *err,
+				 size_t errlen)
 {
 	const char *params[2] = { schema, table };
 	PGresult *res;
+	int rc;
 
+	res = PQexecParams(sk->pg, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, NULL, params,
+			   NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
+		PQclear(res);
+		return sink_pg_problem(sk, "KAFKA.OUTPUT.SCHEMA", "no_table", err, errlen,
+				       "schema \"%s\" does not exist, so table %s.%s does not either; create them or "
+				       "fix OUTPUT.SCHEMA",
+				       schema, schema, table);
+	}
+	PQclear(res);
 	res = PQexecParams(sk->pg,
 			   "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
 			   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -333,15 +458,16 @@ static void sink_pg_table_missing(struct sink_pg *sk, const char *schema, const 
 			   "AND c.relkind IN ('r', 'p', 'f', 'v') LIMIT 1",
 			   2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
-		snprintf(err, errlen,
-			 "table %s.%s does not exist; names are case-sensitive: did you mean %s.%s? "
-			 "Fix OUTPUT.SCHEMA / OUTPUT.TABLE",
-			 schema, table, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		rc = sink_pg_problem(sk, "KAFKA.OUTPUT.TABLE", "no_table", err, errlen,
+				     "table %s.%s does not exist; names are case-sensitive: did you mean %s.%s? "
+				     "Fix OUTPUT.SCHEMA / OUTPUT.TABLE",
+				     schema, table, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	else
-		snprintf(err, errlen,
-			 "table %s.%s does not exist; create it or fix OUTPUT.SCHEMA / OUTPUT.TABLE",
-			 schema, table);
+		rc = sink_pg_problem(sk, "KAFKA.OUTPUT.TABLE", "no_table", err, errlen,
+				     "table %s.%s does not exist; create it or fix OUTPUT.SCHEMA / OUTPUT.TABLE",
+				     schema, table);
 	PQclear(res);
+	return rc;
 }
 
 static int sink_pg_load_target(struct sink_pg *sk, char *err, size_t errlen)
@@ -349,21 +475,21 @@ static int sink_pg_load_target(struct sink_pg *sk, char *err, size_t errlen)
 	const struct jobspec *spec = sk->spec;
 	const char *schema = spec->schema ? spec->schema : "public";
 	const char *params[1];
-	char oid[32];
 	PGresult *res = NULL;
 	int rc, i, n;
 
-	rc = sink_pg_find_table(sk, schema, spec->table, oid, sizeof(oid), err, errlen);
+	rc = sink_pg_find_table(sk, schema, spec->table, sk->target_oid, sizeof(sk->target_oid), err, errlen);
 	if (rc != WERR_OK)
 		return rc;
-	if (oid[0] == '\0') {
-		sink_pg_table_missing(sk, schema, spec->table, err, errlen);
-		return WERR_FATAL;
-	}
-	params[0] = oid;
+	if (sk->target_oid[0] == '\0')
+		return sink_pg_table_missing(sk, schema, spec->table, err, errlen);
+	params[0] = sk->target_oid;
 	res = PQexecParams(sk->pg,
-			   "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+			   "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+			   "pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.typname) "
 			   "FROM pg_catalog.pg_attribute a "
+			   "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+			   "JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace "
 			   "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
 			   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -371,15 +497,16 @@ static int sink_pg_load_target(struct sink_pg *sk, char *err, size_t errlen)
 		goto out;
 	}
 	n = PQntuples(res);
-	sk->target_cols = calloc((size_t)n + 1, sizeof(char *));
-	sk->target_types = calloc((size_t)n + 1, sizeof(char *));
-	if (sk->target_cols == NULL || sk->target_types == NULL)
+	sk->tcols = calloc((size_t)n + 1, sizeof(*sk->tcols));
+	if (sk->tcols == NULL)
 		goto oom;
 	for (i = 0; i < n; i++) {
-		sk->target_cols[i] = strdup(PQgetvalue(res, i, 0));
-		sk->target_types[i] = strdup(PQgetvalue(res, i, 1));
+		struct sink_tcol *t = &sk->tcols[i];
+		t->name = strdup(PQgetvalue(res, i, 0));
+		t->type = strdup(PQgetvalue(res, i, 1));
+		t->cast = strdup(PQgetvalue(res, i, 2));
 		sk->ntarget++;
-		if (sk->target_cols[i] == NULL || sk->target_types[i] == NULL)
+		if (t->name == NULL || t->type == NULL || t->cast == NULL)
 			goto oom;
 	}
 	rc = WERR_OK;
@@ -392,13 +519,13 @@ out:
 	return rc;
 }
 
-static const char *sink_pg_target_type(const struct sink_pg *sk, const char *col)
+static const struct sink_tcol *sink_pg_tcol(const struct sink_pg *sk, const char *col)
 {
 	size_t i;
 
 	for (i = 0; i < sk->ntarget; i++)
-		if (strcmp(sk->target_cols[i], col) == 0)
-			return sk->target_types[i];
+		if (strcmp(sk->tcols[i].name, col) == 0)
+			return &sk->tcols[i];
 	return NULL;
 }
 
@@ -417,80 +544,415 @@ static bool sink_pg_expr_is_column(const char *expr, const char *col)
 	return m == n + 2 && expr[0] == '"' && expr[m - 1] == '"' && strncmp(expr + 1, col, n) == 0;
 }
 
-/* A VALUE column without TYPE (wizard jobs) takes the type of the target column
- * it is mapped to, else of the same-named target column, else text. */
-static int sink_pg_resolve_stage_types(struct sink_pg *sk, char *err, size_t errlen)
+static int sink_pg_stage_find(const struct sink_pg *sk, const char *name)
 {
-	const struct jobspec *spec = sk->spec;
-	size_t i, j;
-
-	sk->stage_types = calloc(spec->value.ncolumns + 1, sizeof(char *));
-	if (sk->stage_types == NULL)
-		goto oom;
-	for (i = 0; i < spec->value.ncolumns; i++) {
-		const struct js_column *c = &spec->value.columns[i];
-		const char *type = c->type;
-
-		for (j = 0; type == NULL && j < spec->nmapping; j++)
-			if (sink_pg_expr_is_column(spec->mapping[j].expression, c->name))
-				type = sink_pg_target_type(sk, spec->mapping[j].name);
-		if (type == NULL)
-			type = sink_pg_target_type(sk, c->name);
-		if (type == NULL)
-			type = "text";
-		sk->stage_types[i] = strdup(type);
-		if (sk->stage_types[i] == NULL)
-			goto oom;
-	}
-	return WERR_OK;
-oom:
-	snprintf(err, errlen, "out of memory");
-	return WERR_RETRY;
-}
-
-/* Checks every column we insert into exists, so the user gets a message naming
- * the YAML key instead of a bare SQL error on the first batch. */
-static int sink_pg_check_target_columns(struct sink_pg *sk, char *err, size_t errlen)
-{
-	const struct jobspec *spec = sk->spec;
 	size_t i;
 
-	if (spec->mapping != NULL) {
-		for (i = 0; i < spec->nmapping; i++) {
-			if (sink_pg_target_type(sk, spec->mapping[i].name) == NULL) {
-				snprintf(err, errlen, "OUTPUT.MAPPING[%zu]: column \"%s\" is not in table %s", i,
-					 spec->mapping[i].name, sk->target);
-				return WERR_FATAL;
-			}
-		}
-		return WERR_OK;
+	for (i = 0; i < sk->nstage; i++)
+		if (strcmp(sk->stage[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int sink_pg_map_find(const struct sink_pg *sk, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sk->nmap; i++)
+		if (strcmp(sk->map[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The staging columns in COPY order: KEY, VALUE, then META. */
+static int sink_pg_stage_columns(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const struct jobspec *spec = sk->spec;
+	const struct js_input *inputs[2] = { &spec->key, &spec->value };
+	const char *names[2] = { "KAFKA.INPUT.KEY", "KAFKA.INPUT.VALUE" };
+	size_t i, k, n = 0;
+	int rc;
+
+	for (k = 0; k < 2; k++)
+		if (inputs[k]->present)
+			n += inputs[k]->ncolumns;
+	if (spec->meta_present && spec->meta_column != NULL)
+		n++;
+	sk->stage = calloc(n + 1, sizeof(*sk->stage));
+	if (sk->stage == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
 	}
-	for (i = 0; i < spec->value.ncolumns; i++) {
-		if (sink_pg_target_type(sk, spec->value.columns[i].name) == NULL) {
-			snprintf(err, errlen,
-				 "KAFKA.INPUT.VALUE.COLUMNS[%zu]: column \"%s\" is not in table %s; rename it or "
-				 "add an OUTPUT.MAPPING",
-				 i, spec->value.columns[i].name, sk->target);
-			return WERR_FATAL;
+	for (k = 0; k < 2; k++) {
+		if (!inputs[k]->present)
+			continue;
+		for (i = 0; i < inputs[k]->ncolumns; i++) {
+			struct sink_col *c = &sk->stage[sk->nstage++];
+			c->name = inputs[k]->columns[i].name ? inputs[k]->columns[i].name : "";
+			c->type = inputs[k]->columns[i].type;
+			snprintf(c->path, sizeof(c->path), "%s.COLUMNS[%zu]", names[k], i);
+		}
+	}
+	if (spec->meta_present && spec->meta_column != NULL) {
+		struct sink_col *c = &sk->stage[sk->nstage++];
+		c->name = spec->meta_column;
+		c->type = spec->meta_type ? spec->meta_type : "jsonb";
+		snprintf(c->path, sizeof(c->path), "KAFKA.INPUT.META.COLUMNS[0]");
+	}
+	for (i = 0; i < sk->nstage; i++) {
+		char field[SINK_PATH_MAX + 8];
+		int j = sink_pg_stage_find(sk, sk->stage[i].name);
+
+		snprintf(field, sizeof(field), "%s.NAME", sk->stage[i].path);
+		if (j >= 0 && (size_t)j < i) {
+			rc = sink_pg_problem(sk, field, "other", err, errlen,
+					     "source column \"%s\" is also %s; give every KEY, VALUE and META "
+					     "column its own name",
+					     sk->stage[i].name, sk->stage[j].path);
+			if (rc != WERR_OK)
+				return rc;
+		}
+		if (sk->spec->mode != JS_MODE_INSERT && strcmp(sk->stage[i].name, SINK_SEQ_COLUMN) == 0) {
+			rc = sink_pg_problem(sk, field, "other", err, errlen,
+					     "\"" SINK_SEQ_COLUMN "\" is the staging table's own column in MODE "
+					     "UPDATE and MERGE; rename this source column");
+			if (rc != WERR_OK)
+				return rc;
 		}
 	}
 	return WERR_OK;
+}
+
+/* The target columns the job writes: MAPPING, else the source columns. */
+static int sink_pg_map_columns(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const struct jobspec *spec = sk->spec;
+	size_t i, n = spec->mapping ? spec->nmapping : sk->nstage;
+
+	sk->map = calloc(n + 1, sizeof(*sk->map));
+	if (sk->map == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	for (i = 0; i < n; i++) {
+		struct sink_map *m = &sk->map[i];
+
+		if (spec->mapping != NULL) {
+			m->name = spec->mapping[i].name ? spec->mapping[i].name : "";
+			m->expr = spec->mapping[i].expression ? spec->mapping[i].expression : "NULL";
+			m->stage = -1;
+			snprintf(m->path, sizeof(m->path), "KAFKA.OUTPUT.MAPPING[%zu]", i);
+			snprintf(m->expr_path, sizeof(m->expr_path), "KAFKA.OUTPUT.MAPPING[%zu].EXPRESSION", i);
+		} else {
+			m->name = sk->stage[i].name;
+			m->expr = NULL;
+			m->stage = (int)i;
+			snprintf(m->path, sizeof(m->path), "%s", sk->stage[i].path);
+			snprintf(m->expr_path, sizeof(m->expr_path), "%s.TYPE", sk->stage[i].path);
+		}
+		m->tcol = sink_pg_tcol(sk, m->name);
+	}
+	sk->nmap = n;
+	return WERR_OK;
+}
+
+/* Checks every column we write exists, so the user gets a message naming the
+ * YAML key instead of a bare SQL error on the first batch. */
+static int sink_pg_check_target_columns(struct sink_pg *sk, char *err, size_t errlen)
+{
+	size_t i;
+	int rc;
+
+	if (sk->target_oid[0] == '\0')
+		return WERR_OK;
+	for (i = 0; i < sk->nmap; i++) {
+		const struct sink_map *m = &sk->map[i];
+
+		if (m->tcol != NULL)
+			continue;
+		if (sk->spec->mapping != NULL)
+			rc = sink_pg_problem(sk, m->path, "no_column", err, errlen,
+					     "column \"%s\" is not in table %s; fix NAME or add the column",
+					     m->name, sk->target);
+		else
+			rc = sink_pg_problem(sk, m->path, "no_column", err, errlen,
+					     "column \"%s\" is not in table %s; rename it or add an OUTPUT.MAPPING",
+					     m->name, sk->target);
+		if (rc != WERR_OK)
+			return rc;
+	}
+	return WERR_OK;
+}
+
+/* The type of a KEY/VALUE column without TYPE (wizard jobs): that of the
+ * target column it is mapped to, else of the same-named target column, else
+ * text. */
+static const char *sink_pg_default_stage_type(const struct sink_pg *sk, const struct sink_col *c)
+{
+	const struct sink_tcol *t;
+	size_t j;
+
+	for (j = 0; j < sk->nmap; j++)
+		if (sk->map[j].expr != NULL && sink_pg_expr_is_column(sk->map[j].expr, c->name) &&
+		    sk->map[j].tcol != NULL)
+			return sk->map[j].tcol->type;
+	if ((t = sink_pg_tcol(sk, c->name)) != NULL)
+		return t->type;
+	return "text";
+}
+
+static int sink_pg_resolve_stage_types(struct sink_pg *sk, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < sk->nstage; i++) {
+		struct sink_col *c = &sk->stage[i];
+		const char *type = c->type ? c->type : sink_pg_default_stage_type(sk, c);
+
+		c->sqltype = strdup(type);
+		if (c->sqltype == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return WERR_RETRY;
+		}
+	}
+	return WERR_OK;
+}
+
+/* MATCH_COLUMNS, UPDATE_COLUMNS, ORDER_COLUMNS name target columns; their
+ * values are the MAPPING expressions of those columns. */
+static int sink_pg_resolve_roles(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const struct jobspec *spec = sk->spec;
+	char field[SINK_PATH_MAX];
+	size_t i, j;
+	int rc, k;
+
+	if (spec->mode == JS_MODE_INSERT)
+		return WERR_OK;
+	sk->match = calloc(spec->nmatch_columns + 1, sizeof(int));
+	sk->update = calloc(spec->nupdate_columns + sk->nmap + 1, sizeof(int));
+	sk->order = calloc(spec->norder_columns + 1, sizeof(int));
+	if (sk->match == NULL || sk->update == NULL || sk->order == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	for (i = 0; i < spec->nmatch_columns; i++) {
+		snprintf(field, sizeof(field), "KAFKA.OUTPUT.MATCH_COLUMNS[%zu]", i);
+		if ((k = sink_pg_map_find(sk, spec->match_columns[i])) < 0) {
+			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
+					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
+					     "name a mapped target column)",
+					     spec->match_columns[i]);
+			if (rc != WERR_OK)
+				return rc;
+			continue;
+		}
+		sk->match[sk->nmatch++] = k;
+		sk->map[k].key = true;
+	}
+	for (i = 0; i < spec->nupdate_columns; i++) {
+		snprintf(field, sizeof(field), "KAFKA.OUTPUT.UPDATE_COLUMNS[%zu]", i);
+		if ((k = sink_pg_map_find(sk, spec->update_columns[i])) < 0) {
+			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
+					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
+					     "name a mapped target column)",
+					     spec->update_columns[i]);
+			if (rc != WERR_OK)
+				return rc;
+			continue;
+		}
+		sk->update[sk->nupdate++] = k;
+	}
+	if (spec->nupdate_columns == 0) {
+		/* Every mapped column that is not a match column. */
+		for (i = 0; i < sk->nmap; i++) {
+			bool is_match = false;
+			for (j = 0; j < spec->nmatch_columns; j++)
+				if (strcmp(sk->map[i].name, spec->match_columns[j]) == 0)
+					is_match = true;
+			if (!is_match)
+				sk->update[sk->nupdate++] = (int)i;
+		}
+	}
+	for (i = 0; i < spec->norder_columns; i++) {
+		snprintf(field, sizeof(field), "KAFKA.OUTPUT.ORDER_COLUMNS[%zu]", i);
+		if ((k = sink_pg_map_find(sk, spec->order_columns[i])) < 0) {
+			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
+					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
+					     "name a mapped target column)",
+					     spec->order_columns[i]);
+			if (rc != WERR_OK)
+				return rc;
+			continue;
+		}
+		sk->order[sk->norder++] = k;
+		sk->map[k].key = true;
+	}
+	/* The dedup query's inner select names its columns like the target's. */
+	for (i = 0; i < sk->nmap; i++) {
+		if (strcmp(sk->map[i].name, SINK_SEQ_COLUMN) == 0) {
+			rc = sink_pg_problem(sk, sk->map[i].path, "other", err, errlen,
+					     "target column \"%s\" has the name of the worker's own column in MODE "
+					     "%s; rename the column",
+					     sk->map[i].name, js_mode_name(spec->mode));
+			if (rc != WERR_OK)
+				return rc;
+		}
+	}
+	if (spec->mode == JS_MODE_UPDATE && sk->nupdate == 0 && sk->nmatch == spec->nmatch_columns)
+		return sink_pg_problem(sk, "KAFKA.OUTPUT.UPDATE_COLUMNS", "other", err, errlen,
+				       "MODE UPDATE has nothing to update: every column the job writes is in "
+				       "MATCH_COLUMNS; map the columns to update (or use MODE MERGE to insert "
+				       "absent rows)");
+	return WERR_OK;
+}
+
+/* "(a, b)" of names, into buf. */
+static void sink_pg_names(char *buf, size_t buflen, char *const *names, size_t n)
+{
+	size_t i, off = 0;
+	int w;
+
+	w = snprintf(buf, buflen, "(");
+	off = w > 0 ? (size_t)w : 0;
+	for (i = 0; i < n && off < buflen; i++) {
+		w = snprintf(buf + off, buflen - off, "%s%s", i ? ", " : "", names[i]);
+		if (w < 0)
+			return;
+		off += (size_t)w;
+	}
+	if (off < buflen)
+		snprintf(buf + off, buflen - off, ")");
+}
+
+/* One unique index (or the primary key) of the target, by its key columns. */
+struct sink_index {
+	char **cols;
+	size_t ncols;
+	bool primary;
+	bool immediate;
+};
+
+static bool sink_pg_index_matches(const struct sink_index *ix, char *const *cols, size_t n)
+{
+	size_t i, j;
+
+	if (ix->ncols != n)
+		return false;
+	for (i = 0; i < n; i++) {
+		bool found = false;
+		for (j = 0; j < ix->ncols && !found; j++)
+			found = strcmp(cols[i], ix->cols[j]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* UPDATE and MERGE: MATCH_COLUMNS must be exactly the columns of the primary
+ * key or of a unique index (valid, not partial, not on expressions).  Anything
+ * else makes "the matching row" ambiguous, and ON CONFLICT refuses it. */
+static int sink_pg_check_unique(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const struct jobspec *spec = sk->spec;
+	const char *params[1] = { sk->target_oid };
+	struct sink_index ix[64];
+	size_t nix = 0, i, j;
+	char last[32] = "", names[512], pk[512] = "", others[1024] = "";
+	PGresult *res;
+	int rc = WERR_OK, r;
+	const char *sql;
+
+	if (spec->mode == JS_MODE_INSERT || sk->target_oid[0] == '\0' || spec->nmatch_columns == 0)
+		return WERR_OK;
+	if (PQserverVersion(sk->pg) >= SINK_INDNKEYATTS_VERSION)
+		sql = "SELECT i.indexrelid::text, i.indisprimary, i.indimmediate, a.attname "
+		      "FROM pg_catalog.pg_index i, generate_series(0, i.indnkeyatts - 1) AS k(n), "
+		      "pg_catalog.pg_attribute a "
+		      "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
+		      "AND i.indexprs IS NULL AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n] "
+		      "ORDER BY i.indisprimary DESC, i.indexrelid, k.n";
+	else
+		sql = "SELECT i.indexrelid::text, i.indisprimary, i.indimmediate, a.attname "
+		      "FROM pg_catalog.pg_index i, generate_series(0, i.indnatts - 1) AS k(n), "
+		      "pg_catalog.pg_attribute a "
+		      "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
+		      "AND i.indexprs IS NULL AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n] "
+		      "ORDER BY i.indisprimary DESC, i.indexrelid, k.n";
+	memset(ix, 0, sizeof(ix));
+	res = PQexecParams(sk->pg, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = sink_pg_error(sk, res, "reading the target table's unique indexes", err, errlen);
+		goto out;
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		struct sink_index *x;
+		char **p;
+
+		if (strcmp(last, PQgetvalue(res, r, 0)) != 0) {
+			if (nix == sizeof(ix) / sizeof(ix[0]))
+				break;
+			snprintf(last, sizeof(last), "%s", PQgetvalue(res, r, 0));
+			x = &ix[nix++];
+			x->primary = PQgetvalue(res, r, 1)[0] == 't';
+			x->immediate = PQgetvalue(res, r, 2)[0] == 't';
+		}
+		x = &ix[nix - 1];
+		p = realloc(x->cols, (x->ncols + 1) * sizeof(char *));
+		if (p == NULL || (p[x->ncols] = strdup(PQgetvalue(res, r, 3))) == NULL) {
+			if (p != NULL)
+				x->cols = p;
+			snprintf(err, errlen, "out of memory");
+			rc = WERR_RETRY;
+			goto out;
+		}
+		x->cols = p;
+		x->ncols++;
+	}
+	sink_pg_names(names, sizeof(names), spec->match_columns, spec->nmatch_columns);
+	for (i = 0; i < nix; i++) {
+		if (!sink_pg_index_matches(&ix[i], spec->match_columns, spec->nmatch_columns))
+			continue;
+		if (!ix[i].immediate && sk->on_conflict && spec->mode == JS_MODE_MERGE)
+			rc = sink_pg_problem(sk, "KAFKA.OUTPUT.MATCH_COLUMNS", "not_unique", err, errlen,
+					     "the unique constraint of %s on %s is DEFERRABLE, which INSERT ... "
+					     "ON CONFLICT cannot use; make it NOT DEFERRABLE",
+					     sk->target, names);
+		goto out;
+	}
+	for (i = 0; i < nix; i++) {
+		char one[512];
+		size_t off = strlen(others);
+		sink_pg_names(one, sizeof(one), ix[i].cols, ix[i].ncols);
+		if (ix[i].primary)
+			snprintf(pk, sizeof(pk), "%s", one);
+		else if (off < sizeof(others))
+			snprintf(others + off, sizeof(others) - off, "%s%s", off ? ", " : "", one);
+	}
+	rc = sink_pg_problem(sk, "KAFKA.OUTPUT.MATCH_COLUMNS", "not_unique", err, errlen,
+			     "KAFKA.OUTPUT.MATCH_COLUMNS %s are not the primary key or a unique index of %s; %s%s%s%s; "
+			     "create a unique index on %s or change MATCH_COLUMNS",
+			     names, sk->target, pk[0] ? "its primary key is " : "it has no primary key", pk,
+			     others[0] ? (pk[0] ? " and its unique indexes are on " : "; its unique indexes are on ")
+				       : (pk[0] ? "" : " or unique index"),
+			     others, names);
+out:
+	for (i = 0; i < nix; i++) {
+		for (j = 0; j < ix[i].ncols; j++)
+			free(ix[i].cols[j]);
+		free(ix[i].cols);
+	}
+	PQclear(res);
+	return rc;
 }
 
 /* Key of the advisory lock that serialises creating the progress table. */
 #define SINK_PROGRESS_LOCK_KEY 7411953
 
-static int sink_pg_create_progress(struct sink_pg *sk, char *err, size_t errlen)
+static char *sink_pg_sql_progress_create(struct sink_pg *sk)
 {
 	struct sbuf sb = { 0 };
-	char oid[32], *sql = NULL;
-	int rc;
 
-	/* CREATE ... IF NOT EXISTS needs CREATE on the schema even when the table
-	 * exists: look first so a user without it can still run jobs. */
-	rc = sink_pg_find_table(sk, sk->meta_schema, SINK_PROGRESS_TABLE, oid, sizeof(oid), err, errlen);
-	if (rc != WERR_OK || oid[0] != '\0')
-		goto out;
 	/* Concurrent CREATE TABLE IF NOT EXISTS of one name races in PostgreSQL (the
 	 * loser fails on the table's row type, 42710 or 23505), and workers of
 	 * several jobs start at once.  Both statements in one query string run in
@@ -502,7 +964,29 @@ static int sink_pg_create_progress(struct sink_pg *sk, char *err, size_t errlen)
 	sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name text, topic text, partition int, "
 		       "next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
 		       "PRIMARY KEY (job_name, topic, partition))");
-	sql = sb_take(&sb);
+	return sb_take(&sb);
+}
+
+static int sink_pg_find_progress(struct sink_pg *sk, char *err, size_t errlen)
+{
+	char oid[32];
+	int rc = sink_pg_find_table(sk, sk->meta_schema, SINK_PROGRESS_TABLE, oid, sizeof(oid), err, errlen);
+
+	sk->progress_exists = rc == WERR_OK && oid[0] != '\0';
+	return rc;
+}
+
+static int sink_pg_create_progress(struct sink_pg *sk, char *err, size_t errlen)
+{
+	char *sql = NULL;
+	int rc;
+
+	/* CREATE ... IF NOT EXISTS needs CREATE on the schema even when the table
+	 * exists: look first so a user without it can still run jobs. */
+	rc = sink_pg_find_progress(sk, err, errlen);
+	if (rc != WERR_OK || sk->progress_exists)
+		goto out;
+	sql = sink_pg_sql_progress_create(sk);
 	if (sql == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = WERR_RETRY;
@@ -516,33 +1000,307 @@ out:
 	return rc;
 }
 
-static int sink_pg_create_stage(struct sink_pg *sk, char *err, size_t errlen)
+static void sb_target(struct sbuf *sb, struct sink_pg *sk)
 {
-	const struct jobspec *spec = sk->spec;
-	struct sbuf sb = { 0 };
-	char *sql;
+	sb_ident(sb, sk->pg, sk->spec->schema ? sk->spec->schema : "public");
+	sb_append(sb, ".");
+	sb_ident(sb, sk->pg, sk->spec->table);
+}
+
+/* A mapped column's value over the staging table: its MAPPING expression
+ * (the user's SQL by design, evaluated by the database) or its source column. */
+static void sb_map_value(struct sbuf *sb, struct sink_pg *sk, const struct sink_map *m)
+{
+	if (m->expr != NULL)
+		sb_append(sb, m->expr);
+	else
+		sb_ident(sb, sk->pg, sk->stage[m->stage].name);
+}
+
+/* The same, converted to the target column's type when it is compared
+ * (MATCH_COLUMNS, ORDER_COLUMNS), so that keys compare as the unique index
+ * compares them.  The other columns are converted by the write itself, by
+ * assignment, as in INSERT mode. */
+static void sb_map_value_cast(struct sbuf *sb, struct sink_pg *sk, const struct sink_map *m)
+{
+	if (m->tcol == NULL || !m->key) { /* tcol NULL: check mode, reported already */
+		sb_map_value(sb, sk, m);
+		return;
+	}
+	sb_append(sb, "CAST((");
+	sb_map_value(sb, sk, m);
+	sb_append(sb, ") AS ");
+	sb_append(sb, m->tcol->cast); /* quoted by the server's quote_ident */
+	sb_append(sb, ")");
+}
+
+static void sb_map_names(struct sbuf *sb, struct sink_pg *sk, const char *prefix)
+{
 	size_t i;
-	int rc;
+
+	for (i = 0; i < sk->nmap; i++) {
+		if (i > 0)
+			sb_append(sb, ", ");
+		sb_append(sb, prefix);
+		sb_ident(sb, sk->pg, sk->map[i].name);
+	}
+}
+
+static char *sink_pg_sql_stage(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+	size_t i;
 
 	/* Session-local, so concurrent workers never meet; emptied at each commit. */
 	sb_append(&sb, "CREATE TEMP TABLE " SINK_STAGE_TABLE " (");
-	for (i = 0; i < spec->value.ncolumns; i++) {
+	for (i = 0; i < sk->nstage; i++) {
 		if (i > 0)
 			sb_append(&sb, ", ");
-		sb_ident(&sb, sk->pg, spec->value.columns[i].name);
+		sb_ident(&sb, sk->pg, sk->stage[i].name);
 		sb_append(&sb, " ");
 		/* TYPE is SQL the user wrote for their own database, as in GPSS. */
-		sb_append(&sb, sk->stage_types[i]);
+		sb_append(&sb, sk->stage[i].sqltype);
 	}
+	if (sk->dedup)
+		sb_append(&sb, sk->nstage ? ", " SINK_SEQ_COLUMN " bigserial" : SINK_SEQ_COLUMN " bigserial");
 	sb_append(&sb, ") ON COMMIT DELETE ROWS");
-	sql = sb_take(&sb);
-	if (sql == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
+	return sb_take(&sb);
+}
+
+static char *sink_pg_sql_copy(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+	size_t i;
+
+	sb_append(&sb, "COPY pg_temp." SINK_STAGE_TABLE " (");
+	for (i = 0; i < sk->nstage; i++) {
+		if (i > 0)
+			sb_append(&sb, ", ");
+		sb_ident(&sb, sk->pg, sk->stage[i].name);
 	}
-	rc = sink_pg_exec(sk, sql, "KAFKA.INPUT.VALUE.COLUMNS: creating the staging table", err, errlen);
-	free(sql);
-	return rc;
+	sb_append(&sb, ") FROM STDIN");
+	return sb_take(&sb);
+}
+
+/* One row per MATCH_COLUMNS value, the mapped columns named as the target's:
+ *   SELECT DISTINCT ON (m...) a... FROM (SELECT <value> AS a..., streamserver_seq
+ *     FROM stage) AS s ORDER BY m..., o... DESC NULLS LAST, streamserver_seq DESC */
+static void sb_dedup(struct sbuf *sb, struct sink_pg *sk)
+{
+	size_t i;
+
+	sb_append(sb, "SELECT DISTINCT ON (");
+	for (i = 0; i < sk->nmatch; i++) {
+		if (i > 0)
+			sb_append(sb, ", ");
+		sb_ident(sb, sk->pg, sk->map[sk->match[i]].name);
+	}
+	sb_append(sb, ") ");
+	sb_map_names(sb, sk, "");
+	sb_append(sb, " FROM (SELECT ");
+	for (i = 0; i < sk->nmap; i++) {
+		sb_map_value_cast(sb, sk, &sk->map[i]);
+		sb_append(sb, " AS ");
+		sb_ident(sb, sk->pg, sk->map[i].name);
+		sb_append(sb, ", ");
+	}
+	sb_append(sb, SINK_SEQ_COLUMN " FROM pg_temp." SINK_STAGE_TABLE ") AS s ORDER BY ");
+	for (i = 0; i < sk->nmatch; i++) {
+		sb_ident(sb, sk->pg, sk->map[sk->match[i]].name);
+		sb_append(sb, ", ");
+	}
+	for (i = 0; i < sk->norder; i++) {
+		sb_ident(sb, sk->pg, sk->map[sk->order[i]].name);
+		sb_append(sb, " DESC NULLS LAST, ");
+	}
+	sb_append(sb, SINK_SEQ_COLUMN " DESC");
+}
+
+/* t.m1 = d.m1 AND ... */
+static void sb_match_cond(struct sbuf *sb, struct sink_pg *sk)
+{
+	size_t i;
+
+	for (i = 0; i < sk->nmatch; i++) {
+		const char *name = sk->map[sk->match[i]].name;
+		if (i > 0)
+			sb_append(sb, " AND ");
+		sb_append(sb, "t.");
+		sb_ident(sb, sk->pg, name);
+		sb_append(sb, " = d.");
+		sb_ident(sb, sk->pg, name);
+	}
+}
+
+static char *sink_pg_sql_insert(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+	size_t i;
+
+	sb_append(&sb, "INSERT INTO ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " (");
+	sb_map_names(&sb, sk, "");
+	sb_append(&sb, ") SELECT ");
+	for (i = 0; i < sk->nmap; i++) {
+		if (i > 0)
+			sb_append(&sb, ", ");
+		sb_map_value(&sb, sk, &sk->map[i]);
+	}
+	sb_append(&sb, " FROM pg_temp." SINK_STAGE_TABLE);
+	return sb_take(&sb);
+}
+
+static char *sink_pg_sql_update(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+	size_t i;
+
+	sb_append(&sb, "UPDATE ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " AS t SET ");
+	for (i = 0; i < sk->nupdate; i++) {
+		const char *name = sk->map[sk->update[i]].name;
+		if (i > 0)
+			sb_append(&sb, ", ");
+		sb_ident(&sb, sk->pg, name);
+		sb_append(&sb, " = d.");
+		sb_ident(&sb, sk->pg, name);
+	}
+	sb_append(&sb, " FROM (");
+	sb_dedup(&sb, sk);
+	sb_append(&sb, ") AS d WHERE ");
+	sb_match_cond(&sb, sk);
+	return sb_take(&sb);
+}
+
+static char *sink_pg_sql_upsert(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+	size_t i;
+
+	sb_append(&sb, "INSERT INTO ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " (");
+	sb_map_names(&sb, sk, "");
+	sb_append(&sb, ") SELECT ");
+	sb_map_names(&sb, sk, "d.");
+	sb_append(&sb, " FROM (");
+	sb_dedup(&sb, sk);
+	sb_append(&sb, ") AS d ON CONFLICT (");
+	for (i = 0; i < sk->nmatch; i++) {
+		if (i > 0)
+			sb_append(&sb, ", ");
+		sb_ident(&sb, sk->pg, sk->map[sk->match[i]].name);
+	}
+	if (sk->nupdate == 0) {
+		sb_append(&sb, ") DO NOTHING");
+		return sb_take(&sb);
+	}
+	sb_append(&sb, ") DO UPDATE SET ");
+	for (i = 0; i < sk->nupdate; i++) {
+		const char *name = sk->map[sk->update[i]].name;
+		if (i > 0)
+			sb_append(&sb, ", ");
+		sb_ident(&sb, sk->pg, name);
+		sb_append(&sb, " = EXCLUDED.");
+		sb_ident(&sb, sk->pg, name);
+	}
+	return sb_take(&sb);
+}
+
+/* MERGE without ON CONFLICT, after the UPDATE: the rows still unmatched. */
+static char *sink_pg_sql_insert_missing(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+
+	sb_append(&sb, "INSERT INTO ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " (");
+	sb_map_names(&sb, sk, "");
+	sb_append(&sb, ") SELECT ");
+	sb_map_names(&sb, sk, "d.");
+	sb_append(&sb, " FROM (");
+	sb_dedup(&sb, sk);
+	sb_append(&sb, ") AS d WHERE NOT EXISTS (SELECT 1 FROM ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " AS t WHERE ");
+	sb_match_cond(&sb, sk);
+	sb_append(&sb, ")");
+	return sb_take(&sb);
+}
+
+/* The progress rows of a batch: $1 job, $2 topic, $3 partitions, $4 next offsets. */
+static char *sink_pg_sql_progress(struct sink_pg *sk, int which)
+{
+	struct sbuf sb = { 0 };
+
+	if (sk->on_conflict) {
+		sb_append(&sb, "INSERT INTO ");
+		sb_ident(&sb, sk->pg, sk->meta_schema);
+		sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name, topic, partition, next_offset) "
+			       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
+			       "ON CONFLICT (job_name, topic, partition) DO UPDATE "
+			       "SET next_offset = EXCLUDED.next_offset, updated_at = now()");
+	} else if (which == 0) {
+		sb_append(&sb, "UPDATE ");
+		sb_ident(&sb, sk->pg, sk->meta_schema);
+		sb_append(&sb, "." SINK_PROGRESS_TABLE " AS t SET next_offset = u.o, updated_at = now() "
+			       "FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
+			       "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
+	} else {
+		/* One worker per job: nobody inserts these rows concurrently. */
+		sb_append(&sb, "INSERT INTO ");
+		sb_ident(&sb, sk->pg, sk->meta_schema);
+		sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name, topic, partition, next_offset) "
+			       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
+			       "WHERE NOT EXISTS (SELECT 1 FROM ");
+		sb_ident(&sb, sk->pg, sk->meta_schema);
+		sb_append(&sb, "." SINK_PROGRESS_TABLE " AS t "
+			       "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
+	}
+	return sb_take(&sb);
+}
+
+/* Every statement a batch runs, from the resolved columns. */
+static int sink_pg_build_sql(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const struct jobspec *spec = sk->spec;
+	bool failed = false;
+	size_t i;
+
+	sk->stage_sql = sink_pg_sql_stage(sk);
+	sk->copy_sql = sink_pg_sql_copy(sk);
+	failed = sk->stage_sql == NULL || sk->copy_sql == NULL;
+	switch (spec->mode) {
+	case JS_MODE_INSERT:
+		sk->write_sql[sk->nwrite++] = sink_pg_sql_insert(sk);
+		break;
+	case JS_MODE_UPDATE:
+		if (sk->nupdate > 0)
+			sk->write_sql[sk->nwrite++] = sink_pg_sql_update(sk);
+		break;
+	case JS_MODE_MERGE:
+		if (sk->on_conflict) {
+			sk->write_sql[sk->nwrite++] = sink_pg_sql_upsert(sk);
+			break;
+		}
+		if (sk->nupdate > 0)
+			sk->write_sql[sk->nwrite++] = sink_pg_sql_update(sk);
+		sk->write_sql[sk->nwrite++] = sink_pg_sql_insert_missing(sk);
+		break;
+	}
+	sk->nprogress = sk->on_conflict ? 1 : 2;
+	for (i = 0; i < sk->nprogress; i++)
+		sk->progress_sql[i] = sink_pg_sql_progress(sk, (int)i);
+	for (i = 0; i < SINK_WRITE_MAX; i++)
+		failed = failed || (i < sk->nwrite && sk->write_sql[i] == NULL) ||
+			 (i < sk->nprogress && sk->progress_sql[i] == NULL);
+	if (failed) {
+		snprintf(err, errlen, "out of memory or OUTPUT.MAPPING longer than %zu bytes", SINK_SQL_MAX);
+		return WERR_FATAL;
+	}
+	return WERR_OK;
 }
 
 static int sink_pg_prepare(struct sink_pg *sk, const char *name, const char *sql, const char *what, char *err,
@@ -557,113 +1315,95 @@ static int sink_pg_prepare(struct sink_pg *sk, const char *name, const char *sql
 	return rc;
 }
 
-/* INSERT mode: INSERT INTO target (cols) SELECT exprs FROM the staging table.
- * UPDATE and MERGE will build their statements next to this one. */
-static int sink_pg_build_insert(struct sink_pg *sk, char *err, size_t errlen)
+static const char *const sink_write_names[SINK_WRITE_MAX] = { "ss_write_0", "ss_write_1" };
+static const char *const sink_progress_names[SINK_WRITE_MAX] = { "ss_progress_0", "ss_progress_1" };
+
+static struct sink_pg *sink_pg_new(const struct jobspec *spec, const char *job_name)
 {
-	const struct jobspec *spec = sk->spec;
-	struct sbuf sb = { 0 };
-	size_t i, n = spec->mapping ? spec->nmapping : spec->value.ncolumns;
+	const char *schema = spec->schema ? spec->schema : "public";
+	const char *table = spec->table ? spec->table : "";
+	struct sink_pg *sk = calloc(1, sizeof(*sk));
+	size_t n;
 
-	if (spec->mode != JS_MODE_INSERT) {
-		snprintf(err, errlen, "OUTPUT.MODE %s is not supported by this version; use INSERT",
-			 js_mode_name(spec->mode));
-		return WERR_FATAL;
+	if (sk == NULL)
+		return NULL;
+	sk->spec = spec;
+	sk->job_name = job_name;
+	sk->dedup = spec->mode != JS_MODE_INSERT;
+	sk->on_conflict = true;
+	sk->meta_schema = strdup(spec->metadata_schema ? spec->metadata_schema : schema);
+	n = strlen(schema) + strlen(table) + 2;
+	sk->target = malloc(n);
+	if (sk->meta_schema == NULL || sk->target == NULL) {
+		sink_pg_close(sk);
+		return NULL;
 	}
-	sb_append(&sb, "INSERT INTO ");
-	sb_ident(&sb, sk->pg, spec->schema ? spec->schema : "public");
-	sb_append(&sb, ".");
-	sb_ident(&sb, sk->pg, spec->table);
-	sb_append(&sb, " (");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			sb_append(&sb, ", ");
-		sb_ident(&sb, sk->pg, spec->mapping ? spec->mapping[i].name : spec->value.columns[i].name);
-	}
-	sb_append(&sb, ") SELECT ");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			sb_append(&sb, ", ");
-		/* MAPPING expressions are SQL over the source columns by design
-		 * (documented feature); the database evaluates them. */
-		if (spec->mapping)
-			sb_append(&sb, spec->mapping[i].expression);
-		else
-			sb_ident(&sb, sk->pg, spec->value.columns[i].name);
-	}
-	sb_append(&sb, " FROM pg_temp." SINK_STAGE_TABLE);
-	sk->insert_sql = sb_take(&sb);
-	if (sk->insert_sql == NULL) {
-		snprintf(err, errlen, "out of memory or OUTPUT.MAPPING longer than %zu bytes", SINK_SQL_MAX);
-		return WERR_FATAL;
-	}
+	snprintf(sk->target, n, "%s.%s", schema, table);
+	return sk;
+}
 
-	sb_append(&sb, "INSERT INTO ");
-	sb_ident(&sb, sk->pg, sk->meta_schema);
-	sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name, topic, partition, next_offset) "
-		       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-		       "ON CONFLICT (job_name, topic, partition) DO UPDATE "
-		       "SET next_offset = EXCLUDED.next_offset, updated_at = now()");
-	sk->progress_sql = sb_take(&sb);
-	if (sk->progress_sql == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
-	return WERR_OK;
+/* Resolves what the job writes and builds its statements; fatal problems
+ * stop it, unless in check mode. */
+static int sink_pg_plan(struct sink_pg *sk, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = sink_pg_load_target(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_stage_columns(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_map_columns(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_check_target_columns(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_resolve_stage_types(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_resolve_roles(sk, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_check_unique(sk, err, errlen)) != WERR_OK)
+		return rc;
+	return sink_pg_build_sql(sk, err, errlen);
 }
 
 int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_pg **out, char *err,
 		 size_t errlen)
 {
+	struct sink_connect_failure f;
 	struct sink_pg *sk;
-	const char *schema = spec->schema ? spec->schema : "public";
-	size_t n;
+	size_t i;
 	int rc;
 
 	*out = NULL;
-	sk = calloc(1, sizeof(*sk));
+	sk = sink_pg_new(spec, job_name);
 	if (sk == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
-	sk->spec = spec;
-	sk->job_name = job_name;
-	sk->meta_schema = strdup(spec->metadata_schema ? spec->metadata_schema : schema);
-	n = strlen(schema) + strlen(spec->table) + 2;
-	sk->target = malloc(n);
-	if (sk->meta_schema == NULL || sk->target == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = WERR_RETRY;
-		goto out;
-	}
-	snprintf(sk->target, n, "%s.%s", schema, spec->table);
-
-	rc = sink_pg_connect(sk, err, errlen);
+	rc = sink_pg_connect(sk, &f, err, errlen);
 	if (rc != WERR_OK)
 		goto out;
-	log_info("connected to PostgreSQL %s:%d database \"%s\" as \"%s\"", spec->host ? spec->host : "(default)",
-		 spec->port > 0 ? spec->port : 5432, spec->database, spec->user);
+	log_info("connected to PostgreSQL %s:%d database \"%s\" as \"%s\" (server %d%s)",
+		 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
+		 spec->user, PQserverVersion(sk->pg), sk->on_conflict ? "" : ", without ON CONFLICT");
 
-	if ((rc = sink_pg_load_target(sk, err, errlen)) != WERR_OK)
-		goto out;
-	if ((rc = sink_pg_check_target_columns(sk, err, errlen)) != WERR_OK)
-		goto out;
-	if ((rc = sink_pg_resolve_stage_types(sk, err, errlen)) != WERR_OK)
+	if ((rc = sink_pg_plan(sk, err, errlen)) != WERR_OK)
 		goto out;
 	if ((rc = sink_pg_create_progress(sk, err, errlen)) != WERR_OK)
 		goto out;
-	if ((rc = sink_pg_create_stage(sk, err, errlen)) != WERR_OK)
-		goto out;
-	if ((rc = sink_pg_build_insert(sk, err, errlen)) != WERR_OK)
+	if ((rc = sink_pg_exec(sk, sk->stage_sql, "KAFKA.INPUT: creating the staging table (check the column TYPEs)",
+			       err, errlen)) != WERR_OK)
 		goto out;
 	/* Preparing now reports bad MAPPING expressions before any data flows. */
-	if ((rc = sink_pg_prepare(sk, "ss_insert", sk->insert_sql, "OUTPUT.MAPPING: preparing the INSERT", err,
-				  errlen)) != WERR_OK)
-		goto out;
-	if ((rc = sink_pg_prepare(sk, "ss_progress", sk->progress_sql, "preparing the progress update", err,
-				  errlen)) != WERR_OK)
-		goto out;
-	log_debug("insert statement: %s", sk->insert_sql);
+	for (i = 0; i < sk->nwrite; i++) {
+		if ((rc = sink_pg_prepare(sk, sink_write_names[i], sk->write_sql[i],
+					  "OUTPUT.MAPPING: preparing the write statement", err, errlen)) != WERR_OK)
+			goto out;
+		log_debug("write statement %zu: %s", i, sk->write_sql[i]);
+	}
+	for (i = 0; i < sk->nprogress; i++)
+		if ((rc = sink_pg_prepare(sk, sink_progress_names[i], sk->progress_sql[i],
+					  "preparing the progress update", err, errlen)) != WERR_OK)
+			goto out;
 	*out = sk;
 	sk = NULL;
 out:
@@ -734,7 +1474,7 @@ static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, struct
 	size_t off = 0;
 	int rc = WERR_OK;
 
-	res = PQexec(sk->pg, "COPY pg_temp." SINK_STAGE_TABLE " FROM STDIN");
+	res = PQexec(sk->pg, sk->copy_sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		rc = sink_pg_error(sk, res, "starting COPY", err, errlen);
 		PQclear(res);
@@ -781,6 +1521,21 @@ static char *sink_pg_array(const struct part_offset *p, size_t n, bool offsets)
 	return sb_take(&sb);
 }
 
+static const char *sink_pg_write_what(const struct sink_pg *sk, size_t i)
+{
+	switch (sk->spec->mode) {
+	case JS_MODE_UPDATE:
+		return "updating the target table from the batch";
+	case JS_MODE_MERGE:
+		if (sk->nwrite == 2 && i == 0)
+			return "updating the target table from the batch";
+		return "merging the batch into the target table";
+	case JS_MODE_INSERT:
+		break;
+	}
+	return "inserting the batch into the target table";
+}
+
 int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_data, size_t copy_len,
 			const struct part_offset *progress, size_t nprogress, int64_t *rows,
 			struct sink_batch_error *bad, char *err, size_t errlen)
@@ -789,6 +1544,7 @@ int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_
 	char *parts = NULL, *offs = NULL;
 	const char *params[4];
 	bool in_tx = false;
+	size_t i;
 	int rc;
 
 	*rows = 0;
@@ -808,26 +1564,30 @@ int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_
 	if ((rc = sink_pg_copy(sk, copy_data, copy_len, bad, err, errlen)) != WERR_OK)
 		goto out;
 
-	res = PQexecPrepared(sk->pg, "ss_insert", 0, NULL, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = sink_pg_error(sk, res, "inserting the batch into the target table", err, errlen);
-		goto out;
+	for (i = 0; i < sk->nwrite; i++) {
+		res = PQexecPrepared(sk->pg, sink_write_names[i], 0, NULL, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = sink_pg_error(sk, res, sink_pg_write_what(sk, i), err, errlen);
+			goto out;
+		}
+		*rows += strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		res = NULL;
 	}
-	*rows = strtoll(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
-	res = NULL;
 
 	params[0] = sk->job_name;
 	params[1] = topic;
 	params[2] = parts;
 	params[3] = offs;
-	res = PQexecPrepared(sk->pg, "ss_progress", 4, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = sink_pg_error(sk, res, "storing the offsets in the progress table", err, errlen);
-		goto out;
+	for (i = 0; i < sk->nprogress; i++) {
+		res = PQexecPrepared(sk->pg, sink_progress_names[i], 4, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = sink_pg_error(sk, res, "storing the offsets in the progress table", err, errlen);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
 	}
-	PQclear(res);
-	res = NULL;
 
 	res = PQexec(sk->pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -849,29 +1609,444 @@ out:
 	return rc;
 }
 
-static void sink_pg_strv_free(char **v, size_t n)
+void sink_pg_close(struct sink_pg *sk)
 {
 	size_t i;
 
-	if (v == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-void sink_pg_close(struct sink_pg *sk)
-{
 	if (sk == NULL)
 		return;
 	if (sk->pg != NULL)
 		PQfinish(sk->pg);
-	sink_pg_strv_free(sk->target_cols, sk->ntarget);
-	sink_pg_strv_free(sk->target_types, sk->ntarget);
-	sink_pg_strv_free(sk->stage_types, sk->spec->value.ncolumns);
+	for (i = 0; i < sk->ntarget; i++) {
+		free(sk->tcols[i].name);
+		free(sk->tcols[i].type);
+		free(sk->tcols[i].cast);
+	}
+	free(sk->tcols);
+	for (i = 0; i < sk->nstage; i++)
+		free(sk->stage[i].sqltype);
+	free(sk->stage);
+	free(sk->map);
+	free(sk->match);
+	free(sk->update);
+	free(sk->order);
+	free(sk->stage_sql);
+	free(sk->copy_sql);
+	for (i = 0; i < SINK_WRITE_MAX; i++) {
+		free(sk->write_sql[i]);
+		free(sk->progress_sql[i]);
+	}
 	free(sk->target);
 	free(sk->meta_schema);
-	free(sk->insert_sql);
-	free(sk->progress_sql);
 	free(sk);
+}
+
+/* ---- Check mode ---------------------------------------------------------- */
+
+/* proto.h's code for a SQLSTATE met while preparing the job's statements. */
+static const char *sink_pg_check_code(const char *sqlstate)
+{
+	static const struct {
+		const char *state;
+		const char *code;
+	} codes[] = {
+		{ "42804", "type_mismatch" },  { "42846", "type_mismatch" }, { "42704", "type_mismatch" },
+		{ "22P02", "type_mismatch" },  { "42703", "no_column" },     { "42883", "bad_expression" },
+		{ "42601", "bad_expression" }, { "42725", "bad_expression" }, { "42P18", "bad_expression" },
+		{ "42803", "bad_expression" }, { "42P20", "bad_expression" }, { "42809", "bad_expression" },
+		{ "42P02", "bad_expression" }, { "42P10", "not_unique" },    { "42501", "privilege" },
+		{ "42P01", "no_table" },       { "3F000", "no_table" },
+	};
+	size_t i;
+
+	for (i = 0; sqlstate != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(codes[i].state, sqlstate) == 0)
+			return codes[i].code;
+	if (sqlstate != NULL && strncmp(sqlstate, "0A", 2) == 0)
+		return "bad_expression";
+	return "other";
+}
+
+/* Prepares sql (never runs it) inside a savepoint, so a failure leaves the
+ * check's transaction usable.  Returns true if it prepared; else sqlstate and
+ * msg ("message (SQLSTATE x): detail") say why. */
+static bool sink_pg_probe(struct sink_pg *sk, const char *sql, char *sqlstate, size_t statelen, char *msg,
+			  size_t msglen)
+{
+	const char *state, *primary, *detail;
+	char m[768], d[512];
+	PGresult *res;
+	bool ok;
+
+	PQclear(PQexec(sk->pg, "SAVEPOINT streamserver_check"));
+	res = PQprepare(sk->pg, "", sql, 0, NULL);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	log_debug("check: %s: %s", ok ? "ok" : "failed", sql);
+	if (!ok) {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		sink_pg_oneline(m, sizeof(m), primary ? primary : PQerrorMessage(sk->pg));
+		sink_pg_oneline(d, sizeof(d), detail);
+		snprintf(sqlstate, statelen, "%s", state ? state : "");
+		snprintf(msg, msglen, "%.600s (SQLSTATE %s)%s%.300s", m, state ? state : "none", d[0] ? ": " : "", d);
+	}
+	PQclear(res);
+	PQclear(PQexec(sk->pg, ok ? "RELEASE SAVEPOINT streamserver_check" : "ROLLBACK TO SAVEPOINT streamserver_check"));
+	return ok;
+}
+
+/* Runs a query returning one boolean; false on error too. */
+static bool sink_pg_check_bool(struct sink_pg *sk, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(sk->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+
+	PQclear(res);
+	return yes;
+}
+
+/* priv on the table oid, granted on the table or on every column of cols. */
+static void sink_pg_check_table_priv(struct sink_pg *sk, const char *oid, const char *table, const char *priv,
+				     const int *cols, size_t ncols, const char *field, const char *why)
+{
+	const char *params[3] = { oid, priv, NULL };
+	char missing[512] = "";
+	size_t i, off = 0;
+
+	if (sink_pg_check_bool(sk, "SELECT pg_catalog.has_table_privilege($1::oid, $2)", 2, params))
+		return;
+	for (i = 0; i < ncols; i++) {
+		const char *p3[3] = { oid, sk->map[cols[i]].name, priv };
+		if (sk->map[cols[i]].tcol == NULL ||
+		    sink_pg_check_bool(sk, "SELECT pg_catalog.has_column_privilege($1::oid, $2, $3)", 3, p3))
+			continue;
+		if (off < sizeof(missing)) {
+			int w = snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? ", " : "",
+					 sk->map[cols[i]].name);
+			off += w > 0 ? (size_t)w : 0;
+		}
+	}
+	if (ncols > 0 && missing[0] == '\0')
+		return; /* granted column by column */
+	sink_pg_problem(sk, field, "privilege", NULL, 0, "user \"%s\" lacks %s on table %s%s%s%s (%s); GRANT %s ON %s TO %s",
+			sk->spec->user, priv, table, missing[0] ? " (columns " : "", missing, missing[0] ? ")" : "",
+			why, priv, table, sk->spec->user);
+}
+
+static void sink_pg_check_privileges(struct sink_pg *sk)
+{
+	const struct jobspec *spec = sk->spec;
+	const char *schema = spec->schema ? spec->schema : "public";
+	const char *params[2];
+	int *all = NULL;
+	size_t i;
+
+	const char *meta_field = spec->metadata_schema ? "KAFKA.METADATA.SCHEMA" : "KAFKA.OUTPUT.SCHEMA";
+	bool schema_exists;
+
+	params[0] = schema;
+	params[1] = "USAGE";
+	schema_exists = sink_pg_check_bool(sk, "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
+					   params);
+	if (schema_exists && !sink_pg_check_bool(sk, "SELECT pg_catalog.has_schema_privilege($1, $2)", 2, params))
+		sink_pg_problem(sk, "KAFKA.OUTPUT.SCHEMA", "privilege", NULL, 0,
+				"user \"%s\" lacks USAGE on schema %s, which holds the target table; GRANT USAGE ON "
+				"SCHEMA %s TO %s",
+				spec->user, schema, schema, spec->user);
+	params[0] = sk->meta_schema;
+	if (!schema_exists && strcmp(sk->meta_schema, schema) == 0) {
+		/* reported with the target table */
+	} else if (!sink_pg_check_bool(sk, "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
+				       params)) {
+		sink_pg_problem(sk, meta_field, "no_table", NULL, 0,
+				"schema \"%s\" for the progress table " SINK_PROGRESS_TABLE
+				" does not exist; create it or fix METADATA.SCHEMA",
+				sk->meta_schema);
+	} else if (strcmp(sk->meta_schema, schema) != 0 &&
+		   !sink_pg_check_bool(sk, "SELECT pg_catalog.has_schema_privilege($1, $2)", 2, params)) {
+		sink_pg_problem(sk, "KAFKA.METADATA.SCHEMA", "privilege", NULL, 0,
+				"user \"%s\" lacks USAGE on schema %s, which holds the progress table; GRANT USAGE ON "
+				"SCHEMA %s TO %s",
+				spec->user, sk->meta_schema, sk->meta_schema, spec->user);
+	} else if (!sk->progress_exists) {
+		params[1] = "CREATE";
+		if (!sink_pg_check_bool(sk, "SELECT pg_catalog.has_schema_privilege($1, $2)", 2, params))
+			sink_pg_problem(sk, meta_field, "privilege", NULL, 0,
+					"user \"%s\" lacks CREATE on schema %s to create the progress table "
+					SINK_PROGRESS_TABLE "; GRANT CREATE ON SCHEMA %s TO %s, or create the table "
+					"once as its owner",
+					spec->user, sk->meta_schema, sk->meta_schema, spec->user);
+	} else {
+		static const char *const privs[] = { "SELECT", "INSERT", "UPDATE" };
+		char oid[32], dummy[8], missing[64] = "";
+		size_t off = 0;
+
+		if (sink_pg_find_table(sk, sk->meta_schema, SINK_PROGRESS_TABLE, oid, sizeof(oid), dummy,
+				       sizeof(dummy)) == WERR_OK && oid[0] != '\0') {
+			params[0] = oid;
+			for (i = 0; i < sizeof(privs) / sizeof(privs[0]); i++) {
+				params[1] = privs[i];
+				if (sink_pg_check_bool(sk, "SELECT pg_catalog.has_table_privilege($1::oid, $2)", 2,
+						       params))
+					continue;
+				off += (size_t)snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? ", " : "",
+							privs[i]);
+			}
+		}
+		if (missing[0] != '\0')
+			sink_pg_problem(sk, meta_field, "privilege", NULL, 0,
+					"user \"%s\" lacks %s on table %s." SINK_PROGRESS_TABLE
+					" (the worker stores its offsets there); GRANT %s ON %s." SINK_PROGRESS_TABLE
+					" TO %s",
+					spec->user, missing, sk->meta_schema, missing, sk->meta_schema, spec->user);
+	}
+	if (!sink_pg_check_bool(sk, "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')",
+				0, NULL))
+		sink_pg_problem(sk, "DATABASE", "privilege", NULL, 0,
+				"user \"%s\" lacks TEMP on database %s, needed for the staging table; GRANT TEMP ON "
+				"DATABASE %s TO %s",
+				spec->user, spec->database, spec->database, spec->user);
+
+	if (sk->target_oid[0] == '\0')
+		return;
+	all = calloc(sk->nmap + 1, sizeof(int));
+	if (all == NULL)
+		return;
+	for (i = 0; i < sk->nmap; i++)
+		all[i] = (int)i;
+	if (spec->mode != JS_MODE_UPDATE)
+		sink_pg_check_table_priv(sk, sk->target_oid, sk->target, "INSERT", all, sk->nmap, "KAFKA.OUTPUT.TABLE",
+					 spec->mode == JS_MODE_MERGE ? "MODE MERGE inserts unmatched rows"
+								     : "MODE INSERT appends rows");
+	if (spec->mode != JS_MODE_INSERT) {
+		sink_pg_check_table_priv(sk, sk->target_oid, sk->target, "UPDATE", sk->update, sk->nupdate,
+					 "KAFKA.OUTPUT.TABLE", "MODE UPDATE and MERGE update matched rows");
+		sink_pg_check_table_priv(sk, sk->target_oid, sk->target, "SELECT", sk->match, sk->nmatch,
+					 "KAFKA.OUTPUT.TABLE", "MODE UPDATE and MERGE read MATCH_COLUMNS to find rows");
+	}
+	free(all);
+}
+
+/* The KEY/VALUE TYPEs, one by one: a bad one is named, and replaced by the
+ * type it would have without TYPE so the rest can still be checked. */
+static void sink_pg_check_types(struct sink_pg *sk)
+{
+	char sqlstate[6], msg[1024];
+	size_t i;
+
+	for (i = 0; i < sk->nstage; i++) {
+		struct sink_col *c = &sk->stage[i];
+		struct sbuf sb = { 0 };
+		char field[SINK_PATH_MAX + 8], *sql, *text;
+
+		if (c->type == NULL)
+			continue;
+		sb_append(&sb, "SELECT CAST(NULL AS ");
+		sb_append(&sb, c->sqltype);
+		sb_append(&sb, ")");
+		sql = sb_take(&sb);
+		if (sql == NULL || sink_pg_probe(sk, sql, sqlstate, sizeof(sqlstate), msg, sizeof(msg))) {
+			free(sql);
+			continue;
+		}
+		free(sql);
+		snprintf(field, sizeof(field), "%s.TYPE", c->path);
+		sink_pg_problem(sk, field, "type_mismatch", NULL, 0,
+				"TYPE \"%s\" of source column \"%s\" is not a type of this database: %s; use a "
+				"PostgreSQL type such as text, bigint, numeric, timestamptz, jsonb",
+				c->sqltype, c->name, msg);
+		c->bad_type = true;
+		if ((text = strdup(sink_pg_default_stage_type(sk, c))) != NULL) {
+			free(c->sqltype);
+			c->sqltype = text;
+		}
+	}
+}
+
+/* Each MAPPING value alone, as the job converts it: pinpoints the entry. */
+static void sink_pg_check_values(struct sink_pg *sk)
+{
+	char sqlstate[6], msg[1024];
+	size_t i;
+
+	for (i = 0; i < sk->nmap; i++) {
+		const struct sink_map *m = &sk->map[i];
+		struct sbuf sb = { 0 };
+		char *sql;
+		int src = m->stage;
+
+		if (m->expr != NULL)
+			for (src = 0; (size_t)src < sk->nstage; src++)
+				if (sink_pg_expr_is_column(m->expr, sk->stage[src].name))
+					break;
+		if (src >= 0 && (size_t)src < sk->nstage && sk->stage[src].bad_type)
+			continue; /* its TYPE is reported already */
+
+		/* As the job's statement converts it: a compared column by a cast,
+		 * the others by assignment (INSERT directly from the staging table,
+		 * UPDATE/MERGE through the dedup subquery). */
+		if (m->tcol != NULL && !(sk->dedup && m->key)) {
+			sb_append(&sb, "INSERT INTO ");
+			sb_target(&sb, sk);
+			sb_append(&sb, " (");
+			sb_ident(&sb, sk->pg, m->name);
+			sb_append(&sb, ") SELECT ");
+			if (sk->dedup) {
+				sb_append(&sb, "v FROM (SELECT ");
+				sb_map_value(&sb, sk, m);
+				sb_append(&sb, " AS v");
+			} else {
+				sb_map_value(&sb, sk, m);
+			}
+		} else {
+			sb_append(&sb, "SELECT ");
+			sb_map_value_cast(&sb, sk, m);
+		}
+		sb_append(&sb, " FROM pg_temp." SINK_STAGE_TABLE);
+		if (m->tcol != NULL && sk->dedup && !m->key)
+			sb_append(&sb, ") AS s");
+		sql = sb_take(&sb);
+		if (sql == NULL || sink_pg_probe(sk, sql, sqlstate, sizeof(sqlstate), msg, sizeof(msg))) {
+			free(sql);
+			continue;
+		}
+		free(sql);
+		if (m->tcol != NULL && strcmp(sqlstate, "42804") == 0)
+			sink_pg_problem(sk, m->expr_path, "type_mismatch", NULL, 0,
+					"the value for column \"%s\" (%s) of %s: %s; convert it in OUTPUT.MAPPING, "
+					"e.g. EXPRESSION: (%.200s)::%s%s",
+					m->name, m->tcol->type, sk->target, msg, m->expr ? m->expr : sk->stage[m->stage].name,
+					m->tcol->type,
+					m->expr ? "" : ", or declare the source column with that TYPE");
+		else if (m->tcol != NULL)
+			sink_pg_problem(sk, m->expr_path, sink_pg_check_code(sqlstate), NULL, 0,
+					"the value for column \"%s\" (%s) of %s: %s%s%s", m->name, m->tcol->type,
+					sk->target, msg, sink_pg_hint(sqlstate) ? "; " : "",
+					sink_pg_hint(sqlstate) ? sink_pg_hint(sqlstate) : "");
+		else
+			sink_pg_problem(sk, m->expr_path, sink_pg_check_code(sqlstate), NULL, 0,
+					"the value for column \"%s\": %s%s%s", m->name, msg,
+					sink_pg_hint(sqlstate) ? "; " : "",
+					sink_pg_hint(sqlstate) ? sink_pg_hint(sqlstate) : "");
+	}
+	/* ORDER_COLUMNS need an ordering (json has none, for one). */
+	for (i = 0; i < sk->norder; i++) {
+		struct sbuf sb = { 0 };
+		char field[SINK_PATH_MAX], *sql;
+
+		sb_append(&sb, "SELECT ");
+		sb_map_value_cast(&sb, sk, &sk->map[sk->order[i]]);
+		sb_append(&sb, " FROM pg_temp." SINK_STAGE_TABLE " ORDER BY 1 DESC");
+		sql = sb_take(&sb);
+		if (sql == NULL || sink_pg_probe(sk, sql, sqlstate, sizeof(sqlstate), msg, sizeof(msg))) {
+			free(sql);
+			continue;
+		}
+		free(sql);
+		snprintf(field, sizeof(field), "KAFKA.OUTPUT.ORDER_COLUMNS[%zu]", i);
+		sink_pg_problem(sk, field, "bad_expression", NULL, 0,
+				"cannot order by \"%s\": %s; name a column of a type with an ordering (numbers, "
+				"text, timestamps)",
+				sk->map[sk->order[i]].name, msg);
+	}
+}
+
+static void sink_pg_check_statements(struct sink_pg *sk)
+{
+	char sqlstate[6], msg[1024], *stage_sql = NULL;
+	size_t i;
+
+	if (PQstatus(sk->pg) != CONNECTION_OK)
+		return;
+	if (sk->check->statement != NULL) {
+		char *create = sk->progress_exists ? NULL : sink_pg_sql_progress_create(sk);
+		if (create != NULL)
+			sk->check->statement(sk->check->ctx, create);
+		free(create);
+		sk->check->statement(sk->check->ctx, sk->stage_sql);
+		sk->check->statement(sk->check->ctx, sk->copy_sql);
+		for (i = 0; i < sk->nwrite; i++)
+			sk->check->statement(sk->check->ctx, sk->write_sql[i]);
+		for (i = 0; i < sk->nprogress; i++)
+			sk->check->statement(sk->check->ctx, sk->progress_sql[i]);
+	}
+
+	PQclear(PQexec(sk->pg, "BEGIN"));
+	sink_pg_check_types(sk);
+	stage_sql = sink_pg_sql_stage(sk);
+	if (stage_sql == NULL)
+		goto out;
+	/* The staging table itself: not prepared but created, inside the check's
+	 * transaction that is rolled back. */
+	PQclear(PQexec(sk->pg, "SAVEPOINT streamserver_check"));
+	{
+		PGresult *res = PQexec(sk->pg, stage_sql);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok) {
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			sink_pg_oneline(msg, sizeof(msg), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+			sink_pg_problem(sk, "KAFKA.INPUT", sink_pg_check_code(state), NULL, 0,
+					"cannot create the staging table: %s (SQLSTATE %s)", msg, state ? state : "none");
+		}
+		PQclear(res);
+		PQclear(PQexec(sk->pg, ok ? "RELEASE SAVEPOINT streamserver_check"
+					  : "ROLLBACK TO SAVEPOINT streamserver_check"));
+		if (!ok)
+			goto out;
+	}
+	sink_pg_check_values(sk);
+	/* The whole statements, for anything the probes above cannot pinpoint;
+	 * after a problem they would only repeat it. */
+	for (i = 0; i < sk->nwrite && sk->nproblems == 0; i++)
+		if (!sink_pg_probe(sk, sk->write_sql[i], sqlstate, sizeof(sqlstate), msg, sizeof(msg)))
+			sink_pg_problem(sk, NULL, sink_pg_check_code(sqlstate), NULL, 0,
+					"%s: %s%s%s", sink_pg_write_what(sk, i), msg, sink_pg_hint(sqlstate) ? "; " : "",
+					sink_pg_hint(sqlstate) ? sink_pg_hint(sqlstate) : "");
+	for (i = 0; i < sk->nprogress && sk->progress_exists; i++)
+		if (!sink_pg_probe(sk, sk->progress_sql[i], sqlstate, sizeof(sqlstate), msg, sizeof(msg)))
+			sink_pg_problem(sk, NULL, sink_pg_check_code(sqlstate), NULL, 0,
+					"the progress table %s." SINK_PROGRESS_TABLE " does not have the expected "
+					"columns: %s; drop it (offsets are lost) or fix it",
+					sk->meta_schema, msg);
+out:
+	free(stage_sql);
+	PQclear(PQexec(sk->pg, "ROLLBACK"));
+}
+
+int sink_pg_check(const struct jobspec *spec, const char *job_name, const struct sink_check_ops *ops)
+{
+	struct sink_connect_failure f;
+	struct sink_pg *sk;
+	char err[1536];
+	int rc;
+
+	sk = sink_pg_new(spec, job_name);
+	if (sk == NULL) {
+		ops->problem(ops->ctx, NULL, "other", "out of memory");
+		return WERR_RETRY;
+	}
+	sk->check = ops;
+	rc = sink_pg_connect(sk, &f, err, sizeof(err));
+	if (rc != WERR_OK) {
+		ops->problem(ops->ctx, f.field, f.code, err);
+		goto out;
+	}
+	rc = sink_pg_plan(sk, err, sizeof(err));
+	if (rc == WERR_OK)
+		rc = sink_pg_find_progress(sk, err, sizeof(err));
+	if (rc != WERR_OK) {
+		/* not a problem of the job: the connection, memory */
+		ops->problem(ops->ctx, NULL, PQstatus(sk->pg) == CONNECTION_OK ? "other" : "unreachable", err);
+		goto out;
+	}
+	sink_pg_check_privileges(sk);
+	sink_pg_check_statements(sk);
+	if (PQstatus(sk->pg) != CONNECTION_OK) {
+		ops->problem(ops->ctx, "HOST", "unreachable", "the connection to PostgreSQL was lost during the check");
+		rc = WERR_RETRY;
+	}
+out:
+	sink_pg_close(sk);
+	return rc;
 }
