@@ -68,7 +68,7 @@ static void api_route_root(struct api_req *req)
 		api_reply_error(req, 500, NULL, "%s", err);
 		return;
 	}
-	api_reply_html(req, 200, html, len);
+	api_reply_text(req, 200, "text/html; charset=utf-8", html, len);
 	free(html);
 }
 
@@ -85,18 +85,19 @@ static void api_route_health(struct api_req *req)
 	api_reply_json(req, 200, obj);
 }
 
-/* /api/v1/COLLECTION[/ID[/ACTION]] */
+/* /api/v1/COLLECTION[/ID[/ACTION]] or /api/v1/COLLECTION/WORD */
 static void api_route_v1(struct api_req *req, const char *rest)
 {
 	static const struct {
 		const char *name;
 		const char *what;
-		void (*collection)(struct api_req *);
-		void (*item)(struct api_req *, int64_t);
+		const struct api_resource *res;
+		bool (*word)(struct api_req *, const char *); /* NULL: none */
+		void (*action)(struct api_req *, int64_t, const char *); /* NULL: none */
 	} collections[] = {
-		{ "services", "service", api_services_collection, api_service_item },
-		{ "sources", "source", api_sources_collection, api_source_item },
-		{ "jobs", "job", api_jobs_collection, api_job_item },
+		{ "services", "service", &api_services, NULL, NULL },
+		{ "sources", "source", &api_sources, NULL, NULL },
+		{ "jobs", "job", &api_jobs, api_jobs_word, api_job_action },
 	};
 	const char *slash = strchr(rest, '/');
 	size_t namelen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -108,20 +109,22 @@ static void api_route_v1(struct api_req *req, const char *rest)
 		    strncmp(collections[i].name, rest, namelen) != 0)
 			continue;
 		if (slash == NULL) {
-			collections[i].collection(req);
+			api_resource_collection(req, collections[i].res);
 			return;
 		}
 		idstr = slash + 1;
 		action = strchr(idstr, '/');
+		if (action == NULL && collections[i].word != NULL && collections[i].word(req, idstr))
+			return;
 		if (!api_parse_id(idstr, action ? (size_t)(action - idstr) : strlen(idstr), &id)) {
 			api_reply_error(req, 404, NULL, "no route %s %s: a %s id is a positive integer",
 					req->method, req->path, collections[i].what);
 			return;
 		}
 		if (action == NULL)
-			collections[i].item(req, id);
-		else if (collections[i].item == api_job_item && strchr(action + 1, '/') == NULL)
-			api_job_action(req, id, action + 1);
+			api_resource_item(req, collections[i].res, id);
+		else if (collections[i].action != NULL && strchr(action + 1, '/') == NULL)
+			collections[i].action(req, id, action + 1);
 		else
 			api_not_found(req);
 		return;

@@ -7,19 +7,20 @@
 
 #include "resolve.h"
 
-#define API_ID_MAX ((int64_t)1 << 53) /* ids travel as JSON numbers */
 #define API_PROPERTIES_MAX 256
 
 static const char *const row_readonly[] = { "id", "status", "created_at", "updated_at", NULL };
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- services ---- */
 
 static const char *const service_writable[] = { "name", "description", "spec_cu",
 						"database_host", "database_port", NULL };
 
-static int api_check_host(struct api_req *req, const char *name, const char *host)
+static int api_check_host(struct api_req *req, const char *name, const cJSON *value)
 {
-	for (const char *p = host; *p; p++) {
+	for (const char *p = value->valuestring; *p; p++) {
 		if (*p == ' ' || *p == '/' || *p == ',') {
 			api_reply_error(req, 422, name,
 					"%s must be a host name or an IP address, without spaces, "
@@ -31,139 +32,32 @@ static int api_check_host(struct api_req *req, const char *name, const char *hos
 	return 0;
 }
 
-/* Checks the body and copies what it sets into in. */
-static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_check_spec_cu(struct api_req *req, const char *name, const cJSON *value)
 {
-	const char *s;
-	int64_t v;
-	bool present;
+	int64_t v = (int64_t)value->valuedouble;
 
-	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0)
+	if (v != 2 && v != 4 && v != 8 && v != 16) {
+		api_reply_error(req, 422, name, "%s must be 2, 4, 8 or 16, not %lld", name,
+				(long long)v);
 		return -1;
-	if (api_get_string(req, body, "name", create, 1, API_NAME_MAX, false, &s) < 0)
-		return -1;
-	if (s != NULL)
-		cJSON_AddStringToObject(in, "name", s);
-	if (api_get_string(req, body, "description", false, 0, API_TEXT_MAX, true, &s) < 0)
-		return -1;
-	if (s != NULL)
-		cJSON_AddStringToObject(in, "description", s);
-	if (api_get_int(req, body, "spec_cu", false, 0, 1024, &v, &present) < 0)
-		return -1;
-	if (present) {
-		if (v != 2 && v != 4 && v != 8 && v != 16) {
-			api_reply_error(req, 422, "spec_cu", "spec_cu must be 2, 4, 8 or 16, not %lld",
-					(long long)v);
-			return -1;
-		}
-		cJSON_AddNumberToObject(in, "spec_cu", (double)v);
 	}
-	if (api_get_string(req, body, "database_host", false, 1, 255, false, &s) < 0)
-		return -1;
-	if (s != NULL) {
-		if (api_check_host(req, "database_host", s) < 0)
-			return -1;
-		cJSON_AddStringToObject(in, "database_host", s);
-	}
-	if (api_get_int(req, body, "database_port", false, 1, 65535, &v, &present) < 0)
-		return -1;
-	if (present)
-		cJSON_AddNumberToObject(in, "database_port", (double)v);
 	return 0;
 }
 
-static void api_service_reply_row(struct api_req *req, int status, int64_t id)
+static const struct api_field service_fields[] = {
+	{ "name", false, true, false, 1, API_NAME_MAX, NULL },
+	{ "description", false, false, true, 0, API_TEXT_MAX, NULL },
+	{ "spec_cu", true, false, false, 0, 1024, api_check_spec_cu },
+	{ "database_host", false, false, false, 1, 255, api_check_host },
+	{ "database_port", true, false, false, 1, 65535, NULL },
+};
+
+/* Checks the body and copies what it sets into in. */
+static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
 {
-	char err[512];
-	cJSON *row = NULL;
-	int rc = store_service_get(req->st, id, &row, err, sizeof(err));
-
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	api_reply_json(req, status, row);
-}
-
-void api_services_collection(struct api_req *req)
-{
-	char err[512];
-	int64_t page, page_size, total = 0, id = 0;
-	cJSON *items = NULL, *body, *in;
-	int rc;
-
-	if (strcmp(req->method, "GET") == 0) {
-		if (api_get_paging(req, &page, &page_size) < 0)
-			return;
-		rc = store_service_list(req->st, (page - 1) * page_size, page_size, &items, &total,
-					err, sizeof(err));
-		if (rc < 0) {
-			api_reply_store(req, rc, NULL, err);
-			return;
-		}
-		api_reply_list(req, items, total, page, page_size);
-		return;
-	}
-	if (strcmp(req->method, "POST") != 0) {
-		api_reply_method(req, "GET, POST");
-		return;
-	}
-	body = api_req_body(req);
-	if (body == NULL)
-		return;
-	in = cJSON_CreateObject();
-	if (api_service_fields(req, body, true, in) == 0) {
-		rc = store_service_create(req->st, in, &id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, NULL, err);
-		else
-			api_service_reply_row(req, 201, id);
-	}
-	cJSON_Delete(in);
-	cJSON_Delete(body);
-}
-
-void api_service_item(struct api_req *req, int64_t id)
-{
-	char err[512];
-	cJSON *row = NULL, *body, *in;
-	int rc;
-
-	if (strcmp(req->method, "GET") == 0) {
-		api_service_reply_row(req, 200, id);
-		return;
-	}
-	if (strcmp(req->method, "DELETE") == 0) {
-		rc = store_service_delete(req->st, id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, NULL, err);
-		else
-			api_reply_no_content(req);
-		return;
-	}
-	if (strcmp(req->method, "PATCH") != 0) {
-		api_reply_method(req, "GET, PATCH, DELETE");
-		return;
-	}
-	rc = store_service_get(req->st, id, &row, err, sizeof(err));
-	cJSON_Delete(row);
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	body = api_req_body(req);
-	if (body == NULL)
-		return;
-	in = cJSON_CreateObject();
-	if (api_service_fields(req, body, false, in) == 0) {
-		rc = store_service_update(req->st, id, in, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, NULL, err);
-		else
-			api_service_reply_row(req, 200, id);
-	}
-	cJSON_Delete(in);
-	cJSON_Delete(body);
+	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0)
+		return -1;
+	return api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in);
 }
 
 /* ---- sources ---- */
@@ -173,10 +67,20 @@ static const char *const source_writable[] = { "service_id", "name",	    "descri
 					       "format",     "delimiter",   "properties",
 					       NULL };
 
-/* host:port[,host:port...]; host may be [IPv6]. */
-static int api_check_brokers(struct api_req *req, const char *brokers)
+static int api_check_type(struct api_req *req, const char *name, const cJSON *value)
 {
-	const char *p = brokers;
+	if (strcmp(value->valuestring, "kafka") != 0) {
+		api_reply_error(req, 422, name, "%s \"%s\" is not supported; kafka is the only %s",
+				name, value->valuestring, name);
+		return -1;
+	}
+	return 0;
+}
+
+/* host:port[,host:port...]; host may be [IPv6]. */
+static int api_check_brokers(struct api_req *req, const char *name, const cJSON *value)
+{
+	const char *p = value->valuestring;
 
 	for (;;) {
 		const char *end = strchr(p, ',');
@@ -205,23 +109,33 @@ static int api_check_brokers(struct api_req *req, const char *brokers)
 		p = end + 1;
 	}
 bad:
-	api_reply_error(req, 422, "brokers",
-			"brokers must be a comma-separated list of host:port (port 1..65535), "
-			"for example \"kafka1:9092,kafka2:9092\"");
+	api_reply_error(req, 422, name,
+			"%s must be a comma-separated list of host:port (port 1..65535), "
+			"for example \"kafka1:9092,kafka2:9092\"",
+			name);
 	return -1;
 }
 
-static int api_check_topic(struct api_req *req, const char *topic)
+static int api_check_topic(struct api_req *req, const char *name, const cJSON *value)
 {
-	for (const char *p = topic; *p; p++) {
+	for (const char *p = value->valuestring; *p; p++) {
 		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
-			api_reply_error(req, 422, "topic",
-					"topic may hold only letters, digits, '.', '_' and '-'");
+			api_reply_error(req, 422, name,
+					"%s may hold only letters, digits, '.', '_' and '-'", name);
 			return -1;
 		}
 	}
 	return 0;
 }
+
+static const struct api_field source_fields[] = {
+	{ "service_id", true, true, false, 1, API_ID_MAX, NULL },
+	{ "name", false, true, false, 1, API_NAME_MAX, NULL },
+	{ "description", false, false, true, 0, API_TEXT_MAX, NULL },
+	{ "type", false, false, false, 0, 64, api_check_type },
+	{ "brokers", false, true, false, 1, API_TEXT_MAX, api_check_brokers },
+	{ "topic", false, true, false, 1, 249, api_check_topic },
+};
 
 /* Copies the properties, with numbers and booleans turned into text. */
 static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *in)
@@ -288,70 +202,34 @@ static int api_source_fields(struct api_req *req, const cJSON *body, bool create
 {
 	const cJSON *delim;
 	const char *s;
-	int64_t v;
-	bool present;
 
-	if (api_check_keys(req, body, source_writable, row_readonly, "a source") < 0)
+	if (api_check_keys(req, body, source_writable, row_readonly, "a source") < 0 ||
+	    api_copy_fields(req, body, create, source_fields, NFIELDS(source_fields), in) < 0)
 		return -1;
-	if (api_get_int(req, body, "service_id", create, 1, API_ID_MAX, &v, &present) < 0)
-		return -1;
-	if (present)
-		cJSON_AddNumberToObject(in, "service_id", (double)v);
-	if (api_get_string(req, body, "name", create, 1, API_NAME_MAX, false, &s) < 0)
-		return -1;
-	if (s != NULL)
-		cJSON_AddStringToObject(in, "name", s);
-	if (api_get_string(req, body, "description", false, 0, API_TEXT_MAX, true, &s) < 0)
-		return -1;
-	if (s != NULL)
-		cJSON_AddStringToObject(in, "description", s);
-	if (api_get_string(req, body, "type", false, 0, 64, false, &s) < 0)
-		return -1;
-	if (s != NULL) {
-		if (strcmp(s, "kafka") != 0) {
-			api_reply_error(req, 422, "type",
-					"type \"%s\" is not supported; kafka is the only type", s);
-			return -1;
-		}
-		cJSON_AddStringToObject(in, "type", s);
-	}
-	if (api_get_string(req, body, "brokers", create, 1, API_TEXT_MAX, false, &s) < 0)
-		return -1;
-	if (s != NULL) {
-		if (api_check_brokers(req, s) < 0)
-			return -1;
-		cJSON_AddStringToObject(in, "brokers", s);
-	}
-	if (api_get_string(req, body, "topic", create, 1, 249, false, &s) < 0)
-		return -1;
-	if (s != NULL) {
-		if (api_check_topic(req, s) < 0)
-			return -1;
-		cJSON_AddStringToObject(in, "topic", s);
-	}
 	if (api_get_string(req, body, "format", false, 0, 64, false, &s) < 0)
 		return -1;
 	if (s != NULL) {
 		int fmt = js_format_parse(s);
 
-		if (fmt == JS_FORMAT_JSON || fmt == JS_FORMAT_PROTOBUF ||
-		    strcasecmp(s, "jsonl") == 0 || strcasecmp(s, "avro") == 0) {
+		if (fmt <= 0) {
 			api_reply_error(req, 422, "format",
-					"format %s is not supported yet; use csv or delimited", s);
+					"format \"%s\" is unknown; use csv, delimited, json or protobuf",
+					s);
 			return -1;
 		}
-		if (fmt != JS_FORMAT_CSV && fmt != JS_FORMAT_DELIMITED) {
-			api_reply_error(req, 422, "format",
-					"format \"%s\" is unknown; use csv or delimited", s);
-			return -1;
-		}
-		cJSON_AddStringToObject(in, "format", js_format_name((enum js_format)fmt));
+		s = js_format_name((enum js_format)fmt);
+		cJSON_AddStringToObject(in, "format", s);
 	}
 	/* null: back to the format's default */
 	delim = cJSON_GetObjectItemCaseSensitive(body, "delimiter");
 	if (cJSON_IsNull(delim)) {
 		cJSON_AddNullToObject(in, "delimiter");
 	} else if (delim != NULL) {
+		if (s != NULL && resolve_default_delimiter(s) == NULL) {
+			api_reply_error(req, 422, "delimiter",
+					"a %s source has no delimiter; leave delimiter out", s);
+			return -1;
+		}
 		if (!cJSON_IsString(delim) || strlen(delim->valuestring) != 1 ||
 		    delim->valuestring[0] == '\n' || delim->valuestring[0] == '\r' ||
 		    (unsigned char)delim->valuestring[0] >= 0x80) {
@@ -365,112 +243,28 @@ static int api_source_fields(struct api_req *req, const cJSON *body, bool create
 	return api_source_properties(req, body, in);
 }
 
-cJSON *api_source_repr(cJSON *row)
+/* The delimiter filled in: the format's default, or null for json and
+ * protobuf whatever was stored under another format. */
+static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 {
+	const char *format = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "format"));
+	const char *dflt = resolve_default_delimiter(format);
 	cJSON *delim = cJSON_GetObjectItemCaseSensitive(row, "delimiter");
 
-	if (row != NULL && !cJSON_IsString(delim)) {
-		const char *format =
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "format"));
-
+	if (row != NULL && (dflt == NULL || !cJSON_IsString(delim)))
 		cJSON_ReplaceItemInObjectCaseSensitive(
-			row, "delimiter", cJSON_CreateString(resolve_default_delimiter(format)));
-	}
+			row, "delimiter", dflt != NULL ? cJSON_CreateString(dflt) : cJSON_CreateNull());
 	return row;
 }
 
-static void api_source_reply_row(struct api_req *req, int status, int64_t id)
-{
-	char err[512];
-	cJSON *row = NULL;
-	int rc = store_source_get(req->st, id, &row, err, sizeof(err));
+const struct api_resource api_services = {
+	.kind = STORE_SERVICE,
+	.fields = api_service_fields,
+};
 
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	api_reply_json(req, status, api_source_repr(row));
-}
-
-void api_sources_collection(struct api_req *req)
-{
-	char err[512];
-	int64_t page, page_size, total = 0, id = 0;
-	cJSON *items = NULL, *item, *body, *in;
-	int rc;
-
-	if (strcmp(req->method, "GET") == 0) {
-		if (api_get_paging(req, &page, &page_size) < 0)
-			return;
-		rc = store_source_list(req->st, (page - 1) * page_size, page_size, &items, &total,
-				       err, sizeof(err));
-		if (rc < 0) {
-			api_reply_store(req, rc, NULL, err);
-			return;
-		}
-		cJSON_ArrayForEach(item, items)
-			api_source_repr(item);
-		api_reply_list(req, items, total, page, page_size);
-		return;
-	}
-	if (strcmp(req->method, "POST") != 0) {
-		api_reply_method(req, "GET, POST");
-		return;
-	}
-	body = api_req_body(req);
-	if (body == NULL)
-		return;
-	in = cJSON_CreateObject();
-	if (api_source_fields(req, body, true, in) == 0) {
-		rc = store_source_create(req->st, in, &id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, "service_id", err);
-		else
-			api_source_reply_row(req, 201, id);
-	}
-	cJSON_Delete(in);
-	cJSON_Delete(body);
-}
-
-void api_source_item(struct api_req *req, int64_t id)
-{
-	char err[512];
-	cJSON *row = NULL, *body, *in;
-	int rc;
-
-	if (strcmp(req->method, "GET") == 0) {
-		api_source_reply_row(req, 200, id);
-		return;
-	}
-	if (strcmp(req->method, "DELETE") == 0) {
-		rc = store_source_delete(req->st, id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, NULL, err);
-		else
-			api_reply_no_content(req);
-		return;
-	}
-	if (strcmp(req->method, "PATCH") != 0) {
-		api_reply_method(req, "GET, PATCH, DELETE");
-		return;
-	}
-	rc = store_source_get(req->st, id, &row, err, sizeof(err));
-	cJSON_Delete(row);
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	body = api_req_body(req);
-	if (body == NULL)
-		return;
-	in = cJSON_CreateObject();
-	if (api_source_fields(req, body, false, in) == 0) {
-		rc = store_source_update(req->st, id, in, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, "service_id", err);
-		else
-			api_source_reply_row(req, 200, id);
-	}
-	cJSON_Delete(in);
-	cJSON_Delete(body);
-}
+const struct api_resource api_sources = {
+	.kind = STORE_SOURCE,
+	.repr = api_source_repr,
+	.fields = api_source_fields,
+	.parent_field = "service_id",
+};

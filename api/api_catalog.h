@@ -3,19 +3,9 @@
 #ifndef SS_API_CATALOG_H
 #define SS_API_CATALOG_H
 
-#include <stdint.h>
+#include "api_resource.h"
 
-#include "api_http.h"
-
-/* GET (list) and POST (create). */
-void api_services_collection(struct api_req *req);
-/* GET, PATCH, DELETE. */
-void api_service_item(struct api_req *req, int64_t id);
-
-void api_sources_collection(struct api_req *req);
-void api_source_item(struct api_req *req, int64_t id);
-
-/* A source row as the API shows it: the delimiter filled in.  Takes row. */
-cJSON *api_source_repr(cJSON *row);
+extern const struct api_resource api_services;
+extern const struct api_resource api_sources;
 
 #endif

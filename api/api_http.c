@@ -48,9 +48,10 @@ void api_reply_no_content(struct api_req *req)
 	api_send(req, 204, NULL, "", 0, NULL);
 }
 
-void api_reply_html(struct api_req *req, int status, const char *html, size_t len)
+void api_reply_text(struct api_req *req, int status, const char *type, const char *text,
+		    size_t len)
 {
-	api_send(req, status, "text/html; charset=utf-8", html, len, NULL);
+	api_send(req, status, type, text, len, NULL);
 }
 
 static const char *api_error_code(int status)
@@ -166,15 +167,26 @@ void api_reply_store(struct api_req *req, int rc, const char *field, const char 
 	}
 }
 
+void api_row_free(cJSON *row)
+{
+	static const char *const secrets[] = { "definition", "password" };
+
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(row, secrets[i]);
+
+		if (cJSON_IsString(v) && v->valuestring != NULL)
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+	}
+	cJSON_Delete(row);
+}
+
 void api_wake(struct api_req *req)
 {
 	if (req->ops != NULL && req->ops->wake != NULL)
 		req->ops->wake(req->ops->ctx);
 }
 
-/* How deep the JSON nests, counted without parsing: cJSON parses, copies
- * and frees by recursion, and civetweb's threads have small stacks. */
-static size_t api_json_depth(const char *buf, size_t len)
+size_t api_json_depth(const char *buf, size_t len)
 {
 	size_t depth = 0, max = 0;
 	bool in_string = false;
@@ -277,16 +289,18 @@ out:
 
 static const char *api_json_type(const cJSON *v)
 {
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
+	static const struct {
+		int type;
+		const char *name;
+	} names[] = {
+		{ cJSON_String, "a string" }, { cJSON_Number, "a number" },
+		{ cJSON_True, "a boolean" },  { cJSON_False, "a boolean" },
+		{ cJSON_NULL, "null" },	      { cJSON_Array, "an array" },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((v->type & 0xFF) == names[i].type)
+			return names[i].name;
 	return "an object";
 }
 
@@ -339,24 +353,37 @@ size_t api_utf8_len(const char *s)
 	return n;
 }
 
+/* The field, or NULL when absent; -1 in *rc after replying 422 when it is
+ * required and absent, or not of the type is() accepts (want names it). */
+static const cJSON *api_get_field(struct api_req *req, const cJSON *body, const char *name,
+				  bool required, cJSON_bool (*is)(const cJSON *), const char *want,
+				  int *rc)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+
+	*rc = 0;
+	if (v == NULL && required) {
+		api_reply_error(req, 422, name, "%s is required", name);
+		*rc = -1;
+	} else if (v != NULL && !is(v)) {
+		api_reply_error(req, 422, name, "%s must be %s, not %s", name, want,
+				api_json_type(v));
+		*rc = -1;
+		v = NULL;
+	}
+	return v;
+}
+
 int api_get_string(struct api_req *req, const cJSON *body, const char *name, bool required,
 		   size_t minchars, size_t maxchars, bool multiline, const char **out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+	int rc;
+	const cJSON *v = api_get_field(req, body, name, required, cJSON_IsString, "a string", &rc);
 	size_t chars;
 
 	*out = NULL;
-	if (v == NULL) {
-		if (required) {
-			api_reply_error(req, 422, name, "%s is required", name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!cJSON_IsString(v)) {
-		api_reply_error(req, 422, name, "%s must be a string, not %s", name, api_json_type(v));
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	chars = api_utf8_len(v->valuestring);
 	if (chars < minchars || chars > maxchars) {
 		if (minchars > 0 && chars == 0)
@@ -379,22 +406,13 @@ int api_get_string(struct api_req *req, const cJSON *body, const char *name, boo
 int api_get_int(struct api_req *req, const cJSON *body, const char *name, bool required,
 		int64_t min, int64_t max, int64_t *out, bool *present)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+	int rc;
+	const cJSON *v = api_get_field(req, body, name, required, cJSON_IsNumber, "an integer", &rc);
 	double d;
 
 	*present = false;
-	if (v == NULL) {
-		if (required) {
-			api_reply_error(req, 422, name, "%s is required", name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!cJSON_IsNumber(v)) {
-		api_reply_error(req, 422, name, "%s must be an integer, not %s", name,
-				api_json_type(v));
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	d = v->valuedouble;
 	if (!api_is_integral(d) || d < (double)min || d > (double)max) {
 		api_reply_error(req, 422, name, "%s must be an integer from %lld to %lld", name,
@@ -404,6 +422,63 @@ int api_get_int(struct api_req *req, const cJSON *body, const char *name, bool r
 	*out = (int64_t)d;
 	*present = true;
 	return 0;
+}
+
+int api_copy_fields(struct api_req *req, const cJSON *body, bool create,
+		    const struct api_field *fields, size_t nfields, cJSON *in)
+{
+	for (size_t i = 0; i < nfields; i++) {
+		const struct api_field *f = &fields[i];
+		bool required = create && f->required, present;
+		const char *text;
+		int64_t num;
+		int rc;
+
+		if (f->is_int)
+			rc = api_get_int(req, body, f->name, required, f->min, f->max, &num, &present);
+		else
+			rc = api_get_string(req, body, f->name, required, (size_t)f->min,
+					    (size_t)f->max, f->multiline, &text);
+		if (rc < 0)
+			return -1;
+		if (f->is_int ? !present : text == NULL)
+			continue;
+		if (f->check != NULL &&
+		    f->check(req, f->name, cJSON_GetObjectItemCaseSensitive(body, f->name)) < 0)
+			return -1;
+		cJSON_AddItemToObject(in, f->name,
+				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, f->name),
+						      false));
+	}
+	return 0;
+}
+
+int api_get_bool(struct api_req *req, const cJSON *body, const char *name, bool *out)
+{
+	int rc;
+	const cJSON *v = api_get_field(req, body, name, false, cJSON_IsBool, "true or false", &rc);
+
+	if (v != NULL)
+		*out = cJSON_IsTrue(v);
+	return rc;
+}
+
+int api_query_bool(struct api_req *req, const char *name, bool *out)
+{
+	char buf[8];
+	int n;
+
+	if (req->query == NULL)
+		return 0;
+	n = mg_get_var(req->query, strlen(req->query), name, buf, sizeof(buf));
+	if (n == -1)
+		return 0; /* absent */
+	if (n >= 0 && (strcmp(buf, "true") == 0 || strcmp(buf, "false") == 0)) {
+		*out = buf[0] == 't';
+		return 0;
+	}
+	api_reply_error(req, 422, name, "%s must be true or false", name);
+	return -1;
 }
 
 static int api_query_int(struct api_req *req, const char *name, int64_t dflt, int64_t min,

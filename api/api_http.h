@@ -22,6 +22,7 @@
 #define API_JSON_DEPTH_MAX 16 /* our bodies need 3 */
 #define API_NAME_MAX 64
 #define API_TEXT_MAX 4096 /* descriptions, hosts and other free text */
+#define API_ID_MAX ((int64_t)1 << 53) /* ids travel as JSON numbers */
 
 struct api_req {
 	struct mg_connection *conn;
@@ -40,7 +41,9 @@ cJSON *api_req_body(struct api_req *req);
 /* Takes obj (may be NULL: 500).  status 200, 201, 202. */
 void api_reply_json(struct api_req *req, int status, cJSON *obj);
 void api_reply_no_content(struct api_req *req);
-void api_reply_html(struct api_req *req, int status, const char *html, size_t len);
+/* A body of the given Content-Type ("text/html; charset=utf-8", ...). */
+void api_reply_text(struct api_req *req, int status, const char *type, const char *text,
+		    size_t len);
 
 /* {"error":{"code","message","field"}}; field may be NULL. */
 void api_reply_error(struct api_req *req, int status, const char *field, const char *fmt, ...)
@@ -57,6 +60,10 @@ void api_reply_job_invalid(struct api_req *req, const struct js_errors *errs);
 void api_reply_store(struct api_req *req, int rc, const char *field, const char *err);
 
 void api_wake(struct api_req *req);
+
+/* cJSON_Delete after wiping the secrets a row or body may hold (a job's
+ * definition, a wizard password).  NULL is fine. */
+void api_row_free(cJSON *row);
 
 /* ---- body fields ---- */
 
@@ -75,12 +82,40 @@ int api_get_string(struct api_req *req, const cJSON *body, const char *name, boo
 int api_get_int(struct api_req *req, const cJSON *body, const char *name, bool required,
 		int64_t min, int64_t max, int64_t *out, bool *present);
 
+/* A body field that goes to the store as it is (api_copy_fields). */
+struct api_field {
+	const char *name;
+	bool is_int;      /* an integer; else a string */
+	bool required;    /* when creating */
+	bool multiline;   /* a string that may hold line breaks and tabs */
+	int64_t min, max; /* characters of a string, or the integer's range */
+	/* Further checks of a value of the right type and size: replies 422 and
+	 * returns -1.  NULL: none. */
+	int (*check)(struct api_req *req, const char *name, const cJSON *value);
+};
+
+/* Checks the fields of body that fields[] names, in that order, and copies
+ * those present into in.  Returns 0, or -1 after replying 422. */
+int api_copy_fields(struct api_req *req, const cJSON *body, bool create,
+		    const struct api_field *fields, size_t nfields, cJSON *in);
+
+/* A boolean field; *out untouched when absent. */
+int api_get_bool(struct api_req *req, const cJSON *body, const char *name, bool *out);
+
+/* A boolean from the query string ("true" or "false"); *out untouched when
+ * absent. */
+int api_query_bool(struct api_req *req, const char *name, bool *out);
+
 /* page and page_size from the query string (422 when bad). */
 int api_get_paging(struct api_req *req, int64_t *page, int64_t *page_size);
 
 /* {"items": items, "total", "page", "page_size"}; takes items. */
 void api_reply_list(struct api_req *req, cJSON *items, int64_t total, int64_t page,
 		    int64_t page_size);
+
+/* How deep the JSON in buf nests, counted without parsing: cJSON parses,
+ * copies and frees by recursion, and civetweb's threads have small stacks. */
+size_t api_json_depth(const char *buf, size_t len);
 
 /* d is a whole number that fits an int64_t exactly (|d| <= 9e15). */
 bool api_is_integral(double d);

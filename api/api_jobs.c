@@ -4,21 +4,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_check.h"
 #include "resolve.h"
 
-#define API_ID_MAX ((int64_t)1 << 53)
 #define API_PASSWORD_MASK "****"
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Keys of a PATCH; a POST (and validate) may also say dry_run. */
 static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", NULL,
 };
 
+static const char *const job_create_writable[] = {
+	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
+	"fallback_offset", "consistency", "database", "schema", "table", "account",
+	"password", "write_mode", "error_limit", "fields", "dry_run", NULL,
+};
+
 static const char *const job_readonly[] = {
 	"id",	    "state",	    "desired_state",	 "pid",		 "started_at",
 	"restarts", "messages_consumed", "rows_written", "rows_rejected", "last_error",
 	"created_at", "updated_at",	 "definition",	 NULL,
+};
+
+/* The columns a body sets directly; a check (validate, dry run) needs no
+ * name. */
+static const struct api_field job_fields[] = {
+	{ "source_id", true, true, false, 1, API_ID_MAX, NULL },
+	{ "name", false, true, false, 1, API_NAME_MAX, NULL },
+	{ "description", false, false, true, 0, API_TEXT_MAX, NULL },
+	{ "mode", false, true, false, 1, 32, NULL },
+};
+
+static const struct api_field job_check_fields[] = {
+	{ "source_id", true, true, false, 1, API_ID_MAX, NULL },
+	{ "name", false, false, false, 1, API_NAME_MAX, NULL },
+	{ "description", false, false, true, 0, API_TEXT_MAX, NULL },
+	{ "mode", false, true, false, 1, 32, NULL },
 };
 
 /* The wizard fields, in the order responses show them, with their defaults
@@ -33,8 +57,6 @@ static const struct {
 	{ "error_limit", NULL }, { "fields", NULL },
 };
 
-#define NWIZARD (sizeof(wizard_fields) / sizeof(wizard_fields[0]))
-
 static const char *api_row_string(const cJSON *row, const char *key)
 {
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, key));
@@ -45,53 +67,29 @@ static int64_t api_row_int(const cJSON *row, const char *key)
 	return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, key));
 }
 
-static void api_wipe_string(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
-/* Frees a row or wizard object after wiping its secrets. */
-static void api_job_row_free(cJSON *row)
-{
-	cJSON *def = cJSON_GetObjectItemCaseSensitive(row, "definition");
-	cJSON *pw = cJSON_GetObjectItemCaseSensitive(row, "password");
-
-	if (cJSON_IsString(def) && def->valuestring != NULL)
-		explicit_bzero(def->valuestring, strlen(def->valuestring));
-	if (cJSON_IsString(pw) && pw->valuestring != NULL)
-		explicit_bzero(pw->valuestring, strlen(pw->valuestring));
-	cJSON_Delete(row);
-}
-
 /* ---- representation ---- */
 
-static char *api_job_masked_config(struct store *st, int64_t id, const char *stored)
+/* What the job runs, as YAML with the password masked: malloc'd, or NULL
+ * with errs (when it cannot be parsed) or err filled. */
+static char *api_job_effective_yaml(struct store *st, int64_t id, struct js_errors *errs,
+				    int *rc, char *err, size_t errlen)
 {
 	struct jobspec *spec = NULL;
-	struct js_errors *errs = calloc(1, sizeof(*errs));
-	char err[256];
 	char *yaml = NULL;
 
-	if (errs == NULL)
-		return NULL;
-	if (store_job_resolve(st, id, &spec, errs, err, sizeof(err)) < 0) {
-		/* No longer valid against its source: show what was stored, masked. */
-		memset(errs, 0, sizeof(*errs));
-		spec = NULL;
-		if (stored == NULL || jobspec_parse_yaml(stored, strlen(stored), &spec, errs) < 0)
-			goto out;
+	*rc = store_job_effective(st, id, &spec, errs, err, errlen);
+	if (*rc == 0) {
+		yaml = jobspec_to_yaml(spec, true);
+		if (yaml == NULL) {
+			*rc = STORE_ERROR;
+			snprintf(err, errlen, "out of memory");
+		}
 	}
-	yaml = jobspec_to_yaml(spec, true);
-out:
 	jobspec_free(spec);
-	free(errs);
 	return yaml;
 }
 
-cJSON *api_job_repr(struct store *st, cJSON *row)
+static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 {
 	static const char *const head[] = { "id", "source_id", "name", "description", "mode" };
 	static const char *const tail[] = { "state", "desired_state", "created_at", "updated_at" };
@@ -101,21 +99,27 @@ cJSON *api_job_repr(struct store *st, cJSON *row)
 
 	if (out == NULL || row == NULL)
 		goto fail;
-	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+	for (size_t i = 0; i < NELEM(head); i++)
 		cJSON_AddItemToObject(out, head[i],
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, head[i]),
 						      false));
 	if (mode != NULL && strcmp(mode, "professional") == 0) {
-		char *yaml = api_job_masked_config(st, api_row_int(row, "id"), def);
+		struct js_errors *errs = calloc(1, sizeof(*errs)); /* small stacks */
+		char err[256];
+		int rc;
+		char *yaml = errs != NULL ? api_job_effective_yaml(req->st, api_row_int(row, "id"),
+								   errs, &rc, err, sizeof(err))
+					  : NULL;
 
 		if (yaml != NULL)
 			cJSON_AddStringToObject(out, "config", yaml);
 		else
 			cJSON_AddNullToObject(out, "config");
 		free(yaml);
+		free(errs);
 	} else {
 		fields = def != NULL ? cJSON_Parse(def) : NULL;
-		for (size_t i = 0; i < NWIZARD; i++) {
+		for (size_t i = 0; i < NELEM(wizard_fields); i++) {
 			const char *name = wizard_fields[i].name;
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, name);
 
@@ -133,20 +137,21 @@ cJSON *api_job_repr(struct store *st, cJSON *row)
 				cJSON_AddNullToObject(out, name);
 		}
 	}
-	for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
+	for (size_t i = 0; i < NELEM(tail); i++)
 		cJSON_AddItemToObject(out, tail[i],
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, tail[i]),
 						      false));
-	api_job_row_free(fields);
-	api_job_row_free(row);
+	api_row_free(fields);
+	api_row_free(row);
 	return out;
 fail:
 	cJSON_Delete(out);
-	api_job_row_free(row);
+	api_row_free(row);
 	return NULL;
 }
 
-cJSON *api_job_status(const cJSON *row)
+/* The status object of GET /api/v1/jobs/ID/status, from a job row (borrowed). */
+static cJSON *api_job_status(const cJSON *row)
 {
 	static const char *const keys[] = { "id",	    "name",	 "state",
 					    "desired_state", "pid",	 "started_at",
@@ -154,7 +159,7 @@ cJSON *api_job_status(const cJSON *row)
 					    "rows_rejected", "last_error" };
 	cJSON *out = cJSON_CreateObject();
 
-	for (size_t i = 0; out != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (size_t i = 0; out != NULL && i < NELEM(keys); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, keys[i]);
 
 		/* pid 0 and an empty error mean "none". */
@@ -169,29 +174,25 @@ cJSON *api_job_status(const cJSON *row)
 	return out;
 }
 
-static void api_job_reply_row(struct api_req *req, int status, int64_t id, bool as_status)
+static void api_job_reply_status(struct api_req *req, int status, int64_t id)
 {
 	char err[512];
 	cJSON *row = NULL;
-	int rc = store_job_get(req->st, id, &row, err, sizeof(err));
+	int rc = store_row_get(req->st, STORE_JOB, id, &row, err, sizeof(err));
 
 	if (rc < 0) {
 		api_reply_store(req, rc, NULL, err);
 		return;
 	}
-	if (as_status) {
-		api_reply_json(req, status, api_job_status(row));
-		api_job_row_free(row);
-		return;
-	}
-	api_reply_json(req, status, api_job_repr(req->st, row));
+	api_reply_json(req, status, api_job_status(row));
+	api_row_free(row);
 }
 
 /* ---- definition ---- */
 
 static bool api_is_wizard_field(const char *name)
 {
-	for (size_t i = 0; i < NWIZARD; i++)
+	for (size_t i = 0; i < NELEM(wizard_fields); i++)
 		if (strcmp(wizard_fields[i].name, name) == 0)
 			return true;
 	return false;
@@ -250,108 +251,20 @@ out:
 	return out;
 }
 
-/* What a POST or PATCH asks for, checked and merged with the stored job. */
-struct api_job_change {
-	cJSON *in;	/* writable columns for the store */
-	char *definition; /* text to store; holds the password */
-	const char *mode;
-	int64_t source_id;
-};
-
-static void api_job_change_free(struct api_job_change *ch)
+/* The wizard fields of the body merged over the stored ones (row NULL: none),
+ * as JSON text (malloc'd), or NULL on out of memory. */
+static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 {
-	cJSON_Delete(ch->in);
-	api_wipe_string(ch->definition);
-}
-
-/* Checks the common fields and builds the definition.  row: the stored job
- * (NULL on create).  Returns 0, or -1 after replying. */
-static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *row,
-			 struct api_job_change *ch)
-{
-	const char *name, *desc, *mode, *config;
-	const char *stored_mode = row ? api_row_string(row, "mode") : NULL;
-	const char *stored_def = row ? api_row_string(row, "definition") : NULL;
 	const cJSON *item;
-	struct js_errors *errs = NULL;
-	cJSON *fields = NULL;
-	bool present, same_mode;
-	int64_t sid;
-	int rc = -1;
+	cJSON *fields = stored_def != NULL ? cJSON_Parse(stored_def) : NULL;
+	char *text;
 
-	if (api_check_keys(req, body, job_writable, job_readonly, "a job") < 0)
-		return -1;
-	if (api_get_int(req, body, "source_id", row == NULL, 1, API_ID_MAX, &sid, &present) < 0)
-		return -1;
-	ch->source_id = present ? sid : api_row_int(row, "source_id");
-	if (present)
-		cJSON_AddNumberToObject(ch->in, "source_id", (double)sid);
-	if (api_get_string(req, body, "name", row == NULL, 1, API_NAME_MAX, false, &name) < 0 ||
-	    api_get_string(req, body, "description", false, 0, API_TEXT_MAX, true, &desc) < 0 ||
-	    api_get_string(req, body, "mode", row == NULL, 1, 32, false, &mode) < 0)
-		return -1;
-	if (name != NULL)
-		cJSON_AddStringToObject(ch->in, "name", name);
-	if (desc != NULL)
-		cJSON_AddStringToObject(ch->in, "description", desc);
-	if (mode != NULL && strcmp(mode, "basic") == 0)
-		mode = "wizard"; /* the console's name for it */
-	if (mode != NULL && strcmp(mode, "wizard") != 0 && strcmp(mode, "professional") != 0) {
-		api_reply_error(req, 422, "mode", "mode must be wizard or professional, not \"%s\"",
-				mode);
-		return -1;
-	}
-	ch->mode = mode != NULL ? mode : stored_mode;
-	same_mode = stored_mode != NULL && strcmp(ch->mode, stored_mode) == 0;
-	cJSON_AddStringToObject(ch->in, "mode", ch->mode);
-
-	if (strcmp(ch->mode, "professional") == 0) {
-		cJSON_ArrayForEach(item, body) {
-			if (api_is_wizard_field(item->string)) {
-				api_reply_error(req, 422, item->string,
-						"%s is a wizard-mode field; a professional-mode job "
-						"sets everything in config",
-						item->string);
-				return -1;
-			}
-		}
-		if (api_get_string(req, body, "config", !same_mode, 1, API_BODY_MAX, true,
-				   &config) < 0)
-			return -1;
-		if (config == NULL) {
-			ch->definition = strdup(stored_def != NULL ? stored_def : "");
-		} else {
-			ch->definition = same_mode ? api_config_keep_password(config, stored_def)
-						   : NULL;
-			if (ch->definition == NULL)
-				ch->definition = strdup(config);
-		}
-		if (ch->definition == NULL)
-			goto oom;
-		return 0;
-	}
-
-	if (cJSON_GetObjectItemCaseSensitive(body, "config") != NULL) {
-		api_reply_error(req, 422, "config",
-				"config is for professional-mode jobs; a wizard-mode job takes "
-				"the wizard fields");
-		return -1;
-	}
-	errs = calloc(1, sizeof(*errs));
-	if (errs == NULL)
-		goto oom;
-	api_wizard_types(body, errs);
-	if (errs->count > 0) {
-		api_reply_job_invalid(req, errs);
-		goto out;
-	}
-	fields = same_mode && stored_def != NULL ? cJSON_Parse(stored_def) : NULL;
 	if (!cJSON_IsObject(fields)) {
-		cJSON_Delete(fields);
+		api_row_free(fields);
 		fields = cJSON_CreateObject();
 	}
 	if (fields == NULL)
-		goto oom;
+		return NULL;
 	cJSON_ArrayForEach(item, body) {
 		const cJSON *old = cJSON_GetObjectItemCaseSensitive(fields, item->string);
 
@@ -361,181 +274,351 @@ static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *ro
 		if (strcmp(item->string, "password") == 0 && cJSON_IsString(item) &&
 		    strcmp(item->valuestring, API_PASSWORD_MASK) == 0 && cJSON_IsString(old))
 			continue;
-		if (old != NULL) {
-			cJSON *gone = cJSON_DetachItemFromObjectCaseSensitive(fields, item->string);
-
-			if (cJSON_IsString(gone) && gone->valuestring != NULL)
-				explicit_bzero(gone->valuestring, strlen(gone->valuestring));
-			cJSON_Delete(gone);
-		}
+		if (old != NULL)
+			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
 		if (!cJSON_IsNull(item))
 			cJSON_AddItemToObject(fields, item->string, cJSON_Duplicate(item, true));
 	}
-	ch->definition = cJSON_PrintUnformatted(fields);
-	if (ch->definition == NULL)
-		goto oom;
-	rc = 0;
-	goto out;
-oom:
-	api_reply_error(req, 500, NULL, "out of memory");
-out:
-	api_job_row_free(fields);
-	free(errs);
-	return rc;
+	text = cJSON_PrintUnformatted(fields);
+	api_row_free(fields);
+	return text;
 }
 
-/* Resolves the changed job against its source and service; replies 422 with
- * every problem.  Returns 0 or -1. */
-static int api_job_check(struct api_req *req, struct api_job_change *ch)
+enum api_job_purpose {
+	API_JOB_CREATE, /* POST /api/v1/jobs (a dry run only checks) */
+	API_JOB_CHANGE, /* PATCH /api/v1/jobs/ID */
+	API_JOB_CHECK,	/* POST /api/v1/jobs/validate */
+};
+
+/* What a POST or PATCH asks for, checked and merged with the stored job. */
+struct api_job_change {
+	cJSON *in;	  /* writable columns for the store */
+	char *definition; /* text to store; holds the password */
+	const char *mode; /* "wizard" or "professional" */
+	const char *name; /* NULL when a check leaves it out */
+	int64_t source_id;
+	bool check_only;	/* validate or dry run: answer, store nothing */
+	struct js_errors *errs; /* what is wrong with the definition */
+	struct jobspec *spec;	/* resolved, when errs is empty */
+};
+
+static void api_job_change_free(struct api_job_change *ch)
+{
+	api_row_free(ch->in);
+	if (ch->definition != NULL) {
+		explicit_bzero(ch->definition, strlen(ch->definition));
+		free(ch->definition);
+	}
+	free(ch->errs);
+	jobspec_free(ch->spec);
+}
+
+/* The mode a body names, as stored; "basic" is the console's name for the
+ * wizard.  NULL when it names none. */
+static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
+{
+	const char *mode = api_row_string(in, "mode");
+
+	*rc = 0;
+	if (mode == NULL)
+		return NULL;
+	if (strcmp(mode, "professional") == 0)
+		return "professional";
+	if (strcmp(mode, "wizard") == 0 || strcmp(mode, "basic") == 0)
+		return "wizard";
+	api_reply_error(req, 422, "mode", "mode must be wizard or professional, not \"%s\"", mode);
+	*rc = -1;
+	return NULL;
+}
+
+/* The professional-mode definition: config, or the stored one. */
+static int api_job_config_definition(struct api_req *req, const cJSON *body,
+				     const char *stored_def, bool same_mode,
+				     struct api_job_change *ch)
+{
+	const cJSON *item;
+	const char *config;
+
+	cJSON_ArrayForEach(item, body) {
+		if (api_is_wizard_field(item->string)) {
+			api_reply_error(req, 422, item->string,
+					"%s is a wizard-mode field; a professional-mode job "
+					"sets everything in config",
+					item->string);
+			return -1;
+		}
+	}
+	if (api_get_string(req, body, "config", !same_mode, 1, API_BODY_MAX, true, &config) < 0)
+		return -1;
+	if (config == NULL)
+		ch->definition = strdup(stored_def != NULL ? stored_def : "");
+	else if (same_mode)
+		ch->definition = api_config_keep_password(config, stored_def);
+	if (ch->definition == NULL && config != NULL)
+		ch->definition = strdup(config);
+	return 0;
+}
+
+/* Checks the common fields and builds the definition; problems with the
+ * definition itself go to ch->errs.  row: the stored job (NULL unless
+ * purpose is API_JOB_CHANGE).  Returns 0, or -1 after replying. */
+static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *row,
+			 enum api_job_purpose purpose, struct api_job_change *ch)
+{
+	const char *stored_mode = row ? api_row_string(row, "mode") : NULL;
+	const char *stored_def = row ? api_row_string(row, "definition") : NULL;
+	bool dry_query = false, dry_body = false, same_mode;
+	int rc;
+
+	ch->in = cJSON_CreateObject();
+	ch->errs = calloc(1, sizeof(*ch->errs)); /* large for civetweb's small stacks */
+	if (ch->in == NULL || ch->errs == NULL)
+		goto oom;
+	if (api_check_keys(req, body, row != NULL ? job_writable : job_create_writable,
+			   job_readonly, "a job") < 0)
+		return -1;
+	if (purpose == API_JOB_CREATE && (api_query_bool(req, "dry_run", &dry_query) < 0 ||
+					  api_get_bool(req, body, "dry_run", &dry_body) < 0))
+		return -1;
+	ch->check_only = purpose == API_JOB_CHECK || dry_query || dry_body;
+	if (api_copy_fields(req, body, row == NULL, ch->check_only ? job_check_fields : job_fields,
+			    NELEM(job_fields), ch->in) < 0)
+		return -1;
+	ch->source_id = cJSON_GetObjectItemCaseSensitive(ch->in, "source_id") != NULL
+				? api_row_int(ch->in, "source_id")
+				: api_row_int(row, "source_id");
+	ch->name = api_row_string(ch->in, "name");
+	if (ch->name == NULL)
+		ch->name = api_row_string(row, "name");
+	ch->mode = api_job_mode(req, ch->in, &rc);
+	if (rc < 0)
+		return -1;
+	if (ch->mode == NULL)
+		ch->mode = stored_mode;
+	same_mode = stored_mode != NULL && strcmp(ch->mode, stored_mode) == 0;
+	cJSON_DeleteItemFromObjectCaseSensitive(ch->in, "mode");
+	cJSON_AddStringToObject(ch->in, "mode", ch->mode);
+
+	if (strcmp(ch->mode, "professional") == 0) {
+		if (api_job_config_definition(req, body, stored_def, same_mode, ch) < 0)
+			return -1;
+	} else if (cJSON_GetObjectItemCaseSensitive(body, "config") != NULL) {
+		api_reply_error(req, 422, "config",
+				"config is for professional-mode jobs; a wizard-mode job takes "
+				"the wizard fields");
+		return -1;
+	} else {
+		api_wizard_types(body, ch->errs);
+		if (ch->errs->count > 0)
+			return 0;
+		ch->definition = api_wizard_definition(body, same_mode ? stored_def : NULL);
+	}
+	if (ch->definition != NULL)
+		return 0;
+oom:
+	api_reply_error(req, 500, NULL, "out of memory");
+	return -1;
+}
+
+/* Resolves the definition against its source and service into ch->spec, or
+ * every problem into ch->errs.  Returns 0, or -1 after replying (no such
+ * source: 422). */
+static int api_job_resolve(struct api_req *req, struct api_job_change *ch)
 {
 	cJSON *source = NULL, *service = NULL;
-	struct jobspec *spec = NULL;
-	struct js_errors *errs;
 	char err[512];
 	int rc;
 
-	rc = store_source_get(req->st, ch->source_id, &source, err, sizeof(err));
+	rc = store_row_get(req->st, STORE_SOURCE, ch->source_id, &source, err, sizeof(err));
 	if (rc == STORE_NOT_FOUND) {
 		api_reply_error(req, 422, "source_id", "source_id: no source with id %lld",
 				(long long)ch->source_id);
 		return -1;
 	}
 	if (rc == 0)
-		rc = store_service_get(req->st,
-				       api_row_int(source, "service_id"), &service, err,
-				       sizeof(err));
-	if (rc < 0) {
-		cJSON_Delete(source);
+		rc = store_row_get(req->st, STORE_SERVICE, api_row_int(source, "service_id"),
+				   &service, err, sizeof(err));
+	if (rc < 0)
 		api_reply_store(req, rc, NULL, err);
-		return -1;
-	}
-	errs = calloc(1, sizeof(*errs)); /* large for civetweb's small stacks */
-	if (errs == NULL) {
-		rc = -1;
-		api_reply_error(req, 500, NULL, "out of memory");
-	} else {
-		rc = resolve_job(ch->mode, ch->definition, source, service, &spec, errs);
-		if (rc < 0)
-			api_reply_job_invalid(req, errs);
-	}
-	jobspec_free(spec);
+	else if (ch->errs->count == 0 &&
+		 resolve_job(ch->mode, ch->definition, source, service, true, &ch->spec,
+			     ch->errs) < 0 &&
+		 ch->errs->count == 0)
+		js_errors_add(ch->errs, 0, NULL, "the job cannot be resolved (out of memory?)");
 	cJSON_Delete(source);
 	cJSON_Delete(service);
-	free(errs);
-	if (rc < 0)
-		return -1;
-	return 0;
+	return rc < 0 ? -1 : 0;
+}
+
+/* ---- checks against the database ---- */
+
+/* 200 {"valid", "database_checked", "errors", "statements"}: the
+ * definition's problems, or when there are none the worker's check. */
+static void api_job_reply_check(struct api_req *req, const struct api_job_change *ch, int64_t id)
+{
+	struct api_check chk;
+	cJSON *root;
+
+	memset(&chk, 0, sizeof(chk));
+	if (ch->spec != NULL) {
+		api_check_run(req->ops->worker_path, ch->spec, id, ch->name, &chk);
+	} else {
+		chk.errors = cJSON_CreateArray();
+		chk.statements = cJSON_CreateArray();
+		for (size_t i = 0; i < ch->errs->count; i++) {
+			const struct js_error *e = &ch->errs->items[i];
+
+			cJSON_AddItemToArray(chk.errors,
+					     api_check_error(e->path[0] != '\0' ? e->path : NULL,
+							     e->line, "invalid", e->message));
+		}
+	}
+	root = cJSON_CreateObject();
+	if (root == NULL || chk.errors == NULL || chk.statements == NULL) {
+		api_check_free(&chk);
+		cJSON_Delete(root);
+		api_reply_json(req, 500, NULL);
+		return;
+	}
+	cJSON_AddBoolToObject(root, "valid", chk.valid);
+	cJSON_AddBoolToObject(root, "database_checked", chk.database_checked);
+	cJSON_AddItemToObject(root, "errors", chk.errors);
+	if (ch->errs->truncated)
+		cJSON_AddTrueToObject(root, "errors_truncated");
+	cJSON_AddItemToObject(root, "statements", chk.statements);
+	api_reply_json(req, 200, root);
+}
+
+/* UPDATE and MERGE need MATCH_COLUMNS that are the target's primary key or a
+ * unique index: ask the database.  Its other findings do not block (the
+ * table may be made later), nor does a database that cannot be reached (the
+ * worker checks again when it starts).  Returns 0, or -1 after replying 422. */
+static int api_job_check_keys(struct api_req *req, struct api_job_change *ch, int64_t id)
+{
+	static const char match[] = "KAFKA.OUTPUT.MATCH_COLUMNS";
+	struct api_check chk;
+	const cJSON *e;
+
+	if (ch->spec->mode != JS_MODE_UPDATE && ch->spec->mode != JS_MODE_MERGE)
+		return 0;
+	api_check_run(req->ops->worker_path, ch->spec, id, ch->name, &chk);
+	cJSON_ArrayForEach(e, chk.errors) {
+		const char *field = api_row_string(e, "field");
+		const char *code = api_row_string(e, "code");
+
+		if (code == NULL || strcmp(code, "not_unique") != 0)
+			continue;
+		if (field == NULL || strncmp(field, match, sizeof(match) - 1) != 0)
+			field = match;
+		js_errors_add(ch->errs, jobspec_line(ch->spec, field), field, "%s",
+			      api_row_string(e, "message") != NULL ? api_row_string(e, "message")
+								    : "not unique");
+	}
+	api_check_free(&chk);
+	if (ch->errs->count == 0)
+		return 0;
+	api_reply_job_invalid(req, ch->errs);
+	return -1;
 }
 
 /* ---- handlers ---- */
 
-void api_jobs_collection(struct api_req *req)
+/* POST /api/v1/jobs (row NULL), PATCH /api/v1/jobs/ID, and validate. */
+static void api_job_write_for(struct api_req *req, const cJSON *body, const cJSON *row,
+			      int64_t id, enum api_job_purpose purpose)
 {
 	struct api_job_change ch;
 	char err[512];
-	int64_t page, page_size, total = 0, id = 0;
-	cJSON *items = NULL, *out, *item, *body;
 	int rc;
 
-	if (strcmp(req->method, "GET") == 0) {
-		if (api_get_paging(req, &page, &page_size) < 0)
-			return;
-		rc = store_job_list(req->st, (page - 1) * page_size, page_size, &items, &total, err,
-				    sizeof(err));
-		if (rc < 0) {
-			api_reply_store(req, rc, NULL, err);
-			return;
-		}
-		out = cJSON_CreateArray();
-		while (out != NULL && (item = cJSON_DetachItemFromArray(items, 0)) != NULL)
-			cJSON_AddItemToArray(out, api_job_repr(req->st, item));
-		api_job_row_free(items);
-		api_reply_list(req, out, total, page, page_size);
-		return;
-	}
-	if (strcmp(req->method, "POST") != 0) {
-		api_reply_method(req, "GET, POST");
-		return;
-	}
-	body = api_req_body(req);
-	if (body == NULL)
-		return;
 	memset(&ch, 0, sizeof(ch));
-	ch.in = cJSON_CreateObject();
-	if (api_job_build(req, body, NULL, &ch) == 0 && api_job_check(req, &ch) == 0) {
-		cJSON_AddStringToObject(ch.in, "definition", ch.definition);
-		rc = store_job_create(req->st, ch.in, &id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, "source_id", err);
-		else
-			api_job_reply_row(req, 201, id, false);
+	if (api_job_build(req, body, row, purpose, &ch) < 0)
+		goto out;
+	/* A definition already known to be wrong is refused before its source
+	 * is looked at; a check reports both. */
+	if ((ch.check_only || ch.errs->count == 0) && api_job_resolve(req, &ch) < 0)
+		goto out;
+	if (ch.check_only) {
+		api_job_reply_check(req, &ch, id);
+		goto out;
 	}
-	api_job_row_free(body);
-	api_job_row_free(ch.in);
-	ch.in = NULL;
+	if (ch.errs->count > 0) {
+		api_reply_job_invalid(req, ch.errs);
+		goto out;
+	}
+	if (api_job_check_keys(req, &ch, id) < 0)
+		goto out;
+	cJSON_AddStringToObject(ch.in, "definition", ch.definition);
+	rc = row == NULL ? store_row_create(req->st, STORE_JOB, ch.in, &id, err, sizeof(err))
+			 : store_row_update(req->st, STORE_JOB, id, ch.in, err, sizeof(err));
+	if (rc < 0)
+		api_reply_store(req, rc, "source_id", err);
+	else
+		api_resource_reply_row(req, &api_jobs, row == NULL ? 201 : 200, id);
+out:
 	api_job_change_free(&ch);
 }
 
-void api_job_item(struct api_req *req, int64_t id)
+static void api_job_write(struct api_req *req, const cJSON *body, const cJSON *row, int64_t id)
 {
-	struct api_job_change ch;
-	char err[512];
-	cJSON *row = NULL, *body = NULL;
-	const char *state, *desired;
-	int rc;
+	api_job_write_for(req, body, row, id, row == NULL ? API_JOB_CREATE : API_JOB_CHANGE);
+}
 
-	if (strcmp(req->method, "GET") == 0) {
-		api_job_reply_row(req, 200, id, false);
-		return;
-	}
-	if (strcmp(req->method, "DELETE") == 0) {
-		rc = store_job_delete(req->st, id, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, NULL, err);
-		else
-			api_reply_no_content(req);
-		return;
-	}
-	if (strcmp(req->method, "PATCH") != 0) {
-		api_reply_method(req, "GET, PATCH, DELETE");
-		return;
-	}
-	memset(&ch, 0, sizeof(ch));
-	rc = store_job_get(req->st, id, &row, err, sizeof(err));
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	/* Checked here to answer before reading the body; the store checks
-	 * again under its lock. */
-	state = api_row_string(row, "state");
-	desired = api_row_string(row, "desired_state");
+/* Checked here to answer before reading the body; the store checks again
+ * under its lock. */
+static int api_job_may_change(struct api_req *req, const cJSON *row, int64_t id)
+{
+	const char *state = api_row_string(row, "state");
+	const char *desired = api_row_string(row, "desired_state");
+
 	if (state != NULL && desired != NULL && strcmp(state, "failed") != 0 &&
 	    (strcmp(state, "stopped") != 0 || strcmp(desired, "stopped") != 0)) {
 		api_reply_error(req, 409, NULL,
 				"job %lld (%s) is %s; stop it first (POST /api/v1/jobs/%lld/stop), "
 				"then change it",
 				(long long)id, api_row_string(row, "name"), state, (long long)id);
-		goto out;
+		return -1;
+	}
+	return 0;
+}
+
+const struct api_resource api_jobs = {
+	.kind = STORE_JOB,
+	.repr = api_job_repr,
+	.write = api_job_write,
+	.may_change = api_job_may_change,
+};
+
+bool api_jobs_word(struct api_req *req, const char *word)
+{
+	cJSON *body;
+
+	if (strcmp(word, "validate") != 0)
+		return false;
+	if (strcmp(req->method, "POST") != 0) {
+		api_reply_method(req, "POST");
+		return true;
 	}
 	body = api_req_body(req);
-	if (body == NULL)
-		goto out;
-	ch.in = cJSON_CreateObject();
-	if (api_job_build(req, body, row, &ch) == 0 && api_job_check(req, &ch) == 0) {
-		cJSON_AddStringToObject(ch.in, "definition", ch.definition);
-		rc = store_job_update(req->st, id, ch.in, err, sizeof(err));
-		if (rc < 0)
-			api_reply_store(req, rc, "source_id", err);
-		else
-			api_job_reply_row(req, 200, id, false);
+	if (body != NULL)
+		api_job_write_for(req, body, NULL, 0, API_JOB_CHECK);
+	api_row_free(body);
+	return true;
+}
+
+/* Asks the store for a change of desired state; 202 with the status. */
+static void api_job_want(struct api_req *req, int64_t id,
+			 int (*change)(struct store *, int64_t, char *, size_t))
+{
+	char err[512];
+	int rc = change(req->st, id, err, sizeof(err));
+
+	if (rc < 0) {
+		api_reply_store(req, rc, NULL, err);
+		return;
 	}
-out:
-	api_job_row_free(body);
-	api_job_row_free(row);
-	api_job_row_free(ch.in);
-	ch.in = NULL;
-	api_job_change_free(&ch);
+	api_wake(req);
+	api_job_reply_status(req, 202, id);
 }
 
 static void api_job_start(struct api_req *req, int64_t id)
@@ -548,7 +631,7 @@ static void api_job_start(struct api_req *req, int64_t id)
 	bool busy;
 	int rc;
 
-	rc = store_job_get(req->st, id, &row, err, sizeof(err));
+	rc = store_row_get(req->st, STORE_JOB, id, &row, err, sizeof(err));
 	if (rc < 0) {
 		api_reply_store(req, rc, NULL, err);
 		return;
@@ -557,65 +640,84 @@ static void api_job_start(struct api_req *req, int64_t id)
 	desired = api_row_string(row, "desired_state");
 	busy = desired != NULL && strcmp(desired, "running") == 0 && state != NULL &&
 	       strcmp(state, "stopped") != 0 && strcmp(state, "failed") != 0;
-	api_job_row_free(row);
-	if (!busy) {
-		/* The source or the service may have changed since the job was
-		 * written: say so now rather than through a failed worker. */
-		errs = calloc(1, sizeof(*errs));
-		if (errs == NULL) {
-			api_reply_error(req, 500, NULL, "out of memory");
-			return;
-		}
-		rc = store_job_resolve(req->st, id, &spec, errs, err, sizeof(err));
-		jobspec_free(spec);
-		if (rc == STORE_INVALID)
-			api_reply_job_invalid(req, errs);
-		free(errs);
-		if (rc == STORE_INVALID)
-			return;
-		if (rc < 0) {
-			api_reply_store(req, rc, NULL, err);
-			return;
-		}
-		rc = store_job_start(req->st, id, err, sizeof(err));
-		if (rc < 0) {
-			api_reply_store(req, rc, NULL, err);
-			return;
-		}
-		api_wake(req);
+	api_row_free(row);
+	if (busy) {
+		api_job_reply_status(req, 202, id);
+		return;
 	}
-	api_job_reply_row(req, 202, id, true);
+	/* The source or the service may have changed since the job was written:
+	 * say so now rather than through a failed worker. */
+	errs = calloc(1, sizeof(*errs));
+	if (errs == NULL) {
+		api_reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	rc = store_job_resolve(req->st, id, &spec, errs, err, sizeof(err));
+	jobspec_free(spec);
+	if (rc == STORE_INVALID)
+		api_reply_job_invalid(req, errs);
+	else if (rc < 0)
+		api_reply_store(req, rc, NULL, err);
+	else
+		api_job_want(req, id, store_job_start);
+	free(errs);
+}
+
+static void api_job_stop(struct api_req *req, int64_t id)
+{
+	api_job_want(req, id, store_job_stop);
+}
+
+static void api_job_status_action(struct api_req *req, int64_t id)
+{
+	api_job_reply_status(req, 200, id);
+}
+
+/* The effective YAML, for wizard jobs too: what turns one into a
+ * professional job. */
+static void api_job_config(struct api_req *req, int64_t id)
+{
+	struct js_errors *errs = calloc(1, sizeof(*errs));
+	char err[512];
+	char *yaml;
+	int rc = STORE_ERROR;
+
+	if (errs == NULL) {
+		api_reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	yaml = api_job_effective_yaml(req->st, id, errs, &rc, err, sizeof(err));
+	if (yaml != NULL)
+		api_reply_text(req, 200, "application/yaml", yaml, strlen(yaml));
+	else if (rc == STORE_INVALID)
+		api_reply_job_invalid(req, errs);
+	else
+		api_reply_store(req, rc, NULL, err);
+	free(yaml);
+	free(errs);
 }
 
 void api_job_action(struct api_req *req, int64_t id, const char *action)
 {
-	char err[512];
-	int rc;
+	static const struct {
+		const char *name;
+		const char *method;
+		void (*run)(struct api_req *, int64_t);
+	} actions[] = {
+		{ "status", "GET", api_job_status_action },
+		{ "config", "GET", api_job_config },
+		{ "start", "POST", api_job_start },
+		{ "stop", "POST", api_job_stop },
+	};
 
-	if (strcmp(action, "status") == 0) {
-		if (strcmp(req->method, "GET") != 0)
-			api_reply_method(req, "GET");
+	for (size_t i = 0; i < NELEM(actions); i++) {
+		if (strcmp(action, actions[i].name) != 0)
+			continue;
+		if (strcmp(req->method, actions[i].method) != 0)
+			api_reply_method(req, actions[i].method);
 		else
-			api_job_reply_row(req, 200, id, true);
+			actions[i].run(req, id);
 		return;
 	}
-	if (strcmp(action, "start") != 0 && strcmp(action, "stop") != 0) {
-		api_reply_error(req, 404, NULL, "no route %s %s", req->method, req->path);
-		return;
-	}
-	if (strcmp(req->method, "POST") != 0) {
-		api_reply_method(req, "POST");
-		return;
-	}
-	if (strcmp(action, "start") == 0) {
-		api_job_start(req, id);
-		return;
-	}
-	rc = store_job_stop(req->st, id, err, sizeof(err));
-	if (rc < 0) {
-		api_reply_store(req, rc, NULL, err);
-		return;
-	}
-	api_wake(req);
-	api_job_reply_row(req, 202, id, true);
+	api_reply_error(req, 404, NULL, "no route %s %s", req->method, req->path);
 }

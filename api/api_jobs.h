@@ -1,24 +1,21 @@
-/* Jobs: /api/v1/jobs[/ID[/start|/stop|/status]].  Internal to api/. */
+/* Jobs: /api/v1/jobs[/ID[/start|/stop|/status|/config]] and
+ * /api/v1/jobs/validate.  Internal to api/. */
 #ifndef SS_API_JOBS_H
 #define SS_API_JOBS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "api_http.h"
+#include "api_resource.h"
 
-/* GET (list) and POST (create). */
-void api_jobs_collection(struct api_req *req);
-/* GET, PATCH, DELETE. */
-void api_job_item(struct api_req *req, int64_t id);
-/* action: "start", "stop" or "status"; anything else is 404. */
+/* List, create (or dry run), get, change, delete. */
+extern const struct api_resource api_jobs;
+
+/* /api/v1/jobs/WORD where WORD is not an id: "validate".  Returns false,
+ * without replying, for any other word. */
+bool api_jobs_word(struct api_req *req, const char *word);
+
+/* action: "start", "stop", "status" or "config"; anything else is 404. */
 void api_job_action(struct api_req *req, int64_t id, const char *action);
-
-/* A job row as the API shows it: wizard fields with the password masked, or
- * the effective YAML with the password masked.  Takes row; NULL on out of
- * memory. */
-cJSON *api_job_repr(struct store *st, cJSON *row);
-
-/* The status object of GET /api/v1/jobs/ID/status, from a job row (borrowed). */
-cJSON *api_job_status(const cJSON *row);
 
 #endif

@@ -1,11 +1,16 @@
 #include "resolve.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *resolve_default_delimiter(const char *format)
 {
-	return format != NULL && strcmp(format, "csv") == 0 ? "," : "|";
+	if (format != NULL && strcmp(format, "csv") == 0)
+		return ",";
+	if (format != NULL && (strcmp(format, "json") == 0 || strcmp(format, "protobuf") == 0))
+		return NULL;
+	return "|";
 }
 
 static const char *resolve_row_string(const cJSON *row, const char *key)
@@ -75,19 +80,57 @@ static struct jobspec *resolve_parse(const char *mode, const char *definition,
 	return spec;
 }
 
+/* The wizard's fields are the columns of a delimited line, in order.  The
+ * error goes first: it is the one to fix first. */
+static bool resolve_wizard_source_ok(const cJSON *source, struct js_errors *errs)
+{
+	const char *format = resolve_row_string(source, "format");
+	int fmt = format != NULL ? js_format_parse(format) : JS_FORMAT_DELIMITED;
+	struct js_error *first;
+
+	if (fmt == JS_FORMAT_CSV || fmt == JS_FORMAT_DELIMITED)
+		return true;
+	if (errs->count == JS_ERRORS_MAX) {
+		errs->count--;
+		errs->truncated = true;
+	}
+	memmove(&errs->items[1], &errs->items[0], errs->count * sizeof(errs->items[0]));
+	errs->count++;
+	first = &errs->items[0];
+	first->line = 0;
+	snprintf(first->path, sizeof(first->path), "mode");
+	snprintf(first->message, sizeof(first->message),
+		 "wizard mode supports csv and delimited sources; write this job in "
+		 "professional mode (YAML)");
+	return false;
+}
+
+/* Semantic errors carry the line of their key where the YAML has one. */
+static void resolve_add_lines(const struct jobspec *spec, struct js_errors *errs)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		if (errs->items[i].line <= 0 && errs->items[i].path[0] != '\0')
+			errs->items[i].line = jobspec_line(spec, errs->items[i].path);
+}
+
 int resolve_job(const char *mode, const char *definition, const cJSON *source,
-		const cJSON *service, struct jobspec **out, struct js_errors *errs)
+		const cJSON *service, bool validate, struct jobspec **out,
+		struct js_errors *errs)
 {
 	struct js_defaults defaults;
 	struct js_property *props = NULL;
 	struct jobspec *spec;
 	const cJSON *port;
 	const char *format;
+	bool source_ok = true;
 	int fmt, rc = -1;
 
 	*out = NULL;
+	/* The parsers start errs afresh: check the source after them. */
 	spec = resolve_parse(mode != NULL ? mode : "", definition, errs);
-	if (spec == NULL)
+	if (validate && source != NULL && mode != NULL && strcmp(mode, "wizard") == 0)
+		source_ok = resolve_wizard_source_ok(source, errs);
+	if (spec == NULL || !source_ok)
 		goto out;
 
 	memset(&defaults, 0, sizeof(defaults));
@@ -97,9 +140,12 @@ int resolve_job(const char *mode, const char *definition, const cJSON *source,
 		format = resolve_row_string(source, "format");
 		fmt = format != NULL ? js_format_parse(format) : -1;
 		defaults.format = fmt > 0 ? (enum js_format)fmt : JS_FORMAT_NONE;
-		defaults.delimiter = resolve_row_string(source, "delimiter");
-		if (defaults.delimiter == NULL && defaults.format != JS_FORMAT_NONE)
-			defaults.delimiter = resolve_default_delimiter(format);
+		/* json and protobuf have no delimiter, whatever the row holds. */
+		if (resolve_default_delimiter(format) != NULL) {
+			defaults.delimiter = resolve_row_string(source, "delimiter");
+			if (defaults.delimiter == NULL && defaults.format != JS_FORMAT_NONE)
+				defaults.delimiter = resolve_default_delimiter(format);
+		}
 		props = resolve_properties(source, &defaults.nproperties);
 		defaults.properties = props;
 	}
@@ -113,8 +159,10 @@ int resolve_job(const char *mode, const char *definition, const cJSON *source,
 			      "cannot fill in the source's and service's settings (out of memory?)");
 		goto out;
 	}
-	if (jobspec_validate(spec, errs) < 0)
+	if (validate && jobspec_validate(spec, errs) < 0) {
+		resolve_add_lines(spec, errs);
 		goto out;
+	}
 	*out = spec;
 	spec = NULL;
 	rc = 0;
@@ -122,4 +170,28 @@ out:
 	jobspec_free(spec);
 	free(props);
 	return rc;
+}
+
+char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const char *job_name)
+{
+	char *yaml = jobspec_to_yaml(spec, false);
+	cJSON *msg = cJSON_CreateObject(), *config = NULL;
+	char *text = NULL;
+
+	if (yaml == NULL || msg == NULL)
+		goto out;
+	cJSON_AddNumberToObject(msg, "job_id", (double)job_id);
+	cJSON_AddStringToObject(msg, "job_name", job_name != NULL ? job_name : "");
+	config = cJSON_AddStringToObject(msg, "config", yaml);
+	if (config != NULL)
+		text = cJSON_PrintUnformatted(msg);
+out:
+	if (config != NULL && config->valuestring != NULL)
+		explicit_bzero(config->valuestring, strlen(config->valuestring));
+	if (yaml != NULL) {
+		explicit_bzero(yaml, strlen(yaml));
+		free(yaml);
+	}
+	cJSON_Delete(msg);
+	return text;
 }

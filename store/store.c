@@ -46,6 +46,15 @@ struct store_table {
 	const char *what;  /* singular, for messages */
 	const struct store_col *cols;
 	size_t ncols;
+	/* The row this one belongs to: writes check that it exists. */
+	const char *parent_field;
+	const struct store_table *parent;
+	/* The rows that belong to this one: no delete while there are any. */
+	const struct store_table *child;
+	const char *child_field;
+	const char *child_advice;
+	/* Change and delete only while at rest (jobs: no worker about). */
+	bool at_rest_only;
 };
 
 static const struct store_col service_cols[] = {
@@ -98,11 +107,39 @@ static const struct store_col job_cols[] = {
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static const struct store_table services_table = { "services", "service", service_cols,
-						   NELEM(service_cols) };
-static const struct store_table sources_table = { "sources", "source", source_cols,
-						  NELEM(source_cols) };
-static const struct store_table jobs_table = { "jobs", "job", job_cols, NELEM(job_cols) };
+static const struct store_table services_table, sources_table, jobs_table;
+
+static const struct store_table services_table = {
+	.table = "services",
+	.what = "service",
+	.cols = service_cols,
+	.ncols = NELEM(service_cols),
+	.child = &sources_table,
+	.child_field = "service_id",
+	.child_advice = "delete the sources or move them to another service first",
+};
+
+static const struct store_table sources_table = {
+	.table = "sources",
+	.what = "source",
+	.cols = source_cols,
+	.ncols = NELEM(source_cols),
+	.parent_field = "service_id",
+	.parent = &services_table,
+	.child = &jobs_table,
+	.child_field = "source_id",
+	.child_advice = "delete or move the jobs first",
+};
+
+static const struct store_table jobs_table = {
+	.table = "jobs",
+	.what = "job",
+	.cols = job_cols,
+	.ncols = NELEM(job_cols),
+	.parent_field = "source_id",
+	.parent = &sources_table,
+	.at_rest_only = true,
+};
 
 /* AUTOINCREMENT so that the id of a deleted row is never given to a new one:
  * clients may still hold it. */
@@ -551,16 +588,16 @@ static int store_write_failed(struct store *st, const struct store_table *tbl, c
 	return store_dberr(st, err, errlen, "write");
 }
 
-static int store_row_insert_locked(struct store *st, const struct store_table *tbl,
-				   const cJSON *in, int64_t *id, char *err, size_t errlen)
+/* The columns in names, as "c1,c2," (assign false) or "c1 = ?,c2 = ?,"; *n
+ * counts them.  STORE_INVALID for a column the caller may not write. */
+static int store_input_cols(const struct store_table *tbl, const cJSON *in, bool assign, char *buf,
+			    size_t len, size_t *n, char *err, size_t errlen)
 {
-	char cols[512], params[256], sql[1024], now[32];
-	size_t cused = 0, pused = 0;
-	sqlite3_stmt *stmt;
 	const cJSON *item;
-	int idx = 0, rc, step;
+	size_t used = 0;
 
-	cols[0] = params[0] = '\0';
+	buf[0] = '\0';
+	*n = 0;
 	cJSON_ArrayForEach(item, in) {
 		const struct store_col *col = store_col_find(tbl, item->string);
 
@@ -569,16 +606,27 @@ static int store_row_insert_locked(struct store *st, const struct store_table *t
 				     item->string, tbl->what);
 			return STORE_INVALID;
 		}
-		cused += (size_t)snprintf(cols + cused, sizeof(cols) - cused, "%s,", col->name);
-		pused += (size_t)snprintf(params + pused, sizeof(params) - pused, "?,");
-		if (cused >= sizeof(cols) || pused >= sizeof(params)) {
+		used += (size_t)snprintf(buf + used, len - used, assign ? "%s = ?," : "%s,",
+					 col->name);
+		if (used >= len) {
 			store_seterr(err, errlen, "too many fields");
 			return STORE_INVALID;
 		}
+		(*n)++;
 	}
-	snprintf(sql, sizeof(sql), "INSERT INTO %s (%screated_at,updated_at) VALUES (%s?,?)",
-		 tbl->table, cols, params);
-	stmt = store_prepare(st, sql, err, errlen);
+	return 0;
+}
+
+/* Runs an INSERT or UPDATE whose first parameters are in's values, then
+ * :now (the time of the write) and :id. */
+static int store_write_step(struct store *st, const struct store_table *tbl, const char *sql,
+			    const cJSON *in, int64_t id, char *err, size_t errlen)
+{
+	sqlite3_stmt *stmt = store_prepare(st, sql, err, errlen);
+	const cJSON *item;
+	char now[32];
+	int idx = 0, rc = 0;
+
 	if (stmt == NULL)
 		return STORE_ERROR;
 	cJSON_ArrayForEach(item, in) {
@@ -588,70 +636,59 @@ static int store_row_insert_locked(struct store *st, const struct store_table *t
 			goto out;
 	}
 	store_now(now, sizeof(now));
-	sqlite3_bind_text(stmt, ++idx, now, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(stmt, ++idx, now, -1, SQLITE_TRANSIENT);
-	step = sqlite3_step(stmt);
-	if (step != SQLITE_DONE) {
+	sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":now"), now, -1,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":id"), id);
+	if (sqlite3_step(stmt) != SQLITE_DONE)
 		rc = store_write_failed(st, tbl, in, sqlite3_extended_errcode(st->db), err, errlen);
-		goto out;
-	}
-	*id = sqlite3_last_insert_rowid(st->db);
-	rc = 0;
 out:
 	sqlite3_finalize(stmt);
+	return rc;
+}
+
+static int store_row_insert_locked(struct store *st, const struct store_table *tbl,
+				   const cJSON *in, int64_t *id, char *err, size_t errlen)
+{
+	char cols[512], params[256], sql[1024];
+	size_t n = 0;
+	int rc;
+
+	rc = store_input_cols(tbl, in, false, cols, sizeof(cols), &n, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (2 * n >= sizeof(params)) {
+		store_seterr(err, errlen, "too many fields");
+		return STORE_INVALID;
+	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(params + 2 * i, "?,", 2);
+	params[2 * n] = '\0';
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO %s (%screated_at,updated_at) VALUES (%s:now,:now)", tbl->table,
+		 cols, params);
+	rc = store_write_step(st, tbl, sql, in, 0, err, errlen);
+	if (rc == 0)
+		*id = sqlite3_last_insert_rowid(st->db);
 	return rc;
 }
 
 static int store_row_update_locked(struct store *st, const struct store_table *tbl, int64_t id,
 				   const cJSON *in, char *err, size_t errlen)
 {
-	char sets[768], sql[1024], now[32];
-	size_t used = 0;
-	sqlite3_stmt *stmt;
-	const cJSON *item;
-	int idx = 0, rc, step;
+	char sets[768], sql[1024];
+	size_t n = 0;
+	int rc;
 
-	sets[0] = '\0';
-	cJSON_ArrayForEach(item, in) {
-		const struct store_col *col = store_col_find(tbl, item->string);
-
-		if (col == NULL || !col->writable) {
-			store_seterr(err, errlen, "%s is not a writable field of a %s",
-				     item->string, tbl->what);
-			return STORE_INVALID;
-		}
-		used += (size_t)snprintf(sets + used, sizeof(sets) - used, "%s = ?,", col->name);
-		if (used >= sizeof(sets)) {
-			store_seterr(err, errlen, "too many fields");
-			return STORE_INVALID;
-		}
-	}
-	snprintf(sql, sizeof(sql), "UPDATE %s SET %supdated_at = ? WHERE id = ?", tbl->table, sets);
-	stmt = store_prepare(st, sql, err, errlen);
-	if (stmt == NULL)
-		return STORE_ERROR;
-	cJSON_ArrayForEach(item, in) {
-		rc = store_bind_value(stmt, ++idx, store_col_find(tbl, item->string), item, err,
-				      errlen);
-		if (rc < 0)
-			goto out;
-	}
-	store_now(now, sizeof(now));
-	sqlite3_bind_text(stmt, ++idx, now, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(stmt, ++idx, id);
-	step = sqlite3_step(stmt);
-	if (step != SQLITE_DONE) {
-		rc = store_write_failed(st, tbl, in, sqlite3_extended_errcode(st->db), err, errlen);
-		goto out;
-	}
-	if (sqlite3_changes(st->db) == 0) {
+	rc = store_input_cols(tbl, in, true, sets, sizeof(sets), &n, err, errlen);
+	if (rc < 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "UPDATE %s SET %supdated_at = :now WHERE id = :id", tbl->table,
+		 sets);
+	rc = store_write_step(st, tbl, sql, in, id, err, errlen);
+	if (rc == 0 && sqlite3_changes(st->db) == 0) {
 		store_seterr(err, errlen, "no %s with id %" PRId64, tbl->what, id);
 		rc = STORE_NOT_FOUND;
-		goto out;
 	}
-	rc = 0;
-out:
-	sqlite3_finalize(stmt);
 	return rc;
 }
 
@@ -679,56 +716,52 @@ static int store_row_delete_locked(struct store *st, const struct store_table *t
 	return rc;
 }
 
-static int store_row_get(struct store *st, const struct store_table *tbl, int64_t id, cJSON **out,
-			 char *err, size_t errlen)
+/* STORE_INVALID naming the field when in refers to a parent row that does
+ * not exist. */
+static int store_check_parent_locked(struct store *st, const struct store_table *tbl,
+				     const cJSON *in, char *err, size_t errlen)
 {
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_row_get_locked(st, tbl, id, out, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-/* STORE_INVALID naming field when the referenced row does not exist. */
-static int store_check_ref_locked(struct store *st, const cJSON *in, const char *field,
-				  const struct store_table *ref, char *err, size_t errlen)
-{
-	const cJSON *val = cJSON_GetObjectItemCaseSensitive(in, field);
+	const cJSON *val;
 	char sql[96];
 	int64_t one;
 	int rc;
 
+	if (tbl->parent == NULL)
+		return 0;
+	val = cJSON_GetObjectItemCaseSensitive(in, tbl->parent_field);
 	if (val == NULL)
 		return 0;
 	if (!cJSON_IsNumber(val)) {
-		store_seterr(err, errlen, "%s must be the id of a %s", field, ref->what);
+		store_seterr(err, errlen, "%s must be the id of a %s", tbl->parent_field,
+			     tbl->parent->what);
 		return STORE_INVALID;
 	}
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", ref->table);
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", tbl->parent->table);
 	rc = store_query_int(st, sql, (int64_t)val->valuedouble, 0, &one, err, errlen);
 	if (rc == STORE_NOT_FOUND) {
-		store_seterr(err, errlen, "%s: no %s with id %" PRId64, field, ref->what,
-			     (int64_t)val->valuedouble);
+		store_seterr(err, errlen, "%s: no %s with id %" PRId64, tbl->parent_field,
+			     tbl->parent->what, (int64_t)val->valuedouble);
 		return STORE_INVALID;
 	}
 	return rc;
 }
 
-/* Is the row still used?  STORE_CONFLICT naming the first user. */
+/* Is the row still used by a child row?  STORE_CONFLICT naming the first. */
 static int store_check_unused_locked(struct store *st, const struct store_table *tbl, int64_t id,
-				     const struct store_table *user, const char *fkey,
-				     const char *advice, char *err, size_t errlen)
+				     char *err, size_t errlen)
 {
+	const struct store_table *user = tbl->child;
 	char sql[192];
 	sqlite3_stmt *stmt;
 	int rc, step;
 
+	if (user == NULL)
+		return 0;
 	snprintf(sql, sizeof(sql),
 		 "SELECT u.id, u.name, (SELECT count(*) FROM %s WHERE %s = ?1),"
 		 " (SELECT name FROM %s WHERE id = ?1)"
 		 " FROM %s u WHERE u.%s = ?1 ORDER BY u.id LIMIT 1",
-		 user->table, fkey, tbl->table, user->table, fkey);
+		 user->table, tbl->child_field, tbl->table, user->table, tbl->child_field);
 	stmt = store_prepare(st, sql, err, errlen);
 	if (stmt == NULL)
 		return STORE_ERROR;
@@ -746,151 +779,19 @@ static int store_check_unused_locked(struct store *st, const struct store_table 
 				     " %ss, %s %" PRId64 " (%s) among them; %s",
 				     tbl->what, id, name ? name : "", count, user->what,
 				     user->what, (int64_t)sqlite3_column_int64(stmt, 0),
-				     (const char *)sqlite3_column_text(stmt, 1), advice);
+				     (const char *)sqlite3_column_text(stmt, 1), tbl->child_advice);
 		else
 			store_seterr(err, errlen,
 				     "%s %" PRId64 " (%s) is still used by %s %" PRId64 " (%s); %s",
 				     tbl->what, id, name ? name : "", user->what,
 				     (int64_t)sqlite3_column_int64(stmt, 0),
-				     (const char *)sqlite3_column_text(stmt, 1), advice);
+				     (const char *)sqlite3_column_text(stmt, 1), tbl->child_advice);
 		rc = STORE_CONFLICT;
 	} else {
 		rc = store_dberr(st, err, errlen, "read");
 	}
 	sqlite3_finalize(stmt);
 	return rc;
-}
-
-/* ---- services ---- */
-
-int store_service_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_row_insert_locked(st, &services_table, in, id, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-int store_service_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen)
-{
-	return store_row_get(st, &services_table, id, out, err, errlen);
-}
-
-int store_service_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
-		       int64_t *total, char *err, size_t errlen)
-{
-	return store_rows_list(st, &services_table, offset, limit, items, total, err, errlen);
-}
-
-int store_service_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_row_update_locked(st, &services_table, id, in, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-int store_service_delete(struct store *st, int64_t id, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_check_unused_locked(st, &services_table, id, &sources_table, "service_id",
-				       "delete the sources or move them to another service first",
-				       err, errlen);
-	if (rc == 0)
-		rc = store_row_delete_locked(st, &services_table, id, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-/* ---- sources ---- */
-
-int store_source_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_check_ref_locked(st, in, "service_id", &services_table, err, errlen);
-	if (rc == 0)
-		rc = store_row_insert_locked(st, &sources_table, in, id, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-int store_source_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen)
-{
-	return store_row_get(st, &sources_table, id, out, err, errlen);
-}
-
-int store_source_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
-		      int64_t *total, char *err, size_t errlen)
-{
-	return store_rows_list(st, &sources_table, offset, limit, items, total, err, errlen);
-}
-
-int store_source_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_check_ref_locked(st, in, "service_id", &services_table, err, errlen);
-	if (rc == 0)
-		rc = store_row_update_locked(st, &sources_table, id, in, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-int store_source_delete(struct store *st, int64_t id, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_check_unused_locked(st, &sources_table, id, &jobs_table, "source_id",
-				       "delete or move the jobs first", err, errlen);
-	if (rc == 0)
-		rc = store_row_delete_locked(st, &sources_table, id, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-/* ---- jobs ---- */
-
-int store_job_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->lock);
-	rc = store_check_ref_locked(st, in, "source_id", &sources_table, err, errlen);
-	if (rc == 0)
-		rc = store_row_insert_locked(st, &jobs_table, in, id, err, errlen);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-int store_job_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen)
-{
-	return store_row_get(st, &jobs_table, id, out, err, errlen);
-}
-
-int store_job_list(struct store *st, int64_t offset, int64_t limit, cJSON **items, int64_t *total,
-		   char *err, size_t errlen)
-{
-	return store_rows_list(st, &jobs_table, offset, limit, items, total, err, errlen);
-}
-
-/* A job row holds the password in its definition: wipe it before freeing. */
-static void store_job_row_free(cJSON *job)
-{
-	cJSON *def = cJSON_GetObjectItemCaseSensitive(job, "definition");
-
-	if (cJSON_IsString(def) && def->valuestring != NULL)
-		explicit_bzero(def->valuestring, strlen(def->valuestring));
-	cJSON_Delete(job);
 }
 
 /* STORE_CONFLICT, saying what to do, unless the job is at rest. */
@@ -931,30 +832,100 @@ static int store_job_check_at_rest_locked(struct store *st, int64_t id, const ch
 	return rc;
 }
 
-int store_job_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen)
+/* ---- services, sources and jobs ---- */
+
+static const struct store_table *store_table_of(enum store_kind kind)
 {
+	switch (kind) {
+	case STORE_SERVICE:
+		return &services_table;
+	case STORE_SOURCE:
+		return &sources_table;
+	case STORE_JOB:
+		break;
+	}
+	return &jobs_table;
+}
+
+int store_row_create(struct store *st, enum store_kind kind, const cJSON *in, int64_t *id,
+		     char *err, size_t errlen)
+{
+	const struct store_table *tbl = store_table_of(kind);
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
-	rc = store_job_check_at_rest_locked(st, id, "change", err, errlen);
+	rc = store_check_parent_locked(st, tbl, in, err, errlen);
 	if (rc == 0)
-		rc = store_check_ref_locked(st, in, "source_id", &sources_table, err, errlen);
-	if (rc == 0)
-		rc = store_row_update_locked(st, &jobs_table, id, in, err, errlen);
+		rc = store_row_insert_locked(st, tbl, in, id, err, errlen);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
 
-int store_job_delete(struct store *st, int64_t id, char *err, size_t errlen)
+int store_row_get(struct store *st, enum store_kind kind, int64_t id, cJSON **out, char *err,
+		  size_t errlen)
 {
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
-	rc = store_job_check_at_rest_locked(st, id, "delete", err, errlen);
-	if (rc == 0)
-		rc = store_row_delete_locked(st, &jobs_table, id, err, errlen);
+	rc = store_row_get_locked(st, store_table_of(kind), id, out, err, errlen);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+int store_row_list(struct store *st, enum store_kind kind, int64_t offset, int64_t limit,
+		   cJSON **items, int64_t *total, char *err, size_t errlen)
+{
+	return store_rows_list(st, store_table_of(kind), offset, limit, items, total, err,
+			       errlen);
+}
+
+/* A change (in) or, with in NULL, a delete of row id, after the checks it
+ * needs under the lock. */
+static int store_row_modify(struct store *st, enum store_kind kind, int64_t id, const cJSON *in,
+			    char *err, size_t errlen)
+{
+	const struct store_table *tbl = store_table_of(kind);
+	int rc = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (tbl->at_rest_only)
+		rc = store_job_check_at_rest_locked(st, id, in != NULL ? "change" : "delete", err,
+						    errlen);
+	if (rc == 0)
+		rc = in != NULL ? store_check_parent_locked(st, tbl, in, err, errlen)
+				: store_check_unused_locked(st, tbl, id, err, errlen);
+	if (rc == 0)
+		rc = in != NULL ? store_row_update_locked(st, tbl, id, in, err, errlen)
+				: store_row_delete_locked(st, tbl, id, err, errlen);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_row_update(struct store *st, enum store_kind kind, int64_t id, const cJSON *in,
+		     char *err, size_t errlen)
+{
+	if (in == NULL) {
+		store_seterr(err, errlen, "nothing to change");
+		return STORE_INVALID;
+	}
+	return store_row_modify(st, kind, id, in, err, errlen);
+}
+
+int store_row_delete(struct store *st, enum store_kind kind, int64_t id, char *err, size_t errlen)
+{
+	return store_row_modify(st, kind, id, NULL, err, errlen);
+}
+
+/* ---- jobs ---- */
+
+/* A job row holds the password in its definition: wipe it before freeing. */
+static void store_job_row_free(cJSON *job)
+{
+	cJSON *def = cJSON_GetObjectItemCaseSensitive(job, "definition");
+
+	if (cJSON_IsString(def) && def->valuestring != NULL)
+		explicit_bzero(def->valuestring, strlen(def->valuestring));
+	cJSON_Delete(job);
 }
 
 int store_job_start(struct store *st, int64_t id, char *err, size_t errlen)
@@ -1070,7 +1041,7 @@ out:
 	return rc;
 }
 
-static int store_job_resolve_locked(struct store *st, int64_t id, cJSON **job_out,
+static int store_job_resolve_locked(struct store *st, int64_t id, bool validate, cJSON **job_out,
 				    struct jobspec **out, struct js_errors *errs, char *err,
 				    size_t errlen)
 {
@@ -1104,8 +1075,8 @@ static int store_job_resolve_locked(struct store *st, int64_t id, cJSON **job_ou
 		goto out;
 	mode = cJSON_GetObjectItemCaseSensitive(job, "mode");
 	def = cJSON_GetObjectItemCaseSensitive(job, "definition");
-	if (resolve_job(cJSON_GetStringValue(mode), cJSON_GetStringValue(def), source, service, out,
-			errs) < 0) {
+	if (resolve_job(cJSON_GetStringValue(mode), cJSON_GetStringValue(def), source, service,
+			validate, out, errs) < 0) {
 		char msg[1024];
 
 		js_errors_format(errs, msg, sizeof(msg));
@@ -1132,7 +1103,23 @@ int store_job_resolve(struct store *st, int64_t id, struct jobspec **out, struct
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
-	rc = store_job_resolve_locked(st, id, NULL, out, errs, err, errlen);
+	rc = store_job_resolve_locked(st, id, true, NULL, out, errs, err, errlen);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
+			struct js_errors *errs, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = store_job_resolve_locked(st, id, true, NULL, out, errs, err, errlen);
+	if (rc == STORE_INVALID) {
+		if (errs != NULL)
+			memset(errs, 0, sizeof(*errs));
+		rc = store_job_resolve_locked(st, id, false, NULL, out, errs, err, errlen);
+	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -1188,7 +1175,7 @@ int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n,
 		 * reports why. */
 		out[i].retry_interval_ms = STORE_DEFAULT_RETRY_INTERVAL_MS;
 		out[i].max_retries = 0;
-		if (store_job_resolve_locked(st, out[i].id, NULL, &spec, NULL, ignored,
+		if (store_job_resolve_locked(st, out[i].id, true, NULL, &spec, NULL, ignored,
 					     sizeof(ignored)) == 0) {
 			out[i].retry_interval_ms = spec->retry_interval_ms;
 			out[i].max_retries = spec->max_retries;
@@ -1206,45 +1193,17 @@ out:
 	return rc;
 }
 
-int store_job_set_state(struct store *st, int64_t id, const char *state, int pid,
-			const char *last_error)
-{
-	sqlite3_stmt *stmt;
-	char err[256], now[32];
-	int rc = STORE_ERROR;
+/* A value bound to a parameter of store_job_write. */
+struct store_param {
+	const char *text; /* when not is_num; NULL binds NULL */
+	int64_t num;
+	bool is_num;
+};
 
-	pthread_mutex_lock(&st->lock);
-	stmt = store_prepare(st,
-			     "UPDATE jobs SET state = ?2, pid = ?3,"
-			     " last_error = CASE WHEN ?4 IS NULL THEN last_error"
-			     "  WHEN ?4 = '' THEN NULL ELSE ?4 END,"
-			     " started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END"
-			     " WHERE id = ?1",
-			     err, sizeof(err));
-	if (stmt == NULL)
-		goto out;
-	store_now(now, sizeof(now));
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, state, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(stmt, 3, pid);
-	if (last_error != NULL)
-		sqlite3_bind_text(stmt, 4, last_error, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(stmt, 5, now, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(stmt) != SQLITE_DONE)
-		store_dberr(st, err, sizeof(err), "set job state");
-	else
-		rc = sqlite3_changes(st->db) > 0 ? 0 : STORE_NOT_FOUND;
-out:
-	if (rc == STORE_ERROR)
-		log_error("job %" PRId64 ": %s", id, err);
-	sqlite3_finalize(stmt);
-	pthread_mutex_unlock(&st->lock);
-	return rc;
-}
-
-/* An UPDATE of one job with up to three integer parameters after the id. */
-static int store_job_update_ints(struct store *st, int64_t id, const char *sql, int64_t a,
-				 int64_t b, int64_t c)
+/* Runs one UPDATE of job id (?1) with params as ?2, ?3, ...  For the
+ * supervisor, which has no one to tell: failures go to the log. */
+static int store_job_write(struct store *st, int64_t id, const char *sql,
+			   const struct store_param *params, size_t nparams)
 {
 	sqlite3_stmt *stmt;
 	char err[256];
@@ -1255,10 +1214,13 @@ static int store_job_update_ints(struct store *st, int64_t id, const char *sql, 
 	if (stmt == NULL)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, id);
-	if (sqlite3_bind_parameter_count(stmt) >= 4) {
-		sqlite3_bind_int64(stmt, 2, a);
-		sqlite3_bind_int64(stmt, 3, b);
-		sqlite3_bind_int64(stmt, 4, c);
+	for (size_t i = 0; i < nparams; i++) {
+		int idx = (int)i + 2;
+
+		if (params[i].is_num)
+			sqlite3_bind_int64(stmt, idx, params[i].num);
+		else if (params[i].text != NULL)
+			sqlite3_bind_text(stmt, idx, params[i].text, -1, SQLITE_TRANSIENT);
 	}
 	if (sqlite3_step(stmt) != SQLITE_DONE)
 		store_dberr(st, err, sizeof(err), "update job");
@@ -1272,20 +1234,45 @@ out:
 	return rc;
 }
 
+int store_job_set_state(struct store *st, int64_t id, const char *state, int pid,
+			const char *last_error)
+{
+	char now[32];
+	struct store_param params[] = {
+		{ .text = state }, { .num = pid, .is_num = true }, { .text = last_error },
+		{ .text = now },
+	};
+
+	store_now(now, sizeof(now));
+	return store_job_write(st, id,
+			       "UPDATE jobs SET state = ?2, pid = ?3,"
+			       " last_error = CASE WHEN ?4 IS NULL THEN last_error"
+			       "  WHEN ?4 = '' THEN NULL ELSE ?4 END,"
+			       " started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END"
+			       " WHERE id = ?1",
+			       params, sizeof(params) / sizeof(params[0]));
+}
+
 int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64_t rows,
 			   int64_t rejected)
 {
-	return store_job_update_ints(st, id,
-				     "UPDATE jobs SET messages_consumed = messages_consumed + ?2,"
-				     " rows_written = rows_written + ?3,"
-				     " rows_rejected = rows_rejected + ?4 WHERE id = ?1",
-				     messages, rows, rejected);
+	const struct store_param params[] = {
+		{ .num = messages, .is_num = true },
+		{ .num = rows, .is_num = true },
+		{ .num = rejected, .is_num = true },
+	};
+
+	return store_job_write(st, id,
+			       "UPDATE jobs SET messages_consumed = messages_consumed + ?2,"
+			       " rows_written = rows_written + ?3,"
+			       " rows_rejected = rows_rejected + ?4 WHERE id = ?1",
+			       params, sizeof(params) / sizeof(params[0]));
 }
 
 int store_job_inc_restarts(struct store *st, int64_t id)
 {
-	return store_job_update_ints(st, id, "UPDATE jobs SET restarts = restarts + 1 WHERE id = ?1",
-				     0, 0, 0);
+	return store_job_write(st, id, "UPDATE jobs SET restarts = restarts + 1 WHERE id = ?1",
+			       NULL, 0);
 }
 
 int store_job_get_pid(struct store *st, int64_t id, int *pid)
@@ -1309,34 +1296,17 @@ int store_job_get_pid(struct store *st, int64_t id, int *pid)
 char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t errlen)
 {
 	struct jobspec *spec = NULL;
-	cJSON *job = NULL, *msg = NULL, *config;
-	char *yaml = NULL, *text = NULL;
+	cJSON *job = NULL;
+	char *text = NULL;
 
 	pthread_mutex_lock(&st->lock);
-	if (store_job_resolve_locked(st, id, &job, &spec, NULL, err, errlen) < 0)
-		goto out;
-	yaml = jobspec_to_yaml(spec, false);
-	msg = cJSON_CreateObject();
-	if (yaml == NULL || msg == NULL) {
-		store_seterr(err, errlen, "out of memory");
-		goto out;
+	if (store_job_resolve_locked(st, id, true, &job, &spec, NULL, err, errlen) == 0) {
+		text = resolve_worker_input(
+			spec, id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name")));
+		if (text == NULL)
+			store_seterr(err, errlen, "out of memory");
 	}
-	cJSON_AddNumberToObject(msg, "job_id", (double)id);
-	cJSON_AddItemToObject(msg, "job_name",
-			      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "name"), false));
-	config = cJSON_AddStringToObject(msg, "config", yaml);
-	text = cJSON_PrintUnformatted(msg);
-	if (text == NULL)
-		store_seterr(err, errlen, "out of memory");
-	if (config != NULL && config->valuestring != NULL)
-		explicit_bzero(config->valuestring, strlen(config->valuestring));
-out:
 	pthread_mutex_unlock(&st->lock);
-	if (yaml != NULL) {
-		explicit_bzero(yaml, strlen(yaml));
-		free(yaml);
-	}
-	cJSON_Delete(msg);
 	store_job_row_free(job);
 	jobspec_free(spec);
 	return text;

@@ -94,33 +94,28 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
 struct jobspec;
 struct js_errors;
 
-int store_service_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
-int store_service_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
-int store_service_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
-		       int64_t *total, char *err, size_t errlen);
-int store_service_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
-/* STORE_CONFLICT while a source uses the service. */
-int store_service_delete(struct store *st, int64_t id, char *err, size_t errlen);
+enum store_kind {
+	STORE_SERVICE,
+	STORE_SOURCE,
+	STORE_JOB,
+};
 
-/* STORE_INVALID if service_id names no service. */
-int store_source_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
-int store_source_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
-int store_source_list(struct store *st, int64_t offset, int64_t limit, cJSON **items,
-		      int64_t *total, char *err, size_t errlen);
-int store_source_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
-/* STORE_CONFLICT while a job uses the source. */
-int store_source_delete(struct store *st, int64_t id, char *err, size_t errlen);
-
-/* The job is created with desired_state and state "stopped".  STORE_INVALID if
- * source_id names no source. */
-int store_job_create(struct store *st, const cJSON *in, int64_t *id, char *err, size_t errlen);
-int store_job_get(struct store *st, int64_t id, cJSON **out, char *err, size_t errlen);
-int store_job_list(struct store *st, int64_t offset, int64_t limit, cJSON **items, int64_t *total,
-		   char *err, size_t errlen);
-/* Update and delete only while the job is at rest (state "failed", or
- * "stopped" with desired_state "stopped"); STORE_CONFLICT otherwise. */
-int store_job_update(struct store *st, int64_t id, const cJSON *in, char *err, size_t errlen);
-int store_job_delete(struct store *st, int64_t id, char *err, size_t errlen);
+/* A source refers to a service (service_id), a job to a source (source_id):
+ * _create and _update give STORE_INVALID when the referenced row does not
+ * exist.  _delete gives STORE_CONFLICT while a source uses the service or a
+ * job uses the source.  A job is created with desired_state and state
+ * "stopped"; it is changed and deleted only while at rest (state "failed", or
+ * "stopped" with desired_state "stopped"), STORE_CONFLICT otherwise. */
+int store_row_create(struct store *st, enum store_kind kind, const cJSON *in, int64_t *id,
+		     char *err, size_t errlen);
+int store_row_get(struct store *st, enum store_kind kind, int64_t id, cJSON **out, char *err,
+		  size_t errlen);
+int store_row_list(struct store *st, enum store_kind kind, int64_t offset, int64_t limit,
+		   cJSON **items, int64_t *total, char *err, size_t errlen);
+int store_row_update(struct store *st, enum store_kind kind, int64_t id, const cJSON *in,
+		     char *err, size_t errlen);
+int store_row_delete(struct store *st, enum store_kind kind, int64_t id, char *err,
+		     size_t errlen);
 
 /* Asks for the job to run.  In one step under the lock: a job already wanted
  * running (and not failed) is left alone; otherwise the jobs of its service
@@ -139,5 +134,12 @@ int store_job_stop(struct store *st, int64_t id, char *err, size_t errlen);
  * does not validate; *out is the caller's (jobspec_free).  errs may be NULL. */
 int store_job_resolve(struct store *st, int64_t id, struct jobspec **out, struct js_errors *errs,
 		      char *err, size_t errlen);
+
+/* What the job runs, for showing it: as store_job_resolve, but a definition
+ * that no longer validates (its source changed since) is still parsed and
+ * filled in rather than refused.  STORE_INVALID only when it cannot be parsed
+ * at all. */
+int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
+			struct js_errors *errs, char *err, size_t errlen);
 
 #endif

@@ -156,133 +156,175 @@ static void web_more(struct web_buf *b, int64_t total, int shown)
 			       (long long)total);
 }
 
-static void web_jobs(struct web_buf *b, const cJSON *jobs, int64_t total, const cJSON *sources)
+/* How a column of a table shows its row. */
+enum web_cell {
+	WEB_TEXT,     /* the string at key */
+	WEB_NUM,      /* the integer at key */
+	WEB_PARENT,   /* the name of the row whose id is at key, in the parent list */
+	WEB_STATE,    /* a job's state, as a badge */
+	WEB_ERROR,    /* the string at key, as an error */
+	WEB_HOSTPORT, /* a service's database_host:database_port */
+	WEB_COUNT,    /* the per-row count the caller worked out */
+};
+
+struct web_col {
+	const char *title;
+	const char *key;
+	enum web_cell cell;
+};
+
+struct web_table {
+	const char *title;
+	const char *empty; /* what to say when there are no rows */
+	const struct web_col *cols;
+	size_t ncols;
+};
+
+static void web_cell_state(struct web_buf *b, const char *state)
 {
-	const cJSON *job;
+	static const struct {
+		const char *state;
+		const char *cls;
+	} classes[] = { { "running", "ok" }, { "failed", "bad" }, { "retrying", "warn" } };
+	const char *cls = "idle";
 
-	web_buf_printf(b, "<h2>Jobs <span class=\"count\">%lld</span></h2>\n", (long long)total);
-	if (total == 0) {
-		web_buf_printf(b, "<p class=\"note\">No jobs yet: POST /api/v1/jobs.</p>\n");
-		return;
-	}
-	web_buf_printf(b, "<table>\n<tr><th>id</th><th>name</th><th>source</th><th>mode</th>"
-			  "<th>wanted</th><th>state</th><th>messages consumed</th>"
-			  "<th>rows written</th><th>rows rejected</th><th>restarts</th>"
-			  "<th>started</th><th>last error</th></tr>\n");
-	cJSON_ArrayForEach(job, jobs) {
-		const cJSON *src = web_find(sources, web_int(job, "source_id"));
-		const char *state = web_str(job, "state");
-		const char *cls = "idle";
-
-		if (strcmp(state, "running") == 0)
-			cls = "ok";
-		else if (strcmp(state, "failed") == 0)
-			cls = "bad";
-		else if (strcmp(state, "retrying") == 0)
-			cls = "warn";
-		web_buf_printf(b, "<tr>");
-		web_cell_int(b, web_int(job, "id"));
-		web_cell_text(b, web_str(job, "name"));
-		web_cell_text(b, src != NULL ? web_str(src, "name") : "?");
-		web_cell_text(b, web_str(job, "mode"));
-		web_cell_text(b, web_str(job, "desired_state"));
-		web_buf_printf(b, "<td><span class=\"state %s\">", cls);
-		web_buf_text(b, state);
-		web_buf_printf(b, "</span></td>");
-		web_cell_int(b, web_int(job, "messages_consumed"));
-		web_cell_int(b, web_int(job, "rows_written"));
-		web_cell_int(b, web_int(job, "rows_rejected"));
-		web_cell_int(b, web_int(job, "restarts"));
-		web_cell_text(b, web_str(job, "started_at"));
-		web_buf_printf(b, "<td class=\"err\">");
-		web_buf_text(b, web_str(job, "last_error"));
-		web_buf_printf(b, "</td></tr>\n");
-	}
-	web_buf_printf(b, "</table>\n");
-	web_more(b, total, cJSON_GetArraySize(jobs));
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strcmp(state, classes[i].state) == 0)
+			cls = classes[i].cls;
+	web_buf_printf(b, "<td><span class=\"state %s\">", cls);
+	web_buf_text(b, state);
+	web_buf_printf(b, "</span></td>");
 }
 
-static void web_services(struct web_buf *b, const cJSON *services, int64_t total,
-			 const cJSON *sources, const cJSON *jobs)
+static void web_cell(struct web_buf *b, const struct web_col *col, const cJSON *row,
+		     const cJSON *parents, long long count)
 {
-	const cJSON *sv, *job;
-	int nshown = cJSON_GetArraySize(services), i;
-	long long *wanted = calloc((size_t)nshown + 1, sizeof(*wanted));
+	const cJSON *parent;
 
-	web_buf_printf(b, "<h2>Data services <span class=\"count\">%lld</span></h2>\n",
+	switch (col->cell) {
+	case WEB_TEXT:
+		web_cell_text(b, web_str(row, col->key));
+		break;
+	case WEB_NUM:
+		web_cell_int(b, web_int(row, col->key));
+		break;
+	case WEB_PARENT:
+		parent = web_find(parents, web_int(row, col->key));
+		web_cell_text(b, parent != NULL ? web_str(parent, "name") : "?");
+		break;
+	case WEB_STATE:
+		web_cell_state(b, web_str(row, col->key));
+		break;
+	case WEB_ERROR:
+		web_buf_printf(b, "<td class=\"err\">");
+		web_buf_text(b, web_str(row, col->key));
+		web_buf_printf(b, "</td>");
+		break;
+	case WEB_HOSTPORT:
+		web_buf_printf(b, "<td>");
+		web_buf_text(b, web_str(row, "database_host"));
+		web_buf_printf(b, ":%lld</td>", web_int(row, "database_port"));
+		break;
+	case WEB_COUNT:
+		web_cell_int(b, count);
+		break;
+	}
+}
+
+/* One section of the page; counts (one per row, may be NULL) feed WEB_COUNT. */
+static void web_section(struct web_buf *b, const struct web_table *tbl, const cJSON *rows,
+			int64_t total, const cJSON *parents, const long long *counts)
+{
+	const cJSON *row;
+	int i = 0;
+
+	web_buf_printf(b, "<h2>%s <span class=\"count\">%lld</span></h2>\n", tbl->title,
 		       (long long)total);
 	if (total == 0) {
-		web_buf_printf(b, "<p class=\"note\">No services yet: POST /api/v1/services.</p>\n");
-		free(wanted);
+		web_buf_printf(b, "<p class=\"note\">%s</p>\n", tbl->empty);
 		return;
 	}
-	/* Jobs wanted running per service, against its spec_cu. */
+	web_buf_printf(b, "<table>\n<tr>");
+	for (size_t c = 0; c < tbl->ncols; c++)
+		web_buf_printf(b, "<th>%s</th>", tbl->cols[c].title);
+	web_buf_printf(b, "</tr>\n");
+	cJSON_ArrayForEach(row, rows) {
+		web_buf_printf(b, "<tr>");
+		for (size_t c = 0; c < tbl->ncols; c++)
+			web_cell(b, &tbl->cols[c], row, parents, counts != NULL ? counts[i] : 0);
+		web_buf_printf(b, "</tr>\n");
+		i++;
+	}
+	web_buf_printf(b, "</table>\n");
+	web_more(b, total, i);
+}
+
+static const struct web_col job_cols[] = {
+	{ "id", "id", WEB_NUM },
+	{ "name", "name", WEB_TEXT },
+	{ "source", "source_id", WEB_PARENT },
+	{ "mode", "mode", WEB_TEXT },
+	{ "wanted", "desired_state", WEB_TEXT },
+	{ "state", "state", WEB_STATE },
+	{ "messages consumed", "messages_consumed", WEB_NUM },
+	{ "rows written", "rows_written", WEB_NUM },
+	{ "rows rejected", "rows_rejected", WEB_NUM },
+	{ "restarts", "restarts", WEB_NUM },
+	{ "started", "started_at", WEB_TEXT },
+	{ "last error", "last_error", WEB_ERROR },
+};
+
+static const struct web_col service_cols[] = {
+	{ "id", "id", WEB_NUM },
+	{ "name", "name", WEB_TEXT },
+	{ "jobs wanted running", NULL, WEB_COUNT },
+	{ "spec_cu", "spec_cu", WEB_NUM },
+	{ "database", NULL, WEB_HOSTPORT },
+	{ "status", "status", WEB_TEXT },
+	{ "description", "description", WEB_TEXT },
+};
+
+static const struct web_col source_cols[] = {
+	{ "id", "id", WEB_NUM },
+	{ "name", "name", WEB_TEXT },
+	{ "service", "service_id", WEB_PARENT },
+	{ "brokers", "brokers", WEB_TEXT },
+	{ "topic", "topic", WEB_TEXT },
+	{ "format", "format", WEB_TEXT },
+	{ "status", "status", WEB_TEXT },
+	{ "description", "description", WEB_TEXT },
+};
+
+#define WEB_TABLE(title, empty, cols) { title, empty, cols, sizeof(cols) / sizeof((cols)[0]) }
+
+static const struct web_table jobs_table =
+	WEB_TABLE("Jobs", "No jobs yet: POST /api/v1/jobs.", job_cols);
+static const struct web_table services_table =
+	WEB_TABLE("Data services", "No services yet: POST /api/v1/services.", service_cols);
+static const struct web_table sources_table =
+	WEB_TABLE("Data sources", "No sources yet: POST /api/v1/sources.", source_cols);
+
+/* Jobs wanted running per service shown, against its spec_cu: malloc'd, one
+ * per service row; NULL on out of memory. */
+static long long *web_wanted(const cJSON *services, const cJSON *sources, const cJSON *jobs)
+{
+	long long *wanted = calloc((size_t)cJSON_GetArraySize(services) + 1, sizeof(*wanted));
+	const cJSON *job, *sv;
+
 	cJSON_ArrayForEach(job, jobs) {
 		const cJSON *src = web_find(sources, web_int(job, "source_id"));
+		int i = 0;
 
 		if (wanted == NULL || src == NULL ||
 		    strcmp(web_str(job, "desired_state"), "running") != 0)
 			continue;
-		i = 0;
 		cJSON_ArrayForEach(sv, services) {
 			if (web_int(sv, "id") == web_int(src, "service_id"))
 				wanted[i]++;
 			i++;
 		}
 	}
-	web_buf_printf(b, "<table>\n<tr><th>id</th><th>name</th><th>jobs wanted running</th>"
-			  "<th>spec_cu</th><th>database</th><th>status</th><th>description</th>"
-			  "</tr>\n");
-	i = 0;
-	cJSON_ArrayForEach(sv, services) {
-		web_buf_printf(b, "<tr>");
-		web_cell_int(b, web_int(sv, "id"));
-		web_cell_text(b, web_str(sv, "name"));
-		web_cell_int(b, wanted != NULL ? wanted[i] : 0);
-		web_cell_int(b, web_int(sv, "spec_cu"));
-		web_buf_printf(b, "<td>");
-		web_buf_text(b, web_str(sv, "database_host"));
-		web_buf_printf(b, ":%lld</td>", web_int(sv, "database_port"));
-		web_cell_text(b, web_str(sv, "status"));
-		web_cell_text(b, web_str(sv, "description"));
-		web_buf_printf(b, "</tr>\n");
-		i++;
-	}
-	web_buf_printf(b, "</table>\n");
-	web_more(b, total, nshown);
-	free(wanted);
-}
-
-static void web_sources(struct web_buf *b, const cJSON *sources, int64_t total,
-			const cJSON *services)
-{
-	const cJSON *src;
-
-	web_buf_printf(b, "<h2>Data sources <span class=\"count\">%lld</span></h2>\n",
-		       (long long)total);
-	if (total == 0) {
-		web_buf_printf(b, "<p class=\"note\">No sources yet: POST /api/v1/sources.</p>\n");
-		return;
-	}
-	web_buf_printf(b, "<table>\n<tr><th>id</th><th>name</th><th>service</th><th>brokers</th>"
-			  "<th>topic</th><th>format</th><th>status</th><th>description</th>"
-			  "</tr>\n");
-	cJSON_ArrayForEach(src, sources) {
-		const cJSON *sv = web_find(services, web_int(src, "service_id"));
-
-		web_buf_printf(b, "<tr>");
-		web_cell_int(b, web_int(src, "id"));
-		web_cell_text(b, web_str(src, "name"));
-		web_cell_text(b, sv != NULL ? web_str(sv, "name") : "?");
-		web_cell_text(b, web_str(src, "brokers"));
-		web_cell_text(b, web_str(src, "topic"));
-		web_cell_text(b, web_str(src, "format"));
-		web_cell_text(b, web_str(src, "status"));
-		web_cell_text(b, web_str(src, "description"));
-		web_buf_printf(b, "</tr>\n");
-	}
-	web_buf_printf(b, "</table>\n");
-	web_more(b, total, cJSON_GetArraySize(sources));
+	return wanted;
 }
 
 static const char web_head[] =
@@ -309,14 +351,16 @@ char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen)
 	struct web_buf b = { NULL, 0, 0, false };
 	cJSON *services = NULL, *sources = NULL, *jobs = NULL;
 	int64_t nservices = 0, nsources = 0, njobs = 0;
+	long long *wanted = NULL;
 	char now[32];
 	time_t t = time(NULL);
 	struct tm tm;
 
 	*len = 0;
-	if (store_service_list(st, 0, WEB_LIST_MAX, &services, &nservices, err, errlen) < 0 ||
-	    store_source_list(st, 0, WEB_LIST_MAX, &sources, &nsources, err, errlen) < 0 ||
-	    store_job_list(st, 0, WEB_LIST_MAX, &jobs, &njobs, err, errlen) < 0)
+	if (store_row_list(st, STORE_SERVICE, 0, WEB_LIST_MAX, &services, &nservices, err,
+			   errlen) < 0 ||
+	    store_row_list(st, STORE_SOURCE, 0, WEB_LIST_MAX, &sources, &nsources, err, errlen) < 0 ||
+	    store_row_list(st, STORE_JOB, 0, WEB_LIST_MAX, &jobs, &njobs, err, errlen) < 0)
 		goto out;
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -326,9 +370,10 @@ char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen)
 		       "<p class=\"note\">%s &middot; refreshes every 5 s &middot; "
 		       "REST API under /api/v1</p>\n",
 		       now);
-	web_jobs(&b, jobs, njobs, sources);
-	web_services(&b, services, nservices, sources, jobs);
-	web_sources(&b, sources, nsources, services);
+	wanted = web_wanted(services, sources, jobs);
+	web_section(&b, &jobs_table, jobs, njobs, sources, NULL);
+	web_section(&b, &services_table, services, nservices, NULL, wanted);
+	web_section(&b, &sources_table, sources, nsources, services, NULL);
 	web_buf_printf(&b, "</body>\n</html>\n");
 	if (b.failed) {
 		snprintf(err, errlen, "out of memory rendering the status page");
@@ -338,6 +383,7 @@ char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen)
 	}
 	*len = b.len;
 out:
+	free(wanted);
 	cJSON_Delete(services);
 	cJSON_Delete(sources);
 	if (jobs != NULL) {

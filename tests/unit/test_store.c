@@ -80,7 +80,7 @@ static int64_t make_service(struct store *st, const char *name, int spec_cu)
 	cJSON_AddNumberToObject(in, "spec_cu", spec_cu);
 	cJSON_AddStringToObject(in, "database_host", "db.example");
 	cJSON_AddNumberToObject(in, "database_port", 6432);
-	assert_int_equal(store_service_create(st, in, &id, err, sizeof(err)), 0);
+	assert_int_equal(store_row_create(st, STORE_SERVICE, in, &id, err, sizeof(err)), 0);
 	cJSON_Delete(in);
 	assert_true(id > 0);
 	return id;
@@ -100,7 +100,7 @@ static int64_t make_source(struct store *st, const char *name, int64_t service_i
 	cJSON_AddStringToObject(in, "format", "csv");
 	props = cJSON_AddObjectToObject(in, "properties");
 	cJSON_AddStringToObject(props, "fetch.min.bytes", "1024");
-	assert_int_equal(store_source_create(st, in, &id, err, sizeof(err)), 0);
+	assert_int_equal(store_row_create(st, STORE_SOURCE, in, &id, err, sizeof(err)), 0);
 	cJSON_Delete(in);
 	assert_true(id > 0);
 	return id;
@@ -147,7 +147,7 @@ static int64_t make_job(struct store *st, const char *name, int64_t source_id, c
 	cJSON_AddStringToObject(in, "name", name);
 	cJSON_AddStringToObject(in, "mode", mode);
 	cJSON_AddStringToObject(in, "definition", def);
-	assert_int_equal(store_job_create(st, in, &id, err, sizeof(err)), 0);
+	assert_int_equal(store_row_create(st, STORE_JOB, in, &id, err, sizeof(err)), 0);
 	cJSON_Delete(in);
 	assert_true(id > 0);
 	return id;
@@ -158,7 +158,7 @@ static cJSON *get_job(struct store *st, int64_t id)
 	cJSON *row = NULL;
 	char err[512];
 
-	assert_int_equal(store_job_get(st, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(st, STORE_JOB, id, &row, err, sizeof(err)), 0);
 	return row;
 }
 
@@ -239,7 +239,7 @@ static void test_reopen_keeps_data(void **state)
 	store_close(fx->st);
 	fx->st = NULL;
 	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
-	assert_int_equal(store_service_get(fx->st, sv, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "name"), "keep-me");
 	assert_int_equal(row_int(row, "spec_cu"), 4);
 	cJSON_Delete(row);
@@ -257,11 +257,11 @@ static void test_service_crud(void **state)
 
 	in = cJSON_CreateObject();
 	cJSON_AddStringToObject(in, "name", "s1");
-	assert_int_equal(store_service_create(fx->st, in, &id, err, sizeof(err)), 0);
+	assert_int_equal(store_row_create(fx->st, STORE_SERVICE, in, &id, err, sizeof(err)), 0);
 	cJSON_Delete(in);
 
 	/* The schema's defaults. */
-	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, id, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "name"), "s1");
 	assert_string_equal(row_str(row, "description"), "");
 	assert_int_equal(row_int(row, "spec_cu"), 8);
@@ -275,11 +275,11 @@ static void test_service_crud(void **state)
 	in = cJSON_CreateObject();
 	cJSON_AddNumberToObject(in, "spec_cu", 16);
 	cJSON_AddStringToObject(in, "description", "main");
-	assert_int_equal(store_service_update(fx->st, id, in, err, sizeof(err)), 0);
-	assert_int_equal(store_service_update(fx->st, id + 100, in, err, sizeof(err)),
+	assert_int_equal(store_row_update(fx->st, STORE_SERVICE, id, in, err, sizeof(err)), 0);
+	assert_int_equal(store_row_update(fx->st, STORE_SERVICE, id + 100, in, err, sizeof(err)),
 			 STORE_NOT_FOUND);
 	cJSON_Delete(in);
-	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, id, &row, err, sizeof(err)), 0);
 	assert_int_equal(row_int(row, "spec_cu"), 16);
 	assert_string_equal(row_str(row, "description"), "main");
 	assert_string_equal(row_str(row, "name"), "s1");
@@ -287,15 +287,18 @@ static void test_service_crud(void **state)
 
 	make_service(fx->st, "s2", 2);
 	make_service(fx->st, "s3", 2);
-	assert_int_equal(store_service_list(fx->st, 1, 1, &items, &total, err, sizeof(err)), 0);
+	assert_int_equal(
+		store_row_list(fx->st, STORE_SERVICE, 1, 1, &items, &total, err, sizeof(err)), 0);
 	assert_int_equal(total, 3);
 	assert_int_equal(cJSON_GetArraySize(items), 1);
 	assert_string_equal(row_str(cJSON_GetArrayItem(items, 0), "name"), "s2");
 	cJSON_Delete(items);
 
-	assert_int_equal(store_service_delete(fx->st, id, err, sizeof(err)), 0);
-	assert_int_equal(store_service_get(fx->st, id, &row, err, sizeof(err)), STORE_NOT_FOUND);
-	assert_int_equal(store_service_delete(fx->st, id, err, sizeof(err)), STORE_NOT_FOUND);
+	assert_int_equal(store_row_delete(fx->st, STORE_SERVICE, id, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, id, &row, err, sizeof(err)),
+			 STORE_NOT_FOUND);
+	assert_int_equal(store_row_delete(fx->st, STORE_SERVICE, id, err, sizeof(err)),
+			 STORE_NOT_FOUND);
 	/* Ids are not reused. */
 	assert_true(make_service(fx->st, "s4", 2) > id + 2);
 }
@@ -311,10 +314,12 @@ static void test_unique_names(void **state)
 	int64_t id = 0;
 
 	cJSON_AddStringToObject(in, "name", "dup");
-	assert_int_equal(store_service_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_create(fx->st, STORE_SERVICE, in, &id, err, sizeof(err)),
+			 STORE_CONFLICT);
 	assert_non_null(strstr(err, "dup"));
 	/* Renaming onto an existing name is a conflict too. */
-	assert_int_equal(store_service_update(fx->st, other, in, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_update(fx->st, STORE_SERVICE, other, in, err, sizeof(err)),
+			 STORE_CONFLICT);
 	cJSON_Delete(in);
 
 	in = cJSON_CreateObject();
@@ -322,7 +327,8 @@ static void test_unique_names(void **state)
 	cJSON_AddStringToObject(in, "name", "src");
 	cJSON_AddStringToObject(in, "brokers", "k:9092");
 	cJSON_AddStringToObject(in, "topic", "t");
-	assert_int_equal(store_source_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_create(fx->st, STORE_SOURCE, in, &id, err, sizeof(err)),
+			 STORE_CONFLICT);
 	cJSON_Delete(in);
 
 	make_job(fx->st, "j", src, "wizard", wizard_def);
@@ -331,7 +337,8 @@ static void test_unique_names(void **state)
 	cJSON_AddStringToObject(in, "name", "j");
 	cJSON_AddStringToObject(in, "mode", "wizard");
 	cJSON_AddStringToObject(in, "definition", wizard_def);
-	assert_int_equal(store_job_create(fx->st, in, &id, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_create(fx->st, STORE_JOB, in, &id, err, sizeof(err)),
+			 STORE_CONFLICT);
 	cJSON_Delete(in);
 }
 
@@ -348,13 +355,15 @@ static void test_references_must_exist(void **state)
 	cJSON_AddStringToObject(in, "name", "orphan");
 	cJSON_AddStringToObject(in, "brokers", "k:9092");
 	cJSON_AddStringToObject(in, "topic", "t");
-	assert_int_equal(store_source_create(fx->st, in, &id, err, sizeof(err)), STORE_INVALID);
+	assert_int_equal(store_row_create(fx->st, STORE_SOURCE, in, &id, err, sizeof(err)),
+			 STORE_INVALID);
 	assert_non_null(strstr(err, "service_id"));
 	cJSON_Delete(in);
 
 	in = cJSON_CreateObject();
 	cJSON_AddNumberToObject(in, "service_id", 999);
-	assert_int_equal(store_source_update(fx->st, src, in, err, sizeof(err)), STORE_INVALID);
+	assert_int_equal(store_row_update(fx->st, STORE_SOURCE, src, in, err, sizeof(err)),
+			 STORE_INVALID);
 	cJSON_Delete(in);
 
 	in = cJSON_CreateObject();
@@ -362,7 +371,8 @@ static void test_references_must_exist(void **state)
 	cJSON_AddStringToObject(in, "name", "orphan");
 	cJSON_AddStringToObject(in, "mode", "wizard");
 	cJSON_AddStringToObject(in, "definition", wizard_def);
-	assert_int_equal(store_job_create(fx->st, in, &id, err, sizeof(err)), STORE_INVALID);
+	assert_int_equal(store_row_create(fx->st, STORE_JOB, in, &id, err, sizeof(err)),
+			 STORE_INVALID);
 	assert_non_null(strstr(err, "source_id"));
 	cJSON_Delete(in);
 }
@@ -375,7 +385,7 @@ static void test_source_row(void **state)
 	cJSON *row = NULL, *in;
 	char err[512];
 
-	assert_int_equal(store_source_get(fx->st, src, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SOURCE, src, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "type"), "kafka");
 	assert_string_equal(row_str(row, "format"), "csv");
 	assert_true(row_is_null(row, "delimiter"));
@@ -387,9 +397,9 @@ static void test_source_row(void **state)
 
 	in = cJSON_CreateObject();
 	cJSON_AddStringToObject(in, "delimiter", ";");
-	assert_int_equal(store_source_update(fx->st, src, in, err, sizeof(err)), 0);
+	assert_int_equal(store_row_update(fx->st, STORE_SOURCE, src, in, err, sizeof(err)), 0);
 	cJSON_Delete(in);
-	assert_int_equal(store_source_get(fx->st, src, &row, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SOURCE, src, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "delimiter"), ";");
 	assert_string_equal(row_str(row, "topic"), "orders");
 	cJSON_Delete(row);
@@ -403,27 +413,31 @@ static void test_delete_refused_while_referenced(void **state)
 	int64_t job = make_job(fx->st, "orders-job", src, "wizard", wizard_def);
 	char err[512];
 
-	assert_int_equal(store_service_delete(fx->st, sv, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_delete(fx->st, STORE_SERVICE, sv, err, sizeof(err)),
+			 STORE_CONFLICT);
 	assert_non_null(strstr(err, "orders-src"));
-	assert_int_equal(store_source_delete(fx->st, src, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_delete(fx->st, STORE_SOURCE, src, err, sizeof(err)),
+			 STORE_CONFLICT);
 	assert_non_null(strstr(err, "orders-job"));
 
 	/* A job wanted running cannot be deleted or changed. */
 	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
-	assert_int_equal(store_job_delete(fx->st, job, err, sizeof(err)), STORE_CONFLICT);
+	assert_int_equal(store_row_delete(fx->st, STORE_JOB, job, err, sizeof(err)),
+			 STORE_CONFLICT);
 	assert_non_null(strstr(err, "stop"));
 	{
 		cJSON *in = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(in, "description", "x");
-		assert_int_equal(store_job_update(fx->st, job, in, err, sizeof(err)), STORE_CONFLICT);
+		assert_int_equal(store_row_update(fx->st, STORE_JOB, job, in, err, sizeof(err)),
+				 STORE_CONFLICT);
 		cJSON_Delete(in);
 	}
 	assert_int_equal(store_job_stop(fx->st, job, err, sizeof(err)), 0);
 
-	assert_int_equal(store_job_delete(fx->st, job, err, sizeof(err)), 0);
-	assert_int_equal(store_source_delete(fx->st, src, err, sizeof(err)), 0);
-	assert_int_equal(store_service_delete(fx->st, sv, err, sizeof(err)), 0);
+	assert_int_equal(store_row_delete(fx->st, STORE_JOB, job, err, sizeof(err)), 0);
+	assert_int_equal(store_row_delete(fx->st, STORE_SOURCE, src, err, sizeof(err)), 0);
+	assert_int_equal(store_row_delete(fx->st, STORE_SERVICE, sv, err, sizeof(err)), 0);
 }
 
 static void test_counters_add_up(void **state)
@@ -620,6 +634,62 @@ static void test_worker_input_of_invalid_job(void **state)
 	assert_null(store_job_worker_input(fx->st, 999, err, sizeof(err)));
 }
 
+static void set_source_format(struct store *st, int64_t src, const char *format)
+{
+	cJSON *in = cJSON_CreateObject();
+	char err[512];
+
+	cJSON_AddStringToObject(in, "format", format);
+	assert_int_equal(store_row_update(st, STORE_SOURCE, src, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+}
+
+/* The wizard's fields are the columns of a delimited line: a json source
+ * cannot feed a wizard job, and that comes first in what is wrong.  What the
+ * job would run can still be shown; a definition that no longer parses
+ * cannot. */
+static void test_wizard_needs_a_delimited_source(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t wiz = make_job(fx->st, "wiz", src, "wizard", wizard_def);
+	int64_t pro = make_job(fx->st, "pro", src, "professional", professional_def);
+	int64_t bad = make_job(fx->st, "bad", src, "professional", "KAFKA: [unclosed\n");
+	struct jobspec *spec = NULL;
+	struct js_errors *errs = calloc(1, sizeof(*errs));
+	char err[1024];
+
+	assert_non_null(errs);
+	assert_int_equal(store_job_resolve(fx->st, wiz, &spec, errs, err, sizeof(err)), 0);
+	jobspec_free(spec);
+	set_source_format(fx->st, src, "json");
+	assert_int_equal(store_job_resolve(fx->st, wiz, &spec, errs, err, sizeof(err)),
+			 STORE_INVALID);
+	assert_null(spec);
+	assert_true(errs->count >= 1);
+	assert_string_equal(errs->items[0].path, "mode");
+	assert_non_null(strstr(errs->items[0].message, "wizard mode supports csv and delimited"));
+	assert_null(store_job_worker_input(fx->st, wiz, err, sizeof(err)));
+
+	assert_int_equal(store_job_effective(fx->st, wiz, &spec, errs, err, sizeof(err)), 0);
+	assert_non_null(spec);
+	assert_int_equal(spec->value.format, JS_FORMAT_JSON);
+	assert_null(spec->value.delimiter); /* json has none, whatever the source row holds */
+	jobspec_free(spec);
+	spec = NULL;
+	assert_int_equal(store_job_effective(fx->st, pro, &spec, errs, err, sizeof(err)), 0);
+	assert_non_null(spec);
+	assert_int_equal(spec->value.format, JS_FORMAT_JSON);
+	assert_null(spec->value.delimiter);
+	jobspec_free(spec);
+	spec = NULL;
+	assert_int_equal(store_job_effective(fx->st, bad, &spec, errs, err, sizeof(err)),
+			 STORE_INVALID);
+	assert_null(spec);
+	assert_true(errs->count > 0);
+	free(errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +709,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_of_invalid_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wizard_needs_a_delimited_source, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

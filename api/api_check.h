@@ -1,0 +1,52 @@
+/* Checking a job against its database: runs `streamworker --check` (see
+ * common/proto.h, "Check mode") and turns its answer into what the API shows.
+ *
+ * Internal to api/.  Used by POST /api/v1/jobs/validate, dry runs, and the
+ * MATCH_COLUMNS check when an UPDATE or MERGE job is created or changed.
+ *
+ * The worker runs in its own process group with a clean signal mask and
+ * default signal handlers; the job, password included, reaches it on its
+ * standard input only (never argv, environment or log).  Its answer is read
+ * from its standard output, at most API_CHECK_OUTPUT_MAX bytes, within
+ * API_CHECK_TIMEOUT_MS; after that the group is killed.  The controller's
+ * supervisor reaps any child (waitpid(-1)), so the exit status may be gone:
+ * the answer then speaks for itself ("unreachable" errors mean the database
+ * was not checked).  SIGPIPE must be ignored in the process (the controller
+ * does), so that a worker that dies early gives EPIPE, not a signal.
+ */
+#ifndef SS_API_CHECK_H
+#define SS_API_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "jobspec.h"
+
+#define API_CHECK_TIMEOUT_MS 30000
+#define API_CHECK_OUTPUT_MAX (1024 * 1024)
+
+struct api_check {
+	bool database_checked; /* false: unreachable, timed out, or the check failed */
+	bool valid;            /* checked, and the worker found nothing wrong */
+	cJSON *errors;         /* [{"field","line","code","message"}], the caller's */
+	cJSON *statements;     /* ["SQL", ...], the caller's */
+};
+
+/* Checks spec (resolved: what the worker would run) with the worker at
+ * worker_path.  A problem running the check is not a failure of this call:
+ * it becomes an error in the answer with database_checked false.  Each
+ * error's line is the YAML line of its field in spec (jobspec_line), null
+ * when unknown.  The password never appears in the answer. */
+void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t job_id,
+		   const char *job_name, struct api_check *out);
+
+/* Frees errors and statements; chk itself is the caller's. */
+void api_check_free(struct api_check *chk);
+
+/* {"field", "line", "code", "message"} for the answer's errors; line 0 and a
+ * NULL field become null. */
+cJSON *api_check_error(const char *field, int line, const char *code, const char *message);
+
+#endif
