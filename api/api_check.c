@@ -426,11 +426,15 @@ void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t 
 		answered = api_check_answer(&p, spec, out, &valid, &unreachable);
 	out->database_checked =
 		api_check_verdict(&p, answered, unreachable, &code, why, sizeof(why));
-	out->valid = out->database_checked && valid;
+	out->valid = out->database_checked && valid && cJSON_GetArraySize(out->errors) == 0;
+	/* Not valid always comes with a reason. */
+	if (!out->valid && why[0] == '\0' && cJSON_GetArraySize(out->errors) == 0)
+		snprintf(why, sizeof(why), "the database check failed without saying why");
 out:
 	if (why[0] != '\0') {
 		log_warn("job %s: check: %s", job_name != NULL ? job_name : "(unnamed)", why);
-		cJSON_AddItemToArray(out->errors, api_check_error(NULL, 0, code, why));
+		if (out->errors != NULL)
+			cJSON_AddItemToArray(out->errors, api_check_error(NULL, 0, code, why));
 	}
 	if (input != NULL) {
 		explicit_bzero(input, strlen(input));
