@@ -509,19 +509,20 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	log_info("job %s: restarting in %lld ms", sl->name, (long long)(sl->restart_at - now));
 }
 
+/* Reaps our own workers only: the API runs short-lived `streamworker --check`
+ * processes from its threads and waits for them itself, so waitpid(-1) here
+ * would steal their exit statuses. */
 static void sup_reap(struct sup *sp)
 {
-	for (;;) {
-		int wstatus;
-		pid_t pid = waitpid(-1, &wstatus, WNOHANG);
-		struct slot *sl;
+	struct slot *sl, *next;
 
-		if (pid <= 0)
-			return;
-		for (sl = sp->slots; sl != NULL; sl = sl->next)
-			if (sl->phase == SLOT_RUNNING && sl->pid == pid)
-				break;
-		if (sl != NULL)
+	for (sl = sp->slots; sl != NULL; sl = next) {
+		int wstatus;
+
+		next = sl->next; /* sup_slot_exited may free sl */
+		if (sl->phase != SLOT_RUNNING || sl->pid <= 0)
+			continue;
+		if (waitpid(sl->pid, &wstatus, WNOHANG) == sl->pid)
 			sup_slot_exited(sp, sl, wstatus);
 	}
 }

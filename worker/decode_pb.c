@@ -236,13 +236,16 @@ static void pbdec_float(struct textbuf *tb, double v, bool is_float, bool json)
 		return;
 	}
 	/* The shortest text that reads back to the same value. */
+	/* prec stays <= 17, so the text fits; the length is checked only
+	 * because -O0 cannot see that bound. */
 	for (prec = is_float ? 6 : 15; prec < (is_float ? 9 : 17); prec++) {
-		snprintf(text, sizeof(text), "%.*g", prec, v);
+		if (snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
+			continue;
 		if (is_float ? strtof(text, NULL) == (float)v : strtod(text, NULL) == v)
 			break;
 	}
-	if (prec >= (is_float ? 9 : 17))
-		snprintf(text, sizeof(text), "%.*g", prec, v);
+	if (prec >= (is_float ? 9 : 17) && snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
+		text[sizeof(text) - 1] = '\0';
 	textbuf_puts(tb, text);
 }
 
