@@ -557,6 +557,22 @@ def yaml_value(text, key):
     return m.group(1) if m else None
 
 
+def yaml_items(text, key):
+    """The scalar items of the block list under the first `key:` line,
+    unquoted (e.g. MATCH_COLUMNS)."""
+    lines = text.splitlines()
+    start = yaml_line(text, f"{key}:")
+    indent = len(lines[start - 1]) - len(lines[start - 1].lstrip())
+    items = []
+    for line in lines[start:]:
+        s = line.strip()
+        ind = len(line) - len(line.lstrip())
+        if not s.startswith("- ") or ind < indent:
+            break
+        items.append(yaml_unquote(s[2:].strip()))
+    return items
+
+
 def yaml_unquote(s):
     if s is not None and len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
         return s[1:-1]

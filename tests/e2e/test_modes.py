@@ -71,6 +71,11 @@ def test_merge_duplicate_keys_in_one_batch(server, pg, kafka, order):
     wait_query(pg, _rows(table), expected, server, job_id)
     time.sleep(1)
     assert pg.query(_rows(table)) == expected
+    # One batch, one row per key: 1 updated, 3 and 4 inserted (MERGE counts
+    # updated + inserted rows).  More would mean the duplicates were split.
+    st = job_status(server, job_id)
+    assert (st["messages_consumed"], st["rows_written"]) == (len(DUPLICATES), 3), \
+        f"expected 7 messages written as 3 rows in one batch: {st}"
 
 
 def test_update_only_touches_existing_keys(server, pg, kafka):
@@ -92,6 +97,8 @@ def test_update_only_touches_existing_keys(server, pg, kafka):
     assert pg.query(_rows(table)) == expected, "UPDATE inserted or changed rows it should not"
     st = job_status(server, job_id)
     assert st["state"] == "running" and st["last_error"] in (None, ""), st
+    assert (st["messages_consumed"], st["rows_written"]) == (len(msgs), 2), \
+        f"UPDATE counts the rows it updated (2): {st}"
 
 
 def _match_error(resp):
