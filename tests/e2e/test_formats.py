@@ -207,6 +207,10 @@ def test_protobuf_descriptor_set_from_protoc(server, pg, kafka, tmp_path, given)
         it = m.items.add()
         it.sku, it.qty = "extra", 1
         msgs.append(m.SerializeToString())
+    # Only the id set: proto3 scalars without presence read as their default
+    # (0, "", false, [] for repeated fields), a message field as NULL
+    # (worker/decode_pb.h).
+    msgs.append(Order(id=n + 1).SerializeToString())
     kafka.produce(topic, msgs)
 
     option = {"MESSAGE": "shop.v1.Order"}
@@ -216,7 +220,8 @@ def test_protobuf_descriptor_set_from_protoc(server, pg, kafka, tmp_path, given)
     job_id = run_job(server, professional_job(src, config))
     expected = [(i, f"c{i} \u00e9", i + 0.25, True, f"city{i}", f"{10000 + i}", [f"t{i}", "x"],
                  2, f"s{i}", i + 1, "extra", Decimal(2**64 - 1 - i)) for i in range(1, n + 1)]
-    _settled(server, pg, job_id, n,
+    expected.append((n + 1, "", 0.0, False, None, None, [], 0, None, None, None, Decimal(0)))
+    _settled(server, pg, job_id, n + 1,
              f"""SELECT id, customer, amount, paid, address->>'city', address->>'zip', tags,
                         jsonb_array_length(items), items->0->>'sku', (items->0->>'qty')::int,
                         items->1->>'sku', big

@@ -47,12 +47,25 @@ DUPLICATES = ["1|3|a|n1a",
               "1|2|d|n1d"]   # the latest message of key 1
 
 
+@pytest.fixture(params=["on_conflict", "legacy"])
+def upsert_path(request, monkeypatch):
+    """Which MERGE statements the workers use: INSERT ... ON CONFLICT, or the
+    UPDATE + INSERT ... WHERE NOT EXISTS of servers without it (Greenplum 6),
+    forced with STREAMWORKER_LEGACY_UPSERT=1 (worker/sink_pg.h).  Requested
+    before `server`, so the controller and its workers inherit it."""
+    if request.param == "legacy":
+        monkeypatch.setenv("STREAMWORKER_LEGACY_UPSERT", "1")
+    else:
+        monkeypatch.delenv("STREAMWORKER_LEGACY_UPSERT", raising=False)
+    return request.param
+
+
 @pytest.mark.parametrize("order", [True, False], ids=["order_columns", "latest_wins"])
-def test_merge_duplicate_keys_in_one_batch(server, pg, kafka, order):
+def test_merge_duplicate_keys_in_one_batch(upsert_path, server, pg, kafka, order):
     """MERGE: with ORDER_COLUMNS the row with the largest value wins even when
     it is not the last message; without, the latest message wins.  Existing
     keys change only in UPDATE_COLUMNS; new keys are inserted whole; other
-    rows are left alone."""
+    rows are left alone.  Both statement paths."""
     topic, table, src = _setup(server, pg, kafka, "mrg", MODE_TABLE)
     pg.execute(f"""INSERT INTO "{table}" VALUES (1, 0, 'old', 'keep1'), (2, 0, 'untouched', 'keep2')""")
     kafka.produce(topic, DUPLICATES)
