@@ -81,6 +81,17 @@ static void yerr(struct yctx *y, int line, const char *path, const char *fmt, ..
 	js_errors_add(y->errs, line, path, "%s", msg);
 }
 
+/* The line of the key at path when it was recorded, else n's line.  An error
+ * about a value as a whole (wrong kind, wrong count) points at its key: a
+ * block list or map starts on the line after the key. */
+static int ykey_line(const struct yctx *y, const char *path, const yaml_node_t *n)
+{
+	for (size_t i = y->nlines; i > 0; i--)
+		if (strcmp(y->lines[i - 1].path, path) == 0)
+			return y->lines[i - 1].line;
+	return n != NULL ? (int)n->start_mark.line + 1 : 0;
+}
+
 /* Records where path stood.  Losing the map only costs lines in messages,
  * but it is reported like any out-of-memory. */
 static void yrecord(struct yctx *y, const char *path, int line)
@@ -211,7 +222,7 @@ static const char *ytext(struct yctx *y, yaml_node_t *n, const char *path)
 	if (ynull(n))
 		return NULL;
 	if (n->type != YAML_SCALAR_NODE) {
-		yerr(y, yline(n), path, "must be a single value, got %s", ykind(n));
+		yerr(y, ykey_line(y, path, n), path, "must be a single value, got %s", ykind(n));
 		return NULL;
 	}
 	if (strlen(yvalue(n)) != n->data.scalar.length) {
@@ -375,7 +386,7 @@ static bool ymap_load(struct yctx *y, yaml_node_t *node, const char *path, const
 	if (ynull(node))
 		return false;
 	if (node->type != YAML_MAPPING_NODE) {
-		yerr(y, yline(node), path, "must be a map of KEY: value lines, got %s", ykind(node));
+		yerr(y, ykey_line(y, path, node), path, "must be a map of KEY: value lines, got %s", ykind(node));
 		return false;
 	}
 	for (yaml_node_pair_t *pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top;
@@ -594,7 +605,7 @@ static bool yseq(struct yctx *y, yaml_node_t *n, const char *path, const char *e
 	if (ynull(n))
 		return false;
 	if (n->type != YAML_SEQUENCE_NODE) {
-		yerr(y, yline(n), path, "must be a list (%s), got %s", example, ykind(n));
+		yerr(y, ykey_line(y, path, n), path, "must be a list (%s), got %s", example, ykind(n));
 		return false;
 	}
 	*count = yseq_len(n);
@@ -1122,7 +1133,7 @@ static void ymapping(struct yctx *y, yaml_node_t *n, const char *parent, struct 
 	if (ynull(n))
 		return;
 	if (n->type == YAML_SCALAR_NODE) {
-		yerr(y, yline(n), path, "must be a list of NAME/EXPRESSION pairs or a map of "
+		yerr(y, ykey_line(y, path, n), path, "must be a list of NAME/EXPRESSION pairs or a map of "
 		     "<target column>: <expression> lines, got text");
 		return;
 	}
@@ -1228,7 +1239,7 @@ static void yproperties(struct yctx *y, yaml_node_t *n, struct jobspec *spec)
 	if (ynull(n))
 		return;
 	if (n->type != YAML_MAPPING_NODE) {
-		yerr(y, yline(n), path, "must be a map of <librdkafka property>: <value> lines, got %s", ykind(n));
+		yerr(y, ykey_line(y, path, n), path, "must be a map of <librdkafka property>: <value> lines, got %s", ykind(n));
 		return;
 	}
 	count = ymap_len(n);

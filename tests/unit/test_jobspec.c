@@ -632,7 +632,7 @@ static void test_bad_top_level(void **state)
 		{ "DATABASE: {a: b}\n", "DATABASE", 1, "got a map" },
 		{ "USER: [u]\n", "USER", 1, "got a list" },
 		{ "PASSWORD: [p]\n", "PASSWORD", 1, "got a list" },
-		{ "HOST:\n  - h\n", "HOST", 2, "got a list" },
+		{ "HOST:\n  - h\n", "HOST", 1, "got a list" }, /* the key's line */
 		{ "VERSION: two\n", "VERSION", 1, "positive integer" },
 		{ "VERSION: 0\n", "VERSION", 1, "positive integer" },
 		{ "DATABSE: db\n", "DATABSE", 1, "unknown key \"DATABSE\" (did you mean DATABASE?)" },
@@ -641,7 +641,7 @@ static void test_bad_top_level(void **state)
 		{ "TABLE: t\n", "TABLE", 1, "unknown key \"TABLE\" here; it belongs under KAFKA.OUTPUT" },
 		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.OUTPUT or KAFKA.METADATA" },
 		{ "KAFKA: text\n", "KAFKA", 1, "must be a map" },
-		{ "KAFKA:\n  - INPUT\n", "KAFKA", 2, "must be a map of KEY: value lines, got a list" },
+		{ "KAFKA:\n  - INPUT\n", "KAFKA", 1, "must be a map of KEY: value lines, got a list" }, /* the key's line */
 		{ "SCHEDULE: [1]\n", "SCHEDULE", 1, "must be a map" },
 		{ "- a\n- b\n", "", 1, "must be a map" },
 		{ "just text\n", "", 1, "must be a map" },
