@@ -10,7 +10,11 @@
  * Lines are at most PROTO_LINE_MAX bytes.  EOF means the worker is gone.
  *
  * The controller writes the job to the worker's standard input, then closes it:
- *   {"job_id":N,"job_name":"...","config":"<YAML of jobspec_to_yaml>"}
+ *   {"job_id":N,"job_name":"...","config":"<YAML of jobspec_to_yaml>",
+ *    "messages_before":N,"rejected_before":N}
+ * messages_before / rejected_before: messages consumed and rows rejected since
+ * the user last started the job, before this worker (ERROR_LIMIT counts from
+ * the user's start, across restarts).  Absent = 0.
  *
  * Check mode (`streamworker --check`, the API's validate and dry run): the same
  * input; the worker connects to the database, checks the target table, every
@@ -26,6 +30,31 @@
  * and exits 0 when valid, WORKER_EXIT_CONFIG
  * when it found problems, WORKER_EXIT_RETRY when it could not check (database
  * unreachable: errors[0] says why).  Nothing is written on WORKER_STATUS_FD.
+ *
+ * Tool modes, same input, same exit codes, one JSON object on stdout:
+ *   streamworker --offsets   per partition of the job's topic (or PARTITIONS):
+ *     {"partitions": [{"partition": 0, "stored_offset": 120 | null,
+ *       "low_watermark": 0, "high_watermark": 150, "lag": 30 | null}],
+ *      "total_lag": 30}
+ *     stored_offset is the progress table's next_offset (null: no row, the
+ *     job would start at FALLBACK_OFFSET); lag = high_watermark - stored.
+ *   streamworker --reset     input also has "reset": {"to": "earliest" |
+ *     "latest" | "timestamp" | "offsets", "timestamp": <ms since epoch>,
+ *     "offsets": [{"partition": 0, "offset": 42}]}; writes the progress rows
+ *     (and the Kafka group's committed offsets) in one transaction:
+ *     {"partitions": [{"partition": 0, "offset": 42}]}
+ *     "timestamp": per partition the first offset whose message timestamp is
+ *     >= it (librdkafka offsetsForTimes), or the end when there is none.
+ *   streamworker --errors    input also has "page", "page_size": a page of the
+ *     job's rows in the error table, newest first:
+ *     {"items": [{"id", "topic", "partition", "offset", "key", "key_base64",
+ *       "value", "value_base64", "error", "created_at"}], "total": N}
+ *     key/value: the text when it is valid UTF-8, else null and *_base64 set.
+ *
+ * The error table, <METADATA.SCHEMA or OUTPUT.SCHEMA>.streamserver_errors:
+ *   id bigserial primary key, job_name text not null, topic text not null,
+ *   partition int not null, "offset" bigint not null, key bytea, value bytea,
+ *   error text not null, created_at timestamptz not null default now()
  */
 #ifndef SS_PROTO_H
 #define SS_PROTO_H
