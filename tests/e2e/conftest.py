@@ -328,3 +328,91 @@ def pytest_runtest_makereport(item, call):
         for srv in getattr(item, "_ss_servers", []):
             if srv.log_path.exists():
                 rep.sections.append((f"streamserver log, last lines ({srv.log_path})", srv.log_tail()))
+
+
+# ------------------------------------------- private backends (outage tests)
+#
+# The outage tests restart their database or broker; the session's pg and
+# kafka are shared by every test, so those tests get their own.
+
+class PrivatePG:
+    """A PostgreSQL cluster of one test (tests/harness/pg.sh in its own
+    directory): .pg (helpers.PG), restart_fast() (pg_ctl restart -m fast)."""
+
+    def __init__(self, base):
+        self.dir = base / "pg"
+        self.pg = PG.from_env(harness("pg.sh", "start", self.dir, PG_START_TIMEOUT))
+
+    def restart_fast(self):
+        from helpers import pg_restart_fast
+        self.pg.close()
+        pg_restart_fast(self.dir)
+
+    def destroy(self):
+        self.pg.close()
+        harness("pg.sh", "destroy", self.dir, timeout=120)
+
+
+class PrivateKafka:
+    """A broker of one test (tests/harness/kafka.sh in its own directory):
+    .kafka (helpers.Kafka), stop(), start() (same directory, same port)."""
+
+    def __init__(self, base):
+        self.dir = base / "kafka"
+        self.kafka = Kafka(harness("kafka.sh", "start", self.dir, KAFKA_START_TIMEOUT)["BOOTSTRAP"])
+
+    def stop(self):
+        harness("kafka.sh", "stop", self.dir, timeout=120)
+
+    def start(self):
+        bootstrap = harness("kafka.sh", "start", self.dir, KAFKA_START_TIMEOUT)["BOOTSTRAP"]
+        assert bootstrap == self.kafka.bootstrap, \
+            f"the broker came back on {bootstrap}, not {self.kafka.bootstrap}"
+
+    def destroy(self):
+        self.kafka.close()
+        gc.collect()
+        harness("kafka.sh", "stop", self.dir, timeout=120)
+
+
+def _private_base():
+    base = Path(tempfile.mkdtemp(prefix="streamserver-e2e-priv-"))
+    os.chmod(base, 0o755)  # pg.sh's unprivileged user must reach it
+    return base
+
+
+@pytest.fixture
+def private_pg():
+    """A PostgreSQL of this test only, which it may restart (PrivatePG)."""
+    base = _private_base()
+    p = None
+    try:
+        p = PrivatePG(base)
+        yield p
+    finally:
+        if p is not None:
+            try:
+                p.destroy()
+            except Exception as e:
+                print(f"warning: private pg: {e}", file=sys.stderr)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def private_kafka():
+    """A Kafka broker of this test only, which it may stop and start
+    (PrivateKafka)."""
+    base = _private_base()
+    k = None
+    try:
+        k = PrivateKafka(base)
+        yield k
+    finally:
+        if k is not None:
+            try:
+                k.destroy()
+            except Exception as e:
+                print(f"warning: private kafka: {e}", file=sys.stderr)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)

@@ -689,3 +689,95 @@ def protobuf_class(descriptor_set, full_name):
 
 def b64(data):
     return base64.b64encode(data).decode("ascii")
+
+
+# ------------------------------------------------------- delivery (issue 4)
+
+def pg_bindir():
+    """PostgreSQL's server binaries, found as tests/harness/pg.sh finds them."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    import glob
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                  key=lambda d: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", d)])
+    for d in reversed(dirs):
+        if os.access(os.path.join(d, "initdb"), os.X_OK):
+            return Path(d)
+    out = subprocess.run(["pg_config", "--bindir"], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout.strip()
+    return Path(out)
+
+
+def pg_restart_fast(pg_dir, timeout=90):
+    """`pg_ctl restart -m fast` on the cluster that tests/harness/pg.sh made
+    in pg_dir (as the cluster's owner when we are root).  The port is kept
+    (postmaster.opts)."""
+    import pwd
+    home = Path(os.path.realpath(Path(pg_dir) / "cluster"))
+    data = home / "data"
+    cmd = [str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60",
+           "-l", str(home / "postgres.log"), "restart"]
+    owner = pwd.getpwuid(os.stat(data).st_uid).pw_name
+    if os.getuid() == 0 and owner != "root":
+        cmd = ["runuser", "-u", owner, "--"] + cmd
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError(f"pg_ctl restart -m fast failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+
+
+def key_census(pg, table, n, schema="public"):
+    """Checks the table key by key against the keys k0..k{n-1} of
+    delimited_messages(0, n).  Returns a dict: rows, distinct, duplicates
+    (rows beyond the first of a key), lost (keys missing), extra (keys that
+    were never produced), lost_sample."""
+    rows = pg.query(f'SELECT column_1, count(*) FROM "{schema}"."{table}" GROUP BY column_1')
+    seen = {k: c for k, c in rows}
+    expected = {f"k{i}" for i in range(n)}
+    lost = expected - seen.keys()
+    extra = seen.keys() - expected
+    return {"rows": sum(seen.values()), "distinct": len(seen),
+            "duplicates": sum(c - 1 for c in seen.values()), "lost": len(lost),
+            "extra": len(extra), "lost_sample": sorted(lost)[:5],
+            "dup_sample": sorted(k for k, c in seen.items() if c > 1)[:5]}
+
+
+def delivery_job_dict(pg, kafka, topic, table, consistency="EXACTLY", max_row=2000,
+                      interval=500, error_limit=0, retry_interval="1s", max_retries=None,
+                      columns=None, group=None):
+    """A professional job on the seed's five delimited columns with
+    COMMIT.CONSISTENCY and a SCHEDULE block (as a dict, see to_yaml)."""
+    d = job_dict(pg, kafka, topic, table,
+                 value={"COLUMNS": cols(*(columns or COLUMNS5)), "FORMAT": "delimited",
+                        "DELIMITED_OPTION": {"DELIMITER": "|"}},
+                 error_limit=error_limit, group=group,
+                 commit={"MAX_ROW": max_row, "MINIMAL_INTERVAL": interval,
+                         "CONSISTENCY": consistency})
+    sched = {"RETRY_INTERVAL": retry_interval}
+    if max_retries is not None:
+        sched["MAX_RETRIES"] = max_retries
+    d["SCHEDULE"] = sched
+    return d
+
+
+def worker_processes(worker_binary):
+    """Pids of the live processes whose executable is worker_binary."""
+    target = Path(worker_binary).resolve()
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{d.name}/exe").resolve() == target and pid_alive(int(d.name)):
+                pids.add(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+def proc_parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
