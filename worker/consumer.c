@@ -217,12 +217,12 @@ static int consumer_pick_partitions(struct consumer *c, const rd_kafka_metadata_
 }
 
 /* Asks the brokers about the topic until they answer or the wait is over. */
-static int consumer_find_partitions(struct consumer *c, const volatile sig_atomic_t *stop, char *err,
-				    size_t errlen)
+static int consumer_find_partitions(struct consumer *c, const volatile sig_atomic_t *stop, int wait_ms,
+				    char *err, size_t errlen)
 {
 	const struct jobspec *spec = c->spec;
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, spec->topic, NULL);
-	int64_t deadline = consumer_now_ms() + CONSUMER_DOWN_MAX_MS;
+	int64_t deadline = consumer_now_ms() + wait_ms;
 	const char *last = "no answer";
 	char lastbuf[256];
 	int rc = WERR_RETRY;
@@ -275,7 +275,7 @@ static int consumer_find_partitions(struct consumer *c, const volatile sig_atomi
 		}
 		if (consumer_now_ms() >= deadline) {
 			snprintf(err, errlen, "cannot get metadata of topic %s from Kafka brokers %s for %d s: %s",
-				 spec->topic, spec->brokers, CONSUMER_DOWN_MAX_MS / 1000, last);
+				 spec->topic, spec->brokers, wait_ms / 1000, last);
 			rc = WERR_RETRY;
 			goto out;
 		}
@@ -306,7 +306,7 @@ int consumer_open(const struct jobspec *spec, const char *job_name, const volati
 	c->spec = spec;
 	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
 		goto out;
-	if ((rc = consumer_find_partitions(c, stop, err, errlen)) != WERR_OK) {
+	if ((rc = consumer_find_partitions(c, stop, CONSUMER_DOWN_MAX_MS, err, errlen)) != WERR_OK) {
 		c->broken = true;
 		goto out;
 	}
@@ -318,6 +318,120 @@ int consumer_open(const struct jobspec *spec, const char *job_name, const volati
 out:
 	consumer_free(c);
 	return rc;
+}
+
+int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wait_ms, struct consumer **out,
+		       char *err, size_t errlen)
+{
+	static const volatile sig_atomic_t never = 0;
+	struct consumer *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	c->spec = spec;
+	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
+		goto out;
+	if ((rc = consumer_find_partitions(c, &never, wait_ms, err, errlen)) != WERR_OK) {
+		c->broken = true;
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	consumer_free(c);
+	return rc;
+}
+
+const char *consumer_group(const struct consumer *c)
+{
+	return c->group_id;
+}
+
+int consumer_watermarks(struct consumer *c, int32_t partition, int64_t *low, int64_t *high, char *err,
+			size_t errlen)
+{
+	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(c->rk, c->spec->topic, partition, low, high,
+								    CONSUMER_WATERMARK_TIMEOUT_MS);
+
+	if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return WERR_OK;
+	snprintf(err, errlen, "asking Kafka brokers %s for the offsets of topic %s partition %d: %s", c->spec->brokers,
+		 c->spec->topic, (int)partition, rd_kafka_err2str(kerr));
+	if (kerr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+		return WERR_FATAL;
+	c->broken = true;
+	return WERR_RETRY;
+}
+
+int consumer_offsets_for_time(struct consumer *c, int64_t timestamp_ms, const int32_t *partitions, size_t n,
+			      int64_t *offsets, char *err, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+	rd_kafka_resp_err_t kerr;
+	size_t i;
+	int k, rc = WERR_OK;
+
+	for (i = 0; i < n; i++) {
+		rd_kafka_topic_partition_list_add(list, c->spec->topic, partitions[i])->offset = timestamp_ms;
+		offsets[i] = -1;
+	}
+	kerr = rd_kafka_offsets_for_times(c->rk, list, CONSUMER_WATERMARK_TIMEOUT_MS);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "asking Kafka brokers %s for the offsets of topic %s at time %lld: %s",
+			 c->spec->brokers, c->spec->topic, (long long)timestamp_ms, rd_kafka_err2str(kerr));
+		c->broken = true;
+		rc = WERR_RETRY;
+		goto out;
+	}
+	for (k = 0; k < list->cnt; k++) {
+		const rd_kafka_topic_partition_t *tp = &list->elems[k];
+
+		if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			snprintf(err, errlen, "asking Kafka for the offset of topic %s partition %d at time %lld: %s",
+				 c->spec->topic, (int)tp->partition, (long long)timestamp_ms,
+				 rd_kafka_err2str(tp->err));
+			rc = WERR_RETRY;
+			goto out;
+		}
+		for (i = 0; i < n; i++)
+			if (partitions[i] == tp->partition)
+				offsets[i] = tp->offset >= 0 ? tp->offset : -1;
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(list);
+	return rc;
+}
+
+int consumer_commit_sync(struct consumer *c, const struct part_offset *offsets, size_t n, char *err,
+			 size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t kerr;
+	size_t i;
+	int k;
+
+	if (n == 0)
+		return WERR_OK;
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, c->spec->topic, offsets[i].partition)->offset =
+			offsets[i].next_offset;
+	kerr = rd_kafka_commit(c->rk, list, 0);
+	for (k = 0; kerr == RD_KAFKA_RESP_ERR_NO_ERROR && k < list->cnt; k++)
+		if (list->elems[k].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			kerr = list->elems[k].err;
+	rd_kafka_topic_partition_list_destroy(list);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "committing offsets to Kafka group \"%s\": %s", c->group_id,
+			 rd_kafka_err2str(kerr));
+		return WERR_RETRY;
+	}
+	return WERR_OK;
 }
 
 const int32_t *consumer_partitions(const struct consumer *c, size_t *n)

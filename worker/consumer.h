@@ -34,6 +34,30 @@ struct consumer;
 int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
 		  struct consumer **out, char *err, size_t errlen);
 
+/* For the tool modes (tools.h): like consumer_open, but waits at most wait_ms
+ * for the brokers.  The handle is only used for the calls
+ * below; nothing is assigned or consumed. */
+int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wait_ms, struct consumer **out,
+		       char *err, size_t errlen);
+
+/* The consumer group's id (PROPERTIES group.id or streamserver-<job>); owned
+ * by the consumer. */
+const char *consumer_group(const struct consumer *c);
+
+/* The low and high watermarks of one partition of the job's topic (blocks up
+ * to a few seconds). */
+int consumer_watermarks(struct consumer *c, int32_t partition, int64_t *low, int64_t *high, char *err,
+			size_t errlen);
+
+/* offsets[i] = the first offset of partitions[i] whose message timestamp is
+ * >= timestamp_ms (librdkafka offsetsForTimes), or -1 when there is none. */
+int consumer_offsets_for_time(struct consumer *c, int64_t timestamp_ms, const int32_t *partitions, size_t n,
+			      int64_t *offsets, char *err, size_t errlen);
+
+/* Commits the offsets to the consumer group and waits for the answer. */
+int consumer_commit_sync(struct consumer *c, const struct part_offset *offsets, size_t n, char *err,
+			 size_t errlen);
+
 /* The partitions to consume, ascending; owned by the consumer. */
 const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
 

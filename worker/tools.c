@@ -1,0 +1,969 @@
+#include "tools.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "consumer.h"
+#include "exitcodes.h"
+#include "jobspec.h"
+#include "log.h"
+#include "wtypes.h"
+
+/* Largest request accepted on standard input (the job plus the tool's fields). */
+#define TOOLS_STDIN_MAX ((size_t)1 << 20)
+
+/* The worker's tables (sink_pg.c, proto.h) and the advisory lock key that
+ * serialises creating the progress table (sink_pg.c SINK_PROGRESS_LOCK_KEY). */
+#define TOOLS_PROGRESS_TABLE "streamserver_progress"
+#define TOOLS_ERRORS_TABLE "streamserver_errors"
+#define TOOLS_PROGRESS_LOCK_SQL "SELECT pg_advisory_xact_lock(7411953); "
+
+/* --errors: pages beyond this are refused rather than overflowing OFFSET. */
+#define TOOLS_PAGE_MAX 100000000
+
+struct tools {
+	enum tools_mode mode;
+	cJSON *doc;           /* the request; owns the strings below */
+	const char *job_name; /* in doc */
+	struct jobspec *spec;
+	const char *meta_schema; /* in spec */
+	PGconn *pg;
+	struct consumer *c;
+	cJSON *out; /* the success answer */
+	const char *code;
+	char err[1024];
+};
+
+/* Records why the tool failed and returns the class (WERR_RETRY: exit 1,
+ * anything else: exit 2). */
+static int tools_fail(struct tools *t, int rc, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int tools_fail(struct tools *t, int rc, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	t->code = code;
+	va_start(ap, fmt);
+	vsnprintf(t->err, sizeof(t->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* For a callee that already filled t->err: its class decides the code. */
+static int tools_classed(struct tools *t, int rc)
+{
+	t->code = rc == WERR_RETRY ? "unreachable" : "config";
+	return rc;
+}
+
+static int tools_read_stdin(struct tools *t, char **out, size_t *outlen)
+{
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap), *p;
+	ssize_t n;
+
+	*out = NULL;
+	if (buf == NULL)
+		goto oom;
+	for (;;) {
+		if (len == cap) {
+			if (cap >= TOOLS_STDIN_MAX) {
+				free(buf);
+				return tools_fail(t, WERR_FATAL, "bad_request",
+						  "the request on standard input is larger than %zu bytes",
+						  TOOLS_STDIN_MAX);
+			}
+			cap *= 2;
+			if ((p = realloc(buf, cap)) == NULL)
+				goto oom;
+			buf = p;
+		}
+		n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			return tools_fail(t, WERR_FATAL, "bad_request", "reading the request from standard input: %s",
+					  strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return WERR_OK;
+oom:
+	free(buf);
+	return tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+}
+
+/* Reads and parses the request; checks that the job has what the mode needs. */
+static int tools_parse(struct tools *t)
+{
+	static struct js_errors errs; /* large; one request per process */
+	const cJSON *name, *config;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = tools_read_stdin(t, &text, &len)) != WERR_OK)
+		return rc;
+	t->doc = cJSON_ParseWithLength(text, len);
+	memset(text, 0, len); /* holds the password; doc has its own copy */
+	free(text);
+	if (t->doc == NULL || !cJSON_IsObject(t->doc))
+		return tools_fail(t, WERR_FATAL, "bad_request",
+				  "standard input is not a JSON object {\"job_id\", \"job_name\", \"config\"}");
+	name = cJSON_GetObjectItemCaseSensitive(t->doc, "job_name");
+	config = cJSON_GetObjectItemCaseSensitive(t->doc, "config");
+	if (!cJSON_IsString(name) || name->valuestring[0] == '\0' || !cJSON_IsString(config))
+		return tools_fail(t, WERR_FATAL, "bad_request",
+				  "the request on standard input needs job_name and config (strings)");
+	t->job_name = name->valuestring;
+	memset(&errs, 0, sizeof(errs));
+	if (jobspec_parse_yaml(config->valuestring, strlen(config->valuestring), &t->spec, &errs) < 0) {
+		char msg[768];
+		js_errors_format(&errs, msg, sizeof(msg));
+		return tools_fail(t, WERR_FATAL, "config", "invalid job configuration: %s", msg);
+	}
+	if (t->spec->database == NULL || t->spec->user == NULL)
+		return tools_fail(t, WERR_FATAL, "config", "the job needs DATABASE and USER");
+	if (t->mode != TOOLS_ERRORS && (t->spec->brokers == NULL || t->spec->topic == NULL))
+		return tools_fail(t, WERR_FATAL, "config",
+				  "the job needs KAFKA.INPUT.SOURCE.BROKERS and KAFKA.INPUT.SOURCE.TOPIC");
+	t->meta_schema = t->spec->metadata_schema != NULL ? t->spec->metadata_schema
+			 : t->spec->schema != NULL	       ? t->spec->schema
+							       : "public";
+	return WERR_OK;
+}
+
+/* ---- PostgreSQL ---- */
+
+/* Copies a server/libpq message into one line. */
+static void tools_oneline(char *dst, size_t dstlen, const char *src)
+{
+	size_t i = 0;
+
+	for (; src != NULL && *src != '\0' && i + 1 < dstlen; src++) {
+		char ch = (*src == '\n' || *src == '\r' || *src == '\t') ? ' ' : *src;
+		if (ch == ' ' && (i == 0 || dst[i - 1] == ' '))
+			continue;
+		dst[i++] = ch;
+	}
+	while (i > 0 && dst[i - 1] == ' ')
+		i--;
+	dst[i] = '\0';
+}
+
+/* Connection failures carry no SQLSTATE: these wordings (libpq and server,
+ * since PostgreSQL 9) are ones a retry cannot fix, as in sink_pg.c. */
+static bool tools_pg_connect_fatal(const char *msg)
+{
+	static const char *const needles[] = {
+		"password authentication failed", "no password supplied", "no pg_hba.conf entry",
+		"pg_hba.conf rejects", "authentication failed", "not permitted to log in",
+		"permission denied for database",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
+		if (strstr(msg, needles[i]) != NULL)
+			return true;
+	return (strstr(msg, "database \"") != NULL || strstr(msg, "role \"") != NULL) &&
+	       strstr(msg, "does not exist") != NULL;
+}
+
+static int tools_pg_connect(struct tools *t)
+{
+	const struct jobspec *spec = t->spec;
+	const char *keys[16], *vals[16];
+	char port[16], appname[128], msg[768];
+	int n = 0;
+
+	snprintf(appname, sizeof(appname), "streamserver-%s-tool", t->job_name);
+	if (spec->host != NULL) {
+		keys[n] = "host";
+		vals[n++] = spec->host;
+	}
+	if (spec->port > 0) {
+		snprintf(port, sizeof(port), "%d", spec->port);
+		keys[n] = "port";
+		vals[n++] = port;
+	}
+	keys[n] = "dbname";
+	vals[n++] = spec->database;
+	keys[n] = "user";
+	vals[n++] = spec->user;
+	if (spec->password != NULL) {
+		keys[n] = "password";
+		vals[n++] = spec->password;
+	}
+	keys[n] = "application_name";
+	vals[n++] = appname;
+	keys[n] = "connect_timeout";
+	vals[n++] = "10";
+	keys[n] = "client_encoding";
+	vals[n++] = "UTF8";
+	keys[n] = NULL;
+	vals[n] = NULL;
+
+	/* expand_dbname = 0: DATABASE is a name, never a connection string. */
+	t->pg = PQconnectdbParams(keys, vals, 0);
+	if (t->pg == NULL)
+		return tools_fail(t, WERR_RETRY, "unreachable", "out of memory connecting to PostgreSQL");
+	if (PQstatus(t->pg) == CONNECTION_OK)
+		return WERR_OK;
+	tools_oneline(msg, sizeof(msg), PQerrorMessage(t->pg));
+	return tools_fail(t, tools_pg_connect_fatal(msg) ? WERR_FATAL : WERR_RETRY,
+			  tools_pg_connect_fatal(msg) ? "config" : "unreachable",
+			  "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s",
+			  spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
+			  spec->user, msg);
+}
+
+/* A failed statement: the connection lost or an unknown SQLSTATE may go away
+ * (exit 1); privileges, missing objects and the like need the job fixed. */
+static int tools_pg_error(struct tools *t, const PGresult *res, const char *what)
+{
+	const char *sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char msg[768];
+	bool fatal;
+
+	tools_oneline(msg, sizeof(msg), primary != NULL ? primary : PQerrorMessage(t->pg));
+	if (PQstatus(t->pg) == CONNECTION_BAD)
+		return tools_fail(t, WERR_RETRY, "unreachable", "%s: connection to PostgreSQL lost: %s", what, msg);
+	fatal = sqlstate != NULL && strlen(sqlstate) == 5 &&
+		(strncmp(sqlstate, "28", 2) == 0 || strncmp(sqlstate, "42", 2) == 0 ||
+		 strncmp(sqlstate, "0A", 2) == 0 || strcmp(sqlstate, "3D000") == 0 ||
+		 strcmp(sqlstate, "3F000") == 0);
+	return tools_fail(t, fatal ? WERR_FATAL : WERR_RETRY, fatal ? "config" : "unreachable",
+			  "%s: %s (SQLSTATE %s)", what, msg, sqlstate != NULL ? sqlstate : "none");
+}
+
+static int tools_pg_exec(struct tools *t, const char *sql, const char *what)
+{
+	PGresult *res = PQexec(t->pg, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int rc = WERR_OK;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		rc = tools_pg_error(t, res, what);
+	PQclear(res);
+	return rc;
+}
+
+/* Whether meta_schema.table exists. */
+static int tools_pg_table_exists(struct tools *t, const char *table, bool *exists)
+{
+	const char *params[2] = { t->meta_schema, table };
+	PGresult *res = PQexecParams(t->pg,
+				     "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+				     "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+				     2, NULL, params, NULL, NULL, 0);
+	int rc = WERR_OK;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = tools_pg_error(t, res, "looking for the worker's tables");
+	else
+		*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return rc;
+}
+
+/* "<quoted meta schema>.<table><suffix>"; malloc'd, NULL on out of memory. */
+static char *tools_sql(struct tools *t, const char *prefix, const char *table, const char *suffix)
+{
+	char *schema = PQescapeIdentifier(t->pg, t->meta_schema, strlen(t->meta_schema)), *sql;
+	size_t n;
+
+	if (schema == NULL)
+		return NULL;
+	n = strlen(prefix) + strlen(schema) + 1 + strlen(table) + strlen(suffix) + 1;
+	sql = malloc(n);
+	if (sql != NULL)
+		snprintf(sql, n, "%s%s.%s%s", prefix, schema, table, suffix);
+	PQfreemem(schema);
+	return sql;
+}
+
+/* ---- Kafka ---- */
+
+static int tools_kafka_open(struct tools *t)
+{
+	int rc = consumer_open_tool(t->spec, t->job_name, TOOLS_KAFKA_WAIT_MS, &t->c, t->err, sizeof(t->err));
+
+	return rc == WERR_OK ? rc : tools_classed(t, rc);
+}
+
+/* ---- --offsets ---- */
+
+static int tools_offsets(struct tools *t)
+{
+	const int32_t *parts;
+	size_t n, i;
+	int64_t *stored = NULL, lo, hi, total = 0;
+	cJSON *arr;
+	bool exists = false;
+	char *sql = NULL;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = tools_kafka_open(t)) != WERR_OK)
+		return rc;
+	parts = consumer_partitions(t->c, &n);
+	stored = calloc(n ? n : 1, sizeof(*stored));
+	if (stored == NULL)
+		return tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+	for (i = 0; i < n; i++)
+		stored[i] = -1;
+
+	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_PROGRESS_TABLE, &exists)) != WERR_OK)
+		goto out;
+	if (exists) {
+		const char *params[2] = { t->job_name, t->spec->topic };
+		int r;
+
+		sql = tools_sql(t, "SELECT partition, next_offset FROM ", TOOLS_PROGRESS_TABLE,
+				" WHERE job_name = $1 AND topic = $2");
+		if (sql == NULL) {
+			rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+			goto out;
+		}
+		res = PQexecParams(t->pg, sql, 2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			rc = tools_pg_error(t, res, "reading the progress table");
+			goto out;
+		}
+		for (r = 0; r < PQntuples(res); r++) {
+			long p = strtol(PQgetvalue(res, r, 0), NULL, 10);
+			for (i = 0; i < n; i++)
+				if (parts[i] == p)
+					stored[i] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		}
+	}
+
+	t->out = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(t->out, "partitions");
+	if (arr == NULL)
+		goto oom;
+	for (i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (o == NULL || !cJSON_AddItemToArray(arr, o))
+			goto oom;
+		if ((rc = consumer_watermarks(t->c, parts[i], &lo, &hi, t->err, sizeof(t->err))) != WERR_OK) {
+			tools_classed(t, rc);
+			goto out;
+		}
+		if (cJSON_AddNumberToObject(o, "partition", parts[i]) == NULL ||
+		    (stored[i] >= 0 ? cJSON_AddNumberToObject(o, "stored_offset", (double)stored[i])
+				    : cJSON_AddNullToObject(o, "stored_offset")) == NULL ||
+		    cJSON_AddNumberToObject(o, "low_watermark", (double)lo) == NULL ||
+		    cJSON_AddNumberToObject(o, "high_watermark", (double)hi) == NULL ||
+		    (stored[i] >= 0 ? cJSON_AddNumberToObject(o, "lag", (double)(hi - stored[i]))
+				    : cJSON_AddNullToObject(o, "lag")) == NULL)
+			goto oom;
+		if (stored[i] >= 0)
+			total += hi - stored[i];
+	}
+	if (cJSON_AddNumberToObject(t->out, "total_lag", (double)total) == NULL)
+		goto oom;
+	rc = WERR_OK;
+	goto out;
+oom:
+	rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+out:
+	PQclear(res);
+	free(sql);
+	free(stored);
+	return rc;
+}
+
+/* ---- --reset ---- */
+
+enum tools_reset_to {
+	RESET_EARLIEST,
+	RESET_LATEST,
+	RESET_TIMESTAMP,
+	RESET_OFFSETS,
+};
+
+/* An integer JSON number in [min, 2^53]. */
+static bool tools_json_int(const cJSON *j, int64_t min, int64_t *v)
+{
+	if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble != floor(j->valuedouble) ||
+	    j->valuedouble < (double)min || j->valuedouble > 9007199254740992.0)
+		return false;
+	*v = (int64_t)j->valuedouble;
+	return true;
+}
+
+/* Parses "reset"; for "offsets", fills want (partition, offset) pairs. */
+static int tools_reset_parse(struct tools *t, enum tools_reset_to *to, int64_t *timestamp,
+			     struct part_offset **want, size_t *nwant)
+{
+	const cJSON *reset = cJSON_GetObjectItemCaseSensitive(t->doc, "reset");
+	const cJSON *jto = cJSON_GetObjectItemCaseSensitive(reset, "to"), *list, *e;
+	size_t i, n = 0;
+
+	*want = NULL;
+	*nwant = 0;
+	if (!cJSON_IsObject(reset) || !cJSON_IsString(jto))
+		return tools_fail(t, WERR_FATAL, "bad_request",
+				  "the request needs \"reset\": {\"to\": \"earliest\" | \"latest\" | \"timestamp\" | "
+				  "\"offsets\"}");
+	if (strcmp(jto->valuestring, "earliest") == 0) {
+		*to = RESET_EARLIEST;
+	} else if (strcmp(jto->valuestring, "latest") == 0) {
+		*to = RESET_LATEST;
+	} else if (strcmp(jto->valuestring, "timestamp") == 0) {
+		*to = RESET_TIMESTAMP;
+		if (!tools_json_int(cJSON_GetObjectItemCaseSensitive(reset, "timestamp"), 0, timestamp))
+			return tools_fail(t, WERR_FATAL, "bad_request",
+					  "reset.timestamp: give milliseconds since 1970-01-01 UTC (an integer >= 0)");
+	} else if (strcmp(jto->valuestring, "offsets") == 0) {
+		*to = RESET_OFFSETS;
+		list = cJSON_GetObjectItemCaseSensitive(reset, "offsets");
+		if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+			return tools_fail(t, WERR_FATAL, "bad_request",
+					  "reset.offsets: give a non-empty list [{\"partition\": N, \"offset\": N}]");
+		*want = calloc((size_t)cJSON_GetArraySize(list), sizeof(**want));
+		if (*want == NULL)
+			return tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+		cJSON_ArrayForEach(e, list)
+		{
+			int64_t p, o;
+
+			if (!tools_json_int(cJSON_GetObjectItemCaseSensitive(e, "partition"), 0, &p) ||
+			    p > INT32_MAX || !tools_json_int(cJSON_GetObjectItemCaseSensitive(e, "offset"), 0, &o))
+				return tools_fail(t, WERR_FATAL, "bad_request",
+						  "reset.offsets[%zu]: give {\"partition\": N, \"offset\": N}, both "
+						  "integers >= 0",
+						  n);
+			for (i = 0; i < n; i++)
+				if ((*want)[i].partition == (int32_t)p)
+					return tools_fail(t, WERR_FATAL, "bad_request",
+							  "reset.offsets: partition %d is listed twice", (int)p);
+			(*want)[n].partition = (int32_t)p;
+			(*want)[n].next_offset = o;
+			n++;
+		}
+		*nwant = n;
+	} else {
+		return tools_fail(t, WERR_FATAL, "bad_request",
+				  "reset.to: \"%.64s\" is not one of earliest, latest, timestamp, offsets",
+				  jto->valuestring);
+	}
+	return WERR_OK;
+}
+
+/* "{a,b,c}" array literals for the unnest() parameters; malloc'd. */
+static int tools_reset_arrays(const struct part_offset *offs, size_t n, char **parts, char **offsets)
+{
+	size_t cap = n * 24 + 3, pl = 0, ol = 0, i;
+
+	*parts = malloc(cap);
+	*offsets = malloc(cap);
+	if (*parts == NULL || *offsets == NULL)
+		return -1;
+	(*parts)[pl++] = '{';
+	(*offsets)[ol++] = '{';
+	for (i = 0; i < n; i++) {
+		pl += (size_t)snprintf(*parts + pl, cap - pl, "%s%d", i ? "," : "", (int)offs[i].partition);
+		ol += (size_t)snprintf(*offsets + ol, cap - ol, "%s%" PRId64, i ? "," : "", offs[i].next_offset);
+	}
+	snprintf(*parts + pl, cap - pl, "}");
+	snprintf(*offsets + ol, cap - ol, "}");
+	return 0;
+}
+
+/* Writes the offsets into the progress table in one transaction, creating the
+ * table as the worker does when it is missing.  UPDATE then INSERT ... WHERE
+ * NOT EXISTS works on every server (no ON CONFLICT before 9.5); the job is
+ * stopped while this runs, so nobody else writes its rows. */
+static int tools_reset_write(struct tools *t, const struct part_offset *offs, size_t n)
+{
+	char *create = NULL, *update = NULL, *insert = NULL, *aparts = NULL, *aoffs = NULL;
+	const char *params[4];
+	PGresult *res = NULL;
+	bool exists = false, begun = false;
+	int rc;
+
+	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_PROGRESS_TABLE, &exists)) != WERR_OK)
+		goto out;
+	create = tools_sql(t, TOOLS_PROGRESS_LOCK_SQL "CREATE TABLE IF NOT EXISTS ", TOOLS_PROGRESS_TABLE,
+			   " (job_name text, topic text, partition int, next_offset bigint NOT NULL, "
+			   "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job_name, topic, partition))");
+	update = tools_sql(t, "UPDATE ", TOOLS_PROGRESS_TABLE,
+			   " AS t SET next_offset = u.o, updated_at = now() "
+			   "FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
+			   "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
+	insert = tools_sql(t, "INSERT INTO ", TOOLS_PROGRESS_TABLE,
+			   " (job_name, topic, partition, next_offset) "
+			   "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
+			   "WHERE NOT EXISTS (SELECT 1 FROM ");
+	if (create == NULL || update == NULL || insert == NULL || tools_reset_arrays(offs, n, &aparts, &aoffs) < 0) {
+		rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+		goto out;
+	}
+	{
+		/* the NOT EXISTS subquery names the table again */
+		char *tail = tools_sql(t, insert, TOOLS_PROGRESS_TABLE,
+				       " AS t WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
+		free(insert);
+		insert = tail;
+		if (insert == NULL) {
+			rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+			goto out;
+		}
+	}
+	params[0] = t->job_name;
+	params[1] = t->spec->topic;
+	params[2] = aparts;
+	params[3] = aoffs;
+
+	if ((rc = tools_pg_exec(t, "BEGIN", "starting the transaction")) != WERR_OK)
+		goto out;
+	begun = true;
+	if (!exists && (rc = tools_pg_exec(t, create, "creating the progress table")) != WERR_OK)
+		goto out;
+	res = PQexecParams(t->pg, update, 4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = tools_pg_error(t, res, "updating the progress table");
+		goto out;
+	}
+	PQclear(res);
+	res = PQexecParams(t->pg, insert, 4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = tools_pg_error(t, res, "inserting into the progress table");
+		goto out;
+	}
+	if ((rc = tools_pg_exec(t, "COMMIT", "committing the progress table")) != WERR_OK)
+		goto out;
+	begun = false;
+out:
+	if (begun && PQstatus(t->pg) == CONNECTION_OK) {
+		PGresult *rb = PQexec(t->pg, "ROLLBACK");
+		PQclear(rb);
+	}
+	PQclear(res);
+	free(create);
+	free(update);
+	free(insert);
+	free(aparts);
+	free(aoffs);
+	return rc;
+}
+
+static int tools_reset(struct tools *t)
+{
+	enum tools_reset_to to = RESET_EARLIEST;
+	int64_t timestamp = 0, lo, hi;
+	struct part_offset *want = NULL, *offs = NULL;
+	size_t nwant = 0, n, i, j, noffs = 0;
+	const int32_t *parts;
+	int64_t *at = NULL;
+	cJSON *arr;
+	char kerr[512];
+	int rc;
+
+	if ((rc = tools_reset_parse(t, &to, &timestamp, &want, &nwant)) != WERR_OK)
+		goto out;
+	if ((rc = tools_kafka_open(t)) != WERR_OK)
+		goto out;
+	parts = consumer_partitions(t->c, &n);
+	for (i = 0; i < nwant; i++) {
+		bool found = false;
+		for (j = 0; j < n && !found; j++)
+			found = parts[j] == want[i].partition;
+		if (!found) {
+			rc = tools_fail(t, WERR_FATAL, "no_partition",
+					"reset.offsets: partition %d is not one of the job's partitions of topic %s "
+					"(%zu partition(s)%s)",
+					(int)want[i].partition, t->spec->topic, n,
+					t->spec->partitions != NULL ? ", KAFKA.INPUT.SOURCE.PARTITIONS" : "");
+			goto out;
+		}
+	}
+	offs = calloc(n ? n : 1, sizeof(*offs));
+	at = calloc(n ? n : 1, sizeof(*at));
+	if (offs == NULL || at == NULL) {
+		rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+		goto out;
+	}
+	if (to == RESET_TIMESTAMP &&
+	    (rc = consumer_offsets_for_time(t->c, timestamp, parts, n, at, t->err, sizeof(t->err))) != WERR_OK) {
+		tools_classed(t, rc);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int64_t o = -1;
+
+		if (to == RESET_OFFSETS) {
+			for (j = 0; j < nwant; j++)
+				if (want[j].partition == parts[i])
+					o = want[j].next_offset;
+			if (o < 0)
+				continue; /* not listed: keeps its stored offset */
+		}
+		if ((rc = consumer_watermarks(t->c, parts[i], &lo, &hi, t->err, sizeof(t->err))) != WERR_OK) {
+			tools_classed(t, rc);
+			goto out;
+		}
+		switch (to) {
+		case RESET_EARLIEST:
+			o = lo;
+			break;
+		case RESET_LATEST:
+			o = hi;
+			break;
+		case RESET_TIMESTAMP:
+			o = at[i] >= 0 ? at[i] : hi; /* nothing at or after it: the end */
+			break;
+		case RESET_OFFSETS:
+			if (o < lo || o > hi) {
+				rc = tools_fail(t, WERR_FATAL, "out_of_range",
+						"reset.offsets: offset %" PRId64 " of partition %d is outside the "
+						"valid range %" PRId64 "..%" PRId64
+						" (low watermark..high watermark)",
+						o, (int)parts[i], lo, hi);
+				goto out;
+			}
+			break;
+		}
+		offs[noffs].partition = parts[i];
+		offs[noffs].next_offset = o;
+		noffs++;
+	}
+
+	if ((rc = tools_reset_write(t, offs, noffs)) != WERR_OK)
+		goto out;
+	log_info("job %s: progress of topic %s reset for %zu partition(s)", t->job_name, t->spec->topic, noffs);
+
+	t->out = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(t->out, "partitions");
+	if (arr == NULL)
+		goto oom;
+	for (i = 0; i < noffs; i++) {
+		cJSON *o = cJSON_CreateObject();
+		if (o == NULL || !cJSON_AddItemToArray(arr, o) ||
+		    cJSON_AddNumberToObject(o, "partition", offs[i].partition) == NULL ||
+		    cJSON_AddNumberToObject(o, "offset", (double)offs[i].next_offset) == NULL)
+			goto oom;
+	}
+	/* The database holds the truth; the group's offsets follow it. */
+	if (consumer_commit_sync(t->c, offs, noffs, kerr, sizeof(kerr)) != WERR_OK) {
+		log_warn("%s (the progress table was reset)", kerr);
+		if (cJSON_AddFalseToObject(t->out, "kafka_committed") == NULL ||
+		    cJSON_AddStringToObject(t->out, "warning", kerr) == NULL)
+			goto oom;
+	} else if (cJSON_AddTrueToObject(t->out, "kafka_committed") == NULL) {
+		goto oom;
+	}
+	rc = WERR_OK;
+	goto out;
+oom:
+	rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+out:
+	free(want);
+	free(offs);
+	free(at);
+	return rc;
+}
+
+/* ---- --errors ---- */
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
+ * without NUL, so the text survives JSON and C strings unchanged. */
+static bool tools_utf8_text(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t k, need;
+		uint32_t cp;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= need)
+			return false;
+		for (k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+static char *tools_base64(const unsigned char *s, size_t len)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((len + 2) / 3 * 4 + 1), *p = out;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		*p++ = tab[s[i] >> 2];
+		*p++ = tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+		*p++ = tab[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
+		*p++ = tab[s[i + 2] & 63];
+	}
+	if (i < len) {
+		*p++ = tab[s[i] >> 2];
+		if (i + 1 < len) {
+			*p++ = tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+			*p++ = tab[(s[i + 1] & 15) << 2];
+		} else {
+			*p++ = tab[(s[i] & 3) << 4];
+			*p++ = '=';
+		}
+		*p++ = '=';
+	}
+	*p = '\0';
+	return out;
+}
+
+/* Adds name and name_base64 for one bytea column of the row. */
+static int tools_errors_bytes(cJSON *o, const PGresult *res, int row, int col, const char *name)
+{
+	char b64name[32];
+	unsigned char *bytes;
+	size_t len;
+	int rc = -1;
+
+	snprintf(b64name, sizeof(b64name), "%s_base64", name);
+	if (PQgetisnull(res, row, col))
+		return cJSON_AddNullToObject(o, name) != NULL && cJSON_AddNullToObject(o, b64name) != NULL ? 0 : -1;
+	bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &len);
+	if (bytes == NULL)
+		return -1;
+	if (tools_utf8_text(bytes, len)) {
+		char *text = malloc(len + 1);
+		if (text != NULL) {
+			memcpy(text, bytes, len);
+			text[len] = '\0';
+			if (cJSON_AddStringToObject(o, name, text) != NULL && cJSON_AddNullToObject(o, b64name) != NULL)
+				rc = 0;
+			free(text);
+		}
+	} else {
+		char *b64 = tools_base64(bytes, len);
+		if (b64 != NULL && cJSON_AddNullToObject(o, name) != NULL &&
+		    cJSON_AddStringToObject(o, b64name, b64) != NULL)
+			rc = 0;
+		free(b64);
+	}
+	PQfreemem(bytes);
+	return rc;
+}
+
+static int tools_errors_page(struct tools *t, int64_t *page, int64_t *size)
+{
+	const cJSON *jp = cJSON_GetObjectItemCaseSensitive(t->doc, "page");
+	const cJSON *js = cJSON_GetObjectItemCaseSensitive(t->doc, "page_size");
+
+	*page = 1;
+	*size = TOOLS_PAGE_SIZE_DEFAULT;
+	if (jp != NULL && !cJSON_IsNull(jp) && (!tools_json_int(jp, 1, page) || *page > TOOLS_PAGE_MAX))
+		return tools_fail(t, WERR_FATAL, "bad_request", "page: give an integer from 1 to %d", TOOLS_PAGE_MAX);
+	if (js != NULL && !cJSON_IsNull(js) && (!tools_json_int(js, 1, size) || *size > TOOLS_PAGE_SIZE_MAX))
+		return tools_fail(t, WERR_FATAL, "bad_request", "page_size: give an integer from 1 to %d",
+				  TOOLS_PAGE_SIZE_MAX);
+	return WERR_OK;
+}
+
+static int tools_errors(struct tools *t)
+{
+	static const char *const names[] = { "id", "topic", "partition", "offset" };
+	int64_t page, size, total = 0;
+	char *count_sql = NULL, *page_sql = NULL, limit[24], offset[24];
+	const char *params[3];
+	PGresult *res = NULL;
+	cJSON *items;
+	bool exists = false, begun = false;
+	int rc, r, k;
+
+	if ((rc = tools_errors_page(t, &page, &size)) != WERR_OK)
+		return rc;
+	t->out = cJSON_CreateObject();
+	items = cJSON_AddArrayToObject(t->out, "items");
+	if (items == NULL)
+		goto oom;
+	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_ERRORS_TABLE, &exists)) != WERR_OK)
+		goto out;
+	if (!exists)
+		goto done;
+	count_sql = tools_sql(t, "SELECT count(*) FROM ", TOOLS_ERRORS_TABLE, " WHERE job_name = $1");
+	page_sql = tools_sql(t,
+			     "SELECT id, topic, partition, \"offset\", key, value, error, "
+			     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM ",
+			     TOOLS_ERRORS_TABLE, " WHERE job_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
+	if (count_sql == NULL || page_sql == NULL)
+		goto oom;
+	snprintf(limit, sizeof(limit), "%" PRId64, size);
+	snprintf(offset, sizeof(offset), "%" PRId64, (page - 1) * size);
+	params[0] = t->job_name;
+	params[1] = limit;
+	params[2] = offset;
+
+	/* The count and the page from one snapshot. */
+	if ((rc = tools_pg_exec(t, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the transaction")) !=
+	    WERR_OK)
+		goto out;
+	begun = true;
+	res = PQexecParams(t->pg, count_sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tools_pg_error(t, res, "counting the error table's rows");
+		goto out;
+	}
+	total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = PQexecParams(t->pg, page_sql, 3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = tools_pg_error(t, res, "reading the error table");
+		goto out;
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (o == NULL || !cJSON_AddItemToArray(items, o))
+			goto oom;
+		for (k = 0; k < 4; k++)
+			if (k == 1 ? cJSON_AddStringToObject(o, names[k], PQgetvalue(res, r, k)) == NULL
+				   : cJSON_AddNumberToObject(o, names[k],
+							     (double)strtoll(PQgetvalue(res, r, k), NULL, 10)) == NULL)
+				goto oom;
+		if (tools_errors_bytes(o, res, r, 4, "key") < 0 || tools_errors_bytes(o, res, r, 5, "value") < 0 ||
+		    cJSON_AddStringToObject(o, "error", PQgetvalue(res, r, 6)) == NULL ||
+		    cJSON_AddStringToObject(o, "created_at", PQgetvalue(res, r, 7)) == NULL)
+			goto oom;
+	}
+	rc = tools_pg_exec(t, "COMMIT", "ending the transaction");
+	begun = false;
+	if (rc != WERR_OK)
+		goto out;
+done:
+	if (cJSON_AddNumberToObject(t->out, "total", (double)total) == NULL)
+		goto oom;
+	rc = WERR_OK;
+	goto out;
+oom:
+	rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
+out:
+	if (begun && PQstatus(t->pg) == CONNECTION_OK) {
+		PGresult *rb = PQexec(t->pg, "ROLLBACK");
+		PQclear(rb);
+	}
+	PQclear(res);
+	free(count_sql);
+	free(page_sql);
+	return rc;
+}
+
+/* ---- driver ---- */
+
+static void tools_free(struct tools *t)
+{
+	if (t->doc != NULL) {
+		cJSON *cfg = cJSON_GetObjectItemCaseSensitive(t->doc, "config");
+		if (cJSON_IsString(cfg))
+			memset(cfg->valuestring, 0, strlen(cfg->valuestring)); /* the password */
+	}
+	consumer_free(t->c);
+	if (t->pg != NULL)
+		PQfinish(t->pg);
+	jobspec_free(t->spec);
+	cJSON_Delete(t->out);
+	cJSON_Delete(t->doc);
+}
+
+int tools_run(enum tools_mode mode)
+{
+	static const char *const tags[] = { "offsets", "reset", "errors" };
+	struct tools t = { 0 };
+	cJSON *fail = NULL;
+	char *json = NULL;
+	int rc, code;
+
+	t.mode = mode;
+	log_set_tag(tags[mode]);
+	rc = tools_parse(&t);
+	if (rc == WERR_OK) {
+		switch (mode) {
+		case TOOLS_OFFSETS:
+			rc = tools_offsets(&t);
+			break;
+		case TOOLS_RESET:
+			rc = tools_reset(&t);
+			break;
+		case TOOLS_ERRORS:
+			rc = tools_errors(&t);
+			break;
+		}
+	}
+	if (rc == WERR_OK) {
+		code = 0;
+		json = cJSON_PrintUnformatted(t.out);
+	} else {
+		cJSON *e;
+
+		code = rc == WERR_RETRY ? WORKER_EXIT_RETRY : WORKER_EXIT_CONFIG;
+		log_error("%s", t.err);
+		fail = cJSON_CreateObject();
+		e = cJSON_AddObjectToObject(fail, "error");
+		if (e != NULL && cJSON_AddStringToObject(e, "code", t.code != NULL ? t.code : "unreachable") != NULL &&
+		    cJSON_AddStringToObject(e, "message", t.err) != NULL)
+			json = cJSON_PrintUnformatted(fail);
+	}
+	if (json == NULL) {
+		fprintf(stderr, "streamworker --%s: out of memory\n", tags[mode]);
+		code = WORKER_EXIT_RETRY;
+	} else {
+		fputs(json, stdout);
+		fputc('\n', stdout);
+		if (fflush(stdout) != 0)
+			code = WORKER_EXIT_RETRY;
+	}
+	free(json);
+	cJSON_Delete(fail);
+	tools_free(&t);
+	return code;
+}
