@@ -123,7 +123,7 @@ static void api_route_v1(struct api_req *req, const char *rest)
 		}
 		if (action == NULL)
 			api_resource_item(req, collections[i].res, id);
-		else if (collections[i].action != NULL && strchr(action + 1, '/') == NULL)
+		else if (collections[i].action != NULL)
 			collections[i].action(req, id, action + 1);
 		else
 			api_not_found(req);

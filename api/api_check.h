@@ -4,15 +4,10 @@
  * Internal to api/.  Used by POST /api/v1/jobs/validate, dry runs, and the
  * MATCH_COLUMNS check when an UPDATE or MERGE job is created or changed.
  *
- * The worker runs in its own process group with a clean signal mask and
- * default signal handlers; the job, password included, reaches it on its
- * standard input only (never argv, environment or log).  Its answer is read
- * from its standard output, at most API_CHECK_OUTPUT_MAX bytes, within
- * API_CHECK_TIMEOUT_MS; after that the group is killed.  The controller's
- * supervisor reaps any child (waitpid(-1)), so the exit status may be gone:
- * the answer then speaks for itself ("unreachable" errors mean the database
- * was not checked).  SIGPIPE must be ignored in the process (the controller
- * does), so that a worker that dies early gives EPIPE, not a signal.
+ * The worker runs through api_worker_run (api_worker.h): own process group,
+ * the job on standard input only, at most API_WORKER_OUTPUT_MAX bytes of
+ * answer within API_WORKER_TIMEOUT_MS.  "unreachable" errors mean the
+ * database was not checked.
  */
 #ifndef SS_API_CHECK_H
 #define SS_API_CHECK_H
@@ -24,8 +19,6 @@
 
 #include "jobspec.h"
 
-#define API_CHECK_TIMEOUT_MS 30000
-#define API_CHECK_OUTPUT_MAX (1024 * 1024)
 
 struct api_check {
 	bool database_checked; /* false: unreachable, timed out, or the check failed */

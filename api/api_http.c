@@ -69,6 +69,10 @@ static const char *api_error_code(int status)
 		return "too_large";
 	case 422:
 		return "invalid";
+	case 502:
+		return "unreachable";
+	case 504:
+		return "timeout";
 	default:
 		return "internal";
 	}

@@ -1,10 +1,13 @@
 #include "api_jobs.h"
 
+#include <civetweb.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_check.h"
+#include "api_job_tools.h"
 #include "resolve.h"
 
 #define API_PASSWORD_MASK "****"
@@ -156,7 +159,7 @@ static cJSON *api_job_status(const cJSON *row)
 	static const char *const keys[] = { "id",	    "name",	 "state",
 					    "desired_state", "pid",	 "started_at",
 					    "restarts",	    "messages_consumed", "rows_written",
-					    "rows_rejected", "last_error" };
+					    "rows_rejected", "last_error",   "last_exit" };
 	cJSON *out = cJSON_CreateObject();
 
 	for (size_t i = 0; out != NULL && i < NELEM(keys); i++) {
@@ -165,7 +168,7 @@ static cJSON *api_job_status(const cJSON *row)
 		/* pid 0 and an empty error mean "none". */
 		if ((strcmp(keys[i], "pid") == 0 && cJSON_GetNumberValue(v) == 0) ||
 		    (cJSON_IsString(v) && v->valuestring[0] == '\0' &&
-		     strcmp(keys[i], "last_error") == 0))
+		     (strcmp(keys[i], "last_error") == 0 || strcmp(keys[i], "last_exit") == 0)))
 			cJSON_AddNullToObject(out, keys[i]);
 		else
 			cJSON_AddItemToObject(out, keys[i],
@@ -621,36 +624,62 @@ static void api_job_want(struct api_req *req, int64_t id,
 	api_job_reply_status(req, 202, id);
 }
 
+/* The optional body of a start: {"reset": {...}}.  *reset is NULL without
+ * one.  Returns 0, or -1 after replying. */
+static int api_job_start_body(struct api_req *req, cJSON **body, const cJSON **reset)
+{
+	static const char *const writable[] = { "reset", NULL };
+	const struct mg_request_info *ri = mg_get_request_info(req->conn);
+
+	*body = NULL;
+	*reset = NULL;
+	if (ri->content_length <= 0)
+		return 0;
+	*body = api_req_body(req);
+	if (*body == NULL)
+		return -1;
+	if (api_check_keys(req, *body, writable, NULL, "a job start") < 0)
+		return -1;
+	*reset = cJSON_GetObjectItemCaseSensitive(*body, "reset");
+	if (cJSON_IsNull(*reset))
+		*reset = NULL;
+	return 0;
+}
+
 static void api_job_start(struct api_req *req, int64_t id)
 {
 	struct jobspec *spec = NULL;
 	struct js_errors *errs;
 	char err[1024];
-	cJSON *row = NULL;
+	cJSON *row = NULL, *body = NULL, *answer = NULL;
+	const cJSON *reset = NULL;
 	const char *state, *desired;
 	bool busy;
 	int rc;
 
+	if (api_job_start_body(req, &body, &reset) < 0)
+		goto out;
 	rc = store_row_get(req->st, STORE_JOB, id, &row, err, sizeof(err));
 	if (rc < 0) {
 		api_reply_store(req, rc, NULL, err);
-		return;
+		goto out;
 	}
 	state = api_row_string(row, "state");
 	desired = api_row_string(row, "desired_state");
 	busy = desired != NULL && strcmp(desired, "running") == 0 && state != NULL &&
 	       strcmp(state, "stopped") != 0 && strcmp(state, "failed") != 0;
 	api_row_free(row);
-	if (busy) {
+	row = NULL;
+	if (busy && reset == NULL) {
 		api_job_reply_status(req, 202, id);
-		return;
+		goto out;
 	}
 	/* The source or the service may have changed since the job was written:
 	 * say so now rather than through a failed worker. */
 	errs = calloc(1, sizeof(*errs));
 	if (errs == NULL) {
 		api_reply_error(req, 500, NULL, "out of memory");
-		return;
+		goto out;
 	}
 	rc = store_job_resolve(req->st, id, &spec, errs, err, sizeof(err));
 	jobspec_free(spec);
@@ -658,9 +687,12 @@ static void api_job_start(struct api_req *req, int64_t id)
 		api_reply_job_invalid(req, errs);
 	else if (rc < 0)
 		api_reply_store(req, rc, NULL, err);
-	else
+	else if (reset == NULL || api_job_reset_run(req, id, reset, "reset.", &answer) == 0)
 		api_job_want(req, id, store_job_start);
 	free(errs);
+out:
+	cJSON_Delete(answer);
+	cJSON_Delete(body);
 }
 
 static void api_job_stop(struct api_req *req, int64_t id)
@@ -708,6 +740,9 @@ void api_job_action(struct api_req *req, int64_t id, const char *action)
 		{ "config", "GET", api_job_config },
 		{ "start", "POST", api_job_start },
 		{ "stop", "POST", api_job_stop },
+		{ "errors", "GET", api_job_errors },
+		{ "offsets", "GET", api_job_offsets },
+		{ "offsets/reset", "POST", api_job_offsets_reset },
 	};
 
 	for (size_t i = 0; i < NELEM(actions); i++) {

@@ -1,4 +1,5 @@
-/* Jobs: /api/v1/jobs[/ID[/start|/stop|/status|/config]] and
+/* Jobs: /api/v1/jobs[/ID[/start|/stop|/status|/config|/errors|/offsets
+ * |/offsets/reset]] and
  * /api/v1/jobs/validate.  Internal to api/. */
 #ifndef SS_API_JOBS_H
 #define SS_API_JOBS_H
@@ -15,7 +16,8 @@ extern const struct api_resource api_jobs;
  * without replying, for any other word. */
 bool api_jobs_word(struct api_req *req, const char *word);
 
-/* action: "start", "stop", "status" or "config"; anything else is 404. */
+/* action: "start", "stop", "status", "config", "errors", "offsets" or
+ * "offsets/reset"; anything else is 404. */
 void api_job_action(struct api_req *req, int64_t id, const char *action);
 
 #endif

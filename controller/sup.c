@@ -26,9 +26,11 @@ extern char **environ;
 #define SUP_TICK_MS 500
 #define SUP_MIN_BACKOFF_MS 1000
 #define SUP_MAX_BACKOFF_MS (5 * 60 * 1000)
-/* A worker that has run this long is healthy: its next failure starts the
- * backoff from the beginning again. */
+/* A worker that has run this long (or committed a batch) is healthy: its next
+ * crash starts the backoff from the beginning again. */
 #define SUP_HEALTHY_MS 30000
+/* This many crashes in a row without a healthy run: failed. */
+#define SUP_CRASH_LOOP 10
 #define SUP_MAX_FDS 1024
 
 enum slot_phase {
@@ -49,7 +51,9 @@ struct slot {
 	int64_t kill_at;   /* monotonic ms; 0 = none */
 	int64_t started;   /* monotonic ms of the spawn */
 	int64_t restart_at;
-	int failures;      /* consecutive failed runs */
+	bool batch_seen;   /* this worker reported a batch */
+	int retries;       /* WORKER_EXIT_RETRY exits in a row, without a batch between */
+	int crashes;       /* crashes in a row, without a healthy run between */
 	char last_error[PROTO_LINE_MAX];
 	struct slot *next;
 };
@@ -284,6 +288,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	sl->stop_sent = false;
 	sl->kill_at = 0;
 	sl->started = sup_now_ms();
+	sl->batch_seen = false;
 	sl->last_error[0] = '\0';
 	rc = 0;
 out:
@@ -357,6 +362,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		break;
 	case PROTO_BATCH:
 		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.rejected);
+		sl->batch_seen = true;
 		break;
 	case PROTO_ERROR:
 		snprintf(sl->last_error, sizeof(sl->last_error), "%s", msg.message);
@@ -398,14 +404,15 @@ static void sup_slot_read(struct sup *sp, struct slot *sl)
 	}
 }
 
-static void sup_describe_exit(int wstatus, const char *reported, char *buf, size_t buflen)
+/* How the worker ended, for last_exit: "exit code 1 (retriable failure)",
+ * "signal 9 (Killed)". */
+static void sup_describe_exit(int wstatus, char *buf, size_t buflen)
 {
-	const char *what = "";
+	const char *what;
 
 	if (WIFSIGNALED(wstatus)) {
 		int sig = WTERMSIG(wstatus);
-		snprintf(buf, buflen, "worker killed by signal %d (%s)%s%s", sig, strsignal(sig),
-			 *reported ? ": " : "", reported);
+		snprintf(buf, buflen, "signal %d (%s)", sig, strsignal(sig));
 		return;
 	}
 	switch (WEXITSTATUS(wstatus)) {
@@ -425,17 +432,14 @@ static void sup_describe_exit(int wstatus, const char *reported, char *buf, size
 		what = "unexpected exit";
 		break;
 	}
-	if (*reported)
-		snprintf(buf, buflen, "%s", reported);
-	else
-		snprintf(buf, buflen, "worker exited with code %d (%s)", WEXITSTATUS(wstatus), what);
+	snprintf(buf, buflen, "exit code %d (%s)", WEXITSTATUS(wstatus), what);
 }
 
-static int64_t sup_backoff_ms(int failures, int64_t retry_interval_ms)
+static int64_t sup_backoff_ms(int crashes, int64_t retry_interval_ms)
 {
 	int64_t delay = retry_interval_ms > SUP_MIN_BACKOFF_MS ? retry_interval_ms : SUP_MIN_BACKOFF_MS;
 
-	for (int i = 1; i < failures && delay < SUP_MAX_BACKOFF_MS; i++)
+	for (int i = 1; i < crashes && delay < SUP_MAX_BACKOFF_MS; i++)
 		delay *= 2;
 	return delay < SUP_MAX_BACKOFF_MS ? delay : SUP_MAX_BACKOFF_MS;
 }
@@ -460,16 +464,29 @@ static void sup_job_schedule(struct sup *sp, int64_t job_id, int64_t *retry_ms, 
 	free(jobs);
 }
 
+static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
+{
+	log_error("job %s: failed: %s", sl->name, why);
+	store_job_set_state(sp->st, sl->job_id, "failed", 0, why);
+	sup_slot_remove(sp, sl);
+}
+
 static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 {
-	char why[PROTO_LINE_MAX + 64];
-	int64_t retry_ms, max_retries, now = sup_now_ms();
+	char how[96], why[PROTO_LINE_MAX + 128];
+	int64_t retry_ms, max_retries, delay, now = sup_now_ms();
 	bool requested = sl->stop_sent || sp->shutting_down;
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 
 	sup_slot_read(sp, sl); /* the last lines, the error among them */
-	sup_describe_exit(wstatus, sl->last_error, why, sizeof(why));
-	log_info("job %s: worker %d ended: %s", sl->name, (int)sl->pid, why);
+	sup_describe_exit(wstatus, how, sizeof(how));
+	if (sl->last_error[0] != '\0')
+		snprintf(why, sizeof(why), "%s", sl->last_error);
+	else
+		snprintf(why, sizeof(why), "worker ended with %s", how);
+	log_info("job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
+		 sl->last_error[0] ? ": " : "", sl->last_error);
+	store_job_set_exit(sp->st, sl->job_id, how);
 	sl->pid = 0;
 
 	if (requested && (code == WORKER_EXIT_STOPPED || WIFSIGNALED(wstatus))) {
@@ -478,8 +495,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		return;
 	}
 	if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DATA) {
-		store_job_set_state(sp->st, sl->job_id, "failed", 0, why);
-		sup_slot_remove(sp, sl);
+		sup_slot_fail(sp, sl, why);
 		return;
 	}
 	if (requested) {
@@ -489,24 +505,41 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		return;
 	}
 
-	/* A crash, a retriable failure, or an exit nobody asked for. */
 	sup_job_schedule(sp, sl->job_id, &retry_ms, &max_retries);
-	if (now - sl->started >= SUP_HEALTHY_MS)
-		sl->failures = 0;
-	sl->failures++;
-	if (max_retries > 0 && sl->failures > max_retries) {
-		char msg[sizeof(why) + 96];
-		snprintf(msg, sizeof(msg), "gave up after %lld restarts (SCHEDULE.MAX_RETRIES); last: %s",
-			 (long long)max_retries, why);
-		store_job_set_state(sp->st, sl->job_id, "failed", 0, msg);
-		sup_slot_remove(sp, sl);
-		return;
+	if (sl->batch_seen)
+		sl->retries = 0; /* it made progress since the last outage */
+	if (sl->batch_seen || now - sl->started >= SUP_HEALTHY_MS)
+		sl->crashes = 0;
+	if (code == WORKER_EXIT_RETRY) {
+		/* An outage (database or brokers): the same interval every time. */
+		sl->retries++;
+		if (max_retries > 0 && sl->retries > max_retries) {
+			char msg[sizeof(why) + 96];
+			snprintf(msg, sizeof(msg),
+				 "gave up after %lld retries (SCHEDULE.MAX_RETRIES): %s",
+				 (long long)max_retries, why);
+			sup_slot_fail(sp, sl, msg);
+			return;
+		}
+		delay = retry_ms > SUP_MIN_BACKOFF_MS ? retry_ms : SUP_MIN_BACKOFF_MS;
+	} else {
+		/* A crash: a signal we did not send, or an exit code outside the
+		 * contract (0 included, since nobody asked it to stop). */
+		sl->crashes++;
+		if (sl->crashes >= SUP_CRASH_LOOP) {
+			char msg[sizeof(why) + 96];
+			snprintf(msg, sizeof(msg), "crash loop: %d crashes in a row; last: %s",
+				 sl->crashes, why);
+			sup_slot_fail(sp, sl, msg);
+			return;
+		}
+		delay = sup_backoff_ms(sl->crashes, retry_ms);
 	}
 	sl->phase = SLOT_BACKOFF;
-	sl->restart_at = now + sup_backoff_ms(sl->failures, retry_ms);
+	sl->restart_at = now + delay;
 	store_job_inc_restarts(sp->st, sl->job_id);
 	store_job_set_state(sp->st, sl->job_id, "retrying", 0, why);
-	log_info("job %s: restarting in %lld ms", sl->name, (long long)(sl->restart_at - now));
+	log_info("job %s: restarting in %lld ms", sl->name, (long long)delay);
 }
 
 /* Reaps our own workers only: the API runs short-lived `streamworker --check`

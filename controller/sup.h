@@ -11,11 +11,20 @@
  * reaches them on standard input, never in argv or the environment.  Exits are
  * classified by common/exitcodes.h:
  *   stopped on request         -> stopped
- *   WORKER_EXIT_CONFIG / _DATA -> failed (never restarted by itself)
- *   WORKER_EXIT_RETRY, a crash -> retrying, restarted after a backoff that
- *                                 starts at SCHEDULE.RETRY_INTERVAL and doubles
- *                                 (at least 1 s, at most 5 min); after
- *                                 SCHEDULE.MAX_RETRIES restarts in a row -> failed
+ *   WORKER_EXIT_CONFIG / _DATA -> failed at once (never restarted by itself)
+ *   WORKER_EXIT_RETRY (outage) -> retrying, restarted every
+ *                                 SCHEDULE.RETRY_INTERVAL (at least 1 s); after
+ *                                 SCHEDULE.MAX_RETRIES such exits in a row
+ *                                 without a batch between (0 = forever) -> failed
+ *                                 "gave up after N retries ..."
+ *   a crash (a signal we did   -> retrying, restarted after a backoff that
+ *   not send, any other exit)     starts at RETRY_INTERVAL and doubles (at
+ *                                 least 1 s, at most 5 min); 10 crashes in a
+ *                                 row without a healthy run (a batch, or 30 s
+ *                                 up) -> failed "crash loop: ..."
+ * Every exit is recorded as the job's last_exit ("exit code 1 (retriable
+ * failure)", "signal 9 (Killed)"); the state while waiting is "retrying" with
+ * the reason in last_error.
  * Stopping is staged: SIGTERM, then SIGKILL to the process group after
  * SUP_STOP_DEADLINE_MS.
  */

@@ -172,8 +172,10 @@ out:
 	return rc;
 }
 
-char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const char *job_name)
+char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const char *job_name,
+			   int64_t messages_before, int64_t rejected_before, const cJSON *extra)
 {
+	const cJSON *item;
 	char *yaml = jobspec_to_yaml(spec, false);
 	cJSON *msg = cJSON_CreateObject(), *config = NULL;
 	char *text = NULL;
@@ -182,6 +184,12 @@ char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const cha
 		goto out;
 	cJSON_AddNumberToObject(msg, "job_id", (double)job_id);
 	cJSON_AddStringToObject(msg, "job_name", job_name != NULL ? job_name : "");
+	cJSON_AddNumberToObject(msg, "messages_before", (double)messages_before);
+	cJSON_AddNumberToObject(msg, "rejected_before", (double)rejected_before);
+	cJSON_ArrayForEach(item, extra) {
+		if (item->string != NULL)
+			cJSON_AddItemToObject(msg, item->string, cJSON_Duplicate(item, true));
+	}
 	config = cJSON_AddStringToObject(msg, "config", yaml);
 	if (config != NULL)
 		text = cJSON_PrintUnformatted(msg);

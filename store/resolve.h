@@ -34,9 +34,13 @@ int resolve_job(const char *mode, const char *definition, const cJSON *source,
 		struct js_errors *errs);
 
 /* The message a worker reads on standard input (common/proto.h):
- * {"job_id":N,"job_name":"...","config":"<YAML of spec, password included>"}.
- * Returns a malloc'd string, or NULL on out of memory.  It holds the password:
- * the caller wipes it (explicit_bzero) before freeing it. */
-char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const char *job_name);
+ * {"job_id":N,"job_name":"...","config":"<YAML of spec, password included>",
+ *  "messages_before":N,"rejected_before":N, <each member of extra>}.
+ * extra (borrowed, may be NULL) is an object of further members for the
+ * worker's tool modes ("reset", "page", "page_size").  Returns a malloc'd
+ * string, or NULL on out of memory.  It holds the password: the caller wipes
+ * it (explicit_bzero) before freeing it. */
+char *resolve_worker_input(const struct jobspec *spec, int64_t job_id, const char *job_name,
+			   int64_t messages_before, int64_t rejected_before, const cJSON *extra);
 
 #endif

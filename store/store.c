@@ -19,7 +19,7 @@
 #include "log.h"
 #include "resolve.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_RETRY_INTERVAL_MS 5000
 
@@ -101,6 +101,7 @@ static const struct store_col job_cols[] = {
 	{ "rows_written", COL_INT, false },
 	{ "rows_rejected", COL_INT, false },
 	{ "last_error", COL_TEXT, false },
+	{ "last_exit", COL_TEXT, false },
 	{ "created_at", COL_TEXT, false },
 	{ "updated_at", COL_TEXT, false },
 };
@@ -188,6 +189,13 @@ static const char *const store_schema_v1 =
 	" created_at TEXT NOT NULL,"
 	" updated_at TEXT NOT NULL);"
 	"CREATE INDEX jobs_source_id ON jobs(source_id);";
+
+/* Version 2: the counters at the user's last start (ERROR_LIMIT counts from
+ * there, across restarts) and how the last worker ended. */
+static const char *const store_schema_v2 =
+	"ALTER TABLE jobs ADD COLUMN messages_at_start INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN rejected_at_start INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN last_exit TEXT;";
 
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -319,10 +327,11 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	}
 	if (store_exec(st, "BEGIN IMMEDIATE", err, errlen) < 0)
 		return STORE_ERROR;
-	/* Version 0 is an empty database; later versions add steps here. */
+	/* Version 0 is an empty database; each step brings it one version up. */
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
-	if (store_exec(st, store_schema_v1, err, errlen) < 0 || store_exec(st, sql, err, errlen) < 0 ||
-	    store_exec(st, "COMMIT", err, errlen) < 0) {
+	if ((version < 1 && store_exec(st, store_schema_v1, err, errlen) < 0) ||
+	    (version < 2 && store_exec(st, store_schema_v2, err, errlen) < 0) ||
+	    store_exec(st, sql, err, errlen) < 0 || store_exec(st, "COMMIT", err, errlen) < 0) {
 		store_exec(st, "ROLLBACK", NULL, 0);
 		return STORE_ERROR;
 	}
@@ -991,6 +1000,10 @@ int store_job_start(struct store *st, int64_t id, char *err, size_t errlen)
 			     "  ELSE last_error END,"
 			     " started_at = CASE WHEN state IN ('stopped','failed') THEN ?2"
 			     "  ELSE started_at END,"
+			     " messages_at_start = CASE WHEN state IN ('stopped','failed')"
+			     "  THEN messages_consumed ELSE messages_at_start END,"
+			     " rejected_at_start = CASE WHEN state IN ('stopped','failed')"
+			     "  THEN rows_rejected ELSE rejected_at_start END,"
 			     " state = CASE WHEN state IN ('stopped','failed') THEN 'starting'"
 			     "  ELSE state END"
 			     " WHERE id = ?1",
@@ -1269,6 +1282,14 @@ int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64
 			       params, sizeof(params) / sizeof(params[0]));
 }
 
+int store_job_set_exit(struct store *st, int64_t id, const char *last_exit)
+{
+	const struct store_param params[] = { { .text = last_exit } };
+
+	return store_job_write(st, id, "UPDATE jobs SET last_exit = ?2 WHERE id = ?1", params,
+			       sizeof(params) / sizeof(params[0]));
+}
+
 int store_job_inc_restarts(struct store *st, int64_t id)
 {
 	return store_job_write(st, id, "UPDATE jobs SET restarts = restarts + 1 WHERE id = ?1",
@@ -1299,10 +1320,19 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
 	cJSON *job = NULL;
 	char *text = NULL;
 
+	int64_t messages_before = 0, rejected_before = 0;
+
 	pthread_mutex_lock(&st->lock);
-	if (store_job_resolve_locked(st, id, true, &job, &spec, NULL, err, errlen) == 0) {
+	if (store_job_resolve_locked(st, id, true, &job, &spec, NULL, err, errlen) == 0 &&
+	    store_query_int(st, "SELECT max(messages_consumed - messages_at_start, 0) FROM jobs"
+				" WHERE id = ?",
+			    id, 0, &messages_before, err, errlen) == 0 &&
+	    store_query_int(st, "SELECT max(rows_rejected - rejected_at_start, 0) FROM jobs"
+				" WHERE id = ?",
+			    id, 0, &rejected_before, err, errlen) == 0) {
 		text = resolve_worker_input(
-			spec, id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name")));
+			spec, id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name")),
+			messages_before, rejected_before, NULL);
 		if (text == NULL)
 			store_seterr(err, errlen, "out of memory");
 	}

@@ -58,12 +58,19 @@ int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64
 
 int store_job_inc_restarts(struct store *st, int64_t id);
 
+/* Records how the job's last worker ended ("exit code 1 (retriable failure)",
+ * "signal 9 (Killed)"), shown as last_exit. */
+int store_job_set_exit(struct store *st, int64_t id, const char *last_exit);
+
 /* The pid last recorded for the job (0 if none). */
 int store_job_get_pid(struct store *st, int64_t id, int *pid);
 
 /* The message the worker reads on standard input (see common/proto.h):
- * {"job_id":N,"job_name":"...","config":"<effective YAML, password included>"}
- * resolved from the job, its source and its service as they are now.
+ * {"job_id":N,"job_name":"...","config":"<effective YAML, password included>",
+ *  "messages_before":N,"rejected_before":N}
+ * resolved from the job, its source and its service as they are now; the
+ * counters are what the job consumed and rejected since the user's last start
+ * (store_job_start), before this worker.
  * Returns a malloc'd string (caller frees) or NULL with err filled; an invalid
  * definition (the source changed since) is STORE_INVALID. */
 char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t errlen);
@@ -81,7 +88,7 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
  *            YAML; it holds the password, so never show it as is),
  *            desired_state, state, pid, started_at (null), restarts,
  *            messages_consumed, rows_written, rows_rejected, last_error (null),
- *            created_at, updated_at
+ *            last_exit (null), created_at, updated_at
  * Objects returned through *out are the caller's (cJSON_Delete).
  *
  * _create and _update take an object holding writable columns only, already
@@ -122,7 +129,9 @@ int store_row_delete(struct store *st, enum store_kind kind, int64_t id, char *e
  * that are wanted running and not failed are counted against the service's
  * spec_cu (STORE_CONFLICT, err says so, when none is left), desired_state
  * becomes "running" and, from "stopped" or "failed", state "starting" with
- * restarts 0 and last_error cleared. */
+ * restarts 0 and last_error cleared, and the job's messages_consumed and
+ * rows_rejected remembered as the counters at start (see
+ * store_job_worker_input). */
 int store_job_start(struct store *st, int64_t id, char *err, size_t errlen);
 
 /* Asks for the job to stop: desired_state "stopped"; state "stopping" while a

@@ -272,6 +272,7 @@ static const struct web_col job_cols[] = {
 	{ "restarts", "restarts", WEB_NUM },
 	{ "started", "started_at", WEB_TEXT },
 	{ "last error", "last_error", WEB_ERROR },
+	{ "last exit", "last_exit", WEB_TEXT },
 };
 
 static const struct web_col service_cols[] = {

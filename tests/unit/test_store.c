@@ -203,7 +203,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 1);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 2);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -634,6 +634,169 @@ static void test_worker_input_of_invalid_job(void **state)
 	assert_null(store_job_worker_input(fx->st, 999, err, sizeof(err)));
 }
 
+static int64_t input_int(struct store *st, int64_t job, const char *key)
+{
+	char err[1024];
+	char *input = store_job_worker_input(st, job, err, sizeof(err));
+	cJSON *msg, *v;
+	int64_t value;
+
+	assert_non_null(input);
+	msg = cJSON_Parse(input);
+	v = cJSON_GetObjectItemCaseSensitive(msg, key);
+	assert_true(cJSON_IsNumber(v));
+	value = (int64_t)v->valuedouble;
+	cJSON_Delete(msg);
+	explicit_bzero(input, strlen(input));
+	free(input);
+	return value;
+}
+
+/* ERROR_LIMIT counts from the user's start across restarts: the worker is
+ * told what the job consumed and rejected since then. */
+static void test_counters_since_start(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t job = make_job(fx->st, "j", make_source(fx->st, "src", sv), "wizard", wizard_def);
+	char err[512];
+
+	/* Counts from an earlier run. */
+	assert_int_equal(store_job_add_counters(fx->st, job, 100, 90, 10), 0);
+	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
+	assert_int_equal(input_int(fx->st, job, "messages_before"), 0);
+	assert_int_equal(input_int(fx->st, job, "rejected_before"), 0);
+
+	/* A worker commits, then crashes; the next one is told. */
+	assert_int_equal(store_job_add_counters(fx->st, job, 40, 37, 3), 0);
+	assert_int_equal(store_job_set_state(fx->st, job, "retrying", 0, "boom"), 0);
+	assert_int_equal(input_int(fx->st, job, "messages_before"), 40);
+	assert_int_equal(input_int(fx->st, job, "rejected_before"), 3);
+
+	/* Starting a job that is on its way changes nothing. */
+	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
+	assert_int_equal(input_int(fx->st, job, "messages_before"), 40);
+
+	/* It fails; the user starts it again: counted from there. */
+	assert_int_equal(store_job_set_state(fx->st, job, "failed", 0, "too many errors"), 0);
+	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
+	assert_int_equal(input_int(fx->st, job, "messages_before"), 0);
+	assert_int_equal(input_int(fx->st, job, "rejected_before"), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 5, 4, 1), 0);
+	assert_int_equal(input_int(fx->st, job, "messages_before"), 5);
+	assert_int_equal(input_int(fx->st, job, "rejected_before"), 1);
+}
+
+static void test_last_exit(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t job = make_job(fx->st, "j", make_source(fx->st, "src", sv), "wizard", wizard_def);
+	cJSON *row;
+
+	row = get_job(fx->st, job);
+	assert_true(row_is_null(row, "last_exit"));
+	cJSON_Delete(row);
+	assert_int_equal(store_job_set_exit(fx->st, job, "signal 9 (Killed)"), 0);
+	row = get_job(fx->st, job);
+	assert_string_equal(row_str(row, "last_exit"), "signal 9 (Killed)");
+	cJSON_Delete(row);
+	assert_int_equal(store_job_set_exit(fx->st, job + 1, "exit code 1"), STORE_NOT_FOUND);
+}
+
+/* A database written by the first version of the store (user_version 1)
+ * opens with its rows kept and the new columns added. */
+static void test_migration_from_v1(void **state)
+{
+	struct fixture *fx = *state;
+	char path[512], err[512];
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	cJSON *row;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	remove_dir(fx->dir);
+	assert_int_equal(mkdir(fx->dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "CREATE TABLE services (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',"
+			     " spec_cu INTEGER NOT NULL DEFAULT 8,"
+			     " database_host TEXT NOT NULL DEFAULT '127.0.0.1',"
+			     " database_port INTEGER NOT NULL DEFAULT 5432,"
+			     " status TEXT NOT NULL DEFAULT 'running', created_at TEXT NOT NULL,"
+			     " updated_at TEXT NOT NULL);"
+			     "CREATE TABLE sources (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " service_id INTEGER NOT NULL REFERENCES services(id),"
+			     " name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',"
+			     " type TEXT NOT NULL DEFAULT 'kafka', brokers TEXT NOT NULL,"
+			     " topic TEXT NOT NULL, format TEXT NOT NULL DEFAULT 'delimited',"
+			     " delimiter TEXT, properties TEXT NOT NULL DEFAULT '{}',"
+			     " status TEXT NOT NULL DEFAULT 'running', created_at TEXT NOT NULL,"
+			     " updated_at TEXT NOT NULL);"
+			     "CREATE INDEX sources_service_id ON sources(service_id);"
+			     "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " source_id INTEGER NOT NULL REFERENCES sources(id),"
+			     " name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',"
+			     " mode TEXT NOT NULL, definition TEXT NOT NULL,"
+			     " desired_state TEXT NOT NULL DEFAULT 'stopped',"
+			     " state TEXT NOT NULL DEFAULT 'stopped', pid INTEGER NOT NULL DEFAULT 0,"
+			     " started_at TEXT, restarts INTEGER NOT NULL DEFAULT 0,"
+			     " messages_consumed INTEGER NOT NULL DEFAULT 0,"
+			     " rows_written INTEGER NOT NULL DEFAULT 0,"
+			     " rows_rejected INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+			     " created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+			     "CREATE INDEX jobs_source_id ON jobs(source_id);"
+			     "INSERT INTO services (name, created_at, updated_at)"
+			     " VALUES ('old', 'x', 'x');"
+			     "INSERT INTO sources (service_id, name, brokers, topic, format,"
+			     " created_at, updated_at)"
+			     " VALUES (1, 'src', 'k:9092', 'orders', 'csv', 'x', 'x');"
+			     "PRAGMA user_version = 1;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	stmt = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "INSERT INTO jobs (source_id, name, mode, definition,"
+					    " desired_state, state, messages_consumed, rows_rejected,"
+					    " created_at, updated_at) VALUES (1, 'kept', 'wizard', ?,"
+					    " 'running', 'running', 70, 7, 'x', 'x')",
+					    -1, &stmt, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(stmt, 1, wizard_def, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	row = get_job(fx->st, 1);
+	assert_string_equal(row_str(row, "name"), "kept");
+	assert_int_equal(row_int(row, "messages_consumed"), 70);
+	assert_true(row_is_null(row, "last_exit"));
+	cJSON_Delete(row);
+	/* Running when upgraded: counted from zero, as nothing recorded the start. */
+	assert_int_equal(input_int(fx->st, 1, "messages_before"), 70);
+	assert_int_equal(store_job_set_exit(fx->st, 1, "exit code 1 (retriable failure)"), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 2);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+
+	/* Opening again is a no-op. */
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	row = get_job(fx->st, 1);
+	assert_string_equal(row_str(row, "last_exit"), "exit code 1 (retriable failure)");
+	cJSON_Delete(row);
+}
+
 static void set_source_format(struct store *st, int64_t src, const char *format)
 {
 	cJSON *in = cJSON_CreateObject();
@@ -705,6 +868,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_counters_add_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counters_since_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
 						teardown),

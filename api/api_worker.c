@@ -1,0 +1,409 @@
+#include "api_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_http.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "resolve.h"
+
+extern char **environ;
+
+#define API_WORKER_MASK "****"
+#define API_WORKER_SCRUB_WORD 4
+
+/* One run of `streamworker --MODE`. */
+struct api_worker_proc {
+	pid_t pid;
+	int in_fd;  /* the worker's standard input, our end; -1 once closed */
+	int out_fd; /* the worker's standard output, our end */
+	char *out;  /* what it printed, NUL-terminated */
+	size_t outlen;
+	int wstatus;
+	bool reaped;    /* wstatus is the worker's (the supervisor may reap it first) */
+	bool timed_out; /* killed at the deadline */
+	bool too_large; /* killed for printing more than API_WORKER_OUTPUT_MAX */
+	char err[256];  /* could not run it at all */
+};
+
+static int64_t api_worker_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Pipe ends land on 0 and 1 in the worker: ours must not already be there,
+ * or dup2 would keep them close-on-exec. */
+static int api_worker_fd_above_stdio(int fd)
+{
+	int moved;
+
+	if (fd > STDERR_FILENO)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	close(fd);
+	return moved;
+}
+
+static int api_worker_spawn(struct api_worker_proc *p, const char *worker_path, const char *mode)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t all, none;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	char *argv[] = { (char *)worker_path, (char *)mode, NULL };
+	int rc = -1, e;
+
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+		snprintf(p->err, sizeof(p->err), "cannot create pipes: %s", strerror(errno));
+		goto close;
+	}
+	in[0] = api_worker_fd_above_stdio(in[0]);
+	out[1] = api_worker_fd_above_stdio(out[1]);
+	if (in[0] < 0 || out[1] < 0) {
+		snprintf(p->err, sizeof(p->err), "cannot move pipe descriptors: %s",
+			 strerror(errno));
+		goto close;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	/* Its own group, so that a kill at the deadline reaches all it started;
+	 * nothing blocked and every handler at its default, whatever this
+	 * request thread inherited. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr,
+				 POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	e = posix_spawn(&p->pid, worker_path, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (e != 0) {
+		snprintf(p->err, sizeof(p->err), "cannot start %s %s: %s", worker_path, mode,
+			 strerror(e));
+		goto close;
+	}
+	p->in_fd = in[1];
+	p->out_fd = out[0];
+	in[1] = out[0] = -1;
+	fcntl(p->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+	rc = 0;
+close:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+	}
+	return rc;
+}
+
+static void api_worker_close_input(struct api_worker_proc *p)
+{
+	if (p->in_fd >= 0)
+		close(p->in_fd);
+	p->in_fd = -1;
+}
+
+/* Reads what is there; returns false at EOF or when over the cap. */
+static bool api_worker_read(struct api_worker_proc *p)
+{
+	char chunk[4096];
+	ssize_t n = read(p->out_fd, chunk, sizeof(chunk));
+	char *grown;
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	if (p->outlen + (size_t)n > API_WORKER_OUTPUT_MAX) {
+		p->too_large = true;
+		return false;
+	}
+	grown = realloc(p->out, p->outlen + (size_t)n + 1);
+	if (grown == NULL) {
+		p->too_large = true;
+		return false;
+	}
+	p->out = grown;
+	memcpy(p->out + p->outlen, chunk, (size_t)n);
+	p->outlen += (size_t)n;
+	p->out[p->outlen] = '\0';
+	return true;
+}
+
+/* Feeds input and collects the answer until EOF on standard output. */
+static void api_worker_talk(struct api_worker_proc *p, const char *input, int64_t deadline)
+{
+	size_t sent = 0, len = strlen(input);
+
+	for (;;) {
+		struct pollfd fds[2] = { { p->out_fd, POLLIN, 0 }, { p->in_fd, POLLOUT, 0 } };
+		int64_t left = deadline - api_worker_now_ms();
+		int n;
+
+		if (left <= 0) {
+			p->timed_out = true;
+			return;
+		}
+		n = poll(fds, p->in_fd >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n <= 0)
+			continue;
+		if (p->in_fd >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t w = write(p->in_fd, input + sent, len - sent);
+
+			if (w > 0)
+				sent += (size_t)w;
+			/* EPIPE: it stopped reading; its answer says why. */
+			if (sent == len || (w < 0 && errno != EAGAIN && errno != EINTR))
+				api_worker_close_input(p);
+		}
+		if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !api_worker_read(p))
+			return;
+	}
+}
+
+/* Kills the worker's group: it and anything it started that may still hold
+ * the pipe. */
+static void api_worker_kill(struct api_worker_proc *p)
+{
+	kill(-p->pid, SIGKILL);
+}
+
+/* Waits for the worker to exit, until the deadline; then kills its group. */
+static void api_worker_reap(struct api_worker_proc *p, int64_t deadline)
+{
+	bool killed = p->timed_out || p->too_large;
+
+	if (killed)
+		api_worker_kill(p);
+	for (;;) {
+		pid_t r = waitpid(p->pid, &p->wstatus, killed ? 0 : WNOHANG);
+
+		if (r == p->pid) {
+			p->reaped = true;
+			return;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return; /* ECHILD: the supervisor's waitpid(-1) took it */
+		if (!killed && api_worker_now_ms() >= deadline) {
+			p->timed_out = true;
+			api_worker_kill(p);
+			killed = true;
+			continue;
+		}
+		usleep(5000);
+	}
+}
+
+static bool api_worker_is_word(char ch)
+{
+	return ch == '_' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+	       (ch >= 'A' && ch <= 'Z');
+}
+
+char *api_worker_scrub(const char *s, const char *secret)
+{
+	size_t slen = secret != NULL ? strlen(secret) : 0, used = 0;
+	char *out = malloc(strlen(s) * (sizeof(API_WORKER_MASK) - 1) + 1);
+	const char *p = s;
+
+	if (out == NULL)
+		return NULL;
+	while (*p != '\0') {
+		const char *hit = slen > 0 ? strstr(p, secret) : NULL;
+		bool word_before, word_after;
+
+		if (hit == NULL) {
+			strcpy(out + used, p);
+			return out;
+		}
+		word_before = slen < API_WORKER_SCRUB_WORD && hit > s &&
+			      api_worker_is_word(hit[-1]) && api_worker_is_word(secret[0]);
+		word_after = slen < API_WORKER_SCRUB_WORD && api_worker_is_word(hit[slen]) &&
+			     api_worker_is_word(secret[slen - 1]);
+		memcpy(out + used, p, (size_t)(hit - p));
+		used += (size_t)(hit - p);
+		if (word_before || word_after) {
+			out[used++] = *hit;
+			p = hit + 1;
+		} else {
+			memcpy(out + used, API_WORKER_MASK, sizeof(API_WORKER_MASK) - 1);
+			used += sizeof(API_WORKER_MASK) - 1;
+			p = hit + slen;
+		}
+	}
+	out[used] = '\0';
+	return out;
+}
+
+void api_worker_run(const char *worker_path, const char *mode, const struct jobspec *spec,
+		    int64_t job_id, const char *job_name, const cJSON *extra,
+		    struct api_worker_result *res)
+{
+	struct api_worker_proc p;
+	char *input = resolve_worker_input(spec, job_id, job_name, 0, 0, extra);
+	int64_t deadline;
+
+	memset(&p, 0, sizeof(p));
+	p.in_fd = p.out_fd = -1;
+	memset(res, 0, sizeof(*res));
+	if (input == NULL) {
+		snprintf(res->err, sizeof(res->err), "out of memory");
+		goto out;
+	}
+	if (worker_path == NULL) {
+		snprintf(res->err, sizeof(res->err), "no worker to run %s with", mode);
+		goto out;
+	}
+	if (api_worker_spawn(&p, worker_path, mode) < 0) {
+		snprintf(res->err, sizeof(res->err), "%s", p.err);
+		goto out;
+	}
+	res->ran = true;
+	deadline = api_worker_now_ms() + API_WORKER_TIMEOUT_MS;
+	api_worker_talk(&p, input, deadline);
+	api_worker_close_input(&p);
+	api_worker_reap(&p, deadline);
+	close(p.out_fd);
+	res->reaped = p.reaped;
+	res->wstatus = p.wstatus;
+	res->timed_out = p.timed_out;
+	res->too_large = p.too_large;
+	/* cJSON parses by recursion; this thread's stack is small. */
+	if (!p.timed_out && !p.too_large && p.outlen > 0 &&
+	    api_json_depth(p.out, p.outlen) <= API_JSON_DEPTH_MAX) {
+		res->answer = cJSON_ParseWithLength(p.out, p.outlen);
+		if (!cJSON_IsObject(res->answer)) {
+			cJSON_Delete(res->answer);
+			res->answer = NULL;
+		}
+	}
+out:
+	if (input != NULL) {
+		explicit_bzero(input, strlen(input));
+		free(input);
+	}
+	free(p.out);
+}
+
+void api_worker_result_free(struct api_worker_result *res)
+{
+	if (res == NULL)
+		return;
+	cJSON_Delete(res->answer);
+	res->answer = NULL;
+}
+
+int api_worker_exit_code(const struct api_worker_result *res)
+{
+	return res->reaped && WIFEXITED(res->wstatus) ? WEXITSTATUS(res->wstatus) : -1;
+}
+
+/* The worker's reason for failing: {"error": {"message"}} or {"error": "..."},
+ * {"errors": [{"message"}]}, or {"message"}; NULL when it gave none. */
+static const char *api_worker_reason(const cJSON *answer)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(answer, "error");
+	const char *msg;
+
+	if (cJSON_IsString(e))
+		return e->valuestring;
+	msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
+	if (msg != NULL)
+		return msg;
+	e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(answer, "errors"), 0);
+	msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
+	if (msg != NULL)
+		return msg;
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(answer, "message"));
+}
+
+/* The field a configuration error names, if the worker said. */
+static const char *api_worker_field(const cJSON *answer)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(answer, "error");
+
+	if (!cJSON_IsObject(e))
+		e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(answer, "errors"), 0);
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "field"));
+}
+
+int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec *spec,
+		    int64_t job_id, const char *job_name, const cJSON *extra, cJSON **answer)
+{
+	struct api_worker_result res;
+	const char *reason;
+	char *clean = NULL, *field = NULL;
+	int code, rc = -1;
+
+	*answer = NULL;
+	api_worker_run(req->ops->worker_path, mode, spec, job_id, job_name, extra, &res);
+	code = api_worker_exit_code(&res);
+	reason = res.answer != NULL ? api_worker_reason(res.answer) : NULL;
+	if (reason != NULL)
+		clean = api_worker_scrub(reason, spec->password);
+	if (res.answer != NULL && api_worker_field(res.answer) != NULL)
+		field = api_worker_scrub(api_worker_field(res.answer), spec->password);
+
+	if (!res.ran) {
+		api_reply_error(req, 500, NULL, "cannot run streamworker %s: %s", mode, res.err);
+	} else if (res.timed_out) {
+		api_reply_error(req, 504, NULL, "streamworker %s gave no answer within %d s", mode,
+				API_WORKER_TIMEOUT_MS / 1000);
+	} else if (res.too_large) {
+		api_reply_error(req, 502, NULL, "streamworker %s printed more than %d bytes", mode,
+				API_WORKER_OUTPUT_MAX);
+	} else if (code == WORKER_EXIT_RETRY) {
+		api_reply_error(req, 502, NULL, "%s",
+				clean != NULL ? clean
+					      : "the database or the brokers cannot be reached");
+	} else if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DATA) {
+		api_reply_error(req, 422, field, "%s",
+				clean != NULL ? clean : "the job's configuration was refused");
+	} else if (code != 0 || res.answer == NULL) {
+		char how[64];
+
+		if (res.reaped && WIFSIGNALED(res.wstatus))
+			snprintf(how, sizeof(how), "was killed by signal %d", WTERMSIG(res.wstatus));
+		else if (code != 0)
+			snprintf(how, sizeof(how), "exited with status %d", code);
+		else
+			snprintf(how, sizeof(how), "gave no answer");
+		api_reply_error(req, 502, NULL, "streamworker %s %s%s%s", mode, how,
+				clean != NULL ? ": " : "", clean != NULL ? clean : "");
+	} else {
+		*answer = res.answer;
+		res.answer = NULL;
+		rc = 0;
+	}
+	if (rc < 0)
+		log_warn("job %s: %s: %s", job_name != NULL ? job_name : "(unnamed)", mode,
+			 clean != NULL ? clean : "failed");
+	free(clean);
+	free(field);
+	api_worker_result_free(&res);
+	return rc;
+}
