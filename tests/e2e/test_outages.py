@@ -39,6 +39,30 @@ class StateLog:
         return self.seen
 
 
+class Paced:
+    """Produces delimited_messages(0, N) in chunks from a thread."""
+
+    def __init__(self, kafka, topic, chunk=3000, pause=0.3):
+        self.sent, self.error = 0, None
+        self._t = threading.Thread(target=self._run, args=(kafka, topic, chunk, pause),
+                                   daemon=True)
+        self._t.start()
+
+    def _run(self, kafka, topic, chunk, pause):
+        try:
+            for i in range(0, N, chunk):
+                kafka.produce(topic, delimited_messages(i, min(N, i + chunk)), partitions=4)
+                self.sent = min(N, i + chunk)
+                time.sleep(pause)
+        except Exception as e:  # reported by join()
+            self.error = e
+
+    def join(self, timeout=180):
+        self._t.join(timeout)
+        assert not self._t.is_alive(), f"the producer still runs after {timeout}s"
+        assert self.error is None, f"producing failed: {self.error!r}"
+
+
 def _setup(server, pg, kafka, prefix):
     topic = kafka.create_topic(unique(prefix), partitions=4)
     table = pg.create_table(unique("t_" + prefix), TABLE5)
@@ -93,15 +117,18 @@ def test_kafka_broker_restart_mid_load(server, pg, private_kafka):
     topic, table, jid = _setup(server, pg, kafka, "kfrestart")
     log = StateLog(server, jid)
     try:
-        kafka.produce(topic, delimited_messages(0, N // 2), partitions=4)
+        # Produced in paced chunks from a thread, so that the broker goes away
+        # in the middle of the stream (the producer buffers while it is down).
+        producer = Paced(kafka, topic)
         wait_for(lambda: pg.count(table) > 0, 60, 0.02, "first rows")
-        rows_before = pg.count(table)
+        rows_before, produced_before = pg.count(table), producer.sent
         private_kafka.stop()
         time.sleep(3)  # the worker meets a dead broker
         rows_down = pg.count(table)
         private_kafka.start()
-        kafka.produce(topic, delimited_messages(N // 2, N), partitions=4)
-        print(f"broker stopped with {rows_before} rows loaded, {rows_down} while down")
+        producer.join()
+        print(f"broker stopped with {rows_before} rows loaded of {produced_before} produced, "
+              f"{rows_down} when it came back")
         _finish(server, pg, table, jid, log.seen, "kafka stop/start", t0)
     finally:
         log.stop()
