@@ -12,6 +12,7 @@
 #include "exitcodes.h"
 #include "jobspec.h"
 #include "log.h"
+#include "loop.h"
 #include "sink_pg.h"
 #include "wtypes.h"
 
@@ -95,48 +96,6 @@ static void check_on_statement(void *ctx, const char *sql)
 	}
 }
 
-static int check_read_stdin(char **out, size_t *outlen, char *err, size_t errlen)
-{
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap), *p;
-	ssize_t n;
-
-	*out = NULL;
-	if (buf == NULL)
-		goto oom;
-	for (;;) {
-		if (len == cap) {
-			if (cap >= CHECK_STDIN_MAX) {
-				snprintf(err, errlen, "the job on standard input is larger than %zu bytes",
-					 CHECK_STDIN_MAX);
-				goto fail;
-			}
-			cap *= 2;
-			if ((p = realloc(buf, cap)) == NULL)
-				goto oom;
-			buf = p;
-		}
-		n = read(STDIN_FILENO, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "reading the job from standard input: %s", strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*out = buf;
-	*outlen = len;
-	return 0;
-oom:
-	snprintf(err, errlen, "out of memory");
-fail:
-	free(buf);
-	return -1;
-}
-
 static void check_add_js_errors(struct check_report *rep, const struct js_errors *errs)
 {
 	size_t i;
@@ -214,7 +173,7 @@ int check_run(void)
 	rep.statements = cJSON_CreateArray();
 	if (rep.errors == NULL || rep.statements == NULL)
 		goto oom;
-	if (check_read_stdin(&text, &len, err, sizeof(err)) < 0)
+	if (loop_read_stdin(NULL, &text, &len, err, sizeof(err)) < 0)
 		check_add(&rep, NULL, "other", err);
 	else
 		rc = check_job(text, len, &rep);

@@ -44,12 +44,10 @@ static void loop_on_signal(int sig)
 	loop_stop = 1;
 }
 
-/* Where one row of the batch came from: names it in error messages (and will
- * locate it for the error table). */
-struct loop_row_src {
-	int32_t partition;
-	int64_t offset;
-};
+/* ERROR_LIMIT as a percentage is judged only once the job has consumed this
+ * many messages since the user started it: one bad message among the first
+ * few would otherwise be 100%. */
+#define LOOP_PERCENT_MIN_MESSAGES 100
 
 /* Offsets of one partition in the current batch; first < 0 when untouched. */
 struct loop_part {
@@ -73,7 +71,10 @@ struct worker {
 
 	/* the open batch */
 	struct copybuf copy;
-	struct loop_row_src *rows;
+	/* every message of the open batch, kept until it is committed: the error
+	 * table needs the raw key and value of any of them */
+	struct sink_msg *msgs;
+	rd_kafka_message_t **kms;
 	size_t nrows, rows_cap;
 	struct loop_part *parts; /* one per partition, same order */
 	struct part_offset *commit; /* scratch for the commit list */
@@ -82,6 +83,9 @@ struct worker {
 
 	/* totals for the periodic log line */
 	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;
+	/* ERROR_LIMIT: counted since the user started the job (input counters,
+	 * then this worker's) */
+	int64_t messages_before, rejected_before, total_messages, total_rejected;
 };
 
 static int64_t loop_now_ms(void)
@@ -158,37 +162,30 @@ static int loop_signals_setup(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
-static int loop_read_stdin(char **out, size_t *outlen, char *err, size_t errlen)
+int loop_read_stdin(const volatile sig_atomic_t *stop, char **out, size_t *outlen, char *err, size_t errlen)
 {
 	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap);
+	char *buf = malloc(cap), *p;
+	ssize_t n;
 
 	*out = NULL;
-	if (buf == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (buf == NULL)
+		goto oom;
 	for (;;) {
-		ssize_t n;
-
 		if (len == cap) {
-			char *p;
 			if (cap >= LOOP_STDIN_MAX) {
 				snprintf(err, errlen, "the job on standard input is larger than %zu bytes",
 					 LOOP_STDIN_MAX);
 				goto fail;
 			}
 			cap *= 2;
-			p = realloc(buf, cap);
-			if (p == NULL) {
-				snprintf(err, errlen, "out of memory");
-				goto fail;
-			}
+			if ((p = realloc(buf, cap)) == NULL)
+				goto oom;
 			buf = p;
 		}
 		n = read(STDIN_FILENO, buf + len, cap - len);
 		if (n < 0 && errno == EINTR) {
-			if (loop_stop) {
+			if (stop != NULL && *stop) {
 				snprintf(err, errlen, "stopped while reading the job");
 				goto fail;
 			}
@@ -205,9 +202,18 @@ static int loop_read_stdin(char **out, size_t *outlen, char *err, size_t errlen)
 	*out = buf;
 	*outlen = len;
 	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
 fail:
 	free(buf);
 	return -1;
+}
+
+static int64_t loop_json_count(const cJSON *doc, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
+
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t)v->valuedouble : 0;
 }
 
 /* {"job_id":N,"job_name":"...","config":"<YAML>"} -> w->job_id, job_name, spec */
@@ -231,6 +237,8 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		goto out;
 	}
 	w->job_id = (int64_t)id->valuedouble;
+	w->messages_before = loop_json_count(doc, "messages_before");
+	w->rejected_before = loop_json_count(doc, "rejected_before");
 	w->job_name = strdup(name->valuestring);
 	if (w->job_name == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -261,6 +269,10 @@ static void loop_batch_reset(struct worker *w)
 	size_t i;
 
 	copybuf_reset(&w->copy);
+	for (i = 0; i < w->nrows; i++) {
+		free((char *)w->msgs[i].error);
+		rd_kafka_message_destroy(w->kms[i]);
+	}
 	w->nrows = 0;
 	for (i = 0; i < w->npartitions; i++)
 		w->parts[i].first = w->parts[i].next = -1;
@@ -317,12 +329,29 @@ static void loop_batch_ranges(const struct worker *w, char *buf, size_t buflen)
 	}
 }
 
-/* Writes the open batch: one transaction with its rows and offsets. */
+/* ERROR_LIMIT, over the messages and rejections since the user started the
+ * job.  A count N fails the job at the N-th rejected message (0: at the
+ * first); a percentage once the rejected share reaches it, judged after
+ * LOOP_PERCENT_MIN_MESSAGES messages. */
+static bool loop_limit_reached(const struct worker *w)
+{
+	int64_t messages = w->messages_before + w->total_messages, rejected = w->rejected_before + w->total_rejected;
+
+	if (rejected == 0)
+		return false;
+	if (!w->spec->error_limit_percent)
+		return rejected >= w->spec->error_limit;
+	return messages >= LOOP_PERCENT_MIN_MESSAGES && rejected * 100 >= w->spec->error_limit * messages;
+}
+
+/* Writes the open batch: its rows, its rejected messages to the error table
+ * and its offsets (sink_pg_write_batch), then the Kafka group offsets. */
 static int loop_flush(struct worker *w, char *err, size_t errlen)
 {
-	struct sink_batch_error bad;
+	struct sink_batch b;
+	struct sink_batch_result res;
 	char sinkerr[1536], ranges[512];
-	int64_t rows = 0, started = loop_now_ms(), messages = (int64_t)w->nrows;
+	int64_t started = loop_now_ms(), messages = (int64_t)w->nrows;
 	size_t i, n = 0;
 	int rc;
 
@@ -335,53 +364,109 @@ static int loop_flush(struct worker *w, char *err, size_t errlen)
 		w->commit[n].next_offset = w->parts[i].next;
 		n++;
 	}
-	rc = sink_pg_write_batch(w->sink, w->spec->topic, w->copy.data, w->copy.len, w->commit, n, &rows, &bad,
-				 sinkerr, sizeof(sinkerr));
-	if (rc == WERR_DATA && bad.row >= 1 && bad.row <= w->nrows) {
-		/* Next milestone: the error table takes this row and the batch is retried without it. */
-		const struct loop_row_src *src = &w->rows[bad.row - 1];
-		snprintf(err, errlen, "topic %s partition %d offset %lld: %s", w->spec->topic, (int)src->partition,
-			 (long long)src->offset, sinkerr);
-		return rc;
-	}
+	b.topic = w->spec->topic;
+	b.copy_data = w->copy.data;
+	b.copy_len = w->copy.len;
+	b.msgs = w->msgs;
+	b.nmsgs = w->nrows;
+	b.progress = w->commit;
+	b.nprogress = n;
+	rc = sink_pg_write_batch(w->sink, &b, &res, sinkerr, sizeof(sinkerr));
 	if (rc != WERR_OK) {
 		loop_batch_ranges(w, ranges, sizeof(ranges));
-		snprintf(err, errlen, "batch of %zu rows (topic %s %s): %s", w->nrows, w->spec->topic, ranges, sinkerr);
+		snprintf(err, errlen, "batch of %zu messages (topic %s %s): %s", w->nrows, w->spec->topic, ranges,
+			 sinkerr);
 		return rc;
 	}
-	log_debug("batch committed: %lld messages, %lld rows, %zu bytes, %lld ms", (long long)messages,
-		  (long long)rows, w->copy.len, (long long)(loop_now_ms() - started));
+	log_debug("batch committed: %lld messages, %lld rows, %lld rejected, %zu bytes, %lld ms", (long long)messages,
+		  (long long)res.rows, (long long)res.rejected, w->copy.len, (long long)(loop_now_ms() - started));
 	if (w->status_fd >= 0)
-		loop_status_result(w, proto_send_batch(w->status_fd, messages, rows, 0));
+		loop_status_result(w, proto_send_batch(w->status_fd, messages, res.rows, res.rejected));
 	consumer_commit_async(w->consumer, w->commit, n);
-	w->total_rows += rows;
+	w->total_rows += res.rows;
 	w->total_batches++;
-	w->stats_rows += rows;
+	w->total_messages += messages;
+	w->total_rejected += res.rejected;
+	w->stats_rows += res.rows;
 	w->stats_batches++;
 	loop_batch_reset(w);
+	if (res.rejected > 0 && loop_limit_reached(w)) {
+		const struct jobspec *spec = w->spec;
+		snprintf(err, errlen,
+			 "ERROR_LIMIT %lld%s reached: %lld rows rejected of %lld messages since the job started "
+			 "(first in the last batch: %s); see %s.streamserver_errors (job_name = '%s')",
+			 (long long)spec->error_limit, spec->error_limit_percent ? "%" : "",
+			 (long long)(w->rejected_before + w->total_rejected),
+			 (long long)(w->messages_before + w->total_messages), res.first_error,
+			 spec->metadata_schema ? spec->metadata_schema : spec->schema ? spec->schema : "public",
+			 w->job_name);
+		return WERR_DATA;
+	}
 	return WERR_OK;
 }
 
-/* A message that cannot become a row.  In this milestone it fails the job; the
- * next one writes it to the error table and counts it against ERROR_LIMIT. */
-static int loop_reject(struct worker *w, const rd_kafka_message_t *m, const char *why, char *err, size_t errlen)
+/* Takes m into the open batch: as a row, or (why != NULL) as a message for
+ * the error table. */
+static int loop_keep(struct worker *w, rd_kafka_message_t *m, ssize_t idx, size_t copy_off, const char *why,
+		     char *err, size_t errlen)
 {
-	snprintf(err, errlen, "topic %s partition %d offset %lld: %s", w->spec->topic, (int)m->partition,
-		 (long long)m->offset, why);
-	return WERR_DATA;
+	struct sink_msg *sm;
+
+	if (w->nrows == w->rows_cap) {
+		size_t cap = w->rows_cap ? w->rows_cap * 2 : 1024;
+		struct sink_msg *p = realloc(w->msgs, cap * sizeof(*p));
+		rd_kafka_message_t **q;
+
+		if (p != NULL)
+			w->msgs = p;
+		q = p != NULL ? realloc(w->kms, cap * sizeof(*q)) : NULL;
+		if (q == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rd_kafka_message_destroy(m);
+			return WERR_RETRY;
+		}
+		w->kms = q;
+		w->rows_cap = cap;
+	}
+	sm = &w->msgs[w->nrows];
+	memset(sm, 0, sizeof(*sm));
+	if (why != NULL && (sm->error = strdup(why)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rd_kafka_message_destroy(m);
+		return WERR_RETRY;
+	}
+	sm->partition = m->partition;
+	sm->offset = m->offset;
+	sm->key = m->key;
+	sm->key_len = m->key_len;
+	sm->value = m->payload;
+	sm->value_len = m->payload != NULL ? m->len : 0;
+	sm->copy_off = copy_off;
+	sm->copy_len = why != NULL ? 0 : w->copy.len - copy_off;
+	w->kms[w->nrows++] = m;
+	if (w->parts[idx].first < 0)
+		w->parts[idx].first = m->offset;
+	w->parts[idx].next = m->offset + 1;
+	if (w->batch_start_ms == 0)
+		w->batch_start_ms = loop_now_ms();
+	return WERR_OK;
 }
 
-/* Adds one message to the open batch. */
-static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err, size_t errlen)
+/* Adds one message to the open batch; takes m (kept until the batch is
+ * committed, or destroyed). */
+static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size_t errlen)
 {
 	struct decode_msg msg;
 	struct decode_row row;
 	rd_kafka_timestamp_type_t tstype;
 	char why[1024];
+	size_t off;
 	ssize_t idx = loop_part_index(w, m->partition);
+	int rc;
 
 	if (idx < 0) {
 		log_warn("ignoring a message from unassigned partition %d", (int)m->partition);
+		rd_kafka_message_destroy(m);
 		return WERR_OK;
 	}
 	msg.topic = w->spec->topic;
@@ -394,37 +479,22 @@ static int loop_message(struct worker *w, const rd_kafka_message_t *m, char *err
 	msg.value = m->payload;
 	msg.value_len = m->len;
 	if (row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why)) < 0)
-		return loop_reject(w, m, why, err, errlen);
-	if (w->nrows == w->rows_cap) {
-		size_t cap = w->rows_cap ? w->rows_cap * 2 : 1024;
-		struct loop_row_src *p = realloc(w->rows, cap * sizeof(*p));
-		if (p == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return WERR_RETRY;
-		}
-		w->rows = p;
-		w->rows_cap = cap;
-	}
+		return loop_keep(w, m, idx, w->copy.len, why, err, errlen);
+	off = w->copy.len;
 	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0) {
-		int rc;
-
 		if (w->nrows == 0)
-			return loop_reject(w, m, why, err, errlen);
-		/* The row stays valid: it points into the message and the decoders. */
-		if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
+			return loop_keep(w, m, idx, off, why, err, errlen);
+		/* The row stays valid: it points into the message and the decoders,
+		 * and the flush keeps both. */
+		if ((rc = loop_flush(w, err, errlen)) != WERR_OK) {
+			rd_kafka_message_destroy(m);
 			return rc;
+		}
+		off = w->copy.len;
 		if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0)
-			return loop_reject(w, m, why, err, errlen);
+			return loop_keep(w, m, idx, off, why, err, errlen);
 	}
-	w->rows[w->nrows].partition = m->partition;
-	w->rows[w->nrows].offset = m->offset;
-	w->nrows++;
-	if (w->parts[idx].first < 0)
-		w->parts[idx].first = m->offset;
-	w->parts[idx].next = m->offset + 1;
-	if (w->batch_start_ms == 0)
-		w->batch_start_ms = loop_now_ms();
-	return WERR_OK;
+	return loop_keep(w, m, idx, off, NULL, err, errlen);
 }
 
 /* Between batches: follow partitions added to the topic. */
@@ -505,15 +575,8 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 		for (i = 0; i < n; i++) {
 			if (rc == WERR_OK)
 				rc = loop_message(w, msgs[i], err, errlen);
-			rd_kafka_message_destroy(msgs[i]);
-		}
-		if (rc == WERR_DATA) {
-			/* Commit the good rows before the bad message, so the stored
-			 * offset points right at it. */
-			char flusherr[2048];
-			if (loop_flush(w, flusherr, sizeof(flusherr)) != WERR_OK)
-				log_error("%s", flusherr);
-			return rc;
+			else
+				rd_kafka_message_destroy(msgs[i]);
 		}
 		if (rc != WERR_OK)
 			return rc;
@@ -523,6 +586,62 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 	}
 	/* Stopping: finish the open batch, it is already in memory. */
 	return loop_flush(w, err, errlen);
+}
+
+/* CONSISTENCY none keeps no progress table: it resumes from the Kafka
+ * group's committed offsets (next_offsets[i] = -1 where the group has none:
+ * FALLBACK_OFFSET).  Asked with a short-lived handle of the same group and
+ * settings; the main consumer assigns partitions by hand. */
+static int loop_group_offsets(struct worker *w, int64_t *next, char *err, size_t errlen)
+{
+	const struct jobspec *spec = w->spec;
+	const char *group = jobspec_property(spec, "group.id");
+	char gid[256], errstr[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_resp_err_t kerr;
+	rd_kafka_t *rk = NULL;
+	size_t i;
+	int rc = WERR_OK;
+
+	for (i = 0; i < w->npartitions; i++)
+		next[i] = -1;
+	snprintf(gid, sizeof(gid), group ? "%s" : "streamserver-%s", group ? group : w->job_name);
+	for (i = 0; i < spec->nproperties; i++)
+		rd_kafka_conf_set(conf, spec->properties[i].key, spec->properties[i].value, errstr, sizeof(errstr));
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", spec->brokers, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "KAFKA.PROPERTIES: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return WERR_FATAL;
+	}
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (rk == NULL) {
+		snprintf(err, errlen, "KAFKA.PROPERTIES: cannot create the Kafka consumer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return WERR_FATAL;
+	}
+	list = rd_kafka_topic_partition_list_new((int)(w->npartitions ? w->npartitions : 1));
+	for (i = 0; i < w->npartitions; i++)
+		rd_kafka_topic_partition_list_add(list, spec->topic, w->partitions[i]);
+	kerr = rd_kafka_committed(rk, list, CONSUMER_DOWN_MAX_MS);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "reading the committed offsets of Kafka group \"%s\": %s", gid,
+			 rd_kafka_err2str(kerr));
+		rc = WERR_RETRY;
+		goto out;
+	}
+	for (i = 0; i < w->npartitions; i++) {
+		const rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_find(list, spec->topic, w->partitions[i]);
+		if (tp != NULL && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0)
+			next[i] = tp->offset;
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_destroy(rk);
+	return rc;
 }
 
 static int loop_start(struct worker *w, char *err, size_t errlen)
@@ -545,8 +664,11 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
-	if ((rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, w->npartitions, next, err,
-				       errlen)) != WERR_OK)
+	if (w->spec->consistency == JS_CONSISTENCY_NONE)
+		rc = loop_group_offsets(w, next, err, errlen);
+	else
+		rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, w->npartitions, next, err, errlen);
+	if (rc != WERR_OK)
 		goto out;
 	if ((rc = consumer_assign(w->consumer, next, err, errlen)) != WERR_OK)
 		goto out;
@@ -558,12 +680,16 @@ out:
 
 static void loop_worker_free(struct worker *w)
 {
+	/* The kept messages go back to librdkafka before its handle does. */
+	if (w->parts != NULL)
+		loop_batch_reset(w);
 	consumer_free(w->consumer);
 	sink_pg_close(w->sink);
 	row_decoder_free(w->decoder);
 	jobspec_free(w->spec);
 	copybuf_free(&w->copy);
-	free(w->rows);
+	free(w->msgs);
+	free(w->kms);
 	free(w->parts);
 	free(w->commit);
 	free(w->job_name);
@@ -588,7 +714,7 @@ int loop_run(void)
 		code = loop_fail(&w, WERR_RETRY, "cannot install signal handlers");
 		goto out;
 	}
-	if (loop_read_stdin(&text, &len, err, sizeof(err)) < 0) {
+	if (loop_read_stdin(&loop_stop, &text, &len, err, sizeof(err)) < 0) {
 		code = loop_stop ? WORKER_EXIT_STOPPED : loop_fail(&w, WERR_FATAL, err);
 		goto out;
 	}

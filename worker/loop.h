@@ -6,12 +6,27 @@
  * the process's exit code (exitcodes.h).  SIGTERM/SIGINT stop the worker after
  * the current batch is committed; nothing is ever half-written because each
  * batch is one database transaction.
+ *
+ * Bad data does not stop the job: a message that cannot be decoded, and a row
+ * the database rejects for its data, go to the error table (sink_pg.h) and are
+ * counted; KAFKA.INPUT.ERROR_LIMIT (a count, or a percentage of the messages
+ * consumed since the user started the job, judged after 100 of them) makes
+ * the worker commit what is good and exit WORKER_EXIT_DATA.
  */
 #ifndef SS_WORKER_LOOP_H
 #define SS_WORKER_LOOP_H
 
+#include <signal.h>
+#include <stddef.h>
+
 /* Largest job document accepted on standard input. */
 #define LOOP_STDIN_MAX ((size_t)1 << 20)
+
+/* Reads all of standard input (the job document, at most LOOP_STDIN_MAX
+ * bytes) into *out (malloc'd, not NUL-terminated, the caller's), its length
+ * into *outlen.  Gives up when a signal interrupts it with *stop set (stop may
+ * be NULL).  Returns 0, or -1 with err filled.  Shared with check mode. */
+int loop_read_stdin(const volatile sig_atomic_t *stop, char **out, size_t *outlen, char *err, size_t errlen);
 
 int loop_run(void);
 

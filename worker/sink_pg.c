@@ -13,6 +13,7 @@
 
 /* The name is documented: users read it and reset offsets by hand. */
 #define SINK_PROGRESS_TABLE "streamserver_progress"
+#define SINK_ERRORS_TABLE "streamserver_errors"
 #define SINK_STR_(x) #x
 #define SINK_STR(x) SINK_STR_(x)
 #define SINK_STAGE_TABLE "streamserver_stage"
@@ -69,6 +70,12 @@ struct sink_pg {
 	char *meta_schema; /* where the progress table lives */
 	char target_oid[32]; /* "" when the table is missing (check mode) */
 	bool progress_exists;
+	bool use_progress; /* not with CONSISTENCY none */
+	bool fenced;       /* EXACTLY: compare-and-set progress */
+	/* EXACTLY: the next offset stored per partition, as last read or written */
+	struct part_offset *stored;
+	size_t nstored;
+	char *error_sql; /* insert into the error table */
 	bool on_conflict;  /* the server has INSERT ... ON CONFLICT */
 	bool dedup;        /* UPDATE / MERGE */
 
@@ -718,14 +725,41 @@ static int sink_pg_resolve_stage_types(struct sink_pg *sk, char *err, size_t err
 	return WERR_OK;
 }
 
+/* One of MATCH_COLUMNS, UPDATE_COLUMNS, ORDER_COLUMNS (role): the indexes in
+ * map[] of the target columns it names, appended to out.  key: compared in
+ * the target's type. */
+static int sink_pg_role(struct sink_pg *sk, const char *role, char *const *names, size_t n, int *out, size_t *nout,
+			bool key, char *err, size_t errlen)
+{
+	char field[SINK_PATH_MAX];
+	size_t i;
+	int rc, k;
+
+	for (i = 0; i < n; i++) {
+		snprintf(field, sizeof(field), "KAFKA.OUTPUT.%s[%zu]", role, i);
+		if ((k = sink_pg_map_find(sk, names[i])) < 0) {
+			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
+					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
+					     "name a mapped target column)",
+					     names[i]);
+			if (rc != WERR_OK)
+				return rc;
+			continue;
+		}
+		out[(*nout)++] = k;
+		if (key)
+			sk->map[k].key = true;
+	}
+	return WERR_OK;
+}
+
 /* MATCH_COLUMNS, UPDATE_COLUMNS, ORDER_COLUMNS name target columns; their
  * values are the MAPPING expressions of those columns. */
 static int sink_pg_resolve_roles(struct sink_pg *sk, char *err, size_t errlen)
 {
 	const struct jobspec *spec = sk->spec;
-	char field[SINK_PATH_MAX];
 	size_t i, j;
-	int rc, k;
+	int rc;
 
 	if (spec->mode == JS_MODE_INSERT)
 		return WERR_OK;
@@ -736,33 +770,12 @@ static int sink_pg_resolve_roles(struct sink_pg *sk, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
-	for (i = 0; i < spec->nmatch_columns; i++) {
-		snprintf(field, sizeof(field), "KAFKA.OUTPUT.MATCH_COLUMNS[%zu]", i);
-		if ((k = sink_pg_map_find(sk, spec->match_columns[i])) < 0) {
-			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
-					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
-					     "name a mapped target column)",
-					     spec->match_columns[i]);
-			if (rc != WERR_OK)
-				return rc;
-			continue;
-		}
-		sk->match[sk->nmatch++] = k;
-		sk->map[k].key = true;
-	}
-	for (i = 0; i < spec->nupdate_columns; i++) {
-		snprintf(field, sizeof(field), "KAFKA.OUTPUT.UPDATE_COLUMNS[%zu]", i);
-		if ((k = sink_pg_map_find(sk, spec->update_columns[i])) < 0) {
-			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
-					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
-					     "name a mapped target column)",
-					     spec->update_columns[i]);
-			if (rc != WERR_OK)
-				return rc;
-			continue;
-		}
-		sk->update[sk->nupdate++] = k;
-	}
+	if ((rc = sink_pg_role(sk, "MATCH_COLUMNS", spec->match_columns, spec->nmatch_columns, sk->match,
+			       &sk->nmatch, true, err, errlen)) != WERR_OK)
+		return rc;
+	if ((rc = sink_pg_role(sk, "UPDATE_COLUMNS", spec->update_columns, spec->nupdate_columns, sk->update,
+			       &sk->nupdate, false, err, errlen)) != WERR_OK)
+		return rc;
 	if (spec->nupdate_columns == 0) {
 		/* Every mapped column that is not a match column. */
 		for (i = 0; i < sk->nmap; i++) {
@@ -774,20 +787,9 @@ static int sink_pg_resolve_roles(struct sink_pg *sk, char *err, size_t errlen)
 				sk->update[sk->nupdate++] = (int)i;
 		}
 	}
-	for (i = 0; i < spec->norder_columns; i++) {
-		snprintf(field, sizeof(field), "KAFKA.OUTPUT.ORDER_COLUMNS[%zu]", i);
-		if ((k = sink_pg_map_find(sk, spec->order_columns[i])) < 0) {
-			rc = sink_pg_problem(sk, field, "no_column", err, errlen,
-					     "column \"%s\" is not written by the job; add it to OUTPUT.MAPPING (or "
-					     "name a mapped target column)",
-					     spec->order_columns[i]);
-			if (rc != WERR_OK)
-				return rc;
-			continue;
-		}
-		sk->order[sk->norder++] = k;
-		sk->map[k].key = true;
-	}
+	if ((rc = sink_pg_role(sk, "ORDER_COLUMNS", spec->order_columns, spec->norder_columns, sk->order,
+			       &sk->norder, true, err, errlen)) != WERR_OK)
+		return rc;
 	/* The dedup query's inner select names its columns like the target's. */
 	for (i = 0; i < sk->nmap; i++) {
 		if (strcmp(sk->map[i].name, SINK_SEQ_COLUMN) == 0) {
@@ -949,7 +951,16 @@ out:
 /* Key of the advisory lock that serialises creating the progress table. */
 #define SINK_PROGRESS_LOCK_KEY 7411953
 
-static char *sink_pg_sql_progress_create(struct sink_pg *sk)
+#define SINK_PROGRESS_COLUMNS                                                                                \
+	"(job_name text, topic text, partition int, next_offset bigint NOT NULL, "                      \
+	"updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job_name, topic, partition))"
+/* proto.h documents it: the API's errors page reads it. */
+#define SINK_ERRORS_COLUMNS                                                                                  \
+	"(id bigserial PRIMARY KEY, job_name text NOT NULL, topic text NOT NULL, partition int NOT NULL, "  \
+	"\"offset\" bigint NOT NULL, key bytea, value bytea, error text NOT NULL, "                        \
+	"created_at timestamptz NOT NULL DEFAULT now())"
+
+static char *sink_pg_sql_aux_create(struct sink_pg *sk, const char *table, const char *columns)
 {
 	struct sbuf sb = { 0 };
 
@@ -961,9 +972,10 @@ static char *sink_pg_sql_progress_create(struct sink_pg *sk)
 	sb_append(&sb, "SELECT pg_advisory_xact_lock(" SINK_STR(SINK_PROGRESS_LOCK_KEY) "); "
 		       "CREATE TABLE IF NOT EXISTS ");
 	sb_ident(&sb, sk->pg, sk->meta_schema);
-	sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name text, topic text, partition int, "
-		       "next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
-		       "PRIMARY KEY (job_name, topic, partition))");
+	sb_append(&sb, ".");
+	sb_append(&sb, table);
+	sb_append(&sb, " ");
+	sb_append(&sb, columns);
 	return sb_take(&sb);
 }
 
@@ -976,26 +988,29 @@ static int sink_pg_find_progress(struct sink_pg *sk, char *err, size_t errlen)
 	return rc;
 }
 
-static int sink_pg_create_progress(struct sink_pg *sk, char *err, size_t errlen)
+/* Creates the progress or the error table unless it exists. */
+static int sink_pg_create_aux(struct sink_pg *sk, const char *table, const char *columns, const char *what,
+			      char *err, size_t errlen)
 {
-	char *sql = NULL;
+	char oid[32], *sql = NULL;
 	int rc;
 
 	/* CREATE ... IF NOT EXISTS needs CREATE on the schema even when the table
 	 * exists: look first so a user without it can still run jobs. */
-	rc = sink_pg_find_progress(sk, err, errlen);
-	if (rc != WERR_OK || sk->progress_exists)
+	rc = sink_pg_find_table(sk, sk->meta_schema, table, oid, sizeof(oid), err, errlen);
+	if (rc != WERR_OK || oid[0] != '\0')
 		goto out;
-	sql = sink_pg_sql_progress_create(sk);
+	sql = sink_pg_sql_aux_create(sk, table, columns);
 	if (sql == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = WERR_RETRY;
 		goto out;
 	}
-	rc = sink_pg_exec(sk, sql, "creating the progress table", err, errlen);
+	rc = sink_pg_exec(sk, sql, what, err, errlen);
 out:
 	if (rc == WERR_OK)
-		log_info("progress table %s.%s ready", sk->meta_schema, SINK_PROGRESS_TABLE);
+		log_info("%s %s.%s ready", strncmp(what, "creating the ", 13) == 0 ? what + 13 : what,
+			 sk->meta_schema, table);
 	free(sql);
 	return rc;
 }
@@ -1230,35 +1245,71 @@ static char *sink_pg_sql_insert_missing(struct sink_pg *sk)
 	return sb_take(&sb);
 }
 
-/* The progress rows of a batch: $1 job, $2 topic, $3 partitions, $4 next offsets. */
+static void sb_progress_table(struct sbuf *sb, struct sink_pg *sk)
+{
+	sb_ident(sb, sk->pg, sk->meta_schema);
+	sb_append(sb, "." SINK_PROGRESS_TABLE);
+}
+
+/* The progress rows of a batch: $1 job, $2 topic, $3 partitions, $4 next
+ * offsets; fenced (EXACTLY) also $5 the offsets expected in the table.  The
+ * fenced statements return the partitions they changed, so a miss is seen. */
 static char *sink_pg_sql_progress(struct sink_pg *sk, int which)
 {
 	struct sbuf sb = { 0 };
 
-	if (sk->on_conflict) {
+	if (sk->fenced && which == 0) {
+		/* A concurrent writer of the same row makes this wait for its
+		 * commit, then re-check the condition against the new value. */
+		sb_append(&sb, "UPDATE ");
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " AS t SET next_offset = u.o, updated_at = now() "
+			       "FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS u(p, o, e) "
+			       "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p AND t.next_offset = u.e "
+			       "RETURNING t.partition");
+	} else if (sk->fenced) {
+		/* Partitions without a row: exactly one worker may create it; the
+		 * other's unique violation or empty result is a fence miss. */
 		sb_append(&sb, "INSERT INTO ");
-		sb_ident(&sb, sk->pg, sk->meta_schema);
-		sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name, topic, partition, next_offset) "
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " (job_name, topic, partition, next_offset) "
+			       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)");
+		sb_append(&sb, sk->on_conflict ? " ON CONFLICT DO NOTHING RETURNING partition" : " RETURNING partition");
+	} else if (sk->on_conflict) {
+		sb_append(&sb, "INSERT INTO ");
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " (job_name, topic, partition, next_offset) "
 			       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
 			       "ON CONFLICT (job_name, topic, partition) DO UPDATE "
 			       "SET next_offset = EXCLUDED.next_offset, updated_at = now()");
 	} else if (which == 0) {
 		sb_append(&sb, "UPDATE ");
-		sb_ident(&sb, sk->pg, sk->meta_schema);
-		sb_append(&sb, "." SINK_PROGRESS_TABLE " AS t SET next_offset = u.o, updated_at = now() "
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " AS t SET next_offset = u.o, updated_at = now() "
 			       "FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
 			       "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
 	} else {
 		/* One worker per job: nobody inserts these rows concurrently. */
 		sb_append(&sb, "INSERT INTO ");
-		sb_ident(&sb, sk->pg, sk->meta_schema);
-		sb_append(&sb, "." SINK_PROGRESS_TABLE " (job_name, topic, partition, next_offset) "
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " (job_name, topic, partition, next_offset) "
 			       "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
 			       "WHERE NOT EXISTS (SELECT 1 FROM ");
-		sb_ident(&sb, sk->pg, sk->meta_schema);
-		sb_append(&sb, "." SINK_PROGRESS_TABLE " AS t "
-			       "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
+		sb_progress_table(&sb, sk);
+		sb_append(&sb, " AS t WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
 	}
+	return sb_take(&sb);
+}
+
+/* $1 job, $2 topic, $3 partition, $4 offset, $5 key, $6 value (binary), $7 error */
+static char *sink_pg_sql_error(struct sink_pg *sk)
+{
+	struct sbuf sb = { 0 };
+
+	sb_append(&sb, "INSERT INTO ");
+	sb_ident(&sb, sk->pg, sk->meta_schema);
+	sb_append(&sb, "." SINK_ERRORS_TABLE " (job_name, topic, partition, \"offset\", key, value, error) "
+		       "VALUES ($1, $2, $3::int, $4::bigint, $5::bytea, $6::bytea, $7)");
 	return sb_take(&sb);
 }
 
@@ -1290,7 +1341,11 @@ static int sink_pg_build_sql(struct sink_pg *sk, char *err, size_t errlen)
 		sk->write_sql[sk->nwrite++] = sink_pg_sql_insert_missing(sk);
 		break;
 	}
-	sk->nprogress = sk->on_conflict ? 1 : 2;
+	sk->nprogress = sk->on_conflict && !sk->fenced ? 1 : 2;
+	if (!sk->use_progress)
+		sk->nprogress = 0;
+	sk->error_sql = sink_pg_sql_error(sk);
+	failed = failed || sk->error_sql == NULL;
 	for (i = 0; i < sk->nprogress; i++)
 		sk->progress_sql[i] = sink_pg_sql_progress(sk, (int)i);
 	for (i = 0; i < SINK_WRITE_MAX; i++)
@@ -1331,6 +1386,8 @@ static struct sink_pg *sink_pg_new(const struct jobspec *spec, const char *job_n
 	sk->job_name = job_name;
 	sk->dedup = spec->mode != JS_MODE_INSERT;
 	sk->on_conflict = true;
+	sk->use_progress = spec->consistency != JS_CONSISTENCY_NONE;
+	sk->fenced = spec->consistency == JS_CONSISTENCY_EXACTLY;
 	sk->meta_schema = strdup(spec->metadata_schema ? spec->metadata_schema : schema);
 	n = strlen(schema) + strlen(table) + 2;
 	sk->target = malloc(n);
@@ -1388,7 +1445,15 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 
 	if ((rc = sink_pg_plan(sk, err, errlen)) != WERR_OK)
 		goto out;
-	if ((rc = sink_pg_create_progress(sk, err, errlen)) != WERR_OK)
+	if (sk->use_progress &&
+	    (rc = sink_pg_create_aux(sk, SINK_PROGRESS_TABLE, SINK_PROGRESS_COLUMNS, "creating the progress table",
+				     err, errlen)) != WERR_OK)
+		goto out;
+	if ((rc = sink_pg_create_aux(sk, SINK_ERRORS_TABLE, SINK_ERRORS_COLUMNS, "creating the error table", err,
+				     errlen)) != WERR_OK)
+		goto out;
+	if ((rc = sink_pg_prepare(sk, "ss_error", sk->error_sql, "preparing the error table insert", err,
+				  errlen)) != WERR_OK)
 		goto out;
 	if ((rc = sink_pg_exec(sk, sk->stage_sql, "KAFKA.INPUT: creating the staging table (check the column TYPEs)",
 			       err, errlen)) != WERR_OK)
@@ -1423,6 +1488,9 @@ int sink_pg_progress_get(struct sink_pg *sk, const char *topic, const int32_t *p
 
 	for (i = 0; i < n; i++)
 		next_offsets[i] = -1;
+	sk->nstored = 0;
+	if (!sk->use_progress)
+		return WERR_OK;
 	sb_append(&sb, "SELECT partition, next_offset FROM ");
 	sb_ident(&sb, sk->pg, sk->meta_schema);
 	sb_append(&sb, "." SINK_PROGRESS_TABLE " WHERE job_name = $1 AND topic = $2");
@@ -1442,6 +1510,19 @@ int sink_pg_progress_get(struct sink_pg *sk, const char *topic, const int32_t *p
 		for (i = 0; i < n; i++)
 			if (partitions[i] == part)
 				next_offsets[i] = off;
+	}
+	free(sk->stored);
+	sk->stored = calloc(n ? n : 1, sizeof(*sk->stored));
+	if (sk->stored == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = WERR_RETRY;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (next_offsets[i] < 0)
+			continue;
+		sk->stored[sk->nstored].partition = partitions[i];
+		sk->stored[sk->nstored++].next_offset = next_offsets[i];
 	}
 out:
 	free(sql);
@@ -1467,8 +1548,7 @@ static size_t sink_pg_copy_line(const PGresult *res, char *column, size_t column
 	return (size_t)strtoul(p + strlen(SINK_STAGE_TABLE ", line "), NULL, 10);
 }
 
-static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, struct sink_batch_error *bad,
-			char *err, size_t errlen)
+static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, char *err, size_t errlen)
 {
 	PGresult *res;
 	size_t off = 0;
@@ -1491,7 +1571,7 @@ static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, struct
 	while ((res = PQgetResult(sk->pg)) != NULL) {
 		if (rc == WERR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
 			char column[128], what[192];
-			bad->row = sink_pg_copy_line(res, column, sizeof(column));
+			sink_pg_copy_line(res, column, sizeof(column));
 			snprintf(what, sizeof(what), "loading the batch%s%s", column[0] ? ", column " : "", column);
 			rc = sink_pg_error(sk, res, what, err, errlen);
 		}
@@ -1536,76 +1616,375 @@ static const char *sink_pg_write_what(const struct sink_pg *sk, size_t i)
 	return "inserting the batch into the target table";
 }
 
-int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_data, size_t copy_len,
-			const struct part_offset *progress, size_t nprogress, int64_t *rows,
-			struct sink_batch_error *bad, char *err, size_t errlen)
+static int sink_pg_exec_params(struct sink_pg *sk, const char *name, int n, const char *const *params,
+			       const int *lengths, const int *formats, PGresult **out, const char *what, char *err,
+			       size_t errlen)
 {
-	PGresult *res = NULL;
-	char *parts = NULL, *offs = NULL;
-	const char *params[4];
-	bool in_tx = false;
-	size_t i;
+	PGresult *res = PQexecPrepared(sk->pg, name, n, params, lengths, formats, 0);
+	ExecStatusType st = PQresultStatus(res);
+	int rc = WERR_OK;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		rc = sink_pg_error(sk, res, what, err, errlen);
+		PQclear(res);
+		res = NULL;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return rc;
+}
+
+/* One rejected message into the error table, in the batch's transaction. */
+static int sink_pg_reject(struct sink_pg *sk, const char *topic, const struct sink_msg *m, const char *why,
+			  struct sink_batch_result *res, char *err, size_t errlen)
+{
+	char part[16], off[32];
+	const char *params[7] = { sk->job_name, topic, part, off, m->key, m->value, why };
+	int lengths[7] = { 0, 0, 0, 0, (int)m->key_len, (int)m->value_len, 0 };
+	int formats[7] = { 0, 0, 0, 0, 1, 1, 0 };
 	int rc;
 
-	*rows = 0;
-	memset(bad, 0, sizeof(*bad));
-	sk->last_sqlstate[0] = '\0';
-	parts = sink_pg_array(progress, nprogress, false);
-	offs = sink_pg_array(progress, nprogress, true);
+	snprintf(part, sizeof(part), "%d", (int)m->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+	/* A NULL pointer is SQL NULL; an empty key or value is an empty bytea. */
+	if (m->key == NULL)
+		params[4] = NULL;
+	else if (m->key_len == 0)
+		params[4] = "";
+	if (m->value == NULL)
+		params[5] = NULL;
+	else if (m->value_len == 0)
+		params[5] = "";
+	rc = sink_pg_exec_params(sk, "ss_error", 7, params, lengths, formats, NULL,
+				 "writing a rejected message to the error table", err, errlen);
+	if (rc != WERR_OK)
+		return rc == WERR_DATA ? WERR_RETRY : rc; /* never the message's fault */
+	log_warn("rejected topic %s partition %d offset %lld: %s", topic, (int)m->partition, (long long)m->offset,
+		 why);
+	if (res->rejected++ == 0)
+		snprintf(res->first_error, sizeof(res->first_error), "partition %d offset %lld: %s",
+			 (int)m->partition, (long long)m->offset, why);
+	return WERR_OK;
+}
+
+/* Whether a failed write is the rows' fault: bad value, too long, null in a
+ * not-null column, unique or check violation... */
+static bool sink_pg_row_error(const struct sink_pg *sk, int rc)
+{
+	return rc == WERR_DATA && (strncmp(sk->last_sqlstate, "22", 2) == 0 || strncmp(sk->last_sqlstate, "23", 2) == 0);
+}
+
+/* COPY + write the rows of msgs[lo, hi) inside a savepoint.  On a row error
+ * the part is rolled back and halved; a single row that still fails goes to
+ * the error table.  last: nothing follows in this transaction, so the staging
+ * table need not be emptied. */
+static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, size_t lo, size_t hi, bool last,
+			      struct sink_batch_result *res, char *err, size_t errlen)
+{
+	size_t i, first = hi, end = hi, nrows = 0;
+	int64_t written = 0;
+	PGresult *pr;
+	int rc;
+
+	for (i = lo; i < hi; i++) {
+		if (b->msgs[i].error != NULL)
+			continue;
+		if (first == hi)
+			first = i;
+		end = i;
+		nrows++;
+	}
+	if (nrows == 0)
+		return WERR_OK;
+	if ((rc = sink_pg_exec(sk, "SAVEPOINT ss_part", "starting a part of the batch", err, errlen)) != WERR_OK)
+		return rc;
+	rc = sink_pg_copy(sk, b->copy_data + b->msgs[first].copy_off,
+			  b->msgs[end].copy_off + b->msgs[end].copy_len - b->msgs[first].copy_off, err, errlen);
+	for (i = 0; rc == WERR_OK && i < sk->nwrite; i++) {
+		rc = sink_pg_exec_params(sk, sink_write_names[i], 0, NULL, NULL, NULL, &pr, sink_pg_write_what(sk, i),
+					 err, errlen);
+		if (rc == WERR_OK)
+			written += strtoll(PQcmdTuples(pr), NULL, 10);
+		PQclear(pr);
+	}
+	if (rc == WERR_OK) {
+		res->rows += written;
+		rc = sink_pg_exec(sk, "RELEASE SAVEPOINT ss_part", "finishing a part of the batch", err, errlen);
+		if (rc == WERR_OK && !last)
+			rc = sink_pg_exec(sk, "DELETE FROM pg_temp." SINK_STAGE_TABLE, "emptying the staging table",
+					  err, errlen);
+		return rc;
+	}
+	if (!sink_pg_row_error(sk, rc))
+		return rc;
+	if (nrows == 1) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err);
+		if ((rc = sink_pg_exec(sk, "ROLLBACK TO SAVEPOINT ss_part; RELEASE SAVEPOINT ss_part",
+				       "undoing a part of the batch", err, errlen)) != WERR_OK)
+			return rc;
+		return sink_pg_reject(sk, b->topic, &b->msgs[first], why, res, err, errlen);
+	}
+	log_info("a part of %zu rows of the batch failed (%s); splitting it", nrows, err);
+	if ((rc = sink_pg_exec(sk, "ROLLBACK TO SAVEPOINT ss_part; RELEASE SAVEPOINT ss_part",
+			       "undoing a part of the batch", err, errlen)) != WERR_OK)
+		return rc;
+	/* Halve by rows, so each half holds at least one. */
+	{
+		size_t half = nrows / 2, seen = 0, mid = first;
+		for (i = first; i <= end; i++) {
+			if (b->msgs[i].error != NULL)
+				continue;
+			if (seen++ == half) {
+				mid = i;
+				break;
+			}
+		}
+		if ((rc = sink_pg_write_part(sk, b, first, mid, false, res, err, errlen)) != WERR_OK)
+			return rc;
+		return sink_pg_write_part(sk, b, mid, end + 1, last, res, err, errlen);
+	}
+}
+
+static int64_t sink_pg_stored(const struct sink_pg *sk, int32_t partition)
+{
+	size_t i;
+
+	for (i = 0; i < sk->nstored; i++)
+		if (sk->stored[i].partition == partition)
+			return sk->stored[i].next_offset;
+	return -1;
+}
+
+static void sink_pg_stored_set(struct sink_pg *sk, const struct part_offset *p, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < sk->nstored; j++)
+			if (sk->stored[j].partition == p[i].partition)
+				break;
+		if (j == sk->nstored) {
+			struct part_offset *q = realloc(sk->stored, (sk->nstored + 1) * sizeof(*q));
+			if (q == NULL)
+				continue; /* then the next batch misses the fence and restarts: safe */
+			sk->stored = q;
+			sk->nstored++;
+			sk->stored[j].partition = p[i].partition;
+		}
+		sk->stored[j].next_offset = p[i].next_offset;
+	}
+}
+
+/* Fence miss: says which partition moved and where to. */
+static int sink_pg_fence_miss(struct sink_pg *sk, const char *topic, const struct part_offset *p, size_t n,
+			      const PGresult *done, char *err, size_t errlen)
+{
+	const struct part_offset *miss = &p[0];
+	char part[16], stored[32] = "none";
+	const char *params[3] = { sk->job_name, topic, part };
+	struct sbuf sb = { 0 };
+	PGresult *res = NULL;
+	char *sql;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		bool found = false;
+		for (r = 0; done != NULL && r < PQntuples(done) && !found; r++)
+			found = strtol(PQgetvalue(done, r, 0), NULL, 10) == p[i].partition;
+		if (!found) {
+			miss = &p[i];
+			break;
+		}
+	}
+	snprintf(part, sizeof(part), "%d", (int)miss->partition);
+	sb_append(&sb, "SELECT next_offset FROM ");
+	sb_progress_table(&sb, sk);
+	sb_append(&sb, " WHERE job_name = $1 AND topic = $2 AND partition = $3::int");
+	if ((sql = sb_take(&sb)) != NULL) {
+		res = PQexecParams(sk->pg, sql, 3, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			snprintf(stored, sizeof(stored), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		free(sql);
+	}
+	if (sink_pg_stored(sk, miss->partition) >= 0)
+		snprintf(err, errlen, "partition %d was advanced by another worker (stored %s, expected %lld); stopping",
+			 (int)miss->partition, stored, (long long)sink_pg_stored(sk, miss->partition));
+	else
+		snprintf(err, errlen, "partition %d was advanced by another worker (stored %s, expected no row); "
+				      "stopping",
+			 (int)miss->partition, stored);
+	return WERR_RETRY;
+}
+
+/* EXACTLY: compare-and-set of every partition of the batch. */
+static int sink_pg_progress_fenced(struct sink_pg *sk, const char *topic, const struct part_offset *p, size_t n,
+				   char *err, size_t errlen)
+{
+	struct part_offset *upd = calloc(n ? n : 1, sizeof(*upd)), *ins = calloc(n ? n : 1, sizeof(*ins));
+	struct part_offset *exp = calloc(n ? n : 1, sizeof(*exp));
+	char *a[5] = { NULL, NULL, NULL, NULL, NULL };
+	const char *params[5];
+	size_t i, nupd = 0, nins = 0;
+	PGresult *res = NULL;
+	int rc = WERR_OK;
+
+	if (upd == NULL || ins == NULL || exp == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = WERR_RETRY;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int64_t e = sink_pg_stored(sk, p[i].partition);
+		if (e >= 0) {
+			exp[nupd].partition = p[i].partition;
+			exp[nupd].next_offset = e;
+			upd[nupd++] = p[i];
+		} else {
+			ins[nins++] = p[i];
+		}
+	}
+	params[0] = sk->job_name;
+	params[1] = topic;
+	if (nupd > 0) {
+		a[0] = sink_pg_array(upd, nupd, false);
+		a[1] = sink_pg_array(upd, nupd, true);
+		a[2] = sink_pg_array(exp, nupd, true);
+		if (a[0] == NULL || a[1] == NULL || a[2] == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rc = WERR_RETRY;
+			goto out;
+		}
+		params[2] = a[0];
+		params[3] = a[1];
+		params[4] = a[2];
+		rc = sink_pg_exec_params(sk, sink_progress_names[0], 5, params, NULL, NULL, &res,
+					 "storing the offsets in the progress table", err, errlen);
+		if (rc != WERR_OK)
+			goto out;
+		if ((size_t)PQntuples(res) != nupd) {
+			rc = sink_pg_fence_miss(sk, topic, upd, nupd, res, err, errlen);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if (nins > 0) {
+		a[3] = sink_pg_array(ins, nins, false);
+		a[4] = sink_pg_array(ins, nins, true);
+		if (a[3] == NULL || a[4] == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rc = WERR_RETRY;
+			goto out;
+		}
+		params[2] = a[3];
+		params[3] = a[4];
+		rc = sink_pg_exec_params(sk, sink_progress_names[1], 4, params, NULL, NULL, &res,
+					 "storing the offsets in the progress table", err, errlen);
+		if (rc == WERR_DATA && strcmp(sk->last_sqlstate, "23505") == 0) {
+			/* without ON CONFLICT: the other worker inserted first */
+			PQclear(PQexec(sk->pg, "ROLLBACK"));
+			PQclear(PQexec(sk->pg, "BEGIN"));
+			rc = sink_pg_fence_miss(sk, topic, ins, nins, NULL, err, errlen);
+			goto out;
+		}
+		if (rc != WERR_OK)
+			goto out;
+		if ((size_t)PQntuples(res) != nins) {
+			rc = sink_pg_fence_miss(sk, topic, ins, nins, res, err, errlen);
+			goto out;
+		}
+	}
+out:
+	PQclear(res);
+	for (i = 0; i < 5; i++)
+		free(a[i]);
+	free(upd);
+	free(ins);
+	free(exp);
+	return rc;
+}
+
+static int sink_pg_progress_put(struct sink_pg *sk, const char *topic, const struct part_offset *p, size_t n,
+				char *err, size_t errlen)
+{
+	char *parts = NULL, *offs = NULL;
+	const char *params[4];
+	size_t i;
+	int rc = WERR_OK;
+
+	if (!sk->use_progress || n == 0)
+		return WERR_OK;
+	if (sk->fenced)
+		return sink_pg_progress_fenced(sk, topic, p, n, err, errlen);
+	parts = sink_pg_array(p, n, false);
+	offs = sink_pg_array(p, n, true);
 	if (parts == NULL || offs == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = WERR_RETRY;
 		goto out;
 	}
-
-	if ((rc = sink_pg_exec(sk, "BEGIN", "starting the batch transaction", err, errlen)) != WERR_OK)
-		goto out;
-	in_tx = true;
-	if ((rc = sink_pg_copy(sk, copy_data, copy_len, bad, err, errlen)) != WERR_OK)
-		goto out;
-
-	for (i = 0; i < sk->nwrite; i++) {
-		res = PQexecPrepared(sk->pg, sink_write_names[i], 0, NULL, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			rc = sink_pg_error(sk, res, sink_pg_write_what(sk, i), err, errlen);
-			goto out;
-		}
-		*rows += strtoll(PQcmdTuples(res), NULL, 10);
-		PQclear(res);
-		res = NULL;
-	}
-
 	params[0] = sk->job_name;
 	params[1] = topic;
 	params[2] = parts;
 	params[3] = offs;
-	for (i = 0; i < sk->nprogress; i++) {
-		res = PQexecPrepared(sk->pg, sink_progress_names[i], 4, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			rc = sink_pg_error(sk, res, "storing the offsets in the progress table", err, errlen);
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-	}
-
-	res = PQexec(sk->pg, "COMMIT");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = sink_pg_error(sk, res, "committing the batch", err, errlen);
-		goto out;
-	}
-	in_tx = false;
-	rc = WERR_OK;
+	for (i = 0; i < sk->nprogress && rc == WERR_OK; i++)
+		rc = sink_pg_exec_params(sk, sink_progress_names[i], 4, params, NULL, NULL, NULL,
+					 "storing the offsets in the progress table", err, errlen);
 out:
-	if (rc != WERR_OK) {
-		memcpy(bad->sqlstate, sk->last_sqlstate, sizeof(bad->sqlstate));
-		*rows = 0;
-	}
-	PQclear(res);
-	if (in_tx && PQstatus(sk->pg) == CONNECTION_OK)
-		PQclear(PQexec(sk->pg, "ROLLBACK"));
 	free(parts);
 	free(offs);
+	return rc;
+}
+
+int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res, char *err,
+			size_t errlen)
+{
+	bool in_tx = false, atmost = sk->spec->consistency == JS_CONSISTENCY_ATMOST;
+	size_t i;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	sk->last_sqlstate[0] = '\0';
+	if (atmost) {
+		/* Offsets first, in their own transaction: a crash before the rows
+		 * are committed loses this batch and never writes it twice. */
+		if ((rc = sink_pg_exec(sk, "BEGIN", "starting the progress transaction", err, errlen)) != WERR_OK)
+			goto out;
+		in_tx = true;
+		if ((rc = sink_pg_progress_put(sk, b->topic, b->progress, b->nprogress, err, errlen)) != WERR_OK)
+			goto out;
+		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the offsets", err, errlen)) != WERR_OK)
+			goto out;
+		in_tx = false;
+	}
+	if ((rc = sink_pg_exec(sk, "BEGIN", "starting the batch transaction", err, errlen)) != WERR_OK)
+		goto out;
+	in_tx = true;
+	for (i = 0; i < b->nmsgs; i++)
+		if (b->msgs[i].error != NULL &&
+		    (rc = sink_pg_reject(sk, b->topic, &b->msgs[i], b->msgs[i].error, res, err, errlen)) != WERR_OK)
+			goto out;
+	if ((rc = sink_pg_write_part(sk, b, 0, b->nmsgs, true, res, err, errlen)) != WERR_OK)
+		goto out;
+	if (!atmost && (rc = sink_pg_progress_put(sk, b->topic, b->progress, b->nprogress, err, errlen)) != WERR_OK)
+		goto out;
+	if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
+		goto out;
+	in_tx = false;
+	if (sk->fenced)
+		sink_pg_stored_set(sk, b->progress, b->nprogress);
+out:
+	if (rc != WERR_OK) {
+		res->rows = 0;
+		res->rejected = 0;
+	}
+	if (in_tx && PQstatus(sk->pg) == CONNECTION_OK)
+		PQclear(PQexec(sk->pg, "ROLLBACK"));
 	return rc;
 }
 
@@ -1636,6 +2015,8 @@ void sink_pg_close(struct sink_pg *sk)
 		free(sk->write_sql[i]);
 		free(sk->progress_sql[i]);
 	}
+	free(sk->error_sql);
+	free(sk->stored);
 	free(sk->target);
 	free(sk->meta_schema);
 	free(sk);
@@ -1960,7 +2341,8 @@ static void sink_pg_check_statements(struct sink_pg *sk)
 	if (PQstatus(sk->pg) != CONNECTION_OK)
 		return;
 	if (sk->check->statement != NULL) {
-		char *create = sk->progress_exists ? NULL : sink_pg_sql_progress_create(sk);
+		char *create = sk->progress_exists ? NULL
+						   : sink_pg_sql_aux_create(sk, SINK_PROGRESS_TABLE, SINK_PROGRESS_COLUMNS);
 		if (create != NULL)
 			sk->check->statement(sk->check->ctx, create);
 		free(create);

@@ -27,6 +27,9 @@
  * Setting STREAMWORKER_LEGACY_UPSERT=1 in the environment makes the worker use
  * the statements for servers without ON CONFLICT (for tests of that path).
  *
+ * Rejected messages go to the error table streamserver_errors (proto.h), next
+ * to the progress table, created (IF NOT EXISTS) when the sink opens.
+ *
  * Every function returning int returns WERR_OK or a negative enum werr and
  * fills err (never with the password or a connection string).
  */
@@ -41,38 +44,75 @@
 
 struct sink_pg;
 
-/* How a failed batch failed, for the caller's error message. */
-struct sink_batch_error {
-	/* 1-based row of the batch that PostgreSQL rejected while loading it,
-	 * 0 when the failure is not tied to one row (e.g. in INSERT ... SELECT). */
-	size_t row;
-	char sqlstate[6];
-};
-
 /* Connects, resolves the target table and the staging column types, checks
  * that every mapped column exists and, for UPDATE and MERGE, that
  * MATCH_COLUMNS are the target's primary key or a unique index; creates the
- * progress table if needed and the staging table; prepares the statements.
+ * progress table (not with CONSISTENCY none) and
+ * the error table if needed and the staging table; prepares the statements.
  * spec and job_name must outlive the sink.  On success *out is the caller's
  * (sink_pg_close). */
 int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_pg **out, char *err,
 		 size_t errlen);
 
 /* Reads the stored next offsets of topic for this job: next_offsets[i] is set
- * for partitions[i], or to -1 when there is no row. */
+ * for partitions[i], or to -1 when there is no row.  With EXACTLY these are
+ * also the values the next batch's progress update expects to replace. */
 int sink_pg_progress_get(struct sink_pg *sk, const char *topic, const int32_t *partitions, size_t n,
 			 int64_t *next_offsets, char *err, size_t errlen);
 
-/* Writes one batch in one transaction: copy_data holds COPY text rows with
- * the KEY columns, the VALUE columns, then the META column, in consumption
- * order (UPDATE and MERGE rely on it: the later row of one key wins); progress
- * has one entry per partition in the batch.  On success *rows is the number of
- * target rows written (INSERT: inserted; UPDATE: updated; MERGE: updated +
- * inserted).  On failure nothing of the batch is written; bad says which row
- * failed when PostgreSQL said so. */
-int sink_pg_write_batch(struct sink_pg *sk, const char *topic, const char *copy_data, size_t copy_len,
-			const struct part_offset *progress, size_t nprogress, int64_t *rows,
-			struct sink_batch_error *bad, char *err, size_t errlen);
+/* One message of a batch.  A message that could not be decoded has error
+ * set and no COPY line; the others have their COPY line at
+ * copy_data[copy_off .. copy_off + copy_len).  key and value are the raw
+ * message bytes (NULL: absent), written to the error table when the message is
+ * rejected.  All pointers are the caller's and must live through the call. */
+struct sink_msg {
+	int32_t partition;
+	int64_t offset;
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+	size_t copy_off, copy_len;
+	const char *error; /* decode error, or NULL */
+};
+
+/* One batch: its messages in consumption order (UPDATE and MERGE rely on it:
+ * the later row of one key wins), their COPY text rows (KEY columns, VALUE
+ * columns, then META), and one progress entry per partition of the batch. */
+struct sink_batch {
+	const char *topic;
+	const char *copy_data;
+	size_t copy_len;
+	const struct sink_msg *msgs;
+	size_t nmsgs;
+	const struct part_offset *progress;
+	size_t nprogress;
+};
+
+struct sink_batch_result {
+	int64_t rows;     /* target rows written (INSERT: inserted; UPDATE: updated; MERGE: both) */
+	int64_t rejected; /* messages written to the error table */
+	char first_error[512]; /* the first rejected message's error, "" if none */
+};
+
+/* Writes one batch.  Rows the database rejects for their data (SQLSTATE
+ * classes 22 and 23) are isolated by splitting the batch inside its
+ * transaction (a SAVEPOINT per part; a part that fails is halved until single
+ * rows remain) and go to <METADATA.SCHEMA or OUTPUT.SCHEMA>.streamserver_errors
+ * (proto.h) with the decode errors; every other row is written.  The progress
+ * covers the whole batch, by COMMIT.CONSISTENCY:
+ *   EXACTLY  rows and progress in one transaction; the progress update is a
+ *            compare-and-set against the offsets this sink last read or wrote,
+ *            so a second worker of the same job cannot commit the same
+ *            messages: a miss rolls everything back (WERR_RETRY, "partition N
+ *            was advanced by another worker ...").
+ *   ATLEAST  rows and progress in one transaction, unfenced.
+ *   at-most  the progress in a transaction of its own, committed before the
+ *            rows are written: a crash in between loses the batch.
+ *   none     no progress table.
+ * On failure nothing of the batch's transaction is written. */
+int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res, char *err,
+			size_t errlen);
 
 void sink_pg_close(struct sink_pg *sk);
 
