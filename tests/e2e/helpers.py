@@ -781,3 +781,34 @@ def proc_parent(pid):
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+class PacedProducer:
+    """Produces delimited_messages(0, n) to a topic's partitions in chunks
+    from a thread, pausing between chunks, so that a load lasts long enough
+    for faults to be injected in its middle.  .sent, .done(), .join()."""
+
+    def __init__(self, kafka, topic, n, chunk=2000, pause=0.3, partitions=4):
+        import threading
+        self.n, self.sent, self.error = n, 0, None
+        self._t = threading.Thread(target=self._run,
+                                   args=(kafka, topic, chunk, pause, partitions), daemon=True)
+        self._t.start()
+
+    def _run(self, kafka, topic, chunk, pause, partitions):
+        try:
+            for i in range(0, self.n, chunk):
+                kafka.produce(topic, delimited_messages(i, min(self.n, i + chunk)),
+                              partitions=partitions)
+                self.sent = min(self.n, i + chunk)
+                time.sleep(pause)
+        except Exception as e:  # reported by join()
+            self.error = e
+
+    def done(self):
+        return not self._t.is_alive()
+
+    def join(self, timeout=300):
+        self._t.join(timeout)
+        assert not self._t.is_alive(), f"the producer still runs after {timeout}s"
+        assert self.error is None, f"producing failed: {self.error!r}"

@@ -20,7 +20,7 @@ import pytest
 from conftest import WORKER
 from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source,
                      delimited_messages, delivery_job_dict, error_of, free_port, job_status,
-                     key_census, pid_alive, produce_records, professional_job, start_job,
+                     key_census, PacedProducer, pid_alive, produce_records, professional_job, start_job,
                      stop_job, to_yaml, unique, wait_for, wait_rows, wait_state)
 
 N_KILL = 200_000
@@ -61,52 +61,49 @@ def _wait_all_keys(pg, table, n, server, jid, timeout=300):
     return key_census(pg, table, n)
 
 
-def _kill_loop(server, pg, kafka, consistency, kills_wanted, prefix):
-    """Produces N_KILL messages, then kills the worker with SIGKILL
-    kills_wanted times at random moments of the load: each new worker is
-    killed a random 0..150 ms after its first committed batch (so the crash
-    backoff starts from RETRY_INTERVAL again), while rows are still missing.
-    Returns the figures."""
+def _kill_loop(server, pg, kafka, consistency, kills_wanted, prefix, pause):
+    """Produces N_KILL messages in paced chunks (the worker loads far faster
+    than a kill cycle takes) and meanwhile kills the worker with SIGKILL
+    kills_wanted times at random moments: each new worker a random 0..500 ms
+    after its first committed batch (a healthy run, so the crash backoff starts
+    from RETRY_INTERVAL again).  Returns the figures."""
     t0 = time.monotonic()
     topic, table, jid, _ = _job(server, pg, kafka, prefix, consistency=consistency,
                                 max_row=2000, interval=200, retry_interval="1s")
     st = wait_state(server, jid, "running")
     rng = random.Random(int(os.environ.get("E2E_SEED", "0")) or None)
     kills, victims, rows_at_kill = 0, [], []
-    kafka.produce(topic, delimited_messages(0, N_KILL), partitions=4)
-    for _ in range(kills_wanted):
+    producer = PacedProducer(kafka, topic, N_KILL, chunk=2000, pause=pause)
+    while kills < kills_wanted and not producer.done():
         # The worker of this round: running, with a pid we have not killed.
         st = wait_state(server, jid, "running", timeout=120,
                         pred=lambda s: s["pid"] and s["pid"] not in victims)
         pid = st["pid"]
         before = pg.count(table)
-        if before >= N_KILL:
-            break  # loaded: a kill now would not be during the load
-        wait_for(lambda: pg.count(table) > before or
+        wait_for(lambda: pg.count(table) > before or producer.done() or
                  job_status(server, jid)["pid"] != pid, 60, 0.005, "the worker to write rows")
-        time.sleep(rng.uniform(0, 0.15))
-        if not pid_alive(pid) or job_status(server, jid)["pid"] != pid:
-            continue  # it went away by itself; the next round finds the new one
+        time.sleep(rng.uniform(0, 0.5))
+        if producer.done() or not pid_alive(pid) or job_status(server, jid)["pid"] != pid:
+            continue
         os.kill(pid, signal.SIGKILL)
         kills += 1
         victims.append(pid)
         rows_at_kill.append(pg.count(table))
+    producer.join()
     st = wait_state(server, jid, "running", timeout=120,
                     pred=lambda s: s["pid"] and s["pid"] not in victims)
     census = _wait_all_keys(pg, table, N_KILL, server, jid)
     st = job_status(server, jid)
-    mid = sum(1 for r in rows_at_kill if r < N_KILL)
-    figures = (f"{consistency}: produced {N_KILL}, kills {kills} ({mid} with rows still "
-               f"missing), restarts {st['restarts']}, {_census_text(census)}, rows at each "
-               f"kill {rows_at_kill}, last_exit {st.get('last_exit')!r}, "
-               f"{time.monotonic() - t0:.1f}s")
+    figures = (f"{consistency}: produced {N_KILL}, kills {kills}, restarts {st['restarts']}, "
+               f"{_census_text(census)}, rows at each kill {rows_at_kill}, "
+               f"last_exit {st.get('last_exit')!r}, {time.monotonic() - t0:.1f}s")
     print(figures)
     return census, st, kills, figures
 
 
 def test_exactly_survives_20_worker_kills(server, pg, kafka):
-    census, st, kills, figures = _kill_loop(server, pg, kafka, "EXACTLY", 20, "kill20")
-    assert kills >= 18, f"only {kills} kills landed: {figures}"
+    census, st, kills, figures = _kill_loop(server, pg, kafka, "EXACTLY", 20, "kill20", 0.3)
+    assert kills == 20, f"only {kills} kills landed during the load: {figures}"
     assert census["lost"] == 0 and census["extra"] == 0, figures
     assert census["duplicates"] == 0, figures
     assert census["rows"] == census["distinct"] == N_KILL, figures
@@ -116,8 +113,8 @@ def test_exactly_survives_20_worker_kills(server, pg, kafka):
 
 
 def test_atleast_survives_10_worker_kills(server, pg, kafka):
-    census, st, kills, figures = _kill_loop(server, pg, kafka, "ATLEAST", 10, "kill10")
-    assert kills >= 9, f"only {kills} kills landed: {figures}"
+    census, st, kills, figures = _kill_loop(server, pg, kafka, "ATLEAST", 10, "kill10", 0.15)
+    assert kills == 10, f"only {kills} kills landed during the load: {figures}"
     assert census["lost"] == 0 and census["extra"] == 0, figures
     assert census["distinct"] == N_KILL, figures
     assert st["restarts"] >= kills, figures
