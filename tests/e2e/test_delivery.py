@@ -127,8 +127,9 @@ def test_stale_second_worker_writes_nothing_twice(server, pg, kafka, tmp_path):
     topic, table, jid, conf = _job(server, pg, kafka, "stale", consistency="EXACTLY",
                                    max_row=1000, interval=200)
     st = wait_state(server, jid, "running")
-    kafka.produce(topic, delimited_messages(0, n // 2), partitions=4)
+    producer = PacedProducer(kafka, topic, n, chunk=2000, pause=0.1)
     wait_for(lambda: pg.count(table) > 0, 60, 0.02, "first rows")
+    rows_at_start = pg.count(table)
     # A second worker by hand with the controller's input (password included).
     job_input = {"job_id": jid, "job_name": server.call("GET", f"/jobs/{jid}")["name"],
                  "config": to_yaml(conf)}
@@ -138,7 +139,7 @@ def test_stale_second_worker_writes_nothing_twice(server, pg, kafka, tmp_path):
     try:
         extra.stdin.write(json.dumps(job_input).encode())
         extra.stdin.close()
-        kafka.produce(topic, delimited_messages(n // 2, n), partitions=4)
+        producer.join()
         census = _wait_all_keys(pg, table, n, server, jid, timeout=180)
         try:
             rc = extra.wait(30)
@@ -147,8 +148,10 @@ def test_stale_second_worker_writes_nothing_twice(server, pg, kafka, tmp_path):
         st = job_status(server, jid)
         log.flush()
         tail = (tmp_path / "stale-worker.log").read_text(errors="replace")[-1500:]
-        figures = (f"stale worker: produced {n}, {_census_text(census)}, extra worker "
-                   f"exit {rc}, job state {st['state']} restarts {st['restarts']}")
+        figures = (f"stale worker: produced {n}, extra worker started at {rows_at_start} rows, "
+                   f"{_census_text(census)}, extra worker "
+                   f"exit {rc} ({(tail.strip().splitlines() or [''])[-1][-200:]}), job state "
+                   f"{st['state']} restarts {st['restarts']}")
         print(figures)
         assert census["duplicates"] == 0 and census["lost"] == 0, figures
         assert rc is not None, f"the extra worker still runs 30 s after the load: {figures}" \
@@ -168,9 +171,10 @@ def test_controller_killed_no_loss_never_two_workers(server, pg, kafka):
     topic, table, jid, _ = _job(server, pg, kafka, "ctlkill", consistency="EXACTLY",
                                 max_row=2000, interval=200)
     wait_state(server, jid, "running")
-    kafka.produce(topic, delimited_messages(0, n // 2), partitions=4)
+    producer = PacedProducer(kafka, topic, n, chunk=2000, pause=0.1)
     wait_for(lambda: pg.count(table) > 0, 60, 0.02, "first rows")
     old = job_status(server, jid)["pid"]
+    rows_at_kill = pg.count(table)
     assert old
 
     worker_exe = str(WORKER.resolve())
@@ -200,12 +204,13 @@ def test_controller_killed_no_loss_never_two_workers(server, pg, kafka):
         server.restart(kill=True)
         st = wait_state(server, jid, "running", timeout=90,
                         pred=lambda s: s["pid"] and s["pid"] != old)
-        kafka.produce(topic, delimited_messages(n // 2, n), partitions=4)
+        producer.join()
         census = _wait_all_keys(pg, table, n, server, jid, timeout=180)
     finally:
         stop.set()
         watcher.join(5)
-    figures = (f"controller kill: produced {n}, {_census_text(census)}, most workers at once "
+    figures = (f"controller kill at {rows_at_kill} rows: produced {n}, {_census_text(census)}, "
+               f"most workers at once "
                f"{most[0]} {sorted(most[1])}, old worker {old} alive {pid_alive(old)}, "
                f"new {st['pid']}")
     print(figures)
