@@ -12,9 +12,6 @@
 #ifndef SS_WORKER_CHECK_H
 #define SS_WORKER_CHECK_H
 
-/* Largest job document accepted on standard input. */
-#define CHECK_STDIN_MAX ((size_t)1 << 20)
-
 /* Returns the exit code: 0 valid, WORKER_EXIT_CONFIG when problems were found,
  * WORKER_EXIT_RETRY when the database could not be reached (and nothing else
  * was wrong). */

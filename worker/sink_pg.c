@@ -345,19 +345,22 @@ static void sink_pg_connect_class(const char *msg, struct sink_connect_failure *
 	f->code = "unreachable";
 }
 
-static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, char *err, size_t errlen)
+/* Connects to the job's database; on failure *out is NULL, f says how to
+ * classify it and err what failed and how to fix it (never the password). */
+static int sink_pg_open_f(const struct jobspec *spec, const char *appname, PGconn **out,
+			  struct sink_connect_failure *f, char *err, size_t errlen)
 {
-	const struct jobspec *spec = sk->spec;
 	const char *keys[16], *vals[16];
-	char port[16], appname[128];
+	char port[16];
 	char msg[768];
+	PGconn *pg;
 	int n = 0;
 
+	*out = NULL;
 	f->cls = WERR_RETRY;
 	f->hint = NULL;
 	f->field = NULL;
 	f->code = "unreachable";
-	snprintf(appname, sizeof(appname), "streamserver-%s", sk->job_name);
 	if (spec->host != NULL) {
 		keys[n] = "host";
 		vals[n++] = spec->host;
@@ -394,24 +397,45 @@ static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, c
 	vals[n] = NULL;
 
 	/* expand_dbname = 0: DATABASE is a name, never a connection string. */
-	sk->pg = PQconnectdbParams(keys, vals, 0);
-	if (sk->pg == NULL) {
+	pg = PQconnectdbParams(keys, vals, 0);
+	if (pg == NULL) {
 		snprintf(err, errlen, "out of memory connecting to PostgreSQL");
 		return WERR_RETRY;
 	}
-	if (PQstatus(sk->pg) == CONNECTION_OK) {
-		sk->on_conflict = PQserverVersion(sk->pg) >= SINK_ON_CONFLICT_VERSION;
-		if (getenv("STREAMWORKER_LEGACY_UPSERT") != NULL &&
-		    strcmp(getenv("STREAMWORKER_LEGACY_UPSERT"), "1") == 0)
-			sk->on_conflict = false;
+	if (PQstatus(pg) == CONNECTION_OK) {
+		*out = pg;
 		return WERR_OK;
 	}
-	sink_pg_oneline(msg, sizeof(msg), PQerrorMessage(sk->pg));
+	sink_pg_oneline(msg, sizeof(msg), PQerrorMessage(pg));
+	PQfinish(pg);
 	sink_pg_connect_class(msg, f);
 	snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s%s%s",
 		 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
 		 spec->user, msg, f->hint ? "; " : "", f->hint ? f->hint : "");
 	return f->cls;
+}
+
+int sink_pg_connect_db(const struct jobspec *spec, const char *appname, PGconn **out, char *err, size_t errlen)
+{
+	struct sink_connect_failure f;
+
+	return sink_pg_open_f(spec, appname, out, &f, err, errlen);
+}
+
+static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, char *err, size_t errlen)
+{
+	char appname[128];
+	int rc;
+
+	snprintf(appname, sizeof(appname), "streamserver-%s", sk->job_name);
+	rc = sink_pg_open_f(sk->spec, appname, &sk->pg, f, err, errlen);
+	if (rc != WERR_OK)
+		return rc;
+	sk->on_conflict = PQserverVersion(sk->pg) >= SINK_ON_CONFLICT_VERSION;
+	if (getenv("STREAMWORKER_LEGACY_UPSERT") != NULL &&
+	    strcmp(getenv("STREAMWORKER_LEGACY_UPSERT"), "1") == 0)
+		sk->on_conflict = false;
+	return WERR_OK;
 }
 
 /* Returns the OID of schema.name (a table, view... of relkinds) as text in

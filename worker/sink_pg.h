@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "jobspec.h"
 #include "wtypes.h"
 
@@ -51,6 +53,13 @@ struct sink_pg;
  * the error table if needed and the staging table; prepares the statements.
  * spec and job_name must outlive the sink.  On success *out is the caller's
  * (sink_pg_close). */
+/* One connection to the job's database (HOST, PORT, DATABASE, USER, PASSWORD),
+ * as application_name appname, for the worker's tool modes.  Returns WERR_OK
+ * with *out set (caller PQfinish()es it), or WERR_RETRY (unreachable) /
+ * WERR_FATAL (credentials, missing database...) with err saying what failed
+ * and how to fix it; the password never appears in err. */
+int sink_pg_connect_db(const struct jobspec *spec, const char *appname, PGconn **out, char *err, size_t errlen);
+
 int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_pg **out, char *err,
 		 size_t errlen);
 

@@ -18,10 +18,11 @@
 #include "exitcodes.h"
 #include "jobspec.h"
 #include "log.h"
+#include "loop.h"
+#include "sink_pg.h"
 #include "wtypes.h"
 
 /* Largest request accepted on standard input (the job plus the tool's fields). */
-#define TOOLS_STDIN_MAX ((size_t)1 << 20)
 
 /* The worker's tables (sink_pg.c, proto.h) and the advisory lock key that
  * serialises creating the progress table (sink_pg.c SINK_PROGRESS_LOCK_KEY). */
@@ -70,45 +71,11 @@ static int tools_classed(struct tools *t, int rc)
 
 static int tools_read_stdin(struct tools *t, char **out, size_t *outlen)
 {
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap), *p;
-	ssize_t n;
+	char err[256];
 
-	*out = NULL;
-	if (buf == NULL)
-		goto oom;
-	for (;;) {
-		if (len == cap) {
-			if (cap >= TOOLS_STDIN_MAX) {
-				free(buf);
-				return tools_fail(t, WERR_FATAL, "bad_request",
-						  "the request on standard input is larger than %zu bytes",
-						  TOOLS_STDIN_MAX);
-			}
-			cap *= 2;
-			if ((p = realloc(buf, cap)) == NULL)
-				goto oom;
-			buf = p;
-		}
-		n = read(STDIN_FILENO, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			return tools_fail(t, WERR_FATAL, "bad_request", "reading the request from standard input: %s",
-					  strerror(e));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*out = buf;
-	*outlen = len;
+	if (loop_read_stdin(NULL, out, outlen, err, sizeof(err)) < 0)
+		return tools_fail(t, WERR_FATAL, "bad_request", "%s", err);
 	return WERR_OK;
-oom:
-	free(buf);
-	return tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
 }
 
 /* Reads and parses the request; checks that the job has what the mode needs. */
@@ -169,70 +136,16 @@ static void tools_oneline(char *dst, size_t dstlen, const char *src)
 	dst[i] = '\0';
 }
 
-/* Connection failures carry no SQLSTATE: these wordings (libpq and server,
- * since PostgreSQL 9) are ones a retry cannot fix, as in sink_pg.c. */
-static bool tools_pg_connect_fatal(const char *msg)
-{
-	static const char *const needles[] = {
-		"password authentication failed", "no password supplied", "no pg_hba.conf entry",
-		"pg_hba.conf rejects", "authentication failed", "not permitted to log in",
-		"permission denied for database",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
-		if (strstr(msg, needles[i]) != NULL)
-			return true;
-	return (strstr(msg, "database \"") != NULL || strstr(msg, "role \"") != NULL) &&
-	       strstr(msg, "does not exist") != NULL;
-}
-
 static int tools_pg_connect(struct tools *t)
 {
-	const struct jobspec *spec = t->spec;
-	const char *keys[16], *vals[16];
-	char port[16], appname[128], msg[768];
-	int n = 0;
+	char appname[128], err[1024];
+	int rc;
 
 	snprintf(appname, sizeof(appname), "streamserver-%s-tool", t->job_name);
-	if (spec->host != NULL) {
-		keys[n] = "host";
-		vals[n++] = spec->host;
-	}
-	if (spec->port > 0) {
-		snprintf(port, sizeof(port), "%d", spec->port);
-		keys[n] = "port";
-		vals[n++] = port;
-	}
-	keys[n] = "dbname";
-	vals[n++] = spec->database;
-	keys[n] = "user";
-	vals[n++] = spec->user;
-	if (spec->password != NULL) {
-		keys[n] = "password";
-		vals[n++] = spec->password;
-	}
-	keys[n] = "application_name";
-	vals[n++] = appname;
-	keys[n] = "connect_timeout";
-	vals[n++] = "10";
-	keys[n] = "client_encoding";
-	vals[n++] = "UTF8";
-	keys[n] = NULL;
-	vals[n] = NULL;
-
-	/* expand_dbname = 0: DATABASE is a name, never a connection string. */
-	t->pg = PQconnectdbParams(keys, vals, 0);
-	if (t->pg == NULL)
-		return tools_fail(t, WERR_RETRY, "unreachable", "out of memory connecting to PostgreSQL");
-	if (PQstatus(t->pg) == CONNECTION_OK)
+	rc = sink_pg_connect_db(t->spec, appname, &t->pg, err, sizeof(err));
+	if (rc == WERR_OK)
 		return WERR_OK;
-	tools_oneline(msg, sizeof(msg), PQerrorMessage(t->pg));
-	return tools_fail(t, tools_pg_connect_fatal(msg) ? WERR_FATAL : WERR_RETRY,
-			  tools_pg_connect_fatal(msg) ? "config" : "unreachable",
-			  "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s",
-			  spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
-			  spec->user, msg);
+	return tools_fail(t, rc, rc == WERR_RETRY ? "unreachable" : "config", "%s", err);
 }
 
 /* A failed statement: the connection lost or an unknown SQLSTATE may go away
