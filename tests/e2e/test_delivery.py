@@ -73,7 +73,8 @@ def _kill_loop(server, pg, kafka, consistency, kills_wanted, prefix, pause):
     st = wait_state(server, jid, "running")
     rng = random.Random(int(os.environ.get("E2E_SEED", "0")) or None)
     kills, victims, rows_at_kill = 0, [], []
-    producer = PacedProducer(kafka, topic, N_KILL, chunk=2000, pause=pause)
+    # About 200 chunks: production spans ~2x the time the kills need.
+    producer = PacedProducer(kafka, topic, N_KILL, chunk=1000, pause=pause)
     while kills < kills_wanted and not producer.done():
         # The worker of this round: running, with a pid we have not killed.
         st = wait_state(server, jid, "running", timeout=120,
