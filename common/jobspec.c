@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "b64.h"
+
 void js_errors_add(struct js_errors *errs, int line, const char *path, const char *fmt, ...)
 {
 	struct js_error *e;
@@ -452,22 +454,6 @@ static void js_check_names_unique(struct js_vctx *v, const char *path, char *con
 	}
 }
 
-/* The value of base64 digit c, standard or URL-safe alphabet; -1 otherwise. */
-static int js_base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* The number of bytes base64 text s stands for, or -1 when it is not base64.
  * Accepts what the worker decodes: the standard and the URL-safe alphabet,
  * with or without "=" padding (only at the end), whitespace anywhere (YAML
@@ -485,7 +471,7 @@ static int64_t js_base64_decoded_len(const char *s, size_t n)
 			pad++;
 			continue;
 		}
-		if (js_base64_value(c) < 0 || pad > 0)
+		if (b64_digit_value(c) < 0 || pad > 0)
 			return -1;
 		digits++;
 	}

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
+
 void textbuf_init(struct textbuf *tb, size_t max)
 {
 	memset(tb, 0, sizeof(*tb));
@@ -190,21 +192,6 @@ void textbuf_hex(struct textbuf *tb, const void *p, size_t n)
 	}
 }
 
-static int textbuf_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, size_t errlen)
 {
 	uint32_t acc = 0;
@@ -221,7 +208,7 @@ int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, 
 			pad++;
 			continue;
 		}
-		v = textbuf_b64_value(c);
+		v = b64_digit_value(c);
 		if (v < 0 || pad > 0) {
 			if (c >= 0x21 && c < 0x7f)
 				snprintf(err, errlen, "not valid base64: character '%c' at position %zu", c, i);
