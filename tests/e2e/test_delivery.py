@@ -154,10 +154,20 @@ def test_stale_second_worker_writes_nothing_twice(server, pg, kafka, tmp_path):
                    f"exit {rc} ({(tail.strip().splitlines() or [''])[-1][-200:]}), job state "
                    f"{st['state']} restarts {st['restarts']}")
         print(figures)
+        # What the issue requires: nothing written twice, nothing lost.
         assert census["duplicates"] == 0 and census["lost"] == 0, figures
-        assert rc is not None, f"the extra worker still runs 30 s after the load: {figures}" \
-                               f"\n  its log: {tail}"
-        assert st["state"] == "running", f"the controller's job is {st}"
+        # And the fence is what did it: one of the two workers lost a
+        # compare-and-set and stopped.  Which one is a race today (the newer
+        # worker does not yet claim its partitions with an epoch), so either
+        # the extra worker exited fenced, or the job's own worker was fenced
+        # out and restarted by the controller.
+        if rc is not None:
+            assert rc == 1 and "advanced by another worker" in tail, \
+                f"the extra worker exited {rc} without the fence message: {figures}\n  its log: {tail}"
+            assert st["state"] == "running", f"the controller's job is {st}"
+        else:
+            assert st["restarts"] >= 1 and "exit code 1" in (st.get("last_exit") or ""), \
+                f"neither worker was fenced out: {figures} status {st}"
     finally:
         if extra.poll() is None:
             extra.kill()
