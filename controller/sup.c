@@ -444,25 +444,6 @@ static int64_t sup_backoff_ms(int crashes, int64_t retry_interval_ms)
 	return delay < SUP_MAX_BACKOFF_MS ? delay : SUP_MAX_BACKOFF_MS;
 }
 
-/* Finds the job's retry schedule in the store. */
-static void sup_job_schedule(struct sup *sp, int64_t job_id, int64_t *retry_ms, int64_t *max_retries)
-{
-	struct store_job_brief *jobs = NULL;
-	size_t n = 0;
-	char err[256];
-
-	*retry_ms = 5000;
-	*max_retries = 0;
-	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		if (jobs[i].id == job_id) {
-			*retry_ms = jobs[i].retry_interval_ms;
-			*max_retries = jobs[i].max_retries;
-		}
-	}
-	free(jobs);
-}
 
 static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 {
@@ -505,7 +486,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		return;
 	}
 
-	sup_job_schedule(sp, sl->job_id, &retry_ms, &max_retries);
+	store_job_schedule(sp->st, sl->job_id, &retry_ms, &max_retries);
 	if (sl->batch_seen)
 		sl->retries = 0; /* it made progress since the last outage */
 	if (sl->batch_seen || now - sl->started >= SUP_HEALTHY_MS)

@@ -1139,6 +1139,22 @@ int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
 
 /* ---- used by the supervisor ---- */
 
+void store_job_schedule(struct store *st, int64_t id, int64_t *retry_interval_ms, int64_t *max_retries)
+{
+	struct jobspec *spec = NULL;
+	char ignored[64];
+
+	*retry_interval_ms = STORE_DEFAULT_RETRY_INTERVAL_MS;
+	*max_retries = 0;
+	pthread_mutex_lock(&st->lock);
+	if (store_job_resolve_locked(st, id, true, NULL, &spec, NULL, ignored, sizeof(ignored)) == 0) {
+		*retry_interval_ms = spec->retry_interval_ms;
+		*max_retries = spec->max_retries;
+	}
+	pthread_mutex_unlock(&st->lock);
+	jobspec_free(spec);
+}
+
 int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n, char *err,
 		     size_t errlen)
 {
@@ -1180,21 +1196,6 @@ int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n,
 	}
 	sqlite3_finalize(stmt);
 	stmt = NULL;
-	for (size_t i = 0; i < count; i++) {
-		struct jobspec *spec = NULL;
-		char ignored[64];
-
-		/* A job that no longer resolves keeps the defaults; starting it
-		 * reports why. */
-		out[i].retry_interval_ms = STORE_DEFAULT_RETRY_INTERVAL_MS;
-		out[i].max_retries = 0;
-		if (store_job_resolve_locked(st, out[i].id, true, NULL, &spec, NULL, ignored,
-					     sizeof(ignored)) == 0) {
-			out[i].retry_interval_ms = spec->retry_interval_ms;
-			out[i].max_retries = spec->max_retries;
-		}
-		jobspec_free(spec);
-	}
 	*rows = out;
 	*n = count;
 	out = NULL;

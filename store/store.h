@@ -39,8 +39,6 @@ struct store_job_brief {
 	char name[128];
 	char desired[16]; /* "running" | "stopped" */
 	char state[16];   /* stopped starting running stopping retrying failed */
-	int64_t retry_interval_ms; /* SCHEDULE.RETRY_INTERVAL of the job, resolved */
-	int64_t max_retries;       /* SCHEDULE.MAX_RETRIES, 0 = unlimited */
 };
 
 /* Every job, ordered by id.  *rows is malloc'd; caller frees. */
@@ -57,6 +55,11 @@ int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64
 			   int64_t rejected);
 
 int store_job_inc_restarts(struct store *st, int64_t id);
+
+/* The job's SCHEDULE: RETRY_INTERVAL in ms and MAX_RETRIES (0 = unlimited).
+ * Resolves that one job, so the supervisor asks only when a worker ended; a
+ * job that no longer resolves gets the defaults (5000, 0). */
+void store_job_schedule(struct store *st, int64_t id, int64_t *retry_interval_ms, int64_t *max_retries);
 
 /* Records how the job's last worker ended ("exit code 1 (retriable failure)",
  * "signal 9 (Killed)"), shown as last_exit. */

@@ -556,15 +556,31 @@ static void test_brief_lists_desired_states(void **state)
 	assert_string_equal(rows[0].name, "wiz");
 	assert_string_equal(rows[0].desired, "stopped");
 	assert_string_equal(rows[0].state, "stopped");
-	assert_int_equal(rows[0].retry_interval_ms, 5000);
-	assert_int_equal(rows[0].max_retries, 0);
 	assert_int_equal(rows[1].id, b);
 	assert_string_equal(rows[1].desired, "running");
 	assert_string_equal(rows[1].state, "starting");
-	/* From the job's SCHEDULE. */
-	assert_int_equal(rows[1].retry_interval_ms, 2000);
-	assert_int_equal(rows[1].max_retries, 3);
 	free(rows);
+}
+
+static void test_schedule_comes_from_the_job(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t a = make_job(fx->st, "wiz", src, "wizard", wizard_def);
+	int64_t b = make_job(fx->st, "pro", src, "professional", professional_def);
+	int64_t retry = -1, max = -1;
+
+	store_job_schedule(fx->st, a, &retry, &max);
+	assert_int_equal(retry, 5000);
+	assert_int_equal(max, 0);
+	/* From the job's SCHEDULE. */
+	store_job_schedule(fx->st, b, &retry, &max);
+	assert_int_equal(retry, 2000);
+	assert_int_equal(max, 3);
+	/* An unknown job: the defaults. */
+	store_job_schedule(fx->st, 999, &retry, &max);
+	assert_int_equal(retry, 5000);
+	assert_int_equal(max, 0);
 }
 
 static void check_worker_input(struct store *st, int64_t job, const char *name)
@@ -871,6 +887,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counters_since_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_comes_from_the_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
 						teardown),
