@@ -291,8 +291,10 @@ out:
 	return rc;
 }
 
-int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
-		  struct consumer **out, char *err, size_t errlen)
+/* Creates the handle and finds the partitions, waiting up to wait_ms for the
+ * brokers (or until *stop). */
+static int consumer_open_wait(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
+			      int wait_ms, struct consumer **out, char *err, size_t errlen)
 {
 	struct consumer *c;
 	int rc;
@@ -306,12 +308,10 @@ int consumer_open(const struct jobspec *spec, const char *job_name, const volati
 	c->spec = spec;
 	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
 		goto out;
-	if ((rc = consumer_find_partitions(c, stop, CONSUMER_DOWN_MAX_MS, err, errlen)) != WERR_OK) {
+	if ((rc = consumer_find_partitions(c, stop, wait_ms, err, errlen)) != WERR_OK) {
 		c->broken = true;
 		goto out;
 	}
-	log_info("topic %s on %s: consuming %zu partition(s) as group \"%s\"", spec->topic, spec->brokers,
-		 c->npartitions, c->group_id);
 	c->refreshed_ms = consumer_now_ms();
 	*out = c;
 	c = NULL;
@@ -320,30 +320,52 @@ out:
 	return rc;
 }
 
+int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
+		  struct consumer **out, char *err, size_t errlen)
+{
+	int rc = consumer_open_wait(spec, job_name, stop, CONSUMER_DOWN_MAX_MS, out, err, errlen);
+
+	if (rc == WERR_OK)
+		log_info("topic %s on %s: consuming %zu partition(s) as group \"%s\"", spec->topic, spec->brokers,
+			 (*out)->npartitions, (*out)->group_id);
+	return rc;
+}
+
 int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wait_ms, struct consumer **out,
 		       char *err, size_t errlen)
 {
 	static const volatile sig_atomic_t never = 0;
-	struct consumer *c;
-	int rc;
 
-	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
-	c->spec = spec;
-	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
+	return consumer_open_wait(spec, job_name, &never, wait_ms, out, err, errlen);
+}
+
+int consumer_committed(struct consumer *c, int64_t *next, char *err, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t kerr;
+	size_t i;
+	int rc = WERR_OK;
+
+	for (i = 0; i < c->npartitions; i++)
+		next[i] = -1;
+	list = rd_kafka_topic_partition_list_new((int)(c->npartitions ? c->npartitions : 1));
+	for (i = 0; i < c->npartitions; i++)
+		rd_kafka_topic_partition_list_add(list, c->spec->topic, c->partitions[i]);
+	kerr = rd_kafka_committed(c->rk, list, CONSUMER_DOWN_MAX_MS);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "reading the committed offsets of Kafka group \"%s\": %s", c->group_id,
+			 rd_kafka_err2str(kerr));
+		rc = WERR_RETRY;
 		goto out;
-	if ((rc = consumer_find_partitions(c, &never, wait_ms, err, errlen)) != WERR_OK) {
-		c->broken = true;
-		goto out;
 	}
-	*out = c;
-	c = NULL;
+	for (i = 0; i < c->npartitions; i++) {
+		const rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_find(list, c->spec->topic, c->partitions[i]);
+		if (tp != NULL && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0)
+			next[i] = tp->offset;
+	}
 out:
-	consumer_free(c);
+	rd_kafka_topic_partition_list_destroy(list);
 	return rc;
 }
 

@@ -37,6 +37,11 @@ int consumer_open(const struct jobspec *spec, const char *job_name, const volati
 /* For the tool modes (tools.h): like consumer_open, but waits at most wait_ms
  * for the brokers.  The handle is only used for the calls
  * below; nothing is assigned or consumed. */
+/* The Kafka group's committed offset of each of the consumer's partitions, in
+ * consumer_partitions() order, into next (-1 where the group has none).  For
+ * CONSISTENCY none, which keeps no progress table. */
+int consumer_committed(struct consumer *c, int64_t *next, char *err, size_t errlen);
+
 int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wait_ms, struct consumer **out,
 		       char *err, size_t errlen);
 

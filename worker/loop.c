@@ -588,62 +588,6 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 	return loop_flush(w, err, errlen);
 }
 
-/* CONSISTENCY none keeps no progress table: it resumes from the Kafka
- * group's committed offsets (next_offsets[i] = -1 where the group has none:
- * FALLBACK_OFFSET).  Asked with a short-lived handle of the same group and
- * settings; the main consumer assigns partitions by hand. */
-static int loop_group_offsets(struct worker *w, int64_t *next, char *err, size_t errlen)
-{
-	const struct jobspec *spec = w->spec;
-	const char *group = jobspec_property(spec, "group.id");
-	char gid[256], errstr[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_topic_partition_list_t *list = NULL;
-	rd_kafka_resp_err_t kerr;
-	rd_kafka_t *rk = NULL;
-	size_t i;
-	int rc = WERR_OK;
-
-	for (i = 0; i < w->npartitions; i++)
-		next[i] = -1;
-	snprintf(gid, sizeof(gid), group ? "%s" : "streamserver-%s", group ? group : w->job_name);
-	for (i = 0; i < spec->nproperties; i++)
-		rd_kafka_conf_set(conf, spec->properties[i].key, spec->properties[i].value, errstr, sizeof(errstr));
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", spec->brokers, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-		snprintf(err, errlen, "KAFKA.PROPERTIES: %s", errstr);
-		rd_kafka_conf_destroy(conf);
-		return WERR_FATAL;
-	}
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (rk == NULL) {
-		snprintf(err, errlen, "KAFKA.PROPERTIES: cannot create the Kafka consumer: %s", errstr);
-		rd_kafka_conf_destroy(conf);
-		return WERR_FATAL;
-	}
-	list = rd_kafka_topic_partition_list_new((int)(w->npartitions ? w->npartitions : 1));
-	for (i = 0; i < w->npartitions; i++)
-		rd_kafka_topic_partition_list_add(list, spec->topic, w->partitions[i]);
-	kerr = rd_kafka_committed(rk, list, CONSUMER_DOWN_MAX_MS);
-	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		snprintf(err, errlen, "reading the committed offsets of Kafka group \"%s\": %s", gid,
-			 rd_kafka_err2str(kerr));
-		rc = WERR_RETRY;
-		goto out;
-	}
-	for (i = 0; i < w->npartitions; i++) {
-		const rd_kafka_topic_partition_t *tp =
-			rd_kafka_topic_partition_list_find(list, spec->topic, w->partitions[i]);
-		if (tp != NULL && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0)
-			next[i] = tp->offset;
-	}
-out:
-	rd_kafka_topic_partition_list_destroy(list);
-	rd_kafka_destroy(rk);
-	return rc;
-}
-
 static int loop_start(struct worker *w, char *err, size_t errlen)
 {
 	int64_t *next = NULL;
@@ -665,7 +609,7 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		return WERR_RETRY;
 	}
 	if (w->spec->consistency == JS_CONSISTENCY_NONE)
-		rc = loop_group_offsets(w, next, err, errlen);
+		rc = consumer_committed(w->consumer, next, err, errlen); /* no progress table */
 	else
 		rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, w->npartitions, next, err, errlen);
 	if (rc != WERR_OK)

@@ -427,3 +427,32 @@ def test_unreachable_database_retries_then_gives_up(server, pg, kafka):
     assert "gave up" in (st.get("last_error") or "").lower(), st
     assert "last_exit" in st and st["last_exit"], f"no last_exit in {st}"
     assert st["restarts"] >= 2 or "2" in st["last_error"], st
+
+
+# ------------------------------------------------ CONSISTENCY none and at-most
+
+@pytest.mark.parametrize("consistency", ["none", "at-most"])
+def test_stop_and_start_resume_where_they_left(server, pg, kafka, consistency):
+    """none keeps no progress table and resumes from the Kafka group's
+    committed offsets; at-most stores the progress before the rows.  A clean
+    stop and start loses and repeats nothing in either."""
+    n1, n2 = 3000, 2000
+    topic, table, jid, _ = _job(server, pg, kafka, "resume", consistency=consistency, max_row=500)
+    kafka.produce(topic, delimited_messages(0, n1), partitions=4)
+    census = _wait_all_keys(pg, table, n1, server, jid)
+    assert census["rows"] == n1 and census["duplicates"] == 0, _census_text(census)
+    stop_job(server, jid)
+    wait_state(server, jid, "stopped")
+    kafka.produce(topic, delimited_messages(n1, n1 + n2), partitions=4)
+    start_job(server, jid)
+    census = _wait_all_keys(pg, table, n1 + n2, server, jid)
+    figures = f"{consistency}: produced {n1 + n2}, {_census_text(census)}"
+    print(figures)
+    assert census["rows"] == census["distinct"] == n1 + n2, figures
+    assert census["lost"] == 0 and census["duplicates"] == 0, figures
+    name = server.call("GET", f"/jobs/{jid}")["name"]
+    exists = pg.query("SELECT to_regclass('public.streamserver_progress') IS NOT NULL")[0][0]
+    progress = pg.query("SELECT count(*) FROM public.streamserver_progress WHERE job_name = %s",
+                        (name,))[0][0] if exists else 0
+    assert (progress == 0) == (consistency == "none"), \
+        f"{consistency}: {progress} progress rows"
