@@ -31,7 +31,7 @@ struct api_worker_proc {
 	char *out;  /* what it printed, NUL-terminated */
 	size_t outlen;
 	int wstatus;
-	bool reaped;    /* wstatus is the worker's (the supervisor may reap it first) */
+	bool reaped;    /* wstatus holds the exit status (false if waitpid failed) */
 	bool timed_out; /* killed at the deadline */
 	bool too_large; /* killed for printing more than API_WORKER_OUTPUT_MAX */
 	char err[256];  /* could not run it at all */
@@ -207,7 +207,7 @@ static void api_worker_reap(struct api_worker_proc *p, int64_t deadline)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return; /* ECHILD: the supervisor's waitpid(-1) took it */
+			return; /* waitpid failed: go by what the worker printed */
 		if (!killed && api_worker_now_ms() >= deadline) {
 			p->timed_out = true;
 			api_worker_kill(p);
