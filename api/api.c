@@ -16,6 +16,8 @@
 #include "api_catalog.h"
 #include "api_http.h"
 #include "api_jobs.h"
+#include "api_metrics.h"
+#include "api_openapi.h"
 #include "log.h"
 #include "web.h"
 
@@ -70,6 +72,23 @@ static void api_route_root(struct api_req *req)
 	}
 	api_reply_text(req, 200, "text/html; charset=utf-8", html, len);
 	free(html);
+}
+
+/* /ui/NAME: the status page's scripts and styles (web/, embedded). */
+static void api_route_asset(struct api_req *req, const char *name)
+{
+	const struct embedded_file *f;
+
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		api_reply_method(req, "GET");
+		return;
+	}
+	f = web_asset(name);
+	if (f == NULL) {
+		api_not_found(req);
+		return;
+	}
+	api_reply_text(req, 200, f->content_type, (const char *)f->data, f->len);
 }
 
 static void api_route_health(struct api_req *req)
@@ -171,6 +190,12 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 		api_route_root(&req);
 	else if (strcmp(path, "/healthz") == 0)
 		api_route_health(&req);
+	else if (strcmp(path, "/metrics") == 0)
+		api_metrics(&req);
+	else if (strncmp(path, "/ui/", 4) == 0)
+		api_route_asset(&req, path + 4);
+	else if (strcmp(path, "/api/v1/openapi.yaml") == 0)
+		api_openapi(&req);
 	else if (strncmp(path, "/api/v1/", 8) == 0)
 		api_route_v1(&req, path + 8);
 	else
@@ -310,6 +335,7 @@ bad:
 }
 
 int api_server_start(struct store *st, const char *listen, const struct api_ops *ops,
+		     const struct api_security *sec,
 		     struct api_server **out, char *err, size_t errlen)
 {
 	struct api_server *srv;

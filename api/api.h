@@ -22,10 +22,23 @@ struct api_ops {
 	const char *worker_path;
 };
 
+/* Who may call the API and how it is reached (README "Security").  Strings
+ * are copied by api_server_start. */
+struct api_security {
+	const char *token;      /* bearer token for everything; NULL: no token */
+	const char *read_token; /* bearer token for GET/HEAD only (403 otherwise); NULL: none */
+	const char *tls_cert;   /* PEM certificate (chain) file; NULL: plain HTTP */
+	const char *tls_key;    /* PEM private key file; NULL: in tls_cert */
+	size_t body_max;        /* request body limit in bytes; 0: API_BODY_DEFAULT */
+};
+
+#define API_BODY_DEFAULT ((size_t)1024 * 1024)
+
 struct api_server;
 
+/* sec may be NULL: no token, plain HTTP, default limits. */
 int api_server_start(struct store *st, const char *listen, const struct api_ops *ops,
-		     struct api_server **out, char *err, size_t errlen);
+		     const struct api_security *sec, struct api_server **out, char *err, size_t errlen);
 void api_server_stop(struct api_server *srv);
 
 #endif

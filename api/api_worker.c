@@ -16,9 +16,9 @@
 #include "api_http.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "workerenv.h"
 #include "resolve.h"
 
-extern char **environ;
 
 #define API_WORKER_MASK "****"
 #define API_WORKER_SCRUB_WORD 4
@@ -92,7 +92,7 @@ static int api_worker_spawn(struct api_worker_proc *p, const char *worker_path, 
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr,
 				 POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	e = posix_spawn(&p->pid, worker_path, &fa, &attr, argv, environ);
+	e = posix_spawn(&p->pid, worker_path, &fa, &attr, argv, worker_environ());
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	if (e != 0) {

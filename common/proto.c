@@ -42,13 +42,35 @@ int proto_send_ready(int fd)
 	return proto_write_json(fd, obj);
 }
 
-int proto_send_batch(int fd, int64_t messages, int64_t rows, int64_t rejected)
+int proto_send_batch(int fd, const struct proto_batch *b)
 {
 	cJSON *obj = cJSON_CreateObject();
 	cJSON_AddStringToObject(obj, "type", "batch");
-	cJSON_AddNumberToObject(obj, "messages", (double)messages);
-	cJSON_AddNumberToObject(obj, "rows", (double)rows);
-	cJSON_AddNumberToObject(obj, "rejected", (double)rejected);
+	cJSON_AddNumberToObject(obj, "messages", (double)b->messages);
+	cJSON_AddNumberToObject(obj, "rows", (double)b->rows);
+	cJSON_AddNumberToObject(obj, "updated", (double)b->updated);
+	cJSON_AddNumberToObject(obj, "rejected", (double)b->rejected);
+	cJSON_AddNumberToObject(obj, "duration_ms", (double)b->duration_ms);
+	return proto_write_json(fd, obj);
+}
+
+int proto_send_lag(int fd, const struct proto_lag *parts, size_t n)
+{
+	cJSON *obj = cJSON_CreateObject(), *list, *pair;
+	int64_t total = 0;
+
+	cJSON_AddStringToObject(obj, "type", "lag");
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].lag > 0)
+			total += parts[i].lag;
+	cJSON_AddNumberToObject(obj, "total", (double)total);
+	list = cJSON_AddArrayToObject(obj, "partitions");
+	for (size_t i = 0; i < n && i < PROTO_LAG_MAX; i++) {
+		pair = cJSON_CreateArray();
+		cJSON_AddItemToArray(pair, cJSON_CreateNumber(parts[i].partition));
+		cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)parts[i].lag));
+		cJSON_AddItemToArray(list, pair);
+	}
 	return proto_write_json(fd, obj);
 }
 
@@ -92,6 +114,25 @@ int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 		msg->messages = proto_get_int(obj, "messages");
 		msg->rows = proto_get_int(obj, "rows");
 		msg->rejected = proto_get_int(obj, "rejected");
+		msg->updated = proto_get_int(obj, "updated");
+		msg->duration_ms = proto_get_int(obj, "duration_ms");
+	} else if (strcmp(type->valuestring, "lag") == 0) {
+		const cJSON *pair;
+
+		msg->type = PROTO_LAG;
+		msg->lag_total = proto_get_int(obj, "total");
+		item = cJSON_GetObjectItemCaseSensitive(obj, "partitions");
+		cJSON_ArrayForEach(pair, item)
+		{
+			if (msg->nlag == PROTO_LAG_MAX)
+				break;
+			if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 ||
+			    !cJSON_IsNumber(cJSON_GetArrayItem(pair, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(pair, 1)))
+				continue;
+			msg->lag[msg->nlag].partition = (int32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
+			msg->lag[msg->nlag].lag = (int64_t)cJSON_GetArrayItem(pair, 1)->valuedouble;
+			msg->nlag++;
+		}
 	} else if (strcmp(type->valuestring, "error") == 0) {
 		msg->type = PROTO_ERROR;
 		item = cJSON_GetObjectItemCaseSensitive(obj, "class");

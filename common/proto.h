@@ -2,9 +2,26 @@
  *
  * The worker writes one JSON object per line on WORKER_STATUS_FD:
  *   {"type":"ready"}                              connected to Kafka and PostgreSQL
- *   {"type":"batch","messages":N,"rows":N,"rejected":N}
+ *   {"type":"batch","messages":N,"rows":N,"updated":N,"rejected":N,"duration_ms":N}
  *                                                 one batch committed (counts are
- *                                                 for that batch, not totals)
+ *                                                 for that batch, not totals):
+ *                                                 rows = target rows written
+ *                                                 (inserted + updated), updated =
+ *                                                 of those, existing rows changed
+ *                                                 (UPDATE: all; MERGE: the keys
+ *                                                 that existed; INSERT: 0);
+ *                                                 duration_ms = from the batch's
+ *                                                 flush to its commit
+ *   {"type":"lag","total":N,"partitions":[[P,LAG],...]}
+ *                                                 the consumer lag per assigned
+ *                                                 partition (high watermark -
+ *                                                 next offset to read), sent after
+ *                                                 the first batch and then at most
+ *                                                 every PROTO_LAG_INTERVAL_MS while
+ *                                                 running, also when idle; LAG -1:
+ *                                                 not known yet. At most
+ *                                                 PROTO_LAG_MAX partitions are
+ *                                                 listed; total covers all known.
  *   {"type":"error","class":"retriable|data|fatal","message":"..."}
  *                                                 why the worker is about to exit
  * Lines are at most PROTO_LINE_MAX bytes.  EOF means the worker is gone.
@@ -62,13 +79,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_LINE_MAX 4096
+#define PROTO_LINE_MAX 16384
+#define PROTO_LAG_MAX 512
+#define PROTO_LAG_INTERVAL_MS 2000
 
 enum proto_type {
 	PROTO_UNKNOWN = 0,
 	PROTO_READY,
 	PROTO_BATCH,
 	PROTO_ERROR,
+	PROTO_LAG,
+};
+
+struct proto_batch {
+	int64_t messages, rows, updated, rejected, duration_ms;
+};
+
+struct proto_lag {
+	int32_t partition;
+	int64_t lag; /* -1: not known */
 };
 
 struct proto_msg {
@@ -76,13 +105,20 @@ struct proto_msg {
 	int64_t messages;
 	int64_t rows;
 	int64_t rejected;
+	int64_t updated;
+	int64_t duration_ms;
+	int64_t lag_total;              /* PROTO_LAG */
+	size_t nlag;                    /* PROTO_LAG: entries in lag */
+	struct proto_lag lag[PROTO_LAG_MAX];
 	char err_class[16];
 	char message[PROTO_LINE_MAX];
 };
 
 /* Worker side.  Each returns 0, or -1 if the controller is gone (EPIPE). */
 int proto_send_ready(int fd);
-int proto_send_batch(int fd, int64_t messages, int64_t rows, int64_t rejected);
+int proto_send_batch(int fd, const struct proto_batch *b);
+/* parts[0..n): every assigned partition; lag -1 where unknown. */
+int proto_send_lag(int fd, const struct proto_lag *parts, size_t n);
 int proto_send_error(int fd, const char *err_class, const char *message);
 
 /* Controller side: parses one line (without its newline).  Returns 0, or -1 if

@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 	ops.wake = sup_wake;
 	ops.ctx = sp;
 	ops.worker_path = worker;
-	if (api_server_start(st, listen, &ops, &srv, err, sizeof(err)) < 0) {
+	if (api_server_start(st, listen, &ops, NULL, &srv, err, sizeof(err)) < 0) {
 		log_error("cannot serve the API on %s: %s", listen, err);
 		goto out;
 	}

@@ -19,9 +19,9 @@
 
 #include "exitcodes.h"
 #include "log.h"
+#include "workerenv.h"
 #include "proto.h"
 
-extern char **environ;
 
 #define SUP_TICK_MS 500
 #define SUP_MIN_BACKOFF_MS 1000
@@ -263,7 +263,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	posix_spawnattr_setflags(&attr,
 				 POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
-	e = posix_spawn(&pid, sp->worker_path, &fa, &attr, argv, environ);
+	e = posix_spawn(&pid, sp->worker_path, &fa, &attr, argv, worker_environ());
 	if (e != 0) {
 		snprintf(err, errlen, "cannot start worker %s: %s", sp->worker_path, strerror(e));
 		goto out;
@@ -368,6 +368,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		snprintf(sl->last_error, sizeof(sl->last_error), "%s", msg.message);
 		log_warn("job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
 		break;
+	case PROTO_LAG:
 	case PROTO_UNKNOWN:
 		break;
 	}

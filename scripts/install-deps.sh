@@ -20,6 +20,12 @@ PKGS=(
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
     curl procps iproute2
+    # TLS (civetweb loads libssl at run time) and test certificates
+    openssl libssl-dev
+    # operator surface tests: the status page in headless Chromium, the
+    # OpenAPI document, the compose file (Debian's docker-compose validates it
+    # without a Docker engine), the systemd unit
+    chromium chromium-driver python3-selenium python3-yaml docker-compose systemd
 )
 
 missing=()

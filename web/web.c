@@ -401,3 +401,10 @@ out:
 	}
 	return b.data;
 }
+
+extern const struct embedded_file web_files[];
+
+const struct embedded_file *web_asset(const char *name)
+{
+	return embedded_find(web_files, name);
+}

@@ -8,11 +8,16 @@
 
 #include <stddef.h>
 
+#include "embed.h"
 #include "store.h"
 
 /* Returns the page (malloc'd, caller frees) and its length, or NULL with err
  * filled. */
 char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen);
+
+/* The page's assets served at /ui/NAME (files of web/ui/, embedded at build
+ * time), or NULL. */
+const struct embedded_file *web_asset(const char *name);
 
 /* s with & < > " ' replaced by entities: a malloc'd string (caller frees),
  * or NULL on out of memory.  NULL s gives "". */

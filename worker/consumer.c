@@ -390,6 +390,24 @@ int consumer_watermarks(struct consumer *c, int32_t partition, int64_t *low, int
 	return WERR_RETRY;
 }
 
+void consumer_cached_offsets(struct consumer *c, int32_t partition, int64_t *high, int64_t *position)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	int64_t low = -1;
+
+	*high = -1;
+	*position = -1;
+	if (rd_kafka_get_watermark_offsets(c->rk, c->spec->topic, partition, &low, high) !=
+		    RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    *high < 0)
+		*high = -1;
+	rd_kafka_topic_partition_list_add(list, c->spec->topic, partition);
+	if (rd_kafka_position(c->rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].err == 0 &&
+	    list->elems[0].offset >= 0)
+		*position = list->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
 int consumer_offsets_for_time(struct consumer *c, int64_t timestamp_ms, const int32_t *partitions, size_t n,
 			      int64_t *offsets, char *err, size_t errlen)
 {

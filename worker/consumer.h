@@ -66,6 +66,12 @@ int consumer_commit_sync(struct consumer *c, const struct part_offset *offsets, 
 /* The partitions to consume, ascending; owned by the consumer. */
 const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
 
+/* What librdkafka last saw of partition, without asking the brokers: the
+ * high watermark from the latest fetch response (-1 when none yet) and the
+ * consumer's position, the offset after the last message consume returned
+ * (-1 when none yet).  For the lag the worker reports. */
+void consumer_cached_offsets(struct consumer *c, int32_t partition, int64_t *high, int64_t *position);
+
 /* Starts consuming: next_offsets[i] for partitions[i], or -1 to start at
  * FALLBACK_OFFSET (earliest or latest). */
 int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, size_t errlen);

@@ -49,10 +49,13 @@ static void loop_on_signal(int sig)
  * few would otherwise be 100%. */
 #define LOOP_PERCENT_MIN_MESSAGES 100
 
-/* Offsets of one partition in the current batch; first < 0 when untouched. */
+/* Offsets of one partition in the current batch; first < 0 when untouched.
+ * done: the next offset after what the database holds (the start offset, then
+ * each committed batch's), -1 when not known; for the lag report. */
 struct loop_part {
 	int64_t first;
 	int64_t next;
+	int64_t done;
 };
 
 struct worker {
@@ -83,6 +86,8 @@ struct worker {
 
 	/* totals for the periodic log line */
 	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;
+	int64_t lag_sent_ms; /* last lag report; 0: none yet */
+	struct proto_lag *lag; /* scratch, one per partition */
 	/* ERROR_LIMIT: counted since the user started the job (input counters,
 	 * then this worker's) */
 	int64_t messages_before, rejected_before, total_messages, total_rejected;
@@ -380,8 +385,19 @@ static int loop_flush(struct worker *w, char *err, size_t errlen)
 	}
 	log_debug("batch committed: %lld messages, %lld rows, %lld rejected, %zu bytes, %lld ms", (long long)messages,
 		  (long long)res.rows, (long long)res.rejected, w->copy.len, (long long)(loop_now_ms() - started));
-	if (w->status_fd >= 0)
-		loop_status_result(w, proto_send_batch(w->status_fd, messages, res.rows, res.rejected));
+	for (i = 0; i < w->npartitions; i++)
+		if (w->parts[i].first >= 0)
+			w->parts[i].done = w->parts[i].next;
+	if (w->status_fd >= 0) {
+		struct proto_batch pb = { .messages = messages,
+					  .rows = res.rows,
+					  .updated = res.updated,
+					  .rejected = res.rejected,
+					  .duration_ms = loop_now_ms() - started };
+		loop_status_result(w, proto_send_batch(w->status_fd, &pb));
+		if (w->total_batches == 0)
+			w->lag_sent_ms = 0; /* the first lag report goes out now */
+	}
 	consumer_commit_async(w->consumer, w->commit, n);
 	w->total_rows += res.rows;
 	w->total_batches++;
@@ -521,6 +537,8 @@ static int loop_refresh(struct worker *w, char *err, size_t errlen)
 	}
 	w->npartitions = n;
 	loop_batch_reset(w);
+	for (size_t i = 0; i < n; i++)
+		w->parts[i].done = -1; /* the order changed; the position serves */
 	return WERR_OK;
 }
 
@@ -536,13 +554,38 @@ static void loop_stats(struct worker *w, int64_t now)
 	w->stats_ms = now;
 }
 
+/* Every PROTO_LAG_INTERVAL_MS (and right after the first batch): the lag of
+ * each partition, from what librdkafka last saw, without asking the brokers.
+ * The base is what the database holds: the open batch's first offset, else
+ * the last committed one, else the consumer's position. */
+static void loop_lag(struct worker *w, int64_t now)
+{
+	struct proto_lag *lag;
+	int64_t high, position, base;
+
+	if (w->status_fd < 0 || now - w->lag_sent_ms < PROTO_LAG_INTERVAL_MS)
+		return;
+	w->lag_sent_ms = now;
+	lag = realloc(w->lag, (w->npartitions ? w->npartitions : 1) * sizeof(*lag));
+	if (lag == NULL)
+		return;
+	w->lag = lag;
+	for (size_t i = 0; i < w->npartitions; i++) {
+		consumer_cached_offsets(w->consumer, w->partitions[i], &high, &position);
+		base = w->parts[i].first >= 0 ? w->parts[i].first : w->parts[i].done >= 0 ? w->parts[i].done : position;
+		lag[i].partition = w->partitions[i];
+		lag[i].lag = high < 0 || base < 0 ? -1 : high > base ? high - base : 0;
+	}
+	loop_status_result(w, proto_send_lag(w->status_fd, lag, w->npartitions));
+}
+
 static int loop_consume(struct worker *w, char *err, size_t errlen)
 {
 	static rd_kafka_message_t *msgs[LOOP_POLL_MAX];
 	int64_t interval = w->spec->commit_minimal_interval_ms > 0 ? w->spec->commit_minimal_interval_ms : 1000;
 	int rc = WERR_OK;
 
-	w->stats_ms = loop_now_ms();
+	w->stats_ms = w->lag_sent_ms = loop_now_ms();
 	while (!loop_stop) {
 		int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
 		size_t max = LOOP_POLL_MAX;
@@ -559,6 +602,7 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 				timeout = left;
 		}
 		loop_stats(w, now);
+		loop_lag(w, now);
 		if (w->nrows == 0 && (rc = loop_refresh(w, err, errlen)) != WERR_OK)
 			return rc;
 		/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
@@ -617,6 +661,8 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 	if ((rc = consumer_assign(w->consumer, next, err, errlen)) != WERR_OK)
 		goto out;
 	rc = loop_batch_init(w, err, errlen);
+	for (size_t i = 0; rc == WERR_OK && i < w->npartitions; i++)
+		w->parts[i].done = next[i];
 out:
 	free(next);
 	return rc;
@@ -636,6 +682,7 @@ static void loop_worker_free(struct worker *w)
 	free(w->kms);
 	free(w->parts);
 	free(w->commit);
+	free(w->lag);
 	free(w->job_name);
 }
 

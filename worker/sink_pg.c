@@ -1213,12 +1213,15 @@ static char *sink_pg_sql_update(struct sink_pg *sk)
 	return sb_take(&sb);
 }
 
+/* INSERT ... ON CONFLICT, wrapped so that it answers one row: the rows
+ * written and how many of them were existing rows updated (a row version an
+ * ON CONFLICT update wrote has xmax set; an inserted one has not). */
 static char *sink_pg_sql_upsert(struct sink_pg *sk)
 {
 	struct sbuf sb = { 0 };
 	size_t i;
 
-	sb_append(&sb, "INSERT INTO ");
+	sb_append(&sb, "WITH w AS (INSERT INTO ");
 	sb_target(&sb, sk);
 	sb_append(&sb, " (");
 	sb_map_names(&sb, sk, "");
@@ -1234,17 +1237,18 @@ static char *sink_pg_sql_upsert(struct sink_pg *sk)
 	}
 	if (sk->nupdate == 0) {
 		sb_append(&sb, ") DO NOTHING");
-		return sb_take(&sb);
+	} else {
+		sb_append(&sb, ") DO UPDATE SET ");
+		for (i = 0; i < sk->nupdate; i++) {
+			const char *name = sk->map[sk->update[i]].name;
+			if (i > 0)
+				sb_append(&sb, ", ");
+			sb_ident(&sb, sk->pg, name);
+			sb_append(&sb, " = EXCLUDED.");
+			sb_ident(&sb, sk->pg, name);
+		}
 	}
-	sb_append(&sb, ") DO UPDATE SET ");
-	for (i = 0; i < sk->nupdate; i++) {
-		const char *name = sk->map[sk->update[i]].name;
-		if (i > 0)
-			sb_append(&sb, ", ");
-		sb_ident(&sb, sk->pg, name);
-		sb_append(&sb, " = EXCLUDED.");
-		sb_ident(&sb, sk->pg, name);
-	}
+	sb_append(&sb, " RETURNING xmax <> 0 AS updated) SELECT count(*), count(*) FILTER (WHERE updated) FROM w");
 	return sb_take(&sb);
 }
 
@@ -1625,6 +1629,19 @@ static char *sink_pg_array(const struct part_offset *p, size_t n, bool offsets)
 	return sb_take(&sb);
 }
 
+/* Write statement i answers (rows written, rows updated) as a row: the
+ * ON CONFLICT upsert. */
+static bool sink_pg_write_counts(const struct sink_pg *sk, size_t i)
+{
+	return sk->spec->mode == JS_MODE_MERGE && sk->on_conflict;
+}
+
+/* Every row write statement i changes is an existing row updated. */
+static bool sink_pg_write_updates(const struct sink_pg *sk, size_t i)
+{
+	return sk->spec->mode == JS_MODE_UPDATE || (sk->spec->mode == JS_MODE_MERGE && sk->nwrite == 2 && i == 0);
+}
+
 static const char *sink_pg_write_what(const struct sink_pg *sk, size_t i)
 {
 	switch (sk->spec->mode) {
@@ -1708,7 +1725,7 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 			      struct sink_batch_result *res, char *err, size_t errlen)
 {
 	size_t i, first = hi, end = hi, nrows = 0;
-	int64_t written = 0;
+	int64_t written = 0, updated = 0, n;
 	PGresult *pr;
 	int rc;
 
@@ -1729,12 +1746,20 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	for (i = 0; rc == WERR_OK && i < sk->nwrite; i++) {
 		rc = sink_pg_exec_params(sk, sink_write_names[i], 0, NULL, NULL, NULL, &pr, sink_pg_write_what(sk, i),
 					 err, errlen);
-		if (rc == WERR_OK)
-			written += strtoll(PQcmdTuples(pr), NULL, 10);
+		if (rc == WERR_OK && sink_pg_write_counts(sk, i)) {
+			written += strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
+			updated += strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
+		} else if (rc == WERR_OK) {
+			n = strtoll(PQcmdTuples(pr), NULL, 10);
+			written += n;
+			if (sink_pg_write_updates(sk, i))
+				updated += n;
+		}
 		PQclear(pr);
 	}
 	if (rc == WERR_OK) {
 		res->rows += written;
+		res->updated += updated;
 		rc = sink_pg_exec(sk, "RELEASE SAVEPOINT ss_part", "finishing a part of the batch", err, errlen);
 		if (rc == WERR_OK && !last)
 			rc = sink_pg_exec(sk, "DELETE FROM pg_temp." SINK_STAGE_TABLE, "emptying the staging table",
@@ -2005,6 +2030,7 @@ int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct s
 out:
 	if (rc != WERR_OK) {
 		res->rows = 0;
+		res->updated = 0;
 		res->rejected = 0;
 	}
 	if (in_tx && PQstatus(sk->pg) == CONNECTION_OK)

@@ -100,6 +100,7 @@ struct sink_batch {
 
 struct sink_batch_result {
 	int64_t rows;     /* target rows written (INSERT: inserted; UPDATE: updated; MERGE: both) */
+	int64_t updated;  /* of rows, existing rows updated (UPDATE: all; MERGE: matched keys) */
 	int64_t rejected; /* messages written to the error table */
 	char first_error[512]; /* the first rejected message's error, "" if none */
 };

@@ -34,7 +34,19 @@ static int send_ready(int fd)
 
 static int send_batch(int fd)
 {
-	return proto_send_batch(fd, 1000, 998, 2);
+	struct proto_batch b = { .messages = 1000, .rows = 998, .updated = 300, .rejected = 2, .duration_ms = 41 };
+	return proto_send_batch(fd, &b);
+}
+
+static int send_lag(int fd)
+{
+	static struct proto_lag parts[PROTO_LAG_MAX + 8];
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		parts[i].partition = (int32_t)i;
+		parts[i].lag = i == 1 ? -1 : (int64_t)i * 1000000007LL;
+	}
+	return proto_send_lag(fd, parts, sizeof(parts) / sizeof(parts[0]));
 }
 
 static int send_error(int fd)
@@ -71,6 +83,30 @@ static void test_batch_counts(void **state)
 	assert_int_equal(msg.messages, 1000);
 	assert_int_equal(msg.rows, 998);
 	assert_int_equal(msg.rejected, 2);
+	assert_int_equal(msg.updated, 300);
+	assert_int_equal(msg.duration_ms, 41);
+}
+
+/* Every partition up to PROTO_LAG_MAX on one line, unknown lag kept as -1,
+ * large lags exact; the total covers every known partition. */
+static void test_lag_partitions(void **state)
+{
+	char buf[2 * PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_lag, buf, sizeof(buf));
+	int64_t total = 0;
+
+	assert_true(len < PROTO_LINE_MAX);
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_LAG);
+	assert_int_equal(msg.nlag, PROTO_LAG_MAX);
+	assert_int_equal(msg.lag[0].lag, 0);
+	assert_int_equal(msg.lag[1].lag, -1);
+	assert_int_equal(msg.lag[511].partition, 511);
+	assert_int_equal(msg.lag[511].lag, 511LL * 1000000007LL);
+	for (int64_t i = 2; i < PROTO_LAG_MAX + 8; i++)
+		total += i * 1000000007LL;
+	assert_int_equal(msg.lag_total, total);
 }
 
 static void test_error_keeps_class_and_newlines_escaped(void **state)
@@ -126,6 +162,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ready),
 		cmocka_unit_test(test_batch_counts),
+		cmocka_unit_test(test_lag_partitions),
 		cmocka_unit_test(test_error_keeps_class_and_newlines_escaped),
 		cmocka_unit_test(test_huge_error_stays_within_line_limit),
 		cmocka_unit_test(test_garbage_is_rejected),

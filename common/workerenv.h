@@ -1,0 +1,20 @@
+/* The environment a worker process is started with: the controller's own,
+ * without the variables that may hold a secret (the API token, a database
+ * password).  The job reaches the worker on standard input; nothing secret
+ * is passed through argv or the environment (README "Security").
+ */
+#ifndef SS_WORKERENV_H
+#define SS_WORKERENV_H
+
+#include <stdbool.h>
+
+/* The filtered environment, computed once on first call (thread-safe) from
+ * environ; the array lives until the process ends. */
+char *const *worker_environ(void);
+
+/* Whether a variable of this name ("NAME" or "NAME=value") is kept out of
+ * the workers' environment: names containing PASSWORD, PASSWD, SECRET, TOKEN
+ * or CREDENTIAL (any case), and PGPASSWORD. */
+bool worker_env_is_secret(const char *name);
+
+#endif
