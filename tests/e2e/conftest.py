@@ -140,15 +140,24 @@ def kafka(_backends):
 class Server:
     """One streamserver process: its URL, data directory and log."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None):
+        """args: extra streamserver options; env: extra environment; api_token:
+        sent as "Authorization: Bearer" on every request of self.http;
+        scheme "https" with verify (a CA file) for TLS."""
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
         self.log_path = tmp / "streamserver.log"
-        self.token = uuid.uuid4().hex  # marks the processes this test started
+        self.mark = uuid.uuid4().hex  # marks the processes this test started
+        self.args = list(args)
+        self.extra_env = dict(env or {})
         self.proc = None
         self.worker_pids = set()
         self.http = requests.Session()
+        if api_token is not None:
+            self.http.headers["Authorization"] = f"Bearer {api_token}"
+        if verify is not None:
+            self.http.verify = str(verify)
 
     # process ---------------------------------------------------------------
     def start(self, timeout=30.0):
@@ -156,7 +165,7 @@ class Server:
             if not os.access(b, os.X_OK):
                 pytest.fail(f"{b} is not built: meson setup {BUILD} && ninja -C {BUILD} "
                             "(or set STREAMSERVER_BUILD_DIR)", pytrace=False)
-        env = dict(os.environ, STREAMSERVER_E2E_TOKEN=self.token)
+        env = dict(os.environ, STREAMSERVER_E2E_MARK=self.mark, **self.extra_env)
         # After a restart the old socket may linger a moment: retry the bind.
         deadline = time.monotonic() + timeout
         attempt = 0
@@ -167,7 +176,7 @@ class Server:
                 log.flush()
                 self.proc = subprocess.Popen(
                     [str(CONTROLLER), "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-                     str(self.data_dir), "--worker", str(WORKER)],
+                     str(self.data_dir), "--worker", str(WORKER)] + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -211,14 +220,14 @@ class Server:
         return rc
 
     def leftover_processes(self):
-        """Pids of live processes started under this server (by the token in
+        """Pids of live processes started under this server (by the mark in
         their environment) or seen as its workers, other than the controller."""
         pids = set()
         for d in Path("/proc").iterdir():
             if not d.name.isdigit():
                 continue
             try:
-                if f"STREAMSERVER_E2E_TOKEN={self.token}".encode() in (d / "environ").read_bytes():
+                if f"STREAMSERVER_E2E_MARK={self.mark}".encode() in (d / "environ").read_bytes():
                     pids.add(int(d.name))
             except OSError:
                 pass
@@ -247,13 +256,13 @@ class Server:
 
     # HTTP ------------------------------------------------------------------
     def url(self, path):
-        if path.startswith("/api/") or path.startswith("/healthz") or path == "/":
+        if path.startswith(("/api/", "/healthz", "/metrics", "/ui/")) or path == "/":
             return self.base + path
         return self.base + API + path
 
     def request(self, method, path, json_body=None, data=None, headers=None, timeout=15):
         """Raw request: path relative to /api/v1 unless it starts with /api/,
-        /healthz or is /."""
+        /healthz, /metrics, /ui/ or is /."""
         kw = {"timeout": timeout, "headers": headers or {}}
         if data is not None:
             kw["data"] = data
@@ -288,7 +297,32 @@ def _kill_leftovers(srv):
 @pytest.fixture
 def server(request, tmp_path):
     """A running streamserver with a fresh data directory (see Server)."""
-    srv = Server(tmp_path)
+    yield from _serve(request, Server(tmp_path))
+
+
+@pytest.fixture
+def make_server(request, tmp_path):
+    """make_server(args=[...], env={...}, api_token=..., scheme=..., verify=...,
+    start=True): a streamserver with options of the test's own, stopped and
+    checked like `server` at the end of the test."""
+    gens = []
+
+    def make(start=True, **kw):
+        srv = Server(tmp_path / f"server{len(gens)}", **kw)
+        (tmp_path / f"server{len(gens)}").mkdir()
+        if not start:
+            return srv
+        gen = _serve(request, srv)
+        gens.append(gen)
+        return next(gen)
+
+    yield make
+    for gen in reversed(gens):
+        for _ in gen:
+            pass
+
+
+def _serve(request, srv):
     request.node._ss_servers = getattr(request.node, "_ss_servers", []) + [srv]
     started = False
     try:
