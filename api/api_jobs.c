@@ -9,6 +9,7 @@
 #include "api_check.h"
 #include "api_job_tools.h"
 #include "resolve.h"
+#include "runtime.h"
 
 #define API_PASSWORD_MASK "****"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -29,7 +30,7 @@ static const char *const job_create_writable[] = {
 static const char *const job_readonly[] = {
 	"id",	    "state",	    "desired_state",	 "pid",		 "started_at",
 	"restarts", "messages_consumed", "rows_written", "rows_rejected", "last_error",
-	"created_at", "updated_at",	 "definition",	 NULL,
+	"created_at", "updated_at",	 "definition",	 "rows_updated", "batches", NULL,
 };
 
 /* The columns a body sets directly; a check (validate, dry run) needs no
@@ -153,13 +154,58 @@ fail:
 	return NULL;
 }
 
-/* The status object of GET /api/v1/jobs/ID/status, from a job row (borrowed). */
-static cJSON *api_job_status(const cJSON *row)
+/* A rate for JSON: two decimals are plenty. */
+static double api_rate(double r)
+{
+	return (double)(int64_t)(r * 100.0 + 0.5) / 100.0;
+}
+
+/* "lag": {"total", "partitions": [{"partition", "lag"}], "updated_at"}: the
+ * worker's last report (null total and updated_at before any). */
+static cJSON *api_job_lag(const struct runtime_view *rv)
+{
+	cJSON *lag = cJSON_CreateObject();
+	cJSON *parts = cJSON_CreateArray();
+
+	if (lag == NULL || parts == NULL) {
+		cJSON_Delete(lag);
+		cJSON_Delete(parts);
+		return NULL;
+	}
+	if (rv->lag_known)
+		cJSON_AddNumberToObject(lag, "total", (double)rv->lag_total);
+	else
+		cJSON_AddNullToObject(lag, "total");
+	for (size_t i = 0; i < rv->nlag; i++) {
+		cJSON *p = cJSON_CreateObject();
+
+		if (p == NULL)
+			break;
+		cJSON_AddNumberToObject(p, "partition", rv->lag[i].partition);
+		if (rv->lag[i].lag >= 0)
+			cJSON_AddNumberToObject(p, "lag", (double)rv->lag[i].lag);
+		else
+			cJSON_AddNullToObject(p, "lag");
+		cJSON_AddItemToArray(parts, p);
+	}
+	cJSON_AddItemToObject(lag, "partitions", parts);
+	if (rv->lag_updated_at[0] != '\0')
+		cJSON_AddStringToObject(lag, "updated_at", rv->lag_updated_at);
+	else
+		cJSON_AddNullToObject(lag, "updated_at");
+	return lag;
+}
+
+/* The status object of GET /api/v1/jobs/ID/status, from a job row (borrowed)
+ * and the supervisor's in-memory figures (common/runtime.h).  rv is scratch
+ * space (large: the lag list). */
+static cJSON *api_job_status_with(const cJSON *row, struct runtime_view *rv)
 {
 	static const char *const keys[] = { "id",	    "name",	 "state",
 					    "desired_state", "pid",	 "started_at",
 					    "restarts",	    "messages_consumed", "rows_written",
-					    "rows_rejected", "last_error",   "last_exit" };
+					    "rows_updated",  "rows_rejected", "batches",
+					    "last_error",   "last_exit" };
 	cJSON *out = cJSON_CreateObject();
 
 	for (size_t i = 0; out != NULL && i < NELEM(keys); i++) {
@@ -173,7 +219,27 @@ static cJSON *api_job_status(const cJSON *row)
 		else
 			cJSON_AddItemToObject(out, keys[i],
 					      v != NULL ? cJSON_Duplicate(v, false) : cJSON_CreateNull());
+		if (strcmp(keys[i], "batches") != 0)
+			continue;
+		runtime_job_get(api_row_int(row, "id"), rv);
+		cJSON_AddNumberToObject(out, "rows_per_second", api_rate(rv->rows_per_second));
+		cJSON_AddNumberToObject(out, "messages_per_second",
+					api_rate(rv->messages_per_second));
+		if (rv->last_batch_at[0] != '\0')
+			cJSON_AddStringToObject(out, "last_batch_at", rv->last_batch_at);
+		else
+			cJSON_AddNullToObject(out, "last_batch_at");
+		cJSON_AddItemToObject(out, "lag", api_job_lag(rv));
 	}
+	return out;
+}
+
+static cJSON *api_job_status(const cJSON *row)
+{
+	struct runtime_view *rv = malloc(sizeof(*rv)); /* civetweb's small stacks */
+	cJSON *out = rv != NULL ? api_job_status_with(row, rv) : NULL;
+
+	free(rv);
 	return out;
 }
 
@@ -592,10 +658,64 @@ const struct api_resource api_jobs = {
 	.may_change = api_job_may_change,
 };
 
+/* GET /api/v1/jobs/status: every job's status object, ordered by id, in one
+ * call (the status page, streamctl); no paging. */
+static void api_jobs_status_all(struct api_req *req)
+{
+	struct runtime_view *rv = NULL;
+	cJSON *rows = NULL, *items = NULL, *row, *root = NULL;
+	int64_t total = 0, count = 0;
+	char err[512];
+	int rc;
+
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		api_reply_method(req, "GET");
+		return;
+	}
+	rc = store_row_list(req->st, STORE_JOB, 0, INT64_MAX, &rows, &total, err, sizeof(err));
+	if (rc < 0) {
+		api_reply_store(req, rc, NULL, err);
+		return;
+	}
+	rv = malloc(sizeof(*rv));
+	items = cJSON_CreateArray();
+	root = cJSON_CreateObject();
+	if (rv == NULL || items == NULL || root == NULL)
+		goto oom;
+	while ((row = cJSON_DetachItemFromArray(rows, 0)) != NULL) {
+		cJSON *status = api_job_status_with(row, rv);
+
+		api_row_free(row); /* the definition holds the password */
+		if (status == NULL)
+			goto oom;
+		cJSON_AddItemToArray(items, status);
+		count++;
+	}
+	cJSON_AddItemToObject(root, "items", items);
+	items = NULL;
+	cJSON_AddNumberToObject(root, "total", (double)count);
+	api_reply_json(req, 200, root);
+	root = NULL;
+	goto out;
+oom:
+	api_reply_error(req, 500, NULL, "out of memory");
+out:
+	cJSON_Delete(root);
+	cJSON_Delete(items);
+	while ((row = cJSON_DetachItemFromArray(rows, 0)) != NULL)
+		api_row_free(row);
+	cJSON_Delete(rows);
+	free(rv);
+}
+
 bool api_jobs_word(struct api_req *req, const char *word)
 {
 	cJSON *body;
 
+	if (strcmp(word, "status") == 0) {
+		api_jobs_status_all(req);
+		return true;
+	}
 	if (strcmp(word, "validate") != 0)
 		return false;
 	if (strcmp(req->method, "POST") != 0) {

@@ -12,7 +12,8 @@
 /* List, create (or dry run), get, change, delete. */
 extern const struct api_resource api_jobs;
 
-/* /api/v1/jobs/WORD where WORD is not an id: "validate".  Returns false,
+/* /api/v1/jobs/WORD where WORD is not an id: "validate" (POST) or "status"
+ * (GET: every job's status object).  Returns false,
  * without replying, for any other word. */
 bool api_jobs_word(struct api_req *req, const char *word);
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "workerenv.h"
 #include "proto.h"
+#include "runtime.h"
 
 
 #define SUP_TICK_MS 500
@@ -32,6 +33,8 @@
 /* This many crashes in a row without a healthy run: failed. */
 #define SUP_CRASH_LOOP 10
 #define SUP_MAX_FDS 1024
+/* How often the in-memory figures of deleted jobs are dropped. */
+#define SUP_RUNTIME_PRUNE_MS 60000
 
 enum slot_phase {
 	SLOT_RUNNING,  /* a worker process exists */
@@ -65,6 +68,7 @@ struct sup {
 	int wakefd;
 	bool shutting_down;
 	struct slot *slots;
+	int64_t runtime_pruned_at; /* monotonic ms */
 };
 
 static int64_t sup_now_ms(void)
@@ -290,6 +294,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	sl->started = sup_now_ms();
 	sl->batch_seen = false;
 	sl->last_error[0] = '\0';
+	runtime_job_worker_started(sl->job_id);
 	rc = 0;
 out:
 	if (fa_init)
@@ -361,7 +366,9 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 			store_job_set_state(sp->st, sl->job_id, "running", (int)sl->pid, "");
 		break;
 	case PROTO_BATCH:
-		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.rejected);
+		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.updated,
+				       msg.rejected);
+		runtime_job_batch(sl->job_id, msg.messages, msg.rows, msg.duration_ms);
 		sl->batch_seen = true;
 		break;
 	case PROTO_ERROR:
@@ -369,6 +376,8 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		log_warn("job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
 		break;
 	case PROTO_LAG:
+		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
+		break;
 	case PROTO_UNKNOWN:
 		break;
 	}
@@ -469,6 +478,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	log_info("job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
 		 sl->last_error[0] ? ": " : "", sl->last_error);
 	store_job_set_exit(sp->st, sl->job_id, how);
+	runtime_job_worker_ended(sl->job_id);
 	sl->pid = 0;
 
 	if (requested && (code == WORKER_EXIT_STOPPED || WIFSIGNALED(wstatus))) {
@@ -553,6 +563,19 @@ static void sup_slot_stop(struct sup *sp, struct slot *sl)
 	store_job_set_state(sp->st, sl->job_id, "stopping", (int)sl->pid, NULL);
 }
 
+/* Drops the runtime figures of deleted jobs (jobs[] is ordered by id). */
+static void sup_runtime_prune(const struct store_job_brief *jobs, size_t n)
+{
+	int64_t *ids = malloc((n > 0 ? n : 1) * sizeof(*ids));
+
+	if (ids == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = jobs[i].id;
+	runtime_retain(ids, n);
+	free(ids);
+}
+
 /* Makes what runs match what the store says should run. */
 static void sup_reconcile(struct sup *sp)
 {
@@ -596,6 +619,10 @@ static void sup_reconcile(struct sup *sp)
 			sup_slot_stop(sp, sl);
 		else if (!found)
 			sup_slot_remove(sp, sl);
+	}
+	if (now - sp->runtime_pruned_at >= SUP_RUNTIME_PRUNE_MS) {
+		sup_runtime_prune(jobs, n);
+		sp->runtime_pruned_at = now;
 	}
 	/* Workers that ignored SIGTERM past the deadline. */
 	for (sl = sp->slots; sl != NULL; sl = sl->next) {

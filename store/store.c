@@ -19,7 +19,7 @@
 #include "log.h"
 #include "resolve.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_RETRY_INTERVAL_MS 5000
 
@@ -100,6 +100,8 @@ static const struct store_col job_cols[] = {
 	{ "messages_consumed", COL_INT, false },
 	{ "rows_written", COL_INT, false },
 	{ "rows_rejected", COL_INT, false },
+	{ "rows_updated", COL_INT, false },
+	{ "batches", COL_INT, false },
 	{ "last_error", COL_TEXT, false },
 	{ "last_exit", COL_TEXT, false },
 	{ "created_at", COL_TEXT, false },
@@ -196,6 +198,12 @@ static const char *const store_schema_v2 =
 	"ALTER TABLE jobs ADD COLUMN messages_at_start INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN rejected_at_start INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN last_exit TEXT;";
+
+/* Version 3: lifetime counters of rows updated (of rows_written, existing
+ * rows changed) and batches committed, kept like messages_consumed. */
+static const char *const store_schema_v3 =
+	"ALTER TABLE jobs ADD COLUMN rows_updated INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;";
 
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -331,6 +339,7 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
 	if ((version < 1 && store_exec(st, store_schema_v1, err, errlen) < 0) ||
 	    (version < 2 && store_exec(st, store_schema_v2, err, errlen) < 0) ||
+	    (version < 3 && store_exec(st, store_schema_v3, err, errlen) < 0) ||
 	    store_exec(st, sql, err, errlen) < 0 || store_exec(st, "COMMIT", err, errlen) < 0) {
 		store_exec(st, "ROLLBACK", NULL, 0);
 		return STORE_ERROR;
@@ -1268,18 +1277,21 @@ int store_job_set_state(struct store *st, int64_t id, const char *state, int pid
 }
 
 int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64_t rows,
-			   int64_t rejected)
+			   int64_t updated, int64_t rejected)
 {
 	const struct store_param params[] = {
 		{ .num = messages, .is_num = true },
 		{ .num = rows, .is_num = true },
+		{ .num = updated, .is_num = true },
 		{ .num = rejected, .is_num = true },
 	};
 
 	return store_job_write(st, id,
 			       "UPDATE jobs SET messages_consumed = messages_consumed + ?2,"
 			       " rows_written = rows_written + ?3,"
-			       " rows_rejected = rows_rejected + ?4 WHERE id = ?1",
+			       " rows_updated = rows_updated + ?4,"
+			       " rows_rejected = rows_rejected + ?5,"
+			       " batches = batches + 1 WHERE id = ?1",
 			       params, sizeof(params) / sizeof(params[0]));
 }
 

@@ -50,9 +50,10 @@ int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n,
 int store_job_set_state(struct store *st, int64_t id, const char *state, int pid,
 			const char *last_error);
 
-/* Adds one batch's counts to the job's totals. */
+/* Adds one batch's counts to the job's totals and counts the batch.  updated:
+ * of rows, existing rows changed. */
 int store_job_add_counters(struct store *st, int64_t id, int64_t messages, int64_t rows,
-			   int64_t rejected);
+			   int64_t updated, int64_t rejected);
 
 int store_job_inc_restarts(struct store *st, int64_t id);
 
@@ -90,7 +91,8 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
  *            definition (as stored: the wizard fields as JSON text, or the
  *            YAML; it holds the password, so never show it as is),
  *            desired_state, state, pid, started_at (null), restarts,
- *            messages_consumed, rows_written, rows_rejected, last_error (null),
+ *            messages_consumed, rows_written, rows_rejected, rows_updated,
+ *            batches, last_error (null),
  *            last_exit (null), created_at, updated_at
  * Objects returned through *out are the caller's (cJSON_Delete).
  *

@@ -203,7 +203,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 2);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -448,15 +448,17 @@ static void test_counters_add_up(void **state)
 	cJSON *row;
 	int pid = -1;
 
-	assert_int_equal(store_job_add_counters(fx->st, job, 100, 98, 2), 0);
-	assert_int_equal(store_job_add_counters(fx->st, job, 50, 50, 0), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 100, 98, 30, 2), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 50, 50, 0, 0), 0);
 	assert_int_equal(store_job_inc_restarts(fx->st, job), 0);
 	assert_int_equal(store_job_inc_restarts(fx->st, job), 0);
-	assert_int_equal(store_job_add_counters(fx->st, job + 1, 1, 1, 1), STORE_NOT_FOUND);
+	assert_int_equal(store_job_add_counters(fx->st, job + 1, 1, 1, 1, 1), STORE_NOT_FOUND);
 	row = get_job(fx->st, job);
 	assert_int_equal(row_int(row, "messages_consumed"), 150);
 	assert_int_equal(row_int(row, "rows_written"), 148);
 	assert_int_equal(row_int(row, "rows_rejected"), 2);
+	assert_int_equal(row_int(row, "rows_updated"), 30);
+	assert_int_equal(row_int(row, "batches"), 2);
 	assert_int_equal(row_int(row, "restarts"), 2);
 	cJSON_Delete(row);
 
@@ -678,13 +680,13 @@ static void test_counters_since_start(void **state)
 	char err[512];
 
 	/* Counts from an earlier run. */
-	assert_int_equal(store_job_add_counters(fx->st, job, 100, 90, 10), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 100, 90, 0, 10), 0);
 	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
 	assert_int_equal(input_int(fx->st, job, "messages_before"), 0);
 	assert_int_equal(input_int(fx->st, job, "rejected_before"), 0);
 
 	/* A worker commits, then crashes; the next one is told. */
-	assert_int_equal(store_job_add_counters(fx->st, job, 40, 37, 3), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 40, 37, 0, 3), 0);
 	assert_int_equal(store_job_set_state(fx->st, job, "retrying", 0, "boom"), 0);
 	assert_int_equal(input_int(fx->st, job, "messages_before"), 40);
 	assert_int_equal(input_int(fx->st, job, "rejected_before"), 3);
@@ -698,7 +700,7 @@ static void test_counters_since_start(void **state)
 	assert_int_equal(store_job_start(fx->st, job, err, sizeof(err)), 0);
 	assert_int_equal(input_int(fx->st, job, "messages_before"), 0);
 	assert_int_equal(input_int(fx->st, job, "rejected_before"), 0);
-	assert_int_equal(store_job_add_counters(fx->st, job, 5, 4, 1), 0);
+	assert_int_equal(store_job_add_counters(fx->st, job, 5, 4, 0, 1), 0);
 	assert_int_equal(input_int(fx->st, job, "messages_before"), 5);
 	assert_int_equal(input_int(fx->st, job, "rejected_before"), 1);
 }
@@ -791,6 +793,8 @@ static void test_migration_from_v1(void **state)
 	row = get_job(fx->st, 1);
 	assert_string_equal(row_str(row, "name"), "kept");
 	assert_int_equal(row_int(row, "messages_consumed"), 70);
+	assert_int_equal(row_int(row, "rows_updated"), 0);
+	assert_int_equal(row_int(row, "batches"), 0);
 	assert_true(row_is_null(row, "last_exit"));
 	cJSON_Delete(row);
 	/* Running when upgraded: counted from zero, as nothing recorded the start. */
@@ -802,7 +806,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 2);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -810,6 +814,67 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
 	row = get_job(fx->st, 1);
 	assert_string_equal(row_str(row, "last_exit"), "exit code 1 (retriable failure)");
+	cJSON_Delete(row);
+}
+
+/* A database of version 2 (before rows_updated and batches) opens with its
+ * counters kept, the new ones from 0, and counts on from there. */
+static void test_migration_from_v2(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t job = make_job(fx->st, "j", make_source(fx->st, "src", sv), "wizard", wizard_def);
+	char path[512], err[512];
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	cJSON *row;
+
+	assert_int_equal(store_job_add_counters(fx->st, job, 120, 110, 5, 10), 0);
+	assert_int_equal(store_job_set_exit(fx->st, job, "exit code 0 (stopped)"), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	/* Back to what version 2 wrote. */
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE jobs DROP COLUMN rows_updated;"
+				      "ALTER TABLE jobs DROP COLUMN batches;"
+				      "PRAGMA user_version = 2;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	row = get_job(fx->st, job);
+	assert_string_equal(row_str(row, "name"), "j");
+	assert_int_equal(row_int(row, "messages_consumed"), 120);
+	assert_int_equal(row_int(row, "rows_written"), 110);
+	assert_int_equal(row_int(row, "rows_rejected"), 10);
+	assert_string_equal(row_str(row, "last_exit"), "exit code 0 (stopped)");
+	assert_int_equal(row_int(row, "rows_updated"), 0);
+	assert_int_equal(row_int(row, "batches"), 0);
+	cJSON_Delete(row);
+	assert_int_equal(store_job_add_counters(fx->st, job, 10, 10, 4, 0), 0);
+	row = get_job(fx->st, job);
+	assert_int_equal(row_int(row, "messages_consumed"), 130);
+	assert_int_equal(row_int(row, "rows_updated"), 4);
+	assert_int_equal(row_int(row, "batches"), 1);
+	cJSON_Delete(row);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+
+	/* Opening again is a no-op: the counters stay. */
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	row = get_job(fx->st, job);
+	assert_int_equal(row_int(row, "rows_updated"), 4);
+	assert_int_equal(row_int(row, "batches"), 1);
 	cJSON_Delete(row);
 }
 
@@ -887,6 +952,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counters_since_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_comes_from_the_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
