@@ -1,0 +1,254 @@
+/* The controller's in-memory job figures: rates over the 10 s window, the
+ * batch-duration histogram, the last lag report, and threads reading while
+ * the supervisor writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+static int64_t fake_now_ms;
+
+static int64_t fake_clock(void)
+{
+	return fake_now_ms;
+}
+
+static int setup(void **state)
+{
+	fake_now_ms = 1000000;
+	runtime_set_clock(fake_clock);
+	*state = calloc(1, sizeof(struct runtime_view));
+	return *state == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	runtime_reset();
+	runtime_set_clock(NULL);
+	free(*state);
+	return 0;
+}
+
+static void test_unknown_job_is_empty(void **state)
+{
+	struct runtime_view *rv = *state;
+
+	runtime_job_get(42, rv);
+	assert_true(rv->rows_per_second == 0);
+	assert_true(rv->messages_per_second == 0);
+	assert_string_equal(rv->last_batch_at, "");
+	assert_false(rv->lag_known);
+	assert_int_equal(rv->nlag, 0);
+	assert_int_equal(rv->duration_count, 0);
+}
+
+/* Rows per second over the last 10 s; over the worker's time when it has been
+ * up for less; 0 once the batches are older than the window or the worker
+ * ended. */
+static void test_rates_over_the_window(void **state)
+{
+	struct runtime_view *rv = *state;
+
+	runtime_job_worker_started(1);
+	fake_now_ms += 1000;
+	runtime_job_batch(1, 110, 100, 20);
+	fake_now_ms += 1000; /* up 2 s */
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 50.0);
+	assert_true(rv->messages_per_second == 55.0);
+	assert_true(rv->last_batch_at[0] != '\0');
+
+	fake_now_ms += 3000; /* up 5 s */
+	runtime_job_batch(1, 400, 400, 20);
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 100.0);
+
+	fake_now_ms += 5500; /* up 10.5 s: the window is 10 s, the first batch still in it */
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 50.0);
+
+	fake_now_ms += 1000; /* the first batch (at 1 s) left the window */
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 40.0);
+
+	fake_now_ms += 10000; /* idle */
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 0);
+	assert_true(rv->messages_per_second == 0);
+
+	runtime_job_batch(1, 10, 10, 20);
+	runtime_job_worker_ended(1);
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 0);
+	assert_int_equal(rv->duration_count, 3);
+}
+
+/* A new worker starts a new window: what the last one did is not counted. */
+static void test_restart_starts_a_new_window(void **state)
+{
+	struct runtime_view *rv = *state;
+
+	runtime_job_worker_started(1);
+	runtime_job_batch(1, 1000, 1000, 5);
+	fake_now_ms += 2000;
+	runtime_job_worker_ended(1);
+	runtime_job_worker_started(1);
+	fake_now_ms += 1000;
+	runtime_job_batch(1, 30, 30, 5);
+	runtime_job_get(1, rv);
+	assert_true(rv->rows_per_second == 30.0);
+}
+
+/* Buckets hold the batches of at most their bound; the last one those above
+ * 10 s.  Sum in seconds. */
+static void test_histogram_buckets(void **state)
+{
+	struct runtime_view *rv = *state;
+	const int64_t durations_ms[] = { 0, 5, 6, 10, 100, 999, 1000, 10000, 10001, 60000 };
+
+	runtime_job_worker_started(3);
+	for (size_t i = 0; i < sizeof(durations_ms) / sizeof(durations_ms[0]); i++)
+		runtime_job_batch(3, 1, 1, durations_ms[i]);
+	runtime_job_get(3, rv);
+	assert_int_equal(rv->duration_count, 10);
+	assert_true(rv->duration_sum_s > 82.120 && rv->duration_sum_s < 82.122);
+	assert_int_equal(rv->buckets[0], 2);  /* <= 0.005: 0, 5 ms */
+	assert_int_equal(rv->buckets[1], 2);  /* <= 0.01: 6, 10 ms */
+	assert_int_equal(rv->buckets[2], 0);  /* <= 0.025 */
+	assert_int_equal(rv->buckets[4], 1);  /* <= 0.1: 100 ms */
+	assert_int_equal(rv->buckets[7], 2);  /* <= 1: 999, 1000 ms */
+	assert_int_equal(rv->buckets[10], 1); /* <= 10: 10 s */
+	assert_int_equal(rv->buckets[11], 2); /* above: 10.001 s, 60 s */
+	/* Other jobs are separate. */
+	runtime_job_get(4, rv);
+	assert_int_equal(rv->duration_count, 0);
+}
+
+/* The last report replaces the one before and is kept after the worker
+ * ends; -1 stays "not known". */
+static void test_lag_is_the_last_report(void **state)
+{
+	struct runtime_view *rv = *state;
+	struct proto_lag first[] = { { 0, 10 }, { 1, 20 }, { 2, -1 }, { 3, 5 } };
+	struct proto_lag second[] = { { 0, 0 }, { 1, 3 } };
+
+	runtime_job_worker_started(5);
+	runtime_job_lag(5, 35, first, 4);
+	runtime_job_get(5, rv);
+	assert_true(rv->lag_known);
+	assert_int_equal(rv->lag_total, 35);
+	assert_int_equal(rv->nlag, 4);
+	assert_int_equal(rv->lag[1].partition, 1);
+	assert_int_equal(rv->lag[1].lag, 20);
+	assert_int_equal(rv->lag[2].lag, -1);
+	assert_true(rv->lag_updated_at[0] != '\0');
+	assert_string_equal(rv->last_batch_at, "");
+
+	runtime_job_lag(5, 3, second, 2);
+	runtime_job_worker_ended(5);
+	runtime_job_get(5, rv);
+	assert_int_equal(rv->lag_total, 3);
+	assert_int_equal(rv->nlag, 2);
+	assert_int_equal(rv->lag[1].lag, 3);
+}
+
+static void test_lag_list_is_capped(void **state)
+{
+	struct runtime_view *rv = *state;
+	struct proto_lag *many = calloc(PROTO_LAG_MAX + 10, sizeof(*many));
+
+	assert_non_null(many);
+	for (size_t i = 0; i < PROTO_LAG_MAX + 10; i++)
+		many[i] = (struct proto_lag){ (int32_t)i, 1 };
+	runtime_job_lag(6, PROTO_LAG_MAX + 10, many, PROTO_LAG_MAX + 10);
+	runtime_job_get(6, rv);
+	assert_int_equal(rv->nlag, PROTO_LAG_MAX);
+	assert_int_equal(rv->lag[PROTO_LAG_MAX - 1].partition, PROTO_LAG_MAX - 1);
+	free(many);
+}
+
+/* Figures of deleted jobs go; the others stay. */
+static void test_retain_drops_deleted_jobs(void **state)
+{
+	struct runtime_view *rv = *state;
+	const int64_t ids[] = { 2, 9 };
+
+	for (int64_t id = 1; id <= 10; id++)
+		runtime_job_batch(id, 1, 1, 1);
+	runtime_retain(ids, 2);
+	runtime_job_get(1, rv);
+	assert_int_equal(rv->duration_count, 0);
+	runtime_job_get(2, rv);
+	assert_int_equal(rv->duration_count, 1);
+	runtime_job_get(9, rv);
+	assert_int_equal(rv->duration_count, 1);
+	runtime_job_get(10, rv);
+	assert_int_equal(rv->duration_count, 0);
+	runtime_retain(NULL, 0);
+	runtime_job_get(2, rv);
+	assert_int_equal(rv->duration_count, 0);
+}
+
+#define WRITES 20000
+
+static void *writer(void *arg)
+{
+	int64_t id = *(int64_t *)arg;
+	struct proto_lag parts[] = { { 0, 1 }, { 1, 2 } };
+
+	for (int i = 0; i < WRITES; i++) {
+		runtime_job_batch(id, 2, 1, 3);
+		if (i % 100 == 0)
+			runtime_job_lag(id, 3, parts, 2);
+	}
+	return NULL;
+}
+
+/* Readers and writers at once (the API's threads and the supervisor): every
+ * batch is counted and a reader never sees a torn lag report. */
+static void test_concurrent_readers_and_writers(void **state)
+{
+	pthread_t w[4];
+	int64_t ids[4] = { 11, 12, 11, 12 };
+	struct runtime_view *rv = *state;
+
+	runtime_set_clock(NULL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, writer, &ids[i]), 0);
+	for (int i = 0; i < 2000; i++) {
+		runtime_job_get(11 + (i % 2), rv);
+		if (rv->lag_known) {
+			assert_int_equal(rv->nlag, 2);
+			assert_int_equal(rv->lag_total, 3);
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(w[i], NULL), 0);
+	runtime_job_get(11, rv);
+	assert_int_equal(rv->duration_count, 2 * WRITES);
+	runtime_job_get(12, rv);
+	assert_int_equal(rv->duration_count, 2 * WRITES);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unknown_job_is_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rates_over_the_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_starts_a_new_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_histogram_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lag_is_the_last_report, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lag_list_is_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retain_drops_deleted_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writers, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
