@@ -1,0 +1,25 @@
+/* `streamctl jobs load FILE.yaml` (like gpsscli load): create or update the
+ * job, start it, show its progress, and stop it on Ctrl-C or, with
+ * --quit-at-eof, once the topic is drained.  Also finds (or makes) the data
+ * source and service a job file needs when --source is not given.
+ */
+#ifndef SS_CTL_LOAD_H
+#define SS_CTL_LOAD_H
+
+#include <stdbool.h>
+
+#include "ctl_api.h"
+#include "ctl_cmd.h"
+
+int ctl_load_run(struct ctl *ctl, const struct ctl_args *a);
+
+/* The id of the source whose brokers and topic are those of the job YAML's
+ * KAFKA.INPUT.SOURCE.  With create, a missing source (and its service, for
+ * the YAML's HOST/PORT, unless one matches) is made, named job_name, and
+ * what was made is said on stdout.  The YAML is parsed with the controller's
+ * own parser; its problems are printed with their lines.  Returns an exit
+ * code; *source_id is 0 when create is false and nothing matches. */
+int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, const char *job_name,
+			     bool create, long long *source_id);
+
+#endif
