@@ -328,24 +328,81 @@ static long long *web_wanted(const cJSON *services, const cJSON *sources, const 
 	return wanted;
 }
 
+/* The document up to the no-JS summary.  The summary refreshes itself only
+ * when scripts are off (the meta refresh sits in <noscript>); with scripts,
+ * /ui/app.js fills the sections below in place and never reloads. */
 static const char web_head[] =
 	"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-	"<meta http-equiv=\"refresh\" content=\"5\">\n"
 	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-	"<title>Streaming Server</title>\n<style>\n"
-	"body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em;"
-	"color:#222;background:#fafafa}\n"
-	"h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .5em}\n"
-	".count{color:#888;font-weight:normal}.note{color:#666}\n"
-	"table{border-collapse:collapse;background:#fff;width:100%;font-size:.9em}\n"
-	"th,td{border:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}\n"
-	"th{background:#f0f0f0;font-weight:600}td.num{text-align:right;"
-	"font-variant-numeric:tabular-nums}\n"
-	"td.err{color:#a00;max-width:30em;word-break:break-word}\n"
-	".state{padding:.1em .5em;border-radius:.8em;background:#eee}\n"
-	".state.ok{background:#d4f4dd;color:#155724}.state.bad{background:#f8d7da;"
-	"color:#721c24}\n.state.warn{background:#fff3cd;color:#856404}\n"
-	"</style>\n</head>\n<body>\n<h1>Streaming Server</h1>\n";
+	"<title>Streaming Server</title>\n"
+	"<link rel=\"stylesheet\" href=\"/ui/style.css\">\n"
+	"<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>\n"
+	"<script src=\"/ui/app.js\" defer></script>\n"
+	"</head>\n<body>\n<header>\n<h1>Streaming Server</h1>\n"
+	"<p class=\"note\" id=\"status-line\" role=\"status\" aria-live=\"polite\"></p>\n"
+	"<button id=\"token-forget\" type=\"button\" hidden>Forget token</button>\n"
+	"</header>\n";
+
+/* What the script fills: ids and data-* attributes are its (and the
+ * browser test's) handles. */
+static const char web_app[] =
+	"<section id=\"auth\" class=\"auth\" hidden>\n"
+	"<h2>API token</h2>\n"
+	"<p id=\"auth-message\" class=\"note\"></p>\n"
+	"<form id=\"auth-form\" autocomplete=\"off\">\n"
+	"<label for=\"token-input\">Bearer token</label>\n"
+	"<input id=\"token-input\" name=\"token\" type=\"password\" size=\"48\" required>\n"
+	"<button id=\"token-save\" type=\"submit\">Use token</button>\n"
+	"</form>\n"
+	"<p class=\"note\">Kept for this browser tab only (sessionStorage).</p>\n"
+	"</section>\n"
+	"<main id=\"app\" hidden>\n"
+	"<section id=\"jobs\" aria-labelledby=\"jobs-title\">\n"
+	"<h2 id=\"jobs-title\">Jobs <span class=\"count\" id=\"jobs-count\"></span></h2>\n"
+	"<p id=\"jobs-empty\" class=\"note\" hidden>No jobs yet: create one below or "
+	"POST /api/v1/jobs.</p>\n"
+	"<table id=\"jobs-table\">\n<thead><tr><th>id</th><th>name</th><th>source</th>"
+	"<th>state</th><th class=\"num\">rows/s</th><th class=\"num\">lag</th>"
+	"<th class=\"num\">rows written</th><th class=\"num\">rows rejected</th>"
+	"<th class=\"num\">restarts</th><th>last error</th><th>actions</th></tr></thead>\n"
+	"<tbody id=\"jobs-body\"></tbody>\n</table>\n"
+	"</section>\n"
+	"<section id=\"new-job\" aria-labelledby=\"new-job-title\">\n"
+	"<h2 id=\"new-job-title\">New job</h2>\n"
+	"<form id=\"job-form\" novalidate>\n"
+	"<div class=\"row\"><label for=\"job-name\">Name</label>\n"
+	"<input id=\"job-name\" name=\"name\" maxlength=\"64\" required></div>\n"
+	"<div class=\"row\"><label for=\"job-source\">Source</label>\n"
+	"<select id=\"job-source\" name=\"source_id\" required></select></div>\n"
+	"<div class=\"row\"><label for=\"job-config\">YAML (professional mode)</label></div>\n"
+	"<div class=\"editor-wrap\">\n"
+	"<div class=\"editor\"><pre id=\"job-config-gutter\" class=\"gutter\" "
+	"aria-hidden=\"true\"></pre>\n"
+	"<textarea id=\"job-config\" name=\"config\" rows=\"18\" cols=\"72\" spellcheck=\"false\" "
+	"wrap=\"off\" aria-describedby=\"job-errors\"></textarea></div>\n"
+	"<div class=\"problems\"><h3>Problems</h3>\n"
+	"<ul id=\"job-errors\" aria-live=\"polite\"></ul></div>\n"
+	"</div>\n"
+	"<p><button id=\"job-submit\" type=\"submit\">Create job</button>\n"
+	"<span id=\"job-form-message\" role=\"status\"></span></p>\n"
+	"</form>\n"
+	"</section>\n"
+	"<section id=\"services\" aria-labelledby=\"services-title\">\n"
+	"<h2 id=\"services-title\">Data services <span class=\"count\" "
+	"id=\"services-count\"></span></h2>\n"
+	"<table id=\"services-table\">\n<thead><tr><th>id</th><th>name</th>"
+	"<th class=\"num\">jobs wanted running</th><th class=\"num\">spec_cu</th>"
+	"<th>database</th><th>status</th><th>description</th></tr></thead>\n"
+	"<tbody id=\"services-body\"></tbody>\n</table>\n"
+	"</section>\n"
+	"<section id=\"sources\" aria-labelledby=\"sources-title\">\n"
+	"<h2 id=\"sources-title\">Data sources <span class=\"count\" "
+	"id=\"sources-count\"></span></h2>\n"
+	"<table id=\"sources-table\">\n<thead><tr><th>id</th><th>name</th><th>service</th>"
+	"<th>brokers</th><th>topic</th><th>format</th><th>status</th><th>description</th>"
+	"</tr></thead>\n<tbody id=\"sources-body\"></tbody>\n</table>\n"
+	"</section>\n"
+	"</main>\n";
 
 char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen)
 {
@@ -358,24 +415,33 @@ char *web_status_page(struct store *st, size_t *len, char *err, size_t errlen)
 	struct tm tm;
 
 	*len = 0;
-	if (store_row_list(st, STORE_SERVICE, 0, WEB_LIST_MAX, &services, &nservices, err,
-			   errlen) < 0 ||
-	    store_row_list(st, STORE_SOURCE, 0, WEB_LIST_MAX, &sources, &nsources, err, errlen) < 0 ||
-	    store_row_list(st, STORE_JOB, 0, WEB_LIST_MAX, &jobs, &njobs, err, errlen) < 0)
+	if (st != NULL &&
+	    (store_row_list(st, STORE_SERVICE, 0, WEB_LIST_MAX, &services, &nservices, err,
+			    errlen) < 0 ||
+	     store_row_list(st, STORE_SOURCE, 0, WEB_LIST_MAX, &sources, &nsources, err,
+			    errlen) < 0 ||
+	     store_row_list(st, STORE_JOB, 0, WEB_LIST_MAX, &jobs, &njobs, err, errlen) < 0))
 		goto out;
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
 	web_buf_put(&b, web_head, sizeof(web_head) - 1);
-	web_buf_printf(&b,
-		       "<p class=\"note\">%s &middot; refreshes every 5 s &middot; "
-		       "REST API under /api/v1</p>\n",
-		       now);
-	wanted = web_wanted(services, sources, jobs);
-	web_section(&b, &jobs_table, jobs, njobs, sources, NULL);
-	web_section(&b, &services_table, services, nservices, NULL, wanted);
-	web_section(&b, &sources_table, sources, nsources, services, NULL);
-	web_buf_printf(&b, "</body>\n</html>\n");
+	web_buf_put(&b, web_app, sizeof(web_app) - 1);
+	web_buf_printf(&b, "<noscript>\n<div id=\"summary\">\n");
+	if (st != NULL) {
+		web_buf_printf(&b,
+			       "<p class=\"note\">%s &middot; without scripts this summary "
+			       "refreshes every 5 s &middot; REST API under /api/v1</p>\n",
+			       now);
+		wanted = web_wanted(services, sources, jobs);
+		web_section(&b, &jobs_table, jobs, njobs, sources, NULL);
+		web_section(&b, &services_table, services, nservices, NULL, wanted);
+		web_section(&b, &sources_table, sources, nsources, services, NULL);
+	} else {
+		web_buf_printf(&b, "<p class=\"note\">The API needs a token: turn on scripts to "
+				   "enter it, or use the REST API under /api/v1.</p>\n");
+	}
+	web_buf_printf(&b, "</div>\n</noscript>\n</body>\n</html>\n");
 	if (b.failed) {
 		snprintf(err, errlen, "out of memory rendering the status page");
 		free(b.data);
