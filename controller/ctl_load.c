@@ -63,18 +63,53 @@ static bool ctl_brokers_equal(const char *a, const char *b)
 	}
 }
 
-static void ctl_print_js_errors(const char *what, const struct js_errors *errs)
+/* jobs load reports a bad file as an error; jobs validate as its result,
+ * in the form of the server's answer (its --json shape with json). */
+static void ctl_print_js_errors(const struct ctl *ctl, const char *what,
+				const struct js_errors *errs, bool as_result)
 {
-	fprintf(stderr, "streamctl: %s: the job definition is invalid:\n", what);
+	FILE *f = as_result ? stdout : stderr;
+
+	if (as_result && ctl->json) {
+		cJSON *res = cJSON_CreateObject(), *arr;
+		char *text;
+		cJSON_AddBoolToObject(res, "valid", false);
+		cJSON_AddBoolToObject(res, "database_checked", false);
+		arr = cJSON_AddArrayToObject(res, "errors");
+		for (size_t i = 0; i < errs->count; i++) {
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "field", errs->items[i].path);
+			if (errs->items[i].line > 0)
+				cJSON_AddNumberToObject(e, "line", errs->items[i].line);
+			else
+				cJSON_AddNullToObject(e, "line");
+			cJSON_AddStringToObject(e, "code", "invalid");
+			cJSON_AddStringToObject(e, "message", errs->items[i].message);
+			cJSON_AddItemToArray(arr, e);
+		}
+		cJSON_AddArrayToObject(res, "statements");
+		if (errs->truncated)
+			cJSON_AddBoolToObject(res, "errors_truncated", true);
+		text = cJSON_PrintUnformatted(res);
+		if (text != NULL)
+			printf("%s\n", text);
+		free(text);
+		cJSON_Delete(res);
+		return;
+	}
+	if (as_result)
+		fprintf(f, "invalid:\n");
+	else
+		fprintf(f, "streamctl: %s: the job definition is invalid:\n", what);
 	for (size_t i = 0; i < errs->count; i++) {
 		const struct js_error *e = &errs->items[i];
 		if (e->line > 0)
-			fprintf(stderr, "  line %d: %s: %s\n", e->line, e->path, e->message);
+			fprintf(f, "  line %d: %s: %s\n", e->line, e->path, e->message);
 		else
-			fprintf(stderr, "  %s: %s\n", e->path, e->message);
+			fprintf(f, "  %s: %s\n", e->path, e->message);
 	}
 	if (errs->truncated)
-		fprintf(stderr, "  (more problems not shown)\n");
+		fprintf(f, "  (more problems not shown)\n");
 }
 
 /* The source format and delimiter a job's VALUE block implies. */
@@ -151,7 +186,7 @@ int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, cons
 	if (errs == NULL)
 		return CTL_EXIT_UNREACHABLE;
 	if (jobspec_parse_yaml(yaml, len, &spec, errs) != 0) {
-		ctl_print_js_errors(job_name, errs);
+		ctl_print_js_errors(ctl, job_name, errs, !create);
 		goto out;
 	}
 	if (spec->brokers == NULL || spec->topic == NULL) {

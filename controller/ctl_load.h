@@ -17,7 +17,9 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a);
  * KAFKA.INPUT.SOURCE.  With create, a missing source (and its service, for
  * the YAML's HOST/PORT, unless one matches) is made, named job_name, and
  * what was made is said on stdout.  The YAML is parsed with the controller's
- * own parser; its problems are printed with their lines.  Returns an exit
+ * own parser; its problems are printed with their lines (on stderr for a
+ * load; without create, for jobs validate, on stdout as its result, JSON
+ * with --json), and the exit code is then CTL_EXIT_REFUSED.  Returns an exit
  * code; *source_id is 0 when create is false and nothing matches. */
 int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, const char *job_name,
 			     bool create, long long *source_id);
