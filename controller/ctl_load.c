@@ -472,6 +472,9 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 	rc = ctl_api_json(ctl, "POST", path, NULL, NULL);
 	if (rc != CTL_EXIT_OK)
 		goto out;
+	/* The stop is asked for: a second Ctrl-C need not wait for it. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	snprintf(path, sizeof(path), "jobs/%lld/status", job_id);
 	for (double deadline = ctl_now() + CTL_LOAD_STOP_SECONDS;;) {
 		const char *state;

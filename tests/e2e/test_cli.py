@@ -5,6 +5,7 @@ codes, the rows in the table after `jobs load`, and that the token shows
 nowhere."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from conftest import BUILD
 from helpers import (COLUMNS5, TABLE5, check_delimited_table, cols, create_service,
                      create_source, delimited_messages, free_port, job_dict, job_status,
-                     to_yaml, unique, wait_state, yaml_line)
+                     to_yaml, unique, wait_equal, wait_state, yaml_line)
 
 STREAMCTL = BUILD / "controller" / "streamctl"
 LOAD_TIMEOUT = 300  # 20k rows on a shared 2-core machine, with generous slack
@@ -361,3 +362,64 @@ def test_load_of_a_failing_job_exits_5(server, pg, kafka, tmp_path):
     assert "failed" in p.stderr
     job = server.call("GET", "/jobs")["items"][0]
     assert job_status(server, job["id"])["state"] == "failed"
+
+
+def test_load_until_ctrl_c_stops_the_job(server, pg, kafka, tmp_path):
+    n = 2000
+    topic = kafka.create_topic(unique("cliint"))
+    table = pg.create_table(unique("t_cliint"), TABLE5)
+    kafka.produce(topic, delimited_messages(0, n))
+    f = write(tmp_path, "intr.yaml", to_yaml(job_dict(pg, kafka, topic, table, value=VALUE5)))
+    e = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCTL_")}
+    e["STREAMCTL_URL"] = server.base
+    proc = subprocess.Popen([str(STREAMCTL), "jobs", "load", str(f)], env=e,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_equal(lambda: pg.count(table), n, timeout=120, what=f"{n} rows in {table}")
+        job_id = server.call("GET", "/jobs")["items"][0]["id"]
+        assert job_status(server, job_id)["state"] == "running"  # no --quit-at-eof: still on
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    assert "interrupted; stopping job intr" in out, out
+    assert f"loaded {n} rows, 0 rejected" in out, out
+    assert job_status(server, job_id)["state"] == "stopped"
+    check_delimited_table(pg, table, 0, n)
+
+
+# ---------------------------------------------------------------- TLS
+
+def _certs(d):
+    """A CA and a certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=streamctl test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d / "ca.pem", d / "srv.pem", d / "srv.key"
+
+
+def test_https_verifies_the_server_with_cacert(make_server, pg, tmp_path):
+    ca, cert, key = _certs(tmp_path)
+    srv = make_server(args=["--tls-cert", str(cert), "--tls-key", str(key)], scheme="https",
+                      verify=ca)
+    assert srv.base.startswith("https://")
+    svc = write(tmp_path, "svc.json", json.dumps({"name": "tls_svc", "database_host": pg.host,
+                                                   "database_port": pg.port}))
+    ok(ctl(srv.base, "--cacert", ca, "services", "create", "-f", svc))
+    assert row_named(ok(ctl(srv.base, "services", "list", env={"STREAMCTL_CACERT": str(ca)})).stdout,
+                     "tls_svc")
+    # without the CA the certificate cannot be verified: nothing is sent
+    p = code(ctl(srv.base, "services", "list"), 3)
+    assert "SSL" in p.stderr or "certificate" in p.stderr, p.stderr
+    # plain HTTP to the TLS port gets no answer it can read
+    code(ctl(srv.base.replace("https://", "http://"), "services", "list"), 3)
