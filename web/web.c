@@ -335,6 +335,7 @@ static const char web_head[] =
 	"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
 	"<title>Streaming Server</title>\n"
+	"<link rel=\"icon\" href=\"data:,\">\n" /* no /favicon.ico request */
 	"<link rel=\"stylesheet\" href=\"/ui/style.css\">\n"
 	"<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>\n"
 	"<script src=\"/ui/app.js\" defer></script>\n"

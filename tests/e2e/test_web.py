@@ -56,6 +56,7 @@ def browser():
               "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1250",
               f"--user-data-dir={profile}"):
         opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = None
     try:
         try:
@@ -106,6 +107,13 @@ def visible(driver, css):
     return driver.execute_script(
         "const e = document.querySelector(arguments[0]); return !!e && e.offsetParent !== null;",
         css)
+
+
+def script_errors(driver):
+    """The page's script errors from the console (failed requests, such as
+    the 401, 403 and 422 the tests cause on purpose, are not script errors)."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
 
 
 def test_status_page_live_stop_and_form(server, pg, kafka, browser):
@@ -235,6 +243,7 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     assert stopped["action_message"] == "", stopped
     assert browser.execute_script("return window.__e2eMarker") == marker, \
         "the page was reloaded"
+    assert script_errors(browser) == []
 
 
 def _token_file(tmp_path, name, value):
@@ -302,3 +311,4 @@ def test_status_page_with_token(make_server, pg, kafka, browser, tmp_path):
     assert forbidden.json()["error"]["message"] in msg, msg
     st = job_status(srv, jid)
     assert st["desired_state"] == "running", f"the read token stopped the job: {st}"
+    assert script_errors(browser) == []
