@@ -231,6 +231,7 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     assert len(created) == 1 and created[0]["mode"] == "professional", created
     row = wait_page(browser, lambda d: page_job(d, created[0]["id"]), "the new job's row")
     assert row["name"] == new_name and row["state"] == "stopped", row
+    assert row["source"] == src["name"], row
 
     # Stop: the badge turns to stopped, and the API agrees.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-action="stop"]').click()

@@ -13,7 +13,8 @@
 	var API = "/api/v1";
 	var POLL_MS = 3000;
 	var PAGE_SIZE = 100;      /* the API's largest page */
-	var LIST_PAGES_MAX = 20;  /* at most 2,000 services or sources shown */
+	var LIST_PAGES_MAX = 20;  /* at most 2,000 services, sources or jobs listed */
+	var JOBS_EVERY = 10;      /* polls between two full reads of the job list */
 	var TOKEN_KEY = "streamserver.token";
 
 	var page = {
@@ -570,17 +571,41 @@
 		s.className = "note " + (cls || "");
 	}
 
-	function refresh() {
-		page.timer = null;
-		return Promise.all([listAll("/services"), listAll("/sources"), listAll("/jobs"),
-			api("GET", "/jobs/status")]).then(function (r) {
-			var status = {};
+	/* The job list carries each job's whole definition; the page needs only
+	 * its source, so it reads the list again only when a job it does not know
+	 * appears, and every JOBS_EVERY polls (a stopped job's source can change). */
+	function jobsFor(status) {
+		var known = status.every(function (st) { return page.jobs[st.id] !== undefined; });
+
+		if (known && page.refreshes % JOBS_EVERY !== 0)
+			return Promise.resolve(page.jobs);
+		return listAll("/jobs").then(function (items) {
 			var jobs = {};
 
-			page.services = r[0];
-			page.sources = r[1];
-			r[2].forEach(function (j) { jobs[j.id] = { source_id: j.source_id, mode: j.mode }; });
-			(r[3] && Array.isArray(r[3].items) ? r[3].items : []).forEach(function (st) {
+			items.forEach(function (j) { jobs[j.id] = { source_id: j.source_id, mode: j.mode }; });
+			/* Past the list's cap: known, without a source, until the next full read. */
+			status.forEach(function (st) {
+				if (jobs[st.id] === undefined)
+					jobs[st.id] = { source_id: null, mode: null };
+			});
+			return jobs;
+		});
+	}
+
+	function refresh() {
+		var got;
+
+		page.timer = null;
+		return Promise.all([listAll("/services"), listAll("/sources"),
+			api("GET", "/jobs/status")]).then(function (r) {
+			got = r;
+			return jobsFor(r[2] && Array.isArray(r[2].items) ? r[2].items : []);
+		}).then(function (jobs) {
+			var status = {};
+
+			page.services = got[0];
+			page.sources = got[1];
+			(got[2] && Array.isArray(got[2].items) ? got[2].items : []).forEach(function (st) {
 				status[st.id] = st;
 			});
 			page.jobs = jobs;
