@@ -53,6 +53,8 @@ static const char usage_text[] =
 "    (id, name, service, brokers, topic, format), jobs (id, name, mode, source,\n"
 "    state, rows written, rows/s, lag, rows rejected).  get shows one object\n"
 "    as \"key value\" lines; status, offsets and errors show a job's figures.\n"
+"    With --json, list prints one page of the server's list (100 items; --page\n"
+"    N for the others); jobs config prints the YAML either way.\n"
 "\n"
 "    jobs create -f FILE.yaml makes a professional-mode job whose config is the\n"
 "    file's text, named --name or after the file; a .json file is sent as the\n"
