@@ -16,7 +16,8 @@ from helpers import (COLUMNS5, TABLE5, check_delimited_table, cols, create_servi
                      create_source, delimited_messages, free_port, job_dict, job_status,
                      to_yaml, unique, wait_equal, wait_state, yaml_line)
 
-STREAMCTL = BUILD / "controller" / "streamctl"
+# STREAMCTL_BIN: another build of streamctl (e.g. with sanitizers) against this controller
+STREAMCTL = Path(os.environ.get("STREAMCTL_BIN") or BUILD / "controller" / "streamctl")
 LOAD_TIMEOUT = 300  # 20k rows on a shared 2-core machine, with generous slack
 
 VALUE5 = {"COLUMNS": cols(*COLUMNS5), "FORMAT": "delimited",
