@@ -27,6 +27,9 @@
  * the reason in last_error.
  * Stopping is staged: SIGTERM, then SIGKILL to the process group after
  * SUP_STOP_DEADLINE_MS.
+ * What workers report goes to the store (each batch's counts, added to the
+ * job's lifetime counters) and to common/runtime.h (the rate window, batch
+ * durations and the last lag report, which the API reads from memory).
  */
 #ifndef SS_SUP_H
 #define SS_SUP_H
