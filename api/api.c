@@ -2,12 +2,18 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,13 +30,28 @@
 #define API_THREADS "8"
 #define API_REQUEST_TIMEOUT_MS "30000"
 #define API_PATH_MAX 256
+#define API_PEM_MAX (1024 * 1024) /* a certificate chain or a key file */
+#define API_BODY_LIMIT_MAX ((size_t)64 * 1024 * 1024)
 
 struct api_server {
 	struct mg_context *ctx;
 	struct store *st;
 	struct api_ops ops;
+	char *token;      /* owned, wiped at stop; NULL: the API is open */
+	char *read_token; /* owned, wiped at stop; NULL: none */
+	size_t body_max;
+	int pem_fd; /* memfd holding key and certificate for civetweb, or -1 */
 	char host[64]; /* numeric address we listen on, to wake civetweb at stop */
 	volatile bool stopped;
+};
+
+/* Who sent the request. */
+enum api_auth {
+	API_AUTH_OPEN,    /* no token configured: everyone may do everything */
+	API_AUTH_FULL,    /* the token */
+	API_AUTH_READ,    /* the read token: GET and HEAD only */
+	API_AUTH_MISSING, /* no bearer token */
+	API_AUTH_WRONG,   /* a bearer token that is neither */
 };
 
 /* A resource id from the path: 1.. 2^53, digits only. */
@@ -55,7 +76,9 @@ static void api_not_found(struct api_req *req)
 			req->method, req->path);
 }
 
-static void api_route_root(struct api_req *req)
+/* with_data false: the shell without the store's contents (no token given
+ * while one is required); the page's script asks for the token. */
+static void api_route_root(struct api_req *req, bool with_data)
 {
 	char err[512];
 	char *html;
@@ -65,7 +88,7 @@ static void api_route_root(struct api_req *req)
 		api_reply_method(req, "GET");
 		return;
 	}
-	html = web_status_page(req->st, &len, err, sizeof(err));
+	html = web_status_page(with_data ? req->st : NULL, &len, err, sizeof(err));
 	if (html == NULL) {
 		api_reply_error(req, 500, NULL, "%s", err);
 		return;
@@ -157,6 +180,93 @@ static bool api_is_mutating(const char *method)
 	       strcmp(method, "OPTIONS") != 0;
 }
 
+/* Compares in constant time: how long it takes depends on the length of the
+ * expected token only, never on where a guess first differs. */
+static bool api_token_equal(const char *expected, const char *given, size_t given_len)
+{
+	size_t n = strlen(expected);
+	volatile unsigned char diff = (unsigned char)(given_len != n);
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)((unsigned char)expected[i] ^
+					(unsigned char)(i < given_len ? given[i] : 0));
+	return diff == 0;
+}
+
+static enum api_auth api_authenticate(const struct api_server *srv, struct mg_connection *conn)
+{
+	const char *h, *tok;
+	size_t len;
+	bool full, read;
+
+	if (srv->token == NULL)
+		return API_AUTH_OPEN;
+	h = mg_get_header(conn, "Authorization");
+	if (h == NULL)
+		return API_AUTH_MISSING;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+		return API_AUTH_MISSING;
+	tok = h + 7;
+	while (*tok == ' ' || *tok == '\t')
+		tok++;
+	len = strlen(tok);
+	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+		len--;
+	/* Both comparisons always run: which token matched takes no longer. */
+	full = api_token_equal(srv->token, tok, len);
+	read = srv->read_token != NULL && api_token_equal(srv->read_token, tok, len);
+	if (full)
+		return API_AUTH_FULL;
+	return read ? API_AUTH_READ : API_AUTH_WRONG;
+}
+
+/* Open without a token: the health check, the page shell and its assets. */
+static bool api_path_is_open(const char *path)
+{
+	return strcmp(path, "/") == 0 || strcmp(path, "/healthz") == 0 ||
+	       strncmp(path, "/ui/", 4) == 0;
+}
+
+/* Replies 401 or 403 when the request may not go on; true if it may. */
+static bool api_check_access(struct api_req *req, enum api_auth auth)
+{
+	switch (auth) {
+	case API_AUTH_OPEN:
+	case API_AUTH_FULL:
+		return true;
+	case API_AUTH_READ:
+		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+			return true;
+		api_reply_error(req, 403, NULL,
+				"the read-only token allows GET and HEAD only; %s %s needs the "
+				"controller's full token (--token-file)",
+				req->method, req->path);
+		return false;
+	case API_AUTH_MISSING:
+		api_reply_unauthorized(req, "this API needs a bearer token: send the header "
+					    "\"Authorization: Bearer <token>\" with the token "
+					    "the controller reads from --token-file");
+		return false;
+	case API_AUTH_WRONG:
+	default:
+		api_reply_unauthorized(req, "the bearer token is not valid for this controller");
+		return false;
+	}
+}
+
+/* The job a path is about (/api/v1/jobs/ID/...), for the log; 0 if none. */
+static int64_t api_path_job(const char *path)
+{
+	const char *p = path + strlen("/api/v1/jobs/");
+	int64_t id;
+
+	if (strncmp(path, "/api/v1/jobs/", strlen("/api/v1/jobs/")) != 0)
+		return 0;
+	return api_parse_id(p, strcspn(p, "/"), &id) ? id : 0;
+}
+
 static int api_handle(struct mg_connection *conn, void *cbdata)
 {
 	struct api_server *srv = cbdata;
@@ -165,6 +275,8 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	char path[API_PATH_MAX];
 	const char *uri = ri->local_uri != NULL ? ri->local_uri : "/";
 	size_t len = strlen(uri);
+	enum api_auth auth = api_authenticate(srv, conn);
+	enum log_level level;
 
 	memset(&req, 0, sizeof(req));
 	req.conn = conn;
@@ -173,6 +285,7 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	req.method = ri->request_method;
 	req.query = ri->query_string;
 	req.path = path;
+	req.body_max = srv->body_max;
 	if (len >= sizeof(path))
 		len = sizeof(path) - 1;
 	memcpy(path, uri, len);
@@ -184,10 +297,15 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	if (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
 
+	if (strlen(uri) >= sizeof(path) || !api_path_is_open(path)) {
+		if (!api_check_access(&req, auth))
+			goto done;
+	}
 	if (strlen(uri) >= sizeof(path))
 		api_not_found(&req);
 	else if (strcmp(path, "/") == 0)
-		api_route_root(&req);
+		api_route_root(&req, auth == API_AUTH_OPEN || auth == API_AUTH_FULL ||
+					     auth == API_AUTH_READ);
 	else if (strcmp(path, "/healthz") == 0)
 		api_route_health(&req);
 	else if (strcmp(path, "/metrics") == 0)
@@ -201,12 +319,12 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	else
 		api_not_found(&req);
 
+done:
 	if (req.status == 0)
 		api_reply_error(&req, 500, NULL, "the request was not answered");
-	if (api_is_mutating(req.method))
-		log_info("%s %s %d", req.method, path, req.status);
-	else
-		log_debug("%s %s %d", req.method, path, req.status);
+	level = api_is_mutating(req.method) || req.status == 401 || req.status == 403 ? LOG_INFO
+										  : LOG_DEBUG;
+	log_job(level, api_path_job(path), "%s %s %d", req.method, path, req.status);
 	return req.status;
 }
 
@@ -334,6 +452,245 @@ bad:
 	return -1;
 }
 
+/* A PEM file into a new buffer (caller frees, wiping it: it may be a key). */
+static char *api_pem_read(const char *path, const char *what, size_t *len, char *err,
+			  size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open the TLS %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(API_PEM_MAX + 1);
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	n = fread(buf, 1, API_PEM_MAX + 1, f);
+	if (ferror(f) || n > API_PEM_MAX || n == 0) {
+		snprintf(err, errlen, "cannot read the TLS %s %s: %s", what, path,
+			 ferror(f) ? strerror(errno) : n == 0 ? "the file is empty" : "over 1 MiB");
+		explicit_bzero(buf, API_PEM_MAX + 1);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+	*len = n;
+out:
+	fclose(f);
+	return buf;
+}
+
+/* civetweb reads key and certificate from one file (ssl_certificate): joins
+ * the two in a memfd, so that the key is not copied to disk.  Returns the fd
+ * (close-on-exec) or -1. */
+static int api_pem_join(const char *cert, const char *key, char *err, size_t errlen)
+{
+	char *kbuf = NULL, *cbuf = NULL;
+	size_t klen = 0, clen = 0;
+	int fd = -1;
+
+	kbuf = api_pem_read(key, "key", &klen, err, errlen);
+	if (kbuf == NULL)
+		goto out;
+	cbuf = api_pem_read(cert, "certificate", &clen, err, errlen);
+	if (cbuf == NULL)
+		goto out;
+	fd = memfd_create("streamserver-tls", MFD_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+		goto out;
+	}
+	if (write(fd, kbuf, klen) != (ssize_t)klen || write(fd, "\n", 1) != 1 ||
+	    write(fd, cbuf, clen) != (ssize_t)clen) {
+		snprintf(err, errlen, "cannot join the TLS key and certificate: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+out:
+	if (kbuf != NULL) {
+		explicit_bzero(kbuf, klen);
+		free(kbuf);
+	}
+	free(cbuf);
+	return fd;
+}
+
+/* The certificate file holds intermediates after the server's certificate. */
+static bool api_pem_is_chain(const char *cert)
+{
+	char err[256];
+	size_t len = 0;
+	char *buf = api_pem_read(cert, "certificate", &len, err, sizeof(err));
+	const char *p;
+	bool chain;
+
+	if (buf == NULL)
+		return false;
+	p = strstr(buf, "-----BEGIN CERTIFICATE-----");
+	chain = p != NULL && strstr(p + 1, "-----BEGIN CERTIFICATE-----") != NULL;
+	free(buf);
+	return chain;
+}
+
+/* ---- civetweb 1.15 and OpenSSL 3 ----
+ *
+ * Debian's civetweb 1.15 loads libssl.so at run time and looks its functions
+ * up by name in a table of {name, category, pointer}.  It was written for the
+ * OpenSSL 1.1 API and asks for SSL_get_peer_certificate, which OpenSSL 3
+ * exports only as SSL_get1_peer_certificate (same meaning: a new reference
+ * the caller frees).  The lookup leaves the pointer NULL and civetweb calls
+ * it for every HTTPS request: a crash.  After civetweb has loaded OpenSSL
+ * and before it serves anything, we fill that one slot with OpenSSL 3's
+ * name for the function.  The slot is found by its name pointer, and only
+ * written when the entries around it look like the table. */
+
+struct api_tls_scan {
+	const char *str;     /* "SSL_get_peer_certificate" in civetweb's read-only data */
+	uintptr_t ro_lo[8], ro_hi[8];
+	uintptr_t rw_lo[8], rw_hi[8];
+	int nro, nrw;
+	bool found;
+};
+
+static const char api_tls_missing[] = "SSL_get_peer_certificate";
+
+static bool api_tls_in(const uintptr_t *lo, const uintptr_t *hi, int n, uintptr_t a, size_t len)
+{
+	for (int i = 0; i < n; i++)
+		if (a >= lo[i] && a + len <= hi[i])
+			return true;
+	return false;
+}
+
+static int api_tls_phdr(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct api_tls_scan *sc = arg;
+
+	if (info->dlpi_name == NULL || strstr(info->dlpi_name, "libcivetweb") == NULL)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		if ((ph->p_flags & PF_W) && sc->nrw < 8) {
+			sc->rw_lo[sc->nrw] = lo;
+			sc->rw_hi[sc->nrw++] = hi;
+		} else if (!(ph->p_flags & PF_W) && (ph->p_flags & PF_R) && sc->nro < 8) {
+			/* only the file-backed part holds strings */
+			sc->ro_lo[sc->nro] = lo;
+			sc->ro_hi[sc->nro++] = info->dlpi_addr + ph->p_vaddr + ph->p_filesz;
+		}
+	}
+	sc->found = true;
+	return 1;
+}
+
+/* A table entry's name: NULL (the end) or a C string of civetweb's that
+ * starts like an OpenSSL function. */
+static bool api_tls_is_name(const struct api_tls_scan *sc, uintptr_t v)
+{
+	static const char *const prefixes[] = { "SSL", "TLS", "X509", "ERR", "CRYPTO", "OPENSSL",
+						"EVP", "BN", "CONF", "i2d", "d2i", "ENGINE" };
+
+	if (v == 0)
+		return true;
+	if (!api_tls_in(sc->ro_lo, sc->ro_hi, sc->nro, v, 4))
+		return false;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp((const char *)v, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+/* 0: fixed or nothing to fix; -1 with err: TLS would crash. */
+static int api_tls_fixup(char *err, size_t errlen)
+{
+	struct api_tls_scan sc;
+	void *ssl, *fn;
+	int patched = 0;
+
+	memset(&sc, 0, sizeof(sc));
+	dl_iterate_phdr(api_tls_phdr, &sc);
+	if (!sc.found)
+		return 0; /* linked statically or renamed: not the build we know */
+	for (int i = 0; i < sc.nro && sc.str == NULL; i++) {
+		for (uintptr_t a = sc.ro_lo[i] + 1; a + sizeof(api_tls_missing) <= sc.ro_hi[i]; a++) {
+			if (*(const char *)a == 'S' && *(const char *)(a - 1) == '\0' &&
+			    memcmp((const void *)a, api_tls_missing, sizeof(api_tls_missing)) == 0) {
+				sc.str = (const char *)a;
+				break;
+			}
+		}
+	}
+	if (sc.str == NULL)
+		return 0; /* a civetweb that does not ask for it */
+	ssl = dlopen("libssl.so", RTLD_LAZY | RTLD_NOLOAD);
+	if (ssl == NULL)
+		ssl = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD);
+	if (ssl == NULL)
+		return 0; /* civetweb has not loaded OpenSSL: it will say so */
+	fn = dlsym(ssl, api_tls_missing);
+	if (fn == NULL)
+		fn = dlsym(ssl, "SSL_get1_peer_certificate");
+	dlclose(ssl); /* civetweb holds its own reference */
+	if (fn == NULL) {
+		snprintf(err, errlen, "libssl has neither SSL_get_peer_certificate nor "
+				      "SSL_get1_peer_certificate");
+		return -1;
+	}
+	for (int i = 0; i < sc.nrw; i++) {
+		for (uintptr_t a = (sc.rw_lo[i] + 7) & ~(uintptr_t)7; a + 8 <= sc.rw_hi[i]; a += 8) {
+			uintptr_t *slot;
+
+			if (*(const uintptr_t *)a != (uintptr_t)sc.str)
+				continue;
+			/* {name, category, pointer}: 24 bytes; the neighbours' names
+			 * must look like names too. */
+			if (a < sc.rw_lo[i] + 24 || a + 48 > sc.rw_hi[i] ||
+			    !api_tls_is_name(&sc, *(const uintptr_t *)(a - 24)) ||
+			    !api_tls_is_name(&sc, *(const uintptr_t *)(a + 24)))
+				continue;
+			slot = (uintptr_t *)(a + 16);
+			if (*slot == 0)
+				*slot = (uintptr_t)fn;
+			if (*slot == (uintptr_t)fn)
+				patched++;
+		}
+	}
+	if (patched == 0) {
+		snprintf(err, errlen,
+			 "this civetweb asks libssl for SSL_get_peer_certificate, which OpenSSL 3 "
+			 "does not export, and its function table was not found: HTTPS requests "
+			 "would crash it; use a civetweb built for OpenSSL 3 or a TLS proxy");
+		return -1;
+	}
+	return 0;
+}
+
+static void api_server_free(struct api_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->token != NULL) {
+		explicit_bzero(srv->token, strlen(srv->token));
+		free(srv->token);
+	}
+	if (srv->read_token != NULL) {
+		explicit_bzero(srv->read_token, strlen(srv->read_token));
+		free(srv->read_token);
+	}
+	if (srv->pem_fd >= 0)
+		close(srv->pem_fd);
+	free(srv);
+}
+
 int api_server_start(struct store *st, const char *listen, const struct api_ops *ops,
 		     const struct api_security *sec,
 		     struct api_server **out, char *err, size_t errlen)
@@ -342,29 +699,76 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	struct mg_callbacks callbacks;
 	struct mg_init_data init;
 	struct mg_error_data error;
-	char ports[300], errtext[256] = "";
+	char ports[300], errtext[256] = "", pem[64];
 	unsigned code = 0;
-	const char *options[] = {
+	bool tls = sec != NULL && sec->tls_cert != NULL;
+	const char *options[16] = {
 		"listening_ports",    ports,
 		"num_threads",	      API_THREADS,
 		"request_timeout_ms", API_REQUEST_TIMEOUT_MS,
 		"enable_keep_alive",  "no",
 		NULL,
 	};
+	size_t nopt = 8;
 
 	*out = NULL;
-	if (api_listen_spec(listen, ports, sizeof(ports), err, errlen) < 0)
+	if (api_listen_spec(listen, ports, sizeof(ports) - 1, err, errlen) < 0)
 		return -1;
+	if (sec != NULL && sec->tls_key != NULL && sec->tls_cert == NULL) {
+		snprintf(err, errlen, "a TLS key needs its certificate (--tls-cert)");
+		return -1;
+	}
+	if (sec != NULL && sec->read_token != NULL && sec->token == NULL) {
+		snprintf(err, errlen, "a read token needs the full token too (--token-file)");
+		return -1;
+	}
+	if (sec != NULL && sec->body_max > API_BODY_LIMIT_MAX) {
+		snprintf(err, errlen, "the body limit %zu is over %zu bytes", sec->body_max,
+			 API_BODY_LIMIT_MAX);
+		return -1;
+	}
+	if (tls && !(mg_check_feature(MG_FEATURES_TLS) & MG_FEATURES_TLS)) {
+		snprintf(err, errlen, "this build of civetweb has no TLS; run without --tls-cert");
+		return -1;
+	}
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	srv->pem_fd = -1;
 	srv->st = st;
+	srv->body_max = sec != NULL && sec->body_max > 0 ? sec->body_max : API_BODY_DEFAULT;
+	if (sec != NULL && sec->token != NULL && (srv->token = strdup(sec->token)) == NULL)
+		goto oom;
+	if (sec != NULL && sec->read_token != NULL &&
+	    (srv->read_token = strdup(sec->read_token)) == NULL)
+		goto oom;
 	if (ports[0] != '[' && strrchr(ports, ':') != NULL)
 		snprintf(srv->host, sizeof(srv->host), "%.*s", (int)(strrchr(ports, ':') - ports), ports);
 	if (ops != NULL)
 		srv->ops = *ops;
+	if (tls) {
+		strcat(ports, "s"); /* room was kept above */
+		if (sec->tls_key != NULL) {
+			srv->pem_fd = api_pem_join(sec->tls_cert, sec->tls_key, err, errlen);
+			if (srv->pem_fd < 0)
+				goto fail;
+			snprintf(pem, sizeof(pem), "/proc/self/fd/%d", srv->pem_fd);
+			options[nopt++] = "ssl_certificate";
+			options[nopt++] = pem;
+			if (api_pem_is_chain(sec->tls_cert)) {
+				options[nopt++] = "ssl_certificate_chain";
+				options[nopt++] = sec->tls_cert;
+			}
+		} else {
+			options[nopt++] = "ssl_certificate";
+			options[nopt++] = sec->tls_cert;
+		}
+		options[nopt++] = "ssl_protocol_version";
+		options[nopt++] = "4"; /* TLS 1.2 and later */
+		options[nopt] = NULL;
+	}
 
 	memset(&callbacks, 0, sizeof(callbacks));
 	callbacks.log_message = api_log_message;
@@ -376,24 +780,88 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	error.text = errtext;
 	error.text_buffer_size = sizeof(errtext);
 
-	mg_init_library(0);
+	mg_init_library(tls ? MG_FEATURES_TLS : 0);
+	if (tls && api_tls_fixup(err, errlen) < 0) {
+		mg_exit_library();
+		goto fail;
+	}
 	api_starting = true;
 	api_start_msg[0] = '\0';
 	srv->ctx = mg_start2(&init, &error);
 	api_starting = false;
+	/* Before any request: mg_start2 may have loaded OpenSSL itself. */
+	if (srv->ctx != NULL && tls && api_tls_fixup(err, errlen) < 0) {
+		mg_stop(srv->ctx);
+		mg_exit_library();
+		goto fail;
+	}
 	if (srv->ctx == NULL) {
-		if (api_start_msg[0] != '\0')
+		const char *why = api_start_msg[0] ? api_start_msg
+				  : errtext[0]	   ? errtext
+						   : "civetweb failed to start";
+
+		if (tls)
+			snprintf(err, errlen,
+				 "cannot listen with TLS on %s (certificate %s, key %s): %s%s", listen,
+				 sec->tls_cert, sec->tls_key ? sec->tls_key : "in the certificate file",
+				 why,
+				 strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "lib")
+					 ? " (civetweb loads libssl.so at run time: install libssl-dev, "
+					   "or check that the files are PEM)"
+					 : "");
+		else if (api_start_msg[0] != '\0')
 			snprintf(err, errlen, "%s", api_start_msg);
 		else
-			snprintf(err, errlen, "cannot listen on %s: %s", listen,
-				 errtext[0] ? errtext : "civetweb failed to start");
+			snprintf(err, errlen, "cannot listen on %s: %s", listen, why);
 		mg_exit_library();
-		free(srv);
-		return -1;
+		goto fail;
 	}
 	mg_set_request_handler(srv->ctx, "**", api_handle, srv);
 	*out = srv;
 	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	api_server_free(srv);
+	return -1;
+}
+
+bool api_listen_is_loopback(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t hostlen = colon ? (size_t)(colon - listen) : 0;
+	struct addrinfo hints, *res = NULL, *ai;
+	char host[256];
+	bool loopback = true;
+
+	if (hostlen == 0 || hostlen >= sizeof(host) || (hostlen == 1 && listen[0] == '*'))
+		return false;
+	if (listen[0] == '[' && hostlen >= 2 && listen[hostlen - 1] == ']')
+		snprintf(host, sizeof(host), "%.*s", (int)hostlen - 2, listen + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)hostlen, listen);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+		return false;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			uint32_t a = ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr);
+
+			if ((a >> 24) != 127)
+				loopback = false;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct in6_addr *a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+
+			if (!IN6_IS_ADDR_LOOPBACK(a))
+				loopback = false;
+		} else {
+			loopback = false;
+		}
+	}
+	freeaddrinfo(res);
+	return loopback;
 }
 
 static void *api_stop_thread(void *arg)
@@ -446,5 +914,5 @@ void api_server_stop(struct api_server *srv)
 		mg_stop(srv->ctx);
 	}
 	mg_exit_library();
-	free(srv);
+	api_server_free(srv);
 }

@@ -10,6 +10,7 @@
 #ifndef SS_API_H
 #define SS_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store.h"
@@ -23,12 +24,16 @@ struct api_ops {
 };
 
 /* Who may call the API and how it is reached (README "Security").  Strings
- * are copied by api_server_start. */
+ * are copied by api_server_start.  With a token, /api/v1/... and /metrics
+ * need "Authorization: Bearer <token>" (401 otherwise); /healthz, / (the
+ * page shell, without data) and /ui/... stay open. */
 struct api_security {
 	const char *token;      /* bearer token for everything; NULL: no token */
 	const char *read_token; /* bearer token for GET/HEAD only (403 otherwise); NULL: none */
 	const char *tls_cert;   /* PEM certificate (chain) file; NULL: plain HTTP */
-	const char *tls_key;    /* PEM private key file; NULL: in tls_cert */
+	const char *tls_key;    /* PEM private key file; NULL: in tls_cert.  civetweb wants
+				 * key and certificate in one file: they are joined in a
+				 * memfd, never written to disk. */
 	size_t body_max;        /* request body limit in bytes; 0: API_BODY_DEFAULT */
 };
 
@@ -40,5 +45,10 @@ struct api_server;
 int api_server_start(struct store *st, const char *listen, const struct api_ops *ops,
 		     const struct api_security *sec, struct api_server **out, char *err, size_t errlen);
 void api_server_stop(struct api_server *srv);
+
+/* listen ("HOST:PORT") reaches this machine only: 127.0.0.0/8, ::1, or a
+ * name (localhost) whose every address is one of those.  "*:PORT" and
+ * ":PORT" (every interface) are not. */
+bool api_listen_is_loopback(const char *listen);
 
 #endif

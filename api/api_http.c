@@ -8,8 +8,9 @@
 
 #include "log.h"
 
+/* hname: one more header (Allow, WWW-Authenticate), or NULL. */
 static void api_send(struct api_req *req, int status, const char *type, const char *body,
-		     size_t len, const char *allow)
+		     size_t len, const char *hname, const char *hvalue)
 {
 	char clen[32];
 
@@ -21,8 +22,8 @@ static void api_send(struct api_req *req, int status, const char *type, const ch
 	snprintf(clen, sizeof(clen), "%zu", len);
 	mg_response_header_add(req->conn, "Content-Length", clen, -1);
 	mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
-	if (allow != NULL)
-		mg_response_header_add(req->conn, "Allow", allow, -1);
+	if (hname != NULL)
+		mg_response_header_add(req->conn, hname, hvalue, -1);
 	mg_response_header_send(req->conn);
 	if (len > 0 && strcmp(req->method, "HEAD") != 0)
 		mg_write(req->conn, body, len);
@@ -36,22 +37,22 @@ void api_reply_json(struct api_req *req, int status, cJSON *obj)
 	if (text == NULL) {
 		static const char oom[] =
 			"{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}";
-		api_send(req, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+		api_send(req, 500, "application/json", oom, sizeof(oom) - 1, NULL, NULL);
 		return;
 	}
-	api_send(req, status, "application/json", text, strlen(text), NULL);
+	api_send(req, status, "application/json", text, strlen(text), NULL, NULL);
 	free(text);
 }
 
 void api_reply_no_content(struct api_req *req)
 {
-	api_send(req, 204, NULL, "", 0, NULL);
+	api_send(req, 204, NULL, "", 0, NULL, NULL);
 }
 
 void api_reply_text(struct api_req *req, int status, const char *type, const char *text,
 		    size_t len)
 {
-	api_send(req, status, type, text, len, NULL);
+	api_send(req, status, type, text, len, NULL, NULL);
 }
 
 static const char *api_error_code(int status)
@@ -59,6 +60,10 @@ static const char *api_error_code(int status)
 	switch (status) {
 	case 400:
 		return "malformed";
+	case 401:
+		return "unauthorized";
+	case 403:
+		return "forbidden";
 	case 404:
 		return "not_found";
 	case 405:
@@ -94,7 +99,8 @@ static cJSON *api_error_body(int status, const char *field, const char *message,
 	return root;
 }
 
-static void api_send_error_obj(struct api_req *req, int status, cJSON *root, const char *allow)
+static void api_send_error_obj(struct api_req *req, int status, cJSON *root, const char *hname,
+			       const char *hvalue)
 {
 	char *text = cJSON_PrintUnformatted(root);
 
@@ -103,7 +109,7 @@ static void api_send_error_obj(struct api_req *req, int status, cJSON *root, con
 		api_reply_json(req, 500, NULL);
 		return;
 	}
-	api_send(req, status, "application/json", text, strlen(text), allow);
+	api_send(req, status, "application/json", text, strlen(text), hname, hvalue);
 	free(text);
 }
 
@@ -117,7 +123,13 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 	va_end(ap);
 	if (status >= 500)
 		log_error("%s %s: %s", req->method, req->path, msg);
-	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL);
+	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL, NULL);
+}
+
+void api_reply_unauthorized(struct api_req *req, const char *message)
+{
+	api_send_error_obj(req, 401, api_error_body(401, NULL, message, NULL), "WWW-Authenticate",
+			   "Bearer realm=\"streamserver\"");
 }
 
 void api_reply_method(struct api_req *req, const char *allow)
@@ -126,7 +138,7 @@ void api_reply_method(struct api_req *req, const char *allow)
 
 	snprintf(msg, sizeof(msg), "%s is not supported on %s; use %s", req->method, req->path,
 		 allow);
-	api_send_error_obj(req, 405, api_error_body(405, NULL, msg, NULL), allow);
+	api_send_error_obj(req, 405, api_error_body(405, NULL, msg, NULL), "Allow", allow);
 }
 
 void api_reply_job_invalid(struct api_req *req, const struct js_errors *errs)
@@ -150,7 +162,7 @@ void api_reply_job_invalid(struct api_req *req, const struct js_errors *errs)
 	}
 	if (errs->truncated)
 		cJSON_AddTrueToObject(error, "details_truncated");
-	api_send_error_obj(req, 422, root, NULL);
+	api_send_error_obj(req, 422, root, NULL, NULL);
 }
 
 void api_reply_store(struct api_req *req, int rc, const char *field, const char *err)
@@ -215,32 +227,40 @@ size_t api_json_depth(const char *buf, size_t len)
 	return max;
 }
 
+static void api_reply_too_large(struct api_req *req, size_t max)
+{
+	api_reply_error(req, 413, NULL,
+			"the request body is over the limit of %zu bytes (the controller's --max-body)",
+			max);
+}
+
 cJSON *api_req_body(struct api_req *req)
 {
 	const struct mg_request_info *ri = mg_get_request_info(req->conn);
+	size_t max = req->body_max > 0 ? req->body_max : API_BODY_DEFAULT;
 	char *buf = NULL, *grown;
 	size_t len = 0, cap;
 	const char *end = NULL;
 	cJSON *body = NULL;
 	int n;
 
-	if (ri->content_length > API_BODY_MAX) {
-		api_reply_error(req, 413, NULL, "the request body is over %d bytes", API_BODY_MAX);
+	if (ri->content_length >= 0 && (unsigned long long)ri->content_length > max) {
+		api_reply_too_large(req, max);
 		return NULL;
 	}
 	/* Without a Content-Length (chunked), read up to the cap and one more. */
-	cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 64 * 1024;
+	cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1
+				      : (max < 64 * 1024 ? max + 1 : 64 * 1024);
 	buf = malloc(cap);
 	if (buf == NULL)
 		goto oom;
 	for (;;) {
 		if (len == cap) {
-			if (cap > API_BODY_MAX) {
-				api_reply_error(req, 413, NULL, "the request body is over %d bytes",
-						API_BODY_MAX);
+			if (cap > max) {
+				api_reply_too_large(req, max);
 				goto out;
 			}
-			cap = cap * 2 > API_BODY_MAX + 1 ? API_BODY_MAX + 1 : cap * 2;
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			grown = realloc(buf, cap);
 			if (grown == NULL)
 				goto oom;
@@ -251,8 +271,8 @@ cJSON *api_req_body(struct api_req *req)
 			break;
 		len += (size_t)n;
 	}
-	if (len > API_BODY_MAX) {
-		api_reply_error(req, 413, NULL, "the request body is over %d bytes", API_BODY_MAX);
+	if (len > max) {
+		api_reply_too_large(req, max);
 		goto out;
 	}
 	if (api_json_depth(buf, len) > API_JSON_DEPTH_MAX) {

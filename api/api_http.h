@@ -18,6 +18,8 @@
 #include "jobspec.h"
 #include "store.h"
 
+/* The longest text field of a body (a job's YAML); the body itself is
+ * limited by req->body_max. */
 #define API_BODY_MAX (1024 * 1024)
 #define API_JSON_DEPTH_MAX 16 /* our bodies need 3 */
 #define API_NAME_MAX 64
@@ -32,6 +34,7 @@ struct api_req {
 	const char *path;  /* without the query string */
 	const char *query; /* NULL if none */
 	int status;        /* of the reply sent, 0 before */
+	size_t body_max;   /* request body limit in bytes (--max-body); 0: API_BODY_DEFAULT */
 };
 
 /* The body as a JSON object (caller owns it), or NULL after replying 400 or
@@ -48,6 +51,9 @@ void api_reply_text(struct api_req *req, int status, const char *type, const cha
 /* {"error":{"code","message","field"}}; field may be NULL. */
 void api_reply_error(struct api_req *req, int status, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* 401 "unauthorized" with WWW-Authenticate: Bearer realm="streamserver". */
+void api_reply_unauthorized(struct api_req *req, const char *message);
 
 /* 405 with an Allow header. */
 void api_reply_method(struct api_req *req, const char *allow);

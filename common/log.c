@@ -3,16 +3,51 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#define LOG_MSG_MAX 2048
+/* A JSON line escapes each byte of the message to at most 6 ("\u001f"). */
+#define LOG_LINE_MAX (6 * LOG_MSG_MAX + 256)
+
 static char log_tag[64] = "streamserver";
+static char log_component[16] = "worker";
 static enum log_level log_threshold = LOG_INFO;
+static enum log_format log_fmt = LOG_TEXT;
+static int64_t log_job_id;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t log_env_once = PTHREAD_ONCE_INIT;
+
+bool log_format_parse(const char *name, enum log_format *out)
+{
+	if (name != NULL && strcmp(name, "text") == 0)
+		*out = LOG_TEXT;
+	else if (name != NULL && strcmp(name, "json") == 0)
+		*out = LOG_JSON;
+	else
+		return false;
+	return true;
+}
+
+/* The controller hands its format to its workers through the environment;
+ * an unknown value leaves text (the controller has already refused it). */
+static void log_env_read(void)
+{
+	enum log_format f;
+
+	if (log_format_parse(getenv("STREAMSERVER_LOG_FORMAT"), &f))
+		log_fmt = f;
+}
 
 void log_set_tag(const char *tag)
 {
 	snprintf(log_tag, sizeof(log_tag), "%s", tag);
+}
+
+void log_set_component(const char *component)
+{
+	snprintf(log_component, sizeof(log_component), "%s", component);
 }
 
 void log_set_level(enum log_level level)
@@ -20,31 +55,191 @@ void log_set_level(enum log_level level)
 	log_threshold = level;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void log_set_format(enum log_format format)
+{
+	/* After the environment, so that a later first line does not undo it. */
+	pthread_once(&log_env_once, log_env_read);
+	log_fmt = format;
+}
+
+void log_set_job(int64_t job_id)
+{
+	log_job_id = job_id > 0 ? job_id : 0;
+	if (log_job_id > 0)
+		snprintf(log_tag, sizeof(log_tag), "job %lld", (long long)log_job_id);
+}
+
+/* Appends to buf[*used..cap), keeping room for the NUL; false when full. */
+static bool log_put(char *buf, size_t cap, size_t *used, const char *s, size_t n)
+{
+	if (*used + n + 1 > cap)
+		return false;
+	memcpy(buf + *used, s, n);
+	*used += n;
+	buf[*used] = '\0';
+	return true;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 if none. */
+static size_t log_utf8_seq(const unsigned char *s, size_t avail)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		n = 2, cp = s[0] & 0x1F;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		n = 3, cp = s[0] & 0x0F;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+/* msg as a JSON string (with its quotes): control characters escaped,
+ * invalid UTF-8 replaced by U+FFFD, so that every line parses.  Stops
+ * before a character that does not fit, leaving room for the closing quote. */
+static void log_json_string(char *buf, size_t cap, size_t *used, const char *msg)
+{
+	const unsigned char *s = (const unsigned char *)msg;
+	size_t len = strlen(msg), i = 0;
+	char esc[8];
+
+	if (cap < *used + 3)
+		return;
+	log_put(buf, cap, used, "\"", 1);
+	cap--; /* the closing quote always fits */
+	while (i < len) {
+		size_t n = log_utf8_seq(s + i, len - i);
+		bool ok;
+
+		if (n == 0) {
+			ok = log_put(buf, cap, used, "\\ufffd", 6);
+			n = 1;
+		} else if (s[i] == '"' || s[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)s[i];
+			ok = log_put(buf, cap, used, esc, 2);
+		} else if (s[i] == '\n') {
+			ok = log_put(buf, cap, used, "\\n", 2);
+		} else if (s[i] == '\t') {
+			ok = log_put(buf, cap, used, "\\t", 2);
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", s[i]);
+			ok = log_put(buf, cap, used, esc, 6);
+		} else {
+			ok = log_put(buf, cap, used, (const char *)s + i, n);
+		}
+		if (!ok)
+			break;
+		i += n;
+	}
+	cap++;
+	log_put(buf, cap, used, "\"", 1);
+}
+
+void log_format_line(char *buf, size_t buflen, enum log_level level, int64_t job_id,
+		     const char *msg)
 {
 	static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
-	char line[2048];
-	char stamp[32];
+	char stamp[40], head[160];
 	struct timespec ts;
 	struct tm tm;
-	va_list ap;
+	size_t used = 0;
+	int64_t job = job_id > 0 ? job_id : log_job_id;
 	int n;
+
+	if (buflen == 0)
+		return;
+	buf[0] = '\0';
+	pthread_once(&log_env_once, log_env_read);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = (int)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000L);
+
+	if (log_fmt == LOG_JSON) {
+		n = snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":",
+			     stamp, names[level]);
+		log_put(buf, buflen, &used, head, (size_t)n);
+		log_json_string(buf, buflen, &used, log_component);
+		if (job > 0) {
+			n = snprintf(head, sizeof(head), ",\"job_id\":%lld", (long long)job);
+			log_put(buf, buflen, &used, head, (size_t)n);
+		}
+		log_put(buf, buflen, &used, ",\"msg\":", 7);
+		/* room for the closing brace */
+		log_json_string(buf, buflen - 1, &used, msg);
+		log_put(buf, buflen, &used, "}", 1);
+		return;
+	}
+	/* A process working for one job names it in its tag ("job 7"); a line
+	 * about another job says which. */
+	if (job_id > 0 && job_id != log_job_id)
+		n = snprintf(head, sizeof(head), "%s %s [%s] job=%lld ", stamp, names[level], log_tag,
+			     (long long)job_id);
+	else
+		n = snprintf(head, sizeof(head), "%s %s [%s] ", stamp, names[level], log_tag);
+	log_put(buf, buflen, &used, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
+	/* One event, one line: no line breaks or control characters from the
+	 * message. */
+	for (const unsigned char *p = (const unsigned char *)msg; *p && used + 1 < buflen; p++) {
+		char ch = (char)*p;
+
+		if (*p == '\n' || *p == '\r')
+			ch = ' ';
+		else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			ch = '?';
+		buf[used++] = ch;
+	}
+	buf[used] = '\0';
+}
+
+static void log_vwrite(enum log_level level, int64_t job_id, const char *fmt, va_list ap)
+{
+	/* Per thread, off the stack: civetweb's threads have small stacks. */
+	static _Thread_local char msg[LOG_MSG_MAX];
+	static _Thread_local char line[LOG_LINE_MAX];
 
 	if (level < log_threshold)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "%s.%03ldZ %s [%s] ", stamp, ts.tv_nsec / 1000000L,
-		     names[level], log_tag);
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_format_line(line, sizeof(line), level, job_id, msg);
 	/* One write per line so that lines from the controller and its workers,
 	 * which share standard error, do not interleave. */
 	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "%s\n", line);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+void log_job(enum log_level level, int64_t job_id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, job_id, fmt, ap);
+	va_end(ap);
 }

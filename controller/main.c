@@ -1,8 +1,11 @@
 /* streamserver: the controller.  Parses its options and runs the store, the
  * REST API and the supervisor. */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,10 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_DATA_DIR "./streamserver-data"
+#define TOKEN_MIN 16
+#define TOKEN_MAX 1024
+#define BODY_MIN 64
+#define BODY_MAX ((size_t)64 * 1024 * 1024)
 
 static void usage(FILE *out)
 {
@@ -28,6 +35,18 @@ static void usage(FILE *out)
 		"                      (env STREAMSERVER_DATA_DIR; default " DEFAULT_DATA_DIR ")\n"
 		"  --worker PATH       the streamworker executable (env STREAMSERVER_WORKER;\n"
 		"                      default: beside streamserver)\n"
+		"  --token-file PATH   the API's bearer token, in a file readable by this user\n"
+		"                      only (env STREAMSERVER_TOKEN_FILE, or the token itself\n"
+		"                      in STREAMSERVER_TOKEN); required to listen beyond loopback\n"
+		"  --read-token-file PATH  a second token that allows GET and HEAD only\n"
+		"                      (env STREAMSERVER_READ_TOKEN_FILE or STREAMSERVER_READ_TOKEN)\n"
+		"  --tls-cert PEM      serve HTTPS with this certificate (chain)\n"
+		"                      (env STREAMSERVER_TLS_CERT)\n"
+		"  --tls-key PEM       its private key, if not in the certificate file\n"
+		"                      (env STREAMSERVER_TLS_KEY)\n"
+		"  --max-body BYTES    request body limit (env STREAMSERVER_MAX_BODY; default 1048576)\n"
+		"  --log-format text|json  log lines as text or JSON objects\n"
+		"                      (env STREAMSERVER_LOG_FORMAT; default text)\n"
 		"  --debug             verbose logging\n"
 		"  --version, --help\n");
 }
@@ -62,12 +81,150 @@ static const char *env_or(const char *name, const char *dflt)
 	return (v != NULL && *v != '\0') ? v : dflt;
 }
 
+/* Checks a token and strips the trailing whitespace (a file's newline).  The
+ * messages never show the token. */
+static int token_check(char *tok, const char *origin, char *err, size_t errlen)
+{
+	size_t len = strlen(tok);
+
+	while (len > 0 && isspace((unsigned char)tok[len - 1]))
+		tok[--len] = '\0';
+	if (len < TOKEN_MIN || len > TOKEN_MAX) {
+		snprintf(err, errlen,
+			 "the token from %s has %zu characters; it needs %d to %d "
+			 "(for example: openssl rand -hex 32)",
+			 origin, len, TOKEN_MIN, TOKEN_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (tok[i] <= 0x20 || tok[i] >= 0x7f) {
+			snprintf(err, errlen,
+				 "the token from %s has a space or a character that is not "
+				 "printable ASCII at position %zu; use letters, digits and "
+				 "punctuation only (for example: openssl rand -hex 32)",
+				 origin, i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A token from a file (path) or the value of the environment variable
+ * env_name: a new string the caller wipes and frees, NULL with none, or
+ * (char *)-1 after a message in err. */
+static char *token_load(const char *path, const char *env_name, char *err, size_t errlen)
+{
+	char *bad = (char *)-1, *tok = NULL;
+	const char *value;
+	struct stat sb;
+	size_t n;
+	int fd;
+	FILE *f;
+
+	if (path == NULL) {
+		value = getenv(env_name);
+		if (value == NULL || *value == '\0')
+			return NULL;
+		tok = strdup(value);
+		if (tok == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return bad;
+		}
+		if (token_check(tok, env_name, err, errlen) < 0) {
+			explicit_bzero(tok, strlen(tok));
+			free(tok);
+			return bad;
+		}
+		return tok;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(err, errlen, "cannot read the token file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return bad;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "the token file %s is not a regular file", path);
+		close(fd);
+		return bad;
+	}
+	if (sb.st_mode & (S_IRGRP | S_IROTH))
+		log_warn("the token file %s can be read by its group or others (mode %04o); "
+			 "make it private: chmod 600 %s",
+			 path, (unsigned)(sb.st_mode & 07777), path);
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot read the token file %s: %s", path, strerror(errno));
+		close(fd);
+		return bad;
+	}
+	tok = calloc(1, TOKEN_MAX + 2);
+	if (tok == NULL) {
+		snprintf(err, errlen, "out of memory");
+		fclose(f);
+		return bad;
+	}
+	n = fread(tok, 1, TOKEN_MAX + 1, f);
+	if (ferror(f)) {
+		snprintf(err, errlen, "cannot read the token file %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	f = NULL;
+	if (memchr(tok, '\0', n) != NULL) {
+		snprintf(err, errlen, "the token file %s holds a NUL byte; write the token as text",
+			 path);
+		goto fail;
+	}
+	if (token_check(tok, path, err, errlen) < 0)
+		goto fail;
+	return tok;
+fail:
+	if (f != NULL)
+		fclose(f);
+	explicit_bzero(tok, TOKEN_MAX + 2);
+	free(tok);
+	return bad;
+}
+
+static void token_free(char *tok)
+{
+	if (tok == NULL || tok == (char *)-1)
+		return;
+	explicit_bzero(tok, strlen(tok));
+	free(tok);
+}
+
+static int parse_body_max(const char *s, size_t *out)
+{
+	size_t v = 0;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 9)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		v = v * 10 + (size_t)(*p - '0');
+	}
+	if (v < BODY_MIN || v > BODY_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "worker", required_argument, NULL, 'w' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "read-token-file", required_argument, NULL, 'r' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "max-body", required_argument, NULL, 'b' },
+		{ "log-format", required_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -76,6 +233,16 @@ int main(int argc, char **argv)
 	const char *listen = env_or("STREAMSERVER_LISTEN", DEFAULT_LISTEN);
 	const char *data_dir = env_or("STREAMSERVER_DATA_DIR", DEFAULT_DATA_DIR);
 	const char *worker = env_or("STREAMSERVER_WORKER", NULL);
+	const char *token_file = env_or("STREAMSERVER_TOKEN_FILE", NULL);
+	const char *read_token_file = env_or("STREAMSERVER_READ_TOKEN_FILE", NULL);
+	const char *tls_cert = env_or("STREAMSERVER_TLS_CERT", NULL);
+	const char *tls_key = env_or("STREAMSERVER_TLS_KEY", NULL);
+	const char *body_max = env_or("STREAMSERVER_MAX_BODY", NULL);
+	const char *log_format = env_or("STREAMSERVER_LOG_FORMAT", "text");
+	bool token_file_opt = false, read_token_file_opt = false;
+	char *token = NULL, *read_token = NULL;
+	struct api_security sec;
+	enum log_format fmt;
 	char worker_buf[PATH_MAX];
 	char err[512];
 	struct store *st = NULL;
@@ -94,6 +261,26 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			worker = optarg;
+			break;
+		case 't':
+			token_file = optarg;
+			token_file_opt = true;
+			break;
+		case 'r':
+			read_token_file = optarg;
+			read_token_file_opt = true;
+			break;
+		case 'c':
+			tls_cert = optarg;
+			break;
+		case 'k':
+			tls_key = optarg;
+			break;
+		case 'b':
+			body_max = optarg;
+			break;
+		case 'f':
+			log_format = optarg;
 			break;
 		case 'D':
 			log_set_level(LOG_DEBUG);
@@ -115,26 +302,93 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_tag("controller");
+	log_set_component("controller");
+	if (!log_format_parse(log_format, &fmt)) {
+		fprintf(stderr, "streamserver: --log-format (or STREAMSERVER_LOG_FORMAT) is \"%s\"; "
+				"use text or json\n", log_format);
+		return 2;
+	}
+	log_set_format(fmt);
+	/* Workers inherit the format through their environment. */
+	setenv("STREAMSERVER_LOG_FORMAT", log_format, 1);
+
+	memset(&sec, 0, sizeof(sec));
+	if (body_max != NULL && parse_body_max(body_max, &sec.body_max) < 0) {
+		log_error("--max-body (or STREAMSERVER_MAX_BODY) is \"%s\"; give a number of bytes "
+			  "from %d to %zu",
+			  body_max, BODY_MIN, BODY_MAX);
+		return 2;
+	}
+	if (tls_key != NULL && tls_cert == NULL) {
+		log_error("--tls-key needs --tls-cert (or STREAMSERVER_TLS_CERT): the certificate "
+			  "to serve with that key");
+		return 2;
+	}
+	sec.tls_cert = tls_cert;
+	sec.tls_key = tls_key;
+	/* An option wins over the environment: a token file given as an option
+	 * hides the token in STREAMSERVER_TOKEN. */
+	if (!token_file_opt && token_file != NULL && getenv("STREAMSERVER_TOKEN") != NULL &&
+	    *getenv("STREAMSERVER_TOKEN") != '\0') {
+		log_error("both STREAMSERVER_TOKEN_FILE and STREAMSERVER_TOKEN are set; keep one");
+		return 2;
+	}
+	if (!read_token_file_opt && read_token_file != NULL &&
+	    getenv("STREAMSERVER_READ_TOKEN") != NULL && *getenv("STREAMSERVER_READ_TOKEN") != '\0') {
+		log_error("both STREAMSERVER_READ_TOKEN_FILE and STREAMSERVER_READ_TOKEN are set; "
+			  "keep one");
+		return 2;
+	}
+	token = token_load(token_file, "STREAMSERVER_TOKEN", err, sizeof(err));
+	if (token != (char *)-1)
+		read_token = token_load(read_token_file, "STREAMSERVER_READ_TOKEN", err, sizeof(err));
+	/* Never left for a child to see, whatever the environment filter does. */
+	unsetenv("STREAMSERVER_TOKEN");
+	unsetenv("STREAMSERVER_READ_TOKEN");
+	if (token == (char *)-1 || read_token == (char *)-1) {
+		log_error("%s", err);
+		goto usage_out;
+	}
+	if (read_token != NULL && token == NULL) {
+		log_error("a read token needs the full token too: give --token-file "
+			  "(or STREAMSERVER_TOKEN_FILE / STREAMSERVER_TOKEN)");
+		goto usage_out;
+	}
+	if (read_token != NULL && strcmp(read_token, token) == 0) {
+		log_error("the read token is the same as the full token; give it another value");
+		goto usage_out;
+	}
+	if (token == NULL && !api_listen_is_loopback(listen)) {
+		log_error("refusing to listen on %s without an API token: anyone who reaches that "
+			  "address could run jobs.  Give a token with --token-file PATH (or "
+			  "STREAMSERVER_TOKEN_FILE / STREAMSERVER_TOKEN), or listen on loopback "
+			  "(--listen 127.0.0.1:PORT)",
+			  listen);
+		goto usage_out;
+	}
+	sec.token = token;
+	sec.read_token = read_token;
+
 	if (worker == NULL) {
 		if (find_worker(worker_buf, sizeof(worker_buf)) < 0) {
 			log_error("cannot find streamworker beside streamserver; give its path with --worker");
-			return 2;
+			goto usage_out;
 		}
 		worker = worker_buf;
 	}
 	if (access(worker, X_OK) != 0) {
 		log_error("worker executable %s: %s; give the right path with --worker", worker,
 			  strerror(errno));
-		return 2;
+		goto usage_out;
 	}
 	/* Before any thread starts, so that every thread inherits the mask. */
 	if (sup_block_signals(err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		return 1;
+		goto out;
 	}
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
 		log_error("cannot create data directory %s: %s", data_dir, strerror(errno));
-		return 1;
+		goto out;
 	}
 	if (store_open(data_dir, &st, err, sizeof(err)) < 0) {
 		log_error("cannot open the store in %s: %s", data_dir, err);
@@ -147,17 +401,30 @@ int main(int argc, char **argv)
 	ops.wake = sup_wake;
 	ops.ctx = sp;
 	ops.worker_path = worker;
-	if (api_server_start(st, listen, &ops, NULL, &srv, err, sizeof(err)) < 0) {
+	if (api_server_start(st, listen, &ops, &sec, &srv, err, sizeof(err)) < 0) {
 		log_error("cannot serve the API on %s: %s", listen, err);
 		goto out;
 	}
-	log_info("streamserver %s listening on http://%s (data in %s, worker %s)",
-		 STREAMSERVER_VERSION, listen, data_dir, worker);
+	/* api_server_start keeps its own copies. */
+	token_free(token);
+	token_free(read_token);
+	token = read_token = NULL;
+	log_info("streamserver %s listening on %s://%s (data in %s, worker %s; API %s)",
+		 STREAMSERVER_VERSION, tls_cert ? "https" : "http", listen, data_dir, worker,
+		 sec.token == NULL ? "open: no token (loopback only)"
+		 : sec.read_token != NULL ? "needs a bearer token; read-only token accepted"
+					  : "needs a bearer token");
 	rc = sup_run(sp) < 0 ? 1 : 0;
 	log_info("controller stopped");
 out:
 	api_server_stop(srv);
 	sup_free(sp);
 	store_close(st);
+	token_free(token);
+	token_free(read_token);
 	return rc;
+usage_out:
+	token_free(token);
+	token_free(read_token);
+	return 2;
 }
