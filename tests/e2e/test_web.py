@@ -235,13 +235,14 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
 
     # Stop: the badge turns to stopped, and the API agrees.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-action="stop"]').click()
-    stopped = wait_page(browser, lambda d: (lambda r: r if r and r["state"] == "stopped" else None)(
-        page_job(d, jid)), "the badge to show stopped after Stop")
+    stopped = wait_page(browser, lambda d: (lambda r: r if r and r["state"] == "stopped"
+                                            and r["action_message"] == "" else None)(
+        page_job(d, jid)), "the badge to show stopped after Stop, with no error beside it")
     badge = browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-field="state"]')
     assert "idle" in badge.get_attribute("class").split(), badge.get_attribute("class")
     st = job_status(server, jid)
     assert st["state"] == "stopped" and st["desired_state"] == "stopped", st
-    assert stopped["action_message"] == "", stopped
+    assert stopped["stop_disabled"] and not stopped["start_disabled"], stopped
     assert browser.execute_script("return window.__e2eMarker") == marker, \
         "the page was reloaded"
     assert script_errors(browser) == []
