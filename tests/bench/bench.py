@@ -639,33 +639,45 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def ratio(a, b):
-    return round(a / b, 3) if a is not None and b else None
+def paired_ratio(raw, key, ref):
+    """The median over the runs of key / ref, each pair measured in the same
+    run (back to back, so load from outside weighs on both alike); None when
+    either was not measured."""
+    a, b = raw.get(key) or [], raw.get(ref) or []
+    if not a or len(a) != len(b):
+        return None
+    return round(statistics.median(x / y for x, y in zip(a, b)), 3)
 
 
-def build_table(r, args):
-    """The rows of the report: figure, value, unit, ratio to the limit, ratio
-    to the peer, target, pass."""
+def build_table(r, args, raw):
+    """The rows of the report: figure, value (the median of the runs), unit,
+    ratio to the limit and to the peer (medians of the per-run ratios),
+    target, pass (judged on those ratios)."""
     rows = []
 
     def add(key, figure, value, unit, limit=None, peer=None, target=None, ok=None):
         rows.append({"key": key, "figure": figure, "value": value, "unit": unit,
-                     "ratio_to_limit": ratio(value, limit), "ratio_to_peer": ratio(value, peer),
+                     "ratio_to_limit": paired_ratio(raw, key, limit) if limit else None,
+                     "ratio_to_peer": paired_ratio(raw, key, peer) if peer else None,
                      "target": target, "pass": ok})
 
-    li, lm = r.get("limit_insert"), r.get("limit_merge")
-    pi, pu = r.get("peer_insert"), r.get("peer_upsert")
     si, sm = r.get("ss_insert"), r.get("ss_merge")
-    add("limit_insert", "1 limit INSERT (psql COPY)", li, "rows/s", li, pi)
-    add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", li, pi,
-        ">= 0.7 limit, >= 5x peer",
-        None if si is None or li is None or pi is None else (si >= 0.7 * li and si >= 5 * pi))
-    add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", lm, "rows/s", lm, pu)
-    add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", lm, pu,
-        ">= 0.7 limit, >= 5x peer",
-        None if sm is None or lm is None or pu is None else (sm >= 0.7 * lm and sm >= 5 * pu))
-    add("peer_insert", "5a peer: Connect + Debezium JDBC, insert", pi, "rows/s", li, pi)
-    add("peer_upsert", "5b peer: Connect + Debezium JDBC, upsert", pu, "rows/s", lm, pu)
+
+    def judged(key, limit, peer):
+        x, y = paired_ratio(raw, key, limit), paired_ratio(raw, key, peer)
+        return None if x is None or y is None else (x >= 0.7 and y >= 5)
+    add("limit_insert", "1 limit INSERT (psql COPY)", r.get("limit_insert"), "rows/s",
+        "limit_insert", "peer_insert")
+    add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", "limit_insert", "peer_insert",
+        ">= 0.7 limit, >= 5x peer", judged("ss_insert", "limit_insert", "peer_insert"))
+    add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", r.get("limit_merge"), "rows/s",
+        "limit_merge", "peer_upsert")
+    add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", "limit_merge", "peer_upsert",
+        ">= 0.7 limit, >= 5x peer", judged("ss_merge", "limit_merge", "peer_upsert"))
+    add("peer_insert", "5a peer: Connect + Debezium JDBC, insert", r.get("peer_insert"), "rows/s",
+        "limit_insert", "peer_insert")
+    add("peer_upsert", "5b peer: Connect + Debezium JDBC, upsert", r.get("peer_upsert"), "rows/s",
+        "limit_merge", "peer_upsert")
     bound = args.interval + 250
     p50, p99 = r.get("latency_p50_ms"), r.get("latency_p99_ms")
     add("latency_p50_ms", f"6 latency p50 at {args.latency_rate}/s (Kafka ts -> commit)", p50, "ms")
@@ -866,7 +878,7 @@ def main():
     if not ok:
         sys.exit(1)
 
-    rows = build_table(result, args)
+    rows = build_table(result, args, raw)
     mach = machine()
     settings = {"messages": n, "partitions": PARTITIONS, "runs": args.runs,
                 "max_row": args.max_row or "default", "minimal_interval_ms": args.interval,
