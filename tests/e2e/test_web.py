@@ -109,6 +109,13 @@ def visible(driver, css):
         css)
 
 
+def paste_yaml(driver, text):
+    """Puts text into the form's YAML field in one go, as a paste does
+    (send_keys would type it key by key)."""
+    driver.execute_script("const t = document.getElementById('job-config'); t.value = arguments[0];"
+                          "t.dispatchEvent(new Event('input'));", text)
+
+
 def script_errors(driver):
     """The page's script errors from the console (failed requests, such as
     the 401, 403 and 422 the tests cause on purpose, are not script errors)."""
@@ -197,9 +204,7 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     jobs_before = server.call("GET", "/jobs")["total"]
     browser.find_element(By.ID, "job-name").send_keys(new_name)
     browser.find_element(By.CSS_SELECTOR, f'#job-source option[value="{src["id"]}"]').click()
-    # Pasted in one go (send_keys would type it, and the textarea keeps it as is).
-    browser.execute_script("const t = document.getElementById('job-config'); t.value = arguments[0];"
-                           "t.dispatchEvent(new Event('input'));", bad_yaml)
+    paste_yaml(browser, bad_yaml)
     browser.find_element(By.ID, "job-submit").click()
     problem = wait_page(browser, lambda d: [e for e in d.find_elements(
         By.CSS_SELECTOR, f'#job-errors li[data-line="{bad_line}"]') if e.is_displayed()],
@@ -207,7 +212,8 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     assert f"line {bad_line}" in problem.text, problem.text
     assert expected_errors[0]["message"] in problem.text, (problem.text, expected_errors)
     assert "KAFKA.OUTPUT.MODE" in problem.text, problem.text
-    gutter = browser.find_element(By.CSS_SELECTOR, f'#job-config-gutter span[data-line="{bad_line}"]')
+    gutter = browser.find_element(By.CSS_SELECTOR,
+                                  f'#job-config-gutter span[data-line="{bad_line}"]')
     assert "bad" in gutter.get_attribute("class").split(), gutter.get_attribute("outerHTML")
     marked = browser.find_elements(By.CSS_SELECTOR, "#job-config-gutter span.bad")
     assert {int(e.get_attribute("data-line")) for e in marked} == \
@@ -221,13 +227,13 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
 
     # Fixed, the same form creates the job; its row appears, stopped.
     good_yaml = bad_yaml.replace("MODE: SMASH", "MODE: INSERT")
-    browser.execute_script("const t = document.getElementById('job-config'); t.value = arguments[0];"
-                           "t.dispatchEvent(new Event('input'));", good_yaml)
+    paste_yaml(browser, good_yaml)
     browser.find_element(By.ID, "job-submit").click()
     wait_page(browser, lambda d: "Created job" in d.find_element(By.ID, "job-form-message").text,
               "the form to say the job was created")
     assert not browser.find_elements(By.CSS_SELECTOR, "#job-errors li"), "old errors still shown"
-    created = [j for j in server.call("GET", "/jobs?page_size=100")["items"] if j["name"] == new_name]
+    created = [j for j in server.call("GET", "/jobs?page_size=100")["items"]
+               if j["name"] == new_name]
     assert len(created) == 1 and created[0]["mode"] == "professional", created
     row = wait_page(browser, lambda d: page_job(d, created[0]["id"]), "the new job's row")
     assert row["name"] == new_name and row["state"] == "stopped", row

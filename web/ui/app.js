@@ -302,8 +302,10 @@
 		setText(tr, "restarts", num(st.restarts));
 		setText(tr, "last_error", err);
 		field(tr, "last_error").title = st.last_exit ? "last exit: " + st.last_exit : "";
-		tr.querySelector('[data-action="start"]').setAttribute("aria-label", "Start job " + (st.name || st.id));
-		tr.querySelector('[data-action="stop"]').setAttribute("aria-label", "Stop job " + (st.name || st.id));
+		tr.querySelector('[data-action="start"]').setAttribute("aria-label",
+			"Start job " + (st.name || st.id));
+		tr.querySelector('[data-action="stop"]').setAttribute("aria-label",
+			"Stop job " + (st.name || st.id));
 		tr.querySelector('[data-action="start"]').disabled = busy ||
 			(desired === "running" && st.state !== "failed");
 		tr.querySelector('[data-action="stop"]').disabled = busy ||
@@ -540,7 +542,8 @@
 		formMessage("creating\u2026", "");
 		api("POST", "/jobs", body).then(function (job) {
 			showProblems([]);
-			formMessage("Created job " + job.id + " (" + job.name + "), stopped: start it in the list above.", "ok");
+			formMessage("Created job " + job.id + " (" + job.name +
+				"), stopped: start it in the list above.", "ok");
 			$("job-name").value = "";
 			$("job-config").value = "";
 			renderGutter({});
