@@ -1,0 +1,34 @@
+#!/bin/sh
+# Builds Streaming Server for installation and installs it into a staging
+# directory: usr/bin/streamserver, streamworker and streamctl under DESTDIR.
+# The Dockerfile's build stage runs it from the source tree, and
+# tests/e2e/test_deploy.py runs the Dockerfile's very line on this machine.
+#
+# usage: deploy/build.sh DESTDIR [BUILDDIR]   (from the top of the source tree)
+#   BUILDDIR defaults to build-release; it must not hold another configuration.
+set -eu
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: deploy/build.sh DESTDIR [BUILDDIR]" >&2
+    exit 2
+fi
+destdir=$1
+builddir=${2:-build-release}
+if [ ! -f meson.build ] || [ ! -f deploy/build.sh ]; then
+    echo "deploy/build.sh: run it from the top of the source tree" >&2
+    exit 2
+fi
+
+# Release build without the unit tests: the image does not need cmocka, and
+# the tests run in CI on the same sources.
+meson setup --buildtype=release --prefix=/usr -Dtests=false "$builddir"
+meson compile -C "$builddir"
+meson install -C "$builddir" --destdir "$destdir" --no-rebuild --strip
+
+for b in streamserver streamworker streamctl; do
+    if [ ! -x "$destdir/usr/bin/$b" ]; then
+        echo "deploy/build.sh: $destdir/usr/bin/$b was not installed" >&2
+        exit 1
+    fi
+done
+echo "deploy/build.sh: installed streamserver, streamworker and streamctl into $destdir/usr/bin"
