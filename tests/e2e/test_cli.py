@@ -409,8 +409,11 @@ def _certs(d):
     return d / "ca.pem", d / "srv.pem", d / "srv.key"
 
 
-def test_https_verifies_the_server_with_cacert(make_server, pg, tmp_path):
+def test_https_verifies_the_server_with_cacert(make_server, pg, tmp_path, monkeypatch):
     ca, cert, key = _certs(tmp_path)
+    # requests lets these variables override the fixture's verify=ca
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     srv = make_server(args=["--tls-cert", str(cert), "--tls-key", str(key)], scheme="https",
                       verify=ca)
     assert srv.base.startswith("https://")
