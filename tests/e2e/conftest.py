@@ -157,6 +157,8 @@ class Server:
         if api_token is not None:
             self.http.headers["Authorization"] = f"Bearer {api_token}"
         if verify is not None:
+            # REQUESTS_CA_BUNDLE in the environment would override verify.
+            self.http.trust_env = False
             self.http.verify = str(verify)
 
     # process ---------------------------------------------------------------
