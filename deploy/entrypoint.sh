@@ -23,7 +23,8 @@ token_file=${STREAMSERVER_TOKEN_FILE:-/run/secrets/streamserver_token}
 
 if [ -z "${STREAMSERVER_TOKEN:-}" ]; then
     if [ ! -e "$token_file" ]; then
-        echo "streamserver-entrypoint: no API token: $token_file does not exist." >&2
+        echo "streamserver-entrypoint: no API token: $token_file does not exist" \
+             "(or a directory above it is closed to uid $(id -u))." >&2
         echo "  The API listens on $listen, which needs a token. Give one as a secret" >&2
         echo "  mounted at $token_file (compose: secrets; docker run: -v FILE:$token_file:ro)," >&2
         echo "  or point STREAMSERVER_TOKEN_FILE at it; at least 16 characters, for example" >&2
