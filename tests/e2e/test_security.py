@@ -1,0 +1,385 @@
+"""Security (README "Security", doc/API.md "Authentication") and logs (README
+"Logs"): bearer tokens, the read-only token, TLS, the body limit, the refusal
+to listen beyond loopback without a token, secrets kept out of logs, API
+responses and workers, and JSON log lines."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import CONTROLLER, WORKER, Server
+from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source,
+                     delimited_messages, error_of, free_port, job_status, start_job, stop_job,
+                     unique, wait_rows, wait_state, wizard_job)
+
+TOKEN = "tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f"
+READ_TOKEN = "read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def bare(srv, method, path, headers=None, **kw):
+    """A request without the session's Authorization header."""
+    return requests.request(method, srv.url(path), headers=headers or {}, timeout=15,
+                            verify=srv.http.verify, **kw)
+
+
+def assert_unauthorized(resp):
+    err = error_of(resp, 401, "unauthorized")
+    assert resp.headers.get("WWW-Authenticate") == 'Bearer realm="streamserver"', resp.headers
+    assert TOKEN not in resp.text and READ_TOKEN not in resp.text
+    return err
+
+
+# ------------------------------------------------------------------ tokens
+
+def test_token_guards_api_and_metrics(make_server):
+    srv = make_server(env={"STREAMSERVER_TOKEN": TOKEN}, api_token=TOKEN)
+
+    # No token: 401 with the header and the JSON error, on the API and /metrics.
+    for path in ("/jobs", "/services", "/jobs/status", "/api/v1/openapi.yaml", "/metrics"):
+        err = assert_unauthorized(bare(srv, "GET", path))
+        assert "Authorization: Bearer" in err["message"], err
+    assert_unauthorized(bare(srv, "POST", "/services", json={"name": "x"}))
+    # A wrong token, another scheme, a token with one character changed.
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": "Bearer wrong-token-0123456789"}))
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": f"Basic {TOKEN}"}))
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": f"Bearer {TOKEN[:-1]}x"}))
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": f"Bearer {TOKEN}x"}))
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": f"Bearer {TOKEN[:-1]}"}))
+
+    # The right token.
+    body = srv.call("GET", "/jobs")
+    assert body["items"] == [] and body["total"] == 0, body
+    svc = srv.call("POST", "/services", {"name": unique("svc"), "database_host": "127.0.0.1",
+                                         "database_port": 5432}, expect=201)
+    metrics = srv.request("GET", "/metrics")
+    assert metrics.status_code == 200 and "streamserver_build_info" in metrics.text, \
+        metrics.text[:300]
+
+    # Open without a token: the health check, the page shell and its assets;
+    # the shell carries none of the store's contents.
+    health = bare(srv, "GET", "/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    page = bare(srv, "GET", "/")
+    assert page.status_code == 200 and "<html" in page.text.lower(), page.text[:300]
+    assert svc["name"] not in page.text
+    assert bare(srv, "GET", "/ui/app.js").status_code == 200
+    assert bare(srv, "GET", "/", headers=AUTH).status_code == 200
+
+    # The token never reaches the log.
+    assert TOKEN not in srv.log_text()
+
+
+def test_read_token_allows_reading_only(make_server):
+    srv = make_server(env={"STREAMSERVER_TOKEN": TOKEN, "STREAMSERVER_READ_TOKEN": READ_TOKEN},
+                      api_token=TOKEN)
+    svc = srv.call("POST", "/services", {"name": unique("svc"), "database_host": "127.0.0.1",
+                                         "database_port": 5432}, expect=201)
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+
+    listed = bare(srv, "GET", "/services", read)
+    assert listed.status_code == 200 and listed.json()["total"] == 1, listed.text
+    assert bare(srv, "GET", f"/services/{svc['id']}", read).json()["name"] == svc["name"]
+    # HEAD passes the token check (the route itself answers it).
+    assert bare(srv, "HEAD", "/services", read).status_code not in (401, 403)
+    assert bare(srv, "GET", "/metrics", read).status_code == 200
+
+    err = error_of(bare(srv, "POST", "/services", read,
+                        json={"name": unique("svc"), "database_host": "h"}), 403, "forbidden")
+    assert "read-only" in err["message"], err
+    error_of(bare(srv, "PATCH", f"/services/{svc['id']}", read, json={"description": "x"}),
+             403, "forbidden")
+    error_of(bare(srv, "DELETE", f"/services/{svc['id']}", read), 403, "forbidden")
+    # Nothing changed; the full token still may.
+    assert srv.call("GET", f"/services/{svc['id']}")["description"] == svc["description"]
+    srv.call("DELETE", f"/services/{svc['id']}", expect=204)
+    assert READ_TOKEN not in srv.log_text() and TOKEN not in srv.log_text()
+
+
+def test_token_file_and_precedence(make_server, tmp_path):
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")  # the newline is not part of the token
+    path.chmod(0o600)
+    env_token = "env-" + "0" * 30
+    # --token-file wins over STREAMSERVER_TOKEN.
+    srv = make_server(args=["--token-file", str(path)], env={"STREAMSERVER_TOKEN": env_token},
+                      api_token=TOKEN)
+    assert srv.call("GET", "/jobs")["total"] == 0
+    assert_unauthorized(bare(srv, "GET", "/jobs", {"Authorization": f"Bearer {env_token}"}))
+    assert "can be read by its group or others" not in srv.log_text()
+
+    # STREAMSERVER_TOKEN_FILE; a file others can read gets a warning that
+    # names the file, never the token.
+    shared = tmp_path / "shared-token"
+    shared.write_text(TOKEN)
+    shared.chmod(0o644)
+    srv2 = make_server(env={"STREAMSERVER_TOKEN_FILE": str(shared)}, api_token=TOKEN)
+    assert srv2.call("GET", "/jobs")["total"] == 0
+    assert_unauthorized(bare(srv2, "GET", "/jobs"))
+    log = srv2.log_text()
+    assert "can be read by its group or others" in log and str(shared) in log, log[-2000:]
+    assert TOKEN not in log
+
+
+def run_controller(tmp_path, args, env=None):
+    """streamserver that must exit at once: (exit code, output)."""
+    data = tmp_path / f"data-{unique('d')}"
+    proc = subprocess.run([str(CONTROLLER), "--data-dir", str(data), "--worker", str(WORKER)]
+                          + args, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_bad_tokens_refused(tmp_path):
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    short.chmod(0o600)
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--token-file", str(short)])
+    assert rc == 2 and "16" in out and "abc" not in out, (rc, out)
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--token-file", str(tmp_path / "missing")])
+    assert rc == 2 and "missing" in out, (rc, out)
+    spaced = "has a space in the middle 12345"
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}"],
+                             {"STREAMSERVER_TOKEN": spaced})
+    assert rc == 2 and "STREAMSERVER_TOKEN" in out and spaced not in out, (rc, out)
+    # A read token alone would leave nobody able to change anything.
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}"],
+                             {"STREAMSERVER_READ_TOKEN": READ_TOKEN})
+    assert rc == 2 and "--token-file" in out and READ_TOKEN not in out, (rc, out)
+
+
+# --------------------------------------------------------- listen address
+
+def test_non_loopback_listen_needs_token(tmp_path):
+    for listen in (f"0.0.0.0:{free_port()}", f"*:{free_port()}", f":{free_port()}"):
+        rc, out = run_controller(tmp_path, ["--listen", listen])
+        assert rc == 2, (listen, rc, out)
+        assert "without an API token" in out and "--token-file" in out, out
+    # Loopback needs no token; with a token every interface is fine.
+    for name, kw in (("loopback", {}),
+                     ("any", {"env": {"STREAMSERVER_TOKEN": TOKEN}, "api_token": TOKEN})):
+        (tmp_path / name).mkdir()
+        srv = Server(tmp_path / name, **kw)
+        host = "localhost" if name == "loopback" else "0.0.0.0"
+        srv.args += ["--listen", f"{host}:{srv.port}"]
+        srv.start()
+        try:
+            assert srv.call("GET", "/jobs")["total"] == 0
+            if kw:
+                assert_unauthorized(bare(srv, "GET", "/jobs"))
+            assert f"{host}:{srv.port}" in srv.log_text()
+        finally:
+            assert srv.stop() == 0
+            srv.http.close()
+
+
+# --------------------------------------------------------------------- TLS
+
+@pytest.fixture
+def cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem, both.pem)."""
+    c, k = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(k),
+                    "-out", str(c), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=120)
+    k.chmod(0o600)
+    both = tmp_path / "both.pem"
+    both.write_text(k.read_text() + c.read_text())
+    both.chmod(0o600)
+    return c, k, both
+
+
+def test_tls(make_server, cert, monkeypatch):
+    c, k, both = cert
+    # requests prefers these to a Session's own verify= (requests issue 3829).
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    srv = make_server(args=["--tls-cert", str(c), "--tls-key", str(k)],
+                      env={"STREAMSERVER_TOKEN": TOKEN}, api_token=TOKEN, scheme="https",
+                      verify=c)
+    assert srv.base.startswith("https://")
+    for _ in range(3):  # more than one connection: each is its own handshake
+        assert srv.call("GET", "/jobs")["total"] == 0
+    assert_unauthorized(bare(srv, "GET", "/jobs"))
+    assert bare(srv, "GET", "/healthz").json() == {"status": "ok"}
+    # Plain HTTP to the TLS port gets no answer.
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"http://127.0.0.1:{srv.port}/healthz", timeout=10)
+    # A client that does not trust the certificate refuses it.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{srv.port}/healthz", timeout=10)
+    assert srv.call("GET", "/healthz") == {"status": "ok"}
+    # The key is not copied to the data directory.
+    key_text = k.read_text().strip().splitlines()[1]
+    for f in srv.data_dir.rglob("*"):
+        if f.is_file():
+            assert key_text.encode() not in f.read_bytes(), f
+
+    # Key and certificate in one file (--tls-cert alone), from the environment.
+    srv2 = make_server(env={"STREAMSERVER_TLS_CERT": str(both)}, scheme="https", verify=c)
+    assert srv2.call("GET", "/jobs")["total"] == 0
+
+
+def test_tls_bad_files(tmp_path, cert):
+    c, k, _ = cert
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--tls-cert", str(c)])
+    assert rc != 0 and "private key" in out and str(c) in out, (rc, out)
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--tls-key", str(k)])
+    assert rc == 2 and "--tls-cert" in out, (rc, out)
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--tls-cert", str(c), "--tls-key",
+                                        str(tmp_path / "nokey.pem")])
+    assert rc != 0 and "nokey.pem" in out, (rc, out)
+
+
+# -------------------------------------------------------------- body limit
+
+def test_body_limit(make_server):
+    srv = make_server(args=["--max-body", "2048"])
+    big = {"name": unique("svc"), "database_host": "127.0.0.1", "description": "x" * 4000}
+    err = error_of(srv.request("POST", "/services", big), 413, "too_large")
+    assert "2048" in err["message"], err
+    # Without a Content-Length (chunked) the limit holds too.
+    chunks = (part.encode() for part in [json.dumps(big)[:1500], json.dumps(big)[1500:]])
+    resp = srv.http.post(srv.url("/services"), data=chunks,
+                         headers={"Content-Type": "application/json"}, timeout=15)
+    err = error_of(resp, 413, "too_large")
+    assert "2048" in err["message"], err
+    small = dict(big, description="x" * 1000)
+    assert srv.call("POST", "/services", small, expect=201)["description"] == "x" * 1000
+    assert srv.call("GET", "/services")["total"] == 1
+
+    # The default is 1 MiB.
+    srv2 = make_server()
+    huge = dict(big, description="x" * (1024 * 1024 + 10))
+    err = error_of(srv2.request("POST", "/services", huge), 413, "too_large")
+    assert "1048576" in err["message"], err
+
+
+def test_bad_options(tmp_path):
+    for args, needle in ((["--max-body", "lots"], "--max-body"),
+                         (["--max-body", "10"], "--max-body"),
+                         (["--log-format", "xml"], "--log-format")):
+        rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}"] + args)
+        assert rc == 2 and needle in out, (args, rc, out)
+
+
+# ------------------------------------------- secrets around a running job
+
+def json_lines(text):
+    """The log's lines other than the fixture's start markers, parsed."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("=== e2e:"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"log line is not JSON: {line!r}") from None
+        assert isinstance(obj, dict), line
+        for key in ("ts", "level", "component", "msg"):
+            assert key in obj, f"{key} missing in {line!r}"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", obj["ts"]), line
+        assert obj["level"] in ("DEBUG", "INFO", "WARN", "ERROR"), line
+        assert obj["component"] in ("controller", "worker"), line
+        out.append(obj)
+    return out
+
+
+def proc_bytes(pid, name):
+    with open(f"/proc/{pid}/{name}", "rb") as f:
+        return f.read()
+
+
+@pytest.fixture
+def running_job(make_server, pg, kafka):
+    """A controller with a token and JSON logs, and a wizard job that has
+    loaded 200 rows and still runs: (srv, job id, table)."""
+    srv = make_server(args=["--log-format", "json"], env={"STREAMSERVER_TOKEN": TOKEN},
+                      api_token=TOKEN)
+    topic = kafka.create_topic(unique("sec"))
+    table = pg.create_table(unique("t_sec"), TABLE5)
+    svc = create_service(srv, pg)
+    src = create_source(srv, svc["id"], kafka, topic)
+    job = create_job(srv, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5]))
+    start_job(srv, job["id"])
+    wait_state(srv, job["id"], "running")
+    kafka.produce(topic, delimited_messages(0, 200))
+    assert wait_rows(pg, table, 200, srv, job["id"]) == 200
+    return srv, job["id"], table
+
+
+def test_secrets_stay_out(running_job, pg):
+    srv, jid, _ = running_job
+    password = pg.password
+    assert len(password) >= 8  # a value that cannot turn up by chance
+
+    st = job_status(srv, jid)
+    assert st["state"] == "running" and st["pid"], st
+    pid = st["pid"]
+    # The worker's command line and environment.
+    for name in ("cmdline", "environ"):
+        data = proc_bytes(pid, name)
+        assert password.encode() not in data, f"database password in worker {name}"
+        assert TOKEN.encode() not in data, f"API token in worker {name}"
+    assert b"STREAMSERVER_TOKEN" not in proc_bytes(pid, "environ")
+    # ... nor the controller's command line.
+    assert TOKEN.encode() not in proc_bytes(srv.proc.pid, "cmdline")
+
+    # API responses.
+    for path in (f"/jobs/{jid}", "/jobs", f"/jobs/{jid}/status", "/jobs/status",
+                 f"/jobs/{jid}/config", "/services", "/sources", "/metrics", "/"):
+        resp = srv.request("GET", path)
+        assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+        assert password not in resp.text, f"database password in GET {path}"
+        assert TOKEN not in resp.text, f"API token in GET {path}"
+
+    stop_job(srv, jid)
+    wait_state(srv, jid, "stopped")
+    log = srv.log_text()
+    assert password not in log, "database password in the log"
+    assert TOKEN not in log, "API token in the log"
+
+
+def test_json_log_lines(running_job):
+    srv, jid, _ = running_job
+    stop_job(srv, jid)
+    wait_state(srv, jid, "stopped")
+    lines = json_lines(srv.log_text())
+    controller = [o for o in lines if o["component"] == "controller"]
+    assert any("listening on" in o["msg"] for o in controller), controller[:5]
+    # The API's lines about the job carry its id.
+    about = [o for o in controller if o.get("job_id") == jid]
+    assert any(f"/jobs/{jid}/start" in o["msg"] for o in about), controller
+    assert all(isinstance(o.get("job_id", 0), int) for o in lines)
+
+
+def test_worker_log_lines_carry_job_id(running_job):
+    """Workers inherit --log-format json; each of their lines names the job."""
+    srv, jid, _ = running_job
+    stop_job(srv, jid)
+    wait_state(srv, jid, "stopped")
+    worker = [o for o in json_lines(srv.log_text()) if o["component"] == "worker"]
+    assert worker, "no worker lines in the log"
+    missing = [o for o in worker if o.get("job_id") != jid]
+    assert not missing, f"worker lines without job_id {jid}: {missing[:3]}"
+
+
+def test_text_log_lines(make_server):
+    srv = make_server(env={"STREAMSERVER_TOKEN": TOKEN}, api_token=TOKEN)
+    srv.call("POST", "/jobs/99/start", expect=404)
+    deadline = time.monotonic() + 10
+    pattern = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO \[controller\] job=99 "
+                         r"POST /api/v1/jobs/99/start 404$", re.M)
+    while not pattern.search(srv.log_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pattern.search(srv.log_text()), srv.log_tail()
