@@ -484,6 +484,7 @@ def test_compose_file_validates():
     env = kafka["environment"]
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}, "KRaft"
     assert not any("zookeeper" in s for s in svcs), "KRaft needs no ZooKeeper"
+    assert env["CLUSTER_ID"] and "1@kafka:9093" in env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
     assert svcs["postgres"]["image"] == "postgres:15"
 
     ss = svcs["streamserver"]
@@ -525,6 +526,13 @@ def test_compose_file_validates():
     for sname, sec in cfg["secrets"].items():
         text = Path(sec["file"]).read_text().strip()
         assert len(text) >= 16 or sname != "streamserver_token", "the token is too short"
+    # the scripts the example services run are mounted where they look
+    for name in ("init", "producer"):
+        script = svcs[name]["entrypoint"][-1]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in svcs[name]["volumes"]}
+        d = str(Path(script).parent)
+        assert d in mounts and (Path(mounts[d]) / Path(script).name).is_file(), \
+            f"{name} runs {script}, which no mount provides"
     for script in ("init.sh", "produce.sh"):
         p = subprocess.run(["sh", "-n", str(DEPLOY / "compose" / script)], capture_output=True,
                            text=True)
