@@ -5,7 +5,7 @@
 # tests/e2e/test_deploy.py runs the Dockerfile's very line on this machine.
 #
 # usage: deploy/build.sh DESTDIR [BUILDDIR]   (from the top of the source tree)
-#   BUILDDIR defaults to build-release; it must not hold another configuration.
+#   BUILDDIR defaults to build-release (configured again when it exists).
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -21,7 +21,11 @@ fi
 
 # Release build without the unit tests: the image does not need cmocka, and
 # the tests run in CI on the same sources.
-meson setup --buildtype=release --prefix=/usr -Dtests=false "$builddir"
+reconfigure=
+if [ -f "$builddir/build.ninja" ]; then
+    reconfigure=--reconfigure  # a second run in the same tree
+fi
+meson setup $reconfigure --buildtype=release --prefix=/usr -Dtests=false "$builddir"
 meson compile -C "$builddir"
 meson install -C "$builddir" --destdir "$destdir" --no-rebuild --strip
 
