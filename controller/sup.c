@@ -279,7 +279,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	/* The worker reads its standard input to EOF before anything else.  If it
 	 * died at once the write fails with EPIPE and the exit is reaped as usual. */
 	if (sup_write_all(cfg[1], input, strlen(input)) < 0)
-		log_warn("job %s: could not hand the job to worker %d: %s", sl->name, (int)pid,
+		log_job(LOG_WARN, sl->job_id, "job %s: could not hand the job to worker %d: %s", sl->name, (int)pid,
 			 strerror(errno));
 	fcntl(status[0], F_SETFL, O_NONBLOCK);
 
@@ -323,7 +323,7 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 	if (sl == NULL) {
 		sl = calloc(1, sizeof(*sl));
 		if (sl == NULL) {
-			log_error("job %s: out of memory", job->name);
+			log_job(LOG_ERROR, job->id, "job %s: out of memory", job->name);
 			return;
 		}
 		sl->job_id = job->id;
@@ -334,21 +334,21 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 	snprintf(sl->name, sizeof(sl->name), "%s", job->name);
 	rc = sup_slot_spawn(sp, sl, err, sizeof(err));
 	if (rc == STORE_INVALID || rc == STORE_NOT_FOUND) {
-		log_error("job %s: cannot start: %s", job->name, err);
+		log_job(LOG_ERROR, job->id, "job %s: cannot start: %s", job->name, err);
 		store_job_set_state(sp->st, job->id, "failed", 0, err);
 		sup_slot_remove(sp, sl);
 		return;
 	}
 	if (rc < 0) {
 		/* Could not fork or exec: retry like a crash. */
-		log_error("job %s: %s", job->name, err);
+		log_job(LOG_ERROR, job->id, "job %s: %s", job->name, err);
 		sl->phase = SLOT_BACKOFF;
 		sl->pid = 0;
 		sl->restart_at = sup_now_ms() + SUP_MIN_BACKOFF_MS;
 		store_job_set_state(sp->st, job->id, "retrying", 0, err);
 		return;
 	}
-	log_info("job %s: worker %d started", job->name, (int)sl->pid);
+	log_job(LOG_INFO, job->id, "job %s: worker %d started", job->name, (int)sl->pid);
 	store_job_set_state(sp->st, job->id, "starting", (int)sl->pid, NULL);
 }
 
@@ -357,7 +357,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	struct proto_msg msg;
 
 	if (proto_parse_line(line, len, &msg) < 0) {
-		log_warn("job %s: unreadable status line from worker %d", sl->name, (int)sl->pid);
+		log_job(LOG_WARN, sl->job_id, "job %s: unreadable status line from worker %d", sl->name, (int)sl->pid);
 		return;
 	}
 	switch (msg.type) {
@@ -373,7 +373,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		break;
 	case PROTO_ERROR:
 		snprintf(sl->last_error, sizeof(sl->last_error), "%s", msg.message);
-		log_warn("job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
+		log_job(LOG_WARN, sl->job_id, "job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
 		break;
 	case PROTO_LAG:
 		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
@@ -457,7 +457,7 @@ static int64_t sup_backoff_ms(int crashes, int64_t retry_interval_ms)
 
 static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 {
-	log_error("job %s: failed: %s", sl->name, why);
+	log_job(LOG_ERROR, sl->job_id, "job %s: failed: %s", sl->name, why);
 	store_job_set_state(sp->st, sl->job_id, "failed", 0, why);
 	sup_slot_remove(sp, sl);
 }
@@ -475,7 +475,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		snprintf(why, sizeof(why), "%s", sl->last_error);
 	else
 		snprintf(why, sizeof(why), "worker ended with %s", how);
-	log_info("job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
+	log_job(LOG_INFO, sl->job_id, "job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
 		 sl->last_error[0] ? ": " : "", sl->last_error);
 	store_job_set_exit(sp->st, sl->job_id, how);
 	runtime_job_worker_ended(sl->job_id);
@@ -531,7 +531,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	sl->restart_at = now + delay;
 	store_job_inc_restarts(sp->st, sl->job_id);
 	store_job_set_state(sp->st, sl->job_id, "retrying", 0, why);
-	log_info("job %s: restarting in %lld ms", sl->name, (long long)delay);
+	log_job(LOG_INFO, sl->job_id, "job %s: restarting in %lld ms", sl->name, (long long)delay);
 }
 
 /* Reaps our own workers only: the API runs short-lived `streamworker --check`
@@ -556,7 +556,7 @@ static void sup_slot_stop(struct sup *sp, struct slot *sl)
 {
 	if (sl->phase != SLOT_RUNNING || sl->stop_sent)
 		return;
-	log_info("job %s: stopping worker %d", sl->name, (int)sl->pid);
+	log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d", sl->name, (int)sl->pid);
 	kill(sl->pid, SIGTERM);
 	sl->stop_sent = true;
 	sl->kill_at = sup_now_ms() + SUP_STOP_DEADLINE_MS;
@@ -627,7 +627,7 @@ static void sup_reconcile(struct sup *sp)
 	/* Workers that ignored SIGTERM past the deadline. */
 	for (sl = sp->slots; sl != NULL; sl = sl->next) {
 		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && now >= sl->kill_at) {
-			log_warn("job %s: worker %d did not stop within %d ms; killing it", sl->name,
+			log_job(LOG_WARN, sl->job_id, "job %s: worker %d did not stop within %d ms; killing it", sl->name,
 				 (int)sl->pid, SUP_STOP_DEADLINE_MS);
 			kill(-sl->pid, SIGKILL);
 			kill(sl->pid, SIGKILL);

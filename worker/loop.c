@@ -689,7 +689,7 @@ static void loop_worker_free(struct worker *w)
 int loop_run(void)
 {
 	struct worker w;
-	char err[2048], tag[128];
+	char err[2048];
 	char *text = NULL;
 	size_t len = 0;
 	int rc, code = WORKER_EXIT_STOPPED;
@@ -716,9 +716,8 @@ int loop_run(void)
 	memset(text, 0, len); /* holds the password */
 	free(text);
 	text = NULL;
-	snprintf(tag, sizeof(tag), "job %s", w.job_name);
-	log_set_tag(tag);
-	log_info("starting: topic %s, table %s.%s, mode %s, key %s, value %s%s", w.spec->topic,
+	log_set_job(w.job_id); /* every line: [job N] or "job_id" */
+	log_info("starting job %s: topic %s, table %s.%s, mode %s, key %s, value %s%s", w.job_name, w.spec->topic,
 		 w.spec->schema ? w.spec->schema : "public", w.spec->table, js_mode_name(w.spec->mode),
 		 w.spec->key.present ? js_format_name(w.spec->key.format) : "ignored",
 		 w.spec->value.present ? js_format_name(w.spec->value.format) : "ignored",
