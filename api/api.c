@@ -301,6 +301,11 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 		if (!api_check_access(&req, auth))
 			goto done;
 	}
+	/* HEAD is answered wherever GET is, with the same headers and no body. */
+	if (strcmp(req.method, "HEAD") == 0) {
+		req.head = true;
+		req.method = "GET";
+	}
 	if (strlen(uri) >= sizeof(path))
 		api_not_found(&req);
 	else if (strcmp(path, "/") == 0)
@@ -324,7 +329,7 @@ done:
 		api_reply_error(&req, 500, NULL, "the request was not answered");
 	level = api_is_mutating(req.method) || req.status == 401 || req.status == 403 ? LOG_INFO
 										  : LOG_DEBUG;
-	log_job(level, api_path_job(path), "%s %s %d", req.method, path, req.status);
+	log_job(level, api_path_job(path), "%s %s %d", ri->request_method, path, req.status);
 	return req.status;
 }
 

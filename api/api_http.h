@@ -34,6 +34,7 @@ struct api_req {
 	const char *path;  /* without the query string */
 	const char *query; /* NULL if none */
 	int status;        /* of the reply sent, 0 before */
+	bool head;         /* a HEAD request, routed as GET: the reply has no body */
 	size_t body_max;   /* request body limit in bytes (--max-body); 0: API_BODY_DEFAULT */
 };
 

@@ -84,8 +84,12 @@ def test_read_token_allows_reading_only(make_server):
     listed = bare(srv, "GET", "/services", read)
     assert listed.status_code == 200 and listed.json()["total"] == 1, listed.text
     assert bare(srv, "GET", f"/services/{svc['id']}", read).json()["name"] == svc["name"]
-    # HEAD passes the token check (the route itself answers it).
-    assert bare(srv, "HEAD", "/services", read).status_code not in (401, 403)
+    # HEAD is answered wherever GET is: same status and length, no body.
+    head = bare(srv, "HEAD", "/services", read)
+    assert head.status_code == 200 and head.content == b"", head
+    assert int(head.headers["Content-Length"]) == len(listed.content)
+    head = bare(srv, "HEAD", f"/services/{svc['id']}", read)
+    assert head.status_code == 200 and head.content == b""
     assert bare(srv, "GET", "/metrics", read).status_code == 200
 
     err = error_of(bare(srv, "POST", "/services", read,
