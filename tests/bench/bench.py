@@ -623,6 +623,15 @@ def versions(stack):
         v["streamserver_commit"] = head + ("-dirty" if dirty else "")
     except OSError:
         v["streamserver_commit"] = None
+    # The binaries carry no commit: say which ones ran and when they were built,
+    # so a build tree older than HEAD shows.
+    try:
+        ver = subprocess.run([str(CONTROLLER), "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(WORKER.stat().st_mtime))
+        v["binaries"] = f"{ver} in {BUILD}, worker built {built}"
+    except (OSError, subprocess.SubprocessError):
+        v["binaries"] = None
     return v
 
 
