@@ -26,9 +26,7 @@ static const char *ctl_one(const char *kind)
 	return "job";
 }
 
-static int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int ctl_usage_error(const char *fmt, ...)
+int ctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 

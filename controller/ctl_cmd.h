@@ -24,6 +24,9 @@ struct ctl_args {
 	int page;             /* list, jobs errors: --page (0 = default) */
 };
 
+/* "streamctl: <message>" and a hint on stderr; returns CTL_EXIT_USAGE. */
+int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Runs the command; returns the exit code (CTL_EXIT_*). */
 int ctl_cmd_run(struct ctl *ctl, const struct ctl_args *a);
 

@@ -5,7 +5,6 @@
  * or the environment, never from an argument (arguments are visible to every
  * user in the process list). */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,19 +93,6 @@ static const char usage_text[] =
 "    streamctl jobs load orders.yaml --quit-at-eof\n"
 "    streamctl --json jobs get 7 | jq .state\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("streamctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n(streamctl --help shows the commands)\n", stderr);
-	return CTL_EXIT_USAGE;
-}
 
 /* An option's value: "--opt=value" or the next argument. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
@@ -141,7 +127,7 @@ int main(int argc, char **argv)
 		const char *arg = argv[i], *v;
 		if (only_pos || arg[0] != '-' || strcmp(arg, "-") == 0) {
 			if (npos == 3)
-				return usage_error("unexpected argument \"%s\"", arg);
+				return ctl_usage_error("unexpected argument \"%s\"", arg);
 			pos[npos++] = arg;
 			continue;
 		}
@@ -157,7 +143,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(arg, "--wait") == 0) {
 			a.wait = true;
 		} else if (opt_is(arg, "--token")) {
-			return usage_error("%s: the token is not taken on the command line (every user "
+			return ctl_usage_error("%s: the token is not taken on the command line (every user "
 					   "can read it there); use --token-file PATH or the "
 					   "environment variable STREAMCTL_TOKEN", "--token");
 		} else if (opt_is(arg, "--url") || opt_is(arg, "--token-file") ||
@@ -169,7 +155,7 @@ int main(int argc, char **argv)
 			snprintf(optname, sizeof(optname), "%.*s", (int)strcspn(name, "="), name);
 			v = opt_value(argc, argv, &i, optname);
 			if (v == NULL)
-				return usage_error("%s needs a value", optname);
+				return ctl_usage_error("%s needs a value", optname);
 			if (strcmp(optname, "--url") == 0)
 				url = v;
 			else if (strcmp(optname, "--token-file") == 0)
@@ -184,13 +170,13 @@ int main(int argc, char **argv)
 				char *end;
 				long p = strtol(v, &end, 10);
 				if (*end != '\0' || p < 1 || p > 1000000)
-					return usage_error("--page %s: expected a number from 1", v);
+					return ctl_usage_error("--page %s: expected a number from 1", v);
 				a.page = (int)p;
 			} else {
 				a.file = v;
 			}
 		} else {
-			return usage_error("unknown option \"%s\"", arg);
+			return ctl_usage_error("unknown option \"%s\"", arg);
 		}
 	}
 	if (npos == 0) {
@@ -204,19 +190,19 @@ int main(int argc, char **argv)
 	if (url == NULL || url[0] == '\0')
 		url = "http://127.0.0.1:8080";
 	if (ctl_client_init(&ctl.client, url, err, sizeof(err)) != 0)
-		return usage_error("%s", err);
+		return ctl_usage_error("%s", err);
 	if (cacert != NULL && cacert[0] != '\0') {
 		if (strlen(cacert) >= sizeof(ctl.client.cacert))
-			return usage_error("--cacert %s: path too long", cacert);
+			return ctl_usage_error("--cacert %s: path too long", cacert);
 		strcpy(ctl.client.cacert, cacert);
 	}
 	if (token_file != NULL && token_file[0] != '\0') {
 		if (ctl_client_token_file(&ctl.client, token_file, err, sizeof(err)) != 0)
-			return usage_error("%s", err);
+			return ctl_usage_error("%s", err);
 	} else if (env_token != NULL && env_token[0] != '\0') {
 		if (ctl_client_set_token(&ctl.client, env_token, strlen(env_token), err,
 					 sizeof(err)) != 0)
-			return usage_error("STREAMCTL_TOKEN: %s", err);
+			return ctl_usage_error("STREAMCTL_TOKEN: %s", err);
 	}
 
 	signal(SIGPIPE, SIG_IGN); /* a closed connection is an error, not a death */
