@@ -94,6 +94,9 @@ struct sink_pg {
 
 	char *stage_sql;
 	char *copy_sql;
+	/* INSERT whose rows need no conversion: COPY straight into the target
+	 * (sink_pg_plan_direct); NULL when the rows go through the staging table */
+	char *direct_sql;
 	char *write_sql[SINK_WRITE_MAX];
 	size_t nwrite;
 	char *progress_sql[SINK_WRITE_MAX];
@@ -1398,6 +1401,69 @@ static int sink_pg_prepare(struct sink_pg *sk, const char *name, const char *sql
 	return rc;
 }
 
+/* MODE INSERT without MAPPING copies every source column into the target
+ * column of its name.  When each staging column has exactly its target
+ * column's type, the INSERT ... SELECT converts nothing, and COPY into the
+ * target does the same work once instead of twice (measured: about twice the
+ * rows/s).  Not for views, foreign tables or tables with rules: COPY does
+ * not apply rules, and INSERT is what the user asked for. */
+static int sink_pg_plan_direct(struct sink_pg *sk, char *err, size_t errlen)
+{
+	const char *params[1] = { sk->target_oid };
+	struct sbuf sb = { 0 };
+	PGresult *res;
+	size_t i;
+	int rc = WERR_OK, r;
+
+	if (sk->spec->mode != JS_MODE_INSERT || sk->spec->mapping != NULL || sk->nmap != sk->nstage ||
+	    sk->target_oid[0] == '\0')
+		return WERR_OK;
+	for (i = 0; i < sk->nmap; i++)
+		if (sk->map[i].stage != (int)i || sk->map[i].tcol == NULL)
+			return WERR_OK;
+	res = PQexecParams(sk->pg,
+			   "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules FROM pg_catalog.pg_class c "
+			   "WHERE c.oid = $1::oid",
+			   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = sink_pg_error(sk, res, "reading the target table's kind", err, errlen);
+		goto out;
+	}
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		goto out;
+	PQclear(res);
+	/* The staging table's types as the server resolved TYPE, in the same
+	 * spelling as the target's (format_type). */
+	res = PQexec(sk->pg, "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+			     "FROM pg_catalog.pg_attribute a "
+			     "WHERE a.attrelid = 'pg_temp." SINK_STAGE_TABLE "'::pg_catalog.regclass "
+			     "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = sink_pg_error(sk, res, "reading the staging table's columns", err, errlen);
+		goto out;
+	}
+	if ((size_t)PQntuples(res) != sk->nstage)
+		goto out;
+	for (r = 0; r < PQntuples(res); r++)
+		if (strcmp(PQgetvalue(res, r, 0), sk->stage[r].name) != 0 ||
+		    strcmp(PQgetvalue(res, r, 1), sk->map[r].tcol->type) != 0)
+			goto out;
+	sb_append(&sb, "COPY ");
+	sb_target(&sb, sk);
+	sb_append(&sb, " (");
+	sb_map_names(&sb, sk, "");
+	sb_append(&sb, ") FROM STDIN");
+	if ((sk->direct_sql = sb_take(&sb)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = WERR_RETRY;
+		goto out;
+	}
+	log_debug("the rows need no conversion: %s", sk->direct_sql);
+out:
+	PQclear(res);
+	return rc;
+}
+
 static const char *const sink_write_names[SINK_WRITE_MAX] = { "ss_write_0", "ss_write_1" };
 static const char *const sink_progress_names[SINK_WRITE_MAX] = { "ss_progress_0", "ss_progress_1" };
 
@@ -1486,6 +1552,8 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 	if ((rc = sink_pg_exec(sk, sk->stage_sql, "KAFKA.INPUT: creating the staging table (check the column TYPEs)",
 			       err, errlen)) != WERR_OK)
 		goto out;
+	if ((rc = sink_pg_plan_direct(sk, err, errlen)) != WERR_OK)
+		goto out;
 	/* Preparing now reports bad MAPPING expressions before any data flows. */
 	for (i = 0; i < sk->nwrite; i++) {
 		if ((rc = sink_pg_prepare(sk, sink_write_names[i], sk->write_sql[i],
@@ -1558,7 +1626,8 @@ out:
 	return rc;
 }
 
-/* "COPY streamserver_stage, line 17, column b: ..." -> 17 and "b" */
+/* "COPY streamserver_stage, line 17, column b: ..." (or the target table's
+ * name) -> 17 and "b" */
 static size_t sink_pg_copy_line(const PGresult *res, char *column, size_t columnlen)
 {
 	const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
@@ -1566,23 +1635,26 @@ static size_t sink_pg_copy_line(const PGresult *res, char *column, size_t column
 	size_t n;
 
 	column[0] = '\0';
-	if (ctx == NULL || (p = strstr(ctx, SINK_STAGE_TABLE ", line ")) == NULL)
+	if (ctx == NULL || strncmp(ctx, "COPY ", 5) != 0 || (p = strstr(ctx, ", line ")) == NULL)
 		return 0;
 	if ((c = strstr(p, ", column ")) != NULL) {
 		c += strlen(", column ");
 		n = strcspn(c, ":\n");
 		snprintf(column, columnlen, "%.*s", (int)n, c);
 	}
-	return (size_t)strtoul(p + strlen(SINK_STAGE_TABLE ", line "), NULL, 10);
+	return (size_t)strtoul(p + strlen(", line "), NULL, 10);
 }
 
-static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, char *err, size_t errlen)
+/* COPY sql FROM STDIN of data; *copied: the rows the server took. */
+static int sink_pg_copy(struct sink_pg *sk, const char *sql, const char *data, size_t len, int64_t *copied,
+			char *err, size_t errlen)
 {
 	PGresult *res;
 	size_t off = 0;
 	int rc = WERR_OK;
 
-	res = PQexec(sk->pg, sk->copy_sql);
+	*copied = 0;
+	res = PQexec(sk->pg, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		rc = sink_pg_error(sk, res, "starting COPY", err, errlen);
 		PQclear(res);
@@ -1602,6 +1674,8 @@ static int sink_pg_copy(struct sink_pg *sk, const char *data, size_t len, char *
 			sink_pg_copy_line(res, column, sizeof(column));
 			snprintf(what, sizeof(what), "loading the batch%s%s", column[0] ? ", column " : "", column);
 			rc = sink_pg_error(sk, res, what, err, errlen);
+		} else if (rc == WERR_OK) {
+			*copied = strtoll(PQcmdTuples(res), NULL, 10);
 		}
 		PQclear(res);
 	}
@@ -1741,9 +1815,11 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 		return WERR_OK;
 	if ((rc = sink_pg_exec(sk, "SAVEPOINT ss_part", "starting a part of the batch", err, errlen)) != WERR_OK)
 		return rc;
-	rc = sink_pg_copy(sk, b->copy_data + b->msgs[first].copy_off,
-			  b->msgs[end].copy_off + b->msgs[end].copy_len - b->msgs[first].copy_off, err, errlen);
-	for (i = 0; rc == WERR_OK && i < sk->nwrite; i++) {
+	rc = sink_pg_copy(sk, sk->direct_sql ? sk->direct_sql : sk->copy_sql, b->copy_data + b->msgs[first].copy_off,
+			  b->msgs[end].copy_off + b->msgs[end].copy_len - b->msgs[first].copy_off, &n, err, errlen);
+	if (sk->direct_sql != NULL)
+		written = n;
+	for (i = 0; rc == WERR_OK && sk->direct_sql == NULL && i < sk->nwrite; i++) {
 		rc = sink_pg_exec_params(sk, sink_write_names[i], 0, NULL, NULL, NULL, &pr, sink_pg_write_what(sk, i),
 					 err, errlen);
 		if (rc == WERR_OK && sink_pg_write_counts(sk, i)) {
@@ -1761,7 +1837,7 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 		res->rows += written;
 		res->updated += updated;
 		rc = sink_pg_exec(sk, "RELEASE SAVEPOINT ss_part", "finishing a part of the batch", err, errlen);
-		if (rc == WERR_OK && !last)
+		if (rc == WERR_OK && !last && sk->direct_sql == NULL)
 			rc = sink_pg_exec(sk, "DELETE FROM pg_temp." SINK_STAGE_TABLE, "emptying the staging table",
 					  err, errlen);
 		return rc;
@@ -2061,6 +2137,7 @@ void sink_pg_close(struct sink_pg *sk)
 	free(sk->order);
 	free(sk->stage_sql);
 	free(sk->copy_sql);
+	free(sk->direct_sql);
 	for (i = 0; i < SINK_WRITE_MAX; i++) {
 		free(sk->write_sql[i]);
 		free(sk->progress_sql[i]);
