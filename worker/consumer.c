@@ -562,6 +562,11 @@ int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, 
 	return WERR_OK;
 }
 
+bool consumer_refresh_due(const struct consumer *c)
+{
+	return c->spec->partitions == NULL && consumer_now_ms() - c->refreshed_ms >= CONSUMER_REFRESH_MS;
+}
+
 int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen)
 {
 	const struct jobspec *spec = c->spec;
