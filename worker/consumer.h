@@ -13,6 +13,7 @@
 #define SS_WORKER_CONSUMER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,9 @@ int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, 
  * how many partitions were added, and consumer_partitions() then returns a new
  * array.  Failing to ask is not an error: it is tried again later. */
 int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen);
+/* Whether consumer_refresh() would ask the brokers now (and may then reorder
+ * the partitions). */
+bool consumer_refresh_due(const struct consumer *c);
 
 /* Waits up to timeout_ms for messages and stores up to max of them in msgs.
  * Returns how many (0 on timeout) or a negative enum werr.  Only messages with
