@@ -114,7 +114,6 @@ struct worker {
 	rd_kafka_message_t **kms;
 	size_t nrows, rows_cap;
 	struct loop_part *parts; /* one per partition, same order */
-	struct part_offset *commit; /* scratch for the commit list */
 	int64_t batch_start_ms;
 	int64_t max_row;
 
@@ -326,8 +325,7 @@ static int loop_batch_init(struct worker *w, char *err, size_t errlen)
 		w->max_row = LOOP_BATCH_ROWS_MAX;
 	copybuf_init(&w->copy, LOOP_COPY_MAX);
 	w->parts = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->parts));
-	w->commit = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->commit));
-	if (w->parts == NULL || w->commit == NULL) {
+	if (w->parts == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
@@ -733,10 +731,7 @@ static int loop_refresh(struct worker *w, char *err, size_t errlen)
 	parts = realloc(w->parts, n * sizeof(*parts));
 	if (parts != NULL)
 		w->parts = parts;
-	commit = realloc(w->commit, n * sizeof(*commit));
-	if (commit != NULL)
-		w->commit = commit;
-	if (parts == NULL || commit == NULL) {
+	if (parts == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
@@ -911,7 +906,6 @@ static void loop_worker_free(struct worker *w)
 	free(w->msgs);
 	free(w->kms);
 	free(w->parts);
-	free(w->commit);
 	free(w->lag);
 	free(w->job_name);
 }
