@@ -40,6 +40,8 @@ HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms256m -Xmx1g}"
 
 log() { printf 'connect.sh: %s\n' "$*" >&2; }
 die() { printf 'connect.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
 	echo "usage: $0 fetch | {start|stop|status} DIR" >&2
@@ -180,7 +182,7 @@ urllib.request.urlopen(sys.argv[1] + "/connector-plugins", timeout=2).read()' \
 }
 
 cmd_stop() {
-	local pid i
+	local pid
 	[ -d "$DIR" ] || { log "$DIR does not exist: nothing to stop"; return 0; }
 	DIR="$(cd "$DIR" && pwd -P)"
 	if ! pid="$(worker_pid)"; then
@@ -188,18 +190,7 @@ cmd_stop() {
 		log "not running"
 		return 0
 	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "still running after ${STOP_TIMEOUT}s: SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-	fi
-	rm -f "$DIR/connect.pid"
-	log "stopped (pid $pid)"
+	stop_pid "$pid" "$DIR/connect.pid"
 }
 
 cmd_status() {

@@ -34,6 +34,8 @@ HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
 	echo "usage: $0 {start|stop|status} DIR" >&2
@@ -261,7 +263,7 @@ while True:
 }
 
 cmd_stop() {
-	local pid i
+	local pid
 	[ -d "$DIR" ] || { log "$DIR does not exist: nothing to stop"; return 0; }
 	DIR="$(cd "$DIR" && pwd -P)"
 	if ! pid="$(broker_pid)"; then
@@ -269,18 +271,7 @@ cmd_stop() {
 		log "not running"
 		return 0
 	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "still running after ${STOP_TIMEOUT}s: SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-	fi
-	rm -f "$DIR/kafka.pid"
-	log "stopped (pid $pid)"
+	stop_pid "$pid" "$DIR/kafka.pid"
 }
 
 cmd_status() {
