@@ -324,6 +324,17 @@ int main(int argc, char **argv)
 			  "to serve with that key");
 		return 2;
 	}
+	/* A file that cannot be read is a configuration error (exit 2, no
+	 * restart), not a failure to serve. */
+	for (int i = 0; i < 2; i++) {
+		const char *f = i == 0 ? tls_cert : tls_key;
+		if (f != NULL && access(f, R_OK) < 0) {
+			log_error("%s %s: cannot read it (%s); give a readable PEM file",
+				  i == 0 ? "--tls-cert (or STREAMSERVER_TLS_CERT)" : "--tls-key (or STREAMSERVER_TLS_KEY)",
+				  f, strerror(errno));
+			return 2;
+		}
+	}
 	sec.tls_cert = tls_cert;
 	sec.tls_key = tls_key;
 	/* An option wins over the environment: a token file given as an option

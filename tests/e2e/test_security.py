@@ -242,7 +242,10 @@ def test_tls_bad_files(tmp_path, cert):
     rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
                                         "--tls-cert", str(c), "--tls-key",
                                         str(tmp_path / "nokey.pem")])
-    assert rc != 0 and "nokey.pem" in out, (rc, out)
+    assert rc == 2 and "nokey.pem" in out and "cannot read it" in out, (rc, out)
+    rc, out = run_controller(tmp_path, ["--listen", f"127.0.0.1:{free_port()}",
+                                        "--tls-cert", str(tmp_path / "nocert.pem")])
+    assert rc == 2 and "--tls-cert" in out and "nocert.pem" in out, (rc, out)
 
 
 # -------------------------------------------------------------- body limit
