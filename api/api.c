@@ -84,7 +84,7 @@ static void api_route_root(struct api_req *req, bool with_data)
 	char *html;
 	size_t len = 0;
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}
@@ -102,7 +102,7 @@ static void api_route_asset(struct api_req *req, const char *name)
 {
 	const struct embedded_file *f;
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}
@@ -118,7 +118,7 @@ static void api_route_health(struct api_req *req)
 {
 	cJSON *obj;
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}
@@ -237,7 +237,7 @@ static bool api_check_access(struct api_req *req, enum api_auth auth)
 	case API_AUTH_FULL:
 		return true;
 	case API_AUTH_READ:
-		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+		if (strcmp(req->method, "GET") == 0)
 			return true;
 		api_reply_error(req, 403, NULL,
 				"the read-only token allows GET and HEAD only; %s %s needs the "
@@ -297,14 +297,15 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	if (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
 
-	if (strlen(uri) >= sizeof(path) || !api_path_is_open(path)) {
-		if (!api_check_access(&req, auth))
-			goto done;
-	}
-	/* HEAD is answered wherever GET is, with the same headers and no body. */
+	/* HEAD is answered wherever GET is, with the same headers and no body
+	 * (and the same access: reading). */
 	if (strcmp(req.method, "HEAD") == 0) {
 		req.head = true;
 		req.method = "GET";
+	}
+	if (strlen(uri) >= sizeof(path) || !api_path_is_open(path)) {
+		if (!api_check_access(&req, auth))
+			goto done;
 	}
 	if (strlen(uri) >= sizeof(path))
 		api_not_found(&req);
@@ -639,8 +640,13 @@ static int api_tls_fixup(char *err, size_t errlen)
 	ssl = dlopen("libssl.so", RTLD_LAZY | RTLD_NOLOAD);
 	if (ssl == NULL)
 		ssl = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD);
-	if (ssl == NULL)
-		return 0; /* civetweb has not loaded OpenSSL: it will say so */
+	if (ssl == NULL) {
+		/* mg_init_library(MG_FEATURES_TLS) loads it; patching later would
+		 * race with the threads serving requests. */
+		snprintf(err, errlen, "civetweb did not load libssl.so (install libssl-dev, which "
+				      "provides that name)");
+		return -1;
+	}
 	fn = dlsym(ssl, api_tls_missing);
 	if (fn == NULL)
 		fn = dlsym(ssl, "SSL_get1_peer_certificate");
@@ -794,12 +800,6 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	api_start_msg[0] = '\0';
 	srv->ctx = mg_start2(&init, &error);
 	api_starting = false;
-	/* Before any request: mg_start2 may have loaded OpenSSL itself. */
-	if (srv->ctx != NULL && tls && api_tls_fixup(err, errlen) < 0) {
-		mg_stop(srv->ctx);
-		mg_exit_library();
-		goto fail;
-	}
 	if (srv->ctx == NULL) {
 		const char *why = api_start_msg[0] ? api_start_msg
 				  : errtext[0]	   ? errtext

@@ -25,7 +25,7 @@ static void api_send(struct api_req *req, int status, const char *type, const ch
 	if (hname != NULL)
 		mg_response_header_add(req->conn, hname, hvalue, -1);
 	mg_response_header_send(req->conn);
-	if (len > 0 && !req->head && strcmp(req->method, "HEAD") != 0)
+	if (len > 0 && !req->head)
 		mg_write(req->conn, body, len);
 }
 

@@ -664,11 +664,11 @@ static void api_jobs_status_all(struct api_req *req)
 {
 	struct runtime_view *rv = NULL;
 	cJSON *rows = NULL, *items = NULL, *row, *root = NULL;
-	int64_t total = 0, count = 0;
+	int64_t total = 0;
 	char err[512];
 	int rc;
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}
@@ -689,11 +689,10 @@ static void api_jobs_status_all(struct api_req *req)
 		if (status == NULL)
 			goto oom;
 		cJSON_AddItemToArray(items, status);
-		count++;
 	}
 	cJSON_AddItemToObject(root, "items", items);
 	items = NULL;
-	cJSON_AddNumberToObject(root, "total", (double)count);
+	cJSON_AddNumberToObject(root, "total", (double)total);
 	api_reply_json(req, 200, root);
 	root = NULL;
 	goto out;

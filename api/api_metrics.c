@@ -343,7 +343,7 @@ void api_metrics(struct api_req *req)
 	char err[512];
 	int rc;
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}

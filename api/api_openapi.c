@@ -10,7 +10,7 @@ void api_openapi(struct api_req *req)
 {
 	const struct embedded_file *f = embedded_find(api_files, "openapi.yaml");
 
-	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+	if (strcmp(req->method, "GET") != 0) {
 		api_reply_method(req, "GET");
 		return;
 	}

@@ -416,15 +416,16 @@ int main(int argc, char **argv)
 		log_error("cannot serve the API on %s: %s", listen, err);
 		goto out;
 	}
-	/* api_server_start keeps its own copies. */
-	token_free(token);
-	token_free(read_token);
-	token = read_token = NULL;
 	log_info("streamserver %s listening on %s://%s (data in %s, worker %s; API %s)",
 		 STREAMSERVER_VERSION, tls_cert ? "https" : "http", listen, data_dir, worker,
 		 sec.token == NULL ? "open: no token (loopback only)"
 		 : sec.read_token != NULL ? "needs a bearer token; read-only token accepted"
 					  : "needs a bearer token");
+	/* api_server_start keeps its own copies. */
+	token_free(token);
+	token_free(read_token);
+	token = read_token = NULL;
+	sec.token = sec.read_token = NULL;
 	rc = sup_run(sp) < 0 ? 1 : 0;
 	log_info("controller stopped");
 out:
