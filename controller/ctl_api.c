@@ -19,7 +19,7 @@ int ctl_exit_for_status(int status)
 	return CTL_EXIT_UNREACHABLE;
 }
 
-static const char *ctl_str(const cJSON *obj, const char *key)
+const char *ctl_json_str(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -38,9 +38,9 @@ void ctl_api_print_error(const char *what, const struct ctl_resp *resp)
 			resp->body != NULL ? resp->body : "");
 		goto out;
 	}
-	msg = ctl_str(e, "message");
-	code = ctl_str(e, "code");
-	field = ctl_str(e, "field");
+	msg = ctl_json_str(e, "message");
+	code = ctl_json_str(e, "code");
+	field = ctl_json_str(e, "field");
 	fprintf(stderr, "streamctl: %s: HTTP %d %s: %s", what, resp->status, code ? code : "error",
 		msg ? msg : "(no message)");
 	if (field != NULL)
@@ -49,7 +49,7 @@ void ctl_api_print_error(const char *what, const struct ctl_resp *resp)
 	details = cJSON_GetObjectItemCaseSensitive(e, "details");
 	cJSON_ArrayForEach(d, details) {
 		const cJSON *line = cJSON_GetObjectItemCaseSensitive(d, "line");
-		const char *df = ctl_str(d, "field"), *dm = ctl_str(d, "message");
+		const char *df = ctl_json_str(d, "field"), *dm = ctl_json_str(d, "message");
 		if (cJSON_IsNumber(line))
 			fprintf(stderr, "  line %d: %s: %s\n", line->valueint, df ? df : "-",
 				dm ? dm : "");
@@ -171,7 +171,7 @@ int ctl_api_find_name(struct ctl *ctl, const char *kind, const char *name, cJSON
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	cJSON_ArrayForEach(it, items) {
-		const char *n = ctl_str(it, "name");
+		const char *n = ctl_json_str(it, "name");
 		if (n != NULL && strcmp(n, name) == 0) {
 			*found = cJSON_Duplicate(it, true);
 			break;
@@ -181,7 +181,7 @@ int ctl_api_find_name(struct ctl *ctl, const char *kind, const char *name, cJSON
 	return CTL_EXIT_OK;
 }
 
-static const char *ctl_kind_one(const char *kind)
+const char *ctl_kind_one(const char *kind)
 {
 	if (strcmp(kind, "services") == 0)
 		return "service";

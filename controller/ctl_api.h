@@ -73,4 +73,10 @@ double ctl_json_num(const cJSON *obj, const char *key, double dflt);
 int ctl_read_file(const char *path, size_t max, char **text, size_t *len, char *err,
 		  size_t errlen);
 
+/* obj's string member key, or NULL (absent, or not a string). */
+const char *ctl_json_str(const cJSON *obj, const char *key);
+
+/* "services" -> "service", "sources" -> "source", else "job". */
+const char *ctl_kind_one(const char *kind);
+
 #endif

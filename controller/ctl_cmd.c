@@ -17,15 +17,6 @@
 /* jobs start/stop --wait give up after this long (exit 3). */
 #define CTL_WAIT_SECONDS 120
 
-static const char *ctl_one(const char *kind)
-{
-	if (strcmp(kind, "services") == 0)
-		return "service";
-	if (strcmp(kind, "sources") == 0)
-		return "source";
-	return "job";
-}
-
 int ctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -427,7 +418,7 @@ static int ctl_cmd_write(struct ctl *ctl, const struct ctl_args *a, long long id
 	if (ctl->json)
 		ctl_print_raw(&resp);
 	else
-		printf("%s %s %s (id %s)\n", create ? "created" : "updated", ctl_one(a->resource),
+		printf("%s %s %s (id %s)\n", create ? "created" : "updated", ctl_kind_one(a->resource),
 		       ctl_json_text(obj, "name", b1, sizeof(b1)), ctl_json_text(obj, "id", b2, sizeof(b2)));
 	cJSON_Delete(obj);
 	ctl_resp_free(&resp);
@@ -442,7 +433,7 @@ static int ctl_cmd_delete(struct ctl *ctl, const struct ctl_args *a, long long i
 	snprintf(path, sizeof(path), "%s/%lld", a->resource, id);
 	rc = ctl_api_json(ctl, "DELETE", path, NULL, NULL);
 	if (rc == CTL_EXIT_OK && !ctl->json)
-		printf("deleted %s %s (id %lld)\n", ctl_one(a->resource), a->target, id);
+		printf("deleted %s %s (id %lld)\n", ctl_kind_one(a->resource), a->target, id);
 	return rc;
 }
 

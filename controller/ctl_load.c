@@ -40,12 +40,6 @@ static void ctl_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static const char *ctl_s(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* "a:1, b:2" and "a:1,b:2" are the same broker list. */
 static bool ctl_brokers_equal(const char *a, const char *b)
 {
@@ -112,27 +106,31 @@ static void ctl_print_js_errors(const struct ctl *ctl, const char *what,
 		fprintf(f, "  (more problems not shown)\n");
 }
 
+/* The load cannot follow its job any more: stop it rather than leave it
+ * running unwatched, or say how to. */
+static void ctl_load_abandon(struct ctl *ctl, long long job_id, const char *name)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "jobs/%lld/stop", job_id);
+	if (ctl_api_json(ctl, "POST", path, NULL, NULL) == CTL_EXIT_OK)
+		fprintf(stderr, "streamctl: lost track of job %s (id %lld); asked it to stop\n", name, job_id);
+	else
+		fprintf(stderr, "streamctl: job %s (id %lld) is still running; stop it with: streamctl jobs stop %lld\n",
+			name, job_id, job_id);
+}
+
 /* The source format and delimiter a job's VALUE block implies. */
 static void ctl_source_format(const struct jobspec *spec, cJSON *body)
 {
 	const struct js_input *v = &spec->value;
 
-	switch (v->format) {
-	case JS_FORMAT_JSON:
-		cJSON_AddStringToObject(body, "format", "json");
-		break;
-	case JS_FORMAT_PROTOBUF:
-		cJSON_AddStringToObject(body, "format", "protobuf");
-		break;
-	case JS_FORMAT_CSV:
-	case JS_FORMAT_DELIMITED:
-		cJSON_AddStringToObject(body, "format", v->format == JS_FORMAT_CSV ? "csv" : "delimited");
-		if (v->delimiter != NULL && strlen(v->delimiter) == 1)
-			cJSON_AddStringToObject(body, "delimiter", v->delimiter);
-		break;
-	case JS_FORMAT_NONE:
-		break; /* the API's default */
-	}
+	if (v->format == JS_FORMAT_NONE)
+		return; /* the API's default */
+	cJSON_AddStringToObject(body, "format", js_format_name(v->format));
+	if ((v->format == JS_FORMAT_CSV || v->format == JS_FORMAT_DELIMITED) && v->delimiter != NULL &&
+	    strlen(v->delimiter) == 1)
+		cJSON_AddStringToObject(body, "delimiter", v->delimiter);
 }
 
 static int ctl_find_or_make_service(struct ctl *ctl, const struct jobspec *spec,
@@ -147,11 +145,11 @@ static int ctl_find_or_make_service(struct ctl *ctl, const struct jobspec *spec,
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	cJSON_ArrayForEach(it, items) {
-		const char *h = ctl_s(it, "database_host");
+		const char *h = ctl_json_str(it, "database_host");
 		if (h != NULL && strcmp(h, host) == 0 &&
 		    (int)ctl_json_num(it, "database_port", 0) == port) {
 			*service_id = (long long)ctl_json_num(it, "id", 0);
-			printf("using service %s (id %lld) for %s:%d\n", ctl_s(it, "name"),
+			printf("using service %s (id %lld) for %s:%d\n", ctl_json_str(it, "name"),
 			       *service_id, host, port);
 			goto out;
 		}
@@ -200,12 +198,12 @@ int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, cons
 	if (rc != CTL_EXIT_OK)
 		goto out;
 	cJSON_ArrayForEach(it, items) {
-		const char *b = ctl_s(it, "brokers"), *t = ctl_s(it, "topic");
+		const char *b = ctl_json_str(it, "brokers"), *t = ctl_json_str(it, "topic");
 		if (b != NULL && t != NULL && strcmp(t, spec->topic) == 0 &&
 		    ctl_brokers_equal(b, spec->brokers)) {
 			*source_id = (long long)ctl_json_num(it, "id", 0);
 			if (create) /* jobs load says what it uses; validate prints only results */
-				printf("using source %s (id %lld) for topic %s on %s\n", ctl_s(it, "name"),
+				printf("using source %s (id %lld) for topic %s on %s\n", ctl_json_str(it, "name"),
 			       *source_id, spec->topic, spec->brokers);
 			goto out;
 		}
@@ -261,7 +259,7 @@ static int ctl_load_submit(struct ctl *ctl, const char *yaml, const char *name,
 		*job_id = (long long)ctl_json_num(res, "id", 0);
 		printf("created job %s (id %lld)\n", name, *job_id);
 	} else {
-		const char *state = ctl_s(found, "state");
+		const char *state = ctl_json_str(found, "state");
 		*job_id = (long long)ctl_json_num(found, "id", 0);
 		if (state == NULL || (strcmp(state, "stopped") != 0 && strcmp(state, "failed") != 0)) {
 			fprintf(stderr, "streamctl: job %s (id %lld) exists and is %s; stop it first "
@@ -408,11 +406,15 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 		bool lag_fresh = false, lag_known;
 
 		rc = ctl_api_json(ctl, "GET", path, NULL, &st);
-		if (rc != CTL_EXIT_OK)
+		if (rc != CTL_EXIT_OK && ctl_load_interrupted)
+			break; /* Ctrl-C during the request: stopped below */
+		if (rc != CTL_EXIT_OK) {
+			ctl_load_abandon(ctl, job_id, name);
 			goto out;
+		}
 		now = ctl_now();
 		elapsed = now - t0;
-		snprintf(state_buf, sizeof(state_buf), "%s", ctl_s(st, "state") ? ctl_s(st, "state") : "?");
+		snprintf(state_buf, sizeof(state_buf), "%s", ctl_json_str(st, "state") ? ctl_json_str(st, "state") : "?");
 		prog.state = state_buf;
 		prog.rows = ctl_json_num(st, "rows_written", 0) - base_rows;
 		prog.rejected = ctl_json_num(st, "rows_rejected", 0) - base_rej;
@@ -481,7 +483,7 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 		rc = ctl_api_json(ctl, "GET", path, NULL, &st);
 		if (rc != CTL_EXIT_OK)
 			goto out;
-		state = ctl_s(st, "state");
+		state = ctl_json_str(st, "state");
 		if (state != NULL && (strcmp(state, "stopped") == 0 || strcmp(state, "failed") == 0))
 			break;
 		if (ctl_now() >= deadline) {
@@ -499,8 +501,8 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 		double rows = ctl_json_num(st, "rows_written", 0) - base_rows;
 		double rej = ctl_json_num(st, "rows_rejected", 0) - base_rej;
 		printf("loaded %.0f rows, %.0f rejected, in %.1f s (%.1f rows/s); job %s is %s\n", rows,
-		       rej, secs, secs > 0 ? rows / secs : 0.0, name, ctl_s(st, "state"));
-		if (ctl_s(st, "state") != NULL && strcmp(ctl_s(st, "state"), "failed") == 0) {
+		       rej, secs, secs > 0 ? rows / secs : 0.0, name, ctl_json_str(st, "state"));
+		if (ctl_json_str(st, "state") != NULL && strcmp(ctl_json_str(st, "state"), "failed") == 0) {
 			fprintf(stderr, "streamctl: job %s failed: %s\n", name,
 				ctl_json_text(st, "last_error", buf, sizeof(buf)));
 			rc = CTL_EXIT_JOB_FAILED;
