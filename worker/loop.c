@@ -461,8 +461,13 @@ static void loop_flight_reset(struct loop_flight *f)
 		rd_kafka_message_destroy(f->kms[i]);
 	}
 	f->nrows = 0;
+	/* The writer reads these under mu after any wake-up. */
+	if (f->started)
+		pthread_mutex_lock(&f->mu);
 	f->busy = false;
 	f->done = false;
+	if (f->started)
+		pthread_mutex_unlock(&f->mu);
 }
 
 static void loop_flight_free(struct worker *w)

@@ -25,6 +25,8 @@
 #define SINK_SQL_MAX ((size_t)1 << 20)
 /* ON CONFLICT arrived in PostgreSQL 9.5; Greenplum 6 is 9.4. */
 #define SINK_ON_CONFLICT_VERSION 90500
+/* Row-level security (pg_class.relrowsecurity) arrived in PostgreSQL 9.5. */
+#define SINK_ROW_SECURITY_VERSION 90500
 /* pg_index.indnkeyatts (INCLUDE columns) arrived in PostgreSQL 11. */
 #define SINK_INDNKEYATTS_VERSION 110000
 /* After a batch with repeated keys, this many batches use the DISTINCT ON
@@ -1395,8 +1397,14 @@ static int sink_pg_build_sql(struct sink_pg *sk, char *err, size_t errlen)
 	case JS_MODE_MERGE:
 		if (sk->on_conflict) {
 			sk->write_sql[sk->nwrite++] = sink_pg_sql_upsert(sk, true);
-			sk->fast_sql = sink_pg_sql_upsert(sk, false);
-			failed = failed || sk->fast_sql == NULL;
+			/* With nothing to update (every mapped column matches)
+			 * the statement is DO NOTHING, which never fails on a
+			 * repeated key, so it would not fall back: only DO UPDATE
+			 * may skip <dedup>. */
+			if (sk->nupdate > 0) {
+				sk->fast_sql = sink_pg_sql_upsert(sk, false);
+				failed = failed || sk->fast_sql == NULL;
+			}
 			break;
 		}
 		if (sk->nupdate > 0)
@@ -1453,9 +1461,13 @@ static int sink_pg_plan_direct(struct sink_pg *sk, char *err, size_t errlen)
 	for (i = 0; i < sk->nmap; i++)
 		if (sk->map[i].stage != (int)i || sk->map[i].tcol == NULL)
 			return WERR_OK;
+	/* COPY FROM refuses tables under row-level security (9.5 and later). */
 	res = PQexecParams(sk->pg,
-			   "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules FROM pg_catalog.pg_class c "
-			   "WHERE c.oid = $1::oid",
+			   PQserverVersion(sk->pg) >= SINK_ROW_SECURITY_VERSION
+				   ? "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules AND NOT c.relrowsecurity "
+				     "FROM pg_catalog.pg_class c WHERE c.oid = $1::oid"
+				   : "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules FROM pg_catalog.pg_class c "
+				     "WHERE c.oid = $1::oid",
 			   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = sink_pg_error(sk, res, "reading the target table's kind", err, errlen);
