@@ -401,10 +401,13 @@ int main(int argc, char **argv)
 		log_error("cannot create data directory %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
-	if (store_open(data_dir, &st, err, sizeof(err)) < 0) {
+	if ((rc = store_open(data_dir, &st, err, sizeof(err))) < 0) {
 		log_error("cannot open the store in %s: %s", data_dir, err);
+		/* Restarting would not help: a configuration error (exit 2). */
+		rc = rc == STORE_BUSY ? 2 : 1;
 		goto out;
 	}
+	rc = 1;
 	if (sup_new(st, worker, &sp, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;

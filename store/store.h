@@ -24,6 +24,7 @@
 #define STORE_NOT_FOUND (-2)
 #define STORE_CONFLICT (-3)
 #define STORE_INVALID (-4)
+#define STORE_BUSY (-5) /* another process holds the data directory */
 #define STORE_ERROR (-1)
 
 struct store;

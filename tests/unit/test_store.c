@@ -26,7 +26,8 @@ struct fixture {
 static void remove_dir(const char *dir)
 {
 	static const char *const files[] = { "streamserver.db", "streamserver.db-wal",
-					     "streamserver.db-shm", "streamserver.db-journal" };
+					     "streamserver.db-shm", "streamserver.db-journal",
+					     "streamserver.lock" };
 	char path[512];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -225,6 +226,26 @@ static void test_open_fixes_mode_of_existing_file(void **state)
 	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+/* One data directory, one controller: a second open is refused with the
+ * holder's pid while the first is open, and succeeds once it is closed. */
+static void test_open_refuses_a_used_data_dir(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *second = NULL;
+	char err[512], want[64];
+
+	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), STORE_BUSY);
+	assert_null(second);
+	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, fx->dir));
+	assert_non_null(strstr(err, "--data-dir"));
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), 0);
+	fx->st = second;
 }
 
 static void test_reopen_keeps_data(void **state)
@@ -940,6 +961,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_private_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_fixes_mode_of_existing_file, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_a_used_data_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
