@@ -39,7 +39,11 @@ done
 # The OpenSSL libraries civetweb loads for HTTPS (api/tlscompat/), in the
 # private folder streamserver looks in.
 for l in libssl.so libcrypto.so; do
-    if ! ls "$destdir"/usr/lib/*/streamserver/$l "$destdir"/usr/lib/streamserver/$l >/dev/null 2>&1; then
+    found=
+    for f in "$destdir"/usr/lib/*/streamserver/$l "$destdir"/usr/lib/streamserver/$l; do
+        [ -f "$f" ] && found=$f
+    done
+    if [ -z "$found" ]; then
         echo "deploy/build.sh: $l for civetweb was not installed under $destdir/usr/lib" >&2
         exit 1
     fi
