@@ -567,9 +567,11 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 
 		if (tls)
 			snprintf(err, errlen,
-				 "cannot listen with TLS on %s (certificate %s, key %s): %s%s", listen,
-				 sec->tls_cert, sec->tls_key ? sec->tls_key : "in the certificate file",
-				 why,
+				 "cannot listen with TLS on %s (certificate %s, key %s%s%s): %s%s",
+				 listen, sec->tls_cert,
+				 sec->tls_key ? sec->tls_key : "in the certificate file",
+				 sec->tls_client_ca ? ", client CA " : "",
+				 sec->tls_client_ca ? sec->tls_client_ca : "", why,
 				 strstr(why, "SSL") || strstr(why, "ssl")
 					 ? " (check that the files are PEM)"
 					 : "");

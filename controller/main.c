@@ -88,12 +88,12 @@ static int find_worker(char *buf, size_t buflen)
 }
 
 /* The folder of the libssl.so that civetweb loads for HTTPS (api/tlscompat/):
- * the build tree's, or the installed one (STREAMSERVER_TLSCOMPAT_DIR, from
- * meson: relative to bindir, so a staged install finds its own). */
+ * the installed one (STREAMSERVER_TLSCOMPAT_DIR, from meson: relative to
+ * bindir, so a staged install finds its own), or the build tree's. */
 static int find_tls_compat(char *buf, size_t buflen)
 {
-	static const char *const rel[] = { "../api/tlscompat/libssl.so",
-					   STREAMSERVER_TLSCOMPAT_DIR "/libssl.so" };
+	static const char *const rel[] = { STREAMSERVER_TLSCOMPAT_DIR "/libssl.so",
+					   "../api/tlscompat/libssl.so" };
 
 	if (find_beside(rel, sizeof(rel) / sizeof(rel[0]), R_OK, buf, buflen) < 0)
 		return -1;
@@ -375,9 +375,9 @@ int main(int argc, char **argv)
 	}
 	if (tls_cert != NULL) {
 		if (find_tls_compat(tls_compat_buf, sizeof(tls_compat_buf)) < 0) {
-			log_error("cannot find libssl.so for civetweb (HTTPS) beside streamserver, in "
-				  "../api/tlscompat or %s; reinstall streamserver (meson install puts "
-				  "it there)",
+			log_error("cannot find libssl.so for civetweb (HTTPS): looked in %s and "
+				  "../api/tlscompat from the folder of streamserver; reinstall "
+				  "streamserver (meson install puts it there)",
 				  STREAMSERVER_TLSCOMPAT_DIR);
 			return 2;
 		}
