@@ -12,6 +12,8 @@ PKGS=(
     # build
     build-essential pkg-config meson ninja-build
     librdkafka-dev libpq-dev libyaml-dev libcivetweb-dev libcjson-dev libsqlite3-dev
+    # streamctl's HTTP client; OpenSSL's headers for api/tlscompat/
+    libcurl4-openssl-dev libssl-dev
     # unit tests
     libcmocka-dev
     # run / test: PostgreSQL server, Java + Maven for the local Kafka broker
@@ -20,8 +22,8 @@ PKGS=(
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
     curl procps iproute2
-    # TLS (civetweb loads libssl at run time) and test certificates
-    openssl libssl-dev
+    # test certificates and TLS checks (openssl s_client)
+    openssl
     # operator surface tests: the status page in headless Chromium, the
     # OpenAPI document, the compose file (Debian's docker-compose validates it
     # without a Docker engine), the systemd unit

@@ -140,10 +140,12 @@ def kafka(_backends):
 class Server:
     """One streamserver process: its URL, data directory and log."""
 
-    def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None):
+    def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None,
+                 client_cert=None):
         """args: extra streamserver options; env: extra environment; api_token:
         sent as "Authorization: Bearer" on every request of self.http;
-        scheme "https" with verify (a CA file) for TLS."""
+        scheme "https" with verify (a CA file) for TLS; client_cert
+        (certificate, key) for a server that asks for one (mutual TLS)."""
         self.port = free_port()
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
@@ -160,6 +162,8 @@ class Server:
             # REQUESTS_CA_BUNDLE in the environment would override verify.
             self.http.trust_env = False
             self.http.verify = str(verify)
+        if client_cert is not None:
+            self.http.cert = tuple(str(f) for f in client_cert)
 
     # process ---------------------------------------------------------------
     def start(self, timeout=30.0):
