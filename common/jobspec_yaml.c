@@ -1160,9 +1160,13 @@ static void ymapping(struct yctx *y, yaml_node_t *n, const char *parent, struct 
 			/* The line map names entries by position in both forms. */
 			ypath_index(ip, sizeof(ip), path, i);
 			yrecord(y, ip, yline(k));
-			if (k == NULL || k->type != YAML_SCALAR_NODE || yvalue(k)[0] == '\0') {
+			/* A null key (~, null) is no name either: taken as absent, the
+			 * entry would be dropped and emitted as YAML that does not parse. */
+			if (k == NULL || k->type != YAML_SCALAR_NODE || yvalue(k)[0] == '\0' || ynull(k)) {
 				yerr(y, yline(k), path, "a target column name must be text, got %s",
-				     k != NULL && k->type != YAML_SCALAR_NODE ? ykind(k) : "nothing");
+				     k != NULL && k->type != YAML_SCALAR_NODE ? ykind(k)
+				     : k != NULL && yvalue(k)[0] != '\0'	 ? "null (quote it to use it as a name)"
+									 : "nothing");
 				continue;
 			}
 			ypath(ip, sizeof(ip), path, yvalue(k));

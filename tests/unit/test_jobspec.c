@@ -593,6 +593,17 @@ static void test_mapping_errors(void **state)
 		   "      - NAME: a\n        EXPRESSION: y\n", &errs);
 	assert_int_equal(errs.count, 1);
 	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", 6, "mapped twice");
+	/* Found by fuzz_yaml: a null key was dropped, and the emitted YAML did
+	 * not parse any more. */
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      ~: x\n      id: a\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 4, "got null");
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      null: x\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 4, "quote it");
+	parse_fail("DATABASE: d KAFKA: OUTPUT: TABLE: t MAPPING: ~: x id: a", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 1, "got null");
 }
 
 /* ---- each key: wrong type, out of range, unknown key ---- */
