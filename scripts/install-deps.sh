@@ -14,8 +14,8 @@ PKGS=(
     librdkafka-dev libpq-dev libyaml-dev libcivetweb-dev libcjson-dev libsqlite3-dev
     # streamctl's HTTP client; OpenSSL's headers for api/tlscompat/
     libcurl4-openssl-dev libssl-dev
-    # unit tests
-    libcmocka-dev
+    # unit tests; fuzzing (clang's libFuzzer, tests/fuzz)
+    libcmocka-dev clang libclang-rt-14-dev
     # run / test: PostgreSQL server, Java + Maven for the local Kafka broker
     postgresql postgresql-client default-jre-headless maven
     # end-to-end tests and demo
