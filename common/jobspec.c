@@ -903,16 +903,16 @@ const char *jobspec_pem_problem(const char *text, bool key)
 			return "has no -----END line after its -----BEGIN line; give the whole PEM text";
 		if (strncmp(end + 9, label, len) != 0 || strncmp(end + 9 + len, "-----", 5) != 0)
 			return "has an -----END line whose label differs from its -----BEGIN line";
+		/* "Proc-Type: 4,ENCRYPTED": a traditional encrypted key */
+		if (key && strstr(body, "Proc-Type:") != NULL && strstr(body, "Proc-Type:") < end)
+			return "is an encrypted key, which needs a passphrase; give it unencrypted "
+			       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
 		for (const char *q = body; q < end; q++) {
 			unsigned char ch = (unsigned char)*q;
 
-			if (isalnum(ch) || ch == '+' || ch == '/' || ch == '=' || isspace(ch))
-				continue;
-			/* "Proc-Type: 4,ENCRYPTED": a traditional encrypted key */
-			if (key && ch == ':')
-				return "is an encrypted key, which needs a passphrase; give it unencrypted "
-				       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
-			return "holds characters that are not base64 between its -----BEGIN and -----END lines";
+			if (!isalnum(ch) && ch != '+' && ch != '/' && ch != '=' && !isspace(ch))
+				return "holds characters that are not base64 between its -----BEGIN and -----END "
+				       "lines";
 		}
 		if (end == body + strspn(body, " \t\r\n"))
 			return "has no base64 text between its -----BEGIN and -----END lines";
