@@ -18,7 +18,7 @@ import pytest
 from helpers import (COLUMNS5, PG, TABLE5, create_job, create_service, create_source,
                      delimited_messages, delivery_job_dict, error_of, harness, job_status,
                      professional_job, start_job, stop_job, to_yaml, unique, wait_rows,
-                     wait_state, wizard_job)
+                     wait_state, wizard_job, yaml_line)
 
 PG_START_TIMEOUT = 120
 
@@ -177,10 +177,14 @@ def test_client_key_is_a_secret(make_server, tls_pg, kafka, tmp_path):
     server sees the client certificate; the key is "****" in every answer,
     "****" sent back keeps it, and it is in no worker's argv or environment,
     nor in the log; the worker's private files are gone once it has
-    connected and after it has stopped."""
+    connected and after it has stopped.  PGSSLMODE=disable in the
+    controller's environment changes nothing."""
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    srv = make_server(env={"TMPDIR": str(tmpdir)})
+    # libpq's variables in the controller's environment must not reach a
+    # worker: the job alone says how it connects
+    srv = make_server(env={"TMPDIR": str(tmpdir), "PGSSLMODE": "disable",
+                           "PGSSLROOTCERT": "/nonexistent/root.crt"})
     pg = tls_pg.pg
     marker = _key_marker(tls_pg.client_key)
     topic = kafka.create_topic(unique("tlskey"))
@@ -211,6 +215,7 @@ def test_client_key_is_a_secret(make_server, tls_pg, kafka, tmp_path):
         data = Path(f"/proc/{pid}/{name}").read_bytes()
         assert marker.encode() not in data, f"client key in worker {name}"
         assert b"BEGIN CERTIFICATE" not in data, f"a certificate in worker {name}"
+    assert b"PGSSL" not in Path(f"/proc/{pid}/environ").read_bytes(), "PGSSL* reached the worker"
     assert _tls_dirs(tmpdir) == [], "the worker's TLS files outlive its connect"
 
     # a service's key is masked as well, and "****" keeps it
@@ -253,10 +258,12 @@ def test_tls_settings_are_checked(server, tls_pg, kafka):
     conf = delivery_job_dict(pg, kafka, topic, "t", consistency="ATLEAST")
     conf["SSLMODE"] = "verify-ful"
     conf["SSLKEY"] = "not a key " + _key_marker(tls_pg.client_key)
-    resp = server.request("POST", "/jobs", professional_job(src["id"], to_yaml(conf)))
+    config = to_yaml(conf)
+    resp = server.request("POST", "/jobs", professional_job(src["id"], config))
     err = error_of(resp, 422, "invalid")
-    fields = {e.get("field") for e in err.get("details") or []} | {err.get("field")}
-    assert "SSLMODE" in fields and "SSLKEY" in fields, err
+    lines = {e.get("field"): e.get("line") for e in err.get("details") or []}
+    assert lines.get("SSLMODE") == yaml_line(config, "SSLMODE:"), err
+    assert lines.get("SSLKEY") == yaml_line(config, "SSLKEY:"), err
     assert _key_marker(tls_pg.client_key) not in resp.text, "the key is quoted in an error"
 
     wiz = wizard_job(src["id"], pg, "t", ["a"], sslmode="VERIFY-FULL")
