@@ -269,3 +269,92 @@ def test_tls_settings_are_checked(server, tls_pg, kafka):
     wiz = wizard_job(src["id"], pg, "t", ["a"], sslmode="VERIFY-FULL")
     resp = server.request("POST", "/jobs", wiz)
     error_of(resp, 422, "invalid", "sslmode")
+
+
+def _silent_listener():
+    """A TCP port that accepts connections and never answers: a worker's
+    connect waits there (up to its 10 s connect_timeout) with its TLS files
+    written."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    return s
+
+
+def _check_input(port, ca, key, cert):
+    conf = {"DATABASE": "db", "USER": "u", "HOST": "127.0.0.1", "PORT": port,
+            "SSLMODE": "verify-full", "SSLROOTCERT": ca, "SSLCERT": cert, "SSLKEY": key,
+            "VERSION": 2,
+            "KAFKA": {"INPUT": {"SOURCE": {"BROKERS": "127.0.0.1:9", "TOPIC": "t"},
+                                "VALUE": {"COLUMNS": [{"NAME": "a", "TYPE": "text"}],
+                                          "FORMAT": "delimited",
+                                          "DELIMITED_OPTION": {"DELIMITER": "|"}}},
+                      "OUTPUT": {"TABLE": "t"}}}
+    import json
+    return json.dumps({"job_id": 1, "job_name": "tlsfiles", "config": to_yaml(conf)}).encode()
+
+
+def _wait_dirs(tmpdir, present, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if bool(_tls_dirs(tmpdir)) == present:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"TLS directories in {tmpdir}: {_tls_dirs(tmpdir)}, expected "
+                         f"{'some' if present else 'none'}")
+
+
+def test_tls_files_gone_on_sigterm_and_after_sigkill(tls_pg, tmp_path):
+    """While a worker connects its TLS files exist, in a 0700 directory with
+    0600 files.  A SIGTERM then (the one-shot modes die of it) removes them;
+    a SIGKILL cannot, and the next worker removes what the dead one left."""
+    import signal
+    import stat
+    import subprocess
+    from conftest import WORKER
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    lst = _silent_listener()
+    try:
+        data = _check_input(lst.getsockname()[1], tls_pg.ca, tls_pg.client_key, tls_pg.client_cert)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            p = subprocess.Popen([str(WORKER), "--check"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env)
+            p.stdin.write(data)
+            p.stdin.close()
+            _wait_dirs(tmpdir, True)
+            d = tmpdir / _tls_dirs(tmpdir)[0]
+            assert stat.S_IMODE(d.stat().st_mode) == 0o700, oct(d.stat().st_mode)
+            files = sorted(f.name for f in d.iterdir())
+            assert files == ["client.crt", "client.key", "root.crt"], files
+            for f in d.iterdir():
+                assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(f.stat().st_mode))
+            assert (d / "client.key").read_text() == tls_pg.client_key
+            assert d.name.startswith(f"streamworker-pgtls-{p.pid}-"), d.name
+            p.send_signal(sig)
+            p.wait(10)
+            p.stdout.close()
+            p.stderr.close()
+            assert p.returncode == -sig, p.returncode
+            if sig == signal.SIGTERM:
+                assert _tls_dirs(tmpdir) == [], "SIGTERM left the TLS files"
+            else:
+                assert _tls_dirs(tmpdir) == [d.name], "SIGKILL cannot clean up"
+        # the next worker removes the dead one's directory before writing its own
+        p = subprocess.Popen([str(WORKER), "--check"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+        p.stdin.write(data)
+        p.stdin.close()
+        _wait_dirs(tmpdir, True)
+        time.sleep(0.2)
+        assert len(_tls_dirs(tmpdir)) == 1 and _tls_dirs(tmpdir) != [d.name], _tls_dirs(tmpdir)
+        lst.close()  # the connect fails now: the files go with it
+        p.wait(20)
+        p.stdout.close()
+        p.stderr.close()
+        assert _tls_dirs(tmpdir) == []
+    finally:
+        lst.close()
