@@ -204,7 +204,8 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
 
 /* Builds a spec from the console's wizard fields (a JSON object with
  * group_name, fallback_offset, consistency, database, schema, table, account,
- * password, write_mode, error_limit, fields[{source,dest,role}]).  Each wizard
+ * password, write_mode, error_limit, fields[{source,dest,role}], and the TLS
+ * settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
  * field becomes a VALUE column (type NULL: the destination column's type) and a
  * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
  * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */
