@@ -172,6 +172,25 @@ def test_require_without_a_ca(server, tls_pg, kafka):
     wait_state(server, job["id"], "stopped")
 
 
+def test_require_against_a_server_without_ssl_fails_once(server, pg, kafka):
+    """The session's PostgreSQL has ssl off: SSLMODE require cannot work, and
+    that is a configuration error (failed, no retries), not an outage."""
+    topic = kafka.create_topic(unique("tlsnossl"))
+    table = pg.create_table(unique("t_tlsnossl"), TABLE5)
+    svc = create_service(server, pg, database_sslmode="require")
+    src = create_source(server, svc["id"], kafka, topic)
+    conf = delivery_job_dict(pg, kafka, topic, table, consistency="ATLEAST", retry_interval="1s")
+    job = create_job(server, professional_job(src["id"], to_yaml(conf)))
+    start_job(server, job["id"])
+    st = wait_state(server, job["id"], "failed")
+    err = st["last_error"] or ""
+    assert "server does not support SSL, but SSL was required" in err, err
+    assert f"job {job['name']}" in err and "sslmode require" in err, err
+    time.sleep(2)
+    st = job_status(server, job["id"])
+    assert st["state"] == "failed" and st["restarts"] == 0, st
+
+
 def test_client_key_is_a_secret(make_server, tls_pg, kafka, tmp_path):
     """A wizard job with a client certificate and key (verify-full): the
     server sees the client certificate; the key is "****" in every answer,
