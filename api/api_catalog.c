@@ -8,6 +8,8 @@
 #include "resolve.h"
 
 #define API_PROPERTIES_MAX 256
+#define API_PEM_MAX 65536 /* a CA bundle of a few dozen certificates */
+#define API_SECRET_MASK "****" /* as api_jobs.c shows the password */
 
 static const char *const row_readonly[] = { "id", "status", "created_at", "updated_at", NULL };
 
@@ -16,7 +18,9 @@ static const char *const row_readonly[] = { "id", "status", "created_at", "updat
 /* ---- services ---- */
 
 static const char *const service_writable[] = { "name", "description", "spec_cu",
-						"database_host", "database_port", NULL };
+						"database_host", "database_port", "database_sslmode",
+						"database_sslrootcert", "database_sslcert",
+						"database_sslkey", NULL };
 
 static int api_check_host(struct api_req *req, const char *name, const cJSON *value)
 {
@@ -52,12 +56,64 @@ static const struct api_field service_fields[] = {
 	{ "database_port", true, false, false, 1, 65535, NULL },
 };
 
+/* The TLS settings of the service's jobs: null or "" clears one (back to
+ * libpq's default); database_sslkey sent back as shown ("****") keeps the
+ * stored key.  Problems never quote a PEM text. */
+static int api_service_tls(struct api_req *req, const cJSON *body, cJSON *in)
+{
+	static const char *const names[] = { "database_sslmode", "database_sslrootcert",
+					     "database_sslcert", "database_sslkey" };
+
+	for (size_t i = 0; i < NFIELDS(names); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, names[i]);
+		bool key = i == 3, mode = i == 0;
+		const char *s, *problem;
+
+		if (v == NULL)
+			continue;
+		if (key && cJSON_IsString(v) && strcmp(v->valuestring, API_SECRET_MASK) == 0)
+			continue;
+		if (cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0')) {
+			cJSON_AddNullToObject(in, names[i]);
+			continue;
+		}
+		if (api_get_string(req, body, names[i], false, 1, mode ? 16 : API_PEM_MAX, !mode, &s) < 0)
+			return -1;
+		if (mode && !jobspec_sslmode_valid(s)) {
+			api_reply_error(req, 422, names[i], "%s must be one of " JS_SSLMODES ", not \"%s\"",
+					names[i], s);
+			return -1;
+		}
+		if (!mode && (problem = jobspec_pem_problem(s, key)) != NULL) {
+			api_reply_error(req, 422, names[i], "%s %s", names[i], problem);
+			return -1;
+		}
+		cJSON_AddStringToObject(in, names[i], s);
+	}
+	return 0;
+}
+
 /* Checks the body and copies what it sets into in. */
 static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
 {
-	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0)
+	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0 ||
+	    api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in) < 0)
 		return -1;
-	return api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in);
+	return api_service_tls(req, body, in);
+}
+
+/* The client key is a secret: shown as "****" when set. */
+static cJSON *api_service_repr(struct api_req *req, cJSON *row)
+{
+	cJSON *key = cJSON_GetObjectItemCaseSensitive(row, "database_sslkey");
+
+	(void)req;
+	if (cJSON_IsString(key)) {
+		explicit_bzero(key->valuestring, strlen(key->valuestring));
+		cJSON_ReplaceItemInObjectCaseSensitive(row, "database_sslkey",
+						       cJSON_CreateString(API_SECRET_MASK));
+	}
+	return row;
 }
 
 /* ---- sources ---- */
@@ -259,6 +315,7 @@ static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 
 const struct api_resource api_services = {
 	.kind = STORE_SERVICE,
+	.repr = api_service_repr,
 	.fields = api_service_fields,
 };
 

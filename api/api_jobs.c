@@ -18,13 +18,15 @@
 static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
-	"password", "write_mode", "error_limit", "fields", NULL,
+	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
+	"sslcert", "sslkey", NULL,
 };
 
 static const char *const job_create_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
-	"password", "write_mode", "error_limit", "fields", "dry_run", NULL,
+	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
+	"sslcert", "sslkey", "dry_run", NULL,
 };
 
 static const char *const job_readonly[] = {
@@ -59,6 +61,8 @@ static const struct {
 	{ "database", NULL },	{ "schema", "public" },		   { "table", NULL },
 	{ "account", NULL },	{ "password", NULL },		   { "write_mode", "INSERT" },
 	{ "error_limit", NULL }, { "fields", NULL },
+	{ "sslmode", NULL },	{ "sslrootcert", NULL },	   { "sslcert", NULL },
+	{ "sslkey", NULL },
 };
 
 static const char *api_row_string(const cJSON *row, const char *key)
@@ -127,7 +131,8 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 			const char *name = wizard_fields[i].name;
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, name);
 
-			if (strcmp(name, "password") == 0)
+			if (strcmp(name, "password") == 0 ||
+			    (strcmp(name, "sslkey") == 0 && cJSON_IsString(v)))
 				cJSON_AddStringToObject(out, name, API_PASSWORD_MASK);
 			else if (v != NULL && !cJSON_IsNull(v))
 				cJSON_AddItemToObject(out, name, cJSON_Duplicate(v, true));
@@ -292,9 +297,16 @@ static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 	}
 }
 
+static bool api_is_mask(const char *s)
+{
+	return s != NULL && strcmp(s, API_PASSWORD_MASK) == 0;
+}
+
 /* In professional mode a config sent back as GET shows it, with PASSWORD
- * '****', keeps the stored password.  Returns the text to store (malloc'd), or
- * NULL to store the new text as it is. */
+ * '****', keeps the stored password; SSLKEY '****' keeps the stored key, or,
+ * when the job has none (GET shows the service's), leaves it to the service.
+ * Returns the text to store (malloc'd), or NULL to store the new text as it
+ * is. */
 static char *api_config_keep_password(const char *config, const char *stored)
 {
 	struct jobspec *nspec = NULL, *ospec = NULL;
@@ -304,15 +316,24 @@ static char *api_config_keep_password(const char *config, const char *stored)
 	if (errs == NULL || stored == NULL ||
 	    jobspec_parse_yaml(config, strlen(config), &nspec, errs) < 0)
 		goto out;
-	if (nspec->password == NULL || strcmp(nspec->password, API_PASSWORD_MASK) != 0)
+	if (!api_is_mask(nspec->password) && !api_is_mask(nspec->sslkey))
 		goto out;
 	memset(errs, 0, sizeof(*errs));
-	if (jobspec_parse_yaml(stored, strlen(stored), &ospec, errs) < 0 || ospec->password == NULL)
+	if (jobspec_parse_yaml(stored, strlen(stored), &ospec, errs) < 0 ||
+	    (api_is_mask(nspec->password) && ospec->password == NULL))
 		goto out;
-	free(nspec->password);
-	nspec->password = strdup(ospec->password);
-	if (nspec->password != NULL)
-		out = jobspec_to_yaml(nspec, false);
+	if (api_is_mask(nspec->password)) {
+		free(nspec->password);
+		if ((nspec->password = strdup(ospec->password)) == NULL)
+			goto out;
+	}
+	if (api_is_mask(nspec->sslkey)) {
+		free(nspec->sslkey);
+		nspec->sslkey = NULL;
+		if (ospec->sslkey != NULL && (nspec->sslkey = strdup(ospec->sslkey)) == NULL)
+			goto out;
+	}
+	out = jobspec_to_yaml(nspec, false);
 out:
 	jobspec_free(nspec);
 	jobspec_free(ospec);
@@ -339,9 +360,10 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 
 		if (!api_is_wizard_field(item->string))
 			continue;
-		/* A password sent back as shown keeps the stored one. */
-		if (strcmp(item->string, "password") == 0 && cJSON_IsString(item) &&
-		    strcmp(item->valuestring, API_PASSWORD_MASK) == 0 && cJSON_IsString(old))
+		/* A password or key sent back as shown keeps the stored one. */
+		if ((strcmp(item->string, "password") == 0 || strcmp(item->string, "sslkey") == 0) &&
+		    cJSON_IsString(item) && strcmp(item->valuestring, API_PASSWORD_MASK) == 0 &&
+		    cJSON_IsString(old))
 			continue;
 		if (old != NULL)
 			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));

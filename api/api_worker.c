@@ -259,6 +259,17 @@ char *api_worker_scrub(const char *s, const char *secret)
 	return out;
 }
 
+char *api_worker_scrub_spec(const char *s, const struct jobspec *spec)
+{
+	char *once = api_worker_scrub(s, spec->password), *twice;
+
+	if (once == NULL || spec->sslkey == NULL)
+		return once;
+	twice = api_worker_scrub(once, spec->sslkey);
+	free(once);
+	return twice;
+}
+
 void api_worker_run(const char *worker_path, const char *mode, const struct jobspec *spec,
 		    int64_t job_id, const char *job_name, const cJSON *extra,
 		    struct api_worker_result *res)
@@ -364,9 +375,9 @@ int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec 
 	code = api_worker_exit_code(&res);
 	reason = res.answer != NULL ? api_worker_reason(res.answer) : NULL;
 	if (reason != NULL)
-		clean = api_worker_scrub(reason, spec->password);
+		clean = api_worker_scrub_spec(reason, spec);
 	if (res.answer != NULL && api_worker_field(res.answer) != NULL)
-		field = api_worker_scrub(api_worker_field(res.answer), spec->password);
+		field = api_worker_scrub_spec(api_worker_field(res.answer), spec);
 
 	if (!res.ran) {
 		api_reply_error(req, 500, NULL, "cannot run streamworker %s: %s", mode, res.err);

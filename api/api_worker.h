@@ -55,6 +55,10 @@ int api_worker_exit_code(const struct api_worker_result *res);
  * password is not every "p").  malloc'd; NULL on out of memory. */
 char *api_worker_scrub(const char *s, const char *secret);
 
+/* s scrubbed of every secret of spec: the password and the client key
+ * (SSLKEY).  malloc'd; NULL on out of memory. */
+char *api_worker_scrub_spec(const char *s, const struct jobspec *spec);
+
 /* For the tool routes: runs the mode and returns 0 with *answer (the caller's)
  * when the worker exited 0 with a JSON object; otherwise replies and returns
  * -1: exit 1 (WORKER_EXIT_RETRY) -> 502 unreachable, exit 2 or 3 -> 422 with

@@ -111,6 +111,12 @@ void jobspec_free(struct jobspec *spec)
 	free(spec->user);
 	free(spec->password);
 	free(spec->host);
+	free(spec->sslmode);
+	free(spec->sslrootcert);
+	free(spec->sslcert);
+	if (spec->sslkey != NULL)
+		explicit_bzero(spec->sslkey, strlen(spec->sslkey));
+	free(spec->sslkey);
 	free(spec->brokers);
 	free(spec->topic);
 	free(spec->partitions);
@@ -294,7 +300,11 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 		return 0;
 	if (js_default_str(&spec->brokers, defaults->brokers) < 0 ||
 	    js_default_str(&spec->topic, defaults->topic) < 0 ||
-	    js_default_str(&spec->host, defaults->host) < 0)
+	    js_default_str(&spec->host, defaults->host) < 0 ||
+	    js_default_str(&spec->sslmode, defaults->sslmode) < 0 ||
+	    js_default_str(&spec->sslrootcert, defaults->sslrootcert) < 0 ||
+	    js_default_str(&spec->sslcert, defaults->sslcert) < 0 ||
+	    js_default_str(&spec->sslkey, defaults->sslkey) < 0)
 		return -1;
 	if (spec->port == 0 && defaults->port > 0)
 		spec->port = defaults->port;
@@ -832,6 +842,122 @@ static void js_validate_properties(struct js_vctx *v, const struct jobspec *spec
 	}
 }
 
+bool jobspec_sslmode_valid(const char *s)
+{
+	static const char *const modes[] = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" };
+
+	for (size_t i = 0; s != NULL && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(s, modes[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The label of a "-----BEGIN label-----" line at p (length in *len), or NULL. */
+static const char *js_pem_label(const char *p, const char *kind, size_t *len)
+{
+	const char *end;
+
+	if (strncmp(p, kind, strlen(kind)) != 0)
+		return NULL;
+	p += strlen(kind);
+	end = strstr(p, "-----");
+	if (end == NULL || memchr(p, '\n', (size_t)(end - p)) != NULL)
+		return NULL;
+	*len = (size_t)(end - p);
+	return p;
+}
+
+static bool js_pem_key_label(const char *label, size_t len)
+{
+	static const char suffix[] = "PRIVATE KEY";
+
+	return len >= sizeof(suffix) - 1 && memcmp(label + len - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) == 0;
+}
+
+const char *jobspec_pem_problem(const char *text, bool key)
+{
+	const char *p = text, *label, *body, *end;
+	size_t len, nblocks = 0;
+
+	if (text == NULL)
+		return NULL;
+	/* PEM blocks may have text around them (openssl x509 -text output, "Bag
+	 * Attributes" of a PKCS#12 export): OpenSSL skips it, and so do we. */
+	while ((p = strstr(p, "-----BEGIN ")) != NULL) {
+		label = js_pem_label(p, "-----BEGIN ", &len);
+		if (label == NULL)
+			return "has a -----BEGIN line that is not of the form -----BEGIN LABEL-----";
+		if (key && !js_pem_key_label(label, len))
+			return "must be a private key in PEM (-----BEGIN PRIVATE KEY-----), not another kind of PEM block";
+		if (!key && !(len == 11 && memcmp(label, "CERTIFICATE", 11) == 0))
+			return js_pem_key_label(label, len)
+				       ? "holds a private key; give the certificate (-----BEGIN CERTIFICATE-----) here"
+				       : "must hold certificates in PEM (-----BEGIN CERTIFICATE-----), not another kind "
+					 "of PEM block";
+		if (key && len >= 21 && memcmp(label, "ENCRYPTED PRIVATE KEY", 21) == 0)
+			return "is an encrypted key, which needs a passphrase; give it unencrypted "
+			       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
+		body = label + len + 5;
+		end = strstr(body, "-----END ");
+		if (end == NULL)
+			return "has no -----END line after its -----BEGIN line; give the whole PEM text";
+		if (strncmp(end + 9, label, len) != 0 || strncmp(end + 9 + len, "-----", 5) != 0)
+			return "has an -----END line whose label differs from its -----BEGIN line";
+		/* "Proc-Type: 4,ENCRYPTED": a traditional encrypted key */
+		if (key && strstr(body, "Proc-Type:") != NULL && strstr(body, "Proc-Type:") < end)
+			return "is an encrypted key, which needs a passphrase; give it unencrypted "
+			       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
+		for (const char *q = body; q < end; q++) {
+			unsigned char ch = (unsigned char)*q;
+
+			if (!isalnum(ch) && ch != '+' && ch != '/' && ch != '=' && !isspace(ch))
+				return "holds characters that are not base64 between its -----BEGIN and -----END "
+				       "lines";
+		}
+		if (end == body + strspn(body, " \t\r\n"))
+			return "has no base64 text between its -----BEGIN and -----END lines";
+		nblocks++;
+		p = end + 9 + len + 5;
+	}
+	if (nblocks == 0)
+		return key ? "is not PEM text: give the key file's contents, starting with -----BEGIN PRIVATE KEY----- "
+			     "(not a file name)"
+			   : "is not PEM text: give the certificate file's contents, starting with -----BEGIN "
+			     "CERTIFICATE----- (not a file name)";
+	if (key && nblocks > 1)
+		return "must hold exactly one private key";
+	return NULL;
+}
+
+/* SSLMODE and the PEM texts; paths are the YAML keys (a wizard job's errors
+ * are reported by the wizard builder under its field names). */
+static void js_validate_tls(struct js_vctx *v, const struct jobspec *spec)
+{
+	const char *problem;
+
+	if (spec->sslmode != NULL && !jobspec_sslmode_valid(spec->sslmode))
+		js_verr(v, 0, "SSLMODE", "must be one of " JS_SSLMODES ", got \"%.40s\"", spec->sslmode);
+	if ((problem = jobspec_pem_problem(spec->sslrootcert, false)) != NULL)
+		js_verr(v, 0, "SSLROOTCERT", "%s", problem);
+	if ((problem = jobspec_pem_problem(spec->sslcert, false)) != NULL)
+		js_verr(v, 0, "SSLCERT", "%s", problem);
+	/* never quote the key: its problems are static texts */
+	if ((problem = jobspec_pem_problem(spec->sslkey, true)) != NULL)
+		js_verr(v, 0, "SSLKEY", "%s", problem);
+	if (spec->sslcert != NULL && spec->sslkey == NULL)
+		js_verr(v, 0, "SSLKEY", "is required with SSLCERT: give the client certificate's private key as PEM text");
+	if (spec->sslkey != NULL && spec->sslcert == NULL)
+		js_verr(v, 0, "SSLCERT", "is required with SSLKEY: give the client certificate as PEM text");
+	/* Without a root CA libpq would look in the worker's ~/.postgresql/root.crt:
+	 * the job, not the worker's home, says whom to trust. */
+	if (spec->sslmode != NULL && strncmp(spec->sslmode, "verify-", 7) == 0 && jobspec_sslmode_valid(spec->sslmode) &&
+	    js_blank(spec->sslrootcert))
+		js_verr(v, 0, "SSLROOTCERT",
+			"is required with SSLMODE %s: give the certificate of the CA that signed the server's "
+			"certificate as PEM text (or set it on the data service)",
+			spec->sslmode);
+}
+
 static void js_check_min(struct js_vctx *v, const char *path, int64_t value, int64_t min)
 {
 	if (value < min)
@@ -865,6 +991,7 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 		js_verr(&v, 0, "PORT", "is required; add PORT: <port> (or set it on the data service)");
 	else if (spec->port < 1 || spec->port > 65535)
 		js_verr(&v, 0, "PORT", "must be between 1 and 65535, got %d", spec->port);
+	js_validate_tls(&v, spec);
 	js_require(&v, spec->brokers, "KAFKA.INPUT.SOURCE.BROKERS",
 		   "add BROKERS: host:port[,host:port...] (or set them on the data source)");
 	js_require(&v, spec->topic, "KAFKA.INPUT.SOURCE.TOPIC",

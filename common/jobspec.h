@@ -99,6 +99,14 @@ struct jobspec {
 	char *password;
 	char *host;
 	int port; /* 0 = absent */
+	/* TLS to PostgreSQL (SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY): libpq's
+	 * sslmode, NULL = libpq's default (prefer); the root CA, the client
+	 * certificate and the client key as PEM text, not file names.  sslkey is
+	 * a secret, masked like the password. */
+	char *sslmode;
+	char *sslrootcert;
+	char *sslcert;
+	char *sslkey;
 	int version;
 
 	/* KAFKA.INPUT.SOURCE */
@@ -196,7 +204,8 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
 
 /* Builds a spec from the console's wizard fields (a JSON object with
  * group_name, fallback_offset, consistency, database, schema, table, account,
- * password, write_mode, error_limit, fields[{source,dest,role}]).  Each wizard
+ * password, write_mode, error_limit, fields[{source,dest,role}], and the TLS
+ * settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
  * field becomes a VALUE column (type NULL: the destination column's type) and a
  * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
  * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */
@@ -210,11 +219,16 @@ struct js_defaults {
 	const char *delimiter;
 	const char *host;
 	int port;
+	const char *sslmode; /* the service's TLS settings */
+	const char *sslrootcert;
+	const char *sslcert;
+	const char *sslkey;
 	const struct js_property *properties; /* the source's librdkafka settings */
 	size_t nproperties;
 };
 
-/* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT; a VALUE with
+/* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT, SSLMODE,
+ * SSLROOTCERT, SSLCERT, SSLKEY (each on its own); a VALUE with
  * no FORMAT gets the source's format and delimiter; source properties are added
  * where the job does not set the same key. */
 int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defaults);
@@ -225,9 +239,22 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 int jobspec_validate(const struct jobspec *spec, struct js_errors *errs);
 
 /* The spec as YAML in the seed's appendix format, which jobspec_parse_yaml
- * reads back to an equal spec.  With mask_password the password is "****".
+ * reads back to an equal spec.  With mask_password the password and SSLKEY
+ * are "****".
  * Returns a malloc'd string (caller frees), or NULL on out of memory. */
 char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password);
+
+/* libpq's sslmode values: disable, allow, prefer, require, verify-ca,
+ * verify-full (exactly so: libpq reads them case-sensitively). */
+bool jobspec_sslmode_valid(const char *s);
+#define JS_SSLMODES "disable, allow, prefer, require, verify-ca, verify-full"
+
+/* Whether text looks like PEM: one or more blocks of -----BEGIN CERTIFICATE-----
+ * (key false; a CA bundle or a chain) or exactly one block of
+ * -----BEGIN ... PRIVATE KEY----- (key true), base64 between the lines; text
+ * around the blocks is ignored, as OpenSSL does.  NULL when it does, else
+ * what is wrong (a static string that never quotes the text). */
+const char *jobspec_pem_problem(const char *text, bool key);
 
 /* The value of KAFKA.PROPERTIES key, or NULL. */
 const char *jobspec_property(const struct jobspec *spec, const char *key);

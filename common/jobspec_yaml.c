@@ -235,6 +235,7 @@ static const char *ytext(struct yctx *y, yaml_node_t *n, const char *path)
 /* ---- the keys allowed at each level ---- */
 
 static const char *const keys_top[] = { "DATABASE", "USER", "PASSWORD", "HOST", "PORT",
+					"SSLMODE", "SSLROOTCERT", "SSLCERT", "SSLKEY",
 					"VERSION", "KAFKA", "SCHEDULE", NULL };
 static const char *const keys_kafka[] = { "INPUT", "OUTPUT", "METADATA", "COMMIT", "POLL", "PROPERTIES", NULL };
 static const char *const keys_input[] = { "SOURCE", "KEY", "VALUE", "META", "ERROR_LIMIT", NULL };
@@ -1361,6 +1362,10 @@ static void ydocument(struct yctx *y, yaml_node_t *root, struct jobspec *spec)
 	ystr(y, ymap_val(&m, "HOST"), "", "HOST", &spec->host);
 	if (yint(y, ymap_val(&m, "PORT"), "PORT", 1, 65535, &port))
 		spec->port = (int)port;
+	ystr(y, ymap_val(&m, "SSLMODE"), "", "SSLMODE", &spec->sslmode);
+	ystr(y, ymap_val(&m, "SSLROOTCERT"), "", "SSLROOTCERT", &spec->sslrootcert);
+	ystr(y, ymap_val(&m, "SSLCERT"), "", "SSLCERT", &spec->sslcert);
+	ystr(y, ymap_val(&m, "SSLKEY"), "", "SSLKEY", &spec->sslkey);
 	yversion(y, ymap_val(&m, "VERSION"), spec);
 	ykafka(y, ymap_val(&m, "KAFKA"), spec);
 	if (ymap_load(y, ymap_val(&m, "SCHEDULE"), "SCHEDULE", keys_schedule, &sm)) {
@@ -1725,6 +1730,18 @@ static void ye_kv_str(struct yemit *e, const char *key, const char *value)
 	ye_str(e, value);
 }
 
+/* PEM text as a literal block (libyaml quotes it when it cannot). */
+static void ye_kv_pem(struct yemit *e, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	ye_key(e, key);
+	if (strchr(value, '\n') != NULL)
+		ye_scalar(e, value, YAML_LITERAL_SCALAR_STYLE);
+	else
+		ye_str(e, value);
+}
+
 static void ye_kv_int(struct yemit *e, const char *key, int64_t value)
 {
 	ye_key(e, key);
@@ -1942,6 +1959,11 @@ char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
 	ye_kv_str(&e, "HOST", spec->host);
 	if (spec->port != 0)
 		ye_kv_int(&e, "PORT", spec->port);
+	ye_kv_str(&e, "SSLMODE", spec->sslmode);
+	ye_kv_pem(&e, "SSLROOTCERT", spec->sslrootcert);
+	ye_kv_pem(&e, "SSLCERT", spec->sslcert);
+	if (spec->sslkey != NULL)
+		ye_kv_pem(&e, "SSLKEY", mask_password ? "****" : spec->sslkey);
 	ye_kv_int(&e, "VERSION", spec->version);
 	ye_kafka(&e, spec);
 	ye_key(&e, "SCHEDULE");

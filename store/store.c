@@ -20,7 +20,7 @@
 #include "log.h"
 #include "resolve.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_RETRY_INTERVAL_MS 5000
 
@@ -66,6 +66,10 @@ static const struct store_col service_cols[] = {
 	{ "spec_cu", COL_INT, true },
 	{ "database_host", COL_TEXT, true },
 	{ "database_port", COL_INT, true },
+	{ "database_sslmode", COL_TEXT, true },
+	{ "database_sslrootcert", COL_TEXT, true },
+	{ "database_sslcert", COL_TEXT, true },
+	{ "database_sslkey", COL_TEXT, true },
 	{ "status", COL_TEXT, false },
 	{ "created_at", COL_TEXT, false },
 	{ "updated_at", COL_TEXT, false },
@@ -207,6 +211,15 @@ static const char *const store_schema_v3 =
 	"ALTER TABLE jobs ADD COLUMN rows_updated INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 4: the service's TLS settings for its jobs' database connections
+ * (libpq's sslmode; root CA, client certificate and client key as PEM text),
+ * NULL = not set (libpq's default, prefer). */
+static const char *const store_schema_v4 =
+	"ALTER TABLE services ADD COLUMN database_sslmode TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslrootcert TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslcert TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslkey TEXT;";
+
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -342,6 +355,7 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	if ((version < 1 && store_exec(st, store_schema_v1, err, errlen) < 0) ||
 	    (version < 2 && store_exec(st, store_schema_v2, err, errlen) < 0) ||
 	    (version < 3 && store_exec(st, store_schema_v3, err, errlen) < 0) ||
+	    (version < 4 && store_exec(st, store_schema_v4, err, errlen) < 0) ||
 	    store_exec(st, sql, err, errlen) < 0 || store_exec(st, "COMMIT", err, errlen) < 0) {
 		store_exec(st, "ROLLBACK", NULL, 0);
 		return STORE_ERROR;

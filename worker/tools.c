@@ -142,7 +142,7 @@ static int tools_pg_connect(struct tools *t)
 	int rc;
 
 	snprintf(appname, sizeof(appname), "streamserver-%s-tool", t->job_name);
-	rc = sink_pg_connect_db(t->spec, appname, &t->pg, err, sizeof(err));
+	rc = sink_pg_connect_db(t->spec, t->job_name, appname, &t->pg, err, sizeof(err));
 	if (rc == WERR_OK)
 		return WERR_OK;
 	return tools_fail(t, rc, rc == WERR_RETRY ? "unreachable" : "config", "%s", err);

@@ -118,9 +118,9 @@ def pid_alive(pid):
 
 # --------------------------------------------------------------------- harness
 
-def harness(script, verb, directory, timeout):
-    """Runs tests/harness/SCRIPT VERB DIR; returns its KEY=VALUE lines as a dict."""
-    p = subprocess.run([str(HARNESS / script), verb, str(directory)], stdout=subprocess.PIPE,
+def harness(script, verb, directory, timeout, *options):
+    """Runs tests/harness/SCRIPT VERB DIR [OPTIONS]; returns its KEY=VALUE lines as a dict."""
+    p = subprocess.run([str(HARNESS / script), verb, str(directory), *options], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
         raise RuntimeError(f"{script} {verb} {directory} failed ({p.returncode}):\n{p.stderr}")
