@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "resolve.h"
+#include "secret.h"
 
 #define API_PROPERTIES_MAX 256
 
@@ -53,11 +54,11 @@ static const struct api_field service_fields[] = {
 };
 
 /* Checks the body and copies what it sets into in. */
-static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_service_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0)
 		return -1;
-	return api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in);
+	return api_copy_fields(req, body, row == NULL, service_fields, NFIELDS(service_fields), in);
 }
 
 /* ---- sources ---- */
@@ -137,11 +138,33 @@ static const struct api_field source_fields[] = {
 	{ "topic", false, true, false, 1, 249, api_check_topic },
 };
 
+/* A secret property sent back as shown, SECRET_MASK, keeps the stored value
+ * (row: the stored source, NULL on a create).  Returns the value to store, or
+ * NULL after replying 422 when there is none to keep. */
+static const char *api_source_secret(struct api_req *req, const cJSON *row, const char *name,
+				     const char *value, const char *field)
+{
+	const cJSON *stored = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(row, "properties"), name);
+
+	if (!secret_is_mask(value) || !secret_property_is_secret(name))
+		return value;
+	if (cJSON_IsString(stored))
+		return stored->valuestring;
+	api_reply_error(req, 422, field,
+			"%s: \"" SECRET_MASK "\" keeps a stored secret, and this source has none; "
+			"give the value itself",
+			field);
+	return NULL;
+}
+
 /* Copies the properties, with numbers and booleans turned into text. */
-static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *in)
+static int api_source_properties(struct api_req *req, const cJSON *body, const cJSON *row,
+				 cJSON *in)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "properties");
 	const cJSON *item;
+	const char *value;
 	cJSON *out;
 	char field[320], num[64];
 	int count = 0;
@@ -177,7 +200,10 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 						API_TEXT_MAX);
 				return -1;
 			}
-			cJSON_AddStringToObject(out, item->string, item->valuestring);
+			value = api_source_secret(req, row, item->string, item->valuestring, field);
+			if (value == NULL)
+				return -1;
+			cJSON_AddStringToObject(out, item->string, value);
 		} else if (cJSON_IsBool(item)) {
 			cJSON_AddStringToObject(out, item->string,
 						cJSON_IsTrue(item) ? "true" : "false");
@@ -198,13 +224,13 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 	return 0;
 }
 
-static int api_source_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	const cJSON *delim;
 	const char *s;
 
 	if (api_check_keys(req, body, source_writable, row_readonly, "a source") < 0 ||
-	    api_copy_fields(req, body, create, source_fields, NFIELDS(source_fields), in) < 0)
+	    api_copy_fields(req, body, row == NULL, source_fields, NFIELDS(source_fields), in) < 0)
 		return -1;
 	if (api_get_string(req, body, "format", false, 0, 64, false, &s) < 0)
 		return -1;
@@ -240,20 +266,29 @@ static int api_source_fields(struct api_req *req, const cJSON *body, bool create
 		}
 		cJSON_AddStringToObject(in, "delimiter", delim->valuestring);
 	}
-	return api_source_properties(req, body, in);
+	return api_source_properties(req, body, row, in);
 }
 
 /* The delimiter filled in: the format's default, or null for json and
- * protobuf whatever was stored under another format. */
+ * protobuf whatever was stored under another format; secret properties
+ * shown as SECRET_MASK. */
 static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 {
 	const char *format = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "format"));
 	const char *dflt = resolve_default_delimiter(format);
 	cJSON *delim = cJSON_GetObjectItemCaseSensitive(row, "delimiter");
+	cJSON *item;
 
 	if (row != NULL && (dflt == NULL || !cJSON_IsString(delim)))
 		cJSON_ReplaceItemInObjectCaseSensitive(
 			row, "delimiter", dflt != NULL ? cJSON_CreateString(dflt) : cJSON_CreateNull());
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties")) {
+		if (!secret_property_is_secret(item->string) || !cJSON_IsString(item))
+			continue;
+		/* Wiped first: when the mask cannot be set, "" is shown. */
+		explicit_bzero(item->valuestring, strlen(item->valuestring));
+		cJSON_SetValuestring(item, SECRET_MASK);
+	}
 	return row;
 }
 

@@ -10,8 +10,8 @@
 #include "api_job_tools.h"
 #include "resolve.h"
 #include "runtime.h"
+#include "secret.h"
 
-#define API_PASSWORD_MASK "****"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Keys of a PATCH; a POST (and validate) may also say dry_run. */
@@ -73,7 +73,7 @@ static int64_t api_row_int(const cJSON *row, const char *key)
 
 /* ---- representation ---- */
 
-/* What the job runs, as YAML with the password masked: malloc'd, or NULL
+/* What the job runs, as YAML with its secrets masked: malloc'd, or NULL
  * with errs (when it cannot be parsed) or err filled. */
 static char *api_job_effective_yaml(struct store *st, int64_t id, struct js_errors *errs,
 				    int *rc, char *err, size_t errlen)
@@ -128,7 +128,7 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, name);
 
 			if (strcmp(name, "password") == 0)
-				cJSON_AddStringToObject(out, name, API_PASSWORD_MASK);
+				cJSON_AddStringToObject(out, name, SECRET_MASK);
 			else if (v != NULL && !cJSON_IsNull(v))
 				cJSON_AddItemToObject(out, name, cJSON_Duplicate(v, true));
 			else if (strcmp(name, "error_limit") == 0)
@@ -292,26 +292,46 @@ static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 	}
 }
 
-/* In professional mode a config sent back as GET shows it, with PASSWORD
- * '****', keeps the stored password.  Returns the text to store (malloc'd), or
- * NULL to store the new text as it is. */
-static char *api_config_keep_password(const char *config, const char *stored)
+/* The stored job as a spec, to take its secrets from: a professional job's
+ * YAML, or a wizard job's fields (a job turned professional by sending its
+ * effective YAML back).  NULL when there is none or it does not parse. */
+static struct jobspec *api_stored_spec(const char *stored_mode, const char *stored)
+{
+	struct js_errors *errs = calloc(1, sizeof(*errs)); /* civetweb's small stacks */
+	struct jobspec *spec = NULL;
+	cJSON *fields;
+
+	if (errs == NULL || stored_mode == NULL || stored == NULL)
+		goto out;
+	if (strcmp(stored_mode, "professional") == 0) {
+		if (jobspec_parse_yaml(stored, strlen(stored), &spec, errs) < 0)
+			spec = NULL;
+	} else if ((fields = cJSON_Parse(stored)) != NULL) {
+		if (jobspec_from_wizard(fields, &spec, errs) < 0)
+			spec = NULL;
+		api_row_free(fields);
+	}
+out:
+	free(errs);
+	return spec;
+}
+
+/* A config sent back as GET shows it, with SECRET_MASK for a secret, keeps
+ * the stored secret (jobspec_keep_secrets); a masked secret property the job
+ * did not store is left to the source.  Returns the text to store
+ * (malloc'd), or NULL to store the new text as it is. */
+static char *api_config_keep_secrets(const char *config, const char *stored_mode,
+				     const char *stored)
 {
 	struct jobspec *nspec = NULL, *ospec = NULL;
 	struct js_errors *errs = calloc(1, sizeof(*errs));
 	char *out = NULL;
 
-	if (errs == NULL || stored == NULL ||
+	if (errs == NULL || strstr(config, SECRET_MASK) == NULL ||
 	    jobspec_parse_yaml(config, strlen(config), &nspec, errs) < 0)
 		goto out;
-	if (nspec->password == NULL || strcmp(nspec->password, API_PASSWORD_MASK) != 0)
-		goto out;
-	memset(errs, 0, sizeof(*errs));
-	if (jobspec_parse_yaml(stored, strlen(stored), &ospec, errs) < 0 || ospec->password == NULL)
-		goto out;
-	free(nspec->password);
-	nspec->password = strdup(ospec->password);
-	if (nspec->password != NULL)
+	ospec = api_stored_spec(stored_mode, stored);
+	if (jobspec_keep_secrets(nspec, ospec) == 1)
 		out = jobspec_to_yaml(nspec, false);
 out:
 	jobspec_free(nspec);
@@ -341,7 +361,7 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 			continue;
 		/* A password sent back as shown keeps the stored one. */
 		if (strcmp(item->string, "password") == 0 && cJSON_IsString(item) &&
-		    strcmp(item->valuestring, API_PASSWORD_MASK) == 0 && cJSON_IsString(old))
+		    strcmp(item->valuestring, SECRET_MASK) == 0 && cJSON_IsString(old))
 			continue;
 		if (old != NULL)
 			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
@@ -402,8 +422,8 @@ static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
 
 /* The professional-mode definition: config, or the stored one. */
 static int api_job_config_definition(struct api_req *req, const cJSON *body,
-				     const char *stored_def, bool same_mode,
-				     struct api_job_change *ch)
+				     const char *stored_mode, const char *stored_def,
+				     bool same_mode, struct api_job_change *ch)
 {
 	const cJSON *item;
 	const char *config;
@@ -421,8 +441,8 @@ static int api_job_config_definition(struct api_req *req, const cJSON *body,
 		return -1;
 	if (config == NULL)
 		ch->definition = strdup(stored_def != NULL ? stored_def : "");
-	else if (same_mode)
-		ch->definition = api_config_keep_password(config, stored_def);
+	else
+		ch->definition = api_config_keep_secrets(config, stored_mode, stored_def);
 	if (ch->definition == NULL && config != NULL)
 		ch->definition = strdup(config);
 	return 0;
@@ -469,7 +489,7 @@ static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *ro
 	cJSON_AddStringToObject(ch->in, "mode", ch->mode);
 
 	if (strcmp(ch->mode, "professional") == 0) {
-		if (api_job_config_definition(req, body, stored_def, same_mode, ch) < 0)
+		if (api_job_config_definition(req, body, stored_mode, stored_def, same_mode, ch) < 0)
 			return -1;
 	} else if (cJSON_GetObjectItemCaseSensitive(body, "config") != NULL) {
 		api_reply_error(req, 422, "config",

@@ -13,6 +13,7 @@
 #include "jobspec.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 #include "sink_pg.h"
 #include "wtypes.h"
 
@@ -137,6 +138,15 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_parse_yaml(config->valuestring, strlen(config->valuestring), &spec, &errs) < 0) {
 		check_add_js_errors(rep, &errs);
+		goto out;
+	}
+	/* From here on no log line may carry one of them. */
+	if (jobspec_register_secrets(spec) < 0) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "the job has more than %d secrets (PASSWORD and secret KAFKA.PROPERTIES); no more can be kept out of the logs",
+			 SECRET_REGISTERED_MAX);
+		check_add(rep, "KAFKA.PROPERTIES", "other", msg);
 		goto out;
 	}
 	memset(&errs, 0, sizeof(errs));

@@ -20,6 +20,7 @@
 #include "jobspec.h"
 #include "log.h"
 #include "proto.h"
+#include "secret.h"
 #include "sink_pg.h"
 #include "wtypes.h"
 
@@ -288,6 +289,12 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		char msg[1536];
 		js_errors_format(&errs, msg, sizeof(msg));
 		snprintf(err, errlen, "invalid job configuration: %s", msg);
+		goto out;
+	}
+	/* From here on no log or status line may carry one of them. */
+	if (jobspec_register_secrets(w->spec) < 0) {
+		snprintf(err, errlen, "the job has more than %d secrets (PASSWORD and secret KAFKA.PROPERTIES); no more can be kept out of the logs",
+			 SECRET_REGISTERED_MAX);
 		goto out;
 	}
 	memset(&errs, 0, sizeof(errs));

@@ -19,6 +19,7 @@
 #include "jobspec.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 #include "sink_pg.h"
 #include "wtypes.h"
 
@@ -107,6 +108,10 @@ static int tools_parse(struct tools *t)
 		js_errors_format(&errs, msg, sizeof(msg));
 		return tools_fail(t, WERR_FATAL, "config", "invalid job configuration: %s", msg);
 	}
+	/* From here on no log line may carry one of them. */
+	if (jobspec_register_secrets(t->spec) < 0)
+		return tools_fail(t, WERR_FATAL, "config", "the job has more than %d secrets (PASSWORD and secret KAFKA.PROPERTIES); no more can be kept out of the logs",
+			 SECRET_REGISTERED_MAX);
 	if (t->spec->database == NULL || t->spec->user == NULL)
 		return tools_fail(t, WERR_FATAL, "config", "the job needs DATABASE and USER");
 	if (t->mode != TOOLS_ERRORS && (t->spec->brokers == NULL || t->spec->topic == NULL))
