@@ -522,6 +522,16 @@ def test_masked_secrets_sent_back_are_kept(make_server, pg, kafka):
     again = srv.request("GET", f"/jobs/{job['id']}/config").text
     assert again == config.replace("bob", "carol"), (again, config)
 
+    # A wizard job turned professional with its effective YAML keeps its
+    # password; the source's secrets stay the source's.
+    wiz = create_job(srv, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5]))
+    config = srv.request("GET", f"/jobs/{wiz['id']}/config").text
+    assert yaml_unquote(yaml_value(config, "sasl.password")) == "****", config
+    srv.call("PATCH", f"/jobs/{wiz['id']}", {"mode": "professional", "config": config})
+    definition = stored_value(srv, "SELECT definition FROM jobs WHERE id = ?", wiz["id"])
+    assert pg.password in definition and "****" not in definition, definition
+    assert srv.request("GET", f"/jobs/{wiz['id']}/config").text == config
+
     # The status page and the lists.
     for path in ("/", "/jobs", "/sources", f"/jobs/{job['id']}"):
         resp = srv.request("GET", path)
