@@ -14,6 +14,38 @@ static const char *const row_readonly[] = { "id", "status", "created_at", "updat
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- secrets ---- */
+
+/* A secret sent back as the API shows it, SECRET_MASK, keeps the stored
+ * value.  stored: the object that holds it (a row, or a source's
+ * properties), NULL on a create.  Returns the value to store, or NULL after
+ * replying 422 when there is none to keep. */
+static const char *api_keep_secret(struct api_req *req, const cJSON *stored, const char *name,
+				   const char *value, const char *field)
+{
+	const cJSON *old = cJSON_GetObjectItemCaseSensitive(stored, name);
+
+	if (!secret_is_mask(value))
+		return value;
+	if (cJSON_IsString(old))
+		return old->valuestring;
+	api_reply_error(req, 422, field,
+			"%s: \"" SECRET_MASK "\" keeps a stored secret, and there is none; "
+			"give the value itself",
+			field);
+	return NULL;
+}
+
+/* Shows a stored secret as SECRET_MASK. */
+static void api_mask_secret(cJSON *item)
+{
+	if (!cJSON_IsString(item))
+		return;
+	/* Wiped first: when the mask cannot be set, "" is shown. */
+	explicit_bzero(item->valuestring, strlen(item->valuestring));
+	cJSON_SetValuestring(item, SECRET_MASK);
+}
+
 /* ---- services ---- */
 
 static const char *const service_writable[] = { "name", "description", "spec_cu",
@@ -138,26 +170,6 @@ static const struct api_field source_fields[] = {
 	{ "topic", false, true, false, 1, 249, api_check_topic },
 };
 
-/* A secret property sent back as shown, SECRET_MASK, keeps the stored value
- * (row: the stored source, NULL on a create).  Returns the value to store, or
- * NULL after replying 422 when there is none to keep. */
-static const char *api_source_secret(struct api_req *req, const cJSON *row, const char *name,
-				     const char *value, const char *field)
-{
-	const cJSON *stored = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(row, "properties"), name);
-
-	if (!secret_is_mask(value) || !secret_property_is_secret(name))
-		return value;
-	if (cJSON_IsString(stored))
-		return stored->valuestring;
-	api_reply_error(req, 422, field,
-			"%s: \"" SECRET_MASK "\" keeps a stored secret, and this source has none; "
-			"give the value itself",
-			field);
-	return NULL;
-}
-
 /* Copies the properties, with numbers and booleans turned into text. */
 static int api_source_properties(struct api_req *req, const cJSON *body, const cJSON *row,
 				 cJSON *in)
@@ -200,7 +212,11 @@ static int api_source_properties(struct api_req *req, const cJSON *body, const c
 						API_TEXT_MAX);
 				return -1;
 			}
-			value = api_source_secret(req, row, item->string, item->valuestring, field);
+			value = item->valuestring;
+			if (secret_property_is_secret(item->string))
+				value = api_keep_secret(
+					req, cJSON_GetObjectItemCaseSensitive(row, "properties"),
+					item->string, value, field);
 			if (value == NULL)
 				return -1;
 			cJSON_AddStringToObject(out, item->string, value);
@@ -282,13 +298,9 @@ static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 	if (row != NULL && (dflt == NULL || !cJSON_IsString(delim)))
 		cJSON_ReplaceItemInObjectCaseSensitive(
 			row, "delimiter", dflt != NULL ? cJSON_CreateString(dflt) : cJSON_CreateNull());
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties")) {
-		if (!secret_property_is_secret(item->string) || !cJSON_IsString(item))
-			continue;
-		/* Wiped first: when the mask cannot be set, "" is shown. */
-		explicit_bzero(item->valuestring, strlen(item->valuestring));
-		cJSON_SetValuestring(item, SECRET_MASK);
-	}
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties"))
+		if (secret_property_is_secret(item->string))
+			api_mask_secret(item);
 	return row;
 }
 

@@ -335,7 +335,7 @@ char *jobspec_scrub(const struct jobspec *spec, const char *s)
 	return out;
 }
 
-int jobspec_register_secrets(const struct jobspec *spec)
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen)
 {
 	size_t n = jobspec_secrets(spec, NULL, 0);
 	const char **list = calloc(n > 0 ? n : 1, sizeof(*list));
@@ -346,6 +346,11 @@ int jobspec_register_secrets(const struct jobspec *spec)
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = secret_register(list[i]);
 	free(list);
+	if (rc < 0)
+		snprintf(err, errlen,
+			 "KAFKA.PROPERTIES: the job has more than %d secrets (PASSWORD and secret "
+			 "properties), more than can be kept out of the logs (or out of memory)",
+			 SECRET_REGISTERED_MAX);
 	return rc;
 }
 

@@ -250,8 +250,9 @@ char *jobspec_scrub(const struct jobspec *spec, const char *s);
 
 /* secret_register for every secret of spec: the worker does it once it has
  * its job, so that none of its log or status lines carries one.  Returns 0,
- * or -1 when one could not be registered. */
-int jobspec_register_secrets(const struct jobspec *spec);
+ * or -1 with err filled when one could not be registered (run no further:
+ * it could leak). */
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen);
 
 /* A spec sent back as the API shows it keeps the stored secrets: a secret
  * field that is SECRET_MASK takes stored's value (left as it is when stored

@@ -20,7 +20,6 @@
 #include "jobspec.h"
 #include "log.h"
 #include "proto.h"
-#include "secret.h"
 #include "sink_pg.h"
 #include "wtypes.h"
 
@@ -292,11 +291,8 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		goto out;
 	}
 	/* From here on no log or status line may carry one of them. */
-	if (jobspec_register_secrets(w->spec) < 0) {
-		snprintf(err, errlen, "the job has more than %d secrets (PASSWORD and secret KAFKA.PROPERTIES); no more can be kept out of the logs",
-			 SECRET_REGISTERED_MAX);
+	if (jobspec_register_secrets(w->spec, err, errlen) < 0)
 		goto out;
-	}
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_validate(w->spec, &errs) < 0) {
 		char msg[1536];

@@ -217,14 +217,15 @@ static void test_registered_lines(void **state)
 {
 	struct jobspec *spec = parse(job_yaml);
 	char path[] = "/tmp/test_secret_XXXXXX";
-	char buf[4096];
+	char buf[4096], err[256];
 	int fds[2], fd = mkstemp(path), saved = dup(2);
 	ssize_t n;
 	FILE *f;
 	size_t len;
 
-	assert_int_equal(jobspec_register_secrets(spec), 0);
-	assert_int_equal(jobspec_register_secrets(spec), 0); /* again: no duplicates */
+	assert_int_equal(jobspec_register_secrets(spec, err, sizeof(err)), 0);
+	/* Again: no duplicates. */
+	assert_int_equal(jobspec_register_secrets(spec, err, sizeof(err)), 0);
 	jobspec_free(spec);
 
 	/* A status error line, as the controller stores and shows it. */
@@ -262,6 +263,14 @@ static void test_registered_lines(void **state)
 	secret_forget_all();
 	secret_scrub_registered("pg-Secret-1", buf, sizeof(buf));
 	assert_string_equal(buf, "pg-Secret-1");
+
+	/* Past the cap registering fails, so that a worker refuses to run. */
+	for (int i = 0; i < SECRET_REGISTERED_MAX; i++) {
+		snprintf(buf, sizeof(buf), "secret-%03d", i);
+		assert_int_equal(secret_register(buf), 0);
+	}
+	assert_int_equal(secret_register("one-too-many"), -1);
+	secret_forget_all();
 }
 
 int main(void)
