@@ -50,15 +50,18 @@ static const struct api_field job_check_fields[] = {
 };
 
 /* The wizard fields, in the order responses show them, with their defaults
- * (NULL: none). */
+ * (NULL: none); a secret is shown as SECRET_MASK, which sent back keeps it. */
 static const struct {
 	const char *name;
 	const char *dflt;
+	bool secret;
 } wizard_fields[] = {
-	{ "group_name", NULL }, { "fallback_offset", "earliest" }, { "consistency", "ATLEAST" },
-	{ "database", NULL },	{ "schema", "public" },		   { "table", NULL },
-	{ "account", NULL },	{ "password", NULL },		   { "write_mode", "INSERT" },
-	{ "error_limit", NULL }, { "fields", NULL },
+	{ "group_name", NULL, false },	 { "fallback_offset", "earliest", false },
+	{ "consistency", "ATLEAST", false }, { "database", NULL, false },
+	{ "schema", "public", false },	 { "table", NULL, false },
+	{ "account", NULL, false },	 { "password", NULL, true },
+	{ "write_mode", "INSERT", false },	 { "error_limit", NULL, false },
+	{ "fields", NULL, false },
 };
 
 static const char *api_row_string(const cJSON *row, const char *key)
@@ -127,7 +130,7 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 			const char *name = wizard_fields[i].name;
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, name);
 
-			if (strcmp(name, "password") == 0)
+			if (wizard_fields[i].secret)
 				cJSON_AddStringToObject(out, name, SECRET_MASK);
 			else if (v != NULL && !cJSON_IsNull(v))
 				cJSON_AddItemToObject(out, name, cJSON_Duplicate(v, true));
@@ -267,6 +270,14 @@ static bool api_is_wizard_field(const char *name)
 	return false;
 }
 
+static bool api_is_wizard_secret(const char *name)
+{
+	for (size_t i = 0; i < NELEM(wizard_fields); i++)
+		if (strcmp(wizard_fields[i].name, name) == 0)
+			return wizard_fields[i].secret;
+	return false;
+}
+
 /* JSON types of the wizard fields; the rest is jobspec_from_wizard's. */
 static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 {
@@ -359,9 +370,9 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 
 		if (!api_is_wizard_field(item->string))
 			continue;
-		/* A password sent back as shown keeps the stored one. */
-		if (strcmp(item->string, "password") == 0 && cJSON_IsString(item) &&
-		    strcmp(item->valuestring, SECRET_MASK) == 0 && cJSON_IsString(old))
+		/* A secret sent back as shown keeps the stored one. */
+		if (api_is_wizard_secret(item->string) && cJSON_IsString(item) &&
+		    secret_is_mask(item->valuestring) && cJSON_IsString(old))
 			continue;
 		if (old != NULL)
 			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
