@@ -27,12 +27,13 @@ bool secret_property_is_secret(const char *name)
 		"ssl.key.password",	"ssl.key.pem",			   "ssl_key",
 		"ssl.keystore.password", "sasl.kerberos.kinit.cmd",
 	};
-	/* Whatever a later librdkafka or a plugin adds under these names;
-	 * jaas.config is Java's SASL setting, with the password inside, which
-	 * users bring from Java clients (librdkafka refuses it, but the API
-	 * stores and shows it first). */
-	static const char *const endings[] = { "password", "passwd", "secret",
-					       "token",	   "key.pem", "jaas.config" };
+	/* Whatever a later librdkafka or a plugin adds under these names (in
+	 * 2.0.2 they match only secrets listed above).  Java clients' settings
+	 * that users bring along, which librdkafka refuses but the API stores and
+	 * shows first: sasl.jaas.config holds the password, ssl.keystore.key a
+	 * private key. */
+	static const char *const endings[] = { "password", "passwd",  "secret", "token",
+					       "key.pem",  "jaas.config", ".key", "_key" };
 	size_t len;
 
 	if (name == NULL)

@@ -24,8 +24,8 @@
  * librdkafka 2.0.2's secret settings (sasl.password, ssl.key.password,
  * ssl.key.pem, ssl.keystore.password, sasl.oauthbearer.client.secret,
  * sasl.oauthbearer.config, ssl_key, sasl.kerberos.kinit.cmd), and any name
- * ending in password, passwd, secret, token, key.pem or jaas.config.  Case is
- * ignored.  NULL is not a secret. */
+ * ending in password, passwd, secret, token, key.pem, jaas.config, .key or
+ * _key.  Case is ignored.  NULL is not a secret. */
 bool secret_property_is_secret(const char *name);
 
 /* Whether value is SECRET_MASK: "keep what is stored". */

@@ -70,14 +70,14 @@ static void test_librdkafka_secrets(void **state)
 		"ssl.keystore.password", "sasl.kerberos.kinit.cmd",
 		/* case and the endings rule */
 		"SASL.PASSWORD", "Ssl.Key.Pem", "sasl.jaas.config", "my.plugin.secret",
-		"vault.token", "db.passwd", "client.private.key.pem",
+		"vault.token", "db.passwd", "client.private.key.pem", "ssl.keystore.key", "my_key",
 	};
 	static const char *const plain[] = {
 		"sasl.username",	  "sasl.mechanisms",	   "security.protocol",
 		"ssl.key.location",	  "ssl.keystore.location", "sasl.kerberos.keytab",
 		"ssl.certificate.pem",	  "ssl.ca.pem",		   "ssl.ca.location",
 		"sasl.oauthbearer.client.id", "sasl.oauthbearer.token.endpoint.url",
-		"sasl.oauthbearer.extensions", "group.id", "fetch.min.bytes", "",
+		"sasl.oauthbearer.extensions", "group.id", "fetch.min.bytes", "", "monkey",
 	};
 
 	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
