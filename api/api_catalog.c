@@ -6,14 +6,46 @@
 #include <string.h>
 
 #include "resolve.h"
+#include "secret.h"
 
 #define API_PROPERTIES_MAX 256
 #define API_PEM_MAX 65536 /* a CA bundle of a few dozen certificates */
-#define API_SECRET_MASK "****" /* as api_jobs.c shows the password */
 
 static const char *const row_readonly[] = { "id", "status", "created_at", "updated_at", NULL };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- secrets ---- */
+
+/* A secret sent back as the API shows it, SECRET_MASK, keeps the stored
+ * value.  stored: the object that holds it (a row, or a source's
+ * properties), NULL on a create.  Returns the value to store, or NULL after
+ * replying 422 when there is none to keep. */
+static const char *api_keep_secret(struct api_req *req, const cJSON *stored, const char *name,
+				   const char *value, const char *field)
+{
+	const cJSON *old = cJSON_GetObjectItemCaseSensitive(stored, name);
+
+	if (!secret_is_mask(value))
+		return value;
+	if (cJSON_IsString(old))
+		return old->valuestring;
+	api_reply_error(req, 422, field,
+			"%s: \"" SECRET_MASK "\" keeps a stored secret, and there is none; "
+			"give the value itself",
+			field);
+	return NULL;
+}
+
+/* Shows a stored secret as SECRET_MASK. */
+static void api_mask_secret(cJSON *item)
+{
+	if (!cJSON_IsString(item))
+		return;
+	/* Wiped first: when the mask cannot be set, "" is shown. */
+	explicit_bzero(item->valuestring, strlen(item->valuestring));
+	cJSON_SetValuestring(item, SECRET_MASK);
+}
 
 /* ---- services ---- */
 
@@ -59,7 +91,7 @@ static const struct api_field service_fields[] = {
 /* The TLS settings of the service's jobs: null or "" clears one (back to
  * libpq's default); database_sslkey sent back as shown ("****") keeps the
  * stored key.  Problems never quote a PEM text. */
-static int api_service_tls(struct api_req *req, const cJSON *body, cJSON *in)
+static int api_service_tls(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	static const char *const names[] = { "database_sslmode", "database_sslrootcert",
 					     "database_sslcert", "database_sslkey" };
@@ -71,8 +103,11 @@ static int api_service_tls(struct api_req *req, const cJSON *body, cJSON *in)
 
 		if (v == NULL)
 			continue;
-		if (key && cJSON_IsString(v) && strcmp(v->valuestring, API_SECRET_MASK) == 0)
-			continue;
+		if (key && cJSON_IsString(v) && secret_is_mask(v->valuestring)) {
+			if (api_keep_secret(req, row, names[i], v->valuestring, names[i]) == NULL)
+				return -1;
+			continue; /* the stored key stays */
+		}
 		if (cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0')) {
 			cJSON_AddNullToObject(in, names[i]);
 			continue;
@@ -94,25 +129,19 @@ static int api_service_tls(struct api_req *req, const cJSON *body, cJSON *in)
 }
 
 /* Checks the body and copies what it sets into in. */
-static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_service_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0 ||
-	    api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in) < 0)
+	    api_copy_fields(req, body, row == NULL, service_fields, NFIELDS(service_fields), in) < 0)
 		return -1;
-	return api_service_tls(req, body, in);
+	return api_service_tls(req, body, row, in);
 }
 
 /* The client key is a secret: shown as "****" when set. */
 static cJSON *api_service_repr(struct api_req *req, cJSON *row)
 {
-	cJSON *key = cJSON_GetObjectItemCaseSensitive(row, "database_sslkey");
-
 	(void)req;
-	if (cJSON_IsString(key)) {
-		explicit_bzero(key->valuestring, strlen(key->valuestring));
-		cJSON_ReplaceItemInObjectCaseSensitive(row, "database_sslkey",
-						       cJSON_CreateString(API_SECRET_MASK));
-	}
+	api_mask_secret(cJSON_GetObjectItemCaseSensitive(row, "database_sslkey"));
 	return row;
 }
 
@@ -194,10 +223,12 @@ static const struct api_field source_fields[] = {
 };
 
 /* Copies the properties, with numbers and booleans turned into text. */
-static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *in)
+static int api_source_properties(struct api_req *req, const cJSON *body, const cJSON *row,
+				 cJSON *in)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "properties");
 	const cJSON *item;
+	const char *value;
 	cJSON *out;
 	char field[320], num[64];
 	int count = 0;
@@ -233,7 +264,14 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 						API_TEXT_MAX);
 				return -1;
 			}
-			cJSON_AddStringToObject(out, item->string, item->valuestring);
+			value = item->valuestring;
+			if (secret_property_is_secret(item->string))
+				value = api_keep_secret(
+					req, cJSON_GetObjectItemCaseSensitive(row, "properties"),
+					item->string, value, field);
+			if (value == NULL)
+				return -1;
+			cJSON_AddStringToObject(out, item->string, value);
 		} else if (cJSON_IsBool(item)) {
 			cJSON_AddStringToObject(out, item->string,
 						cJSON_IsTrue(item) ? "true" : "false");
@@ -254,13 +292,13 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 	return 0;
 }
 
-static int api_source_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	const cJSON *delim;
 	const char *s;
 
 	if (api_check_keys(req, body, source_writable, row_readonly, "a source") < 0 ||
-	    api_copy_fields(req, body, create, source_fields, NFIELDS(source_fields), in) < 0)
+	    api_copy_fields(req, body, row == NULL, source_fields, NFIELDS(source_fields), in) < 0)
 		return -1;
 	if (api_get_string(req, body, "format", false, 0, 64, false, &s) < 0)
 		return -1;
@@ -296,20 +334,25 @@ static int api_source_fields(struct api_req *req, const cJSON *body, bool create
 		}
 		cJSON_AddStringToObject(in, "delimiter", delim->valuestring);
 	}
-	return api_source_properties(req, body, in);
+	return api_source_properties(req, body, row, in);
 }
 
 /* The delimiter filled in: the format's default, or null for json and
- * protobuf whatever was stored under another format. */
+ * protobuf whatever was stored under another format; secret properties
+ * shown as SECRET_MASK. */
 static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 {
 	const char *format = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "format"));
 	const char *dflt = resolve_default_delimiter(format);
 	cJSON *delim = cJSON_GetObjectItemCaseSensitive(row, "delimiter");
+	cJSON *item;
 
 	if (row != NULL && (dflt == NULL || !cJSON_IsString(delim)))
 		cJSON_ReplaceItemInObjectCaseSensitive(
 			row, "delimiter", dflt != NULL ? cJSON_CreateString(dflt) : cJSON_CreateNull());
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties"))
+		if (secret_property_is_secret(item->string))
+			api_mask_secret(item);
 	return row;
 }
 

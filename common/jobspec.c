@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "b64.h"
+#include "secret.h"
 
 void js_errors_add(struct js_errors *errs, int line, const char *path, const char *fmt, ...)
 {
@@ -276,6 +278,139 @@ const char *jobspec_property(const struct jobspec *spec, const char *key)
 		if (strcmp(spec->properties[i].key, key) == 0)
 			return spec->properties[i].value;
 	return NULL;
+}
+
+/* ---- secrets ---- */
+
+/* The job's scalar fields that are secrets.  A property is one when
+ * secret_property_is_secret says so. */
+static const struct {
+	size_t offset;
+	bool inherited; /* may come from the service when the job has none */
+} js_secret_fields[] = {
+	{ offsetof(struct jobspec, password), false },
+	{ offsetof(struct jobspec, sslkey), true }, /* SSLKEY: the client's private key (PEM) */
+};
+
+#define JS_NSECRET_FIELDS (sizeof(js_secret_fields) / sizeof(js_secret_fields[0]))
+
+static char **js_secret_field(struct jobspec *spec, size_t i)
+{
+	return (char **)((char *)spec + js_secret_fields[i].offset);
+}
+
+static const char *js_secret_field_value(const struct jobspec *spec, size_t i)
+{
+	return *(char *const *)((const char *)spec + js_secret_fields[i].offset);
+}
+
+size_t jobspec_secrets(const struct jobspec *spec, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	if (spec == NULL)
+		return 0;
+	for (size_t i = 0; i < JS_NSECRET_FIELDS; i++) {
+		const char *v = js_secret_field_value(spec, i);
+
+		if (v == NULL || v[0] == '\0')
+			continue;
+		if (n < max)
+			out[n] = v;
+		n++;
+	}
+	for (size_t i = 0; i < spec->nproperties; i++) {
+		const struct js_property *pr = &spec->properties[i];
+
+		if (pr->value == NULL || pr->value[0] == '\0' || !secret_property_is_secret(pr->key))
+			continue;
+		if (n < max)
+			out[n] = pr->value;
+		n++;
+	}
+	return n;
+}
+
+char *jobspec_scrub(const struct jobspec *spec, const char *s)
+{
+	size_t n = jobspec_secrets(spec, NULL, 0);
+	const char **list = calloc(n > 0 ? n : 1, sizeof(*list));
+	char *out = NULL;
+
+	if (list != NULL) {
+		jobspec_secrets(spec, list, n);
+		out = secret_scrub(s, list, n);
+	}
+	free(list);
+	return out;
+}
+
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen)
+{
+	size_t n = jobspec_secrets(spec, NULL, 0);
+	const char **list = calloc(n > 0 ? n : 1, sizeof(*list));
+	int rc = list != NULL ? 0 : -1;
+
+	if (list != NULL)
+		jobspec_secrets(spec, list, n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = secret_register(list[i]);
+	free(list);
+	if (rc < 0)
+		snprintf(err, errlen,
+			 "KAFKA.PROPERTIES: the job has more than %d secrets (PASSWORD and secret "
+			 "properties), more than can be kept out of the logs (or out of memory)",
+			 SECRET_REGISTERED_MAX);
+	return rc;
+}
+
+int jobspec_keep_secrets(struct jobspec *spec, const struct jobspec *stored)
+{
+	int changed = 0;
+	size_t i = 0;
+
+	for (size_t f = 0; f < JS_NSECRET_FIELDS; f++) {
+		char **v = js_secret_field(spec, f);
+		const char *old = stored != NULL ? js_secret_field_value(stored, f) : NULL;
+		char *copy;
+
+		/* Nothing stored: the mask stood for the service's SSLKEY, which
+		 * then applies again; a password has no other place to come
+		 * from and is left as given. */
+		if (!secret_is_mask(*v) || (old == NULL && !js_secret_fields[f].inherited))
+			continue;
+		copy = NULL;
+		if (old != NULL && (copy = strdup(old)) == NULL)
+			return -1;
+		free(*v);
+		*v = copy;
+		changed = 1;
+	}
+	while (i < spec->nproperties) {
+		struct js_property *pr = &spec->properties[i];
+		const char *old;
+		char *copy;
+
+		if (!secret_is_mask(pr->value) || !secret_property_is_secret(pr->key)) {
+			i++;
+			continue;
+		}
+		changed = 1;
+		old = jobspec_property(stored, pr->key);
+		if (old != NULL) {
+			if ((copy = strdup(old)) == NULL)
+				return -1;
+			free(pr->value);
+			pr->value = copy;
+			i++;
+			continue;
+		}
+		free(pr->key);
+		free(pr->value);
+		memmove(pr, pr + 1, (spec->nproperties - i - 1) * sizeof(*pr));
+		spec->nproperties--;
+	}
+	return changed;
 }
 
 /* ---- defaults ---- */

@@ -239,10 +239,10 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 int jobspec_validate(const struct jobspec *spec, struct js_errors *errs);
 
 /* The spec as YAML in the seed's appendix format, which jobspec_parse_yaml
- * reads back to an equal spec.  With mask_password the password and SSLKEY
- * are "****".
+ * reads back to an equal spec.  With mask_secrets every secret (PASSWORD,
+ * SSLKEY, a secret property's value) is SECRET_MASK, as the API shows a job.
  * Returns a malloc'd string (caller frees), or NULL on out of memory. */
-char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password);
+char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets);
 
 /* libpq's sslmode values: disable, allow, prefer, require, verify-ca,
  * verify-full (exactly so: libpq reads them case-sensitively). */
@@ -258,6 +258,36 @@ const char *jobspec_pem_problem(const char *text, bool key);
 
 /* The value of KAFKA.PROPERTIES key, or NULL. */
 const char *jobspec_property(const struct jobspec *spec, const char *key);
+
+/* ---- secrets (see common/secret.h) ----
+ * A job's secrets are the fields listed in js_secret_fields (jobspec.c:
+ * PASSWORD) and the value of every property secret_property_is_secret names.
+ * A new secret field goes into that table, and jobspec_to_yaml masks it; the
+ * functions below then cover it. */
+
+/* The secrets spec holds (pointers into spec), into out[0..max); returns how
+ * many there are (more than max: only max were written). */
+size_t jobspec_secrets(const struct jobspec *spec, const char **out, size_t max);
+
+/* s with every secret of spec masked (secret_scrub): for text from a worker
+ * or a library that may quote the configuration.  malloc'd; NULL on out of
+ * memory. */
+char *jobspec_scrub(const struct jobspec *spec, const char *s);
+
+/* secret_register for every secret of spec: the worker does it once it has
+ * its job, so that none of its log or status lines carries one.  Returns 0,
+ * or -1 with err filled when one could not be registered (run no further:
+ * it could leak). */
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen);
+
+/* A spec sent back as the API shows it keeps the stored secrets: a secret
+ * field that is SECRET_MASK takes stored's value (when stored has none, a
+ * PASSWORD is left as it is and an SSLKEY removed, so that the service's
+ * applies), a secret property that is SECRET_MASK takes stored's value of
+ * the same property or, when stored has none, is removed so that the
+ * source's applies.  stored may be NULL.  Returns 1 when spec changed, 0 when
+ * not, -1 on out of memory. */
+int jobspec_keep_secrets(struct jobspec *spec, const struct jobspec *stored);
 
 /* Names used in messages and YAML. */
 const char *js_format_name(enum js_format f);    /* "delimited", "csv", "json", "protobuf" */

@@ -43,6 +43,7 @@
 #include <yaml.h>
 
 #include "jobspec_reflow.h"
+#include "secret.h"
 
 #define JS_YAML_MAX (1024 * 1024)
 #define JS_LIST_MAX 1600 /* PostgreSQL's column limit bounds every column list */
@@ -1895,7 +1896,7 @@ static void ye_kafka_output(struct yemit *e, const struct jobspec *spec)
 	ye_map_end(e);
 }
 
-static void ye_kafka(struct yemit *e, const struct jobspec *spec)
+static void ye_kafka(struct yemit *e, const struct jobspec *spec, bool mask_secrets)
 {
 	ye_key(e, "KAFKA");
 	ye_map_start(e);
@@ -1926,14 +1927,16 @@ static void ye_kafka(struct yemit *e, const struct jobspec *spec)
 			if (spec->properties[i].key == NULL || spec->properties[i].value == NULL)
 				continue;
 			ye_str(e, spec->properties[i].key);
-			ye_str(e, spec->properties[i].value);
+			ye_str(e, mask_secrets && secret_property_is_secret(spec->properties[i].key)
+					  ? SECRET_MASK
+					  : spec->properties[i].value);
 		}
 		ye_map_end(e);
 	}
 	ye_map_end(e);
 }
 
-char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
+char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets)
 {
 	struct yemit e = { .failed = false };
 	struct ybuf b = { NULL, 0, 0 };
@@ -1955,7 +1958,7 @@ char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
 	ye_kv_str(&e, "DATABASE", spec->database);
 	ye_kv_str(&e, "USER", spec->user);
 	if (spec->password != NULL)
-		ye_kv_str(&e, "PASSWORD", mask_password ? "****" : spec->password);
+		ye_kv_str(&e, "PASSWORD", mask_secrets ? SECRET_MASK : spec->password);
 	ye_kv_str(&e, "HOST", spec->host);
 	if (spec->port != 0)
 		ye_kv_int(&e, "PORT", spec->port);
@@ -1963,9 +1966,9 @@ char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
 	ye_kv_pem(&e, "SSLROOTCERT", spec->sslrootcert);
 	ye_kv_pem(&e, "SSLCERT", spec->sslcert);
 	if (spec->sslkey != NULL)
-		ye_kv_pem(&e, "SSLKEY", mask_password ? "****" : spec->sslkey);
+		ye_kv_pem(&e, "SSLKEY", mask_secrets ? SECRET_MASK : spec->sslkey);
 	ye_kv_int(&e, "VERSION", spec->version);
-	ye_kafka(&e, spec);
+	ye_kafka(&e, spec, mask_secrets);
 	ye_key(&e, "SCHEDULE");
 	ye_map_start(&e);
 	ye_kv_int(&e, "RETRY_INTERVAL", spec->retry_interval_ms);

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "secret.h"
+
 static int proto_write_json(int fd, cJSON *obj)
 {
 	char *text = cJSON_PrintUnformatted(obj);
@@ -81,8 +83,9 @@ int proto_send_error(int fd, const char *err_class, const char *message)
 	char msg[PROTO_LINE_MAX - 128];
 	cJSON *obj = cJSON_CreateObject();
 
-	/* Keep the line within PROTO_LINE_MAX even after JSON escaping grows it. */
-	snprintf(msg, sizeof(msg) / 2, "%s", message);
+	/* Keep the line within PROTO_LINE_MAX even after JSON escaping grows it;
+	 * the controller shows the message, which may quote the configuration. */
+	secret_scrub_registered(message, msg, sizeof(msg) / 2);
 	cJSON_AddStringToObject(obj, "type", "error");
 	cJSON_AddStringToObject(obj, "class", err_class);
 	cJSON_AddStringToObject(obj, "message", msg);

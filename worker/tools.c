@@ -83,7 +83,7 @@ static int tools_parse(struct tools *t)
 {
 	static struct js_errors errs; /* large; one request per process */
 	const cJSON *name, *config;
-	char *text = NULL;
+	char *text = NULL, err[256];
 	size_t len = 0;
 	int rc;
 
@@ -107,6 +107,9 @@ static int tools_parse(struct tools *t)
 		js_errors_format(&errs, msg, sizeof(msg));
 		return tools_fail(t, WERR_FATAL, "config", "invalid job configuration: %s", msg);
 	}
+	/* From here on no log line may carry one of them. */
+	if (jobspec_register_secrets(t->spec, err, sizeof(err)) < 0)
+		return tools_fail(t, WERR_FATAL, "config", "%s", err);
 	if (t->spec->database == NULL || t->spec->user == NULL)
 		return tools_fail(t, WERR_FATAL, "config", "the job needs DATABASE and USER");
 	if (t->mode != TOOLS_ERRORS && (t->spec->brokers == NULL || t->spec->topic == NULL))
