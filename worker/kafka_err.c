@@ -1,0 +1,107 @@
+#include "kafka_err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "wtypes.h"
+
+/* librdkafka's reasons start with the broker's name, "sasl_ssl://HOST:PORT/ID: ",
+ * and end with " (after 8ms in state SSL_HANDSHAKE...)".  Copies HOST:PORT to
+ * broker (else ctx->brokers) and the text between to detail. */
+static void kafka_err_split(const char *reason, const struct kafka_err_ctx *ctx, char *broker, size_t brokerlen,
+			    char *detail, size_t detaillen)
+{
+	const char *scheme = strstr(reason, "://"), *space = strchr(reason, ' '), *end, *after;
+	size_t n;
+
+	snprintf(broker, brokerlen, "%s", ctx->brokers != NULL ? ctx->brokers : "brokers");
+	if (scheme != NULL && (space == NULL || scheme < space)) {
+		/* HOST:PORT ends at the "/" before the broker id */
+		const char *host = scheme + 3, *slash = strchr(host, '/');
+
+		if (slash != NULL && (space == NULL || slash < space)) {
+			snprintf(broker, brokerlen, "%.*s", (int)(slash - host), host);
+			if ((after = strstr(slash, ": ")) != NULL)
+				reason = after + 2;
+		}
+	}
+	end = strstr(reason, " (after ");
+	n = end != NULL ? (size_t)(end - reason) : strlen(reason);
+	snprintf(detail, detaillen, "%.*s", (int)n, reason);
+}
+
+/* Replaces every copy of secret in msg by "****" (in place, within msglen). */
+static void kafka_err_scrub(char *msg, size_t msglen, const char *secret)
+{
+	size_t slen = secret != NULL ? strlen(secret) : 0;
+	char *from = msg, *p;
+
+	if (slen == 0)
+		return;
+	while ((p = strstr(from, secret)) != NULL) {
+		size_t tail = strlen(p + slen);
+
+		if (slen >= 4 || (size_t)(p - msg) + 4 + tail < msglen) {
+			memmove(p + 4, p + slen, tail + 1);
+			memcpy(p, "****", 4);
+			from = p + 4; /* the search goes on after the mask */
+		} else {
+			memmove(p, p + slen, tail + 1); /* no room for the mask: drop it */
+			from = p;
+		}
+	}
+}
+
+/* HOST of HOST:PORT (or of [V6]:PORT). */
+static void kafka_err_host(const char *broker, char *host, size_t hostlen)
+{
+	const char *colon = strrchr(broker, ':');
+
+	if (colon == NULL || strchr(colon, ']') != NULL)
+		snprintf(host, hostlen, "%s", broker);
+	else
+		snprintf(host, hostlen, "%.*s", (int)(colon - broker), broker);
+}
+
+int kafka_err_classify(int err, const char *reason, const struct kafka_err_ctx *ctx, char *msg, size_t msglen)
+{
+	char broker[256], host[256], detail[512], user[300] = "";
+	const char *mech = ctx->mechanism != NULL ? ctx->mechanism : "GSSAPI";
+
+	if (reason == NULL)
+		reason = "";
+	/* SASL: the broker refused the credentials (or the mechanism).  Waiting
+	 * does not change either. */
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
+		kafka_err_split(reason, ctx, broker, sizeof(broker), detail, sizeof(detail));
+		if (ctx->username != NULL)
+			snprintf(user, sizeof(user), " for user \"%s\"", ctx->username);
+		if (strstr(detail, "nvalid credentials") != NULL || strstr(detail, "nvalid username or password") != NULL)
+			snprintf(msg, msglen,
+				 "Kafka %s: SASL authentication failed%s (%s): wrong sasl.username or sasl.password",
+				 broker, user, mech);
+		else
+			snprintf(msg, msglen, "Kafka %s: SASL authentication failed%s (%s): %s", broker, user, mech,
+				 detail);
+		kafka_err_scrub(msg, msglen, ctx->secret);
+		return WERR_FATAL;
+	}
+	/* TLS: the broker's certificate does not verify against the CAs given.
+	 * Other TLS and transport failures (a broker going down mid-handshake)
+	 * stay retriable. */
+	if ((err == RD_KAFKA_RESP_ERR__SSL || err == RD_KAFKA_RESP_ERR__TRANSPORT) &&
+	    strstr(reason, "certificate verify failed") != NULL) {
+		kafka_err_split(reason, ctx, broker, sizeof(broker), detail, sizeof(detail));
+		kafka_err_host(broker, host, sizeof(host));
+		snprintf(msg, msglen,
+			 "Kafka %s: TLS: broker certificate not trusted (%s): certificate verify failed (issued by "
+			 "another CA, expired, or not for host %s)",
+			 broker, ctx->ca_source != NULL ? ctx->ca_source : "the system's CAs; set ssl.ca.location",
+			 host);
+		kafka_err_scrub(msg, msglen, ctx->secret);
+		return WERR_FATAL;
+	}
+	return WERR_RETRY;
+}
