@@ -1,5 +1,6 @@
 #include "kafka_err.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,13 +73,22 @@ int kafka_err_classify(int err, const char *reason, const struct kafka_err_ctx *
 
 	if (reason == NULL)
 		reason = "";
-	/* SASL: the broker refused the credentials (or the mechanism).  Waiting
-	 * does not change either. */
+	/* SASL: the broker refused the credentials.  With PLAIN and SCRAM they
+	 * are fixed text in PROPERTIES, and waiting does not change them; a
+	 * GSSAPI or OAUTHBEARER failure may be a KDC or token endpoint that is
+	 * down, so those stay retriable unless the broker said the credentials
+	 * are invalid. */
 	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
+		bool invalid, fixed = strcmp(mech, "PLAIN") == 0 || strncmp(mech, "SCRAM-", 6) == 0;
+
 		kafka_err_split(reason, ctx, broker, sizeof(broker), detail, sizeof(detail));
+		invalid = strstr(detail, "nvalid credentials") != NULL ||
+			  strstr(detail, "nvalid username or password") != NULL;
+		if (!fixed && !invalid)
+			return WERR_RETRY;
 		if (ctx->username != NULL)
 			snprintf(user, sizeof(user), " for user \"%s\"", ctx->username);
-		if (strstr(detail, "nvalid credentials") != NULL || strstr(detail, "nvalid username or password") != NULL)
+		if (invalid)
 			snprintf(msg, msglen,
 				 "Kafka %s: SASL authentication failed%s (%s): wrong sasl.username or sasl.password",
 				 broker, user, mech);
