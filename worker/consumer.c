@@ -108,8 +108,17 @@ static void consumer_error_classify(struct consumer *c, rd_kafka_t *rk, int err,
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct consumer *c = opaque;
+	bool was_fatal = c->fatal;
 
+	/* Once the job cannot work, what librdkafka says next (the same refusal
+	 * again, "all brokers are down") is noise before the exit. */
+	if (was_fatal)
+		return;
 	consumer_error_classify(c, rk, err, reason);
+	if (c->fatal) {
+		log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+		return;
+	}
 
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
 		if (c->down_since_ms == 0) {
