@@ -108,11 +108,10 @@ static void consumer_error_classify(struct consumer *c, rd_kafka_t *rk, int err,
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct consumer *c = opaque;
-	bool was_fatal = c->fatal;
 
 	/* Once the job cannot work, what librdkafka says next (the same refusal
 	 * again, "all brokers are down") is noise before the exit. */
-	if (was_fatal)
+	if (c->fatal)
 		return;
 	consumer_error_classify(c, rk, err, reason);
 	if (c->fatal) {

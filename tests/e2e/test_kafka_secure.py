@@ -68,6 +68,7 @@ def secure_kafka():
     for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
         assert out.get(key), f"kafka.sh start --secure printed no {key}= line"
     sk = SecureKafka(out)
+    sk.dir = kdir
     try:
         # status repeats the secure lines (the password file is the broker's).
         st = subprocess.run([str(HARNESS / "kafka.sh"), "status", str(kdir)], stdout=subprocess.PIPE,
@@ -108,7 +109,7 @@ class _Brokers:
 def _setup(server, pg, sk, prefix, messages, partitions=2, source_props=None, job_props=None):
     """Topic with messages (produced over PLAINTEXT), table, service, a
     source on the SASL_SSL listener and a started professional job; returns
-    (table, job_id, job_name)."""
+    (topic, table, job_id, job_name)."""
     topic = sk.kafka.create_topic(unique(prefix), partitions=partitions)
     if messages:
         sk.kafka.produce(topic, messages, partitions=partitions)
@@ -121,7 +122,7 @@ def _setup(server, pg, sk, prefix, messages, partitions=2, source_props=None, jo
     conf["KAFKA"]["PROPERTIES"].update(job_props or {})
     job = create_job(server, professional_job(src["id"], to_yaml(conf)))
     start_job(server, job["id"])
-    return table, job["id"], job["name"]
+    return topic, table, job["id"], job["name"]
 
 
 def _assert_secret_absent(server, job_id, secrets, texts=()):
@@ -164,7 +165,7 @@ def test_sasl_ssl_job_drains_10000_exactly(server, pg, secure_kafka):
     sk = secure_kafka
     n = 10_000
     t0 = time.monotonic()
-    table, jid, name = _setup(server, pg, sk, "sasl", delimited_messages(0, n),
+    _, table, jid, name = _setup(server, pg, sk, "sasl", delimited_messages(0, n),
                               source_props=sk.properties())
     wait_query(pg, f'SELECT count(*) FROM "{table}"', [(n,)], server, jid)
     check_delimited_table(pg, table, 0, n)
@@ -191,7 +192,7 @@ def test_wrong_password_fails_with_the_sasl_error(server, pg, secure_kafka):
     ca_pem = Path(sk.ca).read_text()
     props = sk.properties(**{"ssl.ca.pem": ca_pem})
     del props["ssl.ca.location"]
-    table, jid, _ = _setup(server, pg, sk, "saslpw", delimited_messages(0, 10),
+    _, table, jid, _ = _setup(server, pg, sk, "saslpw", delimited_messages(0, 10),
                            source_props=props, job_props={"sasl.password": wrong})
     st = _wait_failed(server, jid)
     err = st.get("last_error") or ""
@@ -209,7 +210,7 @@ def test_wrong_password_fails_with_the_sasl_error(server, pg, secure_kafka):
 
 def test_untrusted_ca_fails_with_the_tls_error(server, pg, secure_kafka, other_ca):
     sk = secure_kafka
-    table, jid, _ = _setup(server, pg, sk, "saslca", delimited_messages(0, 10),
+    _, table, jid, _ = _setup(server, pg, sk, "saslca", delimited_messages(0, 10),
                            source_props=sk.properties(**{"ssl.ca.location": other_ca}))
     st = _wait_failed(server, jid)
     err = st.get("last_error") or ""
@@ -221,3 +222,31 @@ def test_untrusted_ca_fails_with_the_tls_error(server, pg, secure_kafka, other_c
     api_err = error_of(resp, 422, "invalid")
     assert expect in api_err["message"], api_err
     _assert_secret_absent(server, jid, [sk.password], [resp.text])
+
+
+def test_secure_broker_restart_is_an_outage_not_a_failure(server, pg, secure_kafka):
+    """A broker restarting refuses connections and handshakes for a while:
+    that must stay an outage (retried), never the configuration error of a
+    refused login; the job then goes on through the same SASL_SSL listener."""
+    sk = secure_kafka
+    topic, table, jid, _ = _setup(server, pg, sk, "saslrs", delimited_messages(0, 1000),
+                           source_props=sk.properties())
+    wait_query(pg, f'SELECT count(*) FROM "{table}"', [(1000,)], server, jid)
+    p = subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(sk.dir)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    time.sleep(2)
+    env = dict(os.environ, KAFKA_HEAP_OPTS="-Xms64m -Xmx256m")
+    p = subprocess.run([str(HARNESS / "kafka.sh"), "start", str(sk.dir)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=KAFKA_START_TIMEOUT, env=env,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    again = parse_env(p.stdout)
+    assert (again["SECURE_BOOTSTRAP"], again["KAFKA_PASSWORD"]) == (sk.bootstrap, sk.password), \
+        "the restarted broker changed its SASL_SSL address or password"
+    sk.kafka.produce(topic, delimited_messages(1000, 2000), partitions=2)
+    wait_query(pg, f'SELECT count(*) FROM "{table}"', [(2000,)], server, jid)
+    check_delimited_table(pg, table, 0, 2000)
+    st = job_status(server, jid)
+    assert st["state"] == "running", st
+    _assert_secret_absent(server, jid, [sk.password])
