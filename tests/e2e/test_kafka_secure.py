@@ -1,7 +1,7 @@
 """Kafka over SASL_SSL (issue 10, section 3).
 
-A broker of this module's own, started with `tests/harness/kafka.sh start DIR
---secure`: its SASL_SSL listener (SCRAM-SHA-512, a CA made by the harness)
+A broker of this module's own (conftest's secure_kafka: `tests/harness/kafka.sh
+start DIR --secure`): its SASL_SSL listener (SCRAM-SHA-512, a CA made by the harness)
 is what the jobs consume through, while the test produces over its PLAINTEXT
 listener.  A second broker rather than making the session's secure: the
 session broker stays exactly as every other test knows it (and E2E_KAFKA_BOOTSTRAP
@@ -14,77 +14,17 @@ not in an API error, not in the controller's log (which holds the workers'
 lines).  The tests never print it.
 """
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import (COLUMNS5, HARNESS, TABLE5, Kafka, check_delimited_table, create_job,
-                     create_service, create_source, delimited_messages, delivery_job_dict,
-                     error_of, job_status, parse_env, professional_job, start_job, to_yaml,
-                     unique, wait_for, wait_query)
+from helpers import (COLUMNS5, TABLE5, check_delimited_table, create_job, create_service,
+                     create_source, delimited_messages, delivery_job_dict, error_of, job_status,
+                     professional_job, start_job, to_yaml, unique, wait_for, wait_query)
 
-KAFKA_START_TIMEOUT = 900  # the first run fetches the broker's jars with Maven
 FAIL_TIMEOUT = 60
-
-
-class SecureKafka:
-    """The module's broker: .kafka (helpers.Kafka on the PLAINTEXT listener,
-    for topics and producing) and the SASL_SSL listener's .bootstrap, .ca,
-    .user, .password."""
-
-    def __init__(self, env):
-        self.kafka = Kafka(env["BOOTSTRAP"])
-        self.bootstrap = env["SECURE_BOOTSTRAP"]
-        self.ca = env["KAFKA_CA"]
-        self.user = env["KAFKA_USER"]
-        self.password = env["KAFKA_PASSWORD"]
-
-    def properties(self, **override):
-        """The librdkafka settings of a consumer on the SASL_SSL listener."""
-        props = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
-                 "sasl.username": self.user, "sasl.password": self.password,
-                 "ssl.ca.location": self.ca}
-        props.update(override)
-        return props
-
-
-@pytest.fixture(scope="module")
-def secure_kafka():
-    base = Path(tempfile.mkdtemp(prefix="streamserver-e2e-sasl-"))
-    kdir = base / "kafka"
-    env = dict(os.environ, KAFKA_HEAP_OPTS="-Xms64m -Xmx256m")
-    p = subprocess.run([str(HARNESS / "kafka.sh"), "start", str(kdir), "--secure"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       stdin=subprocess.DEVNULL, env=env, timeout=KAFKA_START_TIMEOUT)
-    if p.returncode != 0:
-        subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(kdir)], timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"kafka.sh start --secure failed ({p.returncode}):\n{p.stderr}", pytrace=False)
-    out = parse_env(p.stdout)
-    for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
-        assert out.get(key), f"kafka.sh start --secure printed no {key}= line"
-    sk = SecureKafka(out)
-    sk.dir = kdir
-    try:
-        # status repeats the secure lines (the password file is the broker's).
-        st = subprocess.run([str(HARNESS / "kafka.sh"), "status", str(kdir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, timeout=30)
-        assert st.returncode == 0 and parse_env(st.stdout) == {
-            k: out[k] for k in ("BOOTSTRAP", "PID", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER",
-                                "KAFKA_PASSWORD")}, "kafka.sh status differs from start's lines"
-        assert (os.stat(kdir / "kafka_password").st_mode & 0o777) == 0o600, \
-            "the SCRAM password file is not mode 0600"
-        yield sk
-    finally:
-        sk.kafka.close()
-        subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(kdir)], timeout=120,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if not os.environ.get("E2E_KEEP_TMP"):
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +101,19 @@ def _wait_failed(server, job_id):
     return st
 
 
+def test_harness_secure_lines(secure_kafka):
+    """kafka.sh status repeats start's lines; the password is the DIR's own,
+    in a file only its owner reads."""
+    sk = secure_kafka
+    st = sk.status()
+    keys = ("BOOTSTRAP", "PID", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD")
+    same = {k: st.get(k) == sk.lines[k] for k in keys}
+    assert all(same.values()), f"kafka.sh status differs from start in: {[k for k in keys if not same[k]]}"
+    assert (os.stat(sk.dir / "kafka_password").st_mode & 0o777) == 0o600, \
+        "the SCRAM password file is not mode 0600"
+    assert len(sk.password) >= 32 and Path(sk.ca).is_file()
+
+
 def test_sasl_ssl_job_drains_10000_exactly(server, pg, secure_kafka):
     sk = secure_kafka
     n = 10_000
@@ -232,18 +185,9 @@ def test_secure_broker_restart_is_an_outage_not_a_failure(server, pg, secure_kaf
     topic, table, jid, _ = _setup(server, pg, sk, "saslrs", delimited_messages(0, 1000),
                            source_props=sk.properties())
     wait_query(pg, f'SELECT count(*) FROM "{table}"', [(1000,)], server, jid)
-    p = subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(sk.dir)], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    sk.stop()
     time.sleep(2)
-    env = dict(os.environ, KAFKA_HEAP_OPTS="-Xms64m -Xmx256m")
-    p = subprocess.run([str(HARNESS / "kafka.sh"), "start", str(sk.dir)], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=KAFKA_START_TIMEOUT, env=env,
-                       stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stderr
-    again = parse_env(p.stdout)
-    assert (again["SECURE_BOOTSTRAP"], again["KAFKA_PASSWORD"]) == (sk.bootstrap, sk.password), \
-        "the restarted broker changed its SASL_SSL address or password"
+    sk.start()
     sk.kafka.produce(topic, delimited_messages(1000, 2000), partitions=2)
     wait_query(pg, f'SELECT count(*) FROM "{table}"', [(2000,)], server, jid)
     check_delimited_table(pg, table, 0, 2000)
