@@ -4,6 +4,8 @@
   kafka   (session)  a private single-node Kafka broker (tests/harness/kafka.sh)
   server  (test)     build/controller/streamserver on a free port with a fresh
                      data directory; server.restart() / server.restart(kill=True)
+  secure_kafka (module)  a broker of the module's own with a SASL_SSL listener
+                     (kafka.sh start DIR --secure): SecureKafka
 
 pg and kafka start concurrently, once per session.  Set E2E_PGURI or
 E2E_KAFKA_BOOTSTRAP to use ones already running instead.  STREAMSERVER_BUILD_DIR
@@ -454,5 +456,94 @@ def private_kafka():
                 k.destroy()
             except Exception as e:
                 print(f"warning: private kafka: {e}", file=sys.stderr)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------- a SASL_SSL broker (issue 10)
+
+class SecureKafka:
+    """A broker started with `kafka.sh start DIR --secure`: .kafka
+    (helpers.Kafka on its PLAINTEXT listener, for topics and producing) and
+    its SASL_SSL listener's .bootstrap, .ca (the harness's CA file), .user,
+    .password (SCRAM-SHA-512); stop() and start() (same ports, same
+    password)."""
+
+    # A second JVM beside the session's broker: a small heap will do.
+    ENV = {"KAFKA_HEAP_OPTS": "-Xms64m -Xmx256m"}
+
+    def __init__(self, base):
+        self.dir = base / "kafka"
+        out = self._harness("start", "--secure")
+        for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
+            assert out.get(key), f"kafka.sh start --secure printed no {key}= line"
+        self.lines = out
+        self.kafka = Kafka(out["BOOTSTRAP"])
+        self.bootstrap = out["SECURE_BOOTSTRAP"]
+        self.ca = out["KAFKA_CA"]
+        self.user = out["KAFKA_USER"]
+        self.password = out["KAFKA_PASSWORD"]
+
+    def _harness(self, verb, *extra, timeout=KAFKA_START_TIMEOUT):
+        p = subprocess.run([str(HARNESS / "kafka.sh"), verb, str(self.dir), *extra],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           stdin=subprocess.DEVNULL, timeout=timeout,
+                           env=dict(os.environ, **self.ENV))
+        if p.returncode != 0:
+            raise RuntimeError(f"kafka.sh {verb} {self.dir} {' '.join(extra)} failed "
+                               f"({p.returncode}):\n{p.stderr}")
+        return parse_env(p.stdout)
+
+    def properties(self, **override):
+        """The librdkafka settings of a client of the SASL_SSL listener."""
+        props = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+                 "sasl.username": self.user, "sasl.password": self.password,
+                 "ssl.ca.location": self.ca}
+        props.update(override)
+        return props
+
+    def status(self):
+        return self._harness("status", timeout=30)
+
+    def stop(self):
+        self._harness("stop", timeout=120)
+
+    def start(self):
+        """Starts it again (the DIR remembers --secure): same addresses and
+        password, or it fails."""
+        out = self._harness("start")
+        for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
+            assert out.get(key) == self.lines[key], f"the restarted broker changed its {key}"
+
+    def destroy(self):
+        self.kafka.close()
+        gc.collect()
+        self.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_kafka():
+    """A SASL_SSL-capable broker of this module (SecureKafka).  A separate
+    JVM, not the session's broker: that one stays as every other test knows
+    it (or E2E_KAFKA_BOOTSTRAP's)."""
+    base = _private_base()
+    k, error = None, None
+    try:
+        k = SecureKafka(base)
+    except Exception as e:
+        error = str(e)
+    try:
+        if error is not None:
+            pytest.fail(f"cannot start the SASL_SSL broker: {error}", pytrace=False)
+        yield k
+    finally:
+        if k is not None:
+            try:
+                k.destroy()
+            except Exception as e:
+                print(f"warning: secure kafka: {e}", file=sys.stderr)
+        else:
+            subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(base / "kafka")], timeout=120,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not os.environ.get("E2E_KEEP_TMP"):
             shutil.rmtree(base, ignore_errors=True)
