@@ -31,7 +31,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import (API, HARNESS, PG, REPO, Kafka, free_port, harness, parse_env,  # noqa: E402
-                     pid_alive)
+                     pid_alive, register_secret, secrets_in)
 
 BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or REPO / "build").resolve()
 CONTROLLER = BUILD / "controller" / "streamserver"
@@ -61,6 +61,7 @@ def _start_backends():
     try:
         if os.environ.get("E2E_PGURI"):
             b.pg = PG.from_uri(os.environ["E2E_PGURI"])
+            register_secret(b.pg.password)
         else:
             b.pg_dir = b.base / "pg"
             procs["pg.sh"] = (subprocess.Popen(
@@ -86,6 +87,7 @@ def _start_backends():
                 failures.append(f"{name} start failed ({p.returncode}):\n{err}")
             elif name == "pg.sh":
                 b.pg = PG.from_env(parse_env(out))
+                register_secret(b.pg.password)
             else:
                 b.kafka = Kafka(parse_env(out)["BOOTSTRAP"])
         if failures:
@@ -128,6 +130,7 @@ def _backends():
 @pytest.fixture(scope="session")
 def pg(_backends):
     """helpers.PG: uri, host, port, user, password, dbname; query/scalar/count."""
+    register_secret(_backends.pg.password)
     return _backends.pg
 
 
@@ -157,7 +160,8 @@ class Server:
         self.extra_env = dict(env or {})
         self.proc = None
         self.worker_pids = set()
-        self.http = requests.Session()
+        self.leaks = []  # answers that carried a registered secret
+        self.http = self._session()
         if api_token is not None:
             self.http.headers["Authorization"] = f"Bearer {api_token}"
         if verify is not None:
@@ -166,6 +170,33 @@ class Server:
             self.http.verify = str(verify)
         if client_cert is not None:
             self.http.cert = tuple(str(f) for f in client_cert)
+
+    def _session(self):
+        http = requests.Session()
+        http.hooks["response"].append(self._sweep)
+        return http
+
+    def _sweep(self, resp, *args, **kwargs):
+        found = secrets_in(resp.content)
+        if found:
+            self.leaks.append(f"{resp.request.method} {resp.url} -> {resp.status_code}: {found}")
+
+    def secret_leaks(self):
+        """Where a registered secret showed: answers so far, the log, and the
+        command lines and environments of the processes still running."""
+        where = list(self.leaks)
+        found = secrets_in(self.log_text())
+        if found:
+            where.append(f"log {self.log_path}: {found}")
+        for pid in self.leftover_processes() | ({self.proc.pid} if self.proc else set()):
+            for part in ("cmdline", "environ"):
+                try:
+                    found = secrets_in(Path(f"/proc/{pid}/{part}").read_bytes())
+                except OSError:
+                    continue
+                if found:
+                    where.append(f"/proc/{pid}/{part}: {found}")
+        return where
 
     # process ---------------------------------------------------------------
     def start(self, timeout=30.0):
@@ -223,7 +254,10 @@ class Server:
         starts it again on the same port with the same data directory."""
         rc = self.stop(signal.SIGKILL if kill else signal.SIGTERM)
         self.http.close()
-        self.http = requests.Session()
+        old = self.http
+        self.http = self._session()
+        self.http.headers.update(old.headers)
+        self.http.verify, self.http.cert, self.http.trust_env = old.verify, old.cert, old.trust_env
         self.start()
         return rc
 
@@ -340,6 +374,7 @@ def _serve(request, srv):
     finally:
         died = srv.proc is not None and srv.proc.poll() is not None
         rc = None
+        leaks = srv.secret_leaks() if started else []
         try:
             rc = srv.stop(signal.SIGTERM, timeout=40)
         finally:
@@ -354,6 +389,9 @@ def _serve(request, srv):
         pytest.fail(f"streamserver died during the test: {_exit_text(rc)}", pytrace=False)
     if started and rc not in (None, 0):
         pytest.fail(f"streamserver {_exit_text(rc)} on SIGTERM (expected 0)", pytrace=False)
+    leaks += secrets_in(srv.log_text()) and [f"log after stop: {secrets_in(srv.log_text())}"]
+    if leaks:
+        pytest.fail("a secret showed where it must not: " + "; ".join(leaks), pytrace=False)
 
 
 def _exit_text(rc):
@@ -482,7 +520,7 @@ class SecureKafka:
         self.bootstrap = out["SECURE_BOOTSTRAP"]
         self.ca = out["KAFKA_CA"]
         self.user = out["KAFKA_USER"]
-        self.password = out["KAFKA_PASSWORD"]
+        self.password = register_secret(out["KAFKA_PASSWORD"])
 
     def _harness(self, verb, *extra, timeout=KAFKA_START_TIMEOUT):
         p = subprocess.run([str(HARNESS / "kafka.sh"), verb, str(self.dir), *extra],

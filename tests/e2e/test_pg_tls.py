@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (COLUMNS5, PG, TABLE5, create_job, create_service, create_source,
+from helpers import (COLUMNS5, register_secret, PG, TABLE5, create_job, create_service, create_source,
                      delimited_messages, delivery_job_dict, error_of, harness, job_status,
                      professional_job, start_job, stop_job, to_yaml, unique, wait_rows,
                      wait_state, wizard_job, yaml_line)
@@ -31,7 +31,7 @@ class TlsPG:
         self.tls = Path(env["PG_TLS_DIR"])
         self.ca = Path(env["PG_CA"]).read_text()
         self.client_cert = (self.tls / "client.crt").read_text()
-        self.client_key = (self.tls / "client.key").read_text()
+        self.client_key = register_secret((self.tls / "client.key").read_text())
         assert "BEGIN CERTIFICATE" in self.ca and "PRIVATE KEY" in self.client_key
 
     def serve_certificate(self, stem):

@@ -14,24 +14,24 @@ import requests
 import sqlite3
 
 from conftest import CONTROLLER, WORKER, Server
-from helpers import (COLUMNS5, TABLE5, cols, create_job, create_service, create_source,
+from helpers import (register_secret, COLUMNS5, TABLE5, cols, create_job, create_service, create_source,
                      delimited_messages, error_of, free_port, job_status, job_yaml, pid_alive,
                      professional_job, start_job, stop_job, unique, wait_for, wait_rows,
                      wait_state, wizard_job, yaml_unquote, yaml_value)
 
-TOKEN = "tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f"
-READ_TOKEN = "read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a"
+TOKEN = register_secret("tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f")
+READ_TOKEN = register_secret("read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # Secrets in librdkafka PROPERTIES (README "Security"): long and distinct, so
 # that none turns up by chance.  The plain broker ignores SASL and SSL
 # settings while security.protocol is plaintext, so a job with the source's
 # still runs.
-SRC_SASL_PASSWORD = "src-sasl-" + "7d1e5f3a9c2b4e6f"
-SRC_KEY_PASSWORD = "src-key-" + "2a4c6e8f0b1d3f5a"
-JOB_SASL_PASSWORD = "job-sasl-" + "9e8d7c6b5a4f3e2d"
-JOB_KEY_PASSWORD = "job-key-" + "1f2e3d4c5b6a7988"
-KINIT_PASSWORD = "kinit-" + "5c4b3a2918f7e6d5"
+SRC_SASL_PASSWORD = register_secret("src-sasl-" + "7d1e5f3a9c2b4e6f")
+SRC_KEY_PASSWORD = register_secret("src-key-" + "2a4c6e8f0b1d3f5a")
+JOB_SASL_PASSWORD = register_secret("job-sasl-" + "9e8d7c6b5a4f3e2d")
+JOB_KEY_PASSWORD = register_secret("job-key-" + "1f2e3d4c5b6a7988")
+KINIT_PASSWORD = register_secret("kinit-" + "5c4b3a2918f7e6d5")
 SOURCE_PROPERTIES = {"sasl.username": "alice", "sasl.password": SRC_SASL_PASSWORD,
                      "ssl.key.password": SRC_KEY_PASSWORD}
 PROPERTY_SECRETS = (SRC_SASL_PASSWORD, SRC_KEY_PASSWORD, JOB_SASL_PASSWORD, JOB_KEY_PASSWORD,

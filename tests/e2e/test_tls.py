@@ -14,10 +14,10 @@ import warnings
 import pytest
 
 from conftest import BUILD, CONTROLLER, WORKER
-from helpers import REPO, free_port, unique
+from helpers import register_secret, REPO, free_port, unique
 from test_cli import code, ctl, ok
 
-TOKEN = "tls-test-token-" + "k" * 24
+TOKEN = register_secret("tls-test-token-" + "k" * 24)
 
 # What the controller said when it patched civetweb's function table at run
 # time; none of it may come back.
