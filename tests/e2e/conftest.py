@@ -188,8 +188,13 @@ class Server:
         found = secrets_in(self.log_text())
         if found:
             where.append(f"log {self.log_path}: {found}")
-        for pid in self.leftover_processes() | ({self.proc.pid} if self.proc else set()):
-            for part in ("cmdline", "environ"):
+        procs = [(pid, ("cmdline", "environ")) for pid in self.leftover_processes()]
+        if self.proc is not None:
+            # The controller's environment is where a user may give it a
+            # token (STREAMSERVER_TOKEN); its arguments are not.
+            procs.append((self.proc.pid, ("cmdline",)))
+        for pid, parts in procs:
+            for part in parts:
                 try:
                     found = secrets_in(Path(f"/proc/{pid}/{part}").read_bytes())
                 except OSError:
