@@ -13,7 +13,7 @@
 #include "jobspec.h"
 #include "log.h"
 #include "loop.h"
-#include "sink_pg.h"
+#include "check_pg.h"
 #include "wtypes.h"
 
 struct check_report {
@@ -150,10 +150,10 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 		check_add_js_errors(rep, &errs);
 	rep->ndefinition = (size_t)cJSON_GetArraySize(rep->errors);
 	if (check_db_possible(spec)) {
-		struct sink_check_ops ops = { check_on_problem, check_on_statement, rep };
+		struct check_pg_ops ops = { check_on_problem, check_on_statement, rep };
 		const char *job_name =
 			cJSON_IsString(name) && name->valuestring[0] != '\0' ? name->valuestring : "check";
-		rc = sink_pg_check(spec, job_name, &ops);
+		rc = check_pg_run(spec, job_name, &ops);
 	}
 out:
 	jobspec_free(spec);

@@ -3,7 +3,7 @@
  * Reads the job from standard input as a normal run does
  * ({"job_id":N,"job_name":"...","config":"<YAML>"}; job_id and job_name may be
  * left out), parses and validates it, then checks it against its database
- * (sink_pg_check) without changing anything, and prints one JSON object on
+ * (check_pg.h) without changing anything, and prints one JSON object on
  * standard output, as proto.h describes:
  *   {"valid": bool, "errors": [{"field", "code", "message"}], "statements": [...]}
  * Every problem found is reported, not only the first.  Nothing is written on

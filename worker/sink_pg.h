@@ -9,20 +9,11 @@
  * transaction.  So the offsets stored there are exactly what the target holds,
  * and a restarted worker resumes from them without duplicates.
  *
- * The statements of each mode (MAPPING expressions are the user's SQL over the
- * staging columns; every identifier is quoted):
- *   INSERT  INSERT INTO target (cols) SELECT <MAPPING> FROM streamserver_stage
- *   UPDATE  UPDATE target SET <UPDATE_COLUMNS> FROM (<dedup>) d WHERE <MATCH_COLUMNS equal>
- *   MERGE   INSERT INTO target (cols) SELECT ... FROM (<dedup>) d
- *             ON CONFLICT (<MATCH_COLUMNS>) DO UPDATE SET u = EXCLUDED.u (or DO NOTHING)
- *           and, on servers without ON CONFLICT (before PostgreSQL 9.5, e.g.
- *           Greenplum 6): the UPDATE above, then INSERT ... WHERE NOT EXISTS.
- * <dedup> keeps one row per MATCH_COLUMNS value: the largest ORDER_COLUMNS
- * (descending, NULLs last), then the latest message (the staging table's
- * streamserver_seq, filled in COPY order).  In UPDATE and MERGE the MAPPING
- * values are cast to the target column's type (without its length or
- * precision, which the write itself checks), so rows compare as the unique
- * index compares them.
+ * The statements of each mode are sqlgen.h's; the target table and the column
+ * plan catalog.h's; the progress and error tables progress.h's; the
+ * connection and the classes of errors pg.h's.  What stays here: opening and
+ * closing, COPY, splitting a batch around rows the database rejects, and the
+ * batch's transaction.
  *
  * Setting STREAMWORKER_LEGACY_UPSERT=1 in the environment makes the worker use
  * the statements for servers without ON CONFLICT (for tests of that path).
@@ -39,8 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
 #include "jobspec.h"
 #include "wtypes.h"
 
@@ -53,16 +42,6 @@ struct sink_pg;
  * the error table if needed and the staging table; prepares the statements.
  * spec and job_name must outlive the sink.  On success *out is the caller's
  * (sink_pg_close). */
-/* One connection to the job's database (HOST, PORT, DATABASE, USER, PASSWORD,
- * SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY), as application_name appname, for
- * the worker's tool modes.  Returns WERR_OK with *out set (caller PQfinish()es
- * it), or WERR_RETRY (unreachable) / WERR_FATAL (credentials, missing
- * database, a server certificate that does not verify...) with err saying
- * what failed and how to fix it; a TLS failure names job_name, HOST and
- * SSLMODE.  Neither the password nor the client key ever appears in err. */
-int sink_pg_connect_db(const struct jobspec *spec, const char *job_name, const char *appname, PGconn **out,
-		       char *err, size_t errlen);
-
 int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_pg **out, char *err,
 		 size_t errlen);
 
@@ -128,27 +107,5 @@ int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct s
 			size_t errlen);
 
 void sink_pg_close(struct sink_pg *sk);
-
-/* Check mode (proto.h): what the worker would find wrong, all at once. */
-struct sink_check_ops {
-	/* One problem.  field is a YAML path or NULL; code is one of proto.h's
-	 * (no_table, no_column, type_mismatch, privilege, not_unique,
-	 * bad_expression, unreachable, other).  The strings are the caller's to
-	 * copy. */
-	void (*problem)(void *ctx, const char *field, const char *code, const char *message);
-	/* One statement of the job, in the order it runs. */
-	void (*statement)(void *ctx, const char *sql);
-	void *ctx;
-};
-
-/* Connects as the job would, checks the target table, every mapped column and
- * its type (by preparing what the job runs against a staging table created in
- * a transaction that is rolled back), the privileges the job needs and, for
- * UPDATE and MERGE, the unique key; reports every problem and the statements
- * through ops.  Changes nothing.  Returns WERR_OK when the check ran (problems
- * or not), WERR_RETRY when the database could not be reached (reported as a
- * problem with code "unreachable"), WERR_FATAL when the connection was
- * refused for a reason a retry cannot fix (reported too). */
-int sink_pg_check(const struct jobspec *spec, const char *job_name, const struct sink_check_ops *ops);
 
 #endif

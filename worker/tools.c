@@ -19,16 +19,10 @@
 #include "jobspec.h"
 #include "log.h"
 #include "loop.h"
-#include "sink_pg.h"
+#include "pg.h"
+#include "progress.h"
+#include "sqlbuf.h"
 #include "wtypes.h"
-
-/* Largest request accepted on standard input (the job plus the tool's fields). */
-
-/* The worker's tables (sink_pg.c, proto.h) and the advisory lock key that
- * serialises creating the progress table (sink_pg.c SINK_PROGRESS_LOCK_KEY). */
-#define TOOLS_PROGRESS_TABLE "streamserver_progress"
-#define TOOLS_ERRORS_TABLE "streamserver_errors"
-#define TOOLS_PROGRESS_LOCK_SQL "SELECT pg_advisory_xact_lock(7411953); "
 
 /* --errors: pages beyond this are refused rather than overflowing OFFSET. */
 #define TOOLS_PAGE_MAX 100000000
@@ -62,10 +56,12 @@ static int tools_fail(struct tools *t, int rc, const char *code, const char *fmt
 	return rc;
 }
 
-/* For a callee that already filled t->err: its class decides the code. */
+/* For a callee that already filled t->err: its class decides the code
+ * (WERR_OK: nothing to record). */
 static int tools_classed(struct tools *t, int rc)
 {
-	t->code = rc == WERR_RETRY ? "unreachable" : "config";
+	if (rc != WERR_OK)
+		t->code = rc == WERR_RETRY ? "unreachable" : "config";
 	return rc;
 }
 
@@ -115,106 +111,54 @@ static int tools_parse(struct tools *t)
 	if (t->mode != TOOLS_ERRORS && (t->spec->brokers == NULL || t->spec->topic == NULL))
 		return tools_fail(t, WERR_FATAL, "config",
 				  "the job needs KAFKA.INPUT.SOURCE.BROKERS and KAFKA.INPUT.SOURCE.TOPIC");
-	t->meta_schema = t->spec->metadata_schema != NULL ? t->spec->metadata_schema
-			 : t->spec->schema != NULL	       ? t->spec->schema
-							       : "public";
+	t->meta_schema = progress_schema(t->spec);
 	return WERR_OK;
 }
 
-/* ---- PostgreSQL ---- */
-
-/* Copies a server/libpq message into one line. */
-static void tools_oneline(char *dst, size_t dstlen, const char *src)
-{
-	size_t i = 0;
-
-	for (; src != NULL && *src != '\0' && i + 1 < dstlen; src++) {
-		char ch = (*src == '\n' || *src == '\r' || *src == '\t') ? ' ' : *src;
-		if (ch == ' ' && (i == 0 || dst[i - 1] == ' '))
-			continue;
-		dst[i++] = ch;
-	}
-	while (i > 0 && dst[i - 1] == ' ')
-		i--;
-	dst[i] = '\0';
-}
+/* ---- PostgreSQL (pg.h, progress.h) ---- */
 
 static int tools_pg_connect(struct tools *t)
 {
-	char appname[128], err[1024];
-	int rc;
+	char appname[128];
 
 	snprintf(appname, sizeof(appname), "streamserver-%s-tool", t->job_name);
-	rc = sink_pg_connect_db(t->spec, t->job_name, appname, &t->pg, err, sizeof(err));
-	if (rc == WERR_OK)
-		return WERR_OK;
-	return tools_fail(t, rc, rc == WERR_RETRY ? "unreachable" : "config", "%s", err);
+	return tools_classed(t, pg_connect(t->spec, t->job_name, appname, &t->pg, NULL, t->err, sizeof(t->err)));
 }
 
-/* A failed statement: the connection lost or an unknown SQLSTATE may go away
- * (exit 1); privileges, missing objects and the like need the job fixed. */
+/* A failed statement, classed by pg.h's one classifier: a lost connection or
+ * an unknown SQLSTATE may go away (exit 1); privileges, missing objects and
+ * data errors in the worker's own tables need someone to act (exit 2). */
 static int tools_pg_error(struct tools *t, const PGresult *res, const char *what)
 {
-	const char *sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	char msg[768];
-	bool fatal;
-
-	tools_oneline(msg, sizeof(msg), primary != NULL ? primary : PQerrorMessage(t->pg));
-	if (PQstatus(t->pg) == CONNECTION_BAD)
-		return tools_fail(t, WERR_RETRY, "unreachable", "%s: connection to PostgreSQL lost: %s", what, msg);
-	fatal = sqlstate != NULL && strlen(sqlstate) == 5 &&
-		(strncmp(sqlstate, "28", 2) == 0 || strncmp(sqlstate, "42", 2) == 0 ||
-		 strncmp(sqlstate, "0A", 2) == 0 || strcmp(sqlstate, "3D000") == 0 ||
-		 strcmp(sqlstate, "3F000") == 0);
-	return tools_fail(t, fatal ? WERR_FATAL : WERR_RETRY, fatal ? "config" : "unreachable",
-			  "%s: %s (SQLSTATE %s)", what, msg, sqlstate != NULL ? sqlstate : "none");
+	return tools_classed(t, pg_error(t->pg, res, what, NULL, t->err, sizeof(t->err)));
 }
 
 static int tools_pg_exec(struct tools *t, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(t->pg, sql);
-	ExecStatusType st = PQresultStatus(res);
-	int rc = WERR_OK;
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		rc = tools_pg_error(t, res, what);
-	PQclear(res);
-	return rc;
+	return tools_classed(t, pg_exec(t->pg, sql, what, NULL, t->err, sizeof(t->err)));
 }
 
 /* Whether meta_schema.table exists. */
 static int tools_pg_table_exists(struct tools *t, const char *table, bool *exists)
 {
-	const char *params[2] = { t->meta_schema, table };
-	PGresult *res = PQexecParams(t->pg,
-				     "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-				     "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-				     2, NULL, params, NULL, NULL, 0);
-	int rc = WERR_OK;
+	char oid[32];
+	int rc = pg_table_oid(t->pg, t->meta_schema, table, oid, sizeof(oid), t->err, sizeof(t->err));
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = tools_pg_error(t, res, "looking for the worker's tables");
-	else
-		*exists = PQntuples(res) > 0;
-	PQclear(res);
-	return rc;
+	*exists = rc == WERR_OK && oid[0] != '\0';
+	return tools_classed(t, rc);
 }
 
-/* "<quoted meta schema>.<table><suffix>"; malloc'd, NULL on out of memory. */
+/* "<prefix><quoted meta schema>.<table><suffix>"; malloc'd, NULL on out of memory. */
 static char *tools_sql(struct tools *t, const char *prefix, const char *table, const char *suffix)
 {
-	char *schema = PQescapeIdentifier(t->pg, t->meta_schema, strlen(t->meta_schema)), *sql;
-	size_t n;
+	struct sqlbuf sb = { 0 };
 
-	if (schema == NULL)
-		return NULL;
-	n = strlen(prefix) + strlen(schema) + 1 + strlen(table) + strlen(suffix) + 1;
-	sql = malloc(n);
-	if (sql != NULL)
-		snprintf(sql, n, "%s%s.%s%s", prefix, schema, table, suffix);
-	PQfreemem(schema);
-	return sql;
+	sqlbuf_add(&sb, prefix);
+	sqlbuf_ident(&sb, t->meta_schema);
+	sqlbuf_add(&sb, ".");
+	sqlbuf_add(&sb, table);
+	sqlbuf_add(&sb, suffix);
+	return sqlbuf_take(&sb);
 }
 
 /* ---- Kafka ---- */
@@ -235,8 +179,6 @@ static int tools_offsets(struct tools *t)
 	int64_t *stored = NULL, lo, hi, total = 0;
 	cJSON *arr;
 	bool exists = false;
-	char *sql = NULL;
-	PGresult *res = NULL;
 	int rc;
 
 	if ((rc = tools_kafka_open(t)) != WERR_OK)
@@ -248,30 +190,11 @@ static int tools_offsets(struct tools *t)
 	for (i = 0; i < n; i++)
 		stored[i] = -1;
 
-	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_PROGRESS_TABLE, &exists)) != WERR_OK)
+	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, PROGRESS_TABLE, &exists)) != WERR_OK)
 		goto out;
-	if (exists) {
-		const char *params[2] = { t->job_name, t->spec->topic };
-		int r;
-
-		sql = tools_sql(t, "SELECT partition, next_offset FROM ", TOOLS_PROGRESS_TABLE,
-				" WHERE job_name = $1 AND topic = $2");
-		if (sql == NULL) {
-			rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
-			goto out;
-		}
-		res = PQexecParams(t->pg, sql, 2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			rc = tools_pg_error(t, res, "reading the progress table");
-			goto out;
-		}
-		for (r = 0; r < PQntuples(res); r++) {
-			long p = strtol(PQgetvalue(res, r, 0), NULL, 10);
-			for (i = 0; i < n; i++)
-				if (parts[i] == p)
-					stored[i] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-		}
-	}
+	if (exists && (rc = tools_classed(t, progress_read(t->pg, t->meta_schema, t->job_name, t->spec->topic, parts,
+							    n, stored, t->err, sizeof(t->err)))) != WERR_OK)
+		goto out;
 
 	t->out = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(t->out, "partitions");
@@ -304,8 +227,6 @@ static int tools_offsets(struct tools *t)
 oom:
 	rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
 out:
-	PQclear(res);
-	free(sql);
 	free(stored);
 	return rc;
 }
@@ -388,102 +309,16 @@ static int tools_reset_parse(struct tools *t, enum tools_reset_to *to, int64_t *
 	return WERR_OK;
 }
 
-/* "{a,b,c}" array literals for the unnest() parameters; malloc'd. */
-static int tools_reset_arrays(const struct part_offset *offs, size_t n, char **parts, char **offsets)
-{
-	size_t cap = n * 24 + 3, pl = 0, ol = 0, i;
-
-	*parts = malloc(cap);
-	*offsets = malloc(cap);
-	if (*parts == NULL || *offsets == NULL)
-		return -1;
-	(*parts)[pl++] = '{';
-	(*offsets)[ol++] = '{';
-	for (i = 0; i < n; i++) {
-		pl += (size_t)snprintf(*parts + pl, cap - pl, "%s%d", i ? "," : "", (int)offs[i].partition);
-		ol += (size_t)snprintf(*offsets + ol, cap - ol, "%s%" PRId64, i ? "," : "", offs[i].next_offset);
-	}
-	snprintf(*parts + pl, cap - pl, "}");
-	snprintf(*offsets + ol, cap - ol, "}");
-	return 0;
-}
-
-/* Writes the offsets into the progress table in one transaction, creating the
- * table as the worker does when it is missing.  UPDATE then INSERT ... WHERE
- * NOT EXISTS works on every server (no ON CONFLICT before 9.5); the job is
- * stopped while this runs, so nobody else writes its rows. */
+/* Writes the offsets into the progress table, creating it as the worker does
+ * when it is missing; the job is stopped while this runs. */
 static int tools_reset_write(struct tools *t, const struct part_offset *offs, size_t n)
 {
-	char *create = NULL, *update = NULL, *insert = NULL, *aparts = NULL, *aoffs = NULL;
-	const char *params[4];
-	PGresult *res = NULL;
-	bool exists = false, begun = false;
 	int rc;
 
-	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_PROGRESS_TABLE, &exists)) != WERR_OK)
-		goto out;
-	create = tools_sql(t, TOOLS_PROGRESS_LOCK_SQL "CREATE TABLE IF NOT EXISTS ", TOOLS_PROGRESS_TABLE,
-			   " (job_name text, topic text, partition int, next_offset bigint NOT NULL, "
-			   "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job_name, topic, partition))");
-	update = tools_sql(t, "UPDATE ", TOOLS_PROGRESS_TABLE,
-			   " AS t SET next_offset = u.o, updated_at = now() "
-			   "FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-			   "WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
-	insert = tools_sql(t, "INSERT INTO ", TOOLS_PROGRESS_TABLE,
-			   " (job_name, topic, partition, next_offset) "
-			   "SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-			   "WHERE NOT EXISTS (SELECT 1 FROM ");
-	if (create == NULL || update == NULL || insert == NULL || tools_reset_arrays(offs, n, &aparts, &aoffs) < 0) {
-		rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
-		goto out;
-	}
-	{
-		/* the NOT EXISTS subquery names the table again */
-		char *tail = tools_sql(t, insert, TOOLS_PROGRESS_TABLE,
-				       " AS t WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
-		free(insert);
-		insert = tail;
-		if (insert == NULL) {
-			rc = tools_fail(t, WERR_RETRY, "unreachable", "out of memory");
-			goto out;
-		}
-	}
-	params[0] = t->job_name;
-	params[1] = t->spec->topic;
-	params[2] = aparts;
-	params[3] = aoffs;
-
-	if ((rc = tools_pg_exec(t, "BEGIN", "starting the transaction")) != WERR_OK)
-		goto out;
-	begun = true;
-	if (!exists && (rc = tools_pg_exec(t, create, "creating the progress table")) != WERR_OK)
-		goto out;
-	res = PQexecParams(t->pg, update, 4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = tools_pg_error(t, res, "updating the progress table");
-		goto out;
-	}
-	PQclear(res);
-	res = PQexecParams(t->pg, insert, 4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = tools_pg_error(t, res, "inserting into the progress table");
-		goto out;
-	}
-	if ((rc = tools_pg_exec(t, "COMMIT", "committing the progress table")) != WERR_OK)
-		goto out;
-	begun = false;
-out:
-	if (begun && PQstatus(t->pg) == CONNECTION_OK) {
-		PGresult *rb = PQexec(t->pg, "ROLLBACK");
-		PQclear(rb);
-	}
-	PQclear(res);
-	free(create);
-	free(update);
-	free(insert);
-	free(aparts);
-	free(aoffs);
-	return rc;
+	if ((rc = tools_pg_connect(t)) != WERR_OK)
+		return rc;
+	return tools_classed(t, progress_reset(t->pg, t->meta_schema, t->job_name, t->spec->topic, offs, n, t->err,
+					       sizeof(t->err)));
 }
 
 static int tools_reset(struct tools *t)
@@ -743,15 +578,15 @@ static int tools_errors(struct tools *t)
 	items = cJSON_AddArrayToObject(t->out, "items");
 	if (items == NULL)
 		goto oom;
-	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, TOOLS_ERRORS_TABLE, &exists)) != WERR_OK)
+	if ((rc = tools_pg_connect(t)) != WERR_OK || (rc = tools_pg_table_exists(t, PROGRESS_ERRORS_TABLE, &exists)) != WERR_OK)
 		goto out;
 	if (!exists)
 		goto done;
-	count_sql = tools_sql(t, "SELECT count(*) FROM ", TOOLS_ERRORS_TABLE, " WHERE job_name = $1");
+	count_sql = tools_sql(t, "SELECT count(*) FROM ", PROGRESS_ERRORS_TABLE, " WHERE job_name = $1");
 	page_sql = tools_sql(t,
 			     "SELECT id, topic, partition, \"offset\", key, value, error, "
 			     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM ",
-			     TOOLS_ERRORS_TABLE, " WHERE job_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
+			     PROGRESS_ERRORS_TABLE, " WHERE job_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
 	if (count_sql == NULL || page_sql == NULL)
 		goto oom;
 	snprintf(limit, sizeof(limit), "%" PRId64, size);

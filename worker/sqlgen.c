@@ -1,0 +1,403 @@
+#include "sqlgen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlbuf.h"
+
+static bool sqlgen_dedup(const struct sqlgen_job *job)
+{
+	return job->mode != JS_MODE_INSERT;
+}
+
+static void sqlgen_target(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	sqlbuf_ident(sb, job->schema);
+	sqlbuf_add(sb, ".");
+	sqlbuf_ident(sb, job->table);
+}
+
+/* A value over the staging table: its MAPPING expression (the user's SQL by
+ * design, evaluated by the database) or its source column. */
+static void sqlgen_value(struct sqlbuf *sb, const struct sqlgen_job *job, const struct sqlgen_value *v)
+{
+	if (v->expr != NULL)
+		sqlbuf_add(sb, v->expr);
+	else
+		sqlbuf_ident(sb, job->stage[v->stage].name);
+}
+
+/* The same, converted to the target column's type when it is compared
+ * (MATCH_COLUMNS, ORDER_COLUMNS), so that keys compare as the unique index
+ * compares them.  The other columns are converted by the write itself, by
+ * assignment, as in INSERT mode. */
+static void sqlgen_value_cast(struct sqlbuf *sb, const struct sqlgen_job *job, const struct sqlgen_value *v)
+{
+	if (v->cast == NULL || !v->key) { /* no cast: check mode, reported already */
+		sqlgen_value(sb, job, v);
+		return;
+	}
+	sqlbuf_add(sb, "CAST((");
+	sqlgen_value(sb, job, v);
+	sqlbuf_add(sb, ") AS ");
+	sqlbuf_add(sb, v->cast); /* quoted by the server's quote_ident */
+	sqlbuf_add(sb, ")");
+}
+
+static void sqlgen_names(struct sqlbuf *sb, const struct sqlgen_job *job, const char *prefix)
+{
+	size_t i;
+
+	for (i = 0; i < job->nvalues; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_add(sb, prefix);
+		sqlbuf_ident(sb, job->values[i].name);
+	}
+}
+
+/* The names of the values indexed by idx, "a, b". */
+static void sqlgen_index_names(struct sqlbuf *sb, const struct sqlgen_job *job, const int *idx, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_ident(sb, job->values[idx[i]].name);
+	}
+}
+
+char *sqlgen_stage(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	/* Session-local, so concurrent workers never meet; emptied at each commit. */
+	sqlbuf_add(&sb, "CREATE TEMP TABLE " SQLGEN_STAGE_TABLE " (");
+	for (i = 0; i < job->nstage; i++) {
+		if (i > 0)
+			sqlbuf_add(&sb, ", ");
+		sqlbuf_ident(&sb, job->stage[i].name);
+		sqlbuf_add(&sb, " ");
+		/* TYPE is SQL the user wrote for their own database, as in GPSS. */
+		sqlbuf_add(&sb, job->stage[i].type);
+	}
+	if (sqlgen_dedup(job))
+		sqlbuf_add(&sb, job->nstage ? ", " SQLGEN_SEQ_COLUMN " bigserial" : SQLGEN_SEQ_COLUMN " bigserial");
+	sqlbuf_add(&sb, ") ON COMMIT DELETE ROWS");
+	return sqlbuf_take(&sb);
+}
+
+char *sqlgen_copy(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "COPY pg_temp." SQLGEN_STAGE_TABLE " (");
+	for (i = 0; i < job->nstage; i++) {
+		if (i > 0)
+			sqlbuf_add(&sb, ", ");
+		sqlbuf_ident(&sb, job->stage[i].name);
+	}
+	sqlbuf_add(&sb, ") FROM STDIN");
+	return sqlbuf_take(&sb);
+}
+
+char *sqlgen_copy_direct(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+
+	sqlbuf_add(&sb, "COPY ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " (");
+	sqlgen_names(&sb, job, "");
+	sqlbuf_add(&sb, ") FROM STDIN");
+	return sqlbuf_take(&sb);
+}
+
+/* One row per MATCH_COLUMNS value, the values named as the target's columns:
+ *   SELECT DISTINCT ON (m...) a... FROM (SELECT <value> AS a..., streamserver_seq
+ *     FROM stage) AS s ORDER BY m..., o... DESC NULLS LAST, streamserver_seq DESC */
+static void sqlgen_dedup_select(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	sqlbuf_add(sb, "SELECT DISTINCT ON (");
+	sqlgen_index_names(sb, job, job->match, job->nmatch);
+	sqlbuf_add(sb, ") ");
+	sqlgen_names(sb, job, "");
+	sqlbuf_add(sb, " FROM (SELECT ");
+	for (i = 0; i < job->nvalues; i++) {
+		sqlgen_value_cast(sb, job, &job->values[i]);
+		sqlbuf_add(sb, " AS ");
+		sqlbuf_ident(sb, job->values[i].name);
+		sqlbuf_add(sb, ", ");
+	}
+	sqlbuf_add(sb, SQLGEN_SEQ_COLUMN " FROM pg_temp." SQLGEN_STAGE_TABLE ") AS s ORDER BY ");
+	for (i = 0; i < job->nmatch; i++) {
+		sqlbuf_ident(sb, job->values[job->match[i]].name);
+		sqlbuf_add(sb, ", ");
+	}
+	for (i = 0; i < job->norder; i++) {
+		sqlbuf_ident(sb, job->values[job->order[i]].name);
+		sqlbuf_add(sb, " DESC NULLS LAST, ");
+	}
+	sqlbuf_add(sb, SQLGEN_SEQ_COLUMN " DESC");
+}
+
+/* t.m1 = d.m1 AND ... */
+static void sqlgen_match_cond(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < job->nmatch; i++) {
+		const char *name = job->values[job->match[i]].name;
+		if (i > 0)
+			sqlbuf_add(sb, " AND ");
+		sqlbuf_add(sb, "t.");
+		sqlbuf_ident(sb, name);
+		sqlbuf_add(sb, " = d.");
+		sqlbuf_ident(sb, name);
+	}
+}
+
+static char *sqlgen_insert(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "INSERT INTO ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " (");
+	sqlgen_names(&sb, job, "");
+	sqlbuf_add(&sb, ") SELECT ");
+	for (i = 0; i < job->nvalues; i++) {
+		if (i > 0)
+			sqlbuf_add(&sb, ", ");
+		sqlgen_value(&sb, job, &job->values[i]);
+	}
+	sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
+	return sqlbuf_take(&sb);
+}
+
+static char *sqlgen_update(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "UPDATE ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " AS t SET ");
+	for (i = 0; i < job->nupdate; i++) {
+		const char *name = job->values[job->update[i]].name;
+		if (i > 0)
+			sqlbuf_add(&sb, ", ");
+		sqlbuf_ident(&sb, name);
+		sqlbuf_add(&sb, " = d.");
+		sqlbuf_ident(&sb, name);
+	}
+	sqlbuf_add(&sb, " FROM (");
+	sqlgen_dedup_select(&sb, job);
+	sqlbuf_add(&sb, ") AS d WHERE ");
+	sqlgen_match_cond(&sb, job);
+	return sqlbuf_take(&sb);
+}
+
+/* INSERT ... ON CONFLICT, wrapped so that it answers one row: the rows
+ * written and how many of them were existing rows updated (a row version an
+ * ON CONFLICT update wrote has xmax set; an inserted one has not). */
+static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "WITH w AS (INSERT INTO ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " (");
+	sqlgen_names(&sb, job, "");
+	sqlbuf_add(&sb, ") SELECT ");
+	sqlgen_names(&sb, job, "d.");
+	sqlbuf_add(&sb, " FROM (");
+	if (dedup) {
+		sqlgen_dedup_select(&sb, job);
+	} else {
+		/* The same values as the dedup's, keys converted the same way. */
+		sqlbuf_add(&sb, "SELECT ");
+		for (i = 0; i < job->nvalues; i++) {
+			if (i > 0)
+				sqlbuf_add(&sb, ", ");
+			sqlgen_value_cast(&sb, job, &job->values[i]);
+			sqlbuf_add(&sb, " AS ");
+			sqlbuf_ident(&sb, job->values[i].name);
+		}
+		sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
+	}
+	sqlbuf_add(&sb, ") AS d ON CONFLICT (");
+	sqlgen_index_names(&sb, job, job->match, job->nmatch);
+	if (job->nupdate == 0) {
+		sqlbuf_add(&sb, ") DO NOTHING");
+	} else {
+		sqlbuf_add(&sb, ") DO UPDATE SET ");
+		for (i = 0; i < job->nupdate; i++) {
+			const char *name = job->values[job->update[i]].name;
+			if (i > 0)
+				sqlbuf_add(&sb, ", ");
+			sqlbuf_ident(&sb, name);
+			sqlbuf_add(&sb, " = EXCLUDED.");
+			sqlbuf_ident(&sb, name);
+		}
+	}
+	sqlbuf_add(&sb, " RETURNING xmax <> 0 AS updated) SELECT count(*), count(*) FILTER (WHERE updated) FROM w");
+	return sqlbuf_take(&sb);
+}
+
+/* MERGE without ON CONFLICT, after the UPDATE: the rows still unmatched. */
+static char *sqlgen_insert_missing(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+
+	sqlbuf_add(&sb, "INSERT INTO ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " (");
+	sqlgen_names(&sb, job, "");
+	sqlbuf_add(&sb, ") SELECT ");
+	sqlgen_names(&sb, job, "d.");
+	sqlbuf_add(&sb, " FROM (");
+	sqlgen_dedup_select(&sb, job);
+	sqlbuf_add(&sb, ") AS d WHERE NOT EXISTS (SELECT 1 FROM ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " AS t WHERE ");
+	sqlgen_match_cond(&sb, job);
+	sqlbuf_add(&sb, ")");
+	return sqlbuf_take(&sb);
+}
+
+int sqlgen_writes_build(const struct sqlgen_job *job, struct sqlgen_writes *w)
+{
+	bool failed = false;
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	switch (job->mode) {
+	case JS_MODE_INSERT:
+		w->write[w->nwrite++] = sqlgen_insert(job);
+		break;
+	case JS_MODE_UPDATE:
+		if (job->nupdate > 0)
+			w->write[w->nwrite++] = sqlgen_update(job);
+		break;
+	case JS_MODE_MERGE:
+		if (job->on_conflict) {
+			w->write[w->nwrite++] = sqlgen_upsert(job, true);
+			/* With nothing to update (every mapped column matches)
+			 * the statement is DO NOTHING, which never fails on a
+			 * repeated key, so it would not fall back: only DO UPDATE
+			 * may skip <dedup>. */
+			if (job->nupdate > 0)
+				failed = (w->fast = sqlgen_upsert(job, false)) == NULL;
+			break;
+		}
+		if (job->nupdate > 0)
+			w->write[w->nwrite++] = sqlgen_update(job);
+		w->write[w->nwrite++] = sqlgen_insert_missing(job);
+		break;
+	}
+	for (i = 0; i < w->nwrite; i++)
+		failed = failed || w->write[i] == NULL;
+	if (failed) {
+		sqlgen_writes_free(w);
+		return -1;
+	}
+	return 0;
+}
+
+void sqlgen_writes_free(struct sqlgen_writes *w)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < SQLGEN_WRITE_MAX; i++)
+		free(w->write[i]);
+	free(w->fast);
+	memset(w, 0, sizeof(*w));
+}
+
+bool sqlgen_write_counts(const struct sqlgen_job *job, size_t i)
+{
+	(void)i; /* the upsert is the only statement of its mode */
+	return job->mode == JS_MODE_MERGE && job->on_conflict;
+}
+
+bool sqlgen_write_updates(const struct sqlgen_job *job, size_t i, size_t nwrite)
+{
+	return job->mode == JS_MODE_UPDATE || (job->mode == JS_MODE_MERGE && nwrite == 2 && i == 0);
+}
+
+const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwrite)
+{
+	switch (job->mode) {
+	case JS_MODE_UPDATE:
+		return "updating the target table from the batch";
+	case JS_MODE_MERGE:
+		if (nwrite == 2 && i == 0)
+			return "updating the target table from the batch";
+		return "merging the batch into the target table";
+	case JS_MODE_INSERT:
+		break;
+	}
+	return "inserting the batch into the target table";
+}
+
+char *sqlgen_probe_type(const char *type)
+{
+	struct sqlbuf sb = { 0 };
+
+	sqlbuf_add(&sb, "SELECT CAST(NULL AS ");
+	sqlbuf_add(&sb, type);
+	sqlbuf_add(&sb, ")");
+	return sqlbuf_take(&sb);
+}
+
+char *sqlgen_probe_value(const struct sqlgen_job *job, size_t i)
+{
+	const struct sqlgen_value *v = &job->values[i];
+	bool dedup = sqlgen_dedup(job);
+	struct sqlbuf sb = { 0 };
+
+	/* As the job's statement converts it: a compared column by a cast, the
+	 * others by assignment (INSERT directly from the staging table,
+	 * UPDATE/MERGE through the dedup subquery). */
+	if (v->cast != NULL && !(dedup && v->key)) {
+		sqlbuf_add(&sb, "INSERT INTO ");
+		sqlgen_target(&sb, job);
+		sqlbuf_add(&sb, " (");
+		sqlbuf_ident(&sb, v->name);
+		sqlbuf_add(&sb, ") SELECT ");
+		if (dedup) {
+			sqlbuf_add(&sb, "v FROM (SELECT ");
+			sqlgen_value(&sb, job, v);
+			sqlbuf_add(&sb, " AS v");
+		} else {
+			sqlgen_value(&sb, job, v);
+		}
+	} else {
+		sqlbuf_add(&sb, "SELECT ");
+		sqlgen_value_cast(&sb, job, v);
+	}
+	sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
+	if (v->cast != NULL && dedup && !v->key)
+		sqlbuf_add(&sb, ") AS s");
+	return sqlbuf_take(&sb);
+}
+
+char *sqlgen_probe_order(const struct sqlgen_job *job, size_t i)
+{
+	struct sqlbuf sb = { 0 };
+
+	sqlbuf_add(&sb, "SELECT ");
+	sqlgen_value_cast(&sb, job, &job->values[job->order[i]]);
+	sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE " ORDER BY 1 DESC");
+	return sqlbuf_take(&sb);
+}

@@ -1,0 +1,112 @@
+/* The SQL text of every statement a job runs on its target, as pure
+ * functions: a plain description of the job in (struct sqlgen_job), malloc'd
+ * text out, no connection.  The statements of each mode (MAPPING expressions
+ * are the user's SQL over the staging columns; every identifier is quoted):
+ *   INSERT  INSERT INTO target (cols) SELECT <MAPPING> FROM streamserver_stage
+ *           or, when the rows need no conversion, COPY straight into target
+ *   UPDATE  UPDATE target SET <UPDATE_COLUMNS> FROM (<dedup>) d WHERE <MATCH_COLUMNS equal>
+ *   MERGE   INSERT INTO target (cols) SELECT ... FROM (<dedup>) d
+ *             ON CONFLICT (<MATCH_COLUMNS>) DO UPDATE SET u = EXCLUDED.u (or DO NOTHING)
+ *           and, on servers without ON CONFLICT (before PostgreSQL 9.5, e.g.
+ *           Greenplum 6): the UPDATE above, then INSERT ... WHERE NOT EXISTS.
+ * <dedup> keeps one row per MATCH_COLUMNS value: the largest ORDER_COLUMNS
+ * (descending, NULLs last), then the latest message (the staging table's
+ * streamserver_seq, filled in COPY order).  In UPDATE and MERGE the key values
+ * (MATCH_COLUMNS, ORDER_COLUMNS) are cast to the target column's type
+ * (without its length or precision, which the write itself checks), so rows
+ * compare as the unique index compares them.
+ *
+ * Every function returning char * returns text the caller free()s, or NULL
+ * when out of memory or longer than SQLBUF_MAX.
+ */
+#ifndef SS_WORKER_SQLGEN_H
+#define SS_WORKER_SQLGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "jobspec.h"
+
+/* The session's staging table, and its arrival-order column (UPDATE/MERGE). */
+#define SQLGEN_STAGE_TABLE "streamserver_stage"
+#define SQLGEN_SEQ_COLUMN "streamserver_seq"
+
+/* Statements a mode runs per batch, at most. */
+#define SQLGEN_WRITE_MAX 2
+
+/* A staging column (KEY, VALUE, then META columns, in COPY order). */
+struct sqlgen_column {
+	const char *name;
+	const char *type; /* SQL as the user wrote it (TYPE), or the target column's */
+};
+
+/* A target column the job writes. */
+struct sqlgen_value {
+	const char *name; /* the target column */
+	const char *expr; /* its MAPPING expression; NULL: staging column stage */
+	int stage;
+	/* the target column's type without length or precision, already quoted
+	 * ("pg_catalog"."varchar"); NULL when unknown (check mode, no column) */
+	const char *cast;
+	bool key; /* compared: a MATCH_COLUMNS or ORDER_COLUMNS entry */
+};
+
+/* A job's target and columns.  match, update and order are indexes in
+ * values[].  All pointers are the caller's. */
+struct sqlgen_job {
+	const char *schema; /* the target's, never NULL */
+	const char *table;
+	enum js_mode mode;
+	bool on_conflict; /* the server has INSERT ... ON CONFLICT (9.5 and later) */
+	const struct sqlgen_column *stage;
+	size_t nstage;
+	const struct sqlgen_value *values;
+	size_t nvalues;
+	const int *match;
+	size_t nmatch;
+	const int *update;
+	size_t nupdate;
+	const int *order;
+	size_t norder;
+};
+
+/* CREATE TEMP TABLE streamserver_stage (...) ON COMMIT DELETE ROWS. */
+char *sqlgen_stage(const struct sqlgen_job *job);
+
+/* COPY pg_temp.streamserver_stage (...) FROM STDIN. */
+char *sqlgen_copy(const struct sqlgen_job *job);
+
+/* COPY target (...) FROM STDIN: MODE INSERT without MAPPING, when the staging
+ * columns have exactly the target columns' types (the caller decides). */
+char *sqlgen_copy_direct(const struct sqlgen_job *job);
+
+/* The statements that write the staging table into the target, in the order
+ * they run, and for MERGE with ON CONFLICT and something to update, fast: the
+ * upsert without <dedup>, which fails (SQLSTATE 21000) when a key repeats
+ * within the batch. */
+struct sqlgen_writes {
+	char *write[SQLGEN_WRITE_MAX];
+	size_t nwrite;
+	char *fast; /* NULL when not used */
+};
+
+/* Fills w; returns 0, or -1 (nothing left allocated) when out of memory. */
+int sqlgen_writes_build(const struct sqlgen_job *job, struct sqlgen_writes *w);
+void sqlgen_writes_free(struct sqlgen_writes *w);
+
+/* Of write statement i of nwrite: whether it answers one row (rows written,
+ * rows updated), the ON CONFLICT upsert; whether every row it changes is an
+ * existing row updated; what it does, for messages. */
+bool sqlgen_write_counts(const struct sqlgen_job *job, size_t i);
+bool sqlgen_write_updates(const struct sqlgen_job *job, size_t i, size_t nwrite);
+const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwrite);
+
+/* Check mode's probes, prepared (never run) against the staging table. */
+/* SELECT CAST(NULL AS type): whether TYPE is a type. */
+char *sqlgen_probe_type(const char *type);
+/* Value i alone, converted as the job's statements convert it. */
+char *sqlgen_probe_value(const struct sqlgen_job *job, size_t i);
+/* ORDER_COLUMNS entry i, ordered: whether its type has an ordering. */
+char *sqlgen_probe_order(const struct sqlgen_job *job, size_t i);
+
+#endif
