@@ -151,16 +151,6 @@ bool catalog_expr_is_column(const char *expr, const char *col)
 	return m == n + 2 && expr[0] == '"' && expr[m - 1] == '"' && strncmp(expr + 1, col, n) == 0;
 }
 
-static int catalog_stage_find(const struct catalog *cat, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < cat->job.nstage; i++)
-		if (strcmp(cat->cols[i].name, name) == 0)
-			return (int)i;
-	return -1;
-}
-
 static int catalog_value_find(const struct catalog *cat, const char *name)
 {
 	size_t i;
@@ -208,10 +198,12 @@ static int catalog_stage_columns(struct catalog *cat, char *err, size_t errlen)
 	}
 	for (i = 0; i < *ns; i++) {
 		char field[CATALOG_PATH_MAX + 8];
-		int j = catalog_stage_find(cat, cat->cols[i].name);
+		size_t j = 0;
 
+		while (j < i && strcmp(cat->cols[j].name, cat->cols[i].name) != 0)
+			j++;
 		snprintf(field, sizeof(field), "%s.NAME", cat->stage[i].path);
-		if (j >= 0 && (size_t)j < i) {
+		if (j < i) {
 			rc = catalog_problem(cat, field, "other", err, errlen,
 					     "source column \"%s\" is also %s; give every KEY, VALUE and META "
 					     "column its own name",

@@ -44,6 +44,12 @@ struct progress {
 	size_t nstored;
 };
 
+static int progress_oom(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "out of memory");
+	return WERR_RETRY;
+}
+
 const char *progress_schema(const struct jobspec *spec)
 {
 	if (spec->metadata_schema != NULL)
@@ -90,8 +96,7 @@ int progress_table_ensure(PGconn *pg, const char *schema, const char *table, cha
 	if (rc != WERR_OK || oid[0] != '\0')
 		goto out;
 	if ((sql = progress_sql_create(schema, table)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = WERR_RETRY;
+		rc = progress_oom(err, errlen);
 		goto out;
 	}
 	snprintf(what, sizeof(what), "creating the %s", name);
@@ -112,43 +117,32 @@ char *progress_sql_write(const char *schema, bool fenced, bool on_conflict, size
 {
 	struct sqlbuf sb = { 0 };
 
-	if (fenced && which == 0) {
-		/* A concurrent writer of the same row makes this wait for its
-		 * commit, then re-check the condition against the new value. */
+	if (which == 0 && (fenced || !on_conflict)) {
+		/* Fenced: a concurrent writer of the same row makes this wait for
+		 * its commit, then re-check the condition against the new value. */
 		sqlbuf_add(&sb, "UPDATE ");
 		progress_sql_name(&sb, schema, PROGRESS_TABLE);
-		sqlbuf_add(&sb, " AS t SET next_offset = u.o, updated_at = now() "
-				"FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS u(p, o, e) "
-				"WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p AND t.next_offset = u.e "
-				"RETURNING t.partition");
-	} else if (fenced) {
+		sqlbuf_add(&sb, " AS t SET next_offset = u.o, updated_at = now() FROM unnest($3::int[], $4::bigint[]");
+		sqlbuf_add(&sb, fenced ? ", $5::bigint[]) AS u(p, o, e)" : ") AS u(p, o)");
+		sqlbuf_add(&sb, " WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
+		if (fenced)
+			sqlbuf_add(&sb, " AND t.next_offset = u.e RETURNING t.partition");
+		return sqlbuf_take(&sb);
+	}
+	sqlbuf_add(&sb, "INSERT INTO ");
+	progress_sql_name(&sb, schema, PROGRESS_TABLE);
+	sqlbuf_add(&sb, " (job_name, topic, partition, next_offset) "
+			"SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)");
+	if (fenced) {
 		/* Partitions without a row: exactly one worker may create it; the
 		 * other's unique violation or empty result is a fence miss. */
-		sqlbuf_add(&sb, "INSERT INTO ");
-		progress_sql_name(&sb, schema, PROGRESS_TABLE);
-		sqlbuf_add(&sb, " (job_name, topic, partition, next_offset) "
-				"SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)");
 		sqlbuf_add(&sb, on_conflict ? " ON CONFLICT DO NOTHING RETURNING partition" : " RETURNING partition");
 	} else if (on_conflict) {
-		sqlbuf_add(&sb, "INSERT INTO ");
-		progress_sql_name(&sb, schema, PROGRESS_TABLE);
-		sqlbuf_add(&sb, " (job_name, topic, partition, next_offset) "
-				"SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-				"ON CONFLICT (job_name, topic, partition) DO UPDATE "
+		sqlbuf_add(&sb, " ON CONFLICT (job_name, topic, partition) DO UPDATE "
 				"SET next_offset = EXCLUDED.next_offset, updated_at = now()");
-	} else if (which == 0) {
-		sqlbuf_add(&sb, "UPDATE ");
-		progress_sql_name(&sb, schema, PROGRESS_TABLE);
-		sqlbuf_add(&sb, " AS t SET next_offset = u.o, updated_at = now() "
-				"FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-				"WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p");
 	} else {
 		/* One writer per job: nobody inserts these rows concurrently. */
-		sqlbuf_add(&sb, "INSERT INTO ");
-		progress_sql_name(&sb, schema, PROGRESS_TABLE);
-		sqlbuf_add(&sb, " (job_name, topic, partition, next_offset) "
-				"SELECT $1, $2, u.p, u.o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) "
-				"WHERE NOT EXISTS (SELECT 1 FROM ");
+		sqlbuf_add(&sb, " WHERE NOT EXISTS (SELECT 1 FROM ");
 		progress_sql_name(&sb, schema, PROGRESS_TABLE);
 		sqlbuf_add(&sb, " AS t WHERE t.job_name = $1 AND t.topic = $2 AND t.partition = u.p)");
 	}
@@ -201,10 +195,8 @@ int progress_read(PGconn *pg, const char *schema, const char *job_name, const ch
 	sqlbuf_add(&sb, "SELECT partition, next_offset FROM ");
 	progress_sql_name(&sb, schema, PROGRESS_TABLE);
 	sqlbuf_add(&sb, " WHERE job_name = $1 AND topic = $2");
-	if ((sql = sqlbuf_take(&sb)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
+	if ((sql = sqlbuf_take(&sb)) == NULL)
+		return progress_oom(err, errlen);
 	rc = pg_query(pg, sql, 2, params, &res, "reading the stored offsets", NULL, err, errlen);
 	for (r = 0; rc == WERR_OK && r < PQntuples(res); r++) {
 		long part = strtol(PQgetvalue(res, r, 0), NULL, 10);
@@ -236,8 +228,7 @@ int progress_reset(PGconn *pg, const char *schema, const char *job_name, const c
 	parts = progress_array(offs, n, false);
 	offsets = progress_array(offs, n, true);
 	if (create == NULL || update == NULL || insert == NULL || parts == NULL || offsets == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = WERR_RETRY;
+		rc = progress_oom(err, errlen);
 		goto out;
 	}
 	params[0] = job_name;
@@ -305,8 +296,7 @@ int progress_open(PGconn *pg, const char *schema, const char *job_name, enum js_
 	pr = NULL;
 	goto out;
 oom:
-	snprintf(err, errlen, "out of memory");
-	rc = WERR_RETRY;
+	rc = progress_oom(err, errlen);
 out:
 	free(sql);
 	progress_free(pr);
@@ -328,10 +318,8 @@ int progress_get(struct progress *pr, const char *topic, const int32_t *parts, s
 		return rc;
 	free(pr->stored);
 	pr->stored = calloc(n ? n : 1, sizeof(*pr->stored));
-	if (pr->stored == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
+	if (pr->stored == NULL)
+		return progress_oom(err, errlen);
 	for (i = 0; i < n; i++) {
 		if (next[i] < 0)
 			continue;
@@ -487,8 +475,7 @@ static int progress_put_fenced(struct progress *pr, const char *topic, const str
 	}
 	goto out;
 oom:
-	snprintf(err, errlen, "out of memory");
-	rc = WERR_RETRY;
+	rc = progress_oom(err, errlen);
 out:
 	PQclear(res);
 	for (i = 0; i < 5; i++)
@@ -514,8 +501,7 @@ int progress_put(struct progress *pr, const char *topic, const struct part_offse
 	parts = progress_array(p, n, false);
 	offs = progress_array(p, n, true);
 	if (parts == NULL || offs == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = WERR_RETRY;
+		rc = progress_oom(err, errlen);
 		goto out;
 	}
 	params[0] = pr->job_name;

@@ -68,21 +68,30 @@ static void sqlgen_index_names(struct sqlbuf *sb, const struct sqlgen_job *job, 
 	}
 }
 
+/* The staging columns, "a, b" or with their types "a t, b u". */
+static void sqlgen_stage_list(struct sqlbuf *sb, const struct sqlgen_job *job, bool types)
+{
+	size_t i;
+
+	for (i = 0; i < job->nstage; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_ident(sb, job->stage[i].name);
+		if (!types)
+			continue;
+		sqlbuf_add(sb, " ");
+		/* TYPE is SQL the user wrote for their own database, as in GPSS. */
+		sqlbuf_add(sb, job->stage[i].type);
+	}
+}
+
 char *sqlgen_stage(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
-	size_t i;
 
 	/* Session-local, so concurrent workers never meet; emptied at each commit. */
 	sqlbuf_add(&sb, "CREATE TEMP TABLE " SQLGEN_STAGE_TABLE " (");
-	for (i = 0; i < job->nstage; i++) {
-		if (i > 0)
-			sqlbuf_add(&sb, ", ");
-		sqlbuf_ident(&sb, job->stage[i].name);
-		sqlbuf_add(&sb, " ");
-		/* TYPE is SQL the user wrote for their own database, as in GPSS. */
-		sqlbuf_add(&sb, job->stage[i].type);
-	}
+	sqlgen_stage_list(&sb, job, true);
 	if (sqlgen_dedup(job))
 		sqlbuf_add(&sb, job->nstage ? ", " SQLGEN_SEQ_COLUMN " bigserial" : SQLGEN_SEQ_COLUMN " bigserial");
 	sqlbuf_add(&sb, ") ON COMMIT DELETE ROWS");
@@ -92,14 +101,9 @@ char *sqlgen_stage(const struct sqlgen_job *job)
 char *sqlgen_copy(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
-	size_t i;
 
 	sqlbuf_add(&sb, "COPY pg_temp." SQLGEN_STAGE_TABLE " (");
-	for (i = 0; i < job->nstage; i++) {
-		if (i > 0)
-			sqlbuf_add(&sb, ", ");
-		sqlbuf_ident(&sb, job->stage[i].name);
-	}
+	sqlgen_stage_list(&sb, job, false);
 	sqlbuf_add(&sb, ") FROM STDIN");
 	return sqlbuf_take(&sb);
 }
@@ -116,6 +120,49 @@ char *sqlgen_copy_direct(const struct sqlgen_job *job)
 	return sqlbuf_take(&sb);
 }
 
+/* Every value named as its target column, keys converted:
+ * "CAST((v) AS t) AS a, w AS b" */
+static void sqlgen_values_as(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	for (i = 0; i < job->nvalues; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlgen_value_cast(sb, job, &job->values[i]);
+		sqlbuf_add(sb, " AS ");
+		sqlbuf_ident(sb, job->values[i].name);
+	}
+}
+
+/* "a = <from>a, b = <from>b" of the UPDATE_COLUMNS. */
+static void sqlgen_assign(struct sqlbuf *sb, const struct sqlgen_job *job, const char *from)
+{
+	size_t i;
+
+	for (i = 0; i < job->nupdate; i++) {
+		const char *name = job->values[job->update[i]].name;
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_ident(sb, name);
+		sqlbuf_add(sb, " = ");
+		sqlbuf_add(sb, from);
+		sqlbuf_ident(sb, name);
+	}
+}
+
+/* "INSERT INTO target (a, b) SELECT d.a, d.b FROM (" */
+static void sqlgen_insert_from(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	sqlbuf_add(sb, "INSERT INTO ");
+	sqlgen_target(sb, job);
+	sqlbuf_add(sb, " (");
+	sqlgen_names(sb, job, "");
+	sqlbuf_add(sb, ") SELECT ");
+	sqlgen_names(sb, job, "d.");
+	sqlbuf_add(sb, " FROM (");
+}
+
 /* One row per MATCH_COLUMNS value, the values named as the target's columns:
  *   SELECT DISTINCT ON (m...) a... FROM (SELECT <value> AS a..., streamserver_seq
  *     FROM stage) AS s ORDER BY m..., o... DESC NULLS LAST, streamserver_seq DESC */
@@ -128,13 +175,9 @@ static void sqlgen_dedup_select(struct sqlbuf *sb, const struct sqlgen_job *job)
 	sqlbuf_add(sb, ") ");
 	sqlgen_names(sb, job, "");
 	sqlbuf_add(sb, " FROM (SELECT ");
-	for (i = 0; i < job->nvalues; i++) {
-		sqlgen_value_cast(sb, job, &job->values[i]);
-		sqlbuf_add(sb, " AS ");
-		sqlbuf_ident(sb, job->values[i].name);
-		sqlbuf_add(sb, ", ");
-	}
-	sqlbuf_add(sb, SQLGEN_SEQ_COLUMN " FROM pg_temp." SQLGEN_STAGE_TABLE ") AS s ORDER BY ");
+	sqlgen_values_as(sb, job);
+	sqlbuf_add(sb, job->nvalues ? ", " SQLGEN_SEQ_COLUMN : SQLGEN_SEQ_COLUMN);
+	sqlbuf_add(sb, " FROM pg_temp." SQLGEN_STAGE_TABLE ") AS s ORDER BY ");
 	for (i = 0; i < job->nmatch; i++) {
 		sqlbuf_ident(sb, job->values[job->match[i]].name);
 		sqlbuf_add(sb, ", ");
@@ -184,19 +227,11 @@ static char *sqlgen_insert(const struct sqlgen_job *job)
 static char *sqlgen_update(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
-	size_t i;
 
 	sqlbuf_add(&sb, "UPDATE ");
 	sqlgen_target(&sb, job);
 	sqlbuf_add(&sb, " AS t SET ");
-	for (i = 0; i < job->nupdate; i++) {
-		const char *name = job->values[job->update[i]].name;
-		if (i > 0)
-			sqlbuf_add(&sb, ", ");
-		sqlbuf_ident(&sb, name);
-		sqlbuf_add(&sb, " = d.");
-		sqlbuf_ident(&sb, name);
-	}
+	sqlgen_assign(&sb, job, "d.");
 	sqlbuf_add(&sb, " FROM (");
 	sqlgen_dedup_select(&sb, job);
 	sqlbuf_add(&sb, ") AS d WHERE ");
@@ -210,27 +245,15 @@ static char *sqlgen_update(const struct sqlgen_job *job)
 static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
 {
 	struct sqlbuf sb = { 0 };
-	size_t i;
 
-	sqlbuf_add(&sb, "WITH w AS (INSERT INTO ");
-	sqlgen_target(&sb, job);
-	sqlbuf_add(&sb, " (");
-	sqlgen_names(&sb, job, "");
-	sqlbuf_add(&sb, ") SELECT ");
-	sqlgen_names(&sb, job, "d.");
-	sqlbuf_add(&sb, " FROM (");
+	sqlbuf_add(&sb, "WITH w AS (");
+	sqlgen_insert_from(&sb, job);
 	if (dedup) {
 		sqlgen_dedup_select(&sb, job);
 	} else {
 		/* The same values as the dedup's, keys converted the same way. */
 		sqlbuf_add(&sb, "SELECT ");
-		for (i = 0; i < job->nvalues; i++) {
-			if (i > 0)
-				sqlbuf_add(&sb, ", ");
-			sqlgen_value_cast(&sb, job, &job->values[i]);
-			sqlbuf_add(&sb, " AS ");
-			sqlbuf_ident(&sb, job->values[i].name);
-		}
+		sqlgen_values_as(&sb, job);
 		sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
 	}
 	sqlbuf_add(&sb, ") AS d ON CONFLICT (");
@@ -239,14 +262,7 @@ static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
 		sqlbuf_add(&sb, ") DO NOTHING");
 	} else {
 		sqlbuf_add(&sb, ") DO UPDATE SET ");
-		for (i = 0; i < job->nupdate; i++) {
-			const char *name = job->values[job->update[i]].name;
-			if (i > 0)
-				sqlbuf_add(&sb, ", ");
-			sqlbuf_ident(&sb, name);
-			sqlbuf_add(&sb, " = EXCLUDED.");
-			sqlbuf_ident(&sb, name);
-		}
+		sqlgen_assign(&sb, job, "EXCLUDED.");
 	}
 	sqlbuf_add(&sb, " RETURNING xmax <> 0 AS updated) SELECT count(*), count(*) FILTER (WHERE updated) FROM w");
 	return sqlbuf_take(&sb);
@@ -257,13 +273,7 @@ static char *sqlgen_insert_missing(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
 
-	sqlbuf_add(&sb, "INSERT INTO ");
-	sqlgen_target(&sb, job);
-	sqlbuf_add(&sb, " (");
-	sqlgen_names(&sb, job, "");
-	sqlbuf_add(&sb, ") SELECT ");
-	sqlgen_names(&sb, job, "d.");
-	sqlbuf_add(&sb, " FROM (");
+	sqlgen_insert_from(&sb, job);
 	sqlgen_dedup_select(&sb, job);
 	sqlbuf_add(&sb, ") AS d WHERE NOT EXISTS (SELECT 1 FROM ");
 	sqlgen_target(&sb, job);

@@ -125,12 +125,13 @@ static int tools_pg_connect(struct tools *t)
 	return tools_classed(t, pg_connect(t->spec, t->job_name, appname, &t->pg, NULL, t->err, sizeof(t->err)));
 }
 
-/* A failed statement, classed by pg.h's one classifier: a lost connection or
- * an unknown SQLSTATE may go away (exit 1); privileges, missing objects and
- * data errors in the worker's own tables need someone to act (exit 2). */
-static int tools_pg_error(struct tools *t, const PGresult *res, const char *what)
+/* A failed statement is classed by pg.h's one classifier: a lost connection
+ * or an unknown SQLSTATE may go away (exit 1); privileges, missing objects
+ * and data errors in the worker's own tables need someone to act (exit 2). */
+static int tools_pg_query(struct tools *t, const char *sql, int n, const char *const *params, PGresult **out,
+			  const char *what)
 {
-	return tools_classed(t, pg_error(t->pg, res, what, NULL, t->err, sizeof(t->err)));
+	return tools_classed(t, pg_query(t->pg, sql, n, params, out, what, NULL, t->err, sizeof(t->err)));
 }
 
 static int tools_pg_exec(struct tools *t, const char *sql, const char *what)
@@ -600,18 +601,12 @@ static int tools_errors(struct tools *t)
 	    WERR_OK)
 		goto out;
 	begun = true;
-	res = PQexecParams(t->pg, count_sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = tools_pg_error(t, res, "counting the error table's rows");
+	if ((rc = tools_pg_query(t, count_sql, 1, params, &res, "counting the error table's rows")) != WERR_OK)
 		goto out;
-	}
 	total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	res = PQexecParams(t->pg, page_sql, 3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = tools_pg_error(t, res, "reading the error table");
+	if ((rc = tools_pg_query(t, page_sql, 3, params, &res, "reading the error table")) != WERR_OK)
 		goto out;
-	}
 	for (r = 0; r < PQntuples(res); r++) {
 		cJSON *o = cJSON_CreateObject();
 
