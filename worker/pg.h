@@ -2,9 +2,9 @@
  * TLS files, pgtls.h), the one SQLSTATE classifier, the hints that go with
  * SQLSTATEs, one-line messages, and the helpers that run a statement and turn
  * a failure into "what: message (SQLSTATE x): detail; hint" and its class.
- * The sink (sink_pg.h), the check mode (check_pg.h), the progress module
- * (progress.h) and the tool modes (tools.h) all go through here, so they
- * classify an error alike.
+ * The sink (sink_pg.h), the check mode (check_pg.h), the catalog
+ * (catalog.h), the progress module (progress.h) and the tool modes (tools.h)
+ * all go through here, so they classify an error alike.
  *
  * Every function returning int returns WERR_OK or a negative enum werr
  * (wtypes.h) and fills err; err never holds the password or the client key.
