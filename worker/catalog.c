@@ -107,22 +107,17 @@ static int catalog_load_target(struct catalog *cat, char *err, size_t errlen)
 		return rc;
 	n = PQntuples(res);
 	cat->tcols = calloc((size_t)n + 1, sizeof(*cat->tcols));
-	if (cat->tcols == NULL)
-		goto oom;
-	for (i = 0; i < n; i++) {
+	for (i = 0; cat->tcols != NULL && i < n; i++) {
 		struct catalog_tcol *t = &cat->tcols[i];
 		t->name = strdup(PQgetvalue(res, i, 0));
 		t->type = strdup(PQgetvalue(res, i, 1));
 		t->cast = strdup(PQgetvalue(res, i, 2));
 		cat->ntarget++;
 		if (t->name == NULL || t->type == NULL || t->cast == NULL)
-			goto oom;
+			break;
 	}
-	rc = WERR_OK;
-	goto out;
-oom:
-	rc = catalog_oom(err, errlen);
-out:
+	if (cat->tcols == NULL || i < n)
+		rc = catalog_oom(err, errlen);
 	PQclear(res);
 	return rc;
 }
