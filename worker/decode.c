@@ -9,6 +9,7 @@
 
 #include "decode_json.h"
 #include "decode_pb.h"
+#include "utf8.h"
 
 struct decoder {
 	enum js_format format;
@@ -194,48 +195,18 @@ int decode_meta_json(struct textbuf *tb, const char *topic, int32_t partition, i
 
 size_t decode_utf8_check(const char *buf, size_t len, bool *is_nul)
 {
-	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0;
+	size_t i = 0, n;
 
 	*is_nul = false;
 	while (i < len) {
-		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t need, k;
-
-		if (c >= 0x01 && c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c == 0) {
+		if (buf[i] == '\0') {
 			*is_nul = true;
 			return i;
 		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0; /* overlong */
-			else if (c == 0xED)
-				hi = 0x9F; /* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F; /* above U+10FFFF */
-		} else {
+		n = utf8_seq_len(buf + i, len - i);
+		if (n == 0)
 			return i;
-		}
-		if (len - i <= need)
-			return i;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (k = 2; k <= need; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += need + 1;
+		i += n;
 	}
 	return len;
 }
