@@ -5,26 +5,91 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "utf8.h"
 
-/* hname: one more header (Allow, WWW-Authenticate), or NULL. */
+/* The reason phrase of each status the API sends.  We write the status line
+ * ourselves: civetweb 1.15 spells 422 "Unproccessable entity". */
+static const char *api_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Entity";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+	}
+}
+
+/* The page and its assets may load only from this server and may not be
+ * framed; the page has no inline script or style (web/web.c, web/ui/). */
+#define API_CSP                                                                             \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "   \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "      \
+	"frame-ancestors 'none'"
+
+/* Writes the whole head and the body.  hname: one more header (Allow,
+ * WWW-Authenticate), or NULL.  Every answer, errors included, says nosniff
+ * and no-store. */
 static void api_send(struct api_req *req, int status, const char *type, const char *body,
 		     size_t len, const char *hname, const char *hvalue)
 {
-	char clen[32];
+	const struct mg_request_info *ri = mg_get_request_info(req->conn);
+	const char *version = ri != NULL && ri->http_version != NULL &&
+					      strcmp(ri->http_version, "1.0") == 0
+				      ? "1.0"
+				      : "1.1";
+	char head[2048], date[64], extra[512] = "";
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
 
 	req->status = status;
-	if (mg_response_header_start(req->conn, status) < 0)
-		return;
-	if (type != NULL)
-		mg_response_header_add(req->conn, "Content-Type", type, -1);
-	snprintf(clen, sizeof(clen), "%zu", len);
-	mg_response_header_add(req->conn, "Content-Length", clen, -1);
-	mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
 	if (hname != NULL)
-		mg_response_header_add(req->conn, hname, hvalue, -1);
-	mg_response_header_send(req->conn);
+		snprintf(extra, sizeof(extra), "%s: %s\r\n", hname, hvalue);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/%s %d %s\r\n"
+		     "Date: %s\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s%s%s"
+		     "Cache-Control: no-store\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "%s"
+		     "%s%s%s"
+		     "%s"
+		     "Connection: close\r\n\r\n",
+		     version, status, api_reason(status), date, len,
+		     type != NULL ? "Content-Type: " : "", type != NULL ? type : "",
+		     type != NULL ? "\r\n" : "",
+		     req->page ? "Content-Security-Policy: " API_CSP "\r\n" : "",
+		     req->cors_origin != NULL ? "Access-Control-Allow-Origin: " : "",
+		     req->cors_origin != NULL ? req->cors_origin : "",
+		     req->cors_origin != NULL ? "\r\nVary: Origin\r\n" : "", extra);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return; /* cannot happen: every part above is ours and short */
+	mg_write(req->conn, head, (size_t)n);
 	if (len > 0 && !req->head)
 		mg_write(req->conn, body, len);
 }
@@ -68,6 +133,14 @@ static const char *api_error_code(int status)
 		return "not_found";
 	case 405:
 		return "method_not_allowed";
+	case 408:
+		return "request_timeout";
+	case 415:
+		return "unsupported_media_type";
+	case 421:
+		return "misdirected";
+	case 501:
+		return "not_implemented";
 	case 409:
 		return "conflict";
 	case 413:
@@ -121,7 +194,7 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (status >= 500)
+	if (status >= 500 && status != 501)
 		log_error("%s %s: %s", req->method, req->path, msg);
 	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL, NULL);
 }
@@ -130,6 +203,15 @@ void api_reply_unauthorized(struct api_req *req, const char *message)
 {
 	api_send_error_obj(req, 401, api_error_body(401, NULL, message, NULL), "WWW-Authenticate",
 			   "Bearer realm=\"streamserver\"");
+}
+
+void api_reply_preflight(struct api_req *req)
+{
+	/* api_send takes one extra header; these three are ours and fixed. */
+	api_send(req, 204, NULL, "", 0, "Access-Control-Allow-Methods",
+		 "GET, HEAD, POST, PUT, PATCH, DELETE\r\n"
+		 "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+		 "Access-Control-Max-Age: 600");
 }
 
 void api_reply_method(struct api_req *req, const char *allow)
@@ -227,6 +309,87 @@ size_t api_json_depth(const char *buf, size_t len)
 	return max;
 }
 
+/* cJSON turns \u0000 into a NUL that ends the C string it stores ("a\u0000b"
+ * would be stored as "a").  Before parsing, each \u0000 escape inside a
+ * string becomes three overlong NULs (C0 80, six bytes like the escape),
+ * which no valid UTF-8 holds: the string check below then finds it, in the
+ * field it belongs to. */
+static void api_json_mark_nul(char *buf, size_t len)
+{
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (!in_string) {
+			in_string = buf[i] == '"';
+		} else if (buf[i] == '"') {
+			in_string = false;
+		} else if (buf[i] == '\\' && i + 1 < len) {
+			if (buf[i + 1] == 'u' && i + 6 <= len && memcmp(buf + i + 2, "0000", 4) == 0) {
+				memcpy(buf + i, "\xC0\x80\xC0\x80\xC0\x80", 6);
+				i += 5;
+			} else {
+				i++; /* the escaped character */
+			}
+		}
+	}
+}
+
+/* path + ".name" or path + "[i]" into out (truncated when long). */
+static void api_json_path(char *out, size_t outlen, const char *path, const cJSON *item, int index)
+{
+	if (item->string != NULL)
+		snprintf(out, outlen, "%s%s%s", path, path[0] ? "." : "", item->string);
+	else
+		snprintf(out, outlen, "%s[%d]", path, index);
+}
+
+/* 0, or -1 after replying 422 naming the first string (or member name) that
+ * is not UTF-8 or holds a NUL. */
+static int api_json_check_strings(struct api_req *req, const cJSON *node, const char *path)
+{
+	const cJSON *item;
+	char sub[256];
+	int index = 0;
+
+	cJSON_ArrayForEach(item, node) {
+		if (item->string != NULL) {
+			size_t klen = strlen(item->string);
+
+			if (utf8_valid_prefix(item->string, klen) != klen) {
+				api_reply_error(req, 422, path[0] ? path : NULL,
+						"a member name in %s is not valid UTF-8 (or holds "
+						"\\u0000): names are UTF-8 text",
+						path[0] ? path : "the body");
+				return -1;
+			}
+		}
+		api_json_path(sub, sizeof(sub), path, item, index++);
+		if (cJSON_IsString(item) && item->valuestring != NULL) {
+			const char *v = item->valuestring;
+			size_t len = strlen(v), ok = utf8_valid_prefix(v, len);
+
+			if (ok != len) {
+				if ((unsigned char)v[ok] == 0xC0 && ok + 1 < len &&
+				    (unsigned char)v[ok + 1] == 0x80)
+					api_reply_error(req, 422, sub,
+							"%s holds a NUL character (\\u0000, or its "
+							"overlong form C0 80); text fields cannot",
+							sub);
+				else
+					api_reply_error(req, 422, sub,
+							"%s is not valid UTF-8 (byte %zu of the value is "
+							"0x%02x: invalid, overlong or a surrogate)",
+							sub, ok, (unsigned char)v[ok]);
+				return -1;
+			}
+		} else if ((cJSON_IsObject(item) || cJSON_IsArray(item)) &&
+			   api_json_check_strings(req, item, sub) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void api_reply_too_large(struct api_req *req, size_t max)
 {
 	api_reply_error(req, 413, NULL,
@@ -242,8 +405,10 @@ cJSON *api_req_body(struct api_req *req)
 	size_t len = 0, cap;
 	const char *end = NULL;
 	cJSON *body = NULL;
+	struct timespec start, now;
 	int n;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (ri->content_length >= 0 && (unsigned long long)ri->content_length > max) {
 		api_reply_too_large(req, max);
 		return NULL;
@@ -270,6 +435,21 @@ cJSON *api_req_body(struct api_req *req)
 		if (n <= 0)
 			break;
 		len += (size_t)n;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > API_BODY_SECONDS &&
+		    (ri->content_length < 0 || len < (size_t)ri->content_length)) {
+			api_reply_error(req, 408, NULL,
+					"the request body did not arrive within %d s", API_BODY_SECONDS);
+			goto out;
+		}
+	}
+	/* civetweb's read gives up after its request timeout without data */
+	if (ri->content_length >= 0 && len < (size_t)ri->content_length) {
+		api_reply_error(req, 408, NULL,
+				"the request body ended after %zu of its %lld bytes (Content-Length), "
+				"or did not arrive in time",
+				len, (long long)ri->content_length);
+		goto out;
 	}
 	if (len > max) {
 		api_reply_too_large(req, max);
@@ -280,6 +460,7 @@ cJSON *api_req_body(struct api_req *req)
 				API_JSON_DEPTH_MAX);
 		goto out;
 	}
+	api_json_mark_nul(buf, len);
 	body = cJSON_ParseWithLengthOpts(buf, len, &end, false);
 	if (body == NULL) {
 		if (len == 0)
@@ -301,6 +482,9 @@ cJSON *api_req_body(struct api_req *req)
 	if (!cJSON_IsObject(body)) {
 		api_reply_error(req, 400, NULL, "the body must be a JSON object");
 		cJSON_Delete(body);
+		body = NULL;
+	} else if (api_json_check_strings(req, body, "") < 0) {
+		api_row_free(body);
 		body = NULL;
 	}
 	goto out;
@@ -458,6 +642,12 @@ int api_copy_fields(struct api_req *req, const cJSON *body, bool create,
 		int64_t num;
 		int rc;
 
+		/* A number with its own rule is answered with that rule, whatever
+		 * its size (spec_cu: 1e999999 is not "2, 4, 8 or 16"). */
+		if (f->is_int && f->check != NULL &&
+		    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(body, f->name)) &&
+		    f->check(req, f->name, cJSON_GetObjectItemCaseSensitive(body, f->name)) < 0)
+			return -1;
 		if (f->is_int)
 			rc = api_get_int(req, body, f->name, required, f->min, f->max, &num, &present);
 		else

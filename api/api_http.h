@@ -25,6 +25,9 @@
 #define API_NAME_MAX 64
 #define API_TEXT_MAX 4096 /* descriptions, hosts and other free text */
 #define API_ID_MAX ((int64_t)1 << 53) /* ids travel as JSON numbers */
+/* The whole body must arrive within this (408 otherwise): a client that
+ * trickles it holds one of civetweb's threads no longer. */
+#define API_BODY_SECONDS 10
 
 struct api_req {
 	struct mg_connection *conn;
@@ -36,10 +39,13 @@ struct api_req {
 	int status;        /* of the reply sent, 0 before */
 	bool head;         /* a HEAD request, routed as GET: the reply has no body */
 	size_t body_max;   /* request body limit in bytes (--max-body); 0: API_BODY_DEFAULT */
+	bool page;         /* the status page or one of its assets: the reply has a CSP */
+	const char *cors_origin; /* an --allow-origin the request came from, or NULL */
 };
 
-/* The body as a JSON object (caller owns it), or NULL after replying 400 or
- * 413. */
+/* The body as a JSON object (caller owns it), or NULL after replying 400,
+ * 408, 413, or 422 when a string (or member name) is not UTF-8 or holds a
+ * NUL (\u0000), naming the field ("fields[2].name"). */
 cJSON *api_req_body(struct api_req *req);
 
 /* Takes obj (may be NULL: 500).  status 200, 201, 202. */
@@ -55,6 +61,9 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 
 /* 401 "unauthorized" with WWW-Authenticate: Bearer realm="streamserver". */
 void api_reply_unauthorized(struct api_req *req, const char *message);
+
+/* 204 to a CORS preflight from an allowed origin (req->cors_origin). */
+void api_reply_preflight(struct api_req *req);
 
 /* 405 with an Allow header. */
 void api_reply_method(struct api_req *req, const char *allow);
@@ -96,8 +105,9 @@ struct api_field {
 	bool required;    /* when creating */
 	bool multiline;   /* a string that may hold line breaks and tabs */
 	int64_t min, max; /* characters of a string, or the integer's range */
-	/* Further checks of a value of the right type and size: replies 422 and
-	 * returns -1.  NULL: none. */
+	/* Further checks of a value of the right type and size (of an integer
+	 * field: of any number, before the range, so that its message is the
+	 * field's own rule): replies 422 and returns -1.  NULL: none. */
 	int (*check)(struct api_req *req, const char *name, const cJSON *value);
 };
 
