@@ -31,12 +31,13 @@
  * fixed at start, so a client that trickles its request holds a thread until
  * its request timeout; with 8 threads and 30 s, eight such clients stopped
  * the API.  Three limits together keep it answering:
- * - threads: 512 (civetweb starts them all, idle).  Measured on this build:
- *   the controller's RSS grows from about 12 MiB (8 threads) to 18 MiB
- *   (512); each thread reserves 8 MiB of stack address space but touches a
- *   few pages of it, plus civetweb's 16 KiB request buffer.  Under 200 slow
- *   connections held for 60 s (tests/bench/slow_clients.py) probes were
- *   answered in milliseconds (figures in that script's output);
+ * - threads: 512, well above the 200 slow connections we must survive
+ *   (civetweb starts them all; idle ones cost memory, not CPU).  Measured:
+ *   the idle controller's RSS went from 4.5 MiB with 8 threads to 19 MiB
+ *   with 512, about 30 KiB a thread (civetweb's 16 KiB request buffer and
+ *   the stack pages touched; the 8 MiB stack is only reserved), and to
+ *   29 MiB under 200 slow connections, whose probes were answered in about
+ *   1 ms (tests/bench/slow_clients.py prints these figures);
  * - the request header must arrive whole within 5 s: civetweb measures
  *   request_timeout_ms from the start of the request while reading its
  *   header (read_message, get_message in 1.15), so trickling header lines
