@@ -1059,9 +1059,15 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 		"listen_backlog",     API_LISTEN_BACKLOG,
 		"enable_keep_alive",  "no",
 		"decode_url",	      "no", /* api_path_decode */
+		/* civetweb 1.15 answers every CORS preflight itself, before any
+		 * handler, with "Access-Control-Allow-Origin: *" (its default):
+		 * any site could then send JSON.  Empty turns that off; we answer
+		 * preflights (api_preflight), for --allow-origin only. */
+		"access_control_allow_origin", "",
+		"access_control_allow_methods", "",
 		NULL,
 	};
-	size_t nopt = 14;
+	size_t nopt = 18;
 
 	*out = NULL;
 	if (api_listen_spec(listen, ports, sizeof(ports) - 1, err, errlen) < 0)

@@ -141,6 +141,8 @@ static const char *api_error_code(int status)
 		return "misdirected";
 	case 501:
 		return "not_implemented";
+	case 505:
+		return "malformed";
 	case 409:
 		return "conflict";
 	case 413:
@@ -194,7 +196,7 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (status >= 500 && status != 501)
+	if (status >= 500 && status != 501 && status != 505) /* the client's doing */
 		log_error("%s %s: %s", req->method, req->path, msg);
 	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL, NULL);
 }
