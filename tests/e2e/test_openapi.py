@@ -152,7 +152,6 @@ def test_document_lints_clean_with_redocly():
     assert "valid" in out, out[-4000:]
 
 
-
 def test_document_is_openapi3():
     doc = load_doc()
     assert isinstance(doc, dict)
