@@ -325,8 +325,9 @@ def literal_words():
     for f in API_SOURCES:
         for lit in re.findall(r'"((?:[^"\\\n]|\\.)*)"', f.read_text()):
             w = lit.strip("/")
+            # "." and ".." are dot segments (RFC 3986 5.2.4), removed before routing
             if re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", w) and ".." not in w \
-                    and len(w) <= 64:
+                    and "." not in w.split("/") and len(w) <= 64:
                 words.add(w)
     return words
 
