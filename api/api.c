@@ -41,7 +41,8 @@
  * - the request header must arrive whole within 5 s: civetweb measures
  *   request_timeout_ms from the start of the request while reading its
  *   header (read_message, get_message in 1.15), so trickling header lines
- *   does not extend it; the body within API_BODY_SECONDS (api_http.c);
+ *   does not extend it; the body within API_BODY_SECONDS, which needs a
+ *   timer of ours: civetweb's mg_read has no overall deadline (api_http.c);
  * - connections beyond the busy threads wait in civetweb's queue (64) and
  *   then in the kernel's listen backlog (256), not in unbounded memory.
  * A per-address cap was left out: civetweb 1.15 has no hook before a
@@ -1160,6 +1161,11 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	error.text = errtext;
 	error.text_buffer_size = sizeof(errtext);
 
+	if (api_body_deadline_init() < 0) {
+		snprintf(err, errlen, "cannot install the request body's deadline: %s",
+			 strerror(errno));
+		goto fail;
+	}
 	mg_init_library(tls ? MG_FEATURES_TLS : 0);
 	if (tls && api_tls_fixup(err, errlen) < 0) {
 		mg_exit_library();

@@ -1,11 +1,13 @@
 #include "api_http.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "utf8.h"
@@ -399,6 +401,54 @@ static void api_reply_too_large(struct api_req *req, size_t max)
 			max);
 }
 
+/* The body's deadline.  civetweb's mg_read waits for all the bytes it is
+ * asked for and gives up only after request_timeout_ms without any: a
+ * client sending one byte every 4 s holds the read, and its thread, for as
+ * long as it likes.  A per-thread timer signals this thread at the deadline
+ * and every 100 ms after; the signal's handler does nothing, but it makes
+ * civetweb's poll() fail with EINTR, and mg_read return what it has. */
+#ifndef sigev_notify_thread_id /* glibc before 2.37 names it only so */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static void api_body_alarm(int sig)
+{
+	(void)sig;
+}
+
+int api_body_deadline_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = api_body_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: interrupting is the point */
+	return sigaction(API_BODY_SIGNAL, &sa, NULL);
+}
+
+/* Arms the deadline for the calling thread; false if it could not be. */
+static bool api_body_timer_start(timer_t *timer)
+{
+	struct sigevent sev;
+	struct itimerspec its;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = API_BODY_SIGNAL;
+	sev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, timer) != 0)
+		return false;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = API_BODY_SECONDS;
+	its.it_interval.tv_nsec = 100 * 1000 * 1000;
+	if (timer_settime(*timer, 0, &its, NULL) != 0) {
+		timer_delete(*timer);
+		return false;
+	}
+	return true;
+}
+
 cJSON *api_req_body(struct api_req *req)
 {
 	const struct mg_request_info *ri = mg_get_request_info(req->conn);
@@ -408,13 +458,16 @@ cJSON *api_req_body(struct api_req *req)
 	const char *end = NULL;
 	cJSON *body = NULL;
 	struct timespec start, now;
-	int n;
+	timer_t timer;
+	bool timed;
+	int n = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (ri->content_length >= 0 && (unsigned long long)ri->content_length > max) {
 		api_reply_too_large(req, max);
 		return NULL;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	timed = api_body_timer_start(&timer);
 	/* Without a Content-Length (chunked), read up to the cap and one more. */
 	cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1
 				      : (max < 64 * 1024 ? max + 1 : 64 * 1024);
@@ -423,10 +476,8 @@ cJSON *api_req_body(struct api_req *req)
 		goto oom;
 	for (;;) {
 		if (len == cap) {
-			if (cap > max) {
-				api_reply_too_large(req, max);
-				goto out;
-			}
+			if (cap > max)
+				break; /* too large: answered below */
 			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			grown = realloc(buf, cap);
 			if (grown == NULL)
@@ -438,19 +489,21 @@ cJSON *api_req_body(struct api_req *req)
 			break;
 		len += (size_t)n;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec > API_BODY_SECONDS &&
-		    (ri->content_length < 0 || len < (size_t)ri->content_length)) {
-			api_reply_error(req, 408, NULL,
-					"the request body did not arrive within %d s", API_BODY_SECONDS);
-			goto out;
-		}
+		if (now.tv_sec - start.tv_sec >= API_BODY_SECONDS)
+			break;
 	}
-	/* civetweb's read gives up after its request timeout without data */
-	if (ri->content_length >= 0 && len < (size_t)ri->content_length) {
+	/* No reply while the timer may interrupt it. */
+	if (timed) {
+		timer_delete(timer);
+		timed = false;
+	}
+	/* civetweb's read gave up (no data for its request timeout, or the
+	 * deadline's signal), or the deadline passed */
+	if ((ri->content_length >= 0 && len < (size_t)ri->content_length) ||
+	    (ri->content_length < 0 && len <= max && n > 0)) {
 		api_reply_error(req, 408, NULL,
-				"the request body ended after %zu of its %lld bytes (Content-Length), "
-				"or did not arrive in time",
-				len, (long long)ri->content_length);
+				"the request body did not arrive within %d s (%zu bytes came)",
+				API_BODY_SECONDS, len);
 		goto out;
 	}
 	if (len > max) {
@@ -491,8 +544,14 @@ cJSON *api_req_body(struct api_req *req)
 	}
 	goto out;
 oom:
+	if (timed) {
+		timer_delete(timer);
+		timed = false;
+	}
 	api_reply_error(req, 500, NULL, "out of memory reading the request body");
 out:
+	if (timed)
+		timer_delete(timer);
 	free(buf);
 	return body;
 }

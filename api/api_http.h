@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include <civetweb.h>
@@ -28,6 +29,11 @@
 /* The whole body must arrive within this (408 otherwise): a client that
  * trickles it holds one of civetweb's threads no longer. */
 #define API_BODY_SECONDS 10
+#define API_BODY_SIGNAL (SIGRTMIN + 1) /* see api_body_deadline_init */
+
+/* Installs the (empty) handler of API_BODY_SIGNAL, which ends a body read at
+ * its deadline; before civetweb starts.  0 or -1 (errno). */
+int api_body_deadline_init(void);
 
 struct api_req {
 	struct mg_connection *conn;

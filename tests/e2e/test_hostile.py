@@ -124,6 +124,47 @@ def test_header_deadline_answers_json(server):
     assert json.loads(body)["error"]["code"] == "malformed"
 
 
+def test_body_deadline(server):
+    """A body that trickles in (one byte a second) is cut off after 10 s with
+    a 408, and nothing is created."""
+    body = b'{"name": "slow", "description": "' + b"x" * 40 + b'"}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(request_bytes(server, "POST", "/api/v1/services", b"",
+                                ["Content-Type: application/json",
+                                 f"Content-Length: {len(body)}"]))
+        t0 = time.monotonic()
+        data = b""
+        s.settimeout(1.0)
+        for i in range(len(body)):
+            try:
+                s.sendall(body[i:i + 1])
+            except OSError:
+                break
+            try:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+                break
+            except socket.timeout:
+                pass
+        s.settimeout(20)
+        while True:
+            try:
+                b = s.recv(65536)
+            except (socket.timeout, OSError):
+                break
+            if not b:
+                break
+            data += b
+        took = time.monotonic() - t0
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), (head, took)
+    assert json.loads(rest)["error"]["code"] == "request_timeout"
+    assert took < 25, took
+    assert server.call("GET", "/services")["total"] == 0
+
+
 # ------------------------------------------------------------ cross-site
 
 def test_body_must_be_json(server):
