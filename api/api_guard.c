@@ -187,17 +187,21 @@ static bool api_content_type_ok(struct mg_connection *conn, const char *method)
 						    cs[5] == ';' || cs[5] == ' ');
 }
 
-/* One Content-Length, digits only, and not with Transfer-Encoding (two
- * framings of one body are how requests get smuggled past proxies).
- * civetweb reads the first Content-Length and ignores the rest. */
+/* One Host; one Content-Length, digits only, and not with Transfer-Encoding
+ * (two framings of one body are how requests get smuggled past proxies).
+ * civetweb reads the first of each and ignores the rest. */
 static const char *api_framing_problem(struct mg_connection *conn)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *first = NULL;
+	int hosts = 0;
 
 	for (int i = 0; i < ri->num_headers; i++) {
 		const char *v = ri->http_headers[i].value;
 
+		/* the Host we check must be the one the request is for */
+		if (strcasecmp(ri->http_headers[i].name, "Host") == 0 && ++hosts > 1)
+			return "the request has two Host headers";
 		if (strcasecmp(ri->http_headers[i].name, "Content-Length") != 0)
 			continue;
 		if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v))

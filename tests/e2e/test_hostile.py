@@ -353,6 +353,10 @@ def test_two_content_lengths_refused(server):
     st, h, b, _ = raw(server, data)
     json_error(st, h, b, 400, "malformed")
     assert server.call("GET", "/services")["total"] == 0
+    # two Host headers: which one was checked?
+    st, h, b, _ = raw(server, (f"GET /api/v1/services HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                               "Host: evil.example\r\nConnection: close\r\n\r\n").encode())
+    json_error(st, h, b, 400, "malformed")
 
 
 @pytest.mark.parametrize("value", ["1e999999", "3", "-1e999999", "2.5", "1e308"])
