@@ -384,8 +384,12 @@ int api_http_error(struct mg_connection *conn, int status, const char *msg)
 				m);
 	} else if (status == 400 && msg != NULL && strcmp(msg, "Malformed message") == 0) {
 		api_reply_error(&req, 400, NULL,
-				"the request header is malformed, or was not complete within %d s",
+				"the request header is malformed, over 16 KiB, or was not complete "
+				"within %d s",
 				API_HEADER_SECONDS);
+	} else if (status == 413) {
+		api_reply_error(&req, 413, NULL,
+				"the request header is over civetweb's 16 KiB (max_request_size)");
 	} else {
 		api_reply_error(&req, status >= 400 && status <= 599 ? status : 400, NULL,
 				"the request is not valid HTTP/1.1: %.80s", msg != NULL ? msg : "");

@@ -328,6 +328,13 @@ def test_malformed_requests_get_json(server):
         assert h.get("cache-control") == "no-store", h
 
 
+def test_huge_header_gets_json(server):
+    st, h, b, _ = raw(server, request_bytes(server, "GET", "/api/v1/services",
+                                            headers=["X-Big: " + "a" * 20000]))
+    err = json_error(st, h, b, 400, "malformed")  # civetweb cannot tell it from garbage
+    assert "16 KiB" in err["message"], err
+
+
 def test_nul_in_path_does_not_truncate_it(server):
     server.call("POST", "/services", {"name": "s"}, expect=201)
     for path in ("/api/v1/jobs/%00", "/api/v1/services%00", "/api/v1/services/%001"):
