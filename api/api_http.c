@@ -147,7 +147,10 @@ static const char *api_error_code(int status)
 		return "malformed";
 	case 409:
 		return "conflict";
+	case 411: /* civetweb: a Content-Length that is not a number */
+		return "malformed";
 	case 413:
+	case 431:
 		return "too_large";
 	case 422:
 		return "invalid";

@@ -328,6 +328,17 @@ def test_malformed_requests_get_json(server):
         assert h.get("cache-control") == "no-store", h
 
 
+def test_bad_content_length_gets_json(server):
+    for cl in ("-5", "abc", "5 5"):
+        st, h, b, _ = raw(server, (f"POST /api/v1/services HTTP/1.1\r\n"
+                                   f"Host: 127.0.0.1:{server.port}\r\n"
+                                   f"Content-Type: application/json\r\nContent-Length: {cl}\r\n"
+                                   "Connection: close\r\n\r\n{}").encode())
+        assert st in (400, 411), (cl, st, b)
+        assert json.loads(b)["error"]["code"] == "malformed", (cl, b)
+    assert server.call("GET", "/services")["total"] == 0
+
+
 def test_huge_header_gets_json(server):
     st, h, b, _ = raw(server, request_bytes(server, "GET", "/api/v1/services",
                                             headers=["X-Big: " + "a" * 20000]))
