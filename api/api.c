@@ -2,10 +2,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -13,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include "api_jobs.h"
 #include "api_metrics.h"
 #include "api_openapi.h"
+#include "api_tls.h"
 #include "log.h"
 #include "web.h"
 
@@ -54,7 +52,6 @@
 #define API_CONNECTION_QUEUE "64"
 #define API_LISTEN_BACKLOG "256"
 #define API_PATH_MAX 256
-#define API_PEM_MAX (1024 * 1024) /* a certificate chain or a key file */
 #define API_BODY_LIMIT_MAX ((size_t)64 * 1024 * 1024)
 
 struct api_server {
@@ -64,7 +61,7 @@ struct api_server {
 	char *token;      /* owned, wiped at stop; NULL: the API is open */
 	char *read_token; /* owned, wiped at stop; NULL: none */
 	size_t body_max;
-	int pem_fd; /* memfd holding key and certificate for civetweb, or -1 */
+	struct api_tls_conf tls; /* what civetweb's ssl_* options point at */
 	char host[64]; /* numeric address we listen on, to wake civetweb at stop */
 	struct api_guard *guard; /* owned: Host, Origin and the like */
 	volatile bool stopped;
@@ -491,233 +488,6 @@ bad:
 	return -1;
 }
 
-/* A PEM file into a new buffer (caller frees, wiping it: it may be a key). */
-static char *api_pem_read(const char *path, const char *what, size_t *len, char *err,
-			  size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot open the TLS %s %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(API_PEM_MAX + 1);
-	if (buf == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	n = fread(buf, 1, API_PEM_MAX + 1, f);
-	if (ferror(f) || n > API_PEM_MAX || n == 0) {
-		snprintf(err, errlen, "cannot read the TLS %s %s: %s", what, path,
-			 ferror(f) ? strerror(errno) : n == 0 ? "the file is empty" : "over 1 MiB");
-		explicit_bzero(buf, API_PEM_MAX + 1);
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[n] = '\0';
-	*len = n;
-out:
-	fclose(f);
-	return buf;
-}
-
-/* civetweb reads key and certificate from one file (ssl_certificate): joins
- * the two in a memfd, so that the key is not copied to disk.  Returns the fd
- * (close-on-exec) or -1. */
-static int api_pem_join(const char *cert, const char *key, char *err, size_t errlen)
-{
-	char *kbuf = NULL, *cbuf = NULL;
-	size_t klen = 0, clen = 0;
-	int fd = -1;
-
-	kbuf = api_pem_read(key, "key", &klen, err, errlen);
-	if (kbuf == NULL)
-		goto out;
-	cbuf = api_pem_read(cert, "certificate", &clen, err, errlen);
-	if (cbuf == NULL)
-		goto out;
-	fd = memfd_create("streamserver-tls", MFD_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		goto out;
-	}
-	if (write(fd, kbuf, klen) != (ssize_t)klen || write(fd, "\n", 1) != 1 ||
-	    write(fd, cbuf, clen) != (ssize_t)clen) {
-		snprintf(err, errlen, "cannot join the TLS key and certificate: %s", strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-out:
-	if (kbuf != NULL) {
-		explicit_bzero(kbuf, klen);
-		free(kbuf);
-	}
-	free(cbuf);
-	return fd;
-}
-
-/* The certificate file holds intermediates after the server's certificate. */
-static bool api_pem_is_chain(const char *cert)
-{
-	char err[256];
-	size_t len = 0;
-	char *buf = api_pem_read(cert, "certificate", &len, err, sizeof(err));
-	const char *p;
-	bool chain;
-
-	if (buf == NULL)
-		return false;
-	p = strstr(buf, "-----BEGIN CERTIFICATE-----");
-	chain = p != NULL && strstr(p + 1, "-----BEGIN CERTIFICATE-----") != NULL;
-	free(buf);
-	return chain;
-}
-
-/* ---- civetweb 1.15 and OpenSSL 3 ----
- *
- * Debian's civetweb 1.15 loads libssl.so at run time and looks its functions
- * up by name in a table of {name, category, pointer}.  It was written for the
- * OpenSSL 1.1 API and asks for SSL_get_peer_certificate, which OpenSSL 3
- * exports only as SSL_get1_peer_certificate (same meaning: a new reference
- * the caller frees).  The lookup leaves the pointer NULL and civetweb calls
- * it for every HTTPS request: a crash.  After civetweb has loaded OpenSSL
- * and before it serves anything, we fill that one slot with OpenSSL 3's
- * name for the function.  The slot is found by its name pointer, and only
- * written when the entries around it look like the table. */
-
-struct api_tls_scan {
-	const char *str;     /* "SSL_get_peer_certificate" in civetweb's read-only data */
-	uintptr_t ro_lo[8], ro_hi[8];
-	uintptr_t rw_lo[8], rw_hi[8];
-	int nro, nrw;
-	bool found;
-};
-
-static const char api_tls_missing[] = "SSL_get_peer_certificate";
-
-static bool api_tls_in(const uintptr_t *lo, const uintptr_t *hi, int n, uintptr_t a, size_t len)
-{
-	for (int i = 0; i < n; i++)
-		if (a >= lo[i] && a + len <= hi[i])
-			return true;
-	return false;
-}
-
-static int api_tls_phdr(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct api_tls_scan *sc = arg;
-
-	if (info->dlpi_name == NULL || strstr(info->dlpi_name, "libcivetweb") == NULL)
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-
-		if (ph->p_type != PT_LOAD)
-			continue;
-		if ((ph->p_flags & PF_W) && sc->nrw < 8) {
-			sc->rw_lo[sc->nrw] = lo;
-			sc->rw_hi[sc->nrw++] = hi;
-		} else if (!(ph->p_flags & PF_W) && (ph->p_flags & PF_R) && sc->nro < 8) {
-			/* only the file-backed part holds strings */
-			sc->ro_lo[sc->nro] = lo;
-			sc->ro_hi[sc->nro++] = info->dlpi_addr + ph->p_vaddr + ph->p_filesz;
-		}
-	}
-	sc->found = true;
-	return 1;
-}
-
-/* A table entry's name: NULL (the end) or a C string of civetweb's that
- * starts like an OpenSSL function. */
-static bool api_tls_is_name(const struct api_tls_scan *sc, uintptr_t v)
-{
-	static const char *const prefixes[] = { "SSL", "TLS", "X509", "ERR", "CRYPTO", "OPENSSL",
-						"EVP", "BN", "CONF", "i2d", "d2i", "ENGINE" };
-
-	if (v == 0)
-		return true;
-	if (!api_tls_in(sc->ro_lo, sc->ro_hi, sc->nro, v, 4))
-		return false;
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-		if (strncmp((const char *)v, prefixes[i], strlen(prefixes[i])) == 0)
-			return true;
-	return false;
-}
-
-/* 0: fixed or nothing to fix; -1 with err: TLS would crash. */
-static int api_tls_fixup(char *err, size_t errlen)
-{
-	struct api_tls_scan sc;
-	void *ssl, *fn;
-	int patched = 0;
-
-	memset(&sc, 0, sizeof(sc));
-	dl_iterate_phdr(api_tls_phdr, &sc);
-	if (!sc.found)
-		return 0; /* linked statically or renamed: not the build we know */
-	for (int i = 0; i < sc.nro && sc.str == NULL; i++) {
-		for (uintptr_t a = sc.ro_lo[i] + 1; a + sizeof(api_tls_missing) <= sc.ro_hi[i]; a++) {
-			if (*(const char *)a == 'S' && *(const char *)(a - 1) == '\0' &&
-			    memcmp((const void *)a, api_tls_missing, sizeof(api_tls_missing)) == 0) {
-				sc.str = (const char *)a;
-				break;
-			}
-		}
-	}
-	if (sc.str == NULL)
-		return 0; /* a civetweb that does not ask for it */
-	ssl = dlopen("libssl.so", RTLD_LAZY | RTLD_NOLOAD);
-	if (ssl == NULL)
-		ssl = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD);
-	if (ssl == NULL) {
-		/* mg_init_library(MG_FEATURES_TLS) loads it; patching later would
-		 * race with the threads serving requests. */
-		snprintf(err, errlen, "civetweb did not load libssl.so (install libssl-dev, which "
-				      "provides that name)");
-		return -1;
-	}
-	fn = dlsym(ssl, api_tls_missing);
-	if (fn == NULL)
-		fn = dlsym(ssl, "SSL_get1_peer_certificate");
-	dlclose(ssl); /* civetweb holds its own reference */
-	if (fn == NULL) {
-		snprintf(err, errlen, "libssl has neither SSL_get_peer_certificate nor "
-				      "SSL_get1_peer_certificate");
-		return -1;
-	}
-	for (int i = 0; i < sc.nrw; i++) {
-		for (uintptr_t a = (sc.rw_lo[i] + 7) & ~(uintptr_t)7; a + 8 <= sc.rw_hi[i]; a += 8) {
-			uintptr_t *slot;
-
-			if (*(const uintptr_t *)a != (uintptr_t)sc.str)
-				continue;
-			/* {name, category, pointer}: 24 bytes; the neighbours' names
-			 * must look like names too. */
-			if (a < sc.rw_lo[i] + 24 || a + 48 > sc.rw_hi[i] ||
-			    !api_tls_is_name(&sc, *(const uintptr_t *)(a - 24)) ||
-			    !api_tls_is_name(&sc, *(const uintptr_t *)(a + 24)))
-				continue;
-			slot = (uintptr_t *)(a + 16);
-			if (*slot == 0)
-				*slot = (uintptr_t)fn;
-			if (*slot == (uintptr_t)fn)
-				patched++;
-		}
-	}
-	if (patched == 0) {
-		snprintf(err, errlen,
-			 "this civetweb asks libssl for SSL_get_peer_certificate, which OpenSSL 3 "
-			 "does not export, and its function table was not found: HTTPS requests "
-			 "would crash it; use a civetweb built for OpenSSL 3 or a TLS proxy");
-		return -1;
-	}
-	return 0;
-}
-
 static void api_server_free(struct api_server *srv)
 {
 	if (srv == NULL)
@@ -730,8 +500,7 @@ static void api_server_free(struct api_server *srv)
 		explicit_bzero(srv->read_token, strlen(srv->read_token));
 		free(srv->read_token);
 	}
-	if (srv->pem_fd >= 0)
-		close(srv->pem_fd);
+	api_tls_conf_clear(&srv->tls);
 	api_guard_free(srv->guard);
 	free(srv);
 }
@@ -744,10 +513,10 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	struct mg_callbacks callbacks;
 	struct mg_init_data init;
 	struct mg_error_data error;
-	char ports[300], errtext[256] = "", pem[64];
+	char ports[300], errtext[256] = "";
 	unsigned code = 0;
 	bool tls = sec != NULL && sec->tls_cert != NULL;
-	const char *options[24] = {
+	const char *options[18 + API_TLS_OPTIONS_MAX + 1] = {
 		"listening_ports",    ports,
 		"num_threads",	      API_THREADS,
 		"request_timeout_ms", API_REQUEST_TIMEOUT_MS,
@@ -785,12 +554,20 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 		snprintf(err, errlen, "this build of civetweb has no TLS; run without --tls-cert");
 		return -1;
 	}
+	if (tls && sec->tls_compat_dir == NULL) {
+		snprintf(err, errlen, "TLS needs the directory of libssl.so for civetweb (tls_compat_dir)");
+		return -1;
+	}
+	if (sec != NULL && sec->tls_client_ca != NULL && !tls) {
+		snprintf(err, errlen, "a client CA (--tls-client-ca) needs --tls-cert");
+		return -1;
+	}
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	srv->pem_fd = -1;
+	srv->tls.pem_fd = -1;
 	srv->st = st;
 	srv->body_max = sec != NULL && sec->body_max > 0 ? sec->body_max : API_BODY_DEFAULT;
 	if (sec != NULL && sec->token != NULL && (srv->token = strdup(sec->token)) == NULL)
@@ -807,24 +584,8 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 		srv->ops = *ops;
 	if (tls) {
 		strcat(ports, "s"); /* room was kept above */
-		if (sec->tls_key != NULL) {
-			srv->pem_fd = api_pem_join(sec->tls_cert, sec->tls_key, err, errlen);
-			if (srv->pem_fd < 0)
-				goto fail;
-			snprintf(pem, sizeof(pem), "/proc/self/fd/%d", srv->pem_fd);
-			options[nopt++] = "ssl_certificate";
-			options[nopt++] = pem;
-			if (api_pem_is_chain(sec->tls_cert)) {
-				options[nopt++] = "ssl_certificate_chain";
-				options[nopt++] = sec->tls_cert;
-			}
-		} else {
-			options[nopt++] = "ssl_certificate";
-			options[nopt++] = sec->tls_cert;
-		}
-		options[nopt++] = "ssl_protocol_version";
-		options[nopt++] = "4"; /* TLS 1.2 and later */
-		options[nopt] = NULL;
+		if (api_tls_options(sec, &srv->tls, options, &nopt, err, errlen) < 0)
+			goto fail;
 	}
 
 	memset(&callbacks, 0, sizeof(callbacks));
@@ -843,11 +604,10 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 			 strerror(errno));
 		goto fail;
 	}
-	mg_init_library(tls ? MG_FEATURES_TLS : 0);
-	if (tls && api_tls_fixup(err, errlen) < 0) {
-		mg_exit_library();
+	/* Before civetweb opens OpenSSL by its own names (api_tls.h). */
+	if (tls && api_tls_compat_load(sec->tls_compat_dir, err, errlen) < 0)
 		goto fail;
-	}
+	mg_init_library(tls ? MG_FEATURES_TLS : 0);
 	api_starting = true;
 	api_start_msg[0] = '\0';
 	srv->ctx = mg_start2(&init, &error);
@@ -859,12 +619,13 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 
 		if (tls)
 			snprintf(err, errlen,
-				 "cannot listen with TLS on %s (certificate %s, key %s): %s%s", listen,
-				 sec->tls_cert, sec->tls_key ? sec->tls_key : "in the certificate file",
-				 why,
-				 strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "lib")
-					 ? " (civetweb loads libssl.so at run time: install libssl-dev, "
-					   "or check that the files are PEM)"
+				 "cannot listen with TLS on %s (certificate %s, key %s%s%s): %s%s",
+				 listen, sec->tls_cert,
+				 sec->tls_key ? sec->tls_key : "in the certificate file",
+				 sec->tls_client_ca ? ", client CA " : "",
+				 sec->tls_client_ca ? sec->tls_client_ca : "", why,
+				 strstr(why, "SSL") || strstr(why, "ssl")
+					 ? " (check that the files are PEM)"
 					 : "");
 		else if (api_start_msg[0] != '\0')
 			snprintf(err, errlen, "%s", api_start_msg);

@@ -34,6 +34,10 @@ struct api_security {
 	const char *tls_key;    /* PEM private key file; NULL: in tls_cert.  civetweb wants
 				 * key and certificate in one file: they are joined in a
 				 * memfd, never written to disk. */
+	const char *tls_client_ca; /* PEM CA file: clients need a certificate it signed
+				    * (mutual TLS); NULL: none asked for */
+	const char *tls_compat_dir; /* directory of the libssl.so and libcrypto.so that
+				     * civetweb loads (api/tlscompat/); needed with TLS */
 	size_t body_max;        /* request body limit in bytes; 0: API_BODY_DEFAULT */
 	/* Web origins ("https://console.example:8443") whose pages may call the
 	 * API besides its own, separated by commas or blanks; NULL: none.  A

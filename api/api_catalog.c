@@ -6,17 +6,53 @@
 #include <string.h>
 
 #include "resolve.h"
+#include "secret.h"
 
 #define API_PROPERTIES_MAX 256
+#define API_PEM_MAX 65536 /* a CA bundle of a few dozen certificates */
 
 static const char *const row_readonly[] = { "id", "status", "created_at", "updated_at", NULL };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- secrets ---- */
+
+/* A secret sent back as the API shows it, SECRET_MASK, keeps the stored
+ * value.  stored: the object that holds it (a row, or a source's
+ * properties), NULL on a create.  Returns the value to store, or NULL after
+ * replying 422 when there is none to keep. */
+static const char *api_keep_secret(struct api_req *req, const cJSON *stored, const char *name,
+				   const char *value, const char *field)
+{
+	const cJSON *old = cJSON_GetObjectItemCaseSensitive(stored, name);
+
+	if (!secret_is_mask(value))
+		return value;
+	if (cJSON_IsString(old))
+		return old->valuestring;
+	api_reply_error(req, 422, field,
+			"%s: \"" SECRET_MASK "\" keeps a stored secret, and there is none; "
+			"give the value itself",
+			field);
+	return NULL;
+}
+
+/* Shows a stored secret as SECRET_MASK. */
+static void api_mask_secret(cJSON *item)
+{
+	if (!cJSON_IsString(item))
+		return;
+	/* Wiped first: when the mask cannot be set, "" is shown. */
+	explicit_bzero(item->valuestring, strlen(item->valuestring));
+	cJSON_SetValuestring(item, SECRET_MASK);
+}
+
 /* ---- services ---- */
 
 static const char *const service_writable[] = { "name", "description", "spec_cu",
-						"database_host", "database_port", NULL };
+						"database_host", "database_port", "database_sslmode",
+						"database_sslrootcert", "database_sslcert",
+						"database_sslkey", NULL };
 
 static int api_check_host(struct api_req *req, const char *name, const cJSON *value)
 {
@@ -51,12 +87,61 @@ static const struct api_field service_fields[] = {
 	{ "database_port", true, false, false, 1, 65535, NULL },
 };
 
-/* Checks the body and copies what it sets into in. */
-static int api_service_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+/* The TLS settings of the service's jobs: null or "" clears one (back to
+ * libpq's default); database_sslkey sent back as shown ("****") keeps the
+ * stored key.  Problems never quote a PEM text. */
+static int api_service_tls(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
-	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0)
+	static const char *const names[] = { "database_sslmode", "database_sslrootcert",
+					     "database_sslcert", "database_sslkey" };
+
+	for (size_t i = 0; i < NFIELDS(names); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, names[i]);
+		bool key = i == 3, mode = i == 0;
+		const char *s, *problem;
+
+		if (v == NULL)
+			continue;
+		if (key && cJSON_IsString(v) && secret_is_mask(v->valuestring)) {
+			if (api_keep_secret(req, row, names[i], v->valuestring, names[i]) == NULL)
+				return -1;
+			continue; /* the stored key stays */
+		}
+		if (cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0')) {
+			cJSON_AddNullToObject(in, names[i]);
+			continue;
+		}
+		if (api_get_string(req, body, names[i], false, 1, mode ? 16 : API_PEM_MAX, !mode, &s) < 0)
+			return -1;
+		if (mode && !jobspec_sslmode_valid(s)) {
+			api_reply_error(req, 422, names[i], "%s must be one of " JS_SSLMODES ", not \"%s\"",
+					names[i], s);
+			return -1;
+		}
+		if (!mode && (problem = jobspec_pem_problem(s, key)) != NULL) {
+			api_reply_error(req, 422, names[i], "%s %s", names[i], problem);
+			return -1;
+		}
+		cJSON_AddStringToObject(in, names[i], s);
+	}
+	return 0;
+}
+
+/* Checks the body and copies what it sets into in. */
+static int api_service_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
+{
+	if (api_check_keys(req, body, service_writable, row_readonly, "a service") < 0 ||
+	    api_copy_fields(req, body, row == NULL, service_fields, NFIELDS(service_fields), in) < 0)
 		return -1;
-	return api_copy_fields(req, body, create, service_fields, NFIELDS(service_fields), in);
+	return api_service_tls(req, body, row, in);
+}
+
+/* The client key is a secret: shown as "****" when set. */
+static cJSON *api_service_repr(struct api_req *req, cJSON *row)
+{
+	(void)req;
+	api_mask_secret(cJSON_GetObjectItemCaseSensitive(row, "database_sslkey"));
+	return row;
 }
 
 /* ---- sources ---- */
@@ -137,10 +222,12 @@ static const struct api_field source_fields[] = {
 };
 
 /* Copies the properties, with numbers and booleans turned into text. */
-static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *in)
+static int api_source_properties(struct api_req *req, const cJSON *body, const cJSON *row,
+				 cJSON *in)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "properties");
 	const cJSON *item;
+	const char *value;
 	cJSON *out;
 	char field[320], num[64];
 	int count = 0;
@@ -176,7 +263,14 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 						API_TEXT_MAX);
 				return -1;
 			}
-			cJSON_AddStringToObject(out, item->string, item->valuestring);
+			value = item->valuestring;
+			if (secret_property_is_secret(item->string))
+				value = api_keep_secret(
+					req, cJSON_GetObjectItemCaseSensitive(row, "properties"),
+					item->string, value, field);
+			if (value == NULL)
+				return -1;
+			cJSON_AddStringToObject(out, item->string, value);
 		} else if (cJSON_IsBool(item)) {
 			cJSON_AddStringToObject(out, item->string,
 						cJSON_IsTrue(item) ? "true" : "false");
@@ -197,13 +291,13 @@ static int api_source_properties(struct api_req *req, const cJSON *body, cJSON *
 	return 0;
 }
 
-static int api_source_fields(struct api_req *req, const cJSON *body, bool create, cJSON *in)
+static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	const cJSON *delim;
 	const char *s;
 
 	if (api_check_keys(req, body, source_writable, row_readonly, "a source") < 0 ||
-	    api_copy_fields(req, body, create, source_fields, NFIELDS(source_fields), in) < 0)
+	    api_copy_fields(req, body, row == NULL, source_fields, NFIELDS(source_fields), in) < 0)
 		return -1;
 	if (api_get_string(req, body, "format", false, 0, 64, false, &s) < 0)
 		return -1;
@@ -239,25 +333,31 @@ static int api_source_fields(struct api_req *req, const cJSON *body, bool create
 		}
 		cJSON_AddStringToObject(in, "delimiter", delim->valuestring);
 	}
-	return api_source_properties(req, body, in);
+	return api_source_properties(req, body, row, in);
 }
 
 /* The delimiter filled in: the format's default, or null for json and
- * protobuf whatever was stored under another format. */
+ * protobuf whatever was stored under another format; secret properties
+ * shown as SECRET_MASK. */
 static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 {
 	const char *format = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "format"));
 	const char *dflt = resolve_default_delimiter(format);
 	cJSON *delim = cJSON_GetObjectItemCaseSensitive(row, "delimiter");
+	cJSON *item;
 
 	if (row != NULL && (dflt == NULL || !cJSON_IsString(delim)))
 		cJSON_ReplaceItemInObjectCaseSensitive(
 			row, "delimiter", dflt != NULL ? cJSON_CreateString(dflt) : cJSON_CreateNull());
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties"))
+		if (secret_property_is_secret(item->string))
+			api_mask_secret(item);
 	return row;
 }
 
 const struct api_resource api_services = {
 	.kind = STORE_SERVICE,
+	.repr = api_service_repr,
 	.fields = api_service_fields,
 };
 

@@ -35,11 +35,10 @@ static cJSON *api_check_worker_error(const cJSON *item, const struct jobspec *sp
 	const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "code"));
 	const char *message =
 		cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "message"));
-	char *clean_field = field != NULL ? api_worker_scrub(field, spec->password) : NULL;
-	char *clean_message = api_worker_scrub(message != NULL && message[0] != '\0'
-						      ? message
-						      : "the check gave no reason",
-					      spec->password);
+	char *clean_field = field != NULL ? jobspec_scrub(spec, field) : NULL;
+	char *clean_message = jobspec_scrub(spec, message != NULL && message[0] != '\0'
+							  ? message
+							  : "the check gave no reason");
 	cJSON *e = NULL;
 
 	if (clean_message != NULL && (field == NULL || clean_field != NULL))
@@ -76,7 +75,7 @@ static bool api_check_answer(const struct api_worker_result *p, const struct job
 
 		if (!cJSON_IsString(item))
 			continue;
-		clean = api_worker_scrub(item->valuestring, spec->password);
+		clean = jobspec_scrub(spec, item->valuestring);
 		if (clean != NULL)
 			cJSON_AddItemToArray(out->statements, cJSON_CreateString(clean));
 		free(clean);

@@ -31,7 +31,7 @@ struct api_check {
  * worker_path.  A problem running the check is not a failure of this call:
  * it becomes an error in the answer with database_checked false.  Each
  * error's line is the YAML line of its field in spec (jobspec_line), null
- * when unknown.  The password never appears in the answer. */
+ * when unknown.  No secret of the job appears in the answer (jobspec_scrub). */
 void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t job_id,
 		   const char *job_name, struct api_check *out);
 

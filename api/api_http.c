@@ -274,7 +274,7 @@ void api_reply_store(struct api_req *req, int rc, const char *field, const char 
 
 void api_row_free(cJSON *row)
 {
-	static const char *const secrets[] = { "definition", "password" };
+	static const char *const secrets[] = { "definition", "password", "database_sslkey" };
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		cJSON *v = cJSON_GetObjectItemCaseSensitive(row, secrets[i]);

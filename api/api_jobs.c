@@ -10,21 +10,23 @@
 #include "api_job_tools.h"
 #include "resolve.h"
 #include "runtime.h"
+#include "secret.h"
 
-#define API_PASSWORD_MASK "****"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Keys of a PATCH; a POST (and validate) may also say dry_run. */
 static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
-	"password", "write_mode", "error_limit", "fields", NULL,
+	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
+	"sslcert", "sslkey", NULL,
 };
 
 static const char *const job_create_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
-	"password", "write_mode", "error_limit", "fields", "dry_run", NULL,
+	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
+	"sslcert", "sslkey", "dry_run", NULL,
 };
 
 static const char *const job_readonly[] = {
@@ -50,15 +52,20 @@ static const struct api_field job_check_fields[] = {
 };
 
 /* The wizard fields, in the order responses show them, with their defaults
- * (NULL: none). */
+ * (NULL: none); a secret is shown as SECRET_MASK, which sent back keeps it. */
 static const struct {
 	const char *name;
 	const char *dflt;
+	bool secret;
 } wizard_fields[] = {
-	{ "group_name", NULL }, { "fallback_offset", "earliest" }, { "consistency", "ATLEAST" },
-	{ "database", NULL },	{ "schema", "public" },		   { "table", NULL },
-	{ "account", NULL },	{ "password", NULL },		   { "write_mode", "INSERT" },
-	{ "error_limit", NULL }, { "fields", NULL },
+	{ "group_name", NULL, false },	 { "fallback_offset", "earliest", false },
+	{ "consistency", "ATLEAST", false }, { "database", NULL, false },
+	{ "schema", "public", false },	 { "table", NULL, false },
+	{ "account", NULL, false },	 { "password", NULL, true },
+	{ "write_mode", "INSERT", false },	 { "error_limit", NULL, false },
+	{ "fields", NULL, false },
+	{ "sslmode", NULL, false },	 { "sslrootcert", NULL, false },
+	{ "sslcert", NULL, false },	 { "sslkey", NULL, true },
 };
 
 static const char *api_row_string(const cJSON *row, const char *key)
@@ -73,7 +80,7 @@ static int64_t api_row_int(const cJSON *row, const char *key)
 
 /* ---- representation ---- */
 
-/* What the job runs, as YAML with the password masked: malloc'd, or NULL
+/* What the job runs, as YAML with its secrets masked: malloc'd, or NULL
  * with errs (when it cannot be parsed) or err filled. */
 static char *api_job_effective_yaml(struct store *st, int64_t id, struct js_errors *errs,
 				    int *rc, char *err, size_t errlen)
@@ -127,8 +134,9 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 			const char *name = wizard_fields[i].name;
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, name);
 
-			if (strcmp(name, "password") == 0)
-				cJSON_AddStringToObject(out, name, API_PASSWORD_MASK);
+			/* An unset key shows as unset (null), the password always as set. */
+			if (wizard_fields[i].secret && (cJSON_IsString(v) || strcmp(name, "password") == 0))
+				cJSON_AddStringToObject(out, name, SECRET_MASK);
 			else if (v != NULL && !cJSON_IsNull(v))
 				cJSON_AddItemToObject(out, name, cJSON_Duplicate(v, true));
 			else if (strcmp(name, "error_limit") == 0)
@@ -267,6 +275,14 @@ static bool api_is_wizard_field(const char *name)
 	return false;
 }
 
+static bool api_is_wizard_secret(const char *name)
+{
+	for (size_t i = 0; i < NELEM(wizard_fields); i++)
+		if (strcmp(wizard_fields[i].name, name) == 0)
+			return wizard_fields[i].secret;
+	return false;
+}
+
 /* JSON types of the wizard fields; the rest is jobspec_from_wizard's. */
 static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 {
@@ -292,26 +308,46 @@ static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 	}
 }
 
-/* In professional mode a config sent back as GET shows it, with PASSWORD
- * '****', keeps the stored password.  Returns the text to store (malloc'd), or
- * NULL to store the new text as it is. */
-static char *api_config_keep_password(const char *config, const char *stored)
+/* The stored job as a spec, to take its secrets from: a professional job's
+ * YAML, or a wizard job's fields (a job turned professional by sending its
+ * effective YAML back).  NULL when there is none or it does not parse. */
+static struct jobspec *api_stored_spec(const char *stored_mode, const char *stored)
+{
+	struct js_errors *errs = calloc(1, sizeof(*errs)); /* civetweb's small stacks */
+	struct jobspec *spec = NULL;
+	cJSON *fields;
+
+	if (errs == NULL || stored_mode == NULL || stored == NULL)
+		goto out;
+	if (strcmp(stored_mode, "professional") == 0) {
+		if (jobspec_parse_yaml(stored, strlen(stored), &spec, errs) < 0)
+			spec = NULL;
+	} else if ((fields = cJSON_Parse(stored)) != NULL) {
+		if (jobspec_from_wizard(fields, &spec, errs) < 0)
+			spec = NULL;
+		api_row_free(fields);
+	}
+out:
+	free(errs);
+	return spec;
+}
+
+/* A config sent back as GET shows it, with SECRET_MASK for a secret, keeps
+ * the stored secret (jobspec_keep_secrets); a masked secret property the job
+ * did not store is left to the source.  Returns the text to store
+ * (malloc'd), or NULL to store the new text as it is. */
+static char *api_config_keep_secrets(const char *config, const char *stored_mode,
+				     const char *stored)
 {
 	struct jobspec *nspec = NULL, *ospec = NULL;
 	struct js_errors *errs = calloc(1, sizeof(*errs));
 	char *out = NULL;
 
-	if (errs == NULL || stored == NULL ||
+	if (errs == NULL || strstr(config, SECRET_MASK) == NULL ||
 	    jobspec_parse_yaml(config, strlen(config), &nspec, errs) < 0)
 		goto out;
-	if (nspec->password == NULL || strcmp(nspec->password, API_PASSWORD_MASK) != 0)
-		goto out;
-	memset(errs, 0, sizeof(*errs));
-	if (jobspec_parse_yaml(stored, strlen(stored), &ospec, errs) < 0 || ospec->password == NULL)
-		goto out;
-	free(nspec->password);
-	nspec->password = strdup(ospec->password);
-	if (nspec->password != NULL)
+	ospec = api_stored_spec(stored_mode, stored);
+	if (jobspec_keep_secrets(nspec, ospec) == 1)
 		out = jobspec_to_yaml(nspec, false);
 out:
 	jobspec_free(nspec);
@@ -339,9 +375,9 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 
 		if (!api_is_wizard_field(item->string))
 			continue;
-		/* A password sent back as shown keeps the stored one. */
-		if (strcmp(item->string, "password") == 0 && cJSON_IsString(item) &&
-		    strcmp(item->valuestring, API_PASSWORD_MASK) == 0 && cJSON_IsString(old))
+		/* A secret sent back as shown keeps the stored one. */
+		if (api_is_wizard_secret(item->string) && cJSON_IsString(item) &&
+		    secret_is_mask(item->valuestring) && cJSON_IsString(old))
 			continue;
 		if (old != NULL)
 			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
@@ -402,8 +438,8 @@ static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
 
 /* The professional-mode definition: config, or the stored one. */
 static int api_job_config_definition(struct api_req *req, const cJSON *body,
-				     const char *stored_def, bool same_mode,
-				     struct api_job_change *ch)
+				     const char *stored_mode, const char *stored_def,
+				     bool same_mode, struct api_job_change *ch)
 {
 	const cJSON *item;
 	const char *config;
@@ -421,8 +457,8 @@ static int api_job_config_definition(struct api_req *req, const cJSON *body,
 		return -1;
 	if (config == NULL)
 		ch->definition = strdup(stored_def != NULL ? stored_def : "");
-	else if (same_mode)
-		ch->definition = api_config_keep_password(config, stored_def);
+	else
+		ch->definition = api_config_keep_secrets(config, stored_mode, stored_def);
 	if (ch->definition == NULL && config != NULL)
 		ch->definition = strdup(config);
 	return 0;
@@ -469,7 +505,7 @@ static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *ro
 	cJSON_AddStringToObject(ch->in, "mode", ch->mode);
 
 	if (strcmp(ch->mode, "professional") == 0) {
-		if (api_job_config_definition(req, body, stored_def, same_mode, ch) < 0)
+		if (api_job_config_definition(req, body, stored_mode, stored_def, same_mode, ch) < 0)
 			return -1;
 	} else if (cJSON_GetObjectItemCaseSensitive(body, "config") != NULL) {
 		api_reply_error(req, 422, "config",

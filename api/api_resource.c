@@ -16,11 +16,11 @@ void api_resource_reply_row(struct api_req *req, const struct api_resource *res,
 	api_reply_json(req, status, res->repr != NULL ? res->repr(req, row) : row);
 }
 
-/* A create (id 0) or change through res->fields. */
+/* A create (row NULL, id 0) or change through res->fields. */
 static void api_resource_write(struct api_req *req, const struct api_resource *res,
-			       const cJSON *body, int64_t id)
+			       const cJSON *body, const cJSON *row, int64_t id)
 {
-	bool create = id == 0;
+	bool create = row == NULL;
 	char err[512];
 	cJSON *in = cJSON_CreateObject();
 	int rc;
@@ -29,7 +29,7 @@ static void api_resource_write(struct api_req *req, const struct api_resource *r
 		api_reply_json(req, 500, NULL);
 		return;
 	}
-	if (res->fields(req, body, create, in) == 0) {
+	if (res->fields(req, body, row, in) == 0) {
 		rc = create ? store_row_create(req->st, res->kind, in, &id, err, sizeof(err))
 			    : store_row_update(req->st, res->kind, id, in, err, sizeof(err));
 		if (rc < 0)
@@ -73,7 +73,7 @@ void api_resource_collection(struct api_req *req, const struct api_resource *res
 	if (res->write != NULL)
 		res->write(req, body, NULL, 0);
 	else
-		api_resource_write(req, res, body, 0);
+		api_resource_write(req, res, body, NULL, 0);
 	api_row_free(body);
 }
 
@@ -113,7 +113,7 @@ void api_resource_item(struct api_req *req, const struct api_resource *res, int6
 	if (res->write != NULL)
 		res->write(req, body, row, id);
 	else
-		api_resource_write(req, res, body, id);
+		api_resource_write(req, res, body, row, id);
 out:
 	api_row_free(body);
 	api_row_free(row);

@@ -16,9 +16,10 @@ struct api_resource {
 	/* A row as the API shows it.  Takes row; NULL on out of memory.  NULL:
 	 * the row as stored. */
 	cJSON *(*repr)(struct api_req *req, cJSON *row);
-	/* Checks a POST or PATCH body and copies what it sets into in (the
-	 * store's columns); replies and returns -1 when it is wrong. */
-	int (*fields)(struct api_req *req, const cJSON *body, bool create, cJSON *in);
+	/* Checks a POST (row NULL) or PATCH (row: the stored one, to keep a
+	 * secret sent back as SECRET_MASK) body and copies what it sets into in
+	 * (the store's columns); replies and returns -1 when it is wrong. */
+	int (*fields)(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in);
 	/* The field a STORE_INVALID from the store is about (the parent's id). */
 	const char *parent_field;
 	/* Instead of fields: the whole POST (row NULL) or PATCH (row: the stored

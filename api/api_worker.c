@@ -20,9 +20,6 @@
 #include "resolve.h"
 
 
-#define API_WORKER_MASK "****"
-#define API_WORKER_SCRUB_WORD 4
-
 /* One run of `streamworker --MODE`. */
 struct api_worker_proc {
 	pid_t pid;
@@ -218,47 +215,6 @@ static void api_worker_reap(struct api_worker_proc *p, int64_t deadline)
 	}
 }
 
-static bool api_worker_is_word(char ch)
-{
-	return ch == '_' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-	       (ch >= 'A' && ch <= 'Z');
-}
-
-char *api_worker_scrub(const char *s, const char *secret)
-{
-	size_t slen = secret != NULL ? strlen(secret) : 0, used = 0;
-	char *out = malloc(strlen(s) * (sizeof(API_WORKER_MASK) - 1) + 1);
-	const char *p = s;
-
-	if (out == NULL)
-		return NULL;
-	while (*p != '\0') {
-		const char *hit = slen > 0 ? strstr(p, secret) : NULL;
-		bool word_before, word_after;
-
-		if (hit == NULL) {
-			strcpy(out + used, p);
-			return out;
-		}
-		word_before = slen < API_WORKER_SCRUB_WORD && hit > s &&
-			      api_worker_is_word(hit[-1]) && api_worker_is_word(secret[0]);
-		word_after = slen < API_WORKER_SCRUB_WORD && api_worker_is_word(hit[slen]) &&
-			     api_worker_is_word(secret[slen - 1]);
-		memcpy(out + used, p, (size_t)(hit - p));
-		used += (size_t)(hit - p);
-		if (word_before || word_after) {
-			out[used++] = *hit;
-			p = hit + 1;
-		} else {
-			memcpy(out + used, API_WORKER_MASK, sizeof(API_WORKER_MASK) - 1);
-			used += sizeof(API_WORKER_MASK) - 1;
-			p = hit + slen;
-		}
-	}
-	out[used] = '\0';
-	return out;
-}
-
 void api_worker_run(const char *worker_path, const char *mode, const struct jobspec *spec,
 		    int64_t job_id, const char *job_name, const cJSON *extra,
 		    struct api_worker_result *res)
@@ -364,9 +320,9 @@ int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec 
 	code = api_worker_exit_code(&res);
 	reason = res.answer != NULL ? api_worker_reason(res.answer) : NULL;
 	if (reason != NULL)
-		clean = api_worker_scrub(reason, spec->password);
+		clean = jobspec_scrub(spec, reason);
 	if (res.answer != NULL && api_worker_field(res.answer) != NULL)
-		field = api_worker_scrub(api_worker_field(res.answer), spec->password);
+		field = jobspec_scrub(spec, api_worker_field(res.answer));
 
 	if (!res.ran) {
 		api_reply_error(req, 500, NULL, "cannot run streamworker %s: %s", mode, res.err);

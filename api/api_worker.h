@@ -3,7 +3,7 @@
  * common/proto.h).  Internal to api/.
  *
  * The worker runs in its own process group with a clean signal mask and
- * default signal handlers; the job, password included, reaches it on its
+ * default signal handlers; the job, secrets included, reaches it on its
  * standard input only (never argv, environment or log), with the mode's extra
  * members ("reset", "page", "page_size").  Its answer is read from its
  * standard output, at most API_WORKER_OUTPUT_MAX bytes, within
@@ -39,7 +39,7 @@ struct api_worker_result {
 /* Runs `worker_path mode` (mode: "--check", "--offsets", ...) for spec
  * (resolved) and waits for it.  extra (borrowed, may be NULL): members added
  * to the input.  Never fails as such: res says what happened.  The answer is
- * as the worker printed it: scrub what you show (api_worker_scrub). */
+ * as the worker printed it: scrub what you show (jobspec_scrub). */
 void api_worker_run(const char *worker_path, const char *mode, const struct jobspec *spec,
 		    int64_t job_id, const char *job_name, const cJSON *extra,
 		    struct api_worker_result *res);
@@ -50,16 +50,11 @@ void api_worker_result_free(struct api_worker_result *res);
 /* The exit code, or -1 when it was not reaped or died by a signal. */
 int api_worker_exit_code(const struct api_worker_result *res);
 
-/* s with every occurrence of secret replaced by "****"; a secret shorter
- * than 4 characters only where it is not part of a longer word (a one-letter
- * password is not every "p").  malloc'd; NULL on out of memory. */
-char *api_worker_scrub(const char *s, const char *secret);
-
 /* For the tool routes: runs the mode and returns 0 with *answer (the caller's)
  * when the worker exited 0 with a JSON object; otherwise replies and returns
  * -1: exit 1 (WORKER_EXIT_RETRY) -> 502 unreachable, exit 2 or 3 -> 422 with
  * the worker's message, no answer within the timeout -> 504, anything else ->
- * 502.  Messages are scrubbed of the password. */
+ * 502.  Messages are scrubbed of every secret of the job (jobspec_scrub). */
 int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec *spec,
 		    int64_t job_id, const char *job_name, const cJSON *extra, cJSON **answer);
 

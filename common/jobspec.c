@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "b64.h"
+#include "secret.h"
 
 void js_errors_add(struct js_errors *errs, int line, const char *path, const char *fmt, ...)
 {
@@ -111,6 +113,12 @@ void jobspec_free(struct jobspec *spec)
 	free(spec->user);
 	free(spec->password);
 	free(spec->host);
+	free(spec->sslmode);
+	free(spec->sslrootcert);
+	free(spec->sslcert);
+	if (spec->sslkey != NULL)
+		explicit_bzero(spec->sslkey, strlen(spec->sslkey));
+	free(spec->sslkey);
 	free(spec->brokers);
 	free(spec->topic);
 	free(spec->partitions);
@@ -272,6 +280,139 @@ const char *jobspec_property(const struct jobspec *spec, const char *key)
 	return NULL;
 }
 
+/* ---- secrets ---- */
+
+/* The job's scalar fields that are secrets.  A property is one when
+ * secret_property_is_secret says so. */
+static const struct {
+	size_t offset;
+	bool inherited; /* may come from the service when the job has none */
+} js_secret_fields[] = {
+	{ offsetof(struct jobspec, password), false },
+	{ offsetof(struct jobspec, sslkey), true }, /* SSLKEY: the client's private key (PEM) */
+};
+
+#define JS_NSECRET_FIELDS (sizeof(js_secret_fields) / sizeof(js_secret_fields[0]))
+
+static char **js_secret_field(struct jobspec *spec, size_t i)
+{
+	return (char **)((char *)spec + js_secret_fields[i].offset);
+}
+
+static const char *js_secret_field_value(const struct jobspec *spec, size_t i)
+{
+	return *(char *const *)((const char *)spec + js_secret_fields[i].offset);
+}
+
+size_t jobspec_secrets(const struct jobspec *spec, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	if (spec == NULL)
+		return 0;
+	for (size_t i = 0; i < JS_NSECRET_FIELDS; i++) {
+		const char *v = js_secret_field_value(spec, i);
+
+		if (v == NULL || v[0] == '\0')
+			continue;
+		if (n < max)
+			out[n] = v;
+		n++;
+	}
+	for (size_t i = 0; i < spec->nproperties; i++) {
+		const struct js_property *pr = &spec->properties[i];
+
+		if (pr->value == NULL || pr->value[0] == '\0' || !secret_property_is_secret(pr->key))
+			continue;
+		if (n < max)
+			out[n] = pr->value;
+		n++;
+	}
+	return n;
+}
+
+char *jobspec_scrub(const struct jobspec *spec, const char *s)
+{
+	size_t n = jobspec_secrets(spec, NULL, 0);
+	const char **list = calloc(n > 0 ? n : 1, sizeof(*list));
+	char *out = NULL;
+
+	if (list != NULL) {
+		jobspec_secrets(spec, list, n);
+		out = secret_scrub(s, list, n);
+	}
+	free(list);
+	return out;
+}
+
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen)
+{
+	size_t n = jobspec_secrets(spec, NULL, 0);
+	const char **list = calloc(n > 0 ? n : 1, sizeof(*list));
+	int rc = list != NULL ? 0 : -1;
+
+	if (list != NULL)
+		jobspec_secrets(spec, list, n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = secret_register(list[i]);
+	free(list);
+	if (rc < 0)
+		snprintf(err, errlen,
+			 "KAFKA.PROPERTIES: the job has more than %d secrets (PASSWORD and secret "
+			 "properties), more than can be kept out of the logs (or out of memory)",
+			 SECRET_REGISTERED_MAX);
+	return rc;
+}
+
+int jobspec_keep_secrets(struct jobspec *spec, const struct jobspec *stored)
+{
+	int changed = 0;
+	size_t i = 0;
+
+	for (size_t f = 0; f < JS_NSECRET_FIELDS; f++) {
+		char **v = js_secret_field(spec, f);
+		const char *old = stored != NULL ? js_secret_field_value(stored, f) : NULL;
+		char *copy;
+
+		/* Nothing stored: the mask stood for the service's SSLKEY, which
+		 * then applies again; a password has no other place to come
+		 * from and is left as given. */
+		if (!secret_is_mask(*v) || (old == NULL && !js_secret_fields[f].inherited))
+			continue;
+		copy = NULL;
+		if (old != NULL && (copy = strdup(old)) == NULL)
+			return -1;
+		free(*v);
+		*v = copy;
+		changed = 1;
+	}
+	while (i < spec->nproperties) {
+		struct js_property *pr = &spec->properties[i];
+		const char *old;
+		char *copy;
+
+		if (!secret_is_mask(pr->value) || !secret_property_is_secret(pr->key)) {
+			i++;
+			continue;
+		}
+		changed = 1;
+		old = jobspec_property(stored, pr->key);
+		if (old != NULL) {
+			if ((copy = strdup(old)) == NULL)
+				return -1;
+			free(pr->value);
+			pr->value = copy;
+			i++;
+			continue;
+		}
+		free(pr->key);
+		free(pr->value);
+		memmove(pr, pr + 1, (spec->nproperties - i - 1) * sizeof(*pr));
+		spec->nproperties--;
+	}
+	return changed;
+}
+
 /* ---- defaults ---- */
 
 /* Sets *dst to a copy of src when *dst is absent.  -1 on out of memory. */
@@ -294,7 +435,11 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 		return 0;
 	if (js_default_str(&spec->brokers, defaults->brokers) < 0 ||
 	    js_default_str(&spec->topic, defaults->topic) < 0 ||
-	    js_default_str(&spec->host, defaults->host) < 0)
+	    js_default_str(&spec->host, defaults->host) < 0 ||
+	    js_default_str(&spec->sslmode, defaults->sslmode) < 0 ||
+	    js_default_str(&spec->sslrootcert, defaults->sslrootcert) < 0 ||
+	    js_default_str(&spec->sslcert, defaults->sslcert) < 0 ||
+	    js_default_str(&spec->sslkey, defaults->sslkey) < 0)
 		return -1;
 	if (spec->port == 0 && defaults->port > 0)
 		spec->port = defaults->port;
@@ -832,6 +977,122 @@ static void js_validate_properties(struct js_vctx *v, const struct jobspec *spec
 	}
 }
 
+bool jobspec_sslmode_valid(const char *s)
+{
+	static const char *const modes[] = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" };
+
+	for (size_t i = 0; s != NULL && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(s, modes[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The label of a "-----BEGIN label-----" line at p (length in *len), or NULL. */
+static const char *js_pem_label(const char *p, const char *kind, size_t *len)
+{
+	const char *end;
+
+	if (strncmp(p, kind, strlen(kind)) != 0)
+		return NULL;
+	p += strlen(kind);
+	end = strstr(p, "-----");
+	if (end == NULL || memchr(p, '\n', (size_t)(end - p)) != NULL)
+		return NULL;
+	*len = (size_t)(end - p);
+	return p;
+}
+
+static bool js_pem_key_label(const char *label, size_t len)
+{
+	static const char suffix[] = "PRIVATE KEY";
+
+	return len >= sizeof(suffix) - 1 && memcmp(label + len - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) == 0;
+}
+
+const char *jobspec_pem_problem(const char *text, bool key)
+{
+	const char *p = text, *label, *body, *end;
+	size_t len, nblocks = 0;
+
+	if (text == NULL)
+		return NULL;
+	/* PEM blocks may have text around them (openssl x509 -text output, "Bag
+	 * Attributes" of a PKCS#12 export): OpenSSL skips it, and so do we. */
+	while ((p = strstr(p, "-----BEGIN ")) != NULL) {
+		label = js_pem_label(p, "-----BEGIN ", &len);
+		if (label == NULL)
+			return "has a -----BEGIN line that is not of the form -----BEGIN LABEL-----";
+		if (key && !js_pem_key_label(label, len))
+			return "must be a private key in PEM (-----BEGIN PRIVATE KEY-----), not another kind of PEM block";
+		if (!key && !(len == 11 && memcmp(label, "CERTIFICATE", 11) == 0))
+			return js_pem_key_label(label, len)
+				       ? "holds a private key; give the certificate (-----BEGIN CERTIFICATE-----) here"
+				       : "must hold certificates in PEM (-----BEGIN CERTIFICATE-----), not another kind "
+					 "of PEM block";
+		if (key && len >= 21 && memcmp(label, "ENCRYPTED PRIVATE KEY", 21) == 0)
+			return "is an encrypted key, which needs a passphrase; give it unencrypted "
+			       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
+		body = label + len + 5;
+		end = strstr(body, "-----END ");
+		if (end == NULL)
+			return "has no -----END line after its -----BEGIN line; give the whole PEM text";
+		if (strncmp(end + 9, label, len) != 0 || strncmp(end + 9 + len, "-----", 5) != 0)
+			return "has an -----END line whose label differs from its -----BEGIN line";
+		/* "Proc-Type: 4,ENCRYPTED": a traditional encrypted key */
+		if (key && strstr(body, "Proc-Type:") != NULL && strstr(body, "Proc-Type:") < end)
+			return "is an encrypted key, which needs a passphrase; give it unencrypted "
+			       "(openssl pkey -in key.pem -out plain.pem) and keep it secret";
+		for (const char *q = body; q < end; q++) {
+			unsigned char ch = (unsigned char)*q;
+
+			if (!isalnum(ch) && ch != '+' && ch != '/' && ch != '=' && !isspace(ch))
+				return "holds characters that are not base64 between its -----BEGIN and -----END "
+				       "lines";
+		}
+		if (end == body + strspn(body, " \t\r\n"))
+			return "has no base64 text between its -----BEGIN and -----END lines";
+		nblocks++;
+		p = end + 9 + len + 5;
+	}
+	if (nblocks == 0)
+		return key ? "is not PEM text: give the key file's contents, starting with -----BEGIN PRIVATE KEY----- "
+			     "(not a file name)"
+			   : "is not PEM text: give the certificate file's contents, starting with -----BEGIN "
+			     "CERTIFICATE----- (not a file name)";
+	if (key && nblocks > 1)
+		return "must hold exactly one private key";
+	return NULL;
+}
+
+/* SSLMODE and the PEM texts; paths are the YAML keys (a wizard job's errors
+ * are reported by the wizard builder under its field names). */
+static void js_validate_tls(struct js_vctx *v, const struct jobspec *spec)
+{
+	const char *problem;
+
+	if (spec->sslmode != NULL && !jobspec_sslmode_valid(spec->sslmode))
+		js_verr(v, 0, "SSLMODE", "must be one of " JS_SSLMODES ", got \"%.40s\"", spec->sslmode);
+	if ((problem = jobspec_pem_problem(spec->sslrootcert, false)) != NULL)
+		js_verr(v, 0, "SSLROOTCERT", "%s", problem);
+	if ((problem = jobspec_pem_problem(spec->sslcert, false)) != NULL)
+		js_verr(v, 0, "SSLCERT", "%s", problem);
+	/* never quote the key: its problems are static texts */
+	if ((problem = jobspec_pem_problem(spec->sslkey, true)) != NULL)
+		js_verr(v, 0, "SSLKEY", "%s", problem);
+	if (spec->sslcert != NULL && spec->sslkey == NULL)
+		js_verr(v, 0, "SSLKEY", "is required with SSLCERT: give the client certificate's private key as PEM text");
+	if (spec->sslkey != NULL && spec->sslcert == NULL)
+		js_verr(v, 0, "SSLCERT", "is required with SSLKEY: give the client certificate as PEM text");
+	/* Without a root CA libpq would look in the worker's ~/.postgresql/root.crt:
+	 * the job, not the worker's home, says whom to trust. */
+	if (spec->sslmode != NULL && strncmp(spec->sslmode, "verify-", 7) == 0 && jobspec_sslmode_valid(spec->sslmode) &&
+	    js_blank(spec->sslrootcert))
+		js_verr(v, 0, "SSLROOTCERT",
+			"is required with SSLMODE %s: give the certificate of the CA that signed the server's "
+			"certificate as PEM text (or set it on the data service)",
+			spec->sslmode);
+}
+
 static void js_check_min(struct js_vctx *v, const char *path, int64_t value, int64_t min)
 {
 	if (value < min)
@@ -865,6 +1126,7 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 		js_verr(&v, 0, "PORT", "is required; add PORT: <port> (or set it on the data service)");
 	else if (spec->port < 1 || spec->port > 65535)
 		js_verr(&v, 0, "PORT", "must be between 1 and 65535, got %d", spec->port);
+	js_validate_tls(&v, spec);
 	js_require(&v, spec->brokers, "KAFKA.INPUT.SOURCE.BROKERS",
 		   "add BROKERS: host:port[,host:port...] (or set them on the data source)");
 	js_require(&v, spec->topic, "KAFKA.INPUT.SOURCE.TOPIC",

@@ -99,6 +99,14 @@ struct jobspec {
 	char *password;
 	char *host;
 	int port; /* 0 = absent */
+	/* TLS to PostgreSQL (SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY): libpq's
+	 * sslmode, NULL = libpq's default (prefer); the root CA, the client
+	 * certificate and the client key as PEM text, not file names.  sslkey is
+	 * a secret, masked like the password. */
+	char *sslmode;
+	char *sslrootcert;
+	char *sslcert;
+	char *sslkey;
 	int version;
 
 	/* KAFKA.INPUT.SOURCE */
@@ -196,7 +204,8 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
 
 /* Builds a spec from the console's wizard fields (a JSON object with
  * group_name, fallback_offset, consistency, database, schema, table, account,
- * password, write_mode, error_limit, fields[{source,dest,role}]).  Each wizard
+ * password, write_mode, error_limit, fields[{source,dest,role}], and the TLS
+ * settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
  * field becomes a VALUE column (type NULL: the destination column's type) and a
  * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
  * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */
@@ -210,11 +219,16 @@ struct js_defaults {
 	const char *delimiter;
 	const char *host;
 	int port;
+	const char *sslmode; /* the service's TLS settings */
+	const char *sslrootcert;
+	const char *sslcert;
+	const char *sslkey;
 	const struct js_property *properties; /* the source's librdkafka settings */
 	size_t nproperties;
 };
 
-/* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT; a VALUE with
+/* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT, SSLMODE,
+ * SSLROOTCERT, SSLCERT, SSLKEY (each on its own); a VALUE with
  * no FORMAT gets the source's format and delimiter; source properties are added
  * where the job does not set the same key. */
 int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defaults);
@@ -225,12 +239,55 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 int jobspec_validate(const struct jobspec *spec, struct js_errors *errs);
 
 /* The spec as YAML in the seed's appendix format, which jobspec_parse_yaml
- * reads back to an equal spec.  With mask_password the password is "****".
+ * reads back to an equal spec.  With mask_secrets every secret (PASSWORD,
+ * SSLKEY, a secret property's value) is SECRET_MASK, as the API shows a job.
  * Returns a malloc'd string (caller frees), or NULL on out of memory. */
-char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password);
+char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets);
+
+/* libpq's sslmode values: disable, allow, prefer, require, verify-ca,
+ * verify-full (exactly so: libpq reads them case-sensitively). */
+bool jobspec_sslmode_valid(const char *s);
+#define JS_SSLMODES "disable, allow, prefer, require, verify-ca, verify-full"
+
+/* Whether text looks like PEM: one or more blocks of -----BEGIN CERTIFICATE-----
+ * (key false; a CA bundle or a chain) or exactly one block of
+ * -----BEGIN ... PRIVATE KEY----- (key true), base64 between the lines; text
+ * around the blocks is ignored, as OpenSSL does.  NULL when it does, else
+ * what is wrong (a static string that never quotes the text). */
+const char *jobspec_pem_problem(const char *text, bool key);
 
 /* The value of KAFKA.PROPERTIES key, or NULL. */
 const char *jobspec_property(const struct jobspec *spec, const char *key);
+
+/* ---- secrets (see common/secret.h) ----
+ * A job's secrets are the fields listed in js_secret_fields (jobspec.c:
+ * PASSWORD) and the value of every property secret_property_is_secret names.
+ * A new secret field goes into that table, and jobspec_to_yaml masks it; the
+ * functions below then cover it. */
+
+/* The secrets spec holds (pointers into spec), into out[0..max); returns how
+ * many there are (more than max: only max were written). */
+size_t jobspec_secrets(const struct jobspec *spec, const char **out, size_t max);
+
+/* s with every secret of spec masked (secret_scrub): for text from a worker
+ * or a library that may quote the configuration.  malloc'd; NULL on out of
+ * memory. */
+char *jobspec_scrub(const struct jobspec *spec, const char *s);
+
+/* secret_register for every secret of spec: the worker does it once it has
+ * its job, so that none of its log or status lines carries one.  Returns 0,
+ * or -1 with err filled when one could not be registered (run no further:
+ * it could leak). */
+int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errlen);
+
+/* A spec sent back as the API shows it keeps the stored secrets: a secret
+ * field that is SECRET_MASK takes stored's value (when stored has none, a
+ * PASSWORD is left as it is and an SSLKEY removed, so that the service's
+ * applies), a secret property that is SECRET_MASK takes stored's value of
+ * the same property or, when stored has none, is removed so that the
+ * source's applies.  stored may be NULL.  Returns 1 when spec changed, 0 when
+ * not, -1 on out of memory. */
+int jobspec_keep_secrets(struct jobspec *spec, const struct jobspec *stored);
 
 /* Names used in messages and YAML. */
 const char *js_format_name(enum js_format f);    /* "delimited", "csv", "json", "protobuf" */

@@ -248,6 +248,37 @@ static bool wlisted(const char *const *names, const char *name)
 	return false;
 }
 
+/* A PEM field: blank counts as absent (the service's value applies). */
+static void wpem(struct wctx *w, const cJSON *fields, const char *name, bool key, char **dst)
+{
+	const char *problem;
+
+	wcopy(w, cJSON_GetObjectItemCaseSensitive(fields, name), name, false, dst);
+	if (*dst != NULL && (*dst)[0] == '\0') {
+		free(*dst);
+		*dst = NULL;
+	}
+	/* the problems are static texts: the key is never quoted */
+	if ((problem = jobspec_pem_problem(*dst, key)) != NULL)
+		werr(w, name, "%s", problem);
+}
+
+/* sslmode, sslrootcert, sslcert, sslkey: the job's own TLS settings over
+ * the data service's; checked here so errors name the wizard fields. */
+static void wtls(struct wctx *w, const cJSON *fields, struct jobspec *spec)
+{
+	wcopy(w, cJSON_GetObjectItemCaseSensitive(fields, "sslmode"), "sslmode", false, &spec->sslmode);
+	if (spec->sslmode != NULL && spec->sslmode[0] == '\0') {
+		free(spec->sslmode);
+		spec->sslmode = NULL;
+	}
+	if (spec->sslmode != NULL && !jobspec_sslmode_valid(spec->sslmode))
+		werr(w, "sslmode", "must be one of " JS_SSLMODES ", got \"%.40s\"", spec->sslmode);
+	wpem(w, fields, "sslrootcert", false, &spec->sslrootcert);
+	wpem(w, fields, "sslcert", false, &spec->sslcert);
+	wpem(w, fields, "sslkey", true, &spec->sslkey);
+}
+
 int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_errors *errs)
 {
 	/* Job fields the caller passes along that are not part of the definition. */
@@ -255,7 +286,8 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 					       "desired_state", "created_at", "updated_at", NULL };
 	static const char *const known[] = { "group_name", "fallback_offset", "consistency", "database",
 					     "schema", "table", "account", "password", "write_mode",
-					     "error_limit", "fields", NULL };
+					     "error_limit", "fields", "sslmode", "sslrootcert", "sslcert",
+					     "sslkey", NULL };
 	bool seen[sizeof(known) / sizeof(known[0])] = { false };
 	struct wctx w = { errs, 0 };
 	struct jobspec *spec;
@@ -290,7 +322,8 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 			seen[i] = true;
 		} else if (!wlisted(ignored, name)) {
 			werr(&w, name, "unknown field; the wizard fields are group_name, fallback_offset, consistency, "
-			     "database, schema, table, account, password, write_mode, error_limit, fields");
+			     "database, schema, table, account, password, write_mode, error_limit, fields, "
+			     "sslmode, sslrootcert, sslcert, sslkey");
 		}
 	}
 
@@ -329,6 +362,7 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 	wcopy(&w, cJSON_GetObjectItemCaseSensitive(fields, "table"), "table", true, &spec->table);
 	wcopy(&w, cJSON_GetObjectItemCaseSensitive(fields, "account"), "account", true, &spec->user);
 	wcopy(&w, cJSON_GetObjectItemCaseSensitive(fields, "password"), "password", false, &spec->password);
+	wtls(&w, fields, spec);
 	if (wenum(&w, cJSON_GetObjectItemCaseSensitive(fields, "write_mode"), "write_mode", js_mode_parse,
 		  "INSERT, UPDATE, MERGE", &e))
 		spec->mode = (enum js_mode)e;

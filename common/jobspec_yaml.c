@@ -43,6 +43,7 @@
 #include <yaml.h>
 
 #include "jobspec_reflow.h"
+#include "secret.h"
 
 #define JS_YAML_MAX (1024 * 1024)
 #define JS_LIST_MAX 1600 /* PostgreSQL's column limit bounds every column list */
@@ -235,6 +236,7 @@ static const char *ytext(struct yctx *y, yaml_node_t *n, const char *path)
 /* ---- the keys allowed at each level ---- */
 
 static const char *const keys_top[] = { "DATABASE", "USER", "PASSWORD", "HOST", "PORT",
+					"SSLMODE", "SSLROOTCERT", "SSLCERT", "SSLKEY",
 					"VERSION", "KAFKA", "SCHEDULE", NULL };
 static const char *const keys_kafka[] = { "INPUT", "OUTPUT", "METADATA", "COMMIT", "POLL", "PROPERTIES", NULL };
 static const char *const keys_input[] = { "SOURCE", "KEY", "VALUE", "META", "ERROR_LIMIT", NULL };
@@ -1160,9 +1162,13 @@ static void ymapping(struct yctx *y, yaml_node_t *n, const char *parent, struct 
 			/* The line map names entries by position in both forms. */
 			ypath_index(ip, sizeof(ip), path, i);
 			yrecord(y, ip, yline(k));
-			if (k == NULL || k->type != YAML_SCALAR_NODE || yvalue(k)[0] == '\0') {
+			/* A null key (~, null) is no name either: taken as absent, the
+			 * entry would be dropped and emitted as YAML that does not parse. */
+			if (k == NULL || k->type != YAML_SCALAR_NODE || yvalue(k)[0] == '\0' || ynull(k)) {
 				yerr(y, yline(k), path, "a target column name must be text, got %s",
-				     k != NULL && k->type != YAML_SCALAR_NODE ? ykind(k) : "nothing");
+				     k != NULL && k->type != YAML_SCALAR_NODE ? ykind(k)
+				     : k != NULL && yvalue(k)[0] != '\0'	 ? "null (quote it to use it as a name)"
+									 : "nothing");
 				continue;
 			}
 			ypath(ip, sizeof(ip), path, yvalue(k));
@@ -1357,6 +1363,10 @@ static void ydocument(struct yctx *y, yaml_node_t *root, struct jobspec *spec)
 	ystr(y, ymap_val(&m, "HOST"), "", "HOST", &spec->host);
 	if (yint(y, ymap_val(&m, "PORT"), "PORT", 1, 65535, &port))
 		spec->port = (int)port;
+	ystr(y, ymap_val(&m, "SSLMODE"), "", "SSLMODE", &spec->sslmode);
+	ystr(y, ymap_val(&m, "SSLROOTCERT"), "", "SSLROOTCERT", &spec->sslrootcert);
+	ystr(y, ymap_val(&m, "SSLCERT"), "", "SSLCERT", &spec->sslcert);
+	ystr(y, ymap_val(&m, "SSLKEY"), "", "SSLKEY", &spec->sslkey);
 	yversion(y, ymap_val(&m, "VERSION"), spec);
 	ykafka(y, ymap_val(&m, "KAFKA"), spec);
 	if (ymap_load(y, ymap_val(&m, "SCHEDULE"), "SCHEDULE", keys_schedule, &sm)) {
@@ -1721,6 +1731,18 @@ static void ye_kv_str(struct yemit *e, const char *key, const char *value)
 	ye_str(e, value);
 }
 
+/* PEM text as a literal block (libyaml quotes it when it cannot). */
+static void ye_kv_pem(struct yemit *e, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	ye_key(e, key);
+	if (strchr(value, '\n') != NULL)
+		ye_scalar(e, value, YAML_LITERAL_SCALAR_STYLE);
+	else
+		ye_str(e, value);
+}
+
 static void ye_kv_int(struct yemit *e, const char *key, int64_t value)
 {
 	ye_key(e, key);
@@ -1874,7 +1896,7 @@ static void ye_kafka_output(struct yemit *e, const struct jobspec *spec)
 	ye_map_end(e);
 }
 
-static void ye_kafka(struct yemit *e, const struct jobspec *spec)
+static void ye_kafka(struct yemit *e, const struct jobspec *spec, bool mask_secrets)
 {
 	ye_key(e, "KAFKA");
 	ye_map_start(e);
@@ -1905,14 +1927,16 @@ static void ye_kafka(struct yemit *e, const struct jobspec *spec)
 			if (spec->properties[i].key == NULL || spec->properties[i].value == NULL)
 				continue;
 			ye_str(e, spec->properties[i].key);
-			ye_str(e, spec->properties[i].value);
+			ye_str(e, mask_secrets && secret_property_is_secret(spec->properties[i].key)
+					  ? SECRET_MASK
+					  : spec->properties[i].value);
 		}
 		ye_map_end(e);
 	}
 	ye_map_end(e);
 }
 
-char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
+char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets)
 {
 	struct yemit e = { .failed = false };
 	struct ybuf b = { NULL, 0, 0 };
@@ -1934,12 +1958,17 @@ char *jobspec_to_yaml(const struct jobspec *spec, bool mask_password)
 	ye_kv_str(&e, "DATABASE", spec->database);
 	ye_kv_str(&e, "USER", spec->user);
 	if (spec->password != NULL)
-		ye_kv_str(&e, "PASSWORD", mask_password ? "****" : spec->password);
+		ye_kv_str(&e, "PASSWORD", mask_secrets ? SECRET_MASK : spec->password);
 	ye_kv_str(&e, "HOST", spec->host);
 	if (spec->port != 0)
 		ye_kv_int(&e, "PORT", spec->port);
+	ye_kv_str(&e, "SSLMODE", spec->sslmode);
+	ye_kv_pem(&e, "SSLROOTCERT", spec->sslrootcert);
+	ye_kv_pem(&e, "SSLCERT", spec->sslcert);
+	if (spec->sslkey != NULL)
+		ye_kv_pem(&e, "SSLKEY", mask_secrets ? SECRET_MASK : spec->sslkey);
 	ye_kv_int(&e, "VERSION", spec->version);
-	ye_kafka(&e, spec);
+	ye_kafka(&e, spec, mask_secrets);
 	ye_key(&e, "SCHEDULE");
 	ye_map_start(&e);
 	ye_kv_int(&e, "RETRY_INTERVAL", spec->retry_interval_ms);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "secret.h"
 #include "utf8.h"
 
 #define LOG_MSG_MAX 2048
@@ -185,12 +186,15 @@ static void log_vwrite(enum log_level level, int64_t job_id, const char *fmt, va
 {
 	/* Per thread, off the stack: civetweb's threads have small stacks. */
 	static _Thread_local char msg[LOG_MSG_MAX];
+	static _Thread_local char clean[LOG_MSG_MAX];
 	static _Thread_local char line[LOG_LINE_MAX];
 
 	if (level < log_threshold)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_format_line(line, sizeof(line), level, job_id, msg);
+	/* Library messages (librdkafka, libpq) may quote the configuration. */
+	secret_scrub_registered(msg, clean, sizeof(clean));
+	log_format_line(line, sizeof(line), level, job_id, clean);
 	/* One write per line so that lines from the controller and its workers,
 	 * which share standard error, do not interleave. */
 	pthread_mutex_lock(&log_lock);

@@ -8,7 +8,8 @@
  * line: the controller sets it, and its workers inherit it.  A line is about
  * a job when it goes through log_job(), or when the whole process works for
  * one job (log_set_job(), the worker).  Never pass a secret: messages are
- * written as they are. */
+ * written as they are, but for the secrets registered with secret_register
+ * (common/secret.h), which are masked. */
 #ifndef SS_LOG_H
 #define SS_LOG_H
 

@@ -1,11 +1,15 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+
+#include "secret.h"
 
 static int proto_write_json(int fd, cJSON *obj)
 {
@@ -79,24 +83,51 @@ int proto_send_error(int fd, const char *err_class, const char *message)
 	char msg[PROTO_LINE_MAX - 128];
 	cJSON *obj = cJSON_CreateObject();
 
-	/* Keep the line within PROTO_LINE_MAX even after JSON escaping grows it. */
-	snprintf(msg, sizeof(msg) / 2, "%s", message);
+	/* Keep the line within PROTO_LINE_MAX even after JSON escaping grows it;
+	 * the controller shows the message, which may quote the configuration. */
+	secret_scrub_registered(message, msg, sizeof(msg) / 2);
 	cJSON_AddStringToObject(obj, "type", "error");
 	cJSON_AddStringToObject(obj, "class", err_class);
 	cJSON_AddStringToObject(obj, "message", msg);
 	return proto_write_json(fd, obj);
 }
 
-static int64_t proto_get_int(const cJSON *obj, const char *key)
+/* A JSON number as an integer in [lo, hi].  cJSON keeps numbers as doubles;
+ * converting one outside the target type's range (1e300, NaN) is undefined
+ * behaviour in C, so it is checked first: 2^63 itself is out of int64 range. */
+static bool proto_num(const cJSON *item, double lo, double hi, int64_t *out)
+{
+	double v;
+
+	if (!cJSON_IsNumber(item))
+		return false;
+	v = item->valuedouble;
+	if (!(v >= lo && v < hi)) /* false for NaN too */
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+#define PROTO_I64_LO (-9223372036854775808.0)
+#define PROTO_I64_HI 9223372036854775808.0
+
+/* An absent counter is 0; one that is no number in int64's range makes the
+ * line no status message (*bad). */
+static int64_t proto_get_int(const cJSON *obj, const char *key, bool *bad)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsNumber(item) ? (int64_t)item->valuedouble : 0;
+	int64_t v = 0;
+
+	if (item != NULL && !proto_num(item, PROTO_I64_LO, PROTO_I64_HI, &v))
+		*bad = true;
+	return v;
 }
 
 int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 {
 	cJSON *obj;
 	const cJSON *type, *item;
+	bool bad = false;
 
 	memset(msg, 0, sizeof(*msg));
 	obj = cJSON_ParseWithLength(line, len);
@@ -111,26 +142,30 @@ int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 		msg->type = PROTO_READY;
 	} else if (strcmp(type->valuestring, "batch") == 0) {
 		msg->type = PROTO_BATCH;
-		msg->messages = proto_get_int(obj, "messages");
-		msg->rows = proto_get_int(obj, "rows");
-		msg->rejected = proto_get_int(obj, "rejected");
-		msg->updated = proto_get_int(obj, "updated");
-		msg->duration_ms = proto_get_int(obj, "duration_ms");
+		msg->messages = proto_get_int(obj, "messages", &bad);
+		msg->rows = proto_get_int(obj, "rows", &bad);
+		msg->rejected = proto_get_int(obj, "rejected", &bad);
+		msg->updated = proto_get_int(obj, "updated", &bad);
+		msg->duration_ms = proto_get_int(obj, "duration_ms", &bad);
 	} else if (strcmp(type->valuestring, "lag") == 0) {
 		const cJSON *pair;
 
 		msg->type = PROTO_LAG;
-		msg->lag_total = proto_get_int(obj, "total");
+		msg->lag_total = proto_get_int(obj, "total", &bad);
 		item = cJSON_GetObjectItemCaseSensitive(obj, "partitions");
 		cJSON_ArrayForEach(pair, item)
 		{
 			if (msg->nlag == PROTO_LAG_MAX)
 				break;
+			int64_t partition, lag;
+
+			/* A pair that is not [partition, lag] in range is left out. */
 			if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 ||
-			    !cJSON_IsNumber(cJSON_GetArrayItem(pair, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(pair, 1)))
+			    !proto_num(cJSON_GetArrayItem(pair, 0), 0, 2147483648.0, &partition) ||
+			    !proto_num(cJSON_GetArrayItem(pair, 1), PROTO_I64_LO, PROTO_I64_HI, &lag))
 				continue;
-			msg->lag[msg->nlag].partition = (int32_t)cJSON_GetArrayItem(pair, 0)->valuedouble;
-			msg->lag[msg->nlag].lag = (int64_t)cJSON_GetArrayItem(pair, 1)->valuedouble;
+			msg->lag[msg->nlag].partition = (int32_t)partition;
+			msg->lag[msg->nlag].lag = lag;
 			msg->nlag++;
 		}
 	} else if (strcmp(type->valuestring, "error") == 0) {
@@ -143,5 +178,9 @@ int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 			 cJSON_IsString(item) ? item->valuestring : "");
 	}
 	cJSON_Delete(obj);
+	if (bad) {
+		msg->type = PROTO_UNKNOWN;
+		return -1;
+	}
 	return msg->type == PROTO_UNKNOWN ? -1 : 0;
 }

@@ -119,6 +119,7 @@ int proto_send_ready(int fd);
 int proto_send_batch(int fd, const struct proto_batch *b);
 /* parts[0..n): every assigned partition; lag -1 where unknown. */
 int proto_send_lag(int fd, const struct proto_lag *parts, size_t n);
+/* message is sent with the registered secrets masked (common/secret.h). */
 int proto_send_error(int fd, const char *err_class, const char *message);
 
 /* Controller side: parses one line (without its newline).  Returns 0, or -1 if

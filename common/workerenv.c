@@ -24,6 +24,13 @@ bool worker_env_is_secret(const char *name)
 	return false;
 }
 
+bool worker_env_is_libpq(const char *name)
+{
+	/* PGHOST, PGSSLMODE, PGSSLROOTCERT, PGPASSFILE, PGSERVICE, PGOPTIONS...:
+	 * libpq reads PG followed by capitals; PG_BINDIR and the like it does not. */
+	return name[0] == 'P' && name[1] == 'G' && name[2] >= 'A' && name[2] <= 'Z';
+}
+
 static void workerenv_build(void)
 {
 	size_t n = 0, k = 0;
@@ -34,7 +41,7 @@ static void workerenv_build(void)
 	if (workerenv_list == NULL)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (!worker_env_is_secret(environ[i]))
+		if (!worker_env_is_secret(environ[i]) && !worker_env_is_libpq(environ[i]))
 			workerenv_list[k++] = environ[i];
 }
 

@@ -1,6 +1,8 @@
 /* The environment a worker process is started with: the controller's own,
  * without the variables that may hold a secret (the API token, a database
- * password).  The job reaches the worker on standard input; nothing secret
+ * password) and without libpq's PG* variables, so that the job alone says
+ * how a worker connects (a PGSSLMODE=disable in the controller's environment
+ * must not weaken a job that leaves SSLMODE to libpq's default).  The job reaches the worker on standard input; nothing secret
  * is passed through argv or the environment (README "Security").
  */
 #ifndef SS_WORKERENV_H
@@ -16,5 +18,9 @@ char *const *worker_environ(void);
  * the workers' environment: names containing PASSWORD, PASSWD, SECRET, TOKEN
  * or CREDENTIAL (any case), and PGPASSWORD. */
 bool worker_env_is_secret(const char *name);
+
+/* Whether a variable is one of libpq's ("PG" then a capital letter: PGHOST,
+ * PGSSLMODE, PGSSLROOTCERT, PGSERVICE, PGOPTIONS...), also kept out. */
+bool worker_env_is_libpq(const char *name);
 
 #endif

@@ -65,7 +65,7 @@ out:
 	cJSON_Delete(root);
 }
 
-int ctl_api_call(struct ctl *ctl, const char *method, const char *path, const char *ctype,
+int ctl_api_call(struct ctl *ctl, const char *method, const char *path,
 		 const char *body, size_t len, struct ctl_resp *resp, cJSON **out)
 {
 	char full[1024], err[512], what[1100];
@@ -78,7 +78,7 @@ int ctl_api_call(struct ctl *ctl, const char *method, const char *path, const ch
 		fprintf(stderr, "streamctl: request path too long\n");
 		return CTL_EXIT_USAGE;
 	}
-	if (ctl_http_request(&ctl->client, method, full, ctype, body, len, resp, err,
+	if (ctl_http_request(&ctl->client, method, full, body, len, resp, err,
 			     sizeof(err)) != 0) {
 		fprintf(stderr, "streamctl: %s\n", err);
 		return CTL_EXIT_UNREACHABLE;
@@ -109,7 +109,7 @@ int ctl_api_json(struct ctl *ctl, const char *method, const char *path, const cJ
 			return CTL_EXIT_UNREACHABLE;
 		}
 	}
-	rc = ctl_api_call(ctl, method, path, NULL, text, text ? strlen(text) : 0, &resp, out);
+	rc = ctl_api_call(ctl, method, path, text, text ? strlen(text) : 0, &resp, out);
 	if (rc == CTL_EXIT_OK)
 		ctl_resp_free(&resp);
 	free(text);

@@ -39,11 +39,11 @@ int ctl_exit_for_status(int status);
 void ctl_api_print_error(const char *what, const struct ctl_resp *resp);
 
 /* One API call; path is relative to /api/v1 unless it starts with '/'.
- * body (may be NULL) is sent with ctype (NULL = application/json).  Returns
+ * body (JSON, may be NULL) is sent as application/json.  Returns
  * CTL_EXIT_OK on 2xx with resp filled and *out set to the parsed JSON answer
  * (NULL for an empty or non-JSON body; out may be NULL); otherwise prints why
  * on stderr and returns the exit code (resp is then freed). */
-int ctl_api_call(struct ctl *ctl, const char *method, const char *path, const char *ctype,
+int ctl_api_call(struct ctl *ctl, const char *method, const char *path,
 		 const char *body, size_t len, struct ctl_resp *resp, cJSON **out);
 
 /* Like ctl_api_call with a JSON body, and the response body discarded. */

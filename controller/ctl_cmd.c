@@ -150,7 +150,7 @@ static cJSON *ctl_all_status(struct ctl *ctl, const cJSON *jobs)
 	char err[512];
 	cJSON *arr = NULL, *it;
 
-	if (ctl_http_request(&ctl->client, "GET", "/api/v1/jobs/status", NULL, NULL, 0, &resp, err,
+	if (ctl_http_request(&ctl->client, "GET", "/api/v1/jobs/status", NULL, 0, &resp, err,
 			     sizeof(err)) == 0 && resp.status == 200) {
 		cJSON *root = cJSON_ParseWithLength(resp.body, resp.len);
 		cJSON *items = cJSON_DetachItemFromObjectCaseSensitive(root, "items");
@@ -201,7 +201,7 @@ static int ctl_cmd_list(struct ctl *ctl, const struct ctl_args *a)
 		char path[128];
 		snprintf(path, sizeof(path), "%s?page=%d&page_size=100", a->resource,
 			 a->page > 0 ? a->page : 1);
-		rc = ctl_api_call(ctl, "GET", path, NULL, NULL, 0, &resp, NULL);
+		rc = ctl_api_call(ctl, "GET", path, NULL, 0, &resp, NULL);
 		if (rc == CTL_EXIT_OK) {
 			ctl_print_raw(&resp);
 			ctl_resp_free(&resp);
@@ -280,7 +280,7 @@ static int ctl_cmd_get(struct ctl *ctl, const struct ctl_args *a, long long id)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%lld", a->resource, id);
-	rc = ctl_api_call(ctl, "GET", path, NULL, NULL, 0, &resp, &obj);
+	rc = ctl_api_call(ctl, "GET", path, NULL, 0, &resp, &obj);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (ctl->json)
@@ -411,7 +411,7 @@ static int ctl_cmd_write(struct ctl *ctl, const struct ctl_args *a, long long id
 		snprintf(path, sizeof(path), "%s", a->resource);
 	else
 		snprintf(path, sizeof(path), "%s/%lld", a->resource, id);
-	rc = ctl_api_call(ctl, create ? "POST" : "PATCH", path, NULL, body, len, &resp, &obj);
+	rc = ctl_api_call(ctl, create ? "POST" : "PATCH", path, body, len, &resp, &obj);
 	free(body);
 	if (rc != CTL_EXIT_OK)
 		return rc;
@@ -526,7 +526,7 @@ static int ctl_cmd_startstop(struct ctl *ctl, const struct ctl_args *a, long lon
 	int rc;
 
 	snprintf(path, sizeof(path), "jobs/%lld/%s", id, a->verb);
-	rc = ctl_api_call(ctl, "POST", path, NULL, NULL, 0, &resp, &st);
+	rc = ctl_api_call(ctl, "POST", path, NULL, 0, &resp, &st);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (ctl->json)
@@ -548,7 +548,7 @@ static int ctl_cmd_startstop(struct ctl *ctl, const struct ctl_args *a, long lon
 static int ctl_cmd_simple_get(struct ctl *ctl, const char *path, struct ctl_resp *resp,
 			      cJSON **obj)
 {
-	int rc = ctl_api_call(ctl, "GET", path, NULL, NULL, 0, resp, obj);
+	int rc = ctl_api_call(ctl, "GET", path, NULL, 0, resp, obj);
 	if (rc == CTL_EXIT_OK && ctl->json) {
 		ctl_print_raw(resp);
 		ctl_resp_free(resp);
@@ -659,7 +659,7 @@ static int ctl_cmd_config(struct ctl *ctl, long long id)
 
 	/* YAML either way: --json has no JSON to show here. */
 	snprintf(path, sizeof(path), "jobs/%lld/config", id);
-	rc = ctl_api_call(ctl, "GET", path, NULL, NULL, 0, &resp, NULL);
+	rc = ctl_api_call(ctl, "GET", path, NULL, 0, &resp, NULL);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	ctl_print_raw(&resp);
@@ -707,7 +707,7 @@ static int ctl_cmd_validate(struct ctl *ctl, const struct ctl_args *a)
 	rc = ctl_body_from_file(ctl, a, CTL_BODY_VALIDATE, &body, &len);
 	if (rc != CTL_EXIT_OK)
 		return rc;
-	rc = ctl_api_call(ctl, "POST", "jobs/validate", NULL, body, len, &resp, &res);
+	rc = ctl_api_call(ctl, "POST", "jobs/validate", body, len, &resp, &res);
 	free(body);
 	if (rc != CTL_EXIT_OK)
 		return rc;
@@ -730,7 +730,7 @@ static int ctl_cmd_health(struct ctl *ctl)
 	char buf[64];
 	int rc;
 
-	rc = ctl_api_call(ctl, "GET", "/healthz", NULL, NULL, 0, &resp, &obj);
+	rc = ctl_api_call(ctl, "GET", "/healthz", NULL, 0, &resp, &obj);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (ctl->json)

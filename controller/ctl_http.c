@@ -1,4 +1,4 @@
-/* streamctl's HTTP client over civetweb (see ctl_http.h). */
+/* streamctl's HTTP client over libcurl (see ctl_http.h). */
 #include "ctl_http.h"
 
 #include <ctype.h>
@@ -6,22 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include <civetweb.h>
-
-/* Used when https:// is given without --cacert, so that the server's
- * certificate is always verified (civetweb verifies nothing without one). */
-#define CTL_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+#include <curl/curl.h>
 
 int ctl_client_init(struct ctl_client *c, const char *url, char *err, size_t errlen)
 {
 	const char *p, *host_end, *path;
+	char prefix[256]; /* path before /api/v1, "" for a server at the root */
 	size_t hlen;
 
 	memset(c, 0, sizeof(*c));
-	c->timeout_ms = 60000; /* validate may hold a request for 30 s */
+	c->connect_timeout_s = CTL_CONNECT_TIMEOUT_S;
+	c->timeout_s = CTL_TIMEOUT_S;
 	if (strncmp(url, "http://", 7) == 0) {
 		p = url + 7;
 		c->port = 80;
@@ -70,14 +67,20 @@ int ctl_client_init(struct ctl_client *c, const char *url, char *err, size_t err
 		}
 		c->port = (int)port;
 	}
-	if (strlen(path) >= sizeof(c->prefix)) {
+	if (strlen(path) >= sizeof(prefix)) {
 		snprintf(err, errlen, "--url %s: the path is too long", url);
 		return -1;
 	}
-	strcpy(c->prefix, path);
+	strcpy(prefix, path);
 	/* "http://h:1/" and "http://h:1" mean the same server. */
-	while (c->prefix[0] != '\0' && c->prefix[strlen(c->prefix) - 1] == '/')
-		c->prefix[strlen(c->prefix) - 1] = '\0';
+	while (prefix[0] != '\0' && prefix[strlen(prefix) - 1] == '/')
+		prefix[strlen(prefix) - 1] = '\0';
+	if (snprintf(c->base, sizeof(c->base), "%s://%s%s%s:%d%s", c->https ? "https" : "http",
+		     strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
+		     c->port, prefix) >= (int)sizeof(c->base)) {
+		snprintf(err, errlen, "--url %s: too long", url);
+		return -1;
+	}
 	return 0;
 bad_host:
 	snprintf(err, errlen, "--url %s: expected http[s]://HOST[:PORT]", url);
@@ -159,113 +162,214 @@ void ctl_resp_free(struct ctl_resp *resp)
 	resp->len = 0;
 }
 
-static struct mg_connection *ctl_connect(const struct ctl_client *c, char *ebuf, size_t elen)
+int ctl_client_set_file(char *dst, const char *path, const char *what, char *err,
+			size_t errlen)
 {
-	struct mg_client_options opts;
-	const char *ca = c->cacert;
-
-	if (!c->https)
-		return mg_connect_client(c->host, c->port, 0, ebuf, elen);
-	if (ca[0] == '\0') {
-		if (access(CTL_SYSTEM_CA, R_OK) != 0) {
-			snprintf(ebuf, elen, "no --cacert given and no system CA bundle at %s",
-				 CTL_SYSTEM_CA);
-			return NULL;
-		}
-		ca = CTL_SYSTEM_CA;
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if (strlen(path) >= CTL_URL_MAX) {
+		snprintf(err, errlen, "%s %s: path too long", what, path);
+		return -1;
 	}
-	memset(&opts, 0, sizeof(opts));
-	opts.host = c->host;
-	opts.port = c->port;
-	opts.server_cert = ca;
-	opts.host_name = c->host;
-	return mg_connect_client_secure(&opts, ebuf, elen);
+	if (access(path, R_OK) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	strcpy(dst, path);
+	return 0;
+}
+
+struct ctl_sink {
+	struct ctl_resp *resp;
+	size_t cap;
+	bool too_big;
+	bool oom;
+};
+
+static size_t ctl_http_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct ctl_sink *k = arg;
+	struct ctl_resp *r = k->resp;
+	size_t n = size * nmemb;
+
+	if (n > CTL_BODY_MAX - r->len) {
+		k->too_big = true;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	if (r->len + n + 1 > k->cap) {
+		size_t ncap = k->cap == 0 ? 16384 : k->cap;
+		char *nb;
+
+		while (ncap < r->len + n + 1)
+			ncap *= 2;
+		nb = realloc(r->body, ncap);
+		if (nb == NULL) {
+			k->oom = true;
+			return 0;
+		}
+		r->body = nb;
+		k->cap = ncap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+/* A message for a failed transfer: what the user can do about it.  curl's
+ * own text (ebuf) is kept in parentheses; it names no header, so never the
+ * token. */
+static void ctl_http_explain(const struct ctl_client *c, CURLcode rc, const char *ebuf,
+			     char *err, size_t errlen)
+{
+	const char *why = ebuf[0] != '\0' ? ebuf : curl_easy_strerror(rc);
+
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+		if (strstr(why, "subject name") != NULL || strstr(why, "match") != NULL)
+			snprintf(err, errlen,
+				 "%s: the server's certificate is not for host \"%s\" (%s)", c->base,
+				 c->host, why);
+		else
+			snprintf(err, errlen,
+				 "%s: the server's certificate cannot be verified (%s); give the CA "
+				 "that signed it with --cacert",
+				 c->base, why);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+		snprintf(err, errlen, "--cacert %s: cannot use it (%s)",
+			 c->cacert[0] ? c->cacert : "(the system's CA bundle)", why);
+		break;
+	case CURLE_SSL_CERTPROBLEM:
+		snprintf(err, errlen, "--cert %s%s%s: cannot use it (%s)", c->cert,
+			 c->key[0] ? " / --key " : "", c->key, why);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(err, errlen, "%s: no answer within %d s (connect timeout %d s): %s",
+			 c->base, c->timeout_s, c->connect_timeout_s, why);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		snprintf(err, errlen, "cannot connect to %s: %s", c->base, why);
+		break;
+	default:
+		snprintf(err, errlen, "%s: %s", c->base, why);
+		break;
+	}
+}
+
+static int ctl_http_header(struct curl_slist **hdrs, const char *line)
+{
+	struct curl_slist *h = curl_slist_append(*hdrs, line);
+
+	if (h == NULL)
+		return -1;
+	*hdrs = h;
+	return 0;
 }
 
 int ctl_http_request(const struct ctl_client *c, const char *method, const char *path,
-		     const char *ctype, const char *body, size_t len, struct ctl_resp *resp,
-		     char *err, size_t errlen)
+		     const char *body, size_t len, struct ctl_resp *resp, char *err,
+		     size_t errlen)
 {
-	char ebuf[256] = "";
-	struct mg_connection *conn = NULL;
-	const struct mg_response_info *ri;
-	size_t cap = 0;
-	int rc = -1;
+	char url[CTL_URL_MAX + 1024], auth[CTL_TOKEN_MAX + 32], ebuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	struct ctl_sink sink;
+	bool sends_body = body != NULL || strcmp(method, "POST") == 0 ||
+			  strcmp(method, "PATCH") == 0 || strcmp(method, "PUT") == 0;
+	const char *ctype = NULL;
+	long status = 0;
+	CURL *curl = NULL;
+	CURLcode rc;
+	int ret = -1;
 
 	memset(resp, 0, sizeof(*resp));
-	conn = ctl_connect(c, ebuf, sizeof(ebuf));
-	if (conn == NULL) {
-		snprintf(err, errlen, "cannot connect to %s://%s:%d: %s", c->https ? "https" : "http",
-			 c->host, c->port, ebuf[0] ? ebuf : "connection failed");
-		goto out;
+	memset(&sink, 0, sizeof(sink));
+	sink.resp = resp;
+	auth[0] = '\0';
+	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >= (int)sizeof(url)) {
+		snprintf(err, errlen, "%s %s: the URL is too long", method, path);
+		return -1;
 	}
-	mg_printf(conn, "%s %s%s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: streamctl/%s\r\n"
-		  "Accept: application/json\r\nConnection: close\r\n",
-		  method, c->prefix, path, c->host, c->port, STREAMSERVER_VERSION);
+	curl = curl_easy_init();
+	if (curl == NULL) {
+		snprintf(err, errlen, "cannot set up libcurl");
+		return -1;
+	}
 	if (c->token[0] != '\0')
-		mg_printf(conn, "Authorization: Bearer %s\r\n", c->token);
-	if (body != NULL)
-		mg_printf(conn, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-			  ctype != NULL ? ctype : "application/json", len);
-	else if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
-		mg_printf(conn, "Content-Length: 0\r\n\r\n");
-	else
-		mg_printf(conn, "\r\n");
-	if (body != NULL && len > 0 && mg_write(conn, body, len) != (int)len) {
-		snprintf(err, errlen, "%s %s: the connection closed while sending the body", method, path);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+	/* A POST without a body would otherwise be sent as a form; and no
+	 * "Expect: 100-continue" round trip before large bodies. */
+	if (ctl_http_header(&hdrs, "Accept: application/json") < 0 ||
+	    (sends_body && ctl_http_header(&hdrs, "Content-Type: application/json") < 0) ||
+	    (sends_body && ctl_http_header(&hdrs, "Expect:") < 0) ||
+	    (auth[0] != '\0' && ctl_http_header(&hdrs, auth) < 0)) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (mg_get_response(conn, ebuf, sizeof(ebuf), c->timeout_ms) < 0) {
-		snprintf(err, errlen, "%s %s: no answer from %s:%d within %d s (%s)", method, path,
-			 c->host, c->port, c->timeout_ms / 1000, ebuf[0] ? ebuf : "timeout");
+	if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK) {
+		snprintf(err, errlen, "%s %s: libcurl refused the URL %s", method, path, url);
 		goto out;
 	}
-	ri = mg_get_response_info(conn);
-	if (ri == NULL) {
-		snprintf(err, errlen, "%s %s: unreadable answer", method, path);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, ebuf);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "streamctl/" STREAMSERVER_VERSION);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)c->timeout_s);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_http_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+	/* Verification stays on (libcurl's defaults), stated so that nobody
+	 * wonders. */
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->cacert[0] != '\0')
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
+	if (c->cert[0] != '\0')
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
+	if (c->key[0] != '\0')
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (sends_body) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
+	}
+
+	rc = curl_easy_perform(curl);
+	if (sink.too_big) {
+		snprintf(err, errlen, "%s %s: answer larger than %u bytes", method, path, CTL_BODY_MAX);
 		goto out;
 	}
-	resp->status = ri->status_code;
-	for (int i = 0; i < ri->num_headers; i++) {
-		if (ri->http_headers[i].name != NULL && ri->http_headers[i].value != NULL &&
-		    strcasecmp(ri->http_headers[i].name, "Content-Type") == 0)
-			snprintf(resp->content_type, sizeof(resp->content_type), "%s",
-				 ri->http_headers[i].value);
+	if (sink.oom) {
+		snprintf(err, errlen, "out of memory reading the answer");
+		goto out;
 	}
-	for (;;) {
-		int n;
-		if (cap - resp->len < 4096) {
-			size_t ncap = cap == 0 ? 16384 : cap * 2;
-			char *nb;
-			if (ncap > CTL_BODY_MAX + 1) {
-				snprintf(err, errlen, "%s %s: answer larger than %u bytes", method, path,
-					 CTL_BODY_MAX);
-				goto out;
-			}
-			nb = realloc(resp->body, ncap);
-			if (nb == NULL) {
-				snprintf(err, errlen, "out of memory reading the answer");
-				goto out;
-			}
-			resp->body = nb;
-			cap = ncap;
-		}
-		n = mg_read(conn, resp->body + resp->len, cap - resp->len - 1);
-		if (n < 0) {
-			snprintf(err, errlen, "%s %s: the connection broke while reading the answer",
-				 method, path);
+	if (rc != CURLE_OK) {
+		ctl_http_explain(c, rc, ebuf, err, errlen);
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype != NULL)
+		snprintf(resp->content_type, sizeof(resp->content_type), "%s", ctype);
+	resp->status = (int)status;
+	if (resp->body == NULL) {
+		resp->body = calloc(1, 1);
+		if (resp->body == NULL) {
+			snprintf(err, errlen, "out of memory reading the answer");
 			goto out;
 		}
-		if (n == 0)
-			break;
-		resp->len += (size_t)n;
 	}
-	resp->body[resp->len] = '\0';
-	rc = 0;
+	ret = 0;
 out:
-	if (conn != NULL)
-		mg_close_connection(conn);
-	if (rc != 0)
+	curl_easy_cleanup(curl);
+	for (struct curl_slist *h = hdrs; h != NULL; h = h->next)
+		explicit_bzero(h->data, strlen(h->data)); /* the token's copy */
+	curl_slist_free_all(hdrs);
+	explicit_bzero(auth, sizeof(auth));
+	if (ret != 0)
 		ctl_resp_free(resp);
-	return rc;
+	return ret;
 }

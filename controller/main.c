@@ -44,6 +44,9 @@ static void usage(FILE *out)
 		"                      (env STREAMSERVER_TLS_CERT)\n"
 		"  --tls-key PEM       its private key, if not in the certificate file\n"
 		"                      (env STREAMSERVER_TLS_KEY)\n"
+		"  --tls-client-ca PEM ask clients for a certificate signed by this CA and\n"
+		"                      refuse those without (mutual TLS; env\n"
+		"                      STREAMSERVER_TLS_CLIENT_CA)\n"
 		"  --max-body BYTES    request body limit (env STREAMSERVER_MAX_BODY; default 1048576)\n"
 		"  --allow-origin ORIGIN  a web origin (https://console.example) whose pages\n"
 		"                      may call the API; repeat or separate with commas\n"
@@ -57,12 +60,11 @@ static void usage(FILE *out)
 		"  --version, --help\n");
 }
 
-/* Finds streamworker beside our own executable, or in the build tree's
- * worker/ folder next to controller/. */
-static int find_worker(char *buf, size_t buflen)
+/* Finds rel[i] (a file with access mode `mode`) relative to the folder of
+ * our own executable; the first that exists wins. */
+static int find_beside(const char *const *rel, size_t nrel, int mode, char *buf, size_t buflen)
 {
 	char self[PATH_MAX];
-	static const char *const rel[] = { "streamworker", "../worker/streamworker" };
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
 
@@ -73,12 +75,36 @@ static int find_worker(char *buf, size_t buflen)
 	if (slash == NULL)
 		return -1;
 	*slash = '\0';
-	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		int len = snprintf(buf, buflen, "%s/%s", self, rel[i]);
-		if (len > 0 && (size_t)len < buflen && access(buf, X_OK) == 0)
+	for (size_t i = 0; i < nrel; i++) {
+		int len = rel[i][0] == '/' ? snprintf(buf, buflen, "%s", rel[i])
+					   : snprintf(buf, buflen, "%s/%s", self, rel[i]);
+		if (len > 0 && (size_t)len < buflen && access(buf, mode) == 0)
 			return 0;
 	}
 	return -1;
+}
+
+/* streamworker beside our own executable, or in the build tree's worker/
+ * folder next to controller/. */
+static int find_worker(char *buf, size_t buflen)
+{
+	static const char *const rel[] = { "streamworker", "../worker/streamworker" };
+
+	return find_beside(rel, sizeof(rel) / sizeof(rel[0]), X_OK, buf, buflen);
+}
+
+/* The folder of the libssl.so that civetweb loads for HTTPS (api/tlscompat/):
+ * the installed one (STREAMSERVER_TLSCOMPAT_DIR, from meson: relative to
+ * bindir, so a staged install finds its own), or the build tree's. */
+static int find_tls_compat(char *buf, size_t buflen)
+{
+	static const char *const rel[] = { STREAMSERVER_TLSCOMPAT_DIR "/libssl.so",
+					   "../api/tlscompat/libssl.so" };
+
+	if (find_beside(rel, sizeof(rel) / sizeof(rel[0]), R_OK, buf, buflen) < 0)
+		return -1;
+	*strrchr(buf, '/') = '\0';
+	return 0;
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -229,6 +255,7 @@ int main(int argc, char **argv)
 		{ "read-token-file", required_argument, NULL, 'r' },
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
+		{ "tls-client-ca", required_argument, NULL, 'C' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "allow-origin", required_argument, NULL, 'O' },
 		{ "allow-host", required_argument, NULL, 'H' },
@@ -245,6 +272,7 @@ int main(int argc, char **argv)
 	const char *read_token_file = env_or("STREAMSERVER_READ_TOKEN_FILE", NULL);
 	const char *tls_cert = env_or("STREAMSERVER_TLS_CERT", NULL);
 	const char *tls_key = env_or("STREAMSERVER_TLS_KEY", NULL);
+	const char *tls_client_ca = env_or("STREAMSERVER_TLS_CLIENT_CA", NULL);
 	const char *body_max = env_or("STREAMSERVER_MAX_BODY", NULL);
 	const char *log_format = env_or("STREAMSERVER_LOG_FORMAT", "text");
 	bool token_file_opt = false, read_token_file_opt = false;
@@ -253,7 +281,7 @@ int main(int argc, char **argv)
 	char *token = NULL, *read_token = NULL;
 	struct api_security sec;
 	enum log_format fmt;
-	char worker_buf[PATH_MAX];
+	char worker_buf[PATH_MAX], tls_compat_buf[PATH_MAX];
 	char err[512];
 	struct store *st = NULL;
 	struct sup *sp = NULL;
@@ -285,6 +313,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			tls_key = optarg;
+			break;
+		case 'C':
+			tls_client_ca = optarg;
 			break;
 		case 'b':
 			body_max = optarg;
@@ -348,19 +379,37 @@ int main(int argc, char **argv)
 			  "to serve with that key");
 		return 2;
 	}
+	if (tls_client_ca != NULL && tls_cert == NULL) {
+		log_error("--tls-client-ca needs --tls-cert (or STREAMSERVER_TLS_CERT): client "
+			  "certificates are asked for over HTTPS only");
+		return 2;
+	}
 	/* A file that cannot be read is a configuration error (exit 2, no
 	 * restart), not a failure to serve. */
-	for (int i = 0; i < 2; i++) {
-		const char *f = i == 0 ? tls_cert : tls_key;
+	for (int i = 0; i < 3; i++) {
+		static const char *const what[] = { "--tls-cert (or STREAMSERVER_TLS_CERT)",
+						    "--tls-key (or STREAMSERVER_TLS_KEY)",
+						    "--tls-client-ca (or STREAMSERVER_TLS_CLIENT_CA)" };
+		const char *f = i == 0 ? tls_cert : i == 1 ? tls_key : tls_client_ca;
 		if (f != NULL && access(f, R_OK) < 0) {
-			log_error("%s %s: cannot read it (%s); give a readable PEM file",
-				  i == 0 ? "--tls-cert (or STREAMSERVER_TLS_CERT)" : "--tls-key (or STREAMSERVER_TLS_KEY)",
-				  f, strerror(errno));
+			log_error("%s %s: cannot read it (%s); give a readable PEM file", what[i], f,
+				  strerror(errno));
 			return 2;
 		}
 	}
+	if (tls_cert != NULL) {
+		if (find_tls_compat(tls_compat_buf, sizeof(tls_compat_buf)) < 0) {
+			log_error("cannot find libssl.so for civetweb (HTTPS): looked in %s and "
+				  "../api/tlscompat from the folder of streamserver; reinstall "
+				  "streamserver (meson install puts it there)",
+				  STREAMSERVER_TLSCOMPAT_DIR);
+			return 2;
+		}
+		sec.tls_compat_dir = tls_compat_buf;
+	}
 	sec.tls_cert = tls_cert;
 	sec.tls_key = tls_key;
+	sec.tls_client_ca = tls_client_ca;
 	/* An option wins over the environment: a token file given as an option
 	 * hides the token in STREAMSERVER_TOKEN. */
 	if (!token_file_opt && token_file != NULL && getenv("STREAMSERVER_TOKEN") != NULL &&
@@ -428,10 +477,13 @@ int main(int argc, char **argv)
 		log_error("cannot create data directory %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
-	if (store_open(data_dir, &st, err, sizeof(err)) < 0) {
+	if ((rc = store_open(data_dir, &st, err, sizeof(err))) < 0) {
 		log_error("cannot open the store in %s: %s", data_dir, err);
+		/* Restarting would not help: a configuration error (exit 2). */
+		rc = rc == STORE_BUSY ? 2 : 1;
 		goto out;
 	}
+	rc = 1;
 	if (sup_new(st, worker, &sp, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;

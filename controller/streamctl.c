@@ -1,7 +1,7 @@
 /* streamctl: the command-line client of streamserver's REST API.
  *
  * Only argument parsing lives here; the commands are in ctl_cmd.c and
- * ctl_load.c, the HTTP client in ctl_http.c.  The token is read from a file
+ * ctl_load.c, the HTTP client (libcurl) in ctl_http.c.  The token is read from a file
  * or the environment, never from an argument (arguments are visible to every
  * user in the process list). */
 #include <signal.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <civetweb.h>
+#include <curl/curl.h>
 
 #include "ctl_api.h"
 #include "ctl_cmd.h"
@@ -42,9 +42,19 @@ static const char usage_text[] =
 "                       or put the token itself in env STREAMCTL_TOKEN.  The token\n"
 "                       is never taken as an argument value and never printed.\n"
 "    --cacert PEM       CA certificate(s) to verify an https server with (env\n"
-"                       STREAMCTL_CACERT; default the system's CA bundle)\n"
+"                       STREAMCTL_CACERT; default the system's CA bundle).  The\n"
+"                       certificate must also name the URL's host.\n"
+"    --cert PEM         client certificate for a server that asks for one\n"
+"                       (mutual TLS; env STREAMCTL_CERT)\n"
+"    --key PEM          its private key, if not in the --cert file (env\n"
+"                       STREAMCTL_KEY)\n"
+"    --connect-timeout SEC  give up connecting after SEC seconds (default 10)\n"
+"    --timeout SEC      give up on a request after SEC seconds (default 60)\n"
 "    --json             print the server's JSON answer unchanged, for scripts\n"
 "    --help             this text\n"
+"\n"
+"    Proxies come from the environment as for curl: http_proxy, https_proxy\n"
+"    (or HTTPS_PROXY), no_proxy.\n"
 "\n"
 "DESCRIPTION\n"
 "    ID_OR_NAME is a number (an id) or a name, looked up in the list.\n"
@@ -83,7 +93,8 @@ static const char usage_text[] =
 "    1  the server refused the request (4xx other than 401/403: not found,\n"
 "       conflict, invalid definition; also jobs validate of an invalid job)\n"
 "    2  usage error (bad command line, unreadable file)\n"
-"    3  the server is unreachable, answered 5xx, or did not answer in time\n"
+"    3  the server is unreachable, answered 5xx, did not answer in time, or\n"
+"       its certificate was refused (untrusted, or for another host name)\n"
 "    4  unauthorized or forbidden (401/403): check the token\n"
 "    5  the job failed (jobs load, jobs start --wait)\n"
 "\n"
@@ -117,6 +128,8 @@ int main(int argc, char **argv)
 	struct ctl_args a;
 	const char *url = getenv("STREAMCTL_URL"), *token_file = getenv("STREAMCTL_TOKEN_FILE");
 	const char *cacert = getenv("STREAMCTL_CACERT"), *env_token = getenv("STREAMCTL_TOKEN");
+	const char *cert = getenv("STREAMCTL_CERT"), *key = getenv("STREAMCTL_KEY");
+	int connect_timeout = CTL_CONNECT_TIMEOUT_S, timeout = CTL_TIMEOUT_S;
 	const char *pos[3] = {NULL, NULL, NULL};
 	int npos = 0, rc;
 	bool only_pos = false;
@@ -147,7 +160,9 @@ int main(int argc, char **argv)
 					   "can read it there); use --token-file PATH or the "
 					   "environment variable STREAMCTL_TOKEN", "--token");
 		} else if (opt_is(arg, "--url") || opt_is(arg, "--token-file") ||
-			   opt_is(arg, "--cacert") || opt_is(arg, "--name") ||
+			   opt_is(arg, "--cacert") || opt_is(arg, "--cert") ||
+			   opt_is(arg, "--key") || opt_is(arg, "--connect-timeout") ||
+			   opt_is(arg, "--timeout") || opt_is(arg, "--name") ||
 			   opt_is(arg, "--source") || opt_is(arg, "--page") ||
 			   opt_is(arg, "--file") || strcmp(arg, "-f") == 0) {
 			const char *name = strcmp(arg, "-f") == 0 ? "-f" : arg;
@@ -162,6 +177,22 @@ int main(int argc, char **argv)
 				token_file = v;
 			else if (strcmp(optname, "--cacert") == 0)
 				cacert = v;
+			else if (strcmp(optname, "--cert") == 0)
+				cert = v;
+			else if (strcmp(optname, "--key") == 0)
+				key = v;
+			else if (strcmp(optname, "--connect-timeout") == 0 ||
+				 strcmp(optname, "--timeout") == 0) {
+				char *end;
+				long sec = strtol(v, &end, 10);
+				if (*end != '\0' || end == v || sec < 1 || sec > 86400)
+					return ctl_usage_error("%s %s: expected seconds from 1 to 86400",
+							   optname, v);
+				if (strcmp(optname, "--timeout") == 0)
+					timeout = (int)sec;
+				else
+					connect_timeout = (int)sec;
+			}
 			else if (strcmp(optname, "--name") == 0)
 				a.name = v;
 			else if (strcmp(optname, "--source") == 0)
@@ -191,11 +222,14 @@ int main(int argc, char **argv)
 		url = "http://127.0.0.1:8080";
 	if (ctl_client_init(&ctl.client, url, err, sizeof(err)) != 0)
 		return ctl_usage_error("%s", err);
-	if (cacert != NULL && cacert[0] != '\0') {
-		if (strlen(cacert) >= sizeof(ctl.client.cacert))
-			return ctl_usage_error("--cacert %s: path too long", cacert);
-		strcpy(ctl.client.cacert, cacert);
-	}
+	if (ctl_client_set_file(ctl.client.cacert, cacert, "--cacert", err, sizeof(err)) != 0 ||
+	    ctl_client_set_file(ctl.client.cert, cert, "--cert", err, sizeof(err)) != 0 ||
+	    ctl_client_set_file(ctl.client.key, key, "--key", err, sizeof(err)) != 0)
+		return ctl_usage_error("%s", err);
+	if (ctl.client.key[0] != '\0' && ctl.client.cert[0] == '\0')
+		return ctl_usage_error("--key needs --cert: the client certificate of that key");
+	ctl.client.connect_timeout_s = connect_timeout;
+	ctl.client.timeout_s = timeout;
 	if (token_file != NULL && token_file[0] != '\0') {
 		if (ctl_client_token_file(&ctl.client, token_file, err, sizeof(err)) != 0)
 			return ctl_usage_error("%s", err);
@@ -206,9 +240,13 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN); /* a closed connection is an error, not a death */
-	mg_init_library(ctl.client.https ? MG_FEATURES_TLS : 0);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		fprintf(stderr, "streamctl: cannot set up libcurl\n");
+		ctl_client_clear(&ctl.client);
+		return CTL_EXIT_UNREACHABLE;
+	}
 	rc = ctl_cmd_run(&ctl, &a);
-	mg_exit_library();
+	curl_global_cleanup();
 	ctl_client_clear(&ctl.client);
 	fflush(stdout);
 	return rc;

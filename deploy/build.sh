@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds Streaming Server for installation and installs it into a staging
-# directory: usr/bin/streamserver, streamworker and streamctl under DESTDIR.
+# directory: usr/bin/streamserver, streamworker and streamctl under DESTDIR,
+# and usr/lib/<arch>/streamserver/libssl.so and libcrypto.so (api/tlscompat/).
 # The Dockerfile's build stage runs it from the source tree, and
 # tests/e2e/test_deploy.py runs the Dockerfile's very line on this machine.
 #
@@ -35,4 +36,17 @@ for b in streamserver streamworker streamctl; do
         exit 1
     fi
 done
-echo "deploy/build.sh: installed streamserver, streamworker and streamctl into $destdir/usr/bin"
+# The OpenSSL libraries civetweb loads for HTTPS (api/tlscompat/), in the
+# private folder streamserver looks in.
+for l in libssl.so libcrypto.so; do
+    found=
+    for f in "$destdir"/usr/lib/*/streamserver/$l "$destdir"/usr/lib/streamserver/$l; do
+        [ -f "$f" ] && found=$f
+    done
+    if [ -z "$found" ]; then
+        echo "deploy/build.sh: $l for civetweb was not installed under $destdir/usr/lib" >&2
+        exit 1
+    fi
+done
+echo "deploy/build.sh: installed streamserver, streamworker and streamctl into $destdir/usr/bin," \
+     "civetweb's libssl.so and libcrypto.so into $destdir/usr/lib/.../streamserver"

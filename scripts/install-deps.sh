@@ -12,16 +12,18 @@ PKGS=(
     # build
     build-essential pkg-config meson ninja-build
     librdkafka-dev libpq-dev libyaml-dev libcivetweb-dev libcjson-dev libsqlite3-dev
-    # unit tests
-    libcmocka-dev
+    # streamctl's HTTP client; OpenSSL's headers for api/tlscompat/
+    libcurl4-openssl-dev libssl-dev
+    # unit tests; fuzzing (clang's libFuzzer, tests/fuzz)
+    libcmocka-dev clang libclang-rt-14-dev
     # run / test: PostgreSQL server, Java + Maven for the local Kafka broker
     postgresql postgresql-client default-jre-headless maven
     # end-to-end tests and demo
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
     curl procps iproute2
-    # TLS (civetweb loads libssl at run time) and test certificates
-    openssl libssl-dev
+    # test certificates and TLS checks (openssl s_client)
+    openssl
     # operator surface tests: the status page in headless Chromium, the
     # OpenAPI document, the compose file (Debian's docker-compose validates it
     # without a Docker engine), the systemd unit

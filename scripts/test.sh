@@ -64,6 +64,21 @@ if [ "${STREAMSERVER_SANITIZE:-1}" != 0 ]; then
     fi
 fi
 
+# Every fuzz target for a short while from its seed corpus (tests/fuzz/run.sh;
+# longer runs are for outside CI): a crash, leak or sanitizer report fails.
+# STREAMSERVER_FUZZ_SECONDS=0 skips it for a quick local run.
+fuzz_pass=0
+fuzz_fail=0
+if [ "${STREAMSERVER_FUZZ_SECONDS:-15}" != 0 ]; then
+    STREAMSERVER_FUZZ_BUILD_DIR="$BUILD-fuzz" bash tests/fuzz/run.sh "${STREAMSERVER_FUZZ_SECONDS:-15}" \
+        >"$BUILD/test-results/fuzz.txt" 2>&1
+    cat "$BUILD/test-results/fuzz.txt"
+    read -r fuzz_pass fuzz_fail < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' \
+        "$BUILD/test-results/fuzz.txt" | tail -1)
+    fuzz_pass=${fuzz_pass:-0}
+    fuzz_fail=${fuzz_fail:-1}
+fi
+
 export STREAMSERVER_BUILD_DIR="$BUILD"
 JUNIT="$BUILD/test-results/e2e.xml"
 rm -f "$JUNIT"
@@ -83,8 +98,9 @@ print(tests - bad, bad if tests else max(bad, 1))
 PYEOF
 )
 
-passed=$((unit_pass + e2e_pass))
-failed=$((unit_fail + e2e_fail))
-echo "unit: $unit_pass passed, $unit_fail failed; end-to-end: $e2e_pass passed, $e2e_fail failed"
+passed=$((unit_pass + fuzz_pass + e2e_pass))
+failed=$((unit_fail + fuzz_fail + e2e_fail))
+echo "unit: $unit_pass passed, $unit_fail failed; fuzz: $fuzz_pass passed, $fuzz_fail failed;" \
+    "end-to-end: $e2e_pass passed, $e2e_fail failed"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -153,6 +153,10 @@ int resolve_job(const char *mode, const char *definition, const cJSON *source,
 		defaults.host = resolve_row_string(service, "database_host");
 		port = cJSON_GetObjectItemCaseSensitive(service, "database_port");
 		defaults.port = cJSON_IsNumber(port) ? port->valueint : 0;
+		defaults.sslmode = resolve_row_string(service, "database_sslmode");
+		defaults.sslrootcert = resolve_row_string(service, "database_sslrootcert");
+		defaults.sslcert = resolve_row_string(service, "database_sslcert");
+		defaults.sslkey = resolve_row_string(service, "database_sslkey");
 	}
 	if (jobspec_apply_defaults(spec, &defaults) < 0) {
 		js_errors_add(errs, 0, "definition",

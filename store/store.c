@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,13 +20,14 @@
 #include "log.h"
 #include "resolve.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_RETRY_INTERVAL_MS 5000
 
 struct store {
 	sqlite3 *db;
 	pthread_mutex_t lock;
+	int dir_fd; /* DIR/streamserver.lock, flock()ed for the store's lifetime */
 };
 
 /* How a column travels between SQLite and cJSON. */
@@ -64,6 +66,10 @@ static const struct store_col service_cols[] = {
 	{ "spec_cu", COL_INT, true },
 	{ "database_host", COL_TEXT, true },
 	{ "database_port", COL_INT, true },
+	{ "database_sslmode", COL_TEXT, true },
+	{ "database_sslrootcert", COL_TEXT, true },
+	{ "database_sslcert", COL_TEXT, true },
+	{ "database_sslkey", COL_TEXT, true },
 	{ "status", COL_TEXT, false },
 	{ "created_at", COL_TEXT, false },
 	{ "updated_at", COL_TEXT, false },
@@ -205,6 +211,15 @@ static const char *const store_schema_v3 =
 	"ALTER TABLE jobs ADD COLUMN rows_updated INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 4: the service's TLS settings for its jobs' database connections
+ * (libpq's sslmode; root CA, client certificate and client key as PEM text),
+ * NULL = not set (libpq's default, prefer). */
+static const char *const store_schema_v4 =
+	"ALTER TABLE services ADD COLUMN database_sslmode TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslrootcert TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslcert TEXT;"
+	"ALTER TABLE services ADD COLUMN database_sslkey TEXT;";
+
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -340,10 +355,58 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	if ((version < 1 && store_exec(st, store_schema_v1, err, errlen) < 0) ||
 	    (version < 2 && store_exec(st, store_schema_v2, err, errlen) < 0) ||
 	    (version < 3 && store_exec(st, store_schema_v3, err, errlen) < 0) ||
+	    (version < 4 && store_exec(st, store_schema_v4, err, errlen) < 0) ||
 	    store_exec(st, sql, err, errlen) < 0 || store_exec(st, "COMMIT", err, errlen) < 0) {
 		store_exec(st, "ROLLBACK", NULL, 0);
 		return STORE_ERROR;
 	}
+	return 0;
+}
+
+/* Takes DIR/streamserver.lock for as long as the store is open, so that two
+ * controllers never share one data directory: both would run the same jobs
+ * and two workers would write each of them.  flock() is released by the
+ * kernel when the holder dies, however it dies, so a lock left by a crashed
+ * or kill -9'd controller never blocks a restart; the pid written into the
+ * file is only for the message.  O_CLOEXEC keeps workers from inheriting it. */
+static int store_lock_dir(const char *dir, int *fd_out, char *err, size_t errlen)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	*fd_out = -1;
+	if ((size_t)snprintf(path, sizeof(path), "%s/streamserver.lock", dir) >= sizeof(path)) {
+		store_seterr(err, errlen, "data directory path too long: %s", dir);
+		return STORE_ERROR;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		store_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return STORE_ERROR;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			store_seterr(err, errlen,
+				     "data directory %s is in use by another streamserver (pid %s, "
+				     "lock %s); stop that one first, or give this one another "
+				     "--data-dir",
+				     dir, pid[0] ? pid : "unknown", path);
+			return STORE_BUSY;
+		}
+		store_seterr(err, errlen, "cannot lock %s: %s", path, strerror(e));
+		return STORE_ERROR;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("store: cannot write the pid into %s: %s", path, strerror(errno));
+	*fd_out = fd;
 	return 0;
 }
 
@@ -364,11 +427,16 @@ int store_open(const char *dir, struct store **out, char *err, size_t errlen)
 	path = malloc(pathlen);
 	aux = malloc(pathlen);
 	st = calloc(1, sizeof(*st));
+	if (st != NULL)
+		st->dir_fd = -1;
 	if (path == NULL || aux == NULL || st == NULL) {
 		store_seterr(err, errlen, "out of memory");
 		goto out;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	if ((rc = store_lock_dir(dir, &st->dir_fd, err, errlen)) < 0)
+		goto out;
+	rc = STORE_ERROR;
 	snprintf(path, pathlen, "%s/streamserver.db", dir);
 
 	/* Create the file ourselves so that it is never readable by others, not
@@ -418,6 +486,8 @@ void store_close(struct store *st)
 		return;
 	if (st->db != NULL)
 		sqlite3_close(st->db);
+	if (st->dir_fd >= 0)
+		close(st->dir_fd); /* releases the data directory, after the database */
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 }

@@ -24,6 +24,7 @@
 #define STORE_NOT_FOUND (-2)
 #define STORE_CONFLICT (-3)
 #define STORE_INVALID (-4)
+#define STORE_BUSY (-5) /* another process holds the data directory */
 #define STORE_ERROR (-1)
 
 struct store;
@@ -83,7 +84,9 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
  *
  * Rows travel as cJSON objects keyed by column name:
  *   service: id, name, description, spec_cu, database_host, database_port,
- *            status, created_at, updated_at
+ *            database_sslmode, database_sslrootcert, database_sslcert,
+ *            database_sslkey (null when not set; the key is a secret: never
+ *            show it as is), status, created_at, updated_at
  *   source:  id, service_id, name, description, type, brokers, topic, format,
  *            delimiter (null: the format's default), properties (an object of
  *            strings), status, created_at, updated_at

@@ -120,6 +120,7 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	static struct js_errors errs; /* large; one job per process */
 	const cJSON *name, *config;
 	struct jobspec *spec = NULL;
+	char err[256];
 	cJSON *doc = cJSON_ParseWithLength(text, len);
 	int rc = WERR_OK;
 
@@ -137,6 +138,11 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_parse_yaml(config->valuestring, strlen(config->valuestring), &spec, &errs) < 0) {
 		check_add_js_errors(rep, &errs);
+		goto out;
+	}
+	/* From here on no log line may carry one of them. */
+	if (jobspec_register_secrets(spec, err, sizeof(err)) < 0) {
+		check_add(rep, "KAFKA.PROPERTIES", "other", err);
 		goto out;
 	}
 	memset(&errs, 0, sizeof(errs));

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka_err.h"
 #include "log.h"
 
 /* Bounded prefetch.  With assign() and the consumer queue the queue limits
@@ -44,6 +45,10 @@ struct consumer {
 	int64_t queue_min_messages, queue_bytes;
 	int64_t taken_since_wake, taken_bytes_since_wake;
 	bool broken;           /* skip the graceful close: brokers are gone */
+	/* Set by consumer_error_cb when an error means the configuration cannot
+	 * work (kafka_err.h); the next poll or metadata wait returns WERR_FATAL. */
+	bool fatal;
+	char fatal_msg[1024];
 };
 
 static int64_t consumer_now_ms(void)
@@ -65,11 +70,54 @@ static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, co
 	log_msg(lvl, "kafka %s: %s", fac, buf);
 }
 
+/* A string setting as the handle has it, into buf; NULL when unset or empty. */
+static const char *consumer_conf_str(rd_kafka_t *rk, const char *key, char *buf, size_t size)
+{
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), key, buf, &size) != RD_KAFKA_CONF_OK || buf[0] == '\0')
+		return NULL;
+	return buf;
+}
+
+/* librdkafka retries a refused login or an untrusted certificate forever:
+ * we decide here, where the error arrives, that the job cannot work. */
+static void consumer_error_classify(struct consumer *c, rd_kafka_t *rk, int err, const char *reason)
+{
+	char user[256], mech[64], secret[512];
+	struct kafka_err_ctx ctx = { 0 };
+
+	if (c->fatal)
+		return;
+	ctx.brokers = c->spec->brokers;
+	ctx.username = consumer_conf_str(rk, "sasl.username", user, sizeof(user));
+	ctx.mechanism = consumer_conf_str(rk, "sasl.mechanisms", mech, sizeof(mech));
+	ctx.secret = consumer_conf_str(rk, "sasl.password", secret, sizeof(secret));
+	/* which one is set, not its value: a PEM says nothing to the user */
+	if (jobspec_property(c->spec, "ssl.ca.location") != NULL)
+		ctx.ca_source = "ssl.ca.location";
+	else if (jobspec_property(c->spec, "ssl.ca.pem") != NULL)
+		ctx.ca_source = "ssl.ca.pem";
+	if (kafka_err_classify(err, reason, &ctx, c->fatal_msg, sizeof(c->fatal_msg)) == WERR_FATAL) {
+		c->fatal = true;
+		c->broken = true; /* no graceful close with a broker that refuses us */
+	}
+	memset(secret, 0, sizeof(secret));
+}
+
 /* Served from our own poll calls (the main queue is forwarded to the consumer
  * queue), so it runs on the loop's thread. */
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct consumer *c = opaque;
+
+	/* Once the job cannot work, what librdkafka says next (the same refusal
+	 * again, "all brokers are down") is noise before the exit. */
+	if (c->fatal)
+		return;
+	consumer_error_classify(c, rk, err, reason);
+	if (c->fatal) {
+		log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+		return;
+	}
 
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
 		if (c->down_since_ms == 0) {
@@ -300,8 +348,14 @@ static int consumer_find_partitions(struct consumer *c, const volatile sig_atomi
 		} else {
 			snprintf(lastbuf, sizeof(lastbuf), "%s", rd_kafka_err2str(kerr));
 			last = lastbuf;
-			/* Serves error_cb (e.g. name resolution failures) so they are logged. */
+			/* Serves error_cb (e.g. name resolution failures) so they are logged,
+			 * and a refused login or certificate ends the wait. */
 			rd_kafka_poll(c->rk, 0);
+			if (c->fatal) {
+				snprintf(err, errlen, "%s", c->fatal_msg);
+				rc = WERR_FATAL;
+				goto out;
+			}
 		}
 		if (consumer_now_ms() >= deadline) {
 			snprintf(err, errlen, "cannot get metadata of topic %s from Kafka brokers %s for %d s: %s",
@@ -710,6 +764,12 @@ int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int
 		return WERR_RETRY;
 	}
 	consumer_wake(c, msgs, (size_t)got);
+	if (c->fatal) { /* served by the consume call just made */
+		for (i = 0; i < (size_t)got; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		snprintf(err, errlen, "%s", c->fatal_msg);
+		return WERR_FATAL;
+	}
 	for (i = 0; i < (size_t)got; i++) {
 		rd_kafka_message_t *m = msgs[i];
 

@@ -290,6 +290,9 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		snprintf(err, errlen, "invalid job configuration: %s", msg);
 		goto out;
 	}
+	/* From here on no log or status line may carry one of them. */
+	if (jobspec_register_secrets(w->spec, err, errlen) < 0)
+		goto out;
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_validate(w->spec, &errs) < 0) {
 		char msg[1536];

@@ -505,6 +505,82 @@ static int pbd_index(struct pbd *d, struct pb_message *msg)
 	return 0;
 }
 
+/* Whether s is a protobuf identifier ([A-Za-z_][A-Za-z0-9_]*), or with
+ * dotted, identifiers joined by dots.  protoc writes nothing else; a set
+ * with other names is made by hand or damaged, and its names would reach
+ * rows (enum values as text, field names as JSON keys) unescaped. */
+static bool pbd_is_ident(const char *s, bool dotted)
+{
+	bool start = true;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (dotted && c == '.' && !start) {
+			start = true;
+			continue;
+		}
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (!start && c >= '0' && c <= '9')))
+			return false;
+		start = false;
+	}
+	return !start;
+}
+
+/* Map keys become JSON object keys: protobuf allows only integral, bool and
+ * string key types. */
+static bool pbd_is_map_key_type(int type)
+{
+	switch (type) {
+	case PB_TYPE_INT32: case PB_TYPE_INT64: case PB_TYPE_UINT32: case PB_TYPE_UINT64:
+	case PB_TYPE_SINT32: case PB_TYPE_SINT64: case PB_TYPE_FIXED32: case PB_TYPE_FIXED64:
+	case PB_TYPE_SFIXED32: case PB_TYPE_SFIXED64: case PB_TYPE_BOOL: case PB_TYPE_STRING:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int pbd_check_names(struct pbd *d)
+{
+	for (size_t i = 0; i < d->pool->nmessages; i++) {
+		const struct pb_message *msg = d->pool->messages[i];
+
+		if (!pbd_is_ident(msg->full_name, true)) {
+			snprintf(d->err, d->errlen, "the descriptor set names a message type \"%.64s\", "
+				 "which is not a protobuf name; build the set with protoc", msg->full_name);
+			return -1;
+		}
+		for (size_t j = 0; j < msg->nfields; j++) {
+			if (!pbd_is_ident(msg->fields[j].name, false)) {
+				snprintf(d->err, d->errlen, "message %s has a field named \"%.64s\", which is "
+					 "not a protobuf name; build the set with protoc", msg->full_name,
+					 msg->fields[j].name);
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < d->pool->nenums; i++) {
+		const struct pb_enum *enm = d->pool->enums[i];
+
+		if (!pbd_is_ident(enm->full_name, true)) {
+			snprintf(d->err, d->errlen, "the descriptor set names an enum \"%.64s\", which is "
+				 "not a protobuf name; build the set with protoc", enm->full_name);
+			return -1;
+		}
+		for (size_t j = 0; j < enm->nvalues; j++) {
+			if (!pbd_is_ident(enm->values[j].name, false)) {
+				snprintf(d->err, d->errlen, "enum %s has a value named \"%.64s\", which is "
+					 "not a protobuf name; build the set with protoc", enm->full_name,
+					 enm->values[j].name);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Links fields to their types and indexes fields by number. */
 static int pbd_resolve(struct pbd *d)
 {
@@ -551,6 +627,11 @@ static int pbd_resolve(struct pbd *d)
 			snprintf(d->err, d->errlen, "map entry %s lacks its key or value field", msg->full_name);
 			return -1;
 		}
+		if (msg->map_entry && !pbd_is_map_key_type(msg->fields[pb_message_field_by_number(msg, 1)].type)) {
+			snprintf(d->err, d->errlen, "map entry %s has a key of a type protobuf does not allow "
+				 "for map keys (only integers, bool and string)", msg->full_name);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -583,7 +664,7 @@ int pb_pool_load(const uint8_t *buf, size_t len, struct pb_pool **out, char *err
 	qsort(d.pool->messages, d.pool->nmessages, sizeof(*d.pool->messages), pbd_cmp_message);
 	if (d.pool->nenums > 0)
 		qsort(d.pool->enums, d.pool->nenums, sizeof(*d.pool->enums), pbd_cmp_enum);
-	if (pbd_resolve(&d) < 0)
+	if (pbd_check_names(&d) < 0 || pbd_resolve(&d) < 0)
 		goto fail;
 	*out = d.pool;
 	return 0;

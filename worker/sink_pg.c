@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "pgtls.h"
 #include "wtypes.h"
 
 /* The name is documented: users read it and reset offsets by hand. */
@@ -323,6 +324,7 @@ struct sink_connect_failure {
 	const char *hint;
 	const char *field; /* the YAML key to fix */
 	const char *code;  /* check mode's error code */
+	bool tls;	   /* a TLS problem: the message names the job and SSLMODE */
 };
 
 static void sink_pg_connect_class(const char *msg, struct sink_connect_failure *f)
@@ -333,24 +335,60 @@ static void sink_pg_connect_class(const char *msg, struct sink_connect_failure *
 		struct sink_connect_failure f;
 	} known[] = {
 		{ "password authentication failed", NULL,
-		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege" } },
-		{ "no password supplied", NULL, { WERR_FATAL, "set PASSWORD", "PASSWORD", "privilege" } },
+		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege", false } },
+		{ "no password supplied", NULL, { WERR_FATAL, "set PASSWORD", "PASSWORD", "privilege", false } },
 		{ "no pg_hba.conf entry", NULL,
 		  { WERR_FATAL, "let this user connect to this database from this host in pg_hba.conf", "USER",
-		    "privilege" } },
+		    "privilege", false } },
 		{ "pg_hba.conf rejects", NULL,
 		  { WERR_FATAL, "let this user connect to this database from this host in pg_hba.conf", "USER",
-		    "privilege" } },
+		    "privilege", false } },
 		{ "authentication failed", NULL,
-		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege" } },
+		  { WERR_FATAL, "check USER and PASSWORD", "PASSWORD", "privilege", false } },
 		{ "database \"", "does not exist",
-		  { WERR_FATAL, "create the database or fix DATABASE", "DATABASE", "other" } },
-		{ "role \"", "does not exist", { WERR_FATAL, "create the role or fix USER", "USER", "other" } },
-		{ "not permitted to log in", NULL, { WERR_FATAL, "grant LOGIN to USER", "USER", "privilege" } },
+		  { WERR_FATAL, "create the database or fix DATABASE", "DATABASE", "other", false } },
+		{ "role \"", "does not exist", { WERR_FATAL, "create the role or fix USER", "USER", "other", false } },
+		{ "not permitted to log in", NULL, { WERR_FATAL, "grant LOGIN to USER", "USER", "privilege", false } },
 		{ "permission denied for database", NULL,
-		  { WERR_FATAL, "GRANT CONNECT ON DATABASE to USER", "DATABASE", "privilege" } },
+		  { WERR_FATAL, "GRANT CONNECT ON DATABASE to USER", "DATABASE", "privilege", false } },
 		/* may be a DNS outage: retry, but say what to check */
-		{ "could not translate host name", NULL, { WERR_RETRY, "check HOST", "HOST", "unreachable" } },
+		{ "could not translate host name", NULL, { WERR_RETRY, "check HOST", "HOST", "unreachable", false } },
+		/* TLS: a server that cannot be verified, or refuses our certificate,
+		 * stays so until someone changes the job or the server (libpq 15
+		 * and OpenSSL 3 wording).  "SSL SYSCALL error" and a connection
+		 * closed during the handshake are outages: left to the default. */
+		{ "does not match host name", NULL,
+		  { WERR_FATAL,
+		    "the server's certificate is for another name: set HOST to a name it holds, or fix the "
+		    "server's certificate (SSLMODE verify-ca checks the CA only)",
+		    "HOST", "other", true } },
+		{ "could not get server's host name from server certificate", NULL,
+		  { WERR_FATAL, "the server's certificate names no host; fix it, or use SSLMODE verify-ca", "SSLMODE",
+		    "other", true } },
+		{ "certificate verify failed", NULL,
+		  { WERR_FATAL, "the server's certificate is not signed by SSLROOTCERT (or has expired): give the CA "
+		    "that signed it", "SSLROOTCERT", "other", true } },
+		{ "root certificate file", NULL,
+		  { WERR_FATAL, "give SSLROOTCERT: the certificate of the CA that signed the server's", "SSLROOTCERT",
+		    "other", true } },
+		{ "server does not support SSL, but SSL was required", NULL,
+		  { WERR_FATAL, "turn ssl on in the server, or change SSLMODE", "SSLMODE", "other", true } },
+		{ "private key file", NULL, { WERR_FATAL, "check SSLKEY", "SSLKEY", "other", true } },
+		{ "certificate present, but not private key", NULL,
+		  { WERR_FATAL, "give SSLKEY with SSLCERT", "SSLKEY", "other", true } },
+		{ "certificate file", NULL, { WERR_FATAL, "check SSLCERT", "SSLCERT", "other", true } },
+		{ "alert certificate required", NULL,
+		  { WERR_FATAL, "the server asks for a client certificate: give SSLCERT and SSLKEY", "SSLCERT", "other",
+		    true } },
+		{ "SSL error: certificate", NULL,
+		  { WERR_FATAL, "the server's certificate cannot be verified with SSLROOTCERT", "SSLROOTCERT", "other",
+		    true } },
+		{ "SSL error: tlsv1 alert unknown ca", NULL,
+		  { WERR_FATAL, "the server does not trust the CA of SSLCERT", "SSLCERT", "other", true } },
+		{ "alert bad certificate", NULL,
+		  { WERR_FATAL, "the server refuses SSLCERT", "SSLCERT", "other", true } },
+		{ "alert certificate", NULL,
+		  { WERR_FATAL, "the server refuses SSLCERT", "SSLCERT", "other", true } },
 	};
 	size_t i;
 
@@ -365,14 +403,18 @@ static void sink_pg_connect_class(const char *msg, struct sink_connect_failure *
 	f->hint = NULL;
 	f->field = "HOST";
 	f->code = "unreachable";
+	f->tls = false;
 }
 
 /* Connects to the job's database; on failure *out is NULL, f says how to
- * classify it and err what failed and how to fix it (never the password). */
-static int sink_pg_open_f(const struct jobspec *spec, const char *appname, PGconn **out,
+ * classify it and err what failed and how to fix it (never the password or
+ * the client key).  Every connection of the worker goes through here: the TLS
+ * files (pgtls.h) exist only while PQconnectdbParams runs. */
+static int sink_pg_open_f(const struct jobspec *spec, const char *job_name, const char *appname, PGconn **out,
 			  struct sink_connect_failure *f, char *err, size_t errlen)
 {
-	const char *keys[16], *vals[16];
+	const char *keys[24], *vals[24];
+	struct pgtls_files tls;
 	char port[16];
 	char msg[768];
 	PGconn *pg;
@@ -383,6 +425,14 @@ static int sink_pg_open_f(const struct jobspec *spec, const char *appname, PGcon
 	f->hint = NULL;
 	f->field = NULL;
 	f->code = "unreachable";
+	f->tls = false;
+	/* a full /tmp or a wrong TMPDIR may be mended without changing the job */
+	if (pgtls_files_write(spec, &tls, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d (job %s): %s",
+			 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432,
+			 job_name != NULL && job_name[0] != '\0' ? job_name : "(new)", msg);
+		return WERR_RETRY;
+	}
 	if (spec->host != NULL) {
 		keys[n] = "host";
 		vals[n++] = spec->host;
@@ -399,6 +449,24 @@ static int sink_pg_open_f(const struct jobspec *spec, const char *appname, PGcon
 	if (spec->password != NULL) {
 		keys[n] = "password";
 		vals[n++] = spec->password;
+	}
+	/* Absent: libpq's default (prefer).  PGSSLMODE and the other PG*
+	 * variables never reach a worker (common/workerenv.h). */
+	if (spec->sslmode != NULL) {
+		keys[n] = "sslmode";
+		vals[n++] = spec->sslmode;
+	}
+	if (tls.rootcert[0] != '\0') {
+		keys[n] = "sslrootcert";
+		vals[n++] = tls.rootcert;
+	}
+	if (tls.cert[0] != '\0') {
+		keys[n] = "sslcert";
+		vals[n++] = tls.cert;
+	}
+	if (tls.key[0] != '\0') {
+		keys[n] = "sslkey";
+		vals[n++] = tls.key;
 	}
 	keys[n] = "application_name";
 	vals[n++] = appname;
@@ -421,27 +489,40 @@ static int sink_pg_open_f(const struct jobspec *spec, const char *appname, PGcon
 	/* expand_dbname = 0: DATABASE is a name, never a connection string. */
 	pg = PQconnectdbParams(keys, vals, 0);
 	if (pg == NULL) {
+		pgtls_files_remove(&tls);
 		snprintf(err, errlen, "out of memory connecting to PostgreSQL");
 		return WERR_RETRY;
 	}
 	if (PQstatus(pg) == CONNECTION_OK) {
+		/* libpq has loaded the files; the worker never PQreset()s */
+		pgtls_files_remove(&tls);
 		*out = pg;
 		return WERR_OK;
 	}
 	sink_pg_oneline(msg, sizeof(msg), PQerrorMessage(pg));
+	pgtls_files_unname(&tls, msg, sizeof(msg));
+	pgtls_files_remove(&tls);
 	PQfinish(pg);
 	sink_pg_connect_class(msg, f);
-	snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s%s%s",
-		 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
-		 spec->user, msg, f->hint ? "; " : "", f->hint ? f->hint : "");
+	if (f->tls)
+		snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d database \"%s\" (job %s, sslmode %s): %s%s%s",
+			 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
+			 job_name != NULL && job_name[0] != '\0' ? job_name : "(new)",
+			 spec->sslmode != NULL ? spec->sslmode : "prefer", msg, f->hint ? "; " : "",
+			 f->hint ? f->hint : "");
+	else
+		snprintf(err, errlen, "cannot connect to PostgreSQL at %s:%d database \"%s\" as \"%s\": %s%s%s",
+			 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
+			 spec->user, msg, f->hint ? "; " : "", f->hint ? f->hint : "");
 	return f->cls;
 }
 
-int sink_pg_connect_db(const struct jobspec *spec, const char *appname, PGconn **out, char *err, size_t errlen)
+int sink_pg_connect_db(const struct jobspec *spec, const char *job_name, const char *appname, PGconn **out,
+		       char *err, size_t errlen)
 {
 	struct sink_connect_failure f;
 
-	return sink_pg_open_f(spec, appname, out, &f, err, errlen);
+	return sink_pg_open_f(spec, job_name, appname, out, &f, err, errlen);
 }
 
 static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, char *err, size_t errlen)
@@ -450,7 +531,7 @@ static int sink_pg_connect(struct sink_pg *sk, struct sink_connect_failure *f, c
 	int rc;
 
 	snprintf(appname, sizeof(appname), "streamserver-%s", sk->job_name);
-	rc = sink_pg_open_f(sk->spec, appname, &sk->pg, f, err, errlen);
+	rc = sink_pg_open_f(sk->spec, sk->job_name, appname, &sk->pg, f, err, errlen);
 	if (rc != WERR_OK)
 		return rc;
 	sk->on_conflict = PQserverVersion(sk->pg) >= SINK_ON_CONFLICT_VERSION;

@@ -53,12 +53,15 @@ struct sink_pg;
  * the error table if needed and the staging table; prepares the statements.
  * spec and job_name must outlive the sink.  On success *out is the caller's
  * (sink_pg_close). */
-/* One connection to the job's database (HOST, PORT, DATABASE, USER, PASSWORD),
- * as application_name appname, for the worker's tool modes.  Returns WERR_OK
- * with *out set (caller PQfinish()es it), or WERR_RETRY (unreachable) /
- * WERR_FATAL (credentials, missing database...) with err saying what failed
- * and how to fix it; the password never appears in err. */
-int sink_pg_connect_db(const struct jobspec *spec, const char *appname, PGconn **out, char *err, size_t errlen);
+/* One connection to the job's database (HOST, PORT, DATABASE, USER, PASSWORD,
+ * SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY), as application_name appname, for
+ * the worker's tool modes.  Returns WERR_OK with *out set (caller PQfinish()es
+ * it), or WERR_RETRY (unreachable) / WERR_FATAL (credentials, missing
+ * database, a server certificate that does not verify...) with err saying
+ * what failed and how to fix it; a TLS failure names job_name, HOST and
+ * SSLMODE.  Neither the password nor the client key ever appears in err. */
+int sink_pg_connect_db(const struct jobspec *spec, const char *job_name, const char *appname, PGconn **out,
+		       char *err, size_t errlen);
 
 int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_pg **out, char *err,
 		 size_t errlen);

@@ -83,7 +83,7 @@ static int tools_parse(struct tools *t)
 {
 	static struct js_errors errs; /* large; one request per process */
 	const cJSON *name, *config;
-	char *text = NULL;
+	char *text = NULL, err[256];
 	size_t len = 0;
 	int rc;
 
@@ -107,6 +107,9 @@ static int tools_parse(struct tools *t)
 		js_errors_format(&errs, msg, sizeof(msg));
 		return tools_fail(t, WERR_FATAL, "config", "invalid job configuration: %s", msg);
 	}
+	/* From here on no log line may carry one of them. */
+	if (jobspec_register_secrets(t->spec, err, sizeof(err)) < 0)
+		return tools_fail(t, WERR_FATAL, "config", "%s", err);
 	if (t->spec->database == NULL || t->spec->user == NULL)
 		return tools_fail(t, WERR_FATAL, "config", "the job needs DATABASE and USER");
 	if (t->mode != TOOLS_ERRORS && (t->spec->brokers == NULL || t->spec->topic == NULL))
@@ -142,7 +145,7 @@ static int tools_pg_connect(struct tools *t)
 	int rc;
 
 	snprintf(appname, sizeof(appname), "streamserver-%s-tool", t->job_name);
-	rc = sink_pg_connect_db(t->spec, appname, &t->pg, err, sizeof(err));
+	rc = sink_pg_connect_db(t->spec, t->job_name, appname, &t->pg, err, sizeof(err));
 	if (rc == WERR_OK)
 		return WERR_OK;
 	return tools_fail(t, rc, rc == WERR_RETRY ? "unreachable" : "config", "%s", err);

@@ -4,6 +4,8 @@
   kafka   (session)  a private single-node Kafka broker (tests/harness/kafka.sh)
   server  (test)     build/controller/streamserver on a free port with a fresh
                      data directory; server.restart() / server.restart(kill=True)
+  secure_kafka (module)  a broker of the module's own with a SASL_SSL listener
+                     (kafka.sh start DIR --secure): SecureKafka
 
 pg and kafka start concurrently, once per session.  Set E2E_PGURI or
 E2E_KAFKA_BOOTSTRAP to use ones already running instead.  STREAMSERVER_BUILD_DIR
@@ -29,7 +31,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import (API, HARNESS, PG, REPO, Kafka, free_port, harness, parse_env,  # noqa: E402
-                     pid_alive)
+                     pid_alive, register_secret, secrets_in)
 
 BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or REPO / "build").resolve()
 CONTROLLER = BUILD / "controller" / "streamserver"
@@ -59,6 +61,7 @@ def _start_backends():
     try:
         if os.environ.get("E2E_PGURI"):
             b.pg = PG.from_uri(os.environ["E2E_PGURI"])
+            register_secret(b.pg.password)
         else:
             b.pg_dir = b.base / "pg"
             procs["pg.sh"] = (subprocess.Popen(
@@ -84,6 +87,7 @@ def _start_backends():
                 failures.append(f"{name} start failed ({p.returncode}):\n{err}")
             elif name == "pg.sh":
                 b.pg = PG.from_env(parse_env(out))
+                register_secret(b.pg.password)
             else:
                 b.kafka = Kafka(parse_env(out)["BOOTSTRAP"])
         if failures:
@@ -126,6 +130,7 @@ def _backends():
 @pytest.fixture(scope="session")
 def pg(_backends):
     """helpers.PG: uri, host, port, user, password, dbname; query/scalar/count."""
+    register_secret(_backends.pg.password)
     return _backends.pg
 
 
@@ -140,10 +145,12 @@ def kafka(_backends):
 class Server:
     """One streamserver process: its URL, data directory and log."""
 
-    def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None):
+    def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None,
+                 client_cert=None):
         """args: extra streamserver options; env: extra environment; api_token:
         sent as "Authorization: Bearer" on every request of self.http;
-        scheme "https" with verify (a CA file) for TLS."""
+        scheme "https" with verify (a CA file) for TLS; client_cert
+        (certificate, key) for a server that asks for one (mutual TLS)."""
         self.port = free_port()
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
@@ -153,13 +160,48 @@ class Server:
         self.extra_env = dict(env or {})
         self.proc = None
         self.worker_pids = set()
-        self.http = requests.Session()
+        self.leaks = []  # answers that carried a registered secret
+        self.http = self._session()
         if api_token is not None:
             self.http.headers["Authorization"] = f"Bearer {api_token}"
         if verify is not None:
             # REQUESTS_CA_BUNDLE in the environment would override verify.
             self.http.trust_env = False
             self.http.verify = str(verify)
+        if client_cert is not None:
+            self.http.cert = tuple(str(f) for f in client_cert)
+
+    def _session(self):
+        http = requests.Session()
+        http.hooks["response"].append(self._sweep)
+        return http
+
+    def _sweep(self, resp, *args, **kwargs):
+        found = secrets_in(resp.content)
+        if found:
+            self.leaks.append(f"{resp.request.method} {resp.url} -> {resp.status_code}: {found}")
+
+    def secret_leaks(self):
+        """Where a registered secret showed: answers so far, the log, and the
+        command lines and environments of the processes still running."""
+        where = list(self.leaks)
+        found = secrets_in(self.log_text())
+        if found:
+            where.append(f"log {self.log_path}: {found}")
+        procs = [(pid, ("cmdline", "environ")) for pid in self.leftover_processes()]
+        if self.proc is not None:
+            # The controller's environment is where a user may give it a
+            # token (STREAMSERVER_TOKEN); its arguments are not.
+            procs.append((self.proc.pid, ("cmdline",)))
+        for pid, parts in procs:
+            for part in parts:
+                try:
+                    found = secrets_in(Path(f"/proc/{pid}/{part}").read_bytes())
+                except OSError:
+                    continue
+                if found:
+                    where.append(f"/proc/{pid}/{part}: {found}")
+        return where
 
     # process ---------------------------------------------------------------
     def start(self, timeout=30.0):
@@ -217,7 +259,10 @@ class Server:
         starts it again on the same port with the same data directory."""
         rc = self.stop(signal.SIGKILL if kill else signal.SIGTERM)
         self.http.close()
-        self.http = requests.Session()
+        old = self.http
+        self.http = self._session()
+        self.http.headers.update(old.headers)
+        self.http.verify, self.http.cert, self.http.trust_env = old.verify, old.cert, old.trust_env
         self.start()
         return rc
 
@@ -334,6 +379,7 @@ def _serve(request, srv):
     finally:
         died = srv.proc is not None and srv.proc.poll() is not None
         rc = None
+        leaks = srv.secret_leaks() if started else []
         try:
             rc = srv.stop(signal.SIGTERM, timeout=40)
         finally:
@@ -348,6 +394,9 @@ def _serve(request, srv):
         pytest.fail(f"streamserver died during the test: {_exit_text(rc)}", pytrace=False)
     if started and rc not in (None, 0):
         pytest.fail(f"streamserver {_exit_text(rc)} on SIGTERM (expected 0)", pytrace=False)
+    leaks += secrets_in(srv.log_text()) and [f"log after stop: {secrets_in(srv.log_text())}"]
+    if leaks:
+        pytest.fail("a secret showed where it must not: " + "; ".join(leaks), pytrace=False)
 
 
 def _exit_text(rc):
@@ -450,5 +499,94 @@ def private_kafka():
                 k.destroy()
             except Exception as e:
                 print(f"warning: private kafka: {e}", file=sys.stderr)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------- a SASL_SSL broker (issue 10)
+
+class SecureKafka:
+    """A broker started with `kafka.sh start DIR --secure`: .kafka
+    (helpers.Kafka on its PLAINTEXT listener, for topics and producing) and
+    its SASL_SSL listener's .bootstrap, .ca (the harness's CA file), .user,
+    .password (SCRAM-SHA-512); stop() and start() (same ports, same
+    password)."""
+
+    # A second JVM beside the session's broker: a small heap will do.
+    ENV = {"KAFKA_HEAP_OPTS": "-Xms64m -Xmx256m"}
+
+    def __init__(self, base):
+        self.dir = base / "kafka"
+        out = self._harness("start", "--secure")
+        for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
+            assert out.get(key), f"kafka.sh start --secure printed no {key}= line"
+        self.lines = out
+        self.kafka = Kafka(out["BOOTSTRAP"])
+        self.bootstrap = out["SECURE_BOOTSTRAP"]
+        self.ca = out["KAFKA_CA"]
+        self.user = out["KAFKA_USER"]
+        self.password = register_secret(out["KAFKA_PASSWORD"])
+
+    def _harness(self, verb, *extra, timeout=KAFKA_START_TIMEOUT):
+        p = subprocess.run([str(HARNESS / "kafka.sh"), verb, str(self.dir), *extra],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           stdin=subprocess.DEVNULL, timeout=timeout,
+                           env=dict(os.environ, **self.ENV))
+        if p.returncode != 0:
+            raise RuntimeError(f"kafka.sh {verb} {self.dir} {' '.join(extra)} failed "
+                               f"({p.returncode}):\n{p.stderr}")
+        return parse_env(p.stdout)
+
+    def properties(self, **override):
+        """The librdkafka settings of a client of the SASL_SSL listener."""
+        props = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+                 "sasl.username": self.user, "sasl.password": self.password,
+                 "ssl.ca.location": self.ca}
+        props.update(override)
+        return props
+
+    def status(self):
+        return self._harness("status", timeout=30)
+
+    def stop(self):
+        self._harness("stop", timeout=120)
+
+    def start(self):
+        """Starts it again (the DIR remembers --secure): same addresses and
+        password, or it fails."""
+        out = self._harness("start")
+        for key in ("BOOTSTRAP", "SECURE_BOOTSTRAP", "KAFKA_CA", "KAFKA_USER", "KAFKA_PASSWORD"):
+            assert out.get(key) == self.lines[key], f"the restarted broker changed its {key}"
+
+    def destroy(self):
+        self.kafka.close()
+        gc.collect()
+        self.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_kafka():
+    """A SASL_SSL-capable broker of this module (SecureKafka).  A separate
+    JVM, not the session's broker: that one stays as every other test knows
+    it (or E2E_KAFKA_BOOTSTRAP's)."""
+    base = _private_base()
+    k, error = None, None
+    try:
+        k = SecureKafka(base)
+    except Exception as e:
+        error = str(e)
+    try:
+        if error is not None:
+            pytest.fail(f"cannot start the SASL_SSL broker: {error}", pytrace=False)
+        yield k
+    finally:
+        if k is not None:
+            try:
+                k.destroy()
+            except Exception as e:
+                print(f"warning: secure kafka: {e}", file=sys.stderr)
+        else:
+            subprocess.run([str(HARNESS / "kafka.sh"), "stop", str(base / "kafka")], timeout=120,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not os.environ.get("E2E_KEEP_TMP"):
             shutil.rmtree(base, ignore_errors=True)

@@ -43,6 +43,36 @@ COLUMNS5 = [("column_1", "varchar(32)"), ("column_2", "bigint"), ("column_3", "n
             ("column_4", "varchar(32)"), ("column_5", "varchar(32)")]
 
 
+# Every secret the suite uses (the database password, API tokens, SASL
+# passwords, a client key...): each fixture or module that makes one
+# registers it, and conftest's Server checks every answer it gets, its log
+# and its workers' argv and environment against all of them (the suite-wide
+# sweep; test_security.py checks more places for its own).
+SECRETS = set()
+
+
+def register_secret(value):
+    """Adds a secret to the sweep; for a PEM text, each line of its base64
+    (whatever leaked of it would show one)."""
+    if not value:
+        return value
+    if "-----BEGIN" in value:
+        for line in value.splitlines():
+            if len(line) >= 16 and not line.startswith("-----"):
+                SECRETS.add(line)
+    elif len(value) >= 8:  # shorter could turn up by chance
+        SECRETS.add(value)
+    return value
+
+
+def secrets_in(data):
+    """The registered secrets found in data (bytes or str), abbreviated:
+    never print a secret whole."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    return [s[:3] + "..." for s in SECRETS if s.encode() in data]
+
+
 def unique(prefix):
     """A name no other test (nor an earlier run against the same database)
     uses: valid as a topic, a table, a job, a group."""
@@ -118,9 +148,9 @@ def pid_alive(pid):
 
 # --------------------------------------------------------------------- harness
 
-def harness(script, verb, directory, timeout):
-    """Runs tests/harness/SCRIPT VERB DIR; returns its KEY=VALUE lines as a dict."""
-    p = subprocess.run([str(HARNESS / script), verb, str(directory)], stdout=subprocess.PIPE,
+def harness(script, verb, directory, timeout, *options):
+    """Runs tests/harness/SCRIPT VERB DIR [OPTIONS]; returns its KEY=VALUE lines as a dict."""
+    p = subprocess.run([str(HARNESS / script), verb, str(directory), *options], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
         raise RuntimeError(f"{script} {verb} {directory} failed ({p.returncode}):\n{p.stderr}")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import BUILD
-from helpers import (COLUMNS5, TABLE5, check_delimited_table, cols, create_service,
+from helpers import (register_secret, COLUMNS5, TABLE5, check_delimited_table, cols, create_service,
                      create_source, delimited_messages, free_port, job_dict, job_status,
                      to_yaml, unique, wait_equal, wait_state, yaml_line)
 
@@ -188,8 +188,8 @@ def test_nothing_listening_exits_3():
 
 # ---------------------------------------------------------- the token
 
-TOKEN = "tok-" + "7f3a9c1e5b" * 3
-READ_TOKEN = "read-" + "2d8e4f6a0c" * 3
+TOKEN = register_secret("tok-" + "7f3a9c1e5b" * 3)
+READ_TOKEN = register_secret("read-" + "2d8e4f6a0c" * 3)
 
 
 def test_token_required_exit_4_and_never_shown(make_server, pg, tmp_path):

@@ -111,6 +111,12 @@ def test_dockerfile_shape():
     assert any(i == "RUN" and "useradd" in a and "streamserver" in a for i, a in run["steps"])
     # build tools stay in the build stage
     assert not {"build-essential", "meson", "ninja-build"} & set(apt_packages(run))
+    # OpenSSL for civetweb comes from the installed api/tlscompat libraries,
+    # not from links made by hand or from libssl-dev
+    assert not any(i == "RUN" and re.search(r"\bln\b|libssl\.so|libcrypto\.so", a)
+                   for i, a in run["steps"]), "the runtime stage makes library links"
+    assert "libssl-dev" not in apt_packages(run)
+    assert {"libssl3", "libcurl4"} <= set(apt_packages(run))
 
 
 def test_dockerfile_packages_are_debian_packages():
@@ -182,6 +188,12 @@ class Installed:
     def path(self, p):
         return self.root / str(p).lstrip("/")
 
+    def tlscompat(self):
+        """The folder of the libssl.so and libcrypto.so civetweb loads."""
+        found = sorted(self.root.glob("usr/lib/**/streamserver/libssl.so"))
+        assert len(found) == 1, f"api/tlscompat's libssl.so installed {len(found)} times: {found}"
+        return found[0].parent
+
     def copy_context(self, dest):
         """The build context: the repository's files (tracked, or new and not
         ignored), less deploy/Dockerfile.dockerignore's patterns."""
@@ -220,6 +232,21 @@ def test_build_installs_the_three_binaries(installed):
     assert out.returncode == 0 and out.stdout.startswith("streamserver "), out
 
 
+def test_installed_tls_libraries(installed):
+    """api/tlscompat's libraries: the SONAMEs civetweb opens, each needing
+    OpenSSL 3's real library, and libssl.so with the name civetweb 1.15
+    asks for that OpenSSL 3 no longer exports."""
+    d = installed.tlscompat()
+    for name, real in (("libssl.so", "libssl.so.3"), ("libcrypto.so", "libcrypto.so.3")):
+        dyn = subprocess.run(["readelf", "-d", d / name], capture_output=True, text=True,
+                             check=True).stdout
+        assert f"Library soname: [{name}]" in dyn, dyn
+        assert f"Shared library: [{real}]" in dyn, dyn
+    syms = subprocess.run(["nm", "-D", "--defined-only", d / "libssl.so"], capture_output=True,
+                          text=True, check=True).stdout
+    assert re.search(r"\bSSL_get_peer_certificate\b", syms), syms
+
+
 def test_runtime_packages_cover_the_linked_libraries(installed):
     """Each library the installed binaries need (DT_NEEDED) comes from a
     package the runtime stage installs (or libc6, in every Debian image)."""
@@ -230,7 +257,9 @@ def test_runtime_packages_cover_the_linked_libraries(installed):
         if m:
             paths.setdefault(m.group(1), m.group(2))
     missing = []
-    for b in ("streamserver", "streamworker", "streamctl"):
+    tlscompat = installed.tlscompat()
+    for b in ("streamserver", "streamworker", "streamctl", tlscompat / "libssl.so",
+              tlscompat / "libcrypto.so"):
         dyn = subprocess.run(["readelf", "-d", installed.bin / b], capture_output=True, text=True,
                              check=True).stdout
         for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn):
@@ -396,6 +425,37 @@ def test_healthcheck_command_passes(container, installed):
     p = subprocess.run(as_unprivileged() + cmd, env=container["env"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0, p
+
+
+def test_installed_server_serves_https(installed, tmp_path, open_tmp):
+    """The installed streamserver finds the installed api/tlscompat libraries
+    (beside it, as the image has them) and serves HTTPS through them."""
+    cert, key = open_tmp / "cert.pem", open_tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=120)
+    cert.chmod(0o644)
+    write_secret(key, key.read_text())
+    env, base = container_env(installed, tmp_path)
+    base = base.replace("http://", "https://")
+    run = Running(as_unprivileged() + [str(installed.bin / "streamserver"), "--tls-cert", str(cert),
+                                       "--tls-key", str(key)], env, tmp_path / "tls.log")
+    try:
+        def up():
+            if run.proc.poll() is not None:
+                raise AssertionError(f"exited with {run.proc.returncode}:\n{run.log_text()}")
+            p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-o", "/dev/null", "-w",
+                                "%{http_code}", base + "/api/v1/services"],
+                               capture_output=True, text=True, timeout=30)
+            return p.stdout == "200"
+        wait_for(up, timeout=60, what=f"{base}/api/v1/services over HTTPS")
+        maps = Path(f"/proc/{run.proc.pid}/maps").read_text()
+        assert str(installed.tlscompat() / "libssl.so") in maps, "not the installed libssl.so"
+        assert str(REPO) not in maps, "the installed server uses the build tree's libraries"
+    finally:
+        rc = run.stop()
+    assert rc == 0, f"streamserver exited {rc} on SIGTERM:\n{run.log_text()}"
 
 
 def test_compose_example_pipeline_loads_orders(container, installed, pg, kafka, open_tmp):

@@ -11,14 +11,32 @@ import time
 import pytest
 import requests
 
-from conftest import CONTROLLER, WORKER, Server
-from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source,
-                     delimited_messages, error_of, free_port, job_status, start_job, stop_job,
-                     unique, wait_rows, wait_state, wizard_job)
+import sqlite3
 
-TOKEN = "tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f"
-READ_TOKEN = "read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a"
+from conftest import CONTROLLER, WORKER, Server
+from helpers import (register_secret, COLUMNS5, TABLE5, cols, create_job, create_service, create_source,
+                     delimited_messages, error_of, free_port, job_status, job_yaml, pid_alive,
+                     professional_job, start_job, stop_job, unique, wait_for, wait_rows,
+                     wait_state, wizard_job, yaml_unquote, yaml_value)
+
+TOKEN = register_secret("tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f")
+READ_TOKEN = register_secret("read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# Secrets in librdkafka PROPERTIES (README "Security"): long and distinct, so
+# that none turns up by chance.  The plain broker ignores SASL and SSL
+# settings while security.protocol is plaintext, so a job with the source's
+# still runs.
+SRC_SASL_PASSWORD = register_secret("src-sasl-" + "7d1e5f3a9c2b4e6f")
+SRC_KEY_PASSWORD = register_secret("src-key-" + "2a4c6e8f0b1d3f5a")
+JOB_SASL_PASSWORD = register_secret("job-sasl-" + "9e8d7c6b5a4f3e2d")
+JOB_KEY_PASSWORD = register_secret("job-key-" + "1f2e3d4c5b6a7988")
+KINIT_PASSWORD = register_secret("kinit-" + "5c4b3a2918f7e6d5")
+SOURCE_PROPERTIES = {"sasl.username": "alice", "sasl.password": SRC_SASL_PASSWORD,
+                     "ssl.key.password": SRC_KEY_PASSWORD}
+PROPERTY_SECRETS = (SRC_SASL_PASSWORD, SRC_KEY_PASSWORD, JOB_SASL_PASSWORD, JOB_KEY_PASSWORD,
+                    KINIT_PASSWORD)
+VALUE5 = {"COLUMNS": cols(*COLUMNS5), "FORMAT": "delimited", "DELIMITED_OPTION": {"DELIMITER": "|"}}
 
 
 def bare(srv, method, path, headers=None, **kw):
@@ -316,7 +334,7 @@ def running_job(make_server, pg, kafka):
     topic = kafka.create_topic(unique("sec"))
     table = pg.create_table(unique("t_sec"), TABLE5)
     svc = create_service(srv, pg)
-    src = create_source(srv, svc["id"], kafka, topic)
+    src = create_source(srv, svc["id"], kafka, topic, properties=SOURCE_PROPERTIES)
     job = create_job(srv, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5]))
     start_job(srv, job["id"])
     wait_state(srv, job["id"], "running")
@@ -325,36 +343,90 @@ def running_job(make_server, pg, kafka):
     return srv, job["id"], table
 
 
-def test_secrets_stay_out(running_job, pg):
-    srv, jid, _ = running_job
+def assert_no_secret(text, secrets, where):
+    for secret in secrets:
+        assert secret not in text, f"secret {secret[:6]}... in {where}"
+
+
+def assert_worker_clean(pid, secrets):
+    """Nothing secret in a worker's command line or environment (it gets its
+    job on standard input)."""
+    for name in ("cmdline", "environ"):
+        try:
+            data = proc_bytes(pid, name).decode(errors="replace")
+        except OSError:
+            return  # it has already exited
+        assert_no_secret(data, secrets, f"worker {pid} {name}")
+
+
+def test_secrets_stay_out(running_job, pg, kafka):
+    srv, jid, table = running_job
     password = pg.password
     assert len(password) >= 8  # a value that cannot turn up by chance
+    secrets = (password, TOKEN) + PROPERTY_SECRETS
 
     st = job_status(srv, jid)
     assert st["state"] == "running" and st["pid"], st
     pid = st["pid"]
     # The worker's command line and environment.
-    for name in ("cmdline", "environ"):
-        data = proc_bytes(pid, name)
-        assert password.encode() not in data, f"database password in worker {name}"
-        assert TOKEN.encode() not in data, f"API token in worker {name}"
+    assert_worker_clean(pid, secrets)
     assert b"STREAMSERVER_TOKEN" not in proc_bytes(pid, "environ")
     # ... nor the controller's command line.
     assert TOKEN.encode() not in proc_bytes(srv.proc.pid, "cmdline")
 
-    # API responses.
-    for path in (f"/jobs/{jid}", "/jobs", f"/jobs/{jid}/status", "/jobs/status",
-                 f"/jobs/{jid}/config", "/services", "/sources", "/metrics", "/"):
+    # A job with secrets of its own that cannot connect: SASL against the
+    # plain listener, and a Kerberos refresh command, which librdkafka quotes
+    # in its log line when the command fails.
+    src_id = srv.call("GET", f"/jobs/{jid}")["source_id"]
+    topic = srv.call("GET", f"/sources/{src_id}")["topic"]
+    props = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "GSSAPI",
+             "sasl.password": JOB_SASL_PASSWORD, "ssl.key.password": JOB_KEY_PASSWORD,
+             "sasl.kerberos.kinit.cmd": f"echo {KINIT_PASSWORD} >/dev/null; exit 1"}
+    config = job_yaml(pg, kafka, topic, table, value=VALUE5, properties=props)
+    bad = create_job(srv, professional_job(src_id, config))["id"]
+    start_job(srv, bad)
+    wait_for(lambda: "Kerberos ticket refresh failed" in srv.log_text(), what="librdkafka's kinit line")
+    bad_pid = job_status(srv, bad)["pid"]
+    if bad_pid:
+        assert_worker_clean(bad_pid, secrets)
+
+    # API responses, the status page and /metrics.
+    for path in (f"/jobs/{jid}", f"/jobs/{bad}", "/jobs", f"/jobs/{jid}/status",
+                 f"/jobs/{bad}/status", "/jobs/status", f"/jobs/{jid}/config",
+                 f"/jobs/{bad}/config", "/services", "/sources", f"/sources/{src_id}",
+                 f"/jobs/{jid}/errors", f"/jobs/{jid}/offsets", "/metrics", "/"):
         resp = srv.request("GET", path)
         assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
-        assert password not in resp.text, f"database password in GET {path}"
-        assert TOKEN not in resp.text, f"API token in GET {path}"
+        assert_no_secret(resp.text, secrets, f"GET {path}")
+    # The Kafka tool of a job that cannot authenticate fails; its error too
+    # is clean.
+    resp = srv.request("GET", f"/jobs/{bad}/offsets", timeout=60)
+    assert resp.status_code >= 400, resp.text[:300]
+    assert_no_secret(resp.text, secrets, f"GET /jobs/{bad}/offsets")
+    # The checks of a definition with every secret in it.
+    for path in ("/jobs/validate", "/jobs?dry_run=true"):
+        resp = srv.request("POST", path, professional_job(src_id, config), timeout=60)
+        assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+        assert_no_secret(resp.text, secrets, f"POST {path}")
+    for which in (jid, bad):
+        yaml = srv.request("GET", f"/jobs/{which}/config").text
+        assert yaml_unquote(yaml_value(yaml, "sasl.password")) == "****", yaml
+        assert yaml_unquote(yaml_value(yaml, "ssl.key.password")) == "****", yaml
+        assert yaml_unquote(yaml_value(yaml, "sasl.username")) == "alice", yaml
+    shown = srv.call("GET", f"/sources/{src_id}")["properties"]
+    assert shown == dict(SOURCE_PROPERTIES, **{"sasl.password": "****",
+                                               "ssl.key.password": "****"}), shown
 
     stop_job(srv, jid)
+    stop_job(srv, bad)
     wait_state(srv, jid, "stopped")
+    wait_state(srv, bad, "stopped")
+    st = job_status(srv, bad)
+    assert_no_secret(json.dumps(st), secrets, "the failed job's status")
     log = srv.log_text()
-    assert password not in log, "database password in the log"
-    assert TOKEN not in log, "API token in the log"
+    assert_no_secret(log, secrets, "the log")
+    # Not vacuous: the line that quoted the command is there, masked.
+    assert "Kerberos ticket refresh failed: ****" in log, log[-3000:]
 
 
 def test_json_log_lines(running_job):
@@ -390,3 +462,80 @@ def test_text_log_lines(make_server):
     while not pattern.search(srv.log_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert pattern.search(srv.log_text()), srv.log_tail()
+
+
+def stored_value(srv, sql, *args):
+    """One value from the controller's store, read-only."""
+    db = sqlite3.connect(f"file:{srv.data_dir / 'streamserver.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, args).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_masked_secrets_sent_back_are_kept(make_server, pg, kafka):
+    """"****" is what the API shows for a secret property, and "****" sent
+    back keeps the stored value: a PATCH of a source, and a job's effective
+    YAML sent back as its config."""
+    srv = make_server()  # no token: the status page shows its summary too
+    topic = kafka.create_topic(unique("sec"))
+    table = pg.create_table(unique("t_sec"), TABLE5)
+    svc = create_service(srv, pg)
+    secrets = (pg.password,) + PROPERTY_SECRETS
+
+    # "****" with nothing stored to keep is refused, not stored as a password.
+    err = error_of(srv.request("POST", "/sources", {
+        "service_id": svc["id"], "name": unique("src"), "brokers": kafka.bootstrap,
+        "topic": topic, "properties": {"sasl.password": "****"}}), 422, "invalid",
+        "properties.sasl.password")
+    assert "****" in err["message"], err
+
+    src = create_source(srv, svc["id"], kafka, topic, properties=SOURCE_PROPERTIES)
+    assert src["properties"]["sasl.password"] == "****", src
+    assert_no_secret(json.dumps(src), secrets, "POST /sources")
+    # Sent back as shown, with one setting changed: the secrets stay.
+    shown = dict(src["properties"], **{"sasl.username": "bob"})
+    patched = srv.call("PATCH", f"/sources/{src['id']}", {"properties": shown})
+    assert patched["properties"] == dict(shown), patched
+    stored = json.loads(stored_value(srv, "SELECT properties FROM sources WHERE id = ?",
+                                     src["id"]))
+    assert stored == dict(SOURCE_PROPERTIES, **{"sasl.username": "bob"}), "secrets not kept"
+
+    # A job that overrides one secret of the source's and adds its own.
+    props = {"sasl.password": JOB_SASL_PASSWORD,
+             "sasl.kerberos.kinit.cmd": f"echo {KINIT_PASSWORD}"}
+    job = create_job(srv, professional_job(src["id"], job_yaml(pg, kafka, topic, table,
+                                                                value=VALUE5, properties=props)))
+    assert_no_secret(json.dumps(job), secrets, "POST /jobs")
+    config = srv.request("GET", f"/jobs/{job['id']}/config").text
+    assert_no_secret(config, secrets, "GET config")
+    for key in ("PASSWORD", "sasl.password", "ssl.key.password", "sasl.kerberos.kinit.cmd"):
+        assert yaml_unquote(yaml_value(config, key)) == "****", (key, config)
+    # The effective YAML sent back: the job's secrets are its own again; the
+    # source's, which the job did not store, stay the source's.
+    srv.call("PATCH", f"/jobs/{job['id']}", {"config": config.replace("bob", "carol")})
+    definition = stored_value(srv, "SELECT definition FROM jobs WHERE id = ?", job["id"])
+    for secret in (pg.password, JOB_SASL_PASSWORD, KINIT_PASSWORD):
+        assert secret in definition, f"{secret[:6]}... lost by the PATCH"
+    assert "****" not in definition and SRC_KEY_PASSWORD not in definition, definition
+    assert "carol" in definition, definition
+    again = srv.request("GET", f"/jobs/{job['id']}/config").text
+    assert again == config.replace("bob", "carol"), (again, config)
+
+    # A wizard job turned professional with its effective YAML keeps its
+    # password; the source's secrets stay the source's.
+    wiz = create_job(srv, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5]))
+    config = srv.request("GET", f"/jobs/{wiz['id']}/config").text
+    assert yaml_unquote(yaml_value(config, "sasl.password")) == "****", config
+    srv.call("PATCH", f"/jobs/{wiz['id']}", {"mode": "professional", "config": config})
+    definition = stored_value(srv, "SELECT definition FROM jobs WHERE id = ?", wiz["id"])
+    assert pg.password in definition and "****" not in definition, definition
+    assert srv.request("GET", f"/jobs/{wiz['id']}/config").text == config
+
+    # The status page and the lists.
+    for path in ("/", "/jobs", "/sources", f"/jobs/{job['id']}"):
+        resp = srv.request("GET", path)
+        assert resp.status_code == 200, (path, resp.text[:300])
+        assert_no_secret(resp.text, secrets, f"GET {path}")
+    assert job["name"] in srv.request("GET", "/").text  # the summary is there
+    assert_no_secret(srv.log_text(), secrets, "the log")

@@ -4,14 +4,30 @@
 #   kafka.sh start DIR   fetch the broker's jars (once, cached), format DIR,
 #                        start the broker on a free 127.0.0.1 port, wait until it
 #                        answers metadata requests, print BOOTSTRAP=127.0.0.1:PORT
+#   kafka.sh start DIR --secure
+#                        the same broker plus a SASL_SSL listener (SCRAM-SHA-512)
+#                        on a second port, with a CA made here; also prints
+#                        SECURE_BOOTSTRAP=127.0.0.1:PORT, KAFKA_CA=DIR/tls/ca.crt,
+#                        KAFKA_USER=streamserver, KAFKA_PASSWORD=...
 #   kafka.sh stop DIR    SIGTERM, wait, then SIGKILL
-#   kafka.sh status DIR  exit 0 and print BOOTSTRAP=... if it runs, else exit 1
+#   kafka.sh status DIR  exit 0 and print BOOTSTRAP=... (and the secure lines)
+#                        if it runs, else exit 1
 #
-# Only the BOOTSTRAP line (and PID=..., KAFKA_DIR=...) go to stdout; progress and
-# errors go to stderr.  Starting a DIR whose broker already runs just prints its
-# address; starting a DIR formatted earlier restarts the broker on its old port.
-# The broker writes DIR/kafka.pid, DIR/kafka.out (stdout/stderr) and
-# DIR/logs/server.log; its data is in DIR/data.
+# Only the KEY=VALUE lines go to stdout; progress and errors go to stderr.
+# Starting a DIR whose broker already runs just prints its addresses; starting
+# a DIR formatted earlier restarts the broker on its old ports, as it was
+# formatted (a DIR formatted with --secure stays secure; one formatted without
+# refuses --secure).  The broker writes DIR/kafka.pid, DIR/kafka.out
+# (stdout/stderr) and DIR/logs/server.log; its data is in DIR/data.
+#
+# --secure: the PLAINTEXT listener stays (the tests' producers and admin
+# clients use it; the inter-broker and controller listeners are plaintext
+# too).  DIR/tls holds the harness's CA (ca.crt, ca.key) and broker.pem, the
+# broker's PKCS#8 key and its certificate for localhost and 127.0.0.1 signed by
+# that CA (Kafka's ssl.keystore.type=PEM).  The SCRAM-SHA-512 user is created
+# when DIR is formatted (kafka-storage format --add-scram: KRaft, no
+# ZooKeeper), with a random password kept in DIR/kafka_password (mode 0600).
+# The password is on the storage tool's command line while it formats.
 #
 # Environment:
 #   KAFKA_CACHE_DIR      where the jars go (default
@@ -37,8 +53,10 @@ die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
+KAFKA_USER=streamserver
+
 usage() {
-	echo "usage: $0 {start|stop|status} DIR" >&2
+	echo "usage: $0 {start [--secure]|stop|status} DIR" >&2
 	exit 2
 }
 
@@ -82,12 +100,12 @@ fetch_jars() {
 	log "cached $(ls "$CACHE" | wc -l) jars in $CACHE"
 }
 
-# Prints two distinct free TCP ports on 127.0.0.1.
+# Prints three distinct free TCP ports on 127.0.0.1.
 free_ports() {
 	"$PYTHON" - <<'EOF'
 import socket
 socks = []
-for _ in range(2):
+for _ in range(3):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -117,18 +135,27 @@ broker_pid() {
 	echo "$pid"
 }
 
+# write_config PORT CONTROLLER_PORT [SASL_SSL_PORT]
 write_config() {
-	local port="$1" cport="$2"
+	local port="$1" cport="$2" sport="${3:-}" listeners advertised map
+	listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+	advertised="PLAINTEXT://127.0.0.1:$port"
+	map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+	if [ -n "$sport" ]; then
+		listeners+=",SASL_SSL://127.0.0.1:$sport"
+		advertised+=",SASL_SSL://127.0.0.1:$sport"
+		map+=",SASL_SSL:SASL_SSL"
+	fi
 	cat >"$DIR/server.properties" <<EOF
 # Single-node KRaft broker for the Streaming Server tests (tests/harness/kafka.sh).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$DIR/data
 num.partitions=1
 default.replication.factor=1
@@ -149,6 +176,17 @@ log.cleaner.dedupe.buffer.size=8388608
 log.segment.bytes=268435456
 log.retention.hours=168
 EOF
+	if [ -n "$sport" ]; then
+		cat >>"$DIR/server.properties" <<EOF
+# SASL_SSL for clients (kafka.sh start DIR --secure): SCRAM-SHA-512 users from
+# the storage format, the harness's CA, no client certificates.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$DIR/tls/broker.pem
+listener.name.sasl_ssl.ssl.client.auth=none
+EOF
+	fi
 	cat >"$DIR/log4j.properties" <<EOF
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
@@ -164,10 +202,52 @@ log4j.logger.kafka.log.LogCleaner=WARN
 EOF
 }
 
-# Waits until the broker answers a metadata request that lists itself.
+# --secure: DIR/tls with a CA and the broker's key and certificate (SAN
+# localhost, 127.0.0.1) signed by it, as one PEM keystore; and the SCRAM
+# password in DIR/kafka_password.
+make_secrets() {
+	local tls="$DIR/tls"
+	command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+	rm -rf "$tls"
+	mkdir "$tls"
+	# umask: the keys are never readable by others, not even for a moment.
+	if ! (
+		umask 077
+		openssl req -x509 -new -nodes -newkey rsa:2048 -keyout "$tls/ca.key" -out "$tls/ca.crt" \
+			-days 3650 -subj "/CN=Streaming Server test CA" \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+			openssl req -new -nodes -newkey rsa:2048 -keyout "$tls/broker.key" -out "$tls/broker.csr" \
+				-subj "/CN=localhost" &&
+			openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+				-set_serial "0x$(openssl rand -hex 16)" -days 3650 -out "$tls/broker.crt" \
+				-extfile <(printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+					"basicConstraints=critical,CA:FALSE" \
+					"keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth") &&
+			cat "$tls/broker.key" "$tls/broker.crt" >"$tls/broker.pem"
+	) >"$tls/openssl.log" 2>&1; then
+		cat "$tls/openssl.log" >&2
+		die "making the test CA and the broker's certificate in $tls failed"
+	fi
+	rm -f "$tls/broker.csr" "$tls/openssl.log"
+	chmod 0644 "$tls/ca.crt" "$tls/broker.crt"
+	# Hex: nothing that --add-scram's parser or a YAML scalar would trip on.
+	(umask 077 && openssl rand -hex 16 >"$DIR/kafka_password")
+}
+
+# The lines of the SASL_SSL listener, if DIR has one.
+print_secure() {
+	[ -f "$DIR/secure_bootstrap" ] || return 0
+	echo "SECURE_BOOTSTRAP=$(cat "$DIR/secure_bootstrap")"
+	echo "KAFKA_CA=$DIR/tls/ca.crt"
+	echo "KAFKA_USER=$KAFKA_USER"
+	echo "KAFKA_PASSWORD=$(cat "$DIR/kafka_password")"
+}
+
+# Waits until the broker answers a metadata request that lists itself (with
+# SECURE_BOOTSTRAP CA USER PASSWORD_FILE also on its SASL_SSL listener).
 wait_ready() {
 	local pid="$1" bootstrap="$2"
-	"$PYTHON" - "$pid" "$bootstrap" "$START_TIMEOUT" <<'EOF' || return 1
+	"$PYTHON" - "$pid" "$bootstrap" "$START_TIMEOUT" "${@:3}" <<'EOF' || return 1
 import os, sys, time
 try:
     from confluent_kafka.admin import AdminClient
@@ -175,37 +255,53 @@ except ImportError as e:
     sys.exit("kafka.sh: error: %s (use /usr/bin/python3 with python3-confluent-kafka)" % e)
 pid, bootstrap, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + timeout
-admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                     "socket.connection.setup.timeout.ms": 1000,
-                     "reconnect.backoff.max.ms": 200})
+common = {"log_level": 0, "socket.connection.setup.timeout.ms": 1000, "reconnect.backoff.max.ms": 200}
+admins = [("PLAINTEXT", AdminClient(dict(common, **{"bootstrap.servers": bootstrap})))]
+if len(sys.argv) > 4:
+    sbootstrap, ca, user, pwfile = sys.argv[4:8]
+    with open(pwfile) as f:
+        password = f.read().strip()
+    admins.append(("SASL_SSL", AdminClient(dict(common, **{
+        "bootstrap.servers": sbootstrap, "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password,
+        "ssl.ca.location": ca}))))
 last = "no answer"
 while time.monotonic() < deadline:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         sys.exit("kafka.sh: error: the broker (pid %d) exited during startup" % pid)
+    name, admin = admins[0]
     try:
         md = admin.list_topics(timeout=1)
         if 1 in md.brokers:
-            sys.exit(0)
-        last = "metadata lists brokers %s" % list(md.brokers)
+            admins.pop(0)
+            if not admins:
+                sys.exit(0)
+            continue
+        last = "%s: metadata lists brokers %s" % (name, list(md.brokers))
     except Exception as e:  # KafkaException while it starts
-        last = str(e)
+        last = "%s: %s" % (name, e)
     time.sleep(0.1)
 sys.exit("kafka.sh: error: the broker did not answer within %gs (last: %s)" % (timeout, last))
 EOF
 }
 
 cmd_start() {
-	local pid port cport cluster_id t0
+	local pid port cport sport="" cluster_id t0
+	local -a scram=() secure_ready=()
 	t0=$EPOCHREALTIME
 	mkdir -p "$DIR"
 	DIR="$(cd "$DIR" && pwd -P)"
 	if pid="$(broker_pid)"; then
+		if [ "$SECURE" = 1 ] && [ ! -f "$DIR/secure_bootstrap" ]; then
+			die "the broker in $DIR runs without a SASL_SSL listener; stop it and start a new DIR with --secure"
+		fi
 		log "already running (pid $pid)"
 		echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
 		echo "PID=$pid"
 		echo "KAFKA_DIR=$DIR"
+		print_secure
 		return 0
 	fi
 	fetch_jars
@@ -213,15 +309,26 @@ cmd_start() {
 	if [ -f "$DIR/server.properties" ] && [ -f "$DIR/data/meta.properties" ]; then
 		port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$DIR/server.properties")"
 		cport="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
+		sport="$(sed -n 's/^listeners=.*,SASL_SSL:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$DIR/server.properties")"
 		[ -n "$port" ] && [ -n "$cport" ] || die "$DIR/server.properties was not written by kafka.sh"
-		for p in "$port" "$cport"; do
+		if [ "$SECURE" = 1 ] && [ -z "$sport" ]; then
+			die "$DIR was formatted without --secure; use a new DIR for a SASL_SSL broker"
+		fi
+		for p in "$port" "$cport" $sport; do
 			port_in_use "$p" && die "port $p of the broker in $DIR is taken by another process"
 		done
 		log "restarting the broker formatted in $DIR on port $port"
 	else
 		rm -rf "$DIR/data"
-		read -r port cport < <(free_ports)
-		write_config "$port" "$cport"
+		rm -f "$DIR/secure_bootstrap"
+		read -r port cport sport < <(free_ports)
+		if [ "$SECURE" = 1 ]; then
+			make_secrets
+			scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_USER,password=$(cat "$DIR/kafka_password")]")
+		else
+			sport=""
+		fi
+		write_config "$port" "$cport" "$sport"
 		# Like Kafka's Uuid.randomUuid(): never starting with "-", which the
 		# storage tool's argument parser would take for an option.
 		cluster_id="$("$PYTHON" -c '
@@ -233,12 +340,16 @@ while True:
         break')"
 		if ! java -Xshare:auto -XX:TieredStopAtLevel=1 -Dlog4j.configuration="file:$DIR/log4j.properties" \
 			-cp "$CACHE/*" kafka.tools.StorageTool format -t "$cluster_id" \
-			-c "$DIR/server.properties" >"$DIR/format.log" 2>&1; then
+			-c "$DIR/server.properties" "${scram[@]}" >"$DIR/format.log" 2>&1; then
 			cat "$DIR/format.log" >&2
 			die "formatting the KRaft storage in $DIR failed"
 		fi
 	fi
 	echo "127.0.0.1:$port" >"$DIR/bootstrap"
+	if [ -n "$sport" ]; then
+		echo "127.0.0.1:$sport" >"$DIR/secure_bootstrap"
+		secure_ready=("127.0.0.1:$sport" "$DIR/tls/ca.crt" "$KAFKA_USER" "$DIR/kafka_password")
+	fi
 	# setsid: the broker is not killed with the caller's process group (a test
 	# runner's ^C); stop it with `kafka.sh stop`.
 	# shellcheck disable=SC2086
@@ -248,7 +359,7 @@ while True:
 		</dev/null >"$DIR/kafka.out" 2>&1 &
 	pid=$!
 	echo "$pid" >"$DIR/kafka.pid"
-	if ! wait_ready "$pid" "127.0.0.1:$port"; then
+	if ! wait_ready "$pid" "127.0.0.1:$port" "${secure_ready[@]}"; then
 		log "last lines of $DIR/kafka.out and $DIR/logs/server.log:"
 		tail -n 20 "$DIR/kafka.out" >&2 || true
 		grep -E ' (ERROR|FATAL|WARN) ' "$DIR/logs/server.log" 2>/dev/null | tail -n 20 >&2 || true
@@ -256,10 +367,11 @@ while True:
 		rm -f "$DIR/kafka.pid"
 		exit 1
 	fi
-	log "broker ready on 127.0.0.1:$port (pid $pid) in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
+	log "broker ready on 127.0.0.1:$port${sport:+ (SASL_SSL on 127.0.0.1:$sport)} (pid $pid) in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
 	echo "BOOTSTRAP=127.0.0.1:$port"
 	echo "PID=$pid"
 	echo "KAFKA_DIR=$DIR"
+	print_secure
 }
 
 cmd_stop() {
@@ -274,6 +386,7 @@ cmd_stop() {
 	stop_pid "$pid" "$DIR/kafka.pid"
 }
 
+
 cmd_status() {
 	local pid
 	[ -d "$DIR" ] || return 1
@@ -281,9 +394,15 @@ cmd_status() {
 	pid="$(broker_pid)" || return 1
 	echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
 	echo "PID=$pid"
+	print_secure
 }
 
-[ $# -eq 2 ] || usage
+SECURE=0
+case "$#:${3:-}" in
+2:) ;;
+3:--secure) [ "$1" = start ] || usage; SECURE=1 ;;
+*) usage ;;
+esac
 DIR="$2"
 case "$1" in
 start) cmd_start ;;

@@ -6,6 +6,15 @@
 #                       create the test database, print its address:
 #                         PGURI=postgresql://USER:PASS@127.0.0.1:PORT/DBNAME
 #                         PGHOST=... PGPORT=... PGUSER=... PGPASSWORD=... PGDATABASE=...
+#   pg.sh start DIR --ssl
+#                       the same with ssl = on: a CA made here signs a server
+#                       certificate for localhost and 127.0.0.1, a second one for
+#                       other.example (for host name mismatch tests) and a client
+#                       certificate for the role; the server trusts that CA for
+#                       client certificates (ssl_ca_file) but does not demand
+#                       them.  Prints also PG_CA=<CA certificate> and
+#                       PG_TLS_DIR=<dir with ca.crt, server.*, other.*, client.*>.
+#                       Once given, a DIR keeps ssl on.
 #   pg.sh stop DIR      fast shutdown (immediate if that hangs)
 #   pg.sh status DIR    exit 0 and print the lines above if it runs, else exit 1
 #   pg.sh destroy DIR   stop, then delete the cluster's files
@@ -35,7 +44,7 @@ log() { printf 'pg.sh: %s\n' "$*" >&2; }
 die() { printf 'pg.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	echo "usage: $0 {start|stop|status|destroy} DIR" >&2
+	echo "usage: $0 {start|stop|status|destroy} DIR  |  $0 start DIR --ssl" >&2
 	exit 2
 }
 
@@ -160,6 +169,55 @@ print_address() {
 	echo "PGUSER=$DBUSER"
 	echo "PGPASSWORD=$PASS"
 	echo "PGDATABASE=$DBNAME"
+	if [ -f "$DIR/ssl" ]; then
+		echo "PG_CA=$HOME_DIR/tls/ca.crt"
+		echo "PG_TLS_DIR=$HOME_DIR/tls"
+	fi
+}
+
+# One certificate signed by the test CA: NAME (file stem), CN, subjectAltName.
+make_cert() {
+	local tls="$1" name="$2" cn="$3" san="$4"
+	openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		-keyout "$tls/$name.key" -out "$tls/$name.csr" -subj "/CN=$cn" 2>/dev/null
+	if [ -n "$san" ]; then
+		printf 'subjectAltName=%s\n' "$san" >"$tls/$name.ext"
+	else
+		: >"$tls/$name.ext"
+	fi
+	openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+		-days 3650 -extfile "$tls/$name.ext" -out "$tls/$name.crt" 2>/dev/null
+	rm -f "$tls/$name.csr" "$tls/$name.ext"
+}
+
+# ssl = on with a CA and certificates made here (pg.sh start DIR --ssl).
+setup_ssl() {
+	local tls="$HOME_DIR/tls"
+	command -v openssl >/dev/null || die "--ssl needs openssl"
+	if [ ! -f "$tls/server.crt" ]; then
+		mkdir -p "$tls"
+		(
+			umask 077
+			openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+				-keyout "$tls/ca.key" -out "$tls/ca.crt" -days 3650 \
+				-subj "/CN=streamserver test CA" 2>/dev/null
+			make_cert "$tls" server localhost "DNS:localhost,IP:127.0.0.1"
+			make_cert "$tls" other other.example "DNS:other.example"
+			make_cert "$tls" client "$DBUSER" ""
+		) || die "cannot make the test certificates in $tls"
+		chmod 0755 "$tls"
+		chmod 0644 "$tls"/*.crt
+		chmod 0600 "$tls"/*.key
+		if [ -n "$OS_USER" ]; then
+			chown -R "$OS_USER:" "$tls"
+		fi
+	fi
+	if ! grep -q '^# --- pg.sh --ssl ---' "$HOME_DIR/data/postgresql.conf"; then
+		printf "\n# --- pg.sh --ssl ---\nssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n" \
+			"$tls/server.crt" "$tls/server.key" "$tls/ca.crt" |
+			as_owner tee -a "$HOME_DIR/data/postgresql.conf" >/dev/null
+	fi
+	touch "$DIR/ssl"
 }
 
 is_running() {
@@ -226,6 +284,12 @@ cmd_start() {
 	if resolve_home && [ -f "$HOME_DIR/data/PG_VERSION" ] && [ -f "$DIR/credentials" ]; then
 		existing=1
 		load_credentials
+		if [ "$SSL" = 1 ] && [ ! -f "$DIR/ssl" ]; then
+			setup_ssl
+			if is_running; then
+				as_owner "$BINDIR/pg_ctl" -D "$HOME_DIR/data" reload >/dev/null
+			fi
+		fi
 		if is_running; then
 			log "already running on port $PORT"
 			print_address
@@ -236,8 +300,11 @@ cmd_start() {
 			log "old port taken; using $PORT"
 		fi
 	else
-		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port"
+		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/ssl"
 		cmd_init
+		if [ "$SSL" = 1 ]; then
+			setup_ssl
+		fi
 		PORT="$(free_port)"
 	fi
 	echo "$PORT" >"$DIR/port"
@@ -304,15 +371,20 @@ cmd_destroy() {
 	if resolve_home; then
 		home="$HOME_DIR"
 	fi
-	rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/initdb.log" "$DIR/pg_ctl.err" "$DIR/psql.err"
+	rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/initdb.log" "$DIR/pg_ctl.err" "$DIR/psql.err" \
+		"$DIR/ssl"
 	case "$home" in
 	/tmp/streamserver-pg-*) rm -rf "$home" ;;
 	esac
 	log "destroyed"
 }
 
-[ $# -eq 2 ] || usage
+[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$1" = start ] && [ "$3" = --ssl ]; } || usage
 DIR="$2"
+SSL=0
+if [ "${3:-}" = --ssl ]; then
+	SSL=1
+fi
 case "$1" in
 start) cmd_start ;;
 stop) cmd_stop ;;

@@ -424,6 +424,59 @@ static void test_pb_json_columns(void **state)
 	decoder_free(dec);
 }
 
+/* The unit tests' descriptor set with the bytes at the first occurrence of
+ * from (flen bytes) replaced by to (same length), as DESCRIPTOR (base64). */
+static char *pbt_patched_b64(const char *from, const char *to, size_t flen)
+{
+	unsigned char *copy = malloc(test_pb_desc_len);
+	struct textbuf tb;
+	size_t i;
+
+	assert_non_null(copy);
+	memcpy(copy, test_pb_desc, test_pb_desc_len);
+	for (i = 0; i + flen <= test_pb_desc_len; i++)
+		if (memcmp(copy + i, from, flen) == 0)
+			break;
+	assert_true(i + flen <= test_pb_desc_len);
+	memcpy(copy + i, to, flen);
+	textbuf_init(&tb, 1 << 20);
+	textbuf_base64(&tb, copy, test_pb_desc_len);
+	textbuf_putc(&tb, '\0');
+	free(copy);
+	return tb.data;
+}
+
+/* Found by fuzz_pb_desc: names from the descriptor set reached rows
+ * unchecked, so an enum value named "COLOR\xff..." gave a row that is not
+ * UTF-8, and one with a quote gave invalid JSON; a map<bytes,...> key gave a
+ * JSON key with a bytea escape.  Such sets are refused when the decoder is
+ * built, naming what is wrong. */
+static void test_pb_descriptor_names_checked(void **state)
+{
+	static const struct {
+		const char *from, *to;
+		size_t len;
+		const char *want;
+	} cases[] = {
+		{ "COLOR_UNSPECIFIED", "COLOR\xff" "UNSPECIFIED", 17, "has a value named" },
+		{ "COLOR_UNSPECIFIED", "COLOR\"" "UNSPECIFIED", 17, "not a protobuf name" },
+		{ "\x0a\x03key\x18\x01\x20\x01\x28\x09", "\x0a\x03key\x18\x01\x20\x01\x28\x0c", 11,
+		  "key of a type protobuf does not allow" },
+	};
+	struct pbt_input pi;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *b64 = pbt_patched_b64(cases[i].from, cases[i].to, cases[i].len);
+		const char *err;
+
+		pbt_input_init(&pi, "sstest.All", "color,counts");
+		pi.in.protobuf_descriptor = b64;
+		err = pbt_new_error(&pi.in);
+		pbt_assert_contains(err, cases[i].want);
+		free(b64);
+	}
+}
+
 static void test_pb_config_errors(void **state)
 {
 	struct pbt_input pi;
@@ -552,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_pb_depth_cap),
 		cmocka_unit_test(test_pb_json_columns),
 		cmocka_unit_test(test_pb_config_errors),
+		cmocka_unit_test(test_pb_descriptor_names_checked),
 		cmocka_unit_test(test_pb_descriptor_without_imports),
 		cmocka_unit_test(test_pb_descriptor_file),
 		cmocka_unit_test(test_pb_pool),

@@ -593,6 +593,17 @@ static void test_mapping_errors(void **state)
 		   "      - NAME: a\n        EXPRESSION: y\n", &errs);
 	assert_int_equal(errs.count, 1);
 	assert_err(&errs, "KAFKA.OUTPUT.MAPPING[1]", 6, "mapped twice");
+	/* Found by fuzz_yaml: a null key was dropped, and the emitted YAML did
+	 * not parse any more. */
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      ~: x\n      id: a\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 4, "got null");
+	parse_fail("KAFKA:\n  OUTPUT:\n    MAPPING:\n      null: x\n", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 4, "quote it");
+	parse_fail("DATABASE: d KAFKA: OUTPUT: TABLE: t MAPPING: ~: x id: a", &errs);
+	assert_int_equal(errs.count, 1);
+	assert_err(&errs, "KAFKA.OUTPUT.MAPPING", 1, "got null");
 }
 
 /* ---- each key: wrong type, out of range, unknown key ---- */
@@ -636,7 +647,7 @@ static void test_bad_top_level(void **state)
 		{ "VERSION: two\n", "VERSION", 1, "positive integer" },
 		{ "VERSION: 0\n", "VERSION", 1, "positive integer" },
 		{ "DATABSE: db\n", "DATABSE", 1, "unknown key \"DATABSE\" (did you mean DATABASE?)" },
-		{ "FOO: 1\n", "FOO", 1, "allowed here: DATABASE, USER, PASSWORD, HOST, PORT, VERSION, KAFKA, SCHEDULE" },
+		{ "FOO: 1\n", "FOO", 1, "allowed here: DATABASE, USER, PASSWORD, HOST, PORT, SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY, VERSION, KAFKA, SCHEDULE" },
 		{ "DATABASE: a\nUSER: u\ndatabase: b\n", "DATABASE", 3, "duplicate key DATABASE (first at line 1)" },
 		{ "TABLE: t\n", "TABLE", 1, "unknown key \"TABLE\" here; it belongs under KAFKA.OUTPUT" },
 		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.OUTPUT or KAFKA.METADATA" },
@@ -1553,6 +1564,10 @@ static void assert_spec_equal(const struct jobspec *a, const struct jobspec *b)
 	assert_str_eq_or_null(a->password, b->password);
 	assert_str_eq_or_null(a->host, b->host);
 	assert_int_equal(a->port, b->port);
+	assert_str_eq_or_null(a->sslmode, b->sslmode);
+	assert_str_eq_or_null(a->sslrootcert, b->sslrootcert);
+	assert_str_eq_or_null(a->sslcert, b->sslcert);
+	assert_str_eq_or_null(a->sslkey, b->sslkey);
 	assert_int_equal(a->version, b->version);
 	assert_str_eq_or_null(a->brokers, b->brokers);
 	assert_str_eq_or_null(a->topic, b->topic);
@@ -2626,6 +2641,244 @@ static void test_wizard_update_and_merge_validate(void **state)
 	}
 }
 
+/* ---- PostgreSQL over TLS: SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY ---- */
+
+#define T_CA "-----BEGIN CERTIFICATE-----\nMIIBkzCCATmgAwIBAgIUBKexJRmiwwHq\nPoifO4YF0yHFIZ4w==\n-----END CERTIFICATE-----\n"
+#define T_CERT "-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgIUclientCERT\n-----END CERTIFICATE-----\n"
+#define T_KEY_BODY "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETkey"
+#define T_KEY "-----BEGIN PRIVATE KEY-----\n" T_KEY_BODY "\n-----END PRIVATE KEY-----\n"
+
+static const char tls_yaml[] =
+	"DATABASE: db\n"
+	"USER: loader\n"
+	"HOST: db.example\n"
+	"PORT: 5432\n"
+	"SSLMODE: verify-full\n"
+	"SSLROOTCERT: |\n"
+	"  -----BEGIN CERTIFICATE-----\n"
+	"  MIIBkzCCATmgAwIBAgIUBKexJRmiwwHq\n"
+	"  PoifO4YF0yHFIZ4w==\n"
+	"  -----END CERTIFICATE-----\n"
+	"SSLCERT: \"-----BEGIN CERTIFICATE-----\\nMIIBdTCCARugAwIBAgIUclientCERT\\n-----END CERTIFICATE-----\\n\"\n"
+	"SSLKEY: |\n"
+	"  -----BEGIN PRIVATE KEY-----\n"
+	"  " T_KEY_BODY "\n"
+	"  -----END PRIVATE KEY-----\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: id\n"
+	"          TYPE: bigint\n"
+	"  OUTPUT:\n"
+	"    TABLE: orders\n";
+
+/* The four keys next to HOST and PORT: parsed (a literal block or a quoted
+ * string), valid, emitted as literal blocks, read back equal; masked, the key
+ * is '****' and nothing of it is left. */
+static void test_tls_keys_parse_emit_round_trip(void **state)
+{
+	struct jobspec *spec = parse_ok(tls_yaml), *back;
+	struct js_errors errs;
+	char *yaml, *masked;
+
+	(void)state;
+	assert_string_equal(spec->sslmode, "verify-full");
+	assert_string_equal(spec->sslrootcert, T_CA);
+	assert_string_equal(spec->sslcert, T_CERT);
+	assert_string_equal(spec->sslkey, T_KEY);
+	assert_int_equal(jobspec_line(spec, "SSLKEY"), line_of(tls_yaml, "SSLKEY:"));
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("a job with TLS settings should validate");
+	}
+	back = round_trip(spec);
+	jobspec_free(back);
+
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(yaml);
+	assert_non_null(strstr(yaml, "SSLMODE: verify-full\n"));
+	assert_non_null(strstr(yaml, "SSLROOTCERT: |\n  -----BEGIN CERTIFICATE-----\n"));
+	assert_non_null(strstr(yaml, T_KEY_BODY));
+	assert_true(strstr(yaml, "PORT:") < strstr(yaml, "SSLMODE:"));
+	free(yaml);
+
+	masked = jobspec_to_yaml(spec, true);
+	assert_non_null(masked);
+	assert_null(strstr(masked, T_KEY_BODY));
+	assert_null(strstr(masked, "PRIVATE KEY"));
+	assert_non_null(strstr(masked, "SSLKEY: '****'\n"));
+	assert_non_null(strstr(masked, "MIIBdTCCARugAwIBAgIUclientCERT")); /* certificates are not secret */
+	back = parse_ok(masked);
+	assert_string_equal(back->sslkey, "****");
+	jobspec_free(back);
+	free(masked);
+	jobspec_free(spec);
+}
+
+/* Wrong values: each error names its key (with its line through
+ * jobspec_line) and none quotes a key. */
+static void test_tls_validation_errors(void **state)
+{
+	static const char bad[] =
+		"DATABASE: db\n"
+		"USER: loader\n"
+		"SSLMODE: Verify-Full\n"
+		"SSLROOTCERT: /etc/ssl/ca.pem\n"
+		"SSLCERT: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"\n"
+		"SSLKEY: \"-----BEGIN CERTIFICATE-----\\n" T_KEY_BODY "\\n-----END CERTIFICATE-----\\n\"\n"
+		"KAFKA:\n"
+		"  INPUT:\n"
+		"    VALUE:\n"
+		"      COLUMNS:\n"
+		"        - NAME: id\n"
+		"  OUTPUT:\n"
+		"    TABLE: orders\n";
+	struct jobspec *spec = parse_ok(bad);
+	struct js_errors errs;
+
+	(void)state;
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	validate_fail(spec, &errs);
+	assert_err(&errs, "SSLMODE", -1, "must be one of disable, allow, prefer, require, verify-ca, verify-full");
+	assert_err(&errs, "SSLROOTCERT", -1, "is not PEM text");
+	assert_err(&errs, "SSLCERT", -1, "holds a private key");
+	assert_err(&errs, "SSLKEY", -1, "must be a private key");
+	for (size_t i = 0; i < errs.count; i++)
+		assert_null(strstr(errs.items[i].message, T_KEY_BODY));
+	assert_int_equal(jobspec_line(spec, "SSLMODE"), 3);
+	assert_int_equal(jobspec_line(spec, "SSLKEY"), 6);
+	jobspec_free(spec);
+
+	/* verify-* needs a root CA; a certificate needs its key and back */
+	spec = minimal_valid();
+	spec->sslmode = strdup("verify-ca");
+	spec->sslcert = strdup(T_CERT);
+	validate_fail(spec, &errs);
+	assert_err(&errs, "SSLROOTCERT", -1, "is required with SSLMODE verify-ca");
+	assert_err(&errs, "SSLKEY", -1, "is required with SSLCERT");
+	jobspec_free(spec);
+	spec = minimal_valid();
+	spec->sslkey = strdup(T_KEY);
+	validate_fail(spec, &errs);
+	assert_err(&errs, "SSLCERT", -1, "is required with SSLKEY");
+	jobspec_free(spec);
+
+	/* a list where text belongs: a parse error with its line */
+	parse_fail("DATABASE: db\nUSER: u\nSSLMODE:\n  - require\n", &errs);
+	assert_err(&errs, "SSLMODE", 3, "single value");
+}
+
+static void test_tls_pem_shapes(void **state)
+{
+	(void)state;
+	assert_null(jobspec_pem_problem(T_CA, false));
+	assert_null(jobspec_pem_problem(T_CA T_CERT, false)); /* a bundle */
+	assert_null(jobspec_pem_problem("subject=CN = x\n" T_CA "trailing words\n", false));
+	assert_null(jobspec_pem_problem(T_KEY, true));
+	assert_null(jobspec_pem_problem("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", true));
+	assert_null(jobspec_pem_problem("-----BEGIN RSA PRIVATE KEY-----\r\nMIIE\r\n-----END RSA PRIVATE KEY-----\r\n", true));
+	assert_non_null(jobspec_pem_problem("", false));
+	assert_non_null(jobspec_pem_problem("/etc/ssl/certs/ca.pem", false));
+	assert_non_null(jobspec_pem_problem(T_KEY T_KEY, true));
+	assert_non_null(jobspec_pem_problem("-----BEGIN CERTIFICATE-----\nMIIB\n", false));
+	assert_non_null(jobspec_pem_problem("-----BEGIN CERTIFICATE-----\nMIIB\n-----END PRIVATE KEY-----\n", false));
+	assert_non_null(jobspec_pem_problem("-----BEGIN CERTIFICATE-----\nMI IB%\n-----END CERTIFICATE-----\n", false));
+	assert_non_null(jobspec_pem_problem("-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n", false));
+	assert_non_null(strstr(jobspec_pem_problem("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n"
+						   "-----END ENCRYPTED PRIVATE KEY-----\n", true), "encrypted"));
+	assert_non_null(strstr(jobspec_pem_problem("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+						   "DEK-Info: AES-128-CBC,AA\n\nMIIE\n-----END RSA PRIVATE KEY-----\n",
+						   true), "encrypted"));
+	assert_true(jobspec_sslmode_valid("prefer") && jobspec_sslmode_valid("verify-full"));
+	assert_false(jobspec_sslmode_valid("PREFER") || jobspec_sslmode_valid("") || jobspec_sslmode_valid(NULL));
+}
+
+/* Wizard fields sslmode, sslrootcert, sslcert, sslkey: copied, "" counts as
+ * absent, problems named by field without quoting the key. */
+static void test_tls_wizard_fields(void **state)
+{
+	static const char base[] = "{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\","
+				   " \"fields\": [{\"source\": \"c1\"}]";
+	char text[2048];
+	struct jobspec *spec;
+	struct js_errors errs;
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "%s, \"sslmode\": \"verify-full\", \"sslrootcert\": \"%s\", \"sslcert\": \"%s\","
+		 " \"sslkey\": \"%s\"}",
+		 base,
+		 "-----BEGIN CERTIFICATE-----\\nMIIBkzCCATmgAwIBAgIUBKexJRmiwwHq\\nPoifO4YF0yHFIZ4w==\\n-----END CERTIFICATE-----\\n",
+		 "-----BEGIN CERTIFICATE-----\\nMIIBdTCCARugAwIBAgIUclientCERT\\n-----END CERTIFICATE-----\\n",
+		 "-----BEGIN PRIVATE KEY-----\\n" T_KEY_BODY "\\n-----END PRIVATE KEY-----\\n");
+	spec = wizard_ok(text);
+	assert_string_equal(spec->sslmode, "verify-full");
+	assert_string_equal(spec->sslrootcert, T_CA);
+	assert_string_equal(spec->sslcert, T_CERT);
+	assert_string_equal(spec->sslkey, T_KEY);
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+
+	snprintf(text, sizeof(text), "%s, \"sslmode\": \"\", \"sslkey\": \"\", \"sslrootcert\": null}", base);
+	spec = wizard_ok(text);
+	assert_null(spec->sslmode);
+	assert_null(spec->sslkey);
+	assert_null(spec->sslrootcert);
+	jobspec_free(spec);
+
+	snprintf(text, sizeof(text),
+		 "%s, \"sslmode\": \"on\", \"sslcert\": \"cert.pem\", \"sslkey\": \"%s\"}", base, T_KEY_BODY);
+	wizard_fail(text, &errs);
+	assert_err(&errs, "sslmode", 0, "must be one of");
+	assert_err(&errs, "sslcert", 0, "not PEM text");
+	assert_err(&errs, "sslkey", 0, "not PEM text");
+	for (size_t i = 0; i < errs.count; i++)
+		assert_null(strstr(errs.items[i].message, T_KEY_BODY));
+}
+
+/* The service's settings fill what the job leaves out, each on its own. */
+static void test_tls_service_defaults_and_job_override(void **state)
+{
+	struct js_defaults d = std_defaults;
+	struct jobspec *spec = parse_ok(minimal_yaml);
+
+	(void)state;
+	d.sslmode = "verify-full";
+	d.sslrootcert = T_CA;
+	d.sslcert = T_CERT;
+	d.sslkey = T_KEY;
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_string_equal(spec->sslmode, "verify-full");
+	assert_string_equal(spec->sslrootcert, T_CA);
+	assert_string_equal(spec->sslcert, T_CERT);
+	assert_string_equal(spec->sslkey, T_KEY);
+	jobspec_free(spec);
+
+	spec = parse_ok(tls_yaml);
+	spec->sslmode[0] = '\0';
+	free(spec->sslmode);
+	spec->sslmode = strdup("require");
+	free(spec->sslcert);
+	spec->sslcert = NULL;
+	d.sslcert = "-----BEGIN CERTIFICATE-----\nSERVICE\n-----END CERTIFICATE-----\n";
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_string_equal(spec->sslmode, "require"); /* the job's */
+	assert_string_equal(spec->sslrootcert, T_CA);
+	assert_string_equal(spec->sslcert, d.sslcert); /* the service's */
+	assert_string_equal(spec->sslkey, T_KEY);
+	jobspec_free(spec);
+
+	/* without either, libpq's default: nothing is set */
+	spec = minimal_valid();
+	assert_null(spec->sslmode);
+	assert_null(spec->sslrootcert);
+	jobspec_free(spec);
+}
+
 /* ---- the flattened example of the seed's "Professional mode" ---- */
 
 /* Copied verbatim from the seed (hosts as there; replaced below). */
@@ -2898,6 +3151,11 @@ int main(void)
 		cmocka_unit_test(test_mapping_map_form),
 		cmocka_unit_test(test_mapping_errors),
 		cmocka_unit_test(test_bad_top_level),
+		cmocka_unit_test(test_tls_keys_parse_emit_round_trip),
+		cmocka_unit_test(test_tls_validation_errors),
+		cmocka_unit_test(test_tls_pem_shapes),
+		cmocka_unit_test(test_tls_wizard_fields),
+		cmocka_unit_test(test_tls_service_defaults_and_job_override),
 		cmocka_unit_test(test_bad_kafka_level),
 		cmocka_unit_test(test_bad_source),
 		cmocka_unit_test(test_bad_value),

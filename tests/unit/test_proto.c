@@ -147,6 +147,33 @@ static void test_garbage_is_rejected(void **state)
 	}
 }
 
+/* Found by fuzz_proto: numbers outside int64 (or int32 for a partition) were
+ * converted anyway, which is undefined behaviour.  A counter out of range
+ * makes the line no status message; a lag pair out of range is left out. */
+static void test_out_of_range_numbers(void **state)
+{
+	struct proto_msg msg;
+	static const char *const bad[] = {
+		"{\"type\":\"batch\",\"messages\":1e300}",
+		"{\"type\":\"batch\",\"rows\":-1e19}",
+		"{\"type\":\"batch\",\"rows\":9223372036854775808}",
+		"{\"type\":\"batch\",\"rows\":\"12\"}",
+		"{\"type\":\"lag\",\"total\":1e999}",
+	};
+	const char lag[] = "{\"type\":\"lag\",\"total\":3,\"partitions\":[[1e300,1],[0,1e300],"
+			   "[-1,2],[2147483648,2],[4,3]]}";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(proto_parse_line(bad[i], strlen(bad[i]), &msg), -1);
+		assert_int_equal(msg.type, PROTO_UNKNOWN);
+	}
+	assert_int_equal(proto_parse_line(lag, strlen(lag), &msg), 0);
+	assert_int_equal(msg.lag_total, 3);
+	assert_int_equal(msg.nlag, 1);
+	assert_int_equal(msg.lag[0].partition, 4);
+	assert_int_equal(msg.lag[0].lag, 3);
+}
+
 static void test_parse_does_not_read_past_len(void **state)
 {
 	/* A valid line followed by bytes that would make it invalid. */
@@ -166,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_error_keeps_class_and_newlines_escaped),
 		cmocka_unit_test(test_huge_error_stays_within_line_limit),
 		cmocka_unit_test(test_garbage_is_rejected),
+		cmocka_unit_test(test_out_of_range_numbers),
 		cmocka_unit_test(test_parse_does_not_read_past_len),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,8 @@ struct fixture {
 static void remove_dir(const char *dir)
 {
 	static const char *const files[] = { "streamserver.db", "streamserver.db-wal",
-					     "streamserver.db-shm", "streamserver.db-journal" };
+					     "streamserver.db-shm", "streamserver.db-journal",
+					     "streamserver.lock" };
 	char path[512];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -203,7 +204,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -225,6 +226,26 @@ static void test_open_fixes_mode_of_existing_file(void **state)
 	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+/* One data directory, one controller: a second open is refused with the
+ * holder's pid while the first is open, and succeeds once it is closed. */
+static void test_open_refuses_a_used_data_dir(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *second = NULL;
+	char err[512], want[64];
+
+	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), STORE_BUSY);
+	assert_null(second);
+	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, fx->dir));
+	assert_non_null(strstr(err, "--data-dir"));
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), 0);
+	fx->st = second;
 }
 
 static void test_reopen_keeps_data(void **state)
@@ -806,7 +827,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -839,6 +860,10 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_exec(db,
 				      "ALTER TABLE jobs DROP COLUMN rows_updated;"
 				      "ALTER TABLE jobs DROP COLUMN batches;"
+				      "ALTER TABLE services DROP COLUMN database_sslmode;"
+				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
+				      "ALTER TABLE services DROP COLUMN database_sslcert;"
+				      "ALTER TABLE services DROP COLUMN database_sslkey;"
 				      "PRAGMA user_version = 2;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -866,7 +891,7 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 3);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -876,6 +901,108 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(row_int(row, "rows_updated"), 4);
 	assert_int_equal(row_int(row, "batches"), 1);
 	cJSON_Delete(row);
+}
+
+/* A database of version 3 (before the services' TLS settings) opens with
+ * its services kept and the new settings unset. */
+static void test_migration_from_v3(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	char path[512], err[512];
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	cJSON *row = NULL, *in;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE services DROP COLUMN database_sslmode;"
+				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
+				      "ALTER TABLE services DROP COLUMN database_sslcert;"
+				      "ALTER TABLE services DROP COLUMN database_sslkey;"
+				      "PRAGMA user_version = 3;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "database_host"), "db.example");
+	assert_true(row_is_null(row, "database_sslmode"));
+	assert_true(row_is_null(row, "database_sslkey"));
+	cJSON_Delete(row);
+	in = cJSON_CreateObject();
+	cJSON_AddStringToObject(in, "database_sslmode", "require");
+	assert_int_equal(store_row_update(fx->st, STORE_SERVICE, sv, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "database_sslmode"), "require");
+	cJSON_Delete(row);
+}
+
+#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIBkzCCATmgAwIBAgIUBKexJRmiwwHq\n-----END CERTIFICATE-----\n"
+#define CERT_PEM "-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgIUclient0000\n-----END CERTIFICATE-----\n"
+#define KEY_PEM "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49keykeykey\n-----END PRIVATE KEY-----\n"
+
+/* The service's TLS settings are its jobs' defaults, each on its own; a job
+ * overrides what it sets; the worker's input holds the key in clear. */
+static void test_service_tls_defaults_and_job_override(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t sv = make_service(fx->st, "s", 8);
+	int64_t src = make_source(fx->st, "src", sv);
+	cJSON *in = cJSON_CreateObject();
+	struct jobspec *spec = NULL;
+	struct js_errors errs;
+	char err[1024], *def, *input;
+	int64_t plain, own;
+	size_t len = sizeof(professional_def) + 256;
+
+	cJSON_AddStringToObject(in, "database_sslmode", "verify-full");
+	cJSON_AddStringToObject(in, "database_sslrootcert", CA_PEM);
+	cJSON_AddStringToObject(in, "database_sslcert", CERT_PEM);
+	cJSON_AddStringToObject(in, "database_sslkey", KEY_PEM);
+	assert_int_equal(store_row_update(fx->st, STORE_SERVICE, sv, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+
+	plain = make_job(fx->st, "plain", src, "professional", professional_def);
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(store_job_resolve(fx->st, plain, &spec, &errs, err, sizeof(err)), 0);
+	assert_string_equal(spec->sslmode, "verify-full");
+	assert_string_equal(spec->sslrootcert, CA_PEM);
+	assert_string_equal(spec->sslcert, CERT_PEM);
+	assert_string_equal(spec->sslkey, KEY_PEM);
+	jobspec_free(spec);
+	spec = NULL;
+	input = store_job_worker_input(fx->st, plain, err, sizeof(err));
+	assert_non_null(input);
+	assert_non_null(strstr(input, "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49keykeykey"));
+	explicit_bzero(input, strlen(input));
+	free(input);
+
+	def = malloc(len);
+	assert_non_null(def);
+	snprintf(def, len, "SSLMODE: require\n%s", professional_def);
+	own = make_job(fx->st, "own", src, "professional", def);
+	free(def);
+	memset(&errs, 0, sizeof(errs));
+	assert_int_equal(store_job_resolve(fx->st, own, &spec, &errs, err, sizeof(err)), 0);
+	assert_string_equal(spec->sslmode, "require");
+	assert_string_equal(spec->sslrootcert, CA_PEM); /* not set by the job: the service's */
+	jobspec_free(spec);
 }
 
 static void set_source_format(struct store *st, int64_t src, const char *format)
@@ -940,6 +1067,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_private_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_fixes_mode_of_existing_file, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_a_used_data_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
@@ -953,6 +1081,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_last_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_v3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_tls_defaults_and_job_override, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_comes_from_the_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
