@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "utf8.h"
 
 /* The reason phrase of each status the API sends.  We write the status line
  * ourselves: civetweb 1.15 spells 422 "Unproccessable entity". */
@@ -291,111 +290,6 @@ void api_wake(struct api_req *req)
 		req->ops->wake(req->ops->ctx);
 }
 
-size_t api_json_depth(const char *buf, size_t len)
-{
-	size_t depth = 0, max = 0;
-	bool in_string = false;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
-
-		if (in_string) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_string = false;
-		} else if (ch == '"') {
-			in_string = true;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > max)
-				max = depth;
-		} else if ((ch == ']' || ch == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return max;
-}
-
-/* cJSON turns \u0000 into a NUL that ends the C string it stores ("a\u0000b"
- * would be stored as "a").  Before parsing, each \u0000 escape inside a
- * string becomes three overlong NULs (C0 80, six bytes like the escape),
- * which no valid UTF-8 holds: the string check below then finds it, in the
- * field it belongs to. */
-static void api_json_mark_nul(char *buf, size_t len)
-{
-	bool in_string = false;
-
-	for (size_t i = 0; i < len; i++) {
-		if (!in_string) {
-			in_string = buf[i] == '"';
-		} else if (buf[i] == '"') {
-			in_string = false;
-		} else if (buf[i] == '\\' && i + 1 < len) {
-			if (buf[i + 1] == 'u' && i + 6 <= len && memcmp(buf + i + 2, "0000", 4) == 0) {
-				memcpy(buf + i, "\xC0\x80\xC0\x80\xC0\x80", 6);
-				i += 5;
-			} else {
-				i++; /* the escaped character */
-			}
-		}
-	}
-}
-
-/* path + ".name" or path + "[i]" into out (truncated when long). */
-static void api_json_path(char *out, size_t outlen, const char *path, const cJSON *item, int index)
-{
-	if (item->string != NULL)
-		snprintf(out, outlen, "%s%s%s", path, path[0] ? "." : "", item->string);
-	else
-		snprintf(out, outlen, "%s[%d]", path, index);
-}
-
-/* 0, or -1 after replying 422 naming the first string (or member name) that
- * is not UTF-8 or holds a NUL. */
-static int api_json_check_strings(struct api_req *req, const cJSON *node, const char *path)
-{
-	const cJSON *item;
-	char sub[256];
-	int index = 0;
-
-	cJSON_ArrayForEach(item, node) {
-		if (item->string != NULL) {
-			size_t klen = strlen(item->string);
-
-			if (utf8_valid_prefix(item->string, klen) != klen) {
-				api_reply_error(req, 422, path[0] ? path : NULL,
-						"a member name in %s is not valid UTF-8 (or holds "
-						"\\u0000): names are UTF-8 text",
-						path[0] ? path : "the body");
-				return -1;
-			}
-		}
-		api_json_path(sub, sizeof(sub), path, item, index++);
-		if (cJSON_IsString(item) && item->valuestring != NULL) {
-			const char *v = item->valuestring;
-			size_t len = strlen(v), ok = utf8_valid_prefix(v, len);
-
-			if (ok != len) {
-				if ((unsigned char)v[ok] == 0xC0 && ok + 1 < len &&
-				    (unsigned char)v[ok + 1] == 0x80)
-					api_reply_error(req, 422, sub,
-							"%s holds a NUL character (\\u0000, or its "
-							"overlong form C0 80); text fields cannot",
-							sub);
-				else
-					api_reply_error(req, 422, sub,
-							"%s is not valid UTF-8 (byte %zu of the value is "
-							"0x%02x: invalid, overlong or a surrogate)",
-							sub, ok, (unsigned char)v[ok]);
-				return -1;
-			}
-		} else if ((cJSON_IsObject(item) || cJSON_IsArray(item)) &&
-			   api_json_check_strings(req, item, sub) < 0) {
-			return -1;
-		}
-	}
-	return 0;
-}
 
 static void api_reply_too_large(struct api_req *req, size_t max)
 {
@@ -458,8 +352,8 @@ cJSON *api_req_body(struct api_req *req)
 	size_t max = req->body_max > 0 ? req->body_max : API_BODY_DEFAULT;
 	char *buf = NULL, *grown;
 	size_t len = 0, cap;
-	const char *end = NULL;
 	cJSON *body = NULL;
+	struct api_body_error bad;
 	struct timespec start, now;
 	timer_t timer;
 	bool timed;
@@ -513,38 +407,9 @@ cJSON *api_req_body(struct api_req *req)
 		api_reply_too_large(req, max);
 		goto out;
 	}
-	if (api_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
-		api_reply_error(req, 400, NULL, "the body nests deeper than %d levels",
-				API_JSON_DEPTH_MAX);
-		goto out;
-	}
-	api_json_mark_nul(buf, len);
-	body = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-	if (body == NULL) {
-		if (len == 0)
-			api_reply_error(req, 400, NULL, "the request needs a JSON object as its body");
-		else
-			api_reply_error(req, 400, NULL, "the body is not valid JSON (near byte %zu)",
-					end != NULL && end >= buf ? (size_t)(end - buf) : (size_t)0);
-		goto out;
-	}
-	while (end != NULL && end < buf + len && isspace((unsigned char)*end))
-		end++;
-	if (end != NULL && end < buf + len) {
-		api_reply_error(req, 400, NULL, "the body has data after the JSON value (byte %zu)",
-				(size_t)(end - buf));
-		cJSON_Delete(body);
-		body = NULL;
-		goto out;
-	}
-	if (!cJSON_IsObject(body)) {
-		api_reply_error(req, 400, NULL, "the body must be a JSON object");
-		cJSON_Delete(body);
-		body = NULL;
-	} else if (api_json_check_strings(req, body, "") < 0) {
-		api_row_free(body);
-		body = NULL;
-	}
+	body = api_body_parse(buf, len, &bad);
+	if (body == NULL)
+		api_reply_error(req, bad.status, bad.field[0] ? bad.field : NULL, "%s", bad.message);
 	goto out;
 oom:
 	if (timed) {
@@ -555,6 +420,8 @@ oom:
 out:
 	if (timed)
 		timer_delete(timer);
+	if (buf != NULL)
+		explicit_bzero(buf, len); /* it may hold a password */
 	free(buf);
 	return body;
 }

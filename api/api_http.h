@@ -16,13 +16,13 @@
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "api_body.h"
 #include "jobspec.h"
 #include "store.h"
 
 /* The longest text field of a body (a job's YAML); the body itself is
  * limited by req->body_max. */
 #define API_BODY_MAX (1024 * 1024)
-#define API_JSON_DEPTH_MAX 16 /* our bodies need 3 */
 #define API_NAME_MAX 64
 #define API_TEXT_MAX 4096 /* descriptions, hosts and other free text */
 #define API_ID_MAX ((int64_t)1 << 53) /* ids travel as JSON numbers */
@@ -135,10 +135,6 @@ int api_get_paging(struct api_req *req, int64_t *page, int64_t *page_size);
 /* {"items": items, "total", "page", "page_size"}; takes items. */
 void api_reply_list(struct api_req *req, cJSON *items, int64_t total, int64_t page,
 		    int64_t page_size);
-
-/* How deep the JSON in buf nests, counted without parsing: cJSON parses,
- * copies and frees by recursion, and civetweb's threads have small stacks. */
-size_t api_json_depth(const char *buf, size_t len);
 
 /* d is a whole number that fits an int64_t exactly (|d| <= 9e15). */
 bool api_is_integral(double d);

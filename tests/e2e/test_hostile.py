@@ -299,6 +299,9 @@ def test_nested_strings_and_keys_checked(server):
     assert r.status_code == 422 and err["field"] == "fields[1].name", r.text
     r = server.request("POST", "/services", data=b'{"na\xffme": "x"}')
     assert r.status_code == 422, r.text
+    # a raw NUL byte, which cJSON would take and cut the string at
+    r = server.request("POST", "/services", data=b'{"name": "a\x00b"}')
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], r.text
     # escaped backslash before u0000 is text, not a NUL
     r = server.request("POST", "/services", data=b'{"name": "ok", "description": "a\\\\u0000"}')
     assert r.status_code == 201, r.text
