@@ -32,11 +32,12 @@
  * the API.  Three limits together keep it answering:
  * - threads: 512, well above the 200 slow connections we must survive
  *   (civetweb starts them all; idle ones cost memory, not CPU).  Measured:
- *   the idle controller's RSS went from 4.5 MiB with 8 threads to 19 MiB
+ *   the idle controller's RSS went from 4.5 MiB with 8 threads to 19-22 MiB
  *   with 512, about 30 KiB a thread (civetweb's 16 KiB request buffer and
  *   the stack pages touched; the 8 MiB stack is only reserved), and to
- *   29 MiB under 200 slow connections, whose probes were answered in about
- *   1 ms (tests/bench/slow_clients.py prints these figures);
+ *   29-32 MiB under 200 slow connections held for 60 s, whose probes were
+ *   answered in 1 ms (p50; at most 5 ms), where 8 threads answered none
+ *   (tests/bench/slow_clients.py prints these figures);
  * - the request header must arrive whole within 5 s: civetweb measures
  *   request_timeout_ms from the start of the request while reading its
  *   header (read_message, get_message in 1.15), so trickling header lines
