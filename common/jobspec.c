@@ -512,15 +512,13 @@ int jobspec_line(const struct jobspec *spec, const char *path)
 	return 0;
 }
 
-bool js_input_json_whole(const struct js_input *in)
+bool js_column_is_json(const struct js_column *col)
 {
-	const char *t;
+	const char *t = col->type;
 	size_t n;
 
-	if (in == NULL || in->format != JS_FORMAT_JSON || in->ncolumns != 1 || in->columns == NULL ||
-	    in->columns[0].type == NULL)
+	if (t == NULL)
 		return false;
-	t = in->columns[0].type;
 	n = strlen(t);
 	while (n > 0 && isspace((unsigned char)*t)) {
 		t++;
@@ -529,6 +527,12 @@ bool js_input_json_whole(const struct js_input *in)
 	while (n > 0 && isspace((unsigned char)t[n - 1]))
 		n--;
 	return (n == 4 && strncasecmp(t, "json", 4) == 0) || (n == 5 && strncasecmp(t, "jsonb", 5) == 0);
+}
+
+bool js_input_json_whole(const struct js_input *in)
+{
+	return in != NULL && in->format == JS_FORMAT_JSON && in->ncolumns == 1 && in->columns != NULL &&
+	       js_column_is_json(&in->columns[0]);
 }
 
 /* ---- validation ---- */
@@ -599,33 +603,6 @@ static void js_check_names_unique(struct js_vctx *v, const char *path, char *con
 	}
 }
 
-/* The number of bytes base64 text s stands for, or -1 when it is not base64.
- * Accepts what the worker decodes: the standard and the URL-safe alphabet,
- * with or without "=" padding (only at the end), whitespace anywhere (YAML
- * may fold a long value). */
-static int64_t js_base64_decoded_len(const char *s, size_t n)
-{
-	size_t digits = 0, pad = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (b64_digit_value(c) < 0 || pad > 0)
-			return -1;
-		digits++;
-	}
-	/* One digit left over is 6 bits: no whole byte, the text was cut. */
-	if (digits % 4 == 1 || pad > 2)
-		return -1;
-	return (int64_t)(digits / 4 * 3 + (digits % 4 == 0 ? 0 : digits % 4 - 1));
-}
-
 /* A protobuf full name as protoc writes it in a descriptor, without the
  * leading dot: identifiers (a letter or _, then letters, digits, _) joined by
  * single dots, e.g. "shop.v1.Order" or "Outer.Inner". */
@@ -692,10 +669,12 @@ static void js_validate_protobuf(struct js_vctx *v, const struct js_input *in, c
 			js_verr(v, in->line, pp, "is longer than 4095 bytes; use a shorter path");
 	}
 	if (in->protobuf_descriptor != NULL) {
-		int64_t n = js_base64_decoded_len(in->protobuf_descriptor, strlen(in->protobuf_descriptor));
+		/* The worker decodes it with the same b64_decode(). */
+		size_t n = 0;
+		int rc = b64_decode(in->protobuf_descriptor, strlen(in->protobuf_descriptor), NULL, &n, NULL, NULL, 0);
 
 		snprintf(pp, sizeof(pp), "%s.DESCRIPTOR", p);
-		if (n < 0)
+		if (rc < 0)
 			js_verr(v, in->line, pp, "is not base64; give the descriptor set file's bytes as base64 "
 				"(e.g. the output of base64 -w0 FILE)");
 		else if (n == 0)

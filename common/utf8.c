@@ -47,3 +47,21 @@ size_t utf8_valid_prefix(const char *buf, size_t len)
 	}
 	return len;
 }
+
+size_t utf8_text_prefix(const char *buf, size_t len, bool *is_nul)
+{
+	size_t i = 0, n;
+
+	*is_nul = false;
+	while (i < len) {
+		if (buf[i] == '\0') {
+			*is_nul = true;
+			return i;
+		}
+		n = utf8_seq_len(buf + i, len - i);
+		if (n == 0)
+			return i;
+		i += n;
+	}
+	return len;
+}
