@@ -1,5 +1,6 @@
 /* common/utf8: the one strict UTF-8 check (RFC 3629 table 3.7 of Unicode). */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,11 +43,32 @@ static void test_invalid(void **state)
 	assert_int_equal(utf8_seq_len("", 0), 0);
 }
 
+static void test_text(void **state)
+{
+	bool is_nul = true;
+
+	(void)state;
+	/* valid UTF-8 without NUL: what PostgreSQL text and JSON strings hold */
+	assert_int_equal(utf8_text_prefix(S(""), &is_nul), 0);
+	assert_false(is_nul);
+	assert_int_equal(utf8_text_prefix(S("ok\xe2\x82\xac"), &is_nul), 5);
+	assert_false(is_nul);
+	assert_int_equal(utf8_text_prefix(S("ab\0c"), &is_nul), 2);
+	assert_true(is_nul);
+	assert_int_equal(utf8_text_prefix(S("o\x80k"), &is_nul), 1);
+	assert_false(is_nul);
+	assert_int_equal(utf8_text_prefix(S("a\xc0\x80"), &is_nul), 1); /* overlong NUL is not NUL but invalid */
+	assert_false(is_nul);
+	assert_int_equal(utf8_text_prefix("ab\xe2\x82\xac", 4, &is_nul), 2); /* len is respected */
+	assert_false(is_nul);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
