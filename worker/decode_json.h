@@ -25,8 +25,8 @@
 
 #include <stddef.h>
 
-#include "row.h"
 #include "jobspec.h"
+#include "row.h"
 
 /* Objects and arrays nest at most this deep (the top level is 1). */
 #define JSON_DEPTH_MAX 64

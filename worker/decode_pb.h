@@ -41,8 +41,8 @@
 
 #include <stddef.h>
 
-#include "row.h"
 #include "jobspec.h"
+#include "row.h"
 
 /* Messages nest at most this deep. */
 #define PB_DEPTH_MAX 64
