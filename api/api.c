@@ -17,6 +17,7 @@
 #include <civetweb.h>
 
 #include "api_catalog.h"
+#include "api_guard.h"
 #include "api_http.h"
 #include "api_jobs.h"
 #include "api_metrics.h"
@@ -25,8 +26,32 @@
 #include "log.h"
 #include "web.h"
 
-#define API_THREADS "8"
-#define API_REQUEST_TIMEOUT_MS "30000"
+/* Slow clients.  civetweb 1.15 gives each connection one thread from a pool
+ * fixed at start, so a client that trickles its request holds a thread until
+ * its request timeout; with 8 threads and 30 s, eight such clients stopped
+ * the API.  Three limits together keep it answering:
+ * - threads: 512, well above the 200 slow connections we must survive
+ *   (civetweb starts them all; idle ones cost memory, not CPU).  Measured:
+ *   the idle controller's RSS went from 4.5 MiB with 8 threads to 19-22 MiB
+ *   with 512, about 30 KiB a thread (civetweb's 16 KiB request buffer and
+ *   the stack pages touched; the 8 MiB stack is only reserved), and to
+ *   29-32 MiB under 200 slow connections held for 60 s, whose probes were
+ *   answered in 1 ms (p50; at most 5 ms), where 8 threads answered none
+ *   (tests/bench/slow_clients.py prints these figures);
+ * - the request header must arrive whole within 5 s: civetweb measures
+ *   request_timeout_ms from the start of the request while reading its
+ *   header (read_message, get_message in 1.15), so trickling header lines
+ *   does not extend it; the body within API_BODY_SECONDS, which needs a
+ *   timer of ours: civetweb's mg_read has no overall deadline (api_http.c);
+ * - connections beyond the busy threads wait in civetweb's queue (64) and
+ *   then in the kernel's listen backlog (256), not in unbounded memory.
+ * A per-address cap was left out: civetweb 1.15 has no hook before a
+ * connection takes its thread, and behind a proxy every client has one
+ * address. */
+#define API_THREADS "512"
+#define API_REQUEST_TIMEOUT_MS "5000" /* API_HEADER_SECONDS; also each read's limit */
+#define API_CONNECTION_QUEUE "64"
+#define API_LISTEN_BACKLOG "256"
 #define API_PATH_MAX 256
 #define API_BODY_LIMIT_MAX ((size_t)64 * 1024 * 1024)
 
@@ -39,6 +64,7 @@ struct api_server {
 	size_t body_max;
 	struct api_tls_conf tls; /* what civetweb's ssl_* options point at */
 	char host[64]; /* numeric address we listen on, to wake civetweb at stop */
+	struct api_guard *guard; /* owned: Host, Origin and the like */
 	volatile bool stopped;
 };
 
@@ -271,7 +297,8 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	struct api_req req;
 	char path[API_PATH_MAX];
 	const char *uri = ri->local_uri != NULL ? ri->local_uri : "/";
-	size_t len = strlen(uri);
+	size_t len;
+	bool path_ok, nul;
 	enum api_auth auth = api_authenticate(srv, conn);
 	enum log_level level;
 
@@ -283,10 +310,10 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 	req.query = ri->query_string;
 	req.path = path;
 	req.body_max = srv->body_max;
-	if (len >= sizeof(path))
-		len = sizeof(path) - 1;
-	memcpy(path, uri, len);
-	path[len] = '\0';
+	path_ok = api_path_decode(uri, path, sizeof(path), &nul);
+	if (!path_ok)
+		snprintf(path, sizeof(path), "%.*s", (int)sizeof(path) - 1, uri);
+	len = strlen(path);
 	/* The path goes into messages and the log: no control characters. */
 	for (char *p = path; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -300,13 +327,18 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 		req.head = true;
 		req.method = "GET";
 	}
-	if (strlen(uri) >= sizeof(path) || !api_path_is_open(path)) {
+	req.page = strcmp(path, "/") == 0 || strncmp(path, "/ui/", 4) == 0;
+
+	/* Where the request comes from and its form, before who sent it. */
+	if (!api_guard_before_auth(srv->guard, &req, path_ok, nul))
+		goto done;
+	if (!api_path_is_open(path)) {
 		if (!api_check_access(&req, auth))
 			goto done;
 	}
-	if (strlen(uri) >= sizeof(path))
-		api_not_found(&req);
-	else if (strcmp(path, "/") == 0)
+	if (!api_guard_body_type(&req))
+		goto done;
+	if (strcmp(path, "/") == 0)
 		api_route_root(&req, auth == API_AUTH_OPEN || auth == API_AUTH_FULL ||
 					     auth == API_AUTH_READ);
 	else if (strcmp(path, "/healthz") == 0)
@@ -325,8 +357,10 @@ static int api_handle(struct mg_connection *conn, void *cbdata)
 done:
 	if (req.status == 0)
 		api_reply_error(&req, 500, NULL, "the request was not answered");
-	level = api_is_mutating(req.method) || req.status == 401 || req.status == 403 ? LOG_INFO
-										  : LOG_DEBUG;
+	level = api_is_mutating(req.method) || req.status == 401 || req.status == 403 ||
+				req.status == 421
+			? LOG_INFO
+			: LOG_DEBUG;
 	log_job(level, api_path_job(path), "%s %s %d", ri->request_method, path, req.status);
 	return req.status;
 }
@@ -468,6 +502,7 @@ static void api_server_free(struct api_server *srv)
 		free(srv->read_token);
 	}
 	api_tls_conf_clear(&srv->tls);
+	api_guard_free(srv->guard);
 	free(srv);
 }
 
@@ -482,14 +517,23 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	char ports[300], errtext[256] = "";
 	unsigned code = 0;
 	bool tls = sec != NULL && sec->tls_cert != NULL;
-	const char *options[8 + API_TLS_OPTIONS_MAX + 1] = {
+	const char *options[18 + API_TLS_OPTIONS_MAX + 1] = {
 		"listening_ports",    ports,
 		"num_threads",	      API_THREADS,
 		"request_timeout_ms", API_REQUEST_TIMEOUT_MS,
+		"connection_queue",   API_CONNECTION_QUEUE,
+		"listen_backlog",     API_LISTEN_BACKLOG,
 		"enable_keep_alive",  "no",
+		"decode_url",	      "no", /* api_path_decode */
+		/* civetweb 1.15 answers every CORS preflight itself, before any
+		 * handler, with "Access-Control-Allow-Origin: *" (its default):
+		 * any site could then send JSON.  Empty turns that off; we answer
+		 * preflights (api_preflight), for --allow-origin only. */
+		"access_control_allow_origin", "",
+		"access_control_allow_methods", "",
 		NULL,
 	};
-	size_t nopt = 8;
+	size_t nopt = 18;
 
 	*out = NULL;
 	if (api_listen_spec(listen, ports, sizeof(ports) - 1, err, errlen) < 0)
@@ -532,6 +576,9 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	if (sec != NULL && sec->read_token != NULL &&
 	    (srv->read_token = strdup(sec->read_token)) == NULL)
 		goto oom;
+	if (api_guard_new(listen, tls, srv->token != NULL, sec ? sec->allow_origin : NULL,
+			  sec ? sec->allow_host : NULL, &srv->guard, err, errlen) < 0)
+		goto fail;
 	if (ports[0] != '[' && strrchr(ports, ':') != NULL)
 		snprintf(srv->host, sizeof(srv->host), "%.*s", (int)(strrchr(ports, ':') - ports), ports);
 	if (ops != NULL)
@@ -544,6 +591,7 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 
 	memset(&callbacks, 0, sizeof(callbacks));
 	callbacks.log_message = api_log_message;
+	callbacks.http_error = api_http_error;
 	init.callbacks = &callbacks;
 	init.user_data = srv;
 	init.configuration_options = options;
@@ -552,6 +600,11 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 	error.text = errtext;
 	error.text_buffer_size = sizeof(errtext);
 
+	if (api_body_deadline_init() < 0) {
+		snprintf(err, errlen, "cannot install the request body's deadline: %s",
+			 strerror(errno));
+		goto fail;
+	}
 	/* Before civetweb opens OpenSSL by its own names (api_tls.h). */
 	if (tls && api_tls_compat_load(sec->tls_compat_dir, err, errlen) < 0)
 		goto fail;
@@ -581,6 +634,12 @@ int api_server_start(struct store *st, const char *listen, const struct api_ops 
 			snprintf(err, errlen, "cannot listen on %s: %s", listen, why);
 		mg_exit_library();
 		goto fail;
+	}
+	{
+		struct mg_server_port sp[4];
+
+		if (mg_get_server_ports(srv->ctx, 4, sp) > 0)
+			api_guard_set_port(srv->guard, sp[0].port);
 	}
 	mg_set_request_handler(srv->ctx, "**", api_handle, srv);
 	*out = srv;

@@ -39,6 +39,14 @@ struct api_security {
 	const char *tls_compat_dir; /* directory of the libssl.so and libcrypto.so that
 				     * civetweb loads (api/tlscompat/); needed with TLS */
 	size_t body_max;        /* request body limit in bytes; 0: API_BODY_DEFAULT */
+	/* Web origins ("https://console.example:8443") whose pages may call the
+	 * API besides its own, separated by commas or blanks; NULL: none.  A
+	 * request with another Origin gets 403. */
+	const char *allow_origin;
+	/* Host names besides localhost, 127.0.0.1, [::1] and the --listen host
+	 * that requests may name when no token is required (421 otherwise: DNS
+	 * rebinding); commas or blanks between them; NULL: none. */
+	const char *allow_host;
 };
 
 #define API_BODY_DEFAULT ((size_t)1024 * 1024)

@@ -70,11 +70,10 @@ static int api_check_host(struct api_req *req, const char *name, const cJSON *va
 
 static int api_check_spec_cu(struct api_req *req, const char *name, const cJSON *value)
 {
-	int64_t v = (int64_t)value->valuedouble;
+	double d = value->valuedouble; /* any number: 1e999999 arrives as infinity */
 
-	if (v != 2 && v != 4 && v != 8 && v != 16) {
-		api_reply_error(req, 422, name, "%s must be 2, 4, 8 or 16, not %lld", name,
-				(long long)v);
+	if (d != 2 && d != 4 && d != 8 && d != 16) {
+		api_reply_error(req, 422, name, "%s must be 2, 4, 8 or 16, not %.17g", name, d);
 		return -1;
 	}
 	return 0;

@@ -1,30 +1,96 @@
 #include "api_http.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
-/* hname: one more header (Allow, WWW-Authenticate), or NULL. */
+/* The reason phrase of each status the API sends.  We write the status line
+ * ourselves: civetweb 1.15 spells 422 "Unproccessable entity". */
+static const char *api_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Entity";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+	}
+}
+
+/* The page and its assets may load only from this server and may not be
+ * framed; the page has no inline script or style (web/web.c, web/ui/). */
+#define API_CSP                                                                             \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "   \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "      \
+	"frame-ancestors 'none'"
+
+/* Writes the whole head and the body.  hname: one more header (Allow,
+ * WWW-Authenticate), or NULL.  Every answer, errors included, says nosniff
+ * and no-store. */
 static void api_send(struct api_req *req, int status, const char *type, const char *body,
 		     size_t len, const char *hname, const char *hvalue)
 {
-	char clen[32];
+	const struct mg_request_info *ri = mg_get_request_info(req->conn);
+	const char *version = ri != NULL && ri->http_version != NULL &&
+					      strcmp(ri->http_version, "1.0") == 0
+				      ? "1.0"
+				      : "1.1";
+	char head[2048], date[64], extra[512] = "";
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
 
 	req->status = status;
-	if (mg_response_header_start(req->conn, status) < 0)
-		return;
-	if (type != NULL)
-		mg_response_header_add(req->conn, "Content-Type", type, -1);
-	snprintf(clen, sizeof(clen), "%zu", len);
-	mg_response_header_add(req->conn, "Content-Length", clen, -1);
-	mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
 	if (hname != NULL)
-		mg_response_header_add(req->conn, hname, hvalue, -1);
-	mg_response_header_send(req->conn);
+		snprintf(extra, sizeof(extra), "%s: %s\r\n", hname, hvalue);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/%s %d %s\r\n"
+		     "Date: %s\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s%s%s"
+		     "Cache-Control: no-store\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "%s"
+		     "%s%s%s"
+		     "%s"
+		     "Connection: close\r\n\r\n",
+		     version, status, api_reason(status), date, len,
+		     type != NULL ? "Content-Type: " : "", type != NULL ? type : "",
+		     type != NULL ? "\r\n" : "",
+		     req->page ? "Content-Security-Policy: " API_CSP "\r\n" : "",
+		     req->cors_origin != NULL ? "Access-Control-Allow-Origin: " : "",
+		     req->cors_origin != NULL ? req->cors_origin : "",
+		     req->cors_origin != NULL ? "\r\nVary: Origin\r\n" : "", extra);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return; /* cannot happen: every part above is ours and short */
+	mg_write(req->conn, head, (size_t)n);
 	if (len > 0 && !req->head)
 		mg_write(req->conn, body, len);
 }
@@ -68,9 +134,22 @@ static const char *api_error_code(int status)
 		return "not_found";
 	case 405:
 		return "method_not_allowed";
+	case 408:
+		return "request_timeout";
+	case 415:
+		return "unsupported_media_type";
+	case 421:
+		return "misdirected";
+	case 501:
+		return "not_implemented";
+	case 505:
+		return "malformed";
 	case 409:
 		return "conflict";
+	case 411: /* civetweb: a Content-Length that is not a number */
+		return "malformed";
 	case 413:
+	case 431:
 		return "too_large";
 	case 422:
 		return "invalid";
@@ -121,7 +200,7 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (status >= 500)
+	if (status >= 500 && status != 501 && status != 505) /* the client's doing */
 		log_error("%s %s: %s", req->method, req->path, msg);
 	api_send_error_obj(req, status, api_error_body(status, field, msg, NULL), NULL, NULL);
 }
@@ -130,6 +209,15 @@ void api_reply_unauthorized(struct api_req *req, const char *message)
 {
 	api_send_error_obj(req, 401, api_error_body(401, NULL, message, NULL), "WWW-Authenticate",
 			   "Bearer realm=\"streamserver\"");
+}
+
+void api_reply_preflight(struct api_req *req)
+{
+	/* api_send takes one extra header; these three are ours and fixed. */
+	api_send(req, 204, NULL, "", 0, "Access-Control-Allow-Methods",
+		 "GET, HEAD, POST, PUT, PATCH, DELETE\r\n"
+		 "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+		 "Access-Control-Max-Age: 600");
 }
 
 void api_reply_method(struct api_req *req, const char *allow)
@@ -202,30 +290,6 @@ void api_wake(struct api_req *req)
 		req->ops->wake(req->ops->ctx);
 }
 
-size_t api_json_depth(const char *buf, size_t len)
-{
-	size_t depth = 0, max = 0;
-	bool in_string = false;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
-
-		if (in_string) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_string = false;
-		} else if (ch == '"') {
-			in_string = true;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > max)
-				max = depth;
-		} else if ((ch == ']' || ch == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return max;
-}
 
 static void api_reply_too_large(struct api_req *req, size_t max)
 {
@@ -234,20 +298,73 @@ static void api_reply_too_large(struct api_req *req, size_t max)
 			max);
 }
 
+/* The body's deadline.  civetweb's mg_read waits for all the bytes it is
+ * asked for and gives up only after request_timeout_ms without any: a
+ * client sending one byte every 4 s holds the read, and its thread, for as
+ * long as it likes.  A per-thread timer signals this thread at the deadline
+ * and every 100 ms after; the signal's handler does nothing, but it makes
+ * civetweb's poll() fail with EINTR, and mg_read return what it has. */
+#ifndef sigev_notify_thread_id /* glibc before 2.37 names it only so */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static void api_body_alarm(int sig)
+{
+	(void)sig;
+}
+
+int api_body_deadline_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = api_body_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: interrupting is the point */
+	return sigaction(API_BODY_SIGNAL, &sa, NULL);
+}
+
+/* Arms the deadline for the calling thread; false if it could not be. */
+static bool api_body_timer_start(timer_t *timer)
+{
+	struct sigevent sev;
+	struct itimerspec its;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = API_BODY_SIGNAL;
+	sev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, timer) != 0)
+		return false;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = API_BODY_SECONDS;
+	its.it_interval.tv_nsec = 100 * 1000 * 1000;
+	if (timer_settime(*timer, 0, &its, NULL) != 0) {
+		timer_delete(*timer);
+		return false;
+	}
+	return true;
+}
+
 cJSON *api_req_body(struct api_req *req)
 {
 	const struct mg_request_info *ri = mg_get_request_info(req->conn);
 	size_t max = req->body_max > 0 ? req->body_max : API_BODY_DEFAULT;
 	char *buf = NULL, *grown;
 	size_t len = 0, cap;
-	const char *end = NULL;
 	cJSON *body = NULL;
-	int n;
+	struct api_body_error bad;
+	struct timespec start, now;
+	timer_t timer;
+	bool timed;
+	int n = 0;
 
 	if (ri->content_length >= 0 && (unsigned long long)ri->content_length > max) {
 		api_reply_too_large(req, max);
 		return NULL;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	timed = api_body_timer_start(&timer);
 	/* Without a Content-Length (chunked), read up to the cap and one more. */
 	cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1
 				      : (max < 64 * 1024 ? max + 1 : 64 * 1024);
@@ -256,10 +373,8 @@ cJSON *api_req_body(struct api_req *req)
 		goto oom;
 	for (;;) {
 		if (len == cap) {
-			if (cap > max) {
-				api_reply_too_large(req, max);
-				goto out;
-			}
+			if (cap > max)
+				break; /* too large: answered below */
 			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			grown = realloc(buf, cap);
 			if (grown == NULL)
@@ -270,43 +385,43 @@ cJSON *api_req_body(struct api_req *req)
 		if (n <= 0)
 			break;
 		len += (size_t)n;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= API_BODY_SECONDS)
+			break;
+	}
+	/* No reply while the timer may interrupt it. */
+	if (timed) {
+		timer_delete(timer);
+		timed = false;
+	}
+	/* civetweb's read gave up (no data for its request timeout, or the
+	 * deadline's signal), or the deadline passed */
+	if ((ri->content_length >= 0 && len < (size_t)ri->content_length) ||
+	    (ri->content_length < 0 && len <= max && n > 0)) {
+		api_reply_error(req, 408, NULL,
+				"the request body did not arrive within %d s (%zu bytes came)",
+				API_BODY_SECONDS, len);
+		goto out;
 	}
 	if (len > max) {
 		api_reply_too_large(req, max);
 		goto out;
 	}
-	if (api_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
-		api_reply_error(req, 400, NULL, "the body nests deeper than %d levels",
-				API_JSON_DEPTH_MAX);
-		goto out;
-	}
-	body = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-	if (body == NULL) {
-		if (len == 0)
-			api_reply_error(req, 400, NULL, "the request needs a JSON object as its body");
-		else
-			api_reply_error(req, 400, NULL, "the body is not valid JSON (near byte %zu)",
-					end != NULL && end >= buf ? (size_t)(end - buf) : (size_t)0);
-		goto out;
-	}
-	while (end != NULL && end < buf + len && isspace((unsigned char)*end))
-		end++;
-	if (end != NULL && end < buf + len) {
-		api_reply_error(req, 400, NULL, "the body has data after the JSON value (byte %zu)",
-				(size_t)(end - buf));
-		cJSON_Delete(body);
-		body = NULL;
-		goto out;
-	}
-	if (!cJSON_IsObject(body)) {
-		api_reply_error(req, 400, NULL, "the body must be a JSON object");
-		cJSON_Delete(body);
-		body = NULL;
-	}
+	body = api_body_parse(buf, len, &bad);
+	if (body == NULL)
+		api_reply_error(req, bad.status, bad.field[0] ? bad.field : NULL, "%s", bad.message);
 	goto out;
 oom:
+	if (timed) {
+		timer_delete(timer);
+		timed = false;
+	}
 	api_reply_error(req, 500, NULL, "out of memory reading the request body");
 out:
+	if (timed)
+		timer_delete(timer);
+	if (buf != NULL)
+		explicit_bzero(buf, len); /* it may hold a password */
 	free(buf);
 	return body;
 }
@@ -458,6 +573,12 @@ int api_copy_fields(struct api_req *req, const cJSON *body, bool create,
 		int64_t num;
 		int rc;
 
+		/* A number with its own rule is answered with that rule, whatever
+		 * its size (spec_cu: 1e999999 is not "2, 4, 8 or 16"). */
+		if (f->is_int && f->check != NULL &&
+		    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(body, f->name)) &&
+		    f->check(req, f->name, cJSON_GetObjectItemCaseSensitive(body, f->name)) < 0)
+			return -1;
 		if (f->is_int)
 			rc = api_get_int(req, body, f->name, required, f->min, f->max, &num, &present);
 		else

@@ -9,22 +9,31 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "api_body.h"
 #include "jobspec.h"
 #include "store.h"
 
 /* The longest text field of a body (a job's YAML); the body itself is
  * limited by req->body_max. */
 #define API_BODY_MAX (1024 * 1024)
-#define API_JSON_DEPTH_MAX 16 /* our bodies need 3 */
 #define API_NAME_MAX 64
 #define API_TEXT_MAX 4096 /* descriptions, hosts and other free text */
 #define API_ID_MAX ((int64_t)1 << 53) /* ids travel as JSON numbers */
+/* The whole body must arrive within this (408 otherwise): a client that
+ * trickles it holds one of civetweb's threads no longer. */
+#define API_BODY_SECONDS 10
+#define API_BODY_SIGNAL (SIGRTMIN + 1) /* see api_body_deadline_init */
+
+/* Installs the (empty) handler of API_BODY_SIGNAL, which ends a body read at
+ * its deadline; before civetweb starts.  0 or -1 (errno). */
+int api_body_deadline_init(void);
 
 struct api_req {
 	struct mg_connection *conn;
@@ -36,10 +45,13 @@ struct api_req {
 	int status;        /* of the reply sent, 0 before */
 	bool head;         /* a HEAD request, routed as GET: the reply has no body */
 	size_t body_max;   /* request body limit in bytes (--max-body); 0: API_BODY_DEFAULT */
+	bool page;         /* the status page or one of its assets: the reply has a CSP */
+	const char *cors_origin; /* an --allow-origin the request came from, or NULL */
 };
 
-/* The body as a JSON object (caller owns it), or NULL after replying 400 or
- * 413. */
+/* The body as a JSON object (caller owns it), or NULL after replying 400,
+ * 408, 413, or 422 when a string (or member name) is not UTF-8 or holds a
+ * NUL (\u0000), naming the field ("fields[2].name"). */
 cJSON *api_req_body(struct api_req *req);
 
 /* Takes obj (may be NULL: 500).  status 200, 201, 202. */
@@ -55,6 +67,9 @@ void api_reply_error(struct api_req *req, int status, const char *field, const c
 
 /* 401 "unauthorized" with WWW-Authenticate: Bearer realm="streamserver". */
 void api_reply_unauthorized(struct api_req *req, const char *message);
+
+/* 204 to a CORS preflight from an allowed origin (req->cors_origin). */
+void api_reply_preflight(struct api_req *req);
 
 /* 405 with an Allow header. */
 void api_reply_method(struct api_req *req, const char *allow);
@@ -96,8 +111,9 @@ struct api_field {
 	bool required;    /* when creating */
 	bool multiline;   /* a string that may hold line breaks and tabs */
 	int64_t min, max; /* characters of a string, or the integer's range */
-	/* Further checks of a value of the right type and size: replies 422 and
-	 * returns -1.  NULL: none. */
+	/* Further checks of a value of the right type and size (of an integer
+	 * field: of any number, before the range, so that its message is the
+	 * field's own rule): replies 422 and returns -1.  NULL: none. */
 	int (*check)(struct api_req *req, const char *name, const cJSON *value);
 };
 
@@ -119,10 +135,6 @@ int api_get_paging(struct api_req *req, int64_t *page, int64_t *page_size);
 /* {"items": items, "total", "page", "page_size"}; takes items. */
 void api_reply_list(struct api_req *req, cJSON *items, int64_t total, int64_t page,
 		    int64_t page_size);
-
-/* How deep the JSON in buf nests, counted without parsing: cJSON parses,
- * copies and frees by recursion, and civetweb's threads have small stacks. */
-size_t api_json_depth(const char *buf, size_t len);
 
 /* d is a whole number that fits an int64_t exactly (|d| <= 9e15). */
 bool api_is_integral(double d);

@@ -76,6 +76,10 @@ struct js_input {
  * (objects and arrays as JSON text, JSON null and absent fields as NULL). */
 bool js_input_json_whole(const struct js_input *in);
 
+/* Whether a column's TYPE is json or jsonb (case and surrounding whitespace
+ * aside): the JSON and protobuf decoders then give it JSON text. */
+bool js_column_is_json(const struct js_column *col);
+
 /* Where a key stood in the YAML, for error messages. */
 struct js_line {
 	char *path; /* e.g. "KAFKA.OUTPUT.MATCH_COLUMNS[1]" */

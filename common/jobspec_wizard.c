@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 #define JS_WIZARD_FIELDS_MAX 1600 /* PostgreSQL's column limit */
 
 struct wctx {
@@ -49,43 +51,6 @@ static const char *wtype(const cJSON *v)
 	return "null";
 }
 
-/* The YAML emitter refuses text that is not UTF-8; refuse it here, by field. */
-static bool wutf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p != '\0') {
-		size_t n;
-		unsigned int cp;
-
-		if (*p < 0x80) {
-			p++;
-			continue;
-		} else if ((*p & 0xE0) == 0xC0) {
-			n = 1;
-			cp = *p & 0x1F;
-		} else if ((*p & 0xF0) == 0xE0) {
-			n = 2;
-			cp = *p & 0x0F;
-		} else if ((*p & 0xF8) == 0xF0) {
-			n = 3;
-			cp = *p & 0x07;
-		} else {
-			return false;
-		}
-		p++;
-		for (size_t i = 0; i < n; i++, p++) {
-			if ((*p & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*p & 0x3F);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-	}
-	return true;
-}
-
 /* A string field: NULL when absent or null; an error for another type. */
 static const char *wstring(struct wctx *w, const cJSON *v, const char *path, bool nonempty)
 {
@@ -95,7 +60,8 @@ static const char *wstring(struct wctx *w, const cJSON *v, const char *path, boo
 		werr(w, path, "must be a string, got %s", wtype(v));
 		return NULL;
 	}
-	if (!wutf8_valid(v->valuestring)) {
+	/* The YAML emitter refuses text that is not UTF-8; refuse it here, by field. */
+	if (utf8_valid_prefix(v->valuestring, strlen(v->valuestring)) != strlen(v->valuestring)) {
 		werr(w, path, "must be UTF-8 text");
 		return NULL;
 	}

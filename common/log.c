@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "secret.h"
+#include "utf8.h"
 
 #define LOG_MSG_MAX 2048
 /* A JSON line escapes each byte of the message to at most 6 ("\u001f"). */
@@ -82,35 +83,6 @@ static bool log_put(char *buf, size_t cap, size_t *used, const char *s, size_t n
 	return true;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 if none. */
-static size_t log_utf8_seq(const unsigned char *s, size_t avail)
-{
-	size_t n;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		n = 2, cp = s[0] & 0x1F;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		n = 3, cp = s[0] & 0x0F;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
-	return n;
-}
-
 /* msg as a JSON string (with its quotes): control characters escaped,
  * invalid UTF-8 replaced by U+FFFD, so that every line parses.  Stops
  * before a character that does not fit, leaving room for the closing quote. */
@@ -125,7 +97,7 @@ static void log_json_string(char *buf, size_t cap, size_t *used, const char *msg
 	log_put(buf, cap, used, "\"", 1);
 	cap--; /* the closing quote always fits */
 	while (i < len) {
-		size_t n = log_utf8_seq(s + i, len - i);
+		size_t n = utf8_seq_len((const char *)s + i, len - i);
 		bool ok;
 
 		if (n == 0) {

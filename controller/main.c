@@ -48,6 +48,12 @@ static void usage(FILE *out)
 		"                      refuse those without (mutual TLS; env\n"
 		"                      STREAMSERVER_TLS_CLIENT_CA)\n"
 		"  --max-body BYTES    request body limit (env STREAMSERVER_MAX_BODY; default 1048576)\n"
+		"  --allow-origin ORIGIN  a web origin (https://console.example) whose pages\n"
+		"                      may call the API; repeat or separate with commas\n"
+		"                      (env STREAMSERVER_ALLOW_ORIGIN)\n"
+		"  --allow-host NAME   a Host name to answer to besides localhost and the\n"
+		"                      --listen host when no token is set (repeat or commas;\n"
+		"                      env STREAMSERVER_ALLOW_HOST)\n"
 		"  --log-format text|json  log lines as text or JSON objects\n"
 		"                      (env STREAMSERVER_LOG_FORMAT; default text)\n"
 		"  --debug             verbose logging\n"
@@ -251,6 +257,8 @@ int main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "tls-client-ca", required_argument, NULL, 'C' },
 		{ "max-body", required_argument, NULL, 'b' },
+		{ "allow-origin", required_argument, NULL, 'O' },
+		{ "allow-host", required_argument, NULL, 'H' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },
@@ -268,6 +276,8 @@ int main(int argc, char **argv)
 	const char *body_max = env_or("STREAMSERVER_MAX_BODY", NULL);
 	const char *log_format = env_or("STREAMSERVER_LOG_FORMAT", "text");
 	bool token_file_opt = false, read_token_file_opt = false;
+	/* repeated options, joined with commas; the environment when none */
+	char allow_origin[2048] = "", allow_host[2048] = "";
 	char *token = NULL, *read_token = NULL;
 	struct api_security sec;
 	enum log_format fmt;
@@ -310,6 +320,20 @@ int main(int argc, char **argv)
 		case 'b':
 			body_max = optarg;
 			break;
+		case 'O':
+		case 'H': {
+			char *list = c == 'O' ? allow_origin : allow_host;
+			size_t used = strlen(list);
+
+			if (used + strlen(optarg) + 2 > sizeof(allow_origin)) {
+				fprintf(stderr, "streamserver: too many --allow-%s values\n",
+					c == 'O' ? "origin" : "host");
+				return 2;
+			}
+			snprintf(list + used, sizeof(allow_origin) - used, "%s%s", used ? "," : "",
+				 optarg);
+			break;
+		}
 		case 'f':
 			log_format = optarg;
 			break;
@@ -428,6 +452,9 @@ int main(int argc, char **argv)
 	}
 	sec.token = token;
 	sec.read_token = read_token;
+	sec.allow_origin =
+		allow_origin[0] ? allow_origin : env_or("STREAMSERVER_ALLOW_ORIGIN", NULL);
+	sec.allow_host = allow_host[0] ? allow_host : env_or("STREAMSERVER_ALLOW_HOST", NULL);
 
 	if (worker == NULL) {
 		if (find_worker(worker_buf, sizeof(worker_buf)) < 0) {

@@ -37,13 +37,35 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install-deps: all ${#PKGS[@]} packages present"
-    exit 0
+# Node.js and npm, for the OpenAPI linter below.  Debian's packages, unless a
+# node and npm are already installed (a NodeSource nodejs brings its own npm,
+# and Debian's npm package would conflict with it).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
 fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: all ${#PKGS[@]} packages present"
+else
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Redocly's CLI lints api/openapi.yaml (tests/e2e/test_openapi.py), from npm
+# into a cache of our own, pinned: 1.34 runs on Debian bookworm's Node 18.
+# Set REDOCLY_CLI to use another redocly instead.
+REDOCLY_VERSION=1.34.20
+NPM_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/streamserver/npm"
+if [ "$(cat "$NPM_DIR/.redocly-version" 2>/dev/null)" != "$REDOCLY_VERSION" ] ||
+   [ ! -x "$NPM_DIR/node_modules/.bin/redocly" ]; then
+    echo "install-deps: installing @redocly/cli@$REDOCLY_VERSION into $NPM_DIR"
+    mkdir -p "$NPM_DIR"
+    npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
+        "@redocly/cli@$REDOCLY_VERSION"
+    echo "$REDOCLY_VERSION" > "$NPM_DIR/.redocly-version"
+else
+    echo "install-deps: @redocly/cli $REDOCLY_VERSION present in $NPM_DIR"
+fi
 echo "install-deps: done"

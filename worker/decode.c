@@ -1,496 +1,62 @@
 #include "decode.h"
 
-#include <inttypes.h>
-#include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "decode_json.h"
+#include "decode_meta.h"
 #include "decode_pb.h"
+#include "decode_text.h"
+#include "textbuf.h"
 
+/* Exactly one of the three is set, by FORMAT. */
 struct decoder {
-	enum js_format format;
-	struct json_decoder *json; /* FORMAT json */
-	struct pb_decoder *pb;     /* FORMAT protobuf */
-	/* The rest is for delimited and CSV. */
-	char *delim;
-	size_t delim_len;
-	int quote;  /* -1: none */
-	int escape; /* -1: none */
-	/* Delimited: ESCAPE works everywhere.  CSV: only inside quotes, as in
-	 * PostgreSQL's COPY CSV. */
-	bool escape_outside_quotes;
-	char *null_string; /* NULL: none */
-	size_t null_len;
-	size_t ncolumns;
-	struct decode_field *fields; /* ncolumns entries */
-	char *scratch;               /* unquoted/unescaped field text */
-	size_t scratch_cap;
+	struct text_decoder *text; /* delimited, csv */
+	struct json_decoder *json;
+	struct pb_decoder *pb;
 };
-
-/* QUOTE and ESCAPE are one character; YAML gives strings. */
-static int decoder_opt_char(const char *value, const char *what, int *out, char *err, size_t errlen)
-{
-	*out = -1;
-	if (value == NULL || value[0] == '\0')
-		return 0;
-	if (value[1] != '\0') {
-		snprintf(err, errlen, "%s must be a single character, got \"%s\"", what, value);
-		return -1;
-	}
-	*out = (unsigned char)value[0];
-	return 0;
-}
 
 struct decoder *decoder_new(const struct js_input *in, char *err, size_t errlen)
 {
-	struct decoder *dec = NULL;
-	const char *delim, *quote;
-	const char *opt = "DELIMITED_OPTION";
+	struct decoder *dec = calloc(1, sizeof(*dec));
 
-	if (in->format == JS_FORMAT_JSON || in->format == JS_FORMAT_PROTOBUF) {
-		dec = calloc(1, sizeof(*dec));
-		if (dec == NULL)
-			goto oom;
-		dec->format = in->format;
-		if (in->format == JS_FORMAT_JSON)
-			dec->json = json_decoder_new(in, err, errlen);
-		else
-			dec->pb = pb_decoder_new(in, err, errlen);
-		if (dec->json == NULL && dec->pb == NULL)
-			goto fail;
-		return dec;
+	if (dec == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	if (in->format != JS_FORMAT_DELIMITED && in->format != JS_FORMAT_CSV) {
-		snprintf(err, errlen, "FORMAT is required: delimited, csv, json or protobuf");
-		goto fail;
+	if (in->format == JS_FORMAT_JSON)
+		dec->json = json_decoder_new(in, err, errlen);
+	else if (in->format == JS_FORMAT_PROTOBUF)
+		dec->pb = pb_decoder_new(in, err, errlen);
+	else /* delimited, csv; it says when FORMAT is missing */
+		dec->text = text_decoder_new(in, err, errlen);
+	if (dec->text == NULL && dec->json == NULL && dec->pb == NULL) {
+		free(dec);
+		return NULL;
 	}
-	if (in->ncolumns == 0) {
-		snprintf(err, errlen, "COLUMNS is empty: list the message's fields in order");
-		goto fail;
-	}
-	dec = calloc(1, sizeof(*dec));
-	if (dec == NULL)
-		goto oom;
-	dec->format = in->format;
-	dec->ncolumns = in->ncolumns;
-
-	delim = in->delimiter;
-	quote = in->quote;
-	if (in->format == JS_FORMAT_CSV) {
-		opt = "CSV_OPTION";
-		if (delim == NULL || delim[0] == '\0')
-			delim = ",";
-		if (quote == NULL || quote[0] == '\0')
-			quote = "\"";
-		if (strlen(delim) != 1) {
-			snprintf(err, errlen, "CSV_OPTION.DELIMITER must be a single character, got \"%s\"", delim);
-			goto fail;
-		}
-	} else if (delim == NULL || delim[0] == '\0') {
-		snprintf(err, errlen, "DELIMITED_OPTION.DELIMITER is required and must not be empty");
-		goto fail;
-	}
-	dec->escape_outside_quotes = in->format == JS_FORMAT_DELIMITED;
-
-	{
-		char what[64];
-		snprintf(what, sizeof(what), "%s.QUOTE", opt);
-		if (decoder_opt_char(quote, what, &dec->quote, err, errlen) < 0)
-			goto fail;
-		snprintf(what, sizeof(what), "%s.ESCAPE", opt);
-		if (decoder_opt_char(in->escape, what, &dec->escape, err, errlen) < 0)
-			goto fail;
-	}
-	if (dec->quote >= 0 && memchr(delim, dec->quote, strlen(delim)) != NULL) {
-		snprintf(err, errlen, "%s.QUOTE must not appear in the DELIMITER", opt);
-		goto fail;
-	}
-	if (dec->escape >= 0 && memchr(delim, dec->escape, strlen(delim)) != NULL) {
-		snprintf(err, errlen, "%s.ESCAPE must not appear in the DELIMITER", opt);
-		goto fail;
-	}
-
-	dec->delim = strdup(delim);
-	dec->delim_len = strlen(delim);
-	if (in->null_string != NULL) {
-		dec->null_string = strdup(in->null_string);
-		dec->null_len = strlen(in->null_string);
-		if (dec->null_string == NULL)
-			goto oom;
-	}
-	dec->fields = calloc(in->ncolumns, sizeof(*dec->fields));
-	if (dec->delim == NULL || dec->fields == NULL)
-		goto oom;
 	return dec;
-
-oom:
-	snprintf(err, errlen, "out of memory");
-fail:
-	decoder_free(dec);
-	return NULL;
 }
 
 void decoder_free(struct decoder *dec)
 {
 	if (dec == NULL)
 		return;
+	text_decoder_free(dec->text);
 	json_decoder_free(dec->json);
 	pb_decoder_free(dec->pb);
-	free(dec->delim);
-	free(dec->null_string);
-	free(dec->fields);
-	free(dec->scratch);
 	free(dec);
 }
 
-bool decode_column_is_json(const struct js_column *col)
+int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct decode_row *row, char *err,
+		   size_t errlen)
 {
-	const char *t = col->type;
-	size_t n;
-
-	if (t == NULL)
-		return false;
-	while (*t == ' ' || *t == '\t')
-		t++;
-	n = strlen(t);
-	while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-		n--;
-	return (n == 4 && strncasecmp(t, "json", 4) == 0) || (n == 5 && strncasecmp(t, "jsonb", 5) == 0);
-}
-
-int decode_meta_json(struct textbuf *tb, const char *topic, int32_t partition, int64_t offset, bool has_timestamp,
-		     int64_t timestamp_ms, const char *key, size_t keylen, char *err, size_t errlen)
-{
-	bool is_nul;
-
-	textbuf_reset(tb);
-	textbuf_puts(tb, "{\"topic\":");
-	textbuf_json_string(tb, topic, strlen(topic));
-	textbuf_printf(tb, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":", partition, offset);
-	if (has_timestamp)
-		textbuf_printf(tb, "%" PRId64, timestamp_ms);
-	else
-		textbuf_puts(tb, "null");
-	textbuf_puts(tb, ",\"key\":");
-	if (key == NULL) {
-		textbuf_puts(tb, "null");
-	} else if (decode_utf8_check(key, keylen, &is_nul) == keylen) {
-		textbuf_json_string(tb, key, keylen);
-	} else {
-		textbuf_puts(tb, "null,\"key_base64\":\"");
-		textbuf_base64(tb, key, keylen);
-		textbuf_putc(tb, '"');
-	}
-	textbuf_putc(tb, '}');
-	if (textbuf_failed(tb)) {
-		textbuf_error(tb, err, errlen);
-		return -1;
-	}
-	return 0;
-}
-
-size_t decode_utf8_check(const char *buf, size_t len, bool *is_nul)
-{
-	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0;
-
-	*is_nul = false;
-	while (i < len) {
-		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t need, k;
-
-		if (c >= 0x01 && c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c == 0) {
-			*is_nul = true;
-			return i;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0; /* overlong */
-			else if (c == 0xED)
-				hi = 0x9F; /* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F; /* above U+10FFFF */
-		} else {
-			return i;
-		}
-		if (len - i <= need)
-			return i;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (k = 2; k <= need; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += need + 1;
-	}
-	return len;
-}
-
-static bool decoder_delim_at(const struct decoder *dec, const char *buf, size_t len, size_t pos)
-{
-	return len - pos >= dec->delim_len && buf[pos] == dec->delim[0] &&
-	       memcmp(buf + pos, dec->delim, dec->delim_len) == 0;
-}
-
-static int decoder_reserve(struct decoder *dec, size_t len, char *err, size_t errlen)
-{
-	char *p;
-	size_t cap;
-
-	if (len <= dec->scratch_cap)
-		return 0;
-	cap = dec->scratch_cap ? dec->scratch_cap : 256;
-	while (cap < len)
-		cap *= 2;
-	p = realloc(dec->scratch, cap);
-	if (p == NULL) {
-		snprintf(err, errlen, "out of memory decoding a %zu-byte message", len);
-		return -1;
-	}
-	dec->scratch = p;
-	dec->scratch_cap = cap;
-	return 0;
-}
-
-int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct decode_row *row,
-		   char *err, size_t errlen)
-{
-	size_t pos = 0, used = 0, nf = 0, bad;
-	bool is_nul;
-
 	if (dec->json != NULL)
 		return json_decoder_decode(dec->json, buf, len, row, err, errlen);
 	if (dec->pb != NULL)
 		return pb_decoder_decode(dec->pb, buf, len, row, err, errlen);
-	row->fields = dec->fields;
-	row->nfields = 0;
-	if (len > DECODE_MESSAGE_MAX) {
-		snprintf(err, errlen, "message is %zu bytes, more than the %zu-byte limit", len,
-			 DECODE_MESSAGE_MAX);
-		return -1;
-	}
-	bad = decode_utf8_check(buf, len, &is_nul);
-	if (bad < len) {
-		if (is_nul)
-			snprintf(err, errlen, "NUL byte at byte %zu of the message; PostgreSQL text cannot hold it", bad);
-		else
-			snprintf(err, errlen, "invalid UTF-8 at byte %zu of the message (byte value 0x%02x)", bad,
-				 (unsigned char)buf[bad]);
-		return -1;
-	}
-	/* Producers often end a line-oriented message with a newline. */
-	if (len > 0 && buf[len - 1] == '\n') {
-		len--;
-		if (len > 0 && buf[len - 1] == '\r')
-			len--;
-	}
-	/* Unquoting and unescaping only shrink text: len bytes of scratch suffice. */
-	if (decoder_reserve(dec, len, err, errlen) < 0)
-		return -1;
-
-	for (;;) {
-		struct decode_field f = { 0 };
-		size_t start = pos;
-
-		if (dec->quote >= 0 && pos < len && (unsigned char)buf[pos] == dec->quote) {
-			char *out = dec->scratch + used;
-			size_t olen = 0;
-			bool closed = false;
-
-			pos++;
-			while (pos < len) {
-				unsigned char c = (unsigned char)buf[pos];
-				if (dec->escape >= 0 && c == dec->escape && dec->escape != dec->quote) {
-					if (pos + 1 >= len) {
-						snprintf(err, errlen, "field %zu: escape character at the end of the message",
-							 nf + 1);
-						return -1;
-					}
-					out[olen++] = buf[pos + 1];
-					pos += 2;
-					continue;
-				}
-				if (c == dec->quote) {
-					if (pos + 1 < len && (unsigned char)buf[pos + 1] == dec->quote) {
-						out[olen++] = (char)c;
-						pos += 2;
-						continue;
-					}
-					pos++;
-					closed = true;
-					break;
-				}
-				out[olen++] = (char)c;
-				pos++;
-			}
-			if (!closed) {
-				snprintf(err, errlen, "field %zu: quote opened at byte %zu is never closed", nf + 1,
-					 start);
-				return -1;
-			}
-			if (pos < len && !decoder_delim_at(dec, buf, len, pos)) {
-				snprintf(err, errlen,
-					 "field %zu: unexpected character '%c' at byte %zu after the closing quote; "
-					 "expected the delimiter",
-					 nf + 1, buf[pos], pos);
-				return -1;
-			}
-			used += olen;
-			f.ptr = out;
-			f.len = olen; /* a quoted empty field is the empty string, not NULL */
-		} else {
-			bool escaped = false;
-
-			while (pos < len && !decoder_delim_at(dec, buf, len, pos)) {
-				if (dec->escape_outside_quotes && dec->escape >= 0 &&
-				    (unsigned char)buf[pos] == dec->escape) {
-					if (pos + 1 >= len) {
-						snprintf(err, errlen, "field %zu: escape character at the end of the message",
-							 nf + 1);
-						return -1;
-					}
-					escaped = true;
-					pos += 2;
-					continue;
-				}
-				pos++;
-			}
-			if (pos == start ||
-			    (dec->null_string != NULL && pos - start == dec->null_len &&
-			     memcmp(buf + start, dec->null_string, dec->null_len) == 0)) {
-				f.is_null = true;
-			} else if (escaped) {
-				char *out = dec->scratch + used;
-				size_t i, olen = 0;
-
-				for (i = start; i < pos; i++) {
-					if ((unsigned char)buf[i] == dec->escape)
-						i++;
-					out[olen++] = buf[i];
-				}
-				used += olen;
-				f.ptr = out;
-				f.len = olen;
-			} else {
-				f.ptr = buf + start;
-				f.len = pos - start;
-			}
-		}
-
-		if (nf < dec->ncolumns)
-			dec->fields[nf] = f;
-		nf++;
-		if (pos >= len)
-			break;
-		pos += dec->delim_len; /* at a delimiter: another field follows, maybe empty */
-	}
-
-	if (nf != dec->ncolumns) {
-		snprintf(err, errlen, "expected %zu fields, got %zu", dec->ncolumns, nf);
-		return -1;
-	}
-	row->nfields = nf;
-	return 0;
-}
-
-void copybuf_init(struct copybuf *cb, size_t max)
-{
-	memset(cb, 0, sizeof(*cb));
-	cb->max = max;
-}
-
-void copybuf_reset(struct copybuf *cb)
-{
-	cb->len = 0;
-}
-
-void copybuf_free(struct copybuf *cb)
-{
-	free(cb->data);
-	cb->data = NULL;
-	cb->len = cb->cap = 0;
-}
-
-static bool copy_needs_escape(unsigned char c)
-{
-	return c == '\\' || c == '\n' || c == '\r' || c == '\t';
-}
-
-int copybuf_append_row(struct copybuf *cb, const struct decode_row *row, char *err, size_t errlen)
-{
-	size_t need = 0, i, j;
-	char *p;
-
-	for (i = 0; i < row->nfields; i++) {
-		const struct decode_field *f = &row->fields[i];
-		need += 1; /* tab or newline after the field */
-		if (f->is_null) {
-			need += 2;
-			continue;
-		}
-		need += f->len;
-		for (j = 0; j < f->len; j++)
-			if (copy_needs_escape((unsigned char)f->ptr[j]))
-				need++;
-	}
-	if (row->nfields == 0)
-		need = 1;
-	if (need > cb->max - cb->len) {
-		snprintf(err, errlen, "row of %zu bytes does not fit in the %zu-byte batch buffer", need, cb->max);
-		return -1;
-	}
-	if (cb->len + need > cb->cap) {
-		size_t cap = cb->cap ? cb->cap : 65536;
-		while (cap < cb->len + need)
-			cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-		if (cap > cb->max)
-			cap = cb->max;
-		p = realloc(cb->data, cap);
-		if (p == NULL) {
-			snprintf(err, errlen, "out of memory growing the batch buffer to %zu bytes", cap);
-			return -1;
-		}
-		cb->data = p;
-		cb->cap = cap;
-	}
-
-	p = cb->data + cb->len;
-	for (i = 0; i < row->nfields; i++) {
-		const struct decode_field *f = &row->fields[i];
-		if (i > 0)
-			*p++ = '\t';
-		if (f->is_null) {
-			*p++ = '\\';
-			*p++ = 'N';
-			continue;
-		}
-		for (j = 0; j < f->len; j++) {
-			unsigned char c = (unsigned char)f->ptr[j];
-			if (!copy_needs_escape(c)) {
-				*p++ = (char)c;
-				continue;
-			}
-			*p++ = '\\';
-			*p++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
-		}
-	}
-	*p++ = '\n';
-	cb->len = (size_t)(p - cb->data);
-	return 0;
+	return text_decoder_decode(dec->text, buf, len, row, err, errlen);
 }
 
 struct row_decoder {

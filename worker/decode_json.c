@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobspec.h"
+#include "row.h"
+#include "utf8.h"
+
 struct json_decoder {
 	bool whole;
 	size_t ncolumns;
@@ -314,7 +318,7 @@ static int jscan_value(struct jscan *s, int depth)
 static int jscan_utf8(struct jscan *s)
 {
 	bool is_nul;
-	size_t bad = decode_utf8_check(s->buf, s->len, &is_nul);
+	size_t bad = utf8_text_prefix(s->buf, s->len, &is_nul);
 
 	if (bad == s->len)
 		return 0;
@@ -435,7 +439,7 @@ struct json_decoder *json_decoder_new(const struct js_input *in, char *err, size
 		jd->names[i] = jd->names_mem + off;
 		jd->name_lens[i] = n;
 		off += n + 1;
-		jd->col_json[i] = decode_column_is_json(&in->columns[i]);
+		jd->col_json[i] = js_column_is_json(&in->columns[i]);
 		h = json_hash(name, n) & (jd->nslots - 1);
 		while (jd->slots[h] != 0)
 			h = (h + 1) & (jd->nslots - 1);

@@ -25,8 +25,8 @@
 
 #include <stddef.h>
 
-#include "decode.h"
 #include "jobspec.h"
+#include "row.h"
 
 /* Objects and arrays nest at most this deep (the top level is 1). */
 #define JSON_DEPTH_MAX 64
@@ -38,7 +38,7 @@ struct json_decoder;
 struct json_decoder *json_decoder_new(const struct js_input *in, char *err, size_t errlen);
 void json_decoder_free(struct json_decoder *jd);
 
-/* As decoder_decode(): the row is valid until the next call and while buf lives. */
+/* Decodes one message into *row, valid until the next call and while buf lives. */
 int json_decoder_decode(struct json_decoder *jd, const char *buf, size_t len, struct decode_row *row, char *err,
 			size_t errlen);
 

@@ -11,9 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jobspec.h"
 #include "pbdesc.h"
 #include "pbwire.h"
+#include "row.h"
 #include "textbuf.h"
+#include "utf8.h"
 
 /* Field occurrences alive at once (the top level plus the nested messages
  * being rendered); a bound on the decoder's memory. */
@@ -252,7 +255,7 @@ static void pbdec_float(struct textbuf *tb, double v, bool is_float, bool json)
 static int pbdec_string_check(struct pb_decoder *d, const struct pb_field *fd, size_t off, size_t len)
 {
 	bool is_nul;
-	size_t bad = decode_utf8_check((const char *)d->buf + off, len, &is_nul);
+	size_t bad = utf8_text_prefix((const char *)d->buf + off, len, &is_nul);
 
 	if (bad == len)
 		return 0;
@@ -808,7 +811,7 @@ struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t e
 			goto fail;
 		}
 		pd->cols[i].field = idx;
-		pd->cols[i].json = decode_column_is_json(c);
+		pd->cols[i].json = js_column_is_json(c);
 	}
 	textbuf_free(&desc);
 	return pd;

@@ -41,8 +41,8 @@
 
 #include <stddef.h>
 
-#include "decode.h"
 #include "jobspec.h"
+#include "row.h"
 
 /* Messages nest at most this deep. */
 #define PB_DEPTH_MAX 64
@@ -57,7 +57,7 @@ struct pb_decoder;
 struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t errlen);
 void pb_decoder_free(struct pb_decoder *pd);
 
-/* As decoder_decode(): the row is valid until the next call and while buf lives. */
+/* Decodes one message into *row, valid until the next call and while buf lives. */
 int pb_decoder_decode(struct pb_decoder *pd, const char *buf, size_t len, struct decode_row *row, char *err,
 		      size_t errlen);
 

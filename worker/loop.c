@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "consumer.h"
+#include "copybuf.h"
 #include "decode.h"
 #include "exitcodes.h"
 #include "jobspec.h"

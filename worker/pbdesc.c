@@ -559,6 +559,15 @@ static int pbd_check_names(struct pbd *d)
 					 msg->fields[j].name);
 				return -1;
 			}
+			/* Columns find fields by name: two of one name would make
+			 * the column's field (and its rendering) a matter of order. */
+			for (size_t k = 0; k < j; k++) {
+				if (strcmp(msg->fields[k].name, msg->fields[j].name) == 0) {
+					snprintf(d->err, d->errlen, "message %s has two fields named %s; "
+						 "build the set with protoc", msg->full_name, msg->fields[j].name);
+					return -1;
+				}
+			}
 		}
 	}
 	for (size_t i = 0; i < d->pool->nenums; i++) {

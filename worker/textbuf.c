@@ -152,30 +152,13 @@ void textbuf_json_string(struct textbuf *tb, const char *s, size_t n)
 	textbuf_putc(tb, '"');
 }
 
-static const char textbuf_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 void textbuf_base64(struct textbuf *tb, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	size_t i;
+	size_t need = b64_encoded_len(n);
 
-	if (n / 3 >= SIZE_MAX / 4 - 1 || !textbuf_room(tb, (n + 2) / 3 * 4))
+	if (need == SIZE_MAX || !textbuf_room(tb, need))
 		return;
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], textbuf_b64[(v >> 6) & 63],
-			      textbuf_b64[v & 63] };
-		textbuf_put(tb, q, 4);
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], '=', '=' };
-		textbuf_put(tb, q, 4);
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-		char q[4] = { textbuf_b64[v >> 18], textbuf_b64[(v >> 12) & 63], textbuf_b64[(v >> 6) & 63], '=' };
-		textbuf_put(tb, q, 4);
-	}
+	tb->len += b64_encode(tb->data + tb->len, p, n);
 }
 
 void textbuf_hex(struct textbuf *tb, const void *p, size_t n)
@@ -194,39 +177,14 @@ void textbuf_hex(struct textbuf *tb, const void *p, size_t n)
 
 int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, size_t errlen)
 {
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t i, pad = 0;
+	size_t len;
 
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int v;
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		v = b64_digit_value(c);
-		if (v < 0 || pad > 0) {
-			if (c >= 0x21 && c < 0x7f)
-				snprintf(err, errlen, "not valid base64: character '%c' at position %zu", c, i);
-			else
-				snprintf(err, errlen, "not valid base64: byte 0x%02x at position %zu", c, i);
-			return -1;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			textbuf_putc(tb, (char)((acc >> bits) & 0xff));
-		}
-	}
-	/* 6 leftover bits cannot come from whole bytes: the text was cut. */
-	if (bits >= 6 || pad > 2) {
-		snprintf(err, errlen, "not valid base64: the text is truncated");
+	/* Counted first: the cap applies to the bytes, not to the text's length. */
+	if (b64_decode(s, n, NULL, &len, NULL, err, errlen) < 0)
 		return -1;
+	if (len > 0 && textbuf_room(tb, len)) {
+		(void)b64_decode(s, n, tb->data + tb->len, &len, NULL, err, errlen);
+		tb->len += len;
 	}
 	if (textbuf_failed(tb)) {
 		textbuf_error(tb, err, errlen);

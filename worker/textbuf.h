@@ -52,17 +52,17 @@ void textbuf_printf(struct textbuf *tb, const char *fmt, ...) __attribute__((for
  * '"' and '\\' escaped, control characters as \n, \t ... or \u00XX. */
 void textbuf_json_string(struct textbuf *tb, const char *s, size_t n);
 
-/* n bytes as standard base64 (RFC 4648, with padding). */
+/* n bytes as standard base64 (RFC 4648, with padding), by common/b64.h. */
 void textbuf_base64(struct textbuf *tb, const void *p, size_t n);
 
 /* n bytes as lowercase hex digits, two per byte. */
 void textbuf_hex(struct textbuf *tb, const void *p, size_t n);
 
-/* Appends the bytes that base64 text s (n bytes) stands for.  Accepts the
- * standard and the URL-safe alphabet, with or without padding, and ignores
- * whitespace (YAML may fold a long value).  Returns 0, or -1 with err filled
- * naming the first bad character's position; on failure the buffer may hold
- * part of the output. */
+/* Appends the bytes that base64 text s (n bytes) stands for, in the language
+ * of common/b64.h's b64_decode() (both alphabets, padding optional,
+ * whitespace ignored: YAML may fold a long value).  Returns 0, or -1 with err
+ * filled naming the first bad character's position, or the cap passed; the
+ * buffer then holds what it held before. */
 int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, size_t errlen);
 
 #endif

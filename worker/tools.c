@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
+#include "b64.h"
 #include "consumer.h"
 #include "exitcodes.h"
 #include "jobspec.h"
@@ -22,6 +23,7 @@
 #include "pg.h"
 #include "progress.h"
 #include "sqlbuf.h"
+#include "utf8.h"
 #include "wtypes.h"
 
 /* --errors: pages beyond this are refused rather than overflowing OFFSET. */
@@ -440,85 +442,13 @@ out:
 
 /* ---- --errors ---- */
 
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
- * without NUL, so the text survives JSON and C strings unchanged. */
-static bool tools_utf8_text(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t k, need;
-		uint32_t cp;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= need)
-			return false;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
-
-static char *tools_base64(const unsigned char *s, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((len + 2) / 3 * 4 + 1), *p = out;
-	size_t i;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		*p++ = tab[s[i] >> 2];
-		*p++ = tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		*p++ = tab[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-		*p++ = tab[s[i + 2] & 63];
-	}
-	if (i < len) {
-		*p++ = tab[s[i] >> 2];
-		if (i + 1 < len) {
-			*p++ = tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-			*p++ = tab[(s[i + 1] & 15) << 2];
-		} else {
-			*p++ = tab[(s[i] & 3) << 4];
-			*p++ = '=';
-		}
-		*p++ = '=';
-	}
-	*p = '\0';
-	return out;
-}
-
 /* Adds name and name_base64 for one bytea column of the row. */
 static int tools_errors_bytes(cJSON *o, const PGresult *res, int row, int col, const char *name)
 {
 	char b64name[32];
 	unsigned char *bytes;
 	size_t len;
+	bool is_nul;
 	int rc = -1;
 
 	snprintf(b64name, sizeof(b64name), "%s_base64", name);
@@ -527,7 +457,7 @@ static int tools_errors_bytes(cJSON *o, const PGresult *res, int row, int col, c
 	bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &len);
 	if (bytes == NULL)
 		return -1;
-	if (tools_utf8_text(bytes, len)) {
+	if (utf8_text_prefix((const char *)bytes, len, &is_nul) == len) {
 		char *text = malloc(len + 1);
 		if (text != NULL) {
 			memcpy(text, bytes, len);
@@ -537,7 +467,10 @@ static int tools_errors_bytes(cJSON *o, const PGresult *res, int row, int col, c
 			free(text);
 		}
 	} else {
-		char *b64 = tools_base64(bytes, len);
+		size_t n64 = b64_encoded_len(len);
+		char *b64 = n64 < SIZE_MAX ? malloc(n64 + 1) : NULL;
+		if (b64 != NULL)
+			b64[b64_encode(b64, bytes, len)] = '\0';
 		if (b64 != NULL && cJSON_AddNullToObject(o, name) != NULL &&
 		    cJSON_AddStringToObject(o, b64name, b64) != NULL)
 			rc = 0;

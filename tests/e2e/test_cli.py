@@ -17,7 +17,7 @@ from helpers import (register_secret, COLUMNS5, TABLE5, check_delimited_table, c
                      to_yaml, unique, wait_equal, wait_state, yaml_line)
 
 # STREAMCTL_BIN: another build of streamctl (e.g. with sanitizers) against this controller
-STREAMCTL = Path(os.environ.get("STREAMCTL_BIN") or BUILD / "controller" / "streamctl")
+STREAMCTL = Path(os.environ.get("STREAMCTL_BIN") or BUILD / "cli" / "streamctl")
 LOAD_TIMEOUT = 300  # 20k rows on a shared 2-core machine, with generous slack
 
 VALUE5 = {"COLUMNS": cols(*COLUMNS5), "FORMAT": "delimited",

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "copybuf.h"
 #include "decode_json.h"
+#include "utf8.h"
 
 void fuzz_check_row(const struct decode_row *row, const bool *is_json, size_t ncolumns)
 {
@@ -20,7 +22,7 @@ void fuzz_check_row(const struct decode_row *row, const bool *is_json, size_t nc
 
 		if (f->is_null)
 			continue;
-		if (decode_utf8_check(f->ptr, f->len, &is_nul) != f->len) {
+		if (utf8_text_prefix(f->ptr, f->len, &is_nul) != f->len) {
 			fprintf(stderr, "field %zu is not valid UTF-8 (or has NUL): %.*s\n", i,
 				(int)(f->len > 200 ? 200 : f->len), f->ptr);
 			abort();

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "decode.h"
+#include "row.h"
 
 void fuzz_check_row(const struct decode_row *row, const bool *is_json, size_t ncolumns);
 

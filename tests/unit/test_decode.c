@@ -1,5 +1,7 @@
-/* Unit tests of worker/decode.c: delimited and CSV decoding, UTF-8 and NUL
- * checks, the COPY text encoding, the META JSON and the KEY/VALUE/META row. */
+/* Unit tests of the decoding layer: delimited and CSV decoding
+ * (decode_text.c, through decode.c's dispatch), UTF-8 and NUL checks, the
+ * COPY text encoding (copybuf.c), the META JSON (decode_meta.c) and the
+ * KEY/VALUE/META row (decode.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +12,12 @@
 
 #include <cmocka.h>
 
+#include "copybuf.h"
 #include "decode.h"
 #include "decode_json.h"
+#include "decode_meta.h"
 #include "textbuf.h"
+#include "utf8.h"
 
 static struct js_column test_columns[8] = {
 	{ "c1", NULL }, { "c2", NULL }, { "c3", NULL }, { "c4", NULL },
@@ -340,8 +345,8 @@ static void test_invalid_utf8(void **state)
 	assert_non_null(strstr(test_decode_err(dec, S("a,\xed\xa0\x80")), "at byte 2"));     /* surrogate */
 	assert_non_null(strstr(test_decode_err(dec, S("a,\xf4\x90\x80\x80")), "at byte 2")); /* > U+10FFFF */
 	assert_non_null(strstr(test_decode_err(dec, S("a,b\xe2\x82")), "at byte 3"));        /* truncated */
-	assert_int_equal(decode_utf8_check(S("ok\xe2\x82\xac"), &is_nul), 5);
-	assert_int_equal(decode_utf8_check(S("o\x80k"), &is_nul), 1);
+	assert_int_equal(utf8_text_prefix(S("ok\xe2\x82\xac"), &is_nul), 5);
+	assert_int_equal(utf8_text_prefix(S("o\x80k"), &is_nul), 1);
 	assert_false(is_nul);
 	decoder_free(dec);
 }
@@ -353,7 +358,7 @@ static void test_nul_byte(void **state)
 	bool is_nul;
 
 	assert_non_null(strstr(err, "NUL byte at byte 2"));
-	assert_int_equal(decode_utf8_check(S("ab\0c"), &is_nul), 2);
+	assert_int_equal(utf8_text_prefix(S("ab\0c"), &is_nul), 2);
 	assert_true(is_nul);
 	decoder_free(dec);
 }

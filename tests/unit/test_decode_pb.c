@@ -449,7 +449,8 @@ static char *pbt_patched_b64(const char *from, const char *to, size_t flen)
 /* Found by fuzz_pb_desc: names from the descriptor set reached rows
  * unchecked, so an enum value named "COLOR\xff..." gave a row that is not
  * UTF-8, and one with a quote gave invalid JSON; a map<bytes,...> key gave a
- * JSON key with a bytea escape.  Such sets are refused when the decoder is
+ * JSON key with a bytea escape; two fields of one name made a column's
+ * rendering depend on their order.  Such sets are refused when the decoder is
  * built, naming what is wrong. */
 static void test_pb_descriptor_names_checked(void **state)
 {
@@ -462,6 +463,8 @@ static void test_pb_descriptor_names_checked(void **state)
 		{ "COLOR_UNSPECIFIED", "COLOR\"" "UNSPECIFIED", 17, "not a protobuf name" },
 		{ "\x0a\x03key\x18\x01\x20\x01\x28\x09", "\x0a\x03key\x18\x01\x20\x01\x28\x0c", 11,
 		  "key of a type protobuf does not allow" },
+		/* found by a longer run: a second field named "by" */
+		{ "\x0a\x02" "ds\x18", "\x0a\x02" "by\x18", 5, "two fields named by" },
 	};
 	struct pbt_input pi;
 

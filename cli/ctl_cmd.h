@@ -30,18 +30,6 @@ int ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Runs the command; returns the exit code (CTL_EXIT_*). */
 int ctl_cmd_run(struct ctl *ctl, const struct ctl_args *a);
 
-/* True when the file is to be read as YAML (by its extension: .yaml/.yml,
- * else by content: anything not starting with '{'). */
-bool ctl_file_is_yaml(const char *path, const char *text);
-
-/* The body of a professional-mode job: {"name","source_id","mode":
- * "professional","config":yaml}.  Caller owns it. */
-cJSON *ctl_job_body_yaml(const char *yaml, const char *name, long long source_id);
-
-/* The name a job file gives when --name is absent: its base name without
- * the extension, into buf. */
-void ctl_name_from_file(const char *path, char *buf, size_t buflen);
-
 /* Prints a job status object as "key: value" lines. */
 void ctl_print_status(const cJSON *st);
 

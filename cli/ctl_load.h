@@ -9,9 +9,11 @@
 #include <stdbool.h>
 
 #include "ctl_api.h"
-#include "ctl_cmd.h"
 
-int ctl_load_run(struct ctl *ctl, const struct ctl_args *a);
+/* jobs load FILE [--name NAME] [--source ID_OR_NAME] [--quit-at-eof]; name
+ * and source may be NULL.  Returns the exit code (CTL_EXIT_*). */
+int ctl_load_run(struct ctl *ctl, const char *file, const char *name, const char *source,
+		 bool quit_at_eof);
 
 /* The id of the source whose brokers and topic are those of the job YAML's
  * KAFKA.INPUT.SOURCE.  With create, a missing source (and its service, for

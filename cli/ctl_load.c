@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_jobfile.h"
 #include "jobspec.h"
 
 #define CTL_LOAD_FILE_MAX (1024u * 1024u) /* the parser's own limit */
@@ -340,7 +341,8 @@ static void ctl_progress_show(const struct ctl_progress *p, bool tty, double ela
 	fflush(stdout);
 }
 
-int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
+int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const char *source,
+		 bool quit_at_eof)
 {
 	char err[512], name[256], path[128], state_buf[64], lag_at0[64] = "", buf[512];
 	char *yaml = NULL;
@@ -353,16 +355,16 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 	bool tty = isatty(STDOUT_FILENO), failed = false, drained = false;
 	int rc;
 
-	if (ctl_read_file(a->target, CTL_LOAD_FILE_MAX, &yaml, &len, err, sizeof(err)) != 0) {
+	if (ctl_read_file(file, CTL_LOAD_FILE_MAX, &yaml, &len, err, sizeof(err)) != 0) {
 		fprintf(stderr, "streamctl: jobs load %s\n", err);
 		return CTL_EXIT_USAGE;
 	}
-	if (a->name != NULL)
-		snprintf(name, sizeof(name), "%s", a->name);
+	if (name_arg != NULL)
+		snprintf(name, sizeof(name), "%s", name_arg);
 	else
-		ctl_name_from_file(a->target, name, sizeof(name));
-	if (a->source != NULL)
-		rc = ctl_api_resolve(ctl, "sources", a->source, &source_id);
+		ctl_name_from_file(file, name, sizeof(name));
+	if (source != NULL)
+		rc = ctl_api_resolve(ctl, "sources", source, &source_id);
 	else
 		rc = ctl_load_source_for_yaml(ctl, yaml, len, name, true, &source_id);
 	if (rc != CTL_EXIT_OK)
@@ -396,7 +398,7 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 		goto out;
 	t0 = ctl_now();
 	printf("started job %s (id %lld)%s\n", name, job_id,
-	       a->quit_at_eof ? "; stops when the topic is drained" : "; Ctrl-C stops it");
+	       quit_at_eof ? "; stops when the topic is drained" : "; Ctrl-C stops it");
 	fflush(stdout);
 
 	snprintf(path, sizeof(path), "jobs/%lld/status", job_id);
@@ -444,7 +446,7 @@ int ctl_load_run(struct ctl *ctl, const struct ctl_args *a)
 		/* Drained: the worker's lag report says 0 (or, from a server
 		 * without lag reports, every 5 s), confirmed by the stored
 		 * offsets, which is what the table holds. */
-		if (a->quit_at_eof && strcmp(state_buf, "running") == 0 &&
+		if (quit_at_eof && strcmp(state_buf, "running") == 0 &&
 		    ((lag_fresh && prog.lag == 0) ||
 		     (!lag_known && now - last_confirm >= CTL_LOAD_LINE_SECONDS))) {
 			last_confirm = now;
