@@ -544,36 +544,30 @@ static void sup_kill_overdue(struct sup *sp, int64_t now)
 	}
 }
 
-/* The next monotonic ms at which a timer wants the loop: a restart, a
- * SIGKILL deadline, a retry of a reconcile that could not read the store,
- * the runtime prune. */
-static int64_t sup_next_timer(const struct sup *sp)
+/* When a timer next wants a reconcile: a restart, the runtime prune, or,
+ * after a reconcile that could not read the store, only its retry (the
+ * others wait for it). */
+static int64_t sup_next_reconcile(const struct sup *sp)
 {
 	int64_t next = sp->runtime_pruned_at + SUP_RUNTIME_PRUNE_MS;
 
-	if (sp->reconcile_retry_at != 0 && sp->reconcile_retry_at < next)
-		next = sp->reconcile_retry_at;
-	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
+	if (sp->reconcile_retry_at != 0)
+		return sp->reconcile_retry_at;
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
 		if (sl->phase == SLOT_BACKOFF && sl->restart_at < next)
 			next = sl->restart_at;
-		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && sl->kill_at < next)
-			next = sl->kill_at;
-	}
 	return next;
 }
 
-/* Whether a timer that needs a reconcile is due: a restart, a retry of the
- * store read, the runtime prune. */
-static bool sup_reconcile_timer_due(const struct sup *sp, int64_t now)
+/* When a timer next wants the loop: a reconcile, or a SIGKILL deadline. */
+static int64_t sup_next_timer(const struct sup *sp)
 {
-	if (now - sp->runtime_pruned_at >= SUP_RUNTIME_PRUNE_MS)
-		return true;
-	if (sp->reconcile_retry_at != 0 && now >= sp->reconcile_retry_at)
-		return true;
+	int64_t next = sup_next_reconcile(sp);
+
 	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
-		if (sl->phase == SLOT_BACKOFF && now >= sl->restart_at)
-			return true;
-	return false;
+		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && sl->kill_at < next)
+			next = sl->kill_at;
+	return next;
 }
 
 static void sup_reconcile_now(struct sup *sp)
@@ -702,7 +696,7 @@ int sup_run(struct sup *sp)
 			sp->reconcile_due = true;
 		now = sup_now_ms();
 		sup_kill_overdue(sp, now);
-		if (sup_reconcile_timer_due(sp, now))
+		if (now >= sup_next_reconcile(sp))
 			sp->reconcile_due = true;
 		if (sp->shutting_down) {
 			for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next)

@@ -40,6 +40,22 @@ static struct policy_input killed_by(int sig)
 	return in;
 }
 
+/* n exits of the same kind in a row, each restarted, the history carried
+ * from one to the next as the supervisor does; returns the last decision. */
+static struct policy_decision restarted_times(struct policy_input *in, int n)
+{
+	struct policy_decision d;
+
+	memset(&d, 0, sizeof(d));
+	for (int i = 0; i < n; i++) {
+		d = policy_decide(in);
+		assert_int_equal(d.action, POLICY_RESTART);
+		in->retries = d.retries;
+		in->crashes = d.crashes;
+	}
+	return d;
+}
+
 /* Stopped on request: exit 0 or any signal (ours, or the SIGKILL after the
  * deadline) is a clean stop with nothing to say. */
 static void test_requested_stop_is_stopped(void **state)
@@ -104,16 +120,13 @@ static void test_retry_uses_retry_interval(void **state)
 	struct policy_decision d;
 
 	in.retry_interval_ms = 7000;
-	for (int i = 0; i < 50; i++) {
-		d = policy_decide(&in);
-		assert_int_equal(d.action, POLICY_RESTART);
-		assert_int_equal(d.delay_ms, 7000);
-		assert_int_equal(d.retries, i + 1);
-		assert_int_equal(d.crashes, 0);
-		assert_string_equal(d.message, WHY);
-		in.retries = d.retries;
-		in.crashes = d.crashes;
-	}
+	d = restarted_times(&in, 1);
+	assert_int_equal(d.delay_ms, 7000);
+	assert_string_equal(d.message, WHY);
+	d = restarted_times(&in, 49);
+	assert_int_equal(d.delay_ms, 7000);
+	assert_int_equal(d.retries, 50);
+	assert_int_equal(d.crashes, 0);
 }
 
 /* RETRY_INTERVAL below 1 s waits 1 s, for outages and crashes alike. */
@@ -139,11 +152,7 @@ static void test_max_retries_gives_up(void **state)
 	struct policy_decision d;
 
 	in.max_retries = 3;
-	for (int i = 0; i < 3; i++) {
-		d = policy_decide(&in);
-		assert_int_equal(d.action, POLICY_RESTART);
-		in.retries = d.retries;
-	}
+	restarted_times(&in, 3);
 	d = policy_decide(&in);
 	assert_int_equal(d.action, POLICY_FAIL);
 	assert_string_equal(d.message,
@@ -221,12 +230,8 @@ static void test_crash_loop(void **state)
 	struct policy_input in = exit_with(4);
 	struct policy_decision d;
 
-	for (int i = 1; i < POLICY_CRASH_LOOP; i++) {
-		d = policy_decide(&in);
-		assert_int_equal(d.action, POLICY_RESTART);
-		assert_int_equal(d.crashes, i);
-		in.crashes = d.crashes;
-	}
+	d = restarted_times(&in, POLICY_CRASH_LOOP - 1);
+	assert_int_equal(d.crashes, POLICY_CRASH_LOOP - 1);
 	d = policy_decide(&in);
 	assert_int_equal(d.action, POLICY_FAIL);
 	assert_string_equal(d.message, "crash loop: 10 crashes in a row; last: " WHY);
