@@ -415,15 +415,14 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 }
 
 /* Reaps our own workers only, by pid.  The API's one-shot runs (`--check`,
- * `--offsets`, `--reset`, `--errors`) are started through the same spawn
- * helper (common/workerspawn.h) but reaped by the request thread that started them:
- * their lifetime is one request, that thread already feeds their input, reads
- * their answer and keeps their 30 s deadline, and it must wait for the exit
- * status anyway.  Handing their reaping to this loop (waitpid(-1)) would add a
- * pid table shared across threads and a thread waiting on this loop, which
- * returns before the API server stops.  So: whoever spawns a worker reaps it,
- * and waitpid(-1) here would steal the API's exit statuses.  Returns whether
- * a worker ended. */
+ * `--offsets`, `--reset`, `--errors`) start through the same spawn helper
+ * (common/workerspawn.h) but are reaped by the request thread that started
+ * them: their life is one request, that thread already feeds their input,
+ * reads their answer and keeps their 30 s deadline, and it waits for the exit
+ * anyway.  Reaping them here with waitpid(-1) would need a pid table shared
+ * across threads, and threads waiting on this loop, which returns before the
+ * API server stops.  So whoever spawns a worker reaps it, and waitpid(-1) here
+ * would steal the API's exit statuses.  Returns whether a worker ended. */
 static bool sup_reap(struct sup *sp)
 {
 	struct slot *sl, *next;
