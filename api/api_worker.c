@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@
 #include "api_http.h"
 #include "exitcodes.h"
 #include "log.h"
-#include "workerenv.h"
+#include "workerspawn.h"
 #include "resolve.h"
 
 
@@ -42,75 +41,24 @@ static int64_t api_worker_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Pipe ends land on 0 and 1 in the worker: ours must not already be there,
- * or dup2 would keep them close-on-exec. */
-static int api_worker_fd_above_stdio(int fd)
-{
-	int moved;
-
-	if (fd > STDERR_FILENO)
-		return fd;
-	moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-	close(fd);
-	return moved;
-}
-
+/* Through the controller's one spawn helper (common/workerspawn.h): the same
+ * signal mask, signal defaults, descriptors and process group as the
+ * supervisor's workers.  This thread reaps the worker by its pid: whoever
+ * spawns a worker reaps it. */
 static int api_worker_spawn(struct api_worker_proc *p, const char *worker_path, const char *mode)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t all, none;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	char *argv[] = { (char *)worker_path, (char *)mode, NULL };
-	int rc = -1, e;
+	struct spawn_pipe pipes[] = {
+		{ .child_fd = STDIN_FILENO, .to_child = true },
+		{ .child_fd = STDOUT_FILENO, .to_child = false },
+	};
 
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-		snprintf(p->err, sizeof(p->err), "cannot create pipes: %s", strerror(errno));
-		goto close;
-	}
-	in[0] = api_worker_fd_above_stdio(in[0]);
-	out[1] = api_worker_fd_above_stdio(out[1]);
-	if (in[0] < 0 || out[1] < 0) {
-		snprintf(p->err, sizeof(p->err), "cannot move pipe descriptors: %s",
-			 strerror(errno));
-		goto close;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-	/* Its own group, so that a kill at the deadline reaches all it started;
-	 * nothing blocked and every handler at its default, whatever this
-	 * request thread inherited. */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr,
-				 POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	e = posix_spawn(&p->pid, worker_path, &fa, &attr, argv, worker_environ());
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (e != 0) {
-		snprintf(p->err, sizeof(p->err), "cannot start %s %s: %s", worker_path, mode,
-			 strerror(e));
-		goto close;
-	}
-	p->in_fd = in[1];
-	p->out_fd = out[0];
-	in[1] = out[0] = -1;
+	if (spawn_worker(worker_path, mode, pipes, 2, &p->pid, p->err, sizeof(p->err)) < 0)
+		return -1;
+	p->in_fd = pipes[0].fd;
+	p->out_fd = pipes[1].fd;
 	fcntl(p->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-	rc = 0;
-close:
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-	}
-	return rc;
+	return 0;
 }
 
 static void api_worker_close_input(struct api_worker_proc *p)

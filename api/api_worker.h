@@ -2,15 +2,17 @@
  * `streamworker --check`, `--offsets`, `--reset`, `--errors` (see
  * common/proto.h).  Internal to api/.
  *
- * The worker runs in its own process group with a clean signal mask and
- * default signal handlers; the job, secrets included, reaches it on its
- * standard input only (never argv, environment or log), with the mode's extra
- * members ("reset", "page", "page_size").  Its answer is read from its
- * standard output, at most API_WORKER_OUTPUT_MAX bytes, within
- * API_WORKER_TIMEOUT_MS; after that the group is killed.  The supervisor reaps
- * only its own workers, so the exit status is ours.  SIGPIPE must be ignored
- * in the process (the controller does), so that a worker that dies early
- * gives EPIPE, not a signal.
+ * The worker is started by the controller's one spawn helper
+ * (common/workerspawn.h: its own process group, a clean signal mask, default
+ * signal handlers, the workers' environment); the job, secrets included,
+ * reaches it on its standard input only (never argv, environment or log),
+ * with the mode's extra members ("reset", "page", "page_size").  Its answer
+ * is read from its standard output, at most API_WORKER_OUTPUT_MAX bytes,
+ * within API_WORKER_TIMEOUT_MS; after that the group is killed.  The calling
+ * thread reaps it by pid (the supervisor reaps only its own workers, so the
+ * exit status is ours).  SIGPIPE must be ignored in the process (the
+ * controller does), so that a worker that dies early gives EPIPE, not a
+ * signal.
  */
 #ifndef SS_API_WORKER_H
 #define SS_API_WORKER_H

@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,19 +18,15 @@
 
 #include "exitcodes.h"
 #include "log.h"
-#include "workerenv.h"
 #include "proto.h"
+#include "policy.h"
 #include "runtime.h"
+#include "workerspawn.h"
 
 
+/* The longest poll() when no timer is due sooner; a reconcile that could not
+ * read the store is tried again after this. */
 #define SUP_TICK_MS 500
-#define SUP_MIN_BACKOFF_MS 1000
-#define SUP_MAX_BACKOFF_MS (5 * 60 * 1000)
-/* A worker that has run this long (or committed a batch) is healthy: its next
- * crash starts the backoff from the beginning again. */
-#define SUP_HEALTHY_MS 30000
-/* This many crashes in a row without a healthy run: failed. */
-#define SUP_CRASH_LOOP 10
 #define SUP_MAX_FDS 1024
 /* How often the in-memory figures of deleted jobs are dropped. */
 #define SUP_RUNTIME_PRUNE_MS 60000
@@ -67,6 +62,8 @@ struct sup {
 	int sigfd;
 	int wakefd;
 	bool shutting_down;
+	bool reconcile_due; /* a wake-up, a child exit or a timer since the last reconcile */
+	int64_t reconcile_retry_at; /* monotonic ms; 0 = none (the last reconcile read the store) */
 	struct slot *slots;
 	int64_t runtime_pruned_at; /* monotonic ms */
 };
@@ -191,17 +188,6 @@ static void sup_slot_remove(struct sup *sp, struct slot *victim)
 	}
 }
 
-/* Moves fd to a number above the standard ones and the worker's status fd, so
- * that the spawn's dup2 onto 0 and WORKER_STATUS_FD never targets itself (a
- * dup2 onto the same number would leave FD_CLOEXEC set). */
-static int sup_fd_high(int fd)
-{
-	int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-
-	close(fd);
-	return high;
-}
-
 /* Writes all of buf to fd (a pipe the worker is reading). */
 static int sup_write_all(int fd, const char *buf, size_t len)
 {
@@ -222,71 +208,30 @@ static int sup_write_all(int fd, const char *buf, size_t len)
  * job that no longer validates is reported as STORE_INVALID. */
 static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, defaults;
-	int cfg[2] = { -1, -1 }, status[2] = { -1, -1 };
+	struct spawn_pipe pipes[] = {
+		{ .child_fd = STDIN_FILENO, .to_child = true },
+		{ .child_fd = WORKER_STATUS_FD, .to_child = false },
+	};
 	char *input = NULL;
-	char *argv[] = { sp->worker_path, NULL };
-	bool fa_init = false, attr_init = false;
 	pid_t pid;
-	int rc = -1, e;
+	int rc = -1;
 
 	input = store_job_worker_input(sp->st, sl->job_id, err, errlen);
 	if (input == NULL)
 		return STORE_INVALID;
-	if (pipe2(cfg, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
+	if (spawn_worker(sp->worker_path, NULL, pipes, 2, &pid, err, errlen) < 0)
 		goto out;
-	}
-	cfg[0] = sup_fd_high(cfg[0]);
-	status[1] = sup_fd_high(status[1]);
-	if (cfg[0] < 0 || status[1] < 0) {
-		snprintf(err, errlen, "cannot move pipe descriptors: %s", strerror(errno));
-		goto out;
-	}
-	posix_spawn_file_actions_init(&fa);
-	fa_init = true;
-	posix_spawn_file_actions_adddup2(&fa, cfg[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, status[1], WORKER_STATUS_FD);
-
-	posix_spawnattr_init(&attr);
-	attr_init = true;
-	/* Own process group, so that SIGKILL reaches anything the worker started;
-	 * default signal mask and handlers, since ours are blocked or ignored. */
-	sigemptyset(&none);
-	sigemptyset(&defaults);
-	sigaddset(&defaults, SIGPIPE);
-	sigaddset(&defaults, SIGTERM);
-	sigaddset(&defaults, SIGINT);
-	sigaddset(&defaults, SIGHUP);
-	sigaddset(&defaults, SIGCHLD);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &defaults);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr,
-				 POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-	e = posix_spawn(&pid, sp->worker_path, &fa, &attr, argv, worker_environ());
-	if (e != 0) {
-		snprintf(err, errlen, "cannot start worker %s: %s", sp->worker_path, strerror(e));
-		goto out;
-	}
-	close(cfg[0]);
-	cfg[0] = -1;
-	close(status[1]);
-	status[1] = -1;
 	/* The worker reads its standard input to EOF before anything else.  If it
 	 * died at once the write fails with EPIPE and the exit is reaped as usual. */
-	if (sup_write_all(cfg[1], input, strlen(input)) < 0)
+	if (sup_write_all(pipes[0].fd, input, strlen(input)) < 0)
 		log_job(LOG_WARN, sl->job_id, "job %s: could not hand the job to worker %d: %s", sl->name, (int)pid,
 			 strerror(errno));
-	fcntl(status[0], F_SETFL, O_NONBLOCK);
+	close(pipes[0].fd);
+	fcntl(pipes[1].fd, F_SETFL, O_NONBLOCK);
 
 	sl->phase = SLOT_RUNNING;
 	sl->pid = pid;
-	sl->status_fd = status[0];
-	status[0] = -1;
+	sl->status_fd = pipes[1].fd;
 	sl->linelen = 0;
 	sl->line_overflow = false;
 	sl->stop_sent = false;
@@ -297,21 +242,9 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	runtime_job_worker_started(sl->job_id);
 	rc = 0;
 out:
-	if (fa_init)
-		posix_spawn_file_actions_destroy(&fa);
-	if (attr_init)
-		posix_spawnattr_destroy(&attr);
-	for (int i = 0; i < 2; i++) {
-		if (cfg[i] >= 0)
-			close(cfg[i]);
-		if (status[i] >= 0)
-			close(status[i]);
-	}
-	if (input != NULL) {
-		/* The job text holds the database password. */
-		explicit_bzero(input, strlen(input));
-		free(input);
-	}
+	/* The job text holds the database password. */
+	explicit_bzero(input, strlen(input));
+	free(input);
 	return rc;
 }
 
@@ -344,7 +277,7 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 		log_job(LOG_ERROR, job->id, "job %s: %s", job->name, err);
 		sl->phase = SLOT_BACKOFF;
 		sl->pid = 0;
-		sl->restart_at = sup_now_ms() + SUP_MIN_BACKOFF_MS;
+		sl->restart_at = sup_now_ms() + POLICY_MIN_DELAY_MS;
 		store_job_set_state(sp->st, job->id, "retrying", 0, err);
 		return;
 	}
@@ -414,47 +347,6 @@ static void sup_slot_read(struct sup *sp, struct slot *sl)
 	}
 }
 
-/* How the worker ended, for last_exit: "exit code 1 (retriable failure)",
- * "signal 9 (Killed)". */
-static void sup_describe_exit(int wstatus, char *buf, size_t buflen)
-{
-	const char *what;
-
-	if (WIFSIGNALED(wstatus)) {
-		int sig = WTERMSIG(wstatus);
-		snprintf(buf, buflen, "signal %d (%s)", sig, strsignal(sig));
-		return;
-	}
-	switch (WEXITSTATUS(wstatus)) {
-	case WORKER_EXIT_STOPPED:
-		what = "stopped";
-		break;
-	case WORKER_EXIT_RETRY:
-		what = "retriable failure";
-		break;
-	case WORKER_EXIT_CONFIG:
-		what = "configuration error";
-		break;
-	case WORKER_EXIT_DATA:
-		what = "data error";
-		break;
-	default:
-		what = "unexpected exit";
-		break;
-	}
-	snprintf(buf, buflen, "exit code %d (%s)", WEXITSTATUS(wstatus), what);
-}
-
-static int64_t sup_backoff_ms(int crashes, int64_t retry_interval_ms)
-{
-	int64_t delay = retry_interval_ms > SUP_MIN_BACKOFF_MS ? retry_interval_ms : SUP_MIN_BACKOFF_MS;
-
-	for (int i = 1; i < crashes && delay < SUP_MAX_BACKOFF_MS; i++)
-		delay *= 2;
-	return delay < SUP_MAX_BACKOFF_MS ? delay : SUP_MAX_BACKOFF_MS;
-}
-
-
 static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 {
 	log_job(LOG_ERROR, sl->job_id, "job %s: failed: %s", sl->name, why);
@@ -462,15 +354,21 @@ static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 	sup_slot_remove(sp, sl);
 }
 
+/* A worker ended: record it, ask the restart policy (policy.h) what next,
+ * and do that. */
 static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 {
 	char how[96], why[PROTO_LINE_MAX + 128];
-	int64_t retry_ms, max_retries, delay, now = sup_now_ms();
-	bool requested = sl->stop_sent || sp->shutting_down;
-	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	struct policy_input in;
+	struct policy_decision *d;
+	int64_t now = sup_now_ms();
 
 	sup_slot_read(sp, sl); /* the last lines, the error among them */
-	sup_describe_exit(wstatus, how, sizeof(how));
+	memset(&in, 0, sizeof(in));
+	in.signaled = WIFSIGNALED(wstatus);
+	in.code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	in.sig = in.signaled ? WTERMSIG(wstatus) : 0;
+	policy_describe_exit(in.signaled, in.code, in.sig, how, sizeof(how));
 	if (sl->last_error[0] != '\0')
 		snprintf(why, sizeof(why), "%s", sl->last_error);
 	else
@@ -481,65 +379,54 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	runtime_job_worker_ended(sl->job_id);
 	sl->pid = 0;
 
-	if (requested && (code == WORKER_EXIT_STOPPED || WIFSIGNALED(wstatus))) {
-		store_job_set_state(sp->st, sl->job_id, "stopped", 0, NULL);
+	in.stop_requested = sl->stop_sent || sp->shutting_down;
+	in.batch_seen = sl->batch_seen;
+	in.uptime_ms = now - sl->started;
+	in.retries = sl->retries;
+	in.crashes = sl->crashes;
+	in.why = why;
+	/* SCHEDULE is resolved only here, when a worker ends. */
+	store_job_schedule(sp->st, sl->job_id, &in.retry_interval_ms, &in.max_retries);
+	d = malloc(sizeof(*d)); /* a status line and more: not on the stack */
+	if (d == NULL) {
+		sup_slot_fail(sp, sl, "out of memory");
+		return;
+	}
+	*d = policy_decide(&in);
+	switch (d->action) {
+	case POLICY_STOP:
+		store_job_set_state(sp->st, sl->job_id, "stopped", 0, d->message[0] ? d->message : NULL);
 		sup_slot_remove(sp, sl);
-		return;
+		break;
+	case POLICY_FAIL:
+		sup_slot_fail(sp, sl, d->message);
+		break;
+	case POLICY_RESTART:
+		sl->retries = d->retries;
+		sl->crashes = d->crashes;
+		sl->phase = SLOT_BACKOFF;
+		sl->restart_at = now + d->delay_ms;
+		store_job_inc_restarts(sp->st, sl->job_id);
+		store_job_set_state(sp->st, sl->job_id, "retrying", 0, d->message);
+		log_job(LOG_INFO, sl->job_id, "job %s: restarting in %lld ms", sl->name, (long long)d->delay_ms);
+		break;
 	}
-	if (code == WORKER_EXIT_CONFIG || code == WORKER_EXIT_DATA) {
-		sup_slot_fail(sp, sl, why);
-		return;
-	}
-	if (requested) {
-		/* Asked to stop, but it failed on the way out: stopped all the same. */
-		store_job_set_state(sp->st, sl->job_id, "stopped", 0, why);
-		sup_slot_remove(sp, sl);
-		return;
-	}
-
-	store_job_schedule(sp->st, sl->job_id, &retry_ms, &max_retries);
-	if (sl->batch_seen)
-		sl->retries = 0; /* it made progress since the last outage */
-	if (sl->batch_seen || now - sl->started >= SUP_HEALTHY_MS)
-		sl->crashes = 0;
-	if (code == WORKER_EXIT_RETRY) {
-		/* An outage (database or brokers): the same interval every time. */
-		sl->retries++;
-		if (max_retries > 0 && sl->retries > max_retries) {
-			char msg[sizeof(why) + 96];
-			snprintf(msg, sizeof(msg),
-				 "gave up after %lld retries (SCHEDULE.MAX_RETRIES): %s",
-				 (long long)max_retries, why);
-			sup_slot_fail(sp, sl, msg);
-			return;
-		}
-		delay = retry_ms > SUP_MIN_BACKOFF_MS ? retry_ms : SUP_MIN_BACKOFF_MS;
-	} else {
-		/* A crash: a signal we did not send, or an exit code outside the
-		 * contract (0 included, since nobody asked it to stop). */
-		sl->crashes++;
-		if (sl->crashes >= SUP_CRASH_LOOP) {
-			char msg[sizeof(why) + 96];
-			snprintf(msg, sizeof(msg), "crash loop: %d crashes in a row; last: %s",
-				 sl->crashes, why);
-			sup_slot_fail(sp, sl, msg);
-			return;
-		}
-		delay = sup_backoff_ms(sl->crashes, retry_ms);
-	}
-	sl->phase = SLOT_BACKOFF;
-	sl->restart_at = now + delay;
-	store_job_inc_restarts(sp->st, sl->job_id);
-	store_job_set_state(sp->st, sl->job_id, "retrying", 0, why);
-	log_job(LOG_INFO, sl->job_id, "job %s: restarting in %lld ms", sl->name, (long long)delay);
+	free(d);
 }
 
-/* Reaps our own workers only: the API runs short-lived `streamworker --check`
- * processes from its threads and waits for them itself, so waitpid(-1) here
- * would steal their exit statuses. */
-static void sup_reap(struct sup *sp)
+/* Reaps our own workers only, by pid.  The API's one-shot runs (`--check`,
+ * `--offsets`, `--reset`, `--errors`) start through the same spawn helper
+ * (common/workerspawn.h) but are reaped by the request thread that started
+ * them: their life is one request, that thread already feeds their input,
+ * reads their answer and keeps their 30 s deadline, and it waits for the exit
+ * anyway.  Reaping them here with waitpid(-1) would need a pid table shared
+ * across threads, and threads waiting on this loop, which returns before the
+ * API server stops.  So whoever spawns a worker reaps it, and waitpid(-1) here
+ * would steal the API's exit statuses.  Returns whether a worker ended. */
+static bool sup_reap(struct sup *sp)
 {
 	struct slot *sl, *next;
+	bool reaped = false;
 
 	for (sl = sp->slots; sl != NULL; sl = next) {
 		int wstatus;
@@ -547,9 +434,22 @@ static void sup_reap(struct sup *sp)
 		next = sl->next; /* sup_slot_exited may free sl */
 		if (sl->phase != SLOT_RUNNING || sl->pid <= 0)
 			continue;
-		if (waitpid(sl->pid, &wstatus, WNOHANG) == sl->pid)
+		if (waitpid(sl->pid, &wstatus, WNOHANG) == sl->pid) {
 			sup_slot_exited(sp, sl, wstatus);
+			reaped = true;
+		}
 	}
+	return reaped;
+}
+
+/* SIGTERM and SIGKILL both go to the worker's process group (pgid = pid, see
+ * common/workerspawn.h), so that anything it started hears them too.  The pid
+ * alone as a fallback: a worker left by an older controller may not lead a
+ * group of its own. */
+static void sup_signal_worker(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) < 0 && errno == ESRCH)
+		kill(pid, sig);
 }
 
 static void sup_slot_stop(struct sup *sp, struct slot *sl)
@@ -557,7 +457,7 @@ static void sup_slot_stop(struct sup *sp, struct slot *sl)
 	if (sl->phase != SLOT_RUNNING || sl->stop_sent)
 		return;
 	log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d", sl->name, (int)sl->pid);
-	kill(sl->pid, SIGTERM);
+	sup_signal_worker(sl->pid, SIGTERM);
 	sl->stop_sent = true;
 	sl->kill_at = sup_now_ms() + SUP_STOP_DEADLINE_MS;
 	store_job_set_state(sp->st, sl->job_id, "stopping", (int)sl->pid, NULL);
@@ -576,8 +476,10 @@ static void sup_runtime_prune(const struct store_job_brief *jobs, size_t n)
 	free(ids);
 }
 
-/* Makes what runs match what the store says should run. */
-static void sup_reconcile(struct sup *sp)
+/* Makes what runs match what the store says should run.  Runs on a wake-up
+ * from the API, a child's exit, a due timer (a restart, the runtime prune),
+ * never for a status line.  Returns -1 when the store could not be read. */
+static int sup_reconcile(struct sup *sp)
 {
 	struct store_job_brief *jobs = NULL;
 	size_t n = 0;
@@ -587,7 +489,7 @@ static void sup_reconcile(struct sup *sp)
 
 	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0) {
 		log_error("supervisor: cannot read jobs: %s", err);
-		return;
+		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct store_job_brief *job = &jobs[i];
@@ -624,17 +526,53 @@ static void sup_reconcile(struct sup *sp)
 		sup_runtime_prune(jobs, n);
 		sp->runtime_pruned_at = now;
 	}
-	/* Workers that ignored SIGTERM past the deadline. */
-	for (sl = sp->slots; sl != NULL; sl = sl->next) {
+	free(jobs);
+	return 0;
+}
+
+/* Workers that ignored SIGTERM past the deadline. */
+static void sup_kill_overdue(struct sup *sp, int64_t now)
+{
+	for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
 		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && now >= sl->kill_at) {
 			log_job(LOG_WARN, sl->job_id, "job %s: worker %d did not stop within %d ms; killing it", sl->name,
 				 (int)sl->pid, SUP_STOP_DEADLINE_MS);
-			kill(-sl->pid, SIGKILL);
-			kill(sl->pid, SIGKILL);
+			sup_signal_worker(sl->pid, SIGKILL);
 			sl->kill_at = 0;
 		}
 	}
-	free(jobs);
+}
+
+/* When a timer next wants a reconcile: a restart, the runtime prune, or,
+ * after a reconcile that could not read the store, only its retry (the
+ * others wait for it). */
+static int64_t sup_next_reconcile(const struct sup *sp)
+{
+	int64_t next = sp->runtime_pruned_at + SUP_RUNTIME_PRUNE_MS;
+
+	if (sp->reconcile_retry_at != 0)
+		return sp->reconcile_retry_at;
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
+		if (sl->phase == SLOT_BACKOFF && sl->restart_at < next)
+			next = sl->restart_at;
+	return next;
+}
+
+/* When a timer next wants the loop: a reconcile, or a SIGKILL deadline. */
+static int64_t sup_next_timer(const struct sup *sp)
+{
+	int64_t next = sup_next_reconcile(sp);
+
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
+		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && sl->kill_at < next)
+			next = sl->kill_at;
+	return next;
+}
+
+static void sup_reconcile_now(struct sup *sp)
+{
+	sp->reconcile_due = false;
+	sp->reconcile_retry_at = sup_reconcile(sp) < 0 ? sup_now_ms() + SUP_TICK_MS : 0;
 }
 
 /* Is pid a streamworker left over from a previous controller? */
@@ -675,13 +613,11 @@ static void sup_adopt_leftovers(struct sup *sp)
 
 			log_info("job %s: waiting for worker %d of the previous controller to exit",
 				 jobs[i].name, pid);
-			kill(pid, SIGTERM);
+			sup_signal_worker(pid, SIGTERM);
 			while (sup_pid_is_worker(pid) && sup_now_ms() < deadline)
 				usleep(50 * 1000);
-			if (sup_pid_is_worker(pid)) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-			}
+			if (sup_pid_is_worker(pid))
+				sup_signal_worker(pid, SIGKILL);
 		}
 		if (strcmp(jobs[i].state, "failed") != 0)
 			store_job_set_state(sp->st, jobs[i].id,
@@ -700,12 +636,15 @@ static bool sup_any_running(struct sup *sp)
 	return false;
 }
 
-static void sup_drain_fd(int fd, size_t size)
+/* Empties fd; returns whether there was anything to read. */
+static bool sup_drain_fd(int fd, size_t size)
 {
 	char buf[sizeof(struct signalfd_siginfo)];
+	bool any = false;
 
-	while (read(fd, buf, size < sizeof(buf) ? size : sizeof(buf)) > 0) {
-	}
+	while (read(fd, buf, size < sizeof(buf) ? size : sizeof(buf)) > 0)
+		any = true;
+	return any;
 }
 
 int sup_run(struct sup *sp)
@@ -715,10 +654,12 @@ int sup_run(struct sup *sp)
 	int64_t shutdown_deadline = 0;
 
 	sup_adopt_leftovers(sp);
-	sup_reconcile(sp);
+	sp->runtime_pruned_at = sup_now_ms();
+	sup_reconcile_now(sp);
 	for (;;) {
 		nfds_t nfds = 2;
-		int timeout = SUP_TICK_MS;
+		int64_t now = sup_now_ms(), wait_ms = sup_next_timer(sp) - now;
+		int timeout = wait_ms < 0 ? 0 : wait_ms < SUP_TICK_MS ? (int)wait_ms : SUP_TICK_MS;
 		struct signalfd_siginfo si;
 
 		pfd[0] = (struct pollfd){ .fd = sp->sigfd, .events = POLLIN };
@@ -733,6 +674,7 @@ int sup_run(struct sup *sp)
 			log_error("supervisor: poll: %s", strerror(errno));
 			return -1;
 		}
+		/* Status lines update counters, state and figures only. */
 		for (nfds_t i = 2; i < nfds; i++)
 			if (pfd[i].revents != 0)
 				sup_slot_read(sp, map[i]);
@@ -741,21 +683,32 @@ int sup_run(struct sup *sp)
 				log_info("controller: signal %u received, stopping every worker",
 					 si.ssi_signo);
 				sp->shutting_down = true;
+				sp->reconcile_due = true;
 				shutdown_deadline = sup_now_ms() + SUP_STOP_DEADLINE_MS + 2000;
 			}
 		}
-		sup_drain_fd(sp->wakefd, sizeof(uint64_t));
-		sup_reap(sp);
+		if (sup_drain_fd(sp->wakefd, sizeof(uint64_t)))
+			sp->reconcile_due = true;
+		/* Every time round, not only on SIGCHLD: a status pipe's EOF may
+		 * come first, and signals of one kind merge. */
+		if (sup_reap(sp))
+			sp->reconcile_due = true;
+		now = sup_now_ms();
+		sup_kill_overdue(sp, now);
+		if (now >= sup_next_reconcile(sp))
+			sp->reconcile_due = true;
 		if (sp->shutting_down) {
 			for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
 				sup_slot_stop(sp, sl);
 			/* The stopping state is what we wrote; the desired state stays,
 			 * so the next controller brings these jobs back. */
-			sup_reconcile(sp);
+			if (sp->reconcile_due)
+				sup_reconcile_now(sp);
 			if (!sup_any_running(sp) || sup_now_ms() > shutdown_deadline)
 				return 0;
 			continue;
 		}
-		sup_reconcile(sp);
+		if (sp->reconcile_due)
+			sup_reconcile_now(sp);
 	}
 }

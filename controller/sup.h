@@ -7,26 +7,20 @@
  * a start or stop) and every worker's status pipe.  Signals are blocked in all
  * threads by sup_block_signals(), which must run before any other thread starts.
  *
- * Workers are started with posix_spawn in their own process group; the job
- * reaches them on standard input, never in argv or the environment.  Exits are
- * classified by common/exitcodes.h:
- *   stopped on request         -> stopped
- *   WORKER_EXIT_CONFIG / _DATA -> failed at once (never restarted by itself)
- *   WORKER_EXIT_RETRY (outage) -> retrying, restarted every
- *                                 SCHEDULE.RETRY_INTERVAL (at least 1 s); after
- *                                 SCHEDULE.MAX_RETRIES such exits in a row
- *                                 without a batch between (0 = forever) -> failed
- *                                 "gave up after N retries ..."
- *   a crash (a signal we did   -> retrying, restarted after a backoff that
- *   not send, any other exit)     starts at RETRY_INTERVAL and doubles (at
- *                                 least 1 s, at most 5 min); 10 crashes in a
- *                                 row without a healthy run (a batch, or 30 s
- *                                 up) -> failed "crash loop: ..."
+ * Workers are started through common/workerspawn.h (their own process group,
+ * clean signal mask and defaults); the job reaches them on standard input,
+ * never in argv or the environment.  What happens when one ends is the
+ * restart policy of policy.h (stop, fail, or restart after a delay), a pure
+ * function this file feeds with the exit, the job's history and its SCHEDULE.
+ * The loop reconciles the store's desired states with its workers on a
+ * wake-up from the API, a child's exit and its timers (a restart, the SIGKILL
+ * deadline), never for a status line: those only update counters, the
+ * runtime state and common/runtime.h.
  * Every exit is recorded as the job's last_exit ("exit code 1 (retriable
  * failure)", "signal 9 (Killed)"); the state while waiting is "retrying" with
  * the reason in last_error.
- * Stopping is staged: SIGTERM, then SIGKILL to the process group after
- * SUP_STOP_DEADLINE_MS.
+ * Stopping is staged: SIGTERM, then SIGKILL after SUP_STOP_DEADLINE_MS, both
+ * to the worker's process group.
  * What workers report goes to the store (each batch's counts, added to the
  * job's lifetime counters) and to common/runtime.h (the rate window, batch
  * durations and the last lag report, which the API reads from memory).
