@@ -15,7 +15,7 @@
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 
-#include "api.h"
+#include "api_conf.h"
 #include "api_body.h"
 #include "jobspec.h"
 #include "store.h"

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "api.h"
+#include "api_conf.h"
 
 /* The file names in the directory given to api_tls_compat_load(). */
 #define API_TLS_COMPAT_SSL "libssl.so"
