@@ -1,7 +1,5 @@
 #include "kafka_err.h"
 
-#include "secret.h"
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
