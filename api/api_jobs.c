@@ -358,10 +358,33 @@ out:
 
 /* The wizard fields of the body merged over the stored ones (row NULL: none),
  * as JSON text (malloc'd), or NULL on out of memory. */
-static char *api_wizard_definition(const cJSON *body, const char *stored_def)
+/* A wizard secret sent back as "****" when the stored wizard fields do not
+ * hold it (the job was professional, or it is a new job): the value of the
+ * stored job in its other mode, or NULL.  Never the mask itself. */
+static char *api_wizard_secret_elsewhere(const char *name, const char *stored_mode,
+					 const char *stored_def)
+{
+	struct jobspec *spec = api_stored_spec(stored_mode, stored_def);
+	const char *v = NULL;
+	char *copy = NULL;
+
+	if (spec != NULL)
+		v = strcmp(name, "password") == 0 ? spec->password : spec->sslkey;
+	if (v != NULL && !secret_is_mask(v))
+		copy = strdup(v);
+	jobspec_free(spec);
+	return copy;
+}
+
+/* The wizard fields to store: the stored ones (same mode) with body's
+ * changes.  A secret sent back as shown ("****") keeps the stored one; with
+ * none stored, a key is left to the service and a password is a 422 (the
+ * mask must never be stored as the password).  Returns NULL after replying. */
+static char *api_wizard_definition(struct api_req *req, const cJSON *body, const char *stored_mode,
+				   const char *stored_def, bool same_mode)
 {
 	const cJSON *item;
-	cJSON *fields = stored_def != NULL ? cJSON_Parse(stored_def) : NULL;
+	cJSON *fields = same_mode && stored_def != NULL ? cJSON_Parse(stored_def) : NULL;
 	char *text;
 
 	if (!cJSON_IsObject(fields)) {
@@ -369,16 +392,35 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 		fields = cJSON_CreateObject();
 	}
 	if (fields == NULL)
-		return NULL;
+		goto oom;
 	cJSON_ArrayForEach(item, body) {
 		const cJSON *old = cJSON_GetObjectItemCaseSensitive(fields, item->string);
 
 		if (!api_is_wizard_field(item->string))
 			continue;
-		/* A secret sent back as shown keeps the stored one. */
 		if (api_is_wizard_secret(item->string) && cJSON_IsString(item) &&
-		    secret_is_mask(item->valuestring) && cJSON_IsString(old))
+		    secret_is_mask(item->valuestring)) {
+			char *kept;
+
+			if (cJSON_IsString(old))
+				continue; /* the stored one stays */
+			kept = api_wizard_secret_elsewhere(item->string, stored_mode, stored_def);
+			if (old != NULL)
+				api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
+			if (kept != NULL) {
+				cJSON_AddStringToObject(fields, item->string, kept);
+				explicit_bzero(kept, strlen(kept));
+				free(kept);
+			} else if (strcmp(item->string, "password") == 0) {
+				api_row_free(fields);
+				api_reply_error(req, 422, item->string,
+						"%s: \"" SECRET_MASK "\" keeps a stored password, and "
+						"there is none; give the password itself",
+						item->string);
+				return NULL;
+			}
 			continue;
+		}
 		if (old != NULL)
 			api_row_free(cJSON_DetachItemFromObjectCaseSensitive(fields, item->string));
 		if (!cJSON_IsNull(item))
@@ -386,7 +428,11 @@ static char *api_wizard_definition(const cJSON *body, const char *stored_def)
 	}
 	text = cJSON_PrintUnformatted(fields);
 	api_row_free(fields);
-	return text;
+	if (text != NULL)
+		return text;
+oom:
+	api_reply_error(req, 500, NULL, "out of memory");
+	return NULL;
 }
 
 enum api_job_purpose {
@@ -437,6 +483,22 @@ static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
 }
 
 /* The professional-mode definition: config, or the stored one. */
+/* Whether config, after the stored secrets were put back, still says
+ * PASSWORD '****': nothing was stored to keep, and the mask must never be
+ * stored as the password. */
+static bool api_config_masked_password(const char *config)
+{
+	struct js_errors *errs = calloc(1, sizeof(*errs)); /* civetweb's small stacks */
+	struct jobspec *spec = NULL;
+	bool masked = false;
+
+	if (errs != NULL && jobspec_parse_yaml(config, strlen(config), &spec, errs) == 0)
+		masked = secret_is_mask(spec->password);
+	jobspec_free(spec);
+	free(errs);
+	return masked;
+}
+
 static int api_job_config_definition(struct api_req *req, const cJSON *body,
 				     const char *stored_mode, const char *stored_def,
 				     bool same_mode, struct api_job_change *ch)
@@ -461,6 +523,12 @@ static int api_job_config_definition(struct api_req *req, const cJSON *body,
 		ch->definition = api_config_keep_secrets(config, stored_mode, stored_def);
 	if (ch->definition == NULL && config != NULL)
 		ch->definition = strdup(config);
+	if (ch->definition != NULL && api_config_masked_password(ch->definition)) {
+		api_reply_error(req, 422, "config",
+				"PASSWORD: '" SECRET_MASK "' keeps a stored password, and this job has "
+				"none; give the password itself");
+		return -1;
+	}
 	return 0;
 }
 
@@ -516,7 +584,8 @@ static int api_job_build(struct api_req *req, const cJSON *body, const cJSON *ro
 		api_wizard_types(body, ch->errs);
 		if (ch->errs->count > 0)
 			return 0;
-		ch->definition = api_wizard_definition(body, same_mode ? stored_def : NULL);
+		ch->definition = api_wizard_definition(req, body, stored_mode, stored_def, same_mode);
+		return ch->definition != NULL ? 0 : -1;
 	}
 	if (ch->definition != NULL)
 		return 0;

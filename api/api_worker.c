@@ -255,6 +255,31 @@ static const char *api_worker_field(const cJSON *answer)
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "field"));
 }
 
+/* Every string of a successful answer scrubbed of the job's secrets too:
+ * answers carry librdkafka's and libpq's words (a commit warning), which
+ * may quote configuration.  -1 on out of memory. */
+static int api_worker_scrub_json(cJSON *item, const struct jobspec *spec)
+{
+	cJSON *child;
+
+	if (cJSON_IsString(item) && item->valuestring != NULL) {
+		char *clean = jobspec_scrub(spec, item->valuestring);
+
+		if (clean == NULL)
+			return -1;
+		if (strcmp(clean, item->valuestring) != 0 && cJSON_SetValuestring(item, clean) == NULL) {
+			free(clean);
+			return -1;
+		}
+		free(clean);
+		return 0;
+	}
+	cJSON_ArrayForEach(child, item)
+		if (api_worker_scrub_json(child, spec) < 0)
+			return -1;
+	return 0;
+}
+
 int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec *spec,
 		    int64_t job_id, const char *job_name, const cJSON *extra, cJSON **answer)
 {
@@ -298,6 +323,8 @@ int api_worker_tool(struct api_req *req, const char *mode, const struct jobspec 
 			snprintf(how, sizeof(how), "gave no answer");
 		api_reply_error(req, 502, NULL, "streamworker %s %s%s%s", mode, how,
 				clean != NULL ? ": " : "", clean != NULL ? clean : "");
+	} else if (api_worker_scrub_json(res.answer, spec) < 0) {
+		api_reply_error(req, 500, NULL, "out of memory");
 	} else {
 		*answer = res.answer;
 		res.answer = NULL;

@@ -17,8 +17,9 @@
 #define SECRET_MASK "****"
 
 /* At most this many secrets are registered in one process (a worker runs one
- * job: its password and a few properties). */
-#define SECRET_REGISTERED_MAX 64
+ * job: its password, a few properties and the parts of two of them that
+ * librdkafka quotes, see jobspec_register_secrets). */
+#define SECRET_REGISTERED_MAX 256
 
 /* Whether a KAFKA.PROPERTIES / source "properties" name carries a secret:
  * librdkafka 2.0.2's secret settings (sasl.password, ssl.key.password,

@@ -531,6 +531,22 @@ def test_masked_secrets_sent_back_are_kept(make_server, pg, kafka):
     definition = stored_value(srv, "SELECT definition FROM jobs WHERE id = ?", wiz["id"])
     assert pg.password in definition and "****" not in definition, definition
     assert srv.request("GET", f"/jobs/{wiz['id']}/config").text == config
+    # ...and back to wizard mode with the password as shown: still the real
+    # one (it was stored as "****" before a review found it).
+    fields = wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5])
+    fields.pop("source_id", None)
+    fields.pop("name", None)
+    srv.call("PATCH", f"/jobs/{wiz['id']}", dict(fields, password="****"))
+    definition = json.loads(stored_value(srv, "SELECT definition FROM jobs WHERE id = ?", wiz["id"]))
+    assert definition["password"] == pg.password, "the password became the mask"
+    # "****" with no password stored anywhere is refused, in both modes.
+    error_of(srv.request("POST", "/jobs", dict(wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5]),
+                                               name=unique("wiz"), password="****")),
+             422, "invalid", "password")
+    masked = re.sub(r"(?m)^PASSWORD:.*$", "PASSWORD: '****'", job_yaml(pg, kafka, topic, table,
+                                                                     value=VALUE5))
+    assert "PASSWORD: '****'" in masked, masked
+    error_of(srv.request("POST", "/jobs", professional_job(src["id"], masked)), 422, "invalid", "config")
 
     # The status page and the lists.
     for path in ("/", "/jobs", "/sources", f"/jobs/{job['id']}"):

@@ -213,6 +213,39 @@ static void test_mask_without_stored(void **state)
 
 /* ---- the worker's own lines ---- */
 
+/* Found in review: librdkafka quotes sasl.oauthbearer.config from the token
+ * it cannot parse on, and the kinit command with its placeholders filled in;
+ * neither contains the whole registered value. */
+static void test_registered_parts(void **state)
+{
+	struct jobspec *spec = parse("DATABASE: db\n"
+				     "USER: loader\n"
+				     "PASSWORD: pg-Secret-9\n"
+				     "KAFKA:\n"
+				     "  OUTPUT:\n"
+				     "    TABLE: t\n"
+				     "  PROPERTIES:\n"
+				     "    sasl.oauthbearer.config: 'principal=admin extension_x=1 "
+				     "tokenSecret=Sup3rSecretTail'\n"
+				     "    sasl.kerberos.kinit.cmd: 'echo Pa55word-K | kinit "
+				     "%{sasl.kerberos.principal}'\n");
+	char out[512], err[256];
+
+	assert_int_equal(jobspec_register_secrets(spec, err, sizeof(err)), 0);
+	jobspec_free(spec);
+	secret_scrub_registered("Unrecognized sasl.oauthbearer.config beginning at: "
+				"tokenSecret=Sup3rSecretTail",
+				out, sizeof(out));
+	assert_null(strstr(out, "Sup3rSecretTail"));
+	assert_non_null(strstr(out, "beginning at: ****"));
+	secret_scrub_registered("Kerberos ticket refresh failed: echo Pa55word-K | kinit "
+				"alice@EXAMPLE.COM: exited with code 1",
+				out, sizeof(out));
+	assert_null(strstr(out, "Pa55word-K"));
+	assert_non_null(strstr(out, "alice@EXAMPLE.COM: exited with code 1"));
+	secret_forget_all();
+}
+
 static void test_registered_lines(void **state)
 {
 	struct jobspec *spec = parse(job_yaml);
@@ -279,7 +312,7 @@ int main(void)
 		cmocka_unit_test(test_librdkafka_secrets),  cmocka_unit_test(test_scrub),
 		cmocka_unit_test(test_jobspec_secrets),	    cmocka_unit_test(test_yaml_masks_properties),
 		cmocka_unit_test(test_mask_sent_back_keeps), cmocka_unit_test(test_mask_without_stored),
-		cmocka_unit_test(test_registered_lines),
+		cmocka_unit_test(test_registered_parts), cmocka_unit_test(test_registered_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
