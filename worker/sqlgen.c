@@ -189,6 +189,30 @@ static void sqlgen_dedup_select(struct sqlbuf *sb, const struct sqlgen_job *job)
 	sqlbuf_add(sb, SQLGEN_SEQ_COLUMN " DESC");
 }
 
+/* " ORDER BY d.m1, d.m2": the rows an INSERT ... SELECT writes, in
+ * MATCH_COLUMNS order.  Why: two jobs upserting overlapping keys into one
+ * table each lock the rows (or the unique index entries) they write, in the
+ * order they write them, until they commit.  If job A writes k1 then k2 while
+ * job B writes k2 then k1, each ends up waiting for the other: a deadlock
+ * (40P01), one of the two batches aborted.  When every transaction writes its
+ * keys in the same global order (ascending key), a transaction only ever waits
+ * for one holding a smaller key, never the other way round, so no cycle can
+ * form.  INSERT ... SELECT ... ORDER BY inserts (and ON CONFLICT updates) in
+ * that order; after <dedup>, already sorted on the keys, the planner adds no
+ * sort. */
+static void sqlgen_order_by_match(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	sqlbuf_add(sb, " ORDER BY ");
+	for (i = 0; i < job->nmatch; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_add(sb, "d.");
+		sqlbuf_ident(sb, job->values[job->match[i]].name);
+	}
+}
+
 /* t.m1 = d.m1 AND ... */
 static void sqlgen_match_cond(struct sqlbuf *sb, const struct sqlgen_job *job)
 {
@@ -224,6 +248,14 @@ static char *sqlgen_insert(const struct sqlgen_job *job)
 	return sqlbuf_take(&sb);
 }
 
+/* The rows locked by UPDATE ... FROM follow the join's order, which no
+ * clause of UPDATE can fix.  <dedup> hands them over sorted on the keys (its
+ * DISTINCT ON sorts by MATCH_COLUMNS first), and the plans a batch of a few
+ * hundred rows usually gets keep that order: a nested loop driven by d over
+ * the key's index, or a merge join on the key.  A plan that hashes d and scans
+ * the target follows the target's physical order instead, the same for every
+ * job but for rows moved by concurrent updates; what deadlock remains is
+ * retried by the sink (pg_retry_batch), never taken for bad data. */
 static char *sqlgen_update(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
@@ -256,7 +288,9 @@ static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
 		sqlgen_values_as(&sb, job);
 		sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
 	}
-	sqlbuf_add(&sb, ") AS d ON CONFLICT (");
+	sqlbuf_add(&sb, ") AS d");
+	sqlgen_order_by_match(&sb, job);
+	sqlbuf_add(&sb, " ON CONFLICT (");
 	sqlgen_index_names(&sb, job, job->match, job->nmatch);
 	if (job->nupdate == 0) {
 		sqlbuf_add(&sb, ") DO NOTHING");
@@ -280,6 +314,7 @@ static char *sqlgen_insert_missing(const struct sqlgen_job *job)
 	sqlbuf_add(&sb, " AS t WHERE ");
 	sqlgen_match_cond(&sb, job);
 	sqlbuf_add(&sb, ")");
+	sqlgen_order_by_match(&sb, job);
 	return sqlbuf_take(&sb);
 }
 

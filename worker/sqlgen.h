@@ -9,6 +9,9 @@
  *             ON CONFLICT (<MATCH_COLUMNS>) DO UPDATE SET u = EXCLUDED.u (or DO NOTHING)
  *           and, on servers without ON CONFLICT (before PostgreSQL 9.5, e.g.
  *           Greenplum 6): the UPDATE above, then INSERT ... WHERE NOT EXISTS.
+ * UPDATE and MERGE write the rows in MATCH_COLUMNS order (ORDER BY the keys;
+ * UPDATE ... FROM through its sorted <dedup>), so that jobs writing one table
+ * lock its keys in one global order and do not deadlock each other.
  * <dedup> keeps one row per MATCH_COLUMNS value: the largest ORDER_COLUMNS
  * (descending, NULLs last), then the latest message (the staging table's
  * streamserver_seq, filled in COPY order).  In UPDATE and MERGE the key values

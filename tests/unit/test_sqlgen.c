@@ -155,7 +155,7 @@ static struct sqlgen_job keyed_job(enum js_mode mode, bool on_conflict, bool ord
 	"WITH w AS (INSERT INTO \"public\".\"accounts\" (\"id\", \"amount\", \"ts\") SELECT d.\"id\", "    \
 	"d.\"amount\", d.\"ts\" FROM ("
 #define UPSERT_TAIL                                                                                        \
-	") AS d ON CONFLICT (\"id\") DO UPDATE SET \"amount\" = EXCLUDED.\"amount\", \"ts\" = "            \
+	") AS d ORDER BY d.\"id\" ON CONFLICT (\"id\") DO UPDATE SET \"amount\" = EXCLUDED.\"amount\", \"ts\" = "            \
 	"EXCLUDED.\"ts\" RETURNING xmax <> 0 AS updated) SELECT count(*), count(*) FILTER (WHERE updated) "  \
 	"FROM w"
 
@@ -257,7 +257,7 @@ static void test_merge_do_nothing(void **state)
 	assert_int_equal(w.nwrite, 1);
 	/* DO NOTHING never fails on a repeated key: no statement without dedup */
 	assert_null(w.fast);
-	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP ") AS d ON CONFLICT (\"id\") DO NOTHING RETURNING xmax <> 0 "
+	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP ") AS d ORDER BY d.\"id\" ON CONFLICT (\"id\") DO NOTHING RETURNING xmax <> 0 "
 						       "AS updated) SELECT count(*), count(*) FILTER (WHERE updated) "
 						       "FROM w");
 	sqlgen_writes_free(&w);
@@ -278,7 +278,7 @@ static void test_merge_pre95(void **state)
 	assert_string_equal(w.write[1], "INSERT INTO \"public\".\"accounts\" (\"id\", \"amount\", \"ts\") SELECT d.\"id\", "
 					"d.\"amount\", d.\"ts\" FROM (" DEDUP_ORDERED
 					") AS d WHERE NOT EXISTS (SELECT 1 FROM \"public\".\"accounts\" AS t WHERE "
-					"t.\"id\" = d.\"id\")");
+					"t.\"id\" = d.\"id\") ORDER BY d.\"id\"");
 	assert_false(sqlgen_write_counts(&job, 0));
 	assert_true(sqlgen_write_updates(&job, 0, w.nwrite));
 	assert_false(sqlgen_write_updates(&job, 1, w.nwrite));
