@@ -105,6 +105,8 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 
 	if ((rc = catalog_open(sk->pg, spec, on_conflict, NULL, NULL, &sk->cat, err, errlen)) != WERR_OK)
 		goto out;
+	if ((rc = catalog_lock_rows(sk->cat, err, errlen)) != WERR_OK)
+		goto out;
 	sk->stage_sql = sqlgen_stage(&sk->cat->job);
 	sk->copy_sql = sqlgen_copy(&sk->cat->job);
 	if (sk->stage_sql == NULL || sk->copy_sql == NULL || sqlgen_writes_build(&sk->cat->job, &sk->w) < 0) {

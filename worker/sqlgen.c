@@ -249,13 +249,44 @@ static char *sqlgen_insert(const struct sqlgen_job *job)
 }
 
 /* The rows locked by UPDATE ... FROM follow the join's order, which no
- * clause of UPDATE can fix.  <dedup> hands them over sorted on the keys (its
- * DISTINCT ON sorts by MATCH_COLUMNS first), and the plans a batch of a few
- * hundred rows usually gets keep that order: a nested loop driven by d over
- * the key's index, or a merge join on the key.  A plan that hashes d and scans
- * the target follows the target's physical order instead, the same for every
- * job but for rows moved by concurrent updates; what deadlock remains is
- * retried by the sink (pg_retry_batch), never taken for bad data. */
+ * clause of UPDATE can fix, and a batch of a few hundred rows against a small
+ * table gets a hash join that scans the target: its physical order, which
+ * concurrent updates shuffle (measured: 4 deadlocks in tests/e2e/
+ * test_deadlock.py).  So with lock_rows the source is a sub-select that locks
+ * the target's rows itself, SELECT ... ORDER BY <keys> FOR UPDATE OF k: rows
+ * are locked as they leave the sort, in key order (sqlgen_order_by_match says
+ * why that order prevents deadlocks), and the UPDATE only meets rows it has
+ * locked already, whatever plan joins them (a sub-select with FOR UPDATE is
+ * never pulled up into the join).  The keys missing from the target drop out
+ * of the join, as they would from the UPDATE. */
+static void sqlgen_update_source(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	if (!job->lock_rows) {
+		sqlgen_dedup_select(sb, job);
+		return;
+	}
+	sqlbuf_add(sb, "SELECT ");
+	sqlgen_names(sb, job, "d.");
+	sqlbuf_add(sb, " FROM (");
+	sqlgen_dedup_select(sb, job);
+	sqlbuf_add(sb, ") AS d JOIN ");
+	sqlgen_target(sb, job);
+	sqlbuf_add(sb, " AS k ON ");
+	for (i = 0; i < job->nmatch; i++) {
+		const char *name = job->values[job->match[i]].name;
+		if (i > 0)
+			sqlbuf_add(sb, " AND ");
+		sqlbuf_add(sb, "k.");
+		sqlbuf_ident(sb, name);
+		sqlbuf_add(sb, " = d.");
+		sqlbuf_ident(sb, name);
+	}
+	sqlgen_order_by_match(sb, job);
+	sqlbuf_add(sb, " FOR UPDATE OF k");
+}
+
 static char *sqlgen_update(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
@@ -265,7 +296,7 @@ static char *sqlgen_update(const struct sqlgen_job *job)
 	sqlbuf_add(&sb, " AS t SET ");
 	sqlgen_assign(&sb, job, "d.");
 	sqlbuf_add(&sb, " FROM (");
-	sqlgen_dedup_select(&sb, job);
+	sqlgen_update_source(&sb, job);
 	sqlbuf_add(&sb, ") AS d WHERE ");
 	sqlgen_match_cond(&sb, job);
 	return sqlbuf_take(&sb);

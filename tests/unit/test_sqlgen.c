@@ -183,6 +183,37 @@ static void test_update(void **state)
 		   ") AS s");
 }
 
+/* On PostgreSQL tables: the rows locked first, in key order, by the source. */
+static void test_update_lock_rows(void **state)
+{
+	struct sqlgen_value values[3];
+	struct sqlgen_job job = keyed_job(JS_MODE_UPDATE, true, false, values);
+	struct sqlgen_writes w;
+
+	(void)state;
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_string_equal(w.write[0], UPDATE_HEAD "SELECT d.\"id\", d.\"amount\", d.\"ts\" FROM (" DEDUP
+					") AS d JOIN \"public\".\"accounts\" AS k ON k.\"id\" = d.\"id\" "
+					"ORDER BY d.\"id\" FOR UPDATE OF k" UPDATE_TAIL);
+	sqlgen_writes_free(&w);
+	/* MERGE before 9.5 on a 9.5 server (tests of that path): the same UPDATE */
+	job = keyed_job(JS_MODE_MERGE, false, false, values);
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 2);
+	assert_non_null(strstr(w.write[0], "ORDER BY d.\"id\" FOR UPDATE OF k) AS d WHERE"));
+	assert_non_null(strstr(w.write[1], "WHERE NOT EXISTS"));
+	assert_null(strstr(w.write[1], "FOR UPDATE"));
+	sqlgen_writes_free(&w);
+	/* the upsert locks by inserting, in its ORDER BY: no sub-select */
+	job = keyed_job(JS_MODE_MERGE, true, false, values);
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP UPSERT_TAIL);
+	sqlgen_writes_free(&w);
+}
+
 static void test_update_order_columns(void **state)
 {
 	struct sqlgen_value values[3];
@@ -384,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_insert_direct_copy),
 		cmocka_unit_test(test_insert_mapping),
 		cmocka_unit_test(test_update),
+		cmocka_unit_test(test_update_lock_rows),
 		cmocka_unit_test(test_update_order_columns),
 		cmocka_unit_test(test_update_nothing_to_update),
 		cmocka_unit_test(test_merge),
