@@ -25,7 +25,7 @@ def _progress(pg, topic):
                      "WHERE topic = %s", (topic,))
 
 
-def test_merge_three_jobs_random_keys_no_deadlock(server, pg, kafka):
+def test_merge_three_jobs_random_keys_no_deadlock(upsert_path, server, pg, kafka):
     """3 jobs, PARTITIONS [0], [1], [2], each its own group, MERGE into one
     table on the key.  The worst case for lock order: every partition holds
     rounds of a random permutation of all KEYS keys, and MAX_ROW = KEYS, so
@@ -34,7 +34,8 @@ def test_merge_three_jobs_random_keys_no_deadlock(server, pg, kafka):
     key shared with the other two jobs' batches in another random order.
     Then, once that is all written, one last message per key, each key in one
     partition: its value must be the final row.  No new deadlock in
-    pg_stat_database, nothing in the error table."""
+    pg_stat_database, nothing in the error table.  Both statement paths: the
+    ordered upsert, and UPDATE ... FROM with its locking sub-select."""
     rng = random.Random(12)
     topic = kafka.create_topic(unique("dl"), partitions=PARTS)
     table = pg.create_table(unique("t_dl"), "k integer PRIMARY KEY, val text, seq integer")
