@@ -97,3 +97,54 @@ def test_merge_three_jobs_random_keys_no_deadlock(upsert_path, server, pg, kafka
         assert st.get("restarts", 0) == 0, f"job {jid} was restarted: {st}"
     assert errors == 0, f"{errors} messages went to the error table"
     assert new_deadlocks == 0, f"{new_deadlocks} deadlocks between the jobs ({retried} retried in place)"
+
+
+def test_deadlock_is_retried_in_place(server, pg, kafka):
+    """A deadlock with another application's transaction (it holds key 2 and
+    then wants key 1, which the batch holds) aborts the batch with 40P01: the
+    worker writes it again in place, without a restart, and nothing goes to
+    the error table; the batch, committed last, has the final word."""
+    topic = kafka.create_topic(unique("dlr"), partitions=1)
+    table = pg.create_table(unique("t_dlr"), "k integer PRIMARY KEY, val text, seq integer")
+    pg.execute(f"""INSERT INTO "{table}" VALUES (1, 'old', 0), (2, 'old', 0)""")
+    svc = create_service(server, pg)
+    src = create_source(server, svc["id"], kafka, topic)
+    before = _deadlocks(pg)
+
+    other = pg.connect()
+    other.autocommit = False
+    cur = other.cursor()
+    try:
+        # The worker's backend, first to wait, is the one the deadlock check
+        # aborts; a longer timeout here makes sure of it (superuser only).
+        cur.execute("SAVEPOINT s")
+        try:
+            cur.execute("SET LOCAL deadlock_timeout = '10s'")
+        except Exception:
+            cur.execute("ROLLBACK TO SAVEPOINT s")
+        cur.execute(f'UPDATE "{table}" SET val = %s WHERE k = 2', ("other",))
+        kafka.produce(topic, ["1|job|1", "2|job|1"])
+        value = {"COLUMNS": cols(("k", "integer"), ("val", "text"), ("seq", "integer")),
+                 "FORMAT": "delimited", "DELIMITED_OPTION": {"DELIMITER": "|"}}
+        body = job_yaml(pg, kafka, topic, table, mode="MERGE", value=value,
+                        output={"MATCH_COLUMNS": ["k"], "UPDATE_COLUMNS": ["val", "seq"]},
+                        commit={"MAX_ROW": 1000, "MINIMAL_INTERVAL": 300})
+        job_id = run_job(server, professional_job(src["id"], body))
+        # The batch has locked key 1 and waits for key 2.
+        mine = other.get_backend_pid()
+        wait_for(lambda: pg.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                   "current_database() AND wait_event_type = 'Lock' AND pid <> %s",
+                                   (mine,)) == 1, 30, 0.1, "the batch to wait for key 2")
+        cur.execute(f'UPDATE "{table}" SET val = %s WHERE k = 1', ("other",))
+        other.commit()
+    finally:
+        other.close()
+    wait_query(pg, f'SELECT k, val, seq FROM "{table}" ORDER BY k', [(1, "job", 1), (2, "job", 1)],
+               server, job_id, timeout=30)
+    st = job_status(server, job_id)
+    assert st["state"] == "running" and st.get("restarts", 0) == 0, st
+    assert "writing the batch again" in server.log_text(), "no in-place retry in the log"
+    errors = pg.scalar("SELECT count(*) FROM public.streamserver_errors WHERE topic = %s", (topic,))
+    assert errors == 0, f"{errors} messages went to the error table"
+    time.sleep(1.5)
+    assert _deadlocks(pg) - before >= 1, "the test did not provoke a deadlock"
