@@ -549,6 +549,24 @@ out:
 }
 
 
+int catalog_lock_rows(struct catalog *cat, char *err, size_t errlen)
+{
+	const char *params[1] = { cat->target_oid };
+	PGresult *res = NULL;
+	int rc;
+
+	cat->job.lock_rows = false;
+	if (cat->job.mode == JS_MODE_INSERT || cat->target_oid[0] == '\0' ||
+	    PQserverVersion(cat->pg) < PG_ON_CONFLICT_VERSION)
+		return WERR_OK;
+	rc = pg_query(cat->pg, "SELECT c.relkind IN ('r', 'p') FROM pg_catalog.pg_class c WHERE c.oid = $1::oid", 1,
+		      params, &res, "reading the target table's kind", NULL, err, errlen);
+	if (rc == WERR_OK)
+		cat->job.lock_rows = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return rc;
+}
+
 int catalog_direct(struct catalog *cat, char **copy_sql, char *err, size_t errlen)
 {
 	const char *params[1] = { cat->target_oid };

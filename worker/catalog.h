@@ -83,6 +83,12 @@ int catalog_open(PGconn *pg, const struct jobspec *spec, bool on_conflict, catal
  * staging table must exist in pg's session. */
 int catalog_direct(struct catalog *cat, char **copy_sql, char *err, size_t errlen);
 
+/* Sets job.lock_rows (sqlgen.h): UPDATE ... FROM locks the target's rows in
+ * key order first, on PostgreSQL 9.5 and later when the target is a table or
+ * a partitioned table (FOR UPDATE is not for every view or foreign table, and
+ * Greenplum 6's UPDATE locks the whole table anyway). */
+int catalog_lock_rows(struct catalog *cat, char *err, size_t errlen);
+
 /* A MAPPING expression that is just the source column's name, bare or quoted. */
 bool catalog_expr_is_column(const char *expr, const char *col);
 

@@ -437,6 +437,8 @@ int check_pg_run(const struct jobspec *spec, const char *job_name, const struct 
 	ck.on_conflict = pg_on_conflict(ck.pg);
 	rc = catalog_open(ck.pg, spec, ck.on_conflict, check_pg_on_problem, &ck, &ck.cat, err, sizeof(err));
 	if (rc == WERR_OK)
+		rc = catalog_lock_rows(ck.cat, err, sizeof(err));
+	if (rc == WERR_OK)
 		rc = check_pg_build_sql(&ck, err, sizeof(err));
 	if (rc == WERR_OK)
 		rc = pg_table_oid(ck.pg, ck.meta_schema, PROGRESS_TABLE, oid, sizeof(oid), err, sizeof(err));

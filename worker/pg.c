@@ -35,8 +35,18 @@ int pg_classify(const char *sqlstate)
 	    strcmp(sqlstate, "3F000") == 0 || strncmp(sqlstate, "42", 2) == 0 ||
 	    strncmp(sqlstate, "0A", 2) == 0)
 		return WERR_FATAL;
-	/* 08 connection, 53 resources, 57P01-57P03 shutdown, 40 rollback, 55P03 lock... */
+	/* 08 connection, 53 resources, 57P01-57P03 shutdown, 40 rollback
+	 * (pg_retry_batch), 55P03 lock... */
 	return WERR_RETRY;
+}
+
+/* A deadlock or a serialization failure says nothing about the rows: the
+ * same batch, run again once the other transaction is through, commits.  So
+ * it is retried, and never split into the error table (that would reject
+ * good rows, and bisection would hit the same contention). */
+bool pg_retry_batch(const char *sqlstate)
+{
+	return sqlstate != NULL && (strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0);
 }
 
 const char *pg_hint(const char *sqlstate)

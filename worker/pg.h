@@ -32,6 +32,13 @@
  * WERR_RETRY. */
 int pg_classify(const char *sqlstate);
 
+/* Whether a failure of sqlstate aborted the transaction because of other
+ * transactions, so that running the same batch again at once may succeed:
+ * 40P01 deadlock_detected, 40001 serialization_failure.  These are
+ * WERR_RETRY, never data; the sink retries the batch in place before giving
+ * up with WERR_RETRY. */
+bool pg_retry_batch(const char *sqlstate);
+
 /* What a user can do about sqlstate ("check USER and PASSWORD"), or NULL. */
 const char *pg_hint(const char *sqlstate);
 

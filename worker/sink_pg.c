@@ -1,9 +1,12 @@
 #include "sink_pg.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -25,6 +28,11 @@
  * 10000 rows 7.2 ms with the default CACHE 1, 5.3 ms with this, 4.2 ms
  * without the column. */
 #define SINK_SEQ_CACHE "100000"
+/* A batch that meets a deadlock or a serialization failure is written again
+ * in place up to this many times, after SINK_TX_BACKOFF_MS doubling (jittered):
+ * at most about 0.6 s in all before the worker gives up with a retriable exit. */
+#define SINK_TX_RETRIES 5
+#define SINK_TX_BACKOFF_MS 20L
 
 static const char *const sink_write_names[SQLGEN_WRITE_MAX] = { "ss_write_0", "ss_write_1" };
 #define SINK_FAST_NAME "ss_write_fast"
@@ -52,6 +60,7 @@ struct sink_pg {
 	bool begin_pending;
 
 	char last_sqlstate[PG_SQLSTATE_SIZE]; /* of the last error, "" if none */
+	uint32_t jitter;		       /* the retry backoff's state, never 0 */
 };
 
 /* The pg.h helpers, keeping the SQLSTATE the batch logic looks at. */
@@ -82,6 +91,10 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 	}
 	sk->spec = spec;
 	sk->job_name = job_name;
+	/* per process and start, so that colliding workers draw apart */
+	sk->jitter = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)time(NULL);
+	if (sk->jitter == 0)
+		sk->jitter = 1;
 	snprintf(appname, sizeof(appname), "streamserver-%s", job_name);
 	if ((rc = pg_connect(spec, job_name, appname, &sk->pg, NULL, err, errlen)) != WERR_OK)
 		goto out;
@@ -91,6 +104,8 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 		 spec->user, PQserverVersion(sk->pg), on_conflict ? "" : ", without ON CONFLICT");
 
 	if ((rc = catalog_open(sk->pg, spec, on_conflict, NULL, NULL, &sk->cat, err, errlen)) != WERR_OK)
+		goto out;
+	if ((rc = catalog_lock_rows(sk->cat, err, errlen)) != WERR_OK)
 		goto out;
 	sk->stage_sql = sqlgen_stage(&sk->cat->job);
 	sk->copy_sql = sqlgen_copy(&sk->cat->job);
@@ -322,8 +337,8 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	}
 }
 
-int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res, char *err,
-			size_t errlen)
+static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res,
+			      char *err, size_t errlen)
 {
 	bool in_tx = false, atmost = sk->spec->consistency == JS_CONSISTENCY_ATMOST;
 	size_t i;
@@ -381,6 +396,47 @@ out:
 	if (in_tx && PQstatus(sk->pg) == CONNECTION_OK)
 		PQclear(PQexec(sk->pg, "ROLLBACK"));
 	return rc;
+}
+
+/* Milliseconds before retry attempt (0-based) of a batch that met a
+ * deadlock: 20 ms doubling, each drawn in [d/2, d] so that the two
+ * transactions that collided do not come back in step. */
+static long sink_pg_backoff_ms(struct sink_pg *sk, int attempt)
+{
+	long d = SINK_TX_BACKOFF_MS << attempt;
+
+	/* xorshift32: no shared state with rand(), no need for quality */
+	sk->jitter ^= sk->jitter << 13;
+	sk->jitter ^= sk->jitter >> 17;
+	sk->jitter ^= sk->jitter << 5;
+	return d / 2 + (long)(sk->jitter % (uint32_t)(d / 2 + 1));
+}
+
+int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res, char *err,
+			size_t errlen)
+{
+	int attempt, rc;
+
+	for (attempt = 0;; attempt++) {
+		struct timespec ts;
+		long ms;
+
+		rc = sink_pg_write_once(sk, b, res, err, errlen);
+		/* A deadlock or serialization failure rolled the whole batch
+		 * back (the fenced progress too, so its expected offsets still
+		 * hold): write the same batch again, in place, rather than exit
+		 * and be restarted.  Past SINK_TX_RETRIES it is the retriable
+		 * failure it always was. */
+		if (rc != WERR_RETRY || !pg_retry_batch(sk->last_sqlstate) || attempt >= SINK_TX_RETRIES ||
+		    PQstatus(sk->pg) != CONNECTION_OK)
+			return rc;
+		ms = sink_pg_backoff_ms(sk, attempt);
+		log_warn("%s; writing the batch again in %ld ms (retry %d of %d)", err, ms, attempt + 1,
+			 SINK_TX_RETRIES);
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+	}
 }
 
 void sink_pg_close(struct sink_pg *sk)

@@ -102,6 +102,9 @@ struct sink_batch_result {
  *   at-most  the progress in a transaction of its own, committed before the
  *            rows are written: a crash in between loses the batch.
  *   none     no progress table.
+ * A deadlock or serialization failure (pg_retry_batch) is no data error: the
+ * transaction is rolled back and the batch written again, up to 5 times after
+ * a short jittered pause, before it is returned (WERR_RETRY).
  * On failure nothing of the batch's transaction is written. */
 int sink_pg_write_batch(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res, char *err,
 			size_t errlen);

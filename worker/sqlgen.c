@@ -189,6 +189,30 @@ static void sqlgen_dedup_select(struct sqlbuf *sb, const struct sqlgen_job *job)
 	sqlbuf_add(sb, SQLGEN_SEQ_COLUMN " DESC");
 }
 
+/* " ORDER BY d.m1, d.m2": the rows an INSERT ... SELECT writes, in
+ * MATCH_COLUMNS order.  Why: two jobs upserting overlapping keys into one
+ * table each lock the rows (or the unique index entries) they write, in the
+ * order they write them, until they commit.  If job A writes k1 then k2 while
+ * job B writes k2 then k1, each ends up waiting for the other: a deadlock
+ * (40P01), one of the two batches aborted.  When every transaction writes its
+ * keys in the same global order (ascending key), a transaction only ever waits
+ * for one holding a smaller key, never the other way round, so no cycle can
+ * form.  INSERT ... SELECT ... ORDER BY inserts (and ON CONFLICT updates) in
+ * that order; after <dedup>, already sorted on the keys, the planner adds no
+ * sort. */
+static void sqlgen_order_by_match(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	sqlbuf_add(sb, " ORDER BY ");
+	for (i = 0; i < job->nmatch; i++) {
+		if (i > 0)
+			sqlbuf_add(sb, ", ");
+		sqlbuf_add(sb, "d.");
+		sqlbuf_ident(sb, job->values[job->match[i]].name);
+	}
+}
+
 /* t.m1 = d.m1 AND ... */
 static void sqlgen_match_cond(struct sqlbuf *sb, const struct sqlgen_job *job)
 {
@@ -224,6 +248,45 @@ static char *sqlgen_insert(const struct sqlgen_job *job)
 	return sqlbuf_take(&sb);
 }
 
+/* The rows locked by UPDATE ... FROM follow the join's order, which no
+ * clause of UPDATE can fix, and a batch of a few hundred rows against a small
+ * table gets a hash join that scans the target: its physical order, which
+ * concurrent updates shuffle (measured: 4 deadlocks in tests/e2e/
+ * test_deadlock.py).  So with lock_rows the source is a sub-select that locks
+ * the target's rows itself, SELECT ... ORDER BY <keys> FOR UPDATE OF k: rows
+ * are locked as they leave the sort, in key order (sqlgen_order_by_match says
+ * why that order prevents deadlocks), and the UPDATE only meets rows it has
+ * locked already, whatever plan joins them (a sub-select with FOR UPDATE is
+ * never pulled up into the join).  The keys missing from the target drop out
+ * of the join, as they would from the UPDATE. */
+static void sqlgen_update_source(struct sqlbuf *sb, const struct sqlgen_job *job)
+{
+	size_t i;
+
+	if (!job->lock_rows) {
+		sqlgen_dedup_select(sb, job);
+		return;
+	}
+	sqlbuf_add(sb, "SELECT ");
+	sqlgen_names(sb, job, "d.");
+	sqlbuf_add(sb, " FROM (");
+	sqlgen_dedup_select(sb, job);
+	sqlbuf_add(sb, ") AS d JOIN ");
+	sqlgen_target(sb, job);
+	sqlbuf_add(sb, " AS k ON ");
+	for (i = 0; i < job->nmatch; i++) {
+		const char *name = job->values[job->match[i]].name;
+		if (i > 0)
+			sqlbuf_add(sb, " AND ");
+		sqlbuf_add(sb, "k.");
+		sqlbuf_ident(sb, name);
+		sqlbuf_add(sb, " = d.");
+		sqlbuf_ident(sb, name);
+	}
+	sqlgen_order_by_match(sb, job);
+	sqlbuf_add(sb, " FOR UPDATE OF k");
+}
+
 static char *sqlgen_update(const struct sqlgen_job *job)
 {
 	struct sqlbuf sb = { 0 };
@@ -233,7 +296,7 @@ static char *sqlgen_update(const struct sqlgen_job *job)
 	sqlbuf_add(&sb, " AS t SET ");
 	sqlgen_assign(&sb, job, "d.");
 	sqlbuf_add(&sb, " FROM (");
-	sqlgen_dedup_select(&sb, job);
+	sqlgen_update_source(&sb, job);
 	sqlbuf_add(&sb, ") AS d WHERE ");
 	sqlgen_match_cond(&sb, job);
 	return sqlbuf_take(&sb);
@@ -256,7 +319,9 @@ static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
 		sqlgen_values_as(&sb, job);
 		sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
 	}
-	sqlbuf_add(&sb, ") AS d ON CONFLICT (");
+	sqlbuf_add(&sb, ") AS d");
+	sqlgen_order_by_match(&sb, job);
+	sqlbuf_add(&sb, " ON CONFLICT (");
 	sqlgen_index_names(&sb, job, job->match, job->nmatch);
 	if (job->nupdate == 0) {
 		sqlbuf_add(&sb, ") DO NOTHING");
@@ -280,6 +345,7 @@ static char *sqlgen_insert_missing(const struct sqlgen_job *job)
 	sqlbuf_add(&sb, " AS t WHERE ");
 	sqlgen_match_cond(&sb, job);
 	sqlbuf_add(&sb, ")");
+	sqlgen_order_by_match(&sb, job);
 	return sqlbuf_take(&sb);
 }
 

@@ -5,10 +5,16 @@
  *   INSERT  INSERT INTO target (cols) SELECT <MAPPING> FROM streamserver_stage
  *           or, when the rows need no conversion, COPY straight into target
  *   UPDATE  UPDATE target SET <UPDATE_COLUMNS> FROM (<dedup>) d WHERE <MATCH_COLUMNS equal>
+ *           (lock_rows: FROM (SELECT d.* FROM (<dedup>) d JOIN target k ON <keys equal>
+ *            ORDER BY <MATCH_COLUMNS> FOR UPDATE OF k) d)
  *   MERGE   INSERT INTO target (cols) SELECT ... FROM (<dedup>) d
  *             ON CONFLICT (<MATCH_COLUMNS>) DO UPDATE SET u = EXCLUDED.u (or DO NOTHING)
  *           and, on servers without ON CONFLICT (before PostgreSQL 9.5, e.g.
  *           Greenplum 6): the UPDATE above, then INSERT ... WHERE NOT EXISTS.
+ * UPDATE and MERGE write the rows in MATCH_COLUMNS order (ORDER BY the keys;
+ * UPDATE ... FROM locks them first with SELECT ... ORDER BY ... FOR UPDATE when
+ * lock_rows), so that jobs writing one table lock its keys in one global order
+ * and do not deadlock each other.
  * <dedup> keeps one row per MATCH_COLUMNS value: the largest ORDER_COLUMNS
  * (descending, NULLs last), then the latest message (the staging table's
  * streamserver_seq, filled in COPY order).  In UPDATE and MERGE the key values
@@ -58,6 +64,10 @@ struct sqlgen_job {
 	const char *table;
 	enum js_mode mode;
 	bool on_conflict; /* the server has INSERT ... ON CONFLICT (9.5 and later) */
+	/* UPDATE ... FROM first locks the target's rows in key order (a locking
+	 * sub-select): PostgreSQL 9.5 and later, even when on_conflict is turned
+	 * off for tests; not Greenplum 6 (9.4), whose UPDATE locks the table. */
+	bool lock_rows;
 	const struct sqlgen_column *stage;
 	size_t nstage;
 	const struct sqlgen_value *values;

@@ -140,6 +140,19 @@ def kafka(_backends):
     return _backends.kafka
 
 
+@pytest.fixture(params=["on_conflict", "legacy"])
+def upsert_path(request, monkeypatch):
+    """Which MERGE statements the workers use: INSERT ... ON CONFLICT, or the
+    UPDATE + INSERT ... WHERE NOT EXISTS of servers without it (Greenplum 6),
+    forced with STREAMWORKER_LEGACY_UPSERT=1 (worker/sink_pg.h).  Requested
+    before `server`, so the controller and its workers inherit it."""
+    if request.param == "legacy":
+        monkeypatch.setenv("STREAMWORKER_LEGACY_UPSERT", "1")
+    else:
+        monkeypatch.delenv("STREAMWORKER_LEGACY_UPSERT", raising=False)
+    return request.param
+
+
 # ------------------------------------------------------------ the controller
 
 class Server:

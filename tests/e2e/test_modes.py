@@ -47,19 +47,6 @@ DUPLICATES = ["1|3|a|n1a",
               "1|2|d|n1d"]   # the latest message of key 1
 
 
-@pytest.fixture(params=["on_conflict", "legacy"])
-def upsert_path(request, monkeypatch):
-    """Which MERGE statements the workers use: INSERT ... ON CONFLICT, or the
-    UPDATE + INSERT ... WHERE NOT EXISTS of servers without it (Greenplum 6),
-    forced with STREAMWORKER_LEGACY_UPSERT=1 (worker/sink_pg.h).  Requested
-    before `server`, so the controller and its workers inherit it."""
-    if request.param == "legacy":
-        monkeypatch.setenv("STREAMWORKER_LEGACY_UPSERT", "1")
-    else:
-        monkeypatch.delenv("STREAMWORKER_LEGACY_UPSERT", raising=False)
-    return request.param
-
-
 @pytest.mark.parametrize("order", [True, False], ids=["order_columns", "latest_wins"])
 def test_merge_duplicate_keys_in_one_batch(upsert_path, server, pg, kafka, order):
     """MERGE: with ORDER_COLUMNS the row with the largest value wins even when

@@ -72,6 +72,24 @@ static void test_classify(void **state)
 	}
 }
 
+/* Deadlocks and serialization failures: the batch again, never the rows. */
+static void test_retry_batch(void **state)
+{
+	static const char *const again[] = { "40P01", "40001" };
+	static const char *const not_again[] = { NULL, "", "40000", "40002", "40003", "55P03", "08006", "23505",
+						 "22001", "40P0", "40P011" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+		assert_true(pg_retry_batch(again[i]));
+		assert_int_equal(pg_classify(again[i]), WERR_RETRY);
+	}
+	for (i = 0; i < sizeof(not_again) / sizeof(not_again[0]); i++)
+		if (pg_retry_batch(not_again[i]))
+			fail_msg("SQLSTATE %s: retried in place", not_again[i] ? not_again[i] : "NULL");
+}
+
 static void test_hint(void **state)
 {
 	(void)state;
@@ -100,6 +118,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_retry_batch),
 		cmocka_unit_test(test_hint),
 		cmocka_unit_test(test_oneline),
 	};

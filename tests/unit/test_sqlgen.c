@@ -155,7 +155,7 @@ static struct sqlgen_job keyed_job(enum js_mode mode, bool on_conflict, bool ord
 	"WITH w AS (INSERT INTO \"public\".\"accounts\" (\"id\", \"amount\", \"ts\") SELECT d.\"id\", "    \
 	"d.\"amount\", d.\"ts\" FROM ("
 #define UPSERT_TAIL                                                                                        \
-	") AS d ON CONFLICT (\"id\") DO UPDATE SET \"amount\" = EXCLUDED.\"amount\", \"ts\" = "            \
+	") AS d ORDER BY d.\"id\" ON CONFLICT (\"id\") DO UPDATE SET \"amount\" = EXCLUDED.\"amount\", \"ts\" = "            \
 	"EXCLUDED.\"ts\" RETURNING xmax <> 0 AS updated) SELECT count(*), count(*) FILTER (WHERE updated) "  \
 	"FROM w"
 
@@ -181,6 +181,37 @@ static void test_update(void **state)
 	assert_sql(sqlgen_probe_value(&job, 1),
 		   "INSERT INTO \"public\".\"accounts\" (\"amount\") SELECT v FROM (SELECT \"amount\" AS v" STAGE
 		   ") AS s");
+}
+
+/* On PostgreSQL tables: the rows locked first, in key order, by the source. */
+static void test_update_lock_rows(void **state)
+{
+	struct sqlgen_value values[3];
+	struct sqlgen_job job = keyed_job(JS_MODE_UPDATE, true, false, values);
+	struct sqlgen_writes w;
+
+	(void)state;
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_string_equal(w.write[0], UPDATE_HEAD "SELECT d.\"id\", d.\"amount\", d.\"ts\" FROM (" DEDUP
+					") AS d JOIN \"public\".\"accounts\" AS k ON k.\"id\" = d.\"id\" "
+					"ORDER BY d.\"id\" FOR UPDATE OF k" UPDATE_TAIL);
+	sqlgen_writes_free(&w);
+	/* MERGE before 9.5 on a 9.5 server (tests of that path): the same UPDATE */
+	job = keyed_job(JS_MODE_MERGE, false, false, values);
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 2);
+	assert_non_null(strstr(w.write[0], "ORDER BY d.\"id\" FOR UPDATE OF k) AS d WHERE"));
+	assert_non_null(strstr(w.write[1], "WHERE NOT EXISTS"));
+	assert_null(strstr(w.write[1], "FOR UPDATE"));
+	sqlgen_writes_free(&w);
+	/* the upsert locks by inserting, in its ORDER BY: no sub-select */
+	job = keyed_job(JS_MODE_MERGE, true, false, values);
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP UPSERT_TAIL);
+	sqlgen_writes_free(&w);
 }
 
 static void test_update_order_columns(void **state)
@@ -257,7 +288,7 @@ static void test_merge_do_nothing(void **state)
 	assert_int_equal(w.nwrite, 1);
 	/* DO NOTHING never fails on a repeated key: no statement without dedup */
 	assert_null(w.fast);
-	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP ") AS d ON CONFLICT (\"id\") DO NOTHING RETURNING xmax <> 0 "
+	assert_string_equal(w.write[0], UPSERT_HEAD DEDUP ") AS d ORDER BY d.\"id\" ON CONFLICT (\"id\") DO NOTHING RETURNING xmax <> 0 "
 						       "AS updated) SELECT count(*), count(*) FILTER (WHERE updated) "
 						       "FROM w");
 	sqlgen_writes_free(&w);
@@ -278,7 +309,7 @@ static void test_merge_pre95(void **state)
 	assert_string_equal(w.write[1], "INSERT INTO \"public\".\"accounts\" (\"id\", \"amount\", \"ts\") SELECT d.\"id\", "
 					"d.\"amount\", d.\"ts\" FROM (" DEDUP_ORDERED
 					") AS d WHERE NOT EXISTS (SELECT 1 FROM \"public\".\"accounts\" AS t WHERE "
-					"t.\"id\" = d.\"id\")");
+					"t.\"id\" = d.\"id\") ORDER BY d.\"id\"");
 	assert_false(sqlgen_write_counts(&job, 0));
 	assert_true(sqlgen_write_updates(&job, 0, w.nwrite));
 	assert_false(sqlgen_write_updates(&job, 1, w.nwrite));
@@ -384,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_insert_direct_copy),
 		cmocka_unit_test(test_insert_mapping),
 		cmocka_unit_test(test_update),
+		cmocka_unit_test(test_update_lock_rows),
 		cmocka_unit_test(test_update_order_columns),
 		cmocka_unit_test(test_update_nothing_to_update),
 		cmocka_unit_test(test_merge),
