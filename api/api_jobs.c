@@ -334,21 +334,27 @@ out:
 
 /* A config sent back as GET shows it, with SECRET_MASK for a secret, keeps
  * the stored secret (jobspec_keep_secrets); a masked secret property the job
- * did not store is left to the source.  Returns the text to store
- * (malloc'd), or NULL to store the new text as it is. */
+ * did not store is left to the source.  *masked_password: PASSWORD is still
+ * the mask (none was stored to keep; it must never be stored as the
+ * password).  Returns the text to store (malloc'd), or NULL to store the new
+ * text as it is. */
 static char *api_config_keep_secrets(const char *config, const char *stored_mode,
-				     const char *stored)
+				     const char *stored, bool *masked_password)
 {
 	struct jobspec *nspec = NULL, *ospec = NULL;
-	struct js_errors *errs = calloc(1, sizeof(*errs));
+	struct js_errors *errs = NULL;
 	char *out = NULL;
 
-	if (errs == NULL || strstr(config, SECRET_MASK) == NULL ||
-	    jobspec_parse_yaml(config, strlen(config), &nspec, errs) < 0)
+	*masked_password = false;
+	if (strstr(config, SECRET_MASK) == NULL)
+		return NULL;
+	errs = calloc(1, sizeof(*errs)); /* civetweb's small stacks */
+	if (errs == NULL || jobspec_parse_yaml(config, strlen(config), &nspec, errs) < 0)
 		goto out;
 	ospec = api_stored_spec(stored_mode, stored);
 	if (jobspec_keep_secrets(nspec, ospec) == 1)
 		out = jobspec_to_yaml(nspec, false);
+	*masked_password = secret_is_mask(nspec->password);
 out:
 	jobspec_free(nspec);
 	jobspec_free(ospec);
@@ -356,8 +362,6 @@ out:
 	return out;
 }
 
-/* The wizard fields of the body merged over the stored ones (row NULL: none),
- * as JSON text (malloc'd), or NULL on out of memory. */
 /* A wizard secret sent back as "****" when the stored wizard fields do not
  * hold it (the job was professional, or it is a new job): the value of the
  * stored job in its other mode, or NULL.  Never the mask itself. */
@@ -483,28 +487,13 @@ static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
 }
 
 /* The professional-mode definition: config, or the stored one. */
-/* Whether config, after the stored secrets were put back, still says
- * PASSWORD '****': nothing was stored to keep, and the mask must never be
- * stored as the password. */
-static bool api_config_masked_password(const char *config)
-{
-	struct js_errors *errs = calloc(1, sizeof(*errs)); /* civetweb's small stacks */
-	struct jobspec *spec = NULL;
-	bool masked = false;
-
-	if (errs != NULL && jobspec_parse_yaml(config, strlen(config), &spec, errs) == 0)
-		masked = secret_is_mask(spec->password);
-	jobspec_free(spec);
-	free(errs);
-	return masked;
-}
-
 static int api_job_config_definition(struct api_req *req, const cJSON *body,
 				     const char *stored_mode, const char *stored_def,
 				     bool same_mode, struct api_job_change *ch)
 {
 	const cJSON *item;
 	const char *config;
+	bool masked = false;
 
 	cJSON_ArrayForEach(item, body) {
 		if (api_is_wizard_field(item->string)) {
@@ -520,10 +509,10 @@ static int api_job_config_definition(struct api_req *req, const cJSON *body,
 	if (config == NULL)
 		ch->definition = strdup(stored_def != NULL ? stored_def : "");
 	else
-		ch->definition = api_config_keep_secrets(config, stored_mode, stored_def);
+		ch->definition = api_config_keep_secrets(config, stored_mode, stored_def, &masked);
 	if (ch->definition == NULL && config != NULL)
 		ch->definition = strdup(config);
-	if (ch->definition != NULL && api_config_masked_password(ch->definition)) {
+	if (masked) {
 		api_reply_error(req, 422, "config",
 				"PASSWORD: '" SECRET_MASK "' keeps a stored password, and this job has "
 				"none; give the password itself");

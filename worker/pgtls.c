@@ -80,17 +80,18 @@ static void pgtls_arm(const struct pgtls_files *f)
 {
 	struct sigaction sa;
 
+	/* Armed already (a second set while one is live: nothing does that
+	 * today): the live set stays the one tracked, and the handlers stay as
+	 * they are, since saving ours as "the old ones" would make the handler
+	 * call itself forever. */
+	if (pgtls_armed)
+		return;
 	snprintf(pgtls_live[0], sizeof(pgtls_live[0]), "%s", f->key);
 	snprintf(pgtls_live[1], sizeof(pgtls_live[1]), "%s", f->cert);
 	snprintf(pgtls_live[2], sizeof(pgtls_live[2]), "%s", f->rootcert);
 	snprintf(pgtls_live[3], sizeof(pgtls_live[3]), "%s", f->dir);
 	if (!pgtls_atexit_set && atexit(pgtls_on_exit) == 0)
 		pgtls_atexit_set = true;
-	/* Armed already (a second set while one is live: nothing does that
-	 * today): the handlers stay as they are, since saving ours as "the old
-	 * ones" would make the handler call itself forever. */
-	if (pgtls_armed)
-		return;
 	pgtls_armed = 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = pgtls_on_signal;

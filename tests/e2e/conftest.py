@@ -194,13 +194,10 @@ class Server:
         if found:
             self.leaks.append(f"{resp.request.method} {resp.url} -> {resp.status_code}: {found}")
 
-    def secret_leaks(self):
-        """Where a registered secret showed: answers so far, the log, and the
-        command lines and environments of the processes still running."""
-        where = list(self.leaks)
-        found = secrets_in(self.log_text())
-        if found:
-            where.append(f"log {self.log_path}: {found}")
+    def process_leaks(self):
+        """Where a registered secret shows in the command lines and
+        environments of this server's processes still running."""
+        where = []
         procs = [(pid, ("cmdline", "environ")) for pid in self.leftover_processes()]
         if self.proc is not None:
             # The controller's environment is where a user may give it a
@@ -214,6 +211,14 @@ class Server:
                     continue
                 if found:
                     where.append(f"/proc/{pid}/{part}: {found}")
+        return where
+
+    def secret_leaks(self):
+        """Where a registered secret showed in the answers so far and the log."""
+        where = list(self.leaks)
+        found = secrets_in(self.log_text())
+        if found:
+            where.append(f"log {self.log_path}: {found}")
         return where
 
     # process ---------------------------------------------------------------
@@ -392,7 +397,7 @@ def _serve(request, srv):
     finally:
         died = srv.proc is not None and srv.proc.poll() is not None
         rc = None
-        leaks = srv.secret_leaks() if started else []
+        leaks = srv.process_leaks() if started else []
         try:
             rc = srv.stop(signal.SIGTERM, timeout=40)
         finally:
@@ -407,7 +412,8 @@ def _serve(request, srv):
         pytest.fail(f"streamserver died during the test: {_exit_text(rc)}", pytrace=False)
     if started and rc not in (None, 0):
         pytest.fail(f"streamserver {_exit_text(rc)} on SIGTERM (expected 0)", pytrace=False)
-    leaks += secrets_in(srv.log_text()) and [f"log after stop: {secrets_in(srv.log_text())}"]
+    if started:
+        leaks += srv.secret_leaks()  # after the stop: the whole log
     if leaks:
         pytest.fail("a secret showed where it must not: " + "; ".join(leaks), pytrace=False)
 
