@@ -216,7 +216,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	pid_t pid;
 	int rc = -1;
 
-	input = store_job_worker_input(sp->st, sl->job_id, err, errlen);
+	input = store_job_worker_input(sp->st, sl->job_id, 0, err, errlen);
 	if (input == NULL)
 		return STORE_INVALID;
 	if (spawn_worker(sp->worker_path, NULL, pipes, 2, &pid, err, errlen) < 0)
