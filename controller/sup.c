@@ -239,7 +239,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	sl->started = sup_now_ms();
 	sl->batch_seen = false;
 	sl->last_error[0] = '\0';
-	runtime_job_worker_started(sl->job_id);
+	runtime_task_started(sl->job_id, 0, (int)pid);
 	rc = 0;
 out:
 	/* The job text holds the database password. */
@@ -301,7 +301,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	case PROTO_BATCH:
 		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.updated,
 				       msg.rejected);
-		runtime_job_batch(sl->job_id, msg.messages, msg.rows, msg.duration_ms);
+		runtime_task_batch(sl->job_id, 0, msg.messages, msg.rows, msg.duration_ms);
 		sl->batch_seen = true;
 		break;
 	case PROTO_ERROR:
@@ -309,7 +309,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		log_job(LOG_WARN, sl->job_id, "job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
 		break;
 	case PROTO_LAG:
-		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
+		runtime_task_lag(sl->job_id, 0, msg.lag_total, msg.lag, msg.nlag);
 		break;
 	case PROTO_ASSIGN: /* read by the supervisor of tasks; a single worker owns what its lag lists */
 	case PROTO_UNKNOWN:
@@ -377,7 +377,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	log_job(LOG_INFO, sl->job_id, "job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
 		 sl->last_error[0] ? ": " : "", sl->last_error);
 	store_job_set_exit(sp->st, sl->job_id, how);
-	runtime_job_worker_ended(sl->job_id);
+	runtime_task_ended(sl->job_id, 0);
 	sl->pid = 0;
 
 	in.stop_requested = sl->stop_sent || sp->shutting_down;
