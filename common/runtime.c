@@ -273,6 +273,7 @@ void runtime_task_lag(int64_t job_id, int task, int64_t total, const struct prot
 	}
 	for (size_t i = 0; i < n; i++) {
 		t->lag[i].partition = parts[i].partition;
+		t->lag[i].task = task;
 		t->lag[i].lag = parts[i].lag < 0 ? -1 : parts[i].lag;
 	}
 	t->nlag = n;

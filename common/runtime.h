@@ -34,7 +34,8 @@ extern const double runtime_bucket_le[RUNTIME_NBUCKETS];
 
 struct runtime_lag {
 	int32_t partition;
-	int64_t lag; /* -1: not known */
+	int32_t task; /* the task that reported it */
+	int64_t lag;  /* -1: not known */
 };
 
 /* A copy of one job's figures (runtime_job_get): the union or sum over its

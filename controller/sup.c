@@ -343,7 +343,10 @@ static void sup_slot_stop(struct sup *sp, struct slot *sl)
 {
 	if (sl->phase != SLOT_RUNNING || sl->stop_sent)
 		return;
-	log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d (task %d)", sl->name, (int)sl->pid, sl->task);
+	if (sl->spawned_tasks > 1 || sl->task > 0)
+		log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d (task %d)", sl->name, (int)sl->pid, sl->task);
+	else
+		log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d", sl->name, (int)sl->pid);
 	sup_signal_worker(sl->pid, SIGTERM);
 	sl->stop_sent = true;
 	sl->kill_at = sup_now_ms() + SUP_STOP_DEADLINE_MS;
@@ -505,7 +508,7 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		snprintf(why, sizeof(why), "%s", sl->last_error);
 	else
 		snprintf(why, sizeof(why), "worker ended with %s", how);
-	if (sl->spawned_tasks > 1)
+	if (sl->spawned_tasks > 1 || sl->task > 0)
 		log_job(LOG_INFO, sl->job_id, "job %s: worker %d (task %d) ended with %s%s%s", sl->name, (int)sl->pid,
 			sl->task, how, sl->last_error[0] ? ": " : "", sl->last_error);
 	else
