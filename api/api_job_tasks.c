@@ -55,7 +55,8 @@ void api_job_tasks_status(cJSON *status, int64_t job_id, int ntasks, const char 
 	struct runtime_task_view *views = calloc(max, sizeof(*views)); /* large: the partition lists */
 	int32_t *all = NULL;
 	cJSON *tasks = cJSON_CreateArray(), *parts = cJSON_CreateArray();
-	bool at_rest = job_state == NULL || strcmp(job_state, "stopped") == 0 || strcmp(job_state, "failed") == 0;
+	bool at_rest = job_state == NULL || strcmp(job_state, "stopped") == 0 ||
+		       strcmp(job_state, "failed") == 0;
 
 	if (views == NULL || tasks == NULL || parts == NULL)
 		goto out;
