@@ -637,6 +637,8 @@ static bool sup_job_reconcile_tasks(struct sup *sp, const struct store_job_brief
 		next = sl->next;
 		if (sl->job_id != job->id || !sl->leaving)
 			continue;
+		if (sl->phase == SLOT_FAILED && failed)
+			continue; /* the job stays failed until a user starts it */
 		if (sl->phase == SLOT_RUNNING && !sl->stop_sent)
 			sup_slot_stop(sp, sl);
 		else if (sl->phase != SLOT_RUNNING)
