@@ -367,6 +367,7 @@ static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 		next = other->next;
 		if (other->job_id != sl->job_id || other == sl)
 			continue;
+		other->leaving = true;
 		if (other->phase == SLOT_RUNNING)
 			sup_slot_stop(sp, other);
 		else if (other->phase == SLOT_BACKOFF)
