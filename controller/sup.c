@@ -396,11 +396,8 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, int
 	snprintf(sl->name, sizeof(sl->name), "%s", job->name);
 	rc = sup_slot_spawn(sp, sl, err, sizeof(err));
 	if (rc == STORE_INVALID || rc == STORE_NOT_FOUND) {
-		char why[600];
-
-		snprintf(why, sizeof(why), "cannot start: %s", err);
-		log_job(LOG_ERROR, job->id, "job %s: %s", job->name, why);
-		sup_slot_fail(sp, sl, err);
+		log_job(LOG_ERROR, job->id, "job %s: cannot start task %d", job->name, task);
+		sup_slot_fail(sp, sl, err); /* logs why */
 		return;
 	}
 	if (rc < 0) {
