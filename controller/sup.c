@@ -311,6 +311,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	case PROTO_LAG:
 		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
 		break;
+	case PROTO_ASSIGN: /* read by the supervisor of tasks; a single worker owns what its lag lists */
 	case PROTO_UNKNOWN:
 		break;
 	}
