@@ -55,11 +55,17 @@ static void loop_on_signal(int sig)
 
 /* Offsets of one partition in the current batch; first < 0 when untouched.
  * done: the next offset after what the database holds (the start offset, then
- * each committed batch's), -1 when not known; for the lag report. */
+ * each committed batch's), -1 when not known; for the lag report and to see
+ * whether another task moved the partition.  expect: the lowest offset the
+ * loop takes next (-1: any); a message below it was fetched before a seek
+ * and is dropped.  redo: where to read again after a batch was dropped
+ * (loop_recover), -1: nothing dropped. */
 struct loop_part {
 	int64_t first;
 	int64_t next;
 	int64_t done;
+	int64_t expect;
+	int64_t redo;
 };
 
 /* The batch being written by the writer thread while the loop reads and
@@ -96,6 +102,7 @@ struct loop_flight {
 struct worker {
 	int64_t job_id;
 	char *job_name;
+	int task, tasks; /* this worker is task `task` of the job's `tasks` */
 	struct jobspec *spec;
 	pid_t ppid;
 	int status_fd;
@@ -104,8 +111,12 @@ struct worker {
 	struct sink_pg *sink;
 	struct consumer *consumer;
 	struct row_decoder *decoder; /* KEY, VALUE, META -> one COPY row */
-	const int32_t *partitions;
+	int32_t *partitions; /* owned now, ascending (the loop's copy) */
 	size_t npartitions;
+	/* A failure inside the rebalance hook, returned by the next poll. */
+	int hook_rc;
+	char hook_err[2048];
+	int64_t fence_misses, rebalances;
 
 	/* the open batch */
 	struct copybuf copy;
@@ -277,6 +288,14 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		goto out;
 	}
 	w->job_id = (int64_t)id->valuedouble;
+	w->task = (int)loop_json_count(doc, "task");
+	w->tasks = (int)loop_json_count(doc, "tasks");
+	if (w->tasks < 1)
+		w->tasks = 1;
+	if (w->task >= w->tasks) {
+		snprintf(err, errlen, "task %d of %d does not exist", w->task, w->tasks);
+		goto out;
+	}
 	w->messages_before = loop_json_count(doc, "messages_before");
 	w->rejected_before = loop_json_count(doc, "rejected_before");
 	w->job_name = strdup(name->valuestring);
@@ -333,6 +352,8 @@ static int loop_batch_init(struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
+	for (size_t i = 0; i < w->npartitions; i++)
+		w->parts[i].done = w->parts[i].expect = w->parts[i].redo = -1;
 	loop_batch_reset(w);
 	return WERR_OK;
 }
@@ -515,6 +536,15 @@ static int loop_collect(struct worker *w, char *err, size_t errlen)
 	while (!f->done)
 		pthread_cond_wait(&f->cv, &f->mu);
 	pthread_mutex_unlock(&f->mu);
+	if (f->rc == WERR_FENCED) {
+		/* Rolled back: read these again unless the database says otherwise. */
+		for (i = 0; i < w->npartitions; i++)
+			if (f->parts[i].first >= 0 && (w->parts[i].redo < 0 || f->parts[i].first < w->parts[i].redo))
+				w->parts[i].redo = f->parts[i].first;
+		snprintf(err, errlen, "%s", f->err);
+		loop_flight_reset(f);
+		return WERR_FENCED;
+	}
 	if (f->rc != WERR_OK) {
 		loop_batch_ranges(w, f->parts, ranges, sizeof(ranges));
 		snprintf(err, errlen, "batch of %zu messages (topic %s %s): %s", f->nrows, w->spec->topic, ranges,
@@ -686,10 +716,17 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	int rc;
 
 	if (idx < 0) {
-		log_warn("ignoring a message from unassigned partition %d", (int)m->partition);
+		/* Fetched before its partition was revoked. */
+		log_debug("ignoring a message from partition %d, which this task no longer owns", (int)m->partition);
 		rd_kafka_message_destroy(m);
 		return WERR_OK;
 	}
+	if (m->offset < w->parts[idx].expect) {
+		/* Fetched before a seek (loop_resync): read again from there. */
+		rd_kafka_message_destroy(m);
+		return WERR_OK;
+	}
+	w->parts[idx].expect = m->offset + 1;
 	msg.topic = w->spec->topic;
 	msg.partition = m->partition;
 	msg.offset = m->offset;
@@ -718,47 +755,231 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	return loop_keep(w, m, idx, off, NULL, err, errlen);
 }
 
-/* Between batches: follow partitions added to the topic. */
-static int loop_refresh(struct worker *w, char *err, size_t errlen)
+/* Drops the open batch, unwritten, after a fence miss: its partitions are
+ * read again from where the database says (loop_resync). */
+static void loop_drop_open(struct worker *w)
 {
-	struct loop_part *parts;
-	struct part_offset *commit;
-	size_t added = 0, n;
+	for (size_t i = 0; i < w->npartitions; i++)
+		if (w->parts[i].first >= 0 && (w->parts[i].redo < 0 || w->parts[i].first < w->parts[i].redo))
+			w->parts[i].redo = w->parts[i].first;
+	loop_batch_reset(w);
+}
+
+/* Writes everything read so far: the batch in flight, then the open one.
+ * Afterwards nothing is in flight and the open batch is empty (also when a
+ * fence miss, WERR_FENCED, dropped them). */
+static int loop_quiesce(struct worker *w, char *err, size_t errlen)
+{
+	int rc = loop_flush(w, err, errlen);
+
+	if (rc == WERR_OK)
+		return loop_collect(w, err, errlen);
+	if (rc == WERR_FENCED)
+		loop_drop_open(w);
+	return rc;
+}
+
+/* Reads the stored offsets of every partition owned now and moves the
+ * reading position of each where the database and the loop disagree: another
+ * task advanced it, or a dropped batch must be read again.  fresh[i] (may be
+ * NULL): partitions[i] was just assigned; its start goes to start[i] (hook
+ * convention, consumer.h) instead of a seek. */
+static int loop_resync(struct worker *w, const bool *fresh, int64_t *start, char *err, size_t errlen)
+{
+	size_t n = w->npartitions, i, nseek = 0;
+	int64_t *next = calloc(n ? n : 1, sizeof(*next)), *to = calloc(n ? n : 1, sizeof(*to));
+	int32_t *seek = calloc(n ? n : 1, sizeof(*seek));
+	bool none = w->spec->consistency == JS_CONSISTENCY_NONE;
+	int rc = WERR_OK;
+
+	if (next == NULL || to == NULL || seek == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = WERR_RETRY;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		next[i] = -1;
+	if (!none && (rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, n, next, err, errlen)) !=
+			     WERR_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct loop_part *p = &w->parts[i];
+		int64_t target = -1;
+
+		if (fresh != NULL && fresh[i]) {
+			start[i] = none ? -2 : next[i];
+			p->expect = next[i];
+		} else {
+			if (next[i] >= 0 && (next[i] != p->done || p->redo >= 0))
+				target = next[i];
+			else if (next[i] < 0 && p->redo >= 0)
+				target = p->redo;
+			if (target >= 0) {
+				if (next[i] != p->done && next[i] >= 0 && p->done >= 0)
+					log_info("partition %d: another task wrote up to offset %lld (this one had %lld); "
+						 "going on from there",
+						 (int)w->partitions[i], (long long)next[i], (long long)p->done);
+				seek[nseek] = w->partitions[i];
+				to[nseek++] = target;
+				p->expect = target;
+			}
+		}
+		if (!none)
+			p->done = next[i];
+		p->redo = -1;
+	}
+	rc = consumer_seek(w->consumer, seek, to, nseek, err, errlen);
+out:
+	free(next);
+	free(to);
+	free(seek);
+	return rc;
+}
+
+/* After a fence miss (another task advanced a partition of the batch): the
+ * batch was rolled back; drop what was read after it and go on from what the
+ * database holds, with the partitions this task still owns. */
+static int loop_recover(struct worker *w, const char *why, char *err, size_t errlen)
+{
+	w->fence_misses++;
+	log_warn("%s; reading the stored offsets again and going on", why);
+	loop_drop_open(w);
+	return loop_resync(w, NULL, NULL, err, errlen);
+}
+
+static void loop_send_assign(struct worker *w)
+{
+	if (w->status_fd >= 0)
+		loop_status_result(w, proto_send_assign(w->status_fd, w->partitions, w->npartitions));
+}
+
+static int loop_cmp_i32(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Replaces the owned set by ids[0..n) (ascending), nothing open or in
+ * flight; what the loop knows of partitions it keeps stays.  fresh[i] says
+ * whether ids[i] is new (the caller's array of n). */
+static int loop_set_partitions(struct worker *w, int32_t *ids, size_t n, bool *fresh, char *err, size_t errlen)
+{
+	struct loop_part *parts = calloc(n ? n : 1, sizeof(*parts));
+	struct loop_part *fparts = calloc(n ? n : 1, sizeof(*fparts));
+	struct part_offset *commit = calloc(n ? n : 1, sizeof(*commit));
+	size_t i;
+
+	if (parts == NULL || fparts == NULL || commit == NULL) {
+		free(parts);
+		free(fparts);
+		free(commit);
+		snprintf(err, errlen, "out of memory");
+		return WERR_RETRY;
+	}
+	for (i = 0; i < n; i++) {
+		ssize_t old = loop_part_index(w, ids[i]);
+
+		parts[i].first = parts[i].next = -1;
+		parts[i].done = old >= 0 ? w->parts[old].done : -1;
+		parts[i].expect = old >= 0 ? w->parts[old].expect : -1;
+		parts[i].redo = old >= 0 ? w->parts[old].redo : -1;
+		fresh[i] = old < 0;
+	}
+	free(w->parts);
+	free(w->flight.parts);
+	free(w->flight.commit);
+	free(w->partitions);
+	w->parts = parts;
+	w->flight.parts = fparts;
+	w->flight.commit = commit;
+	w->partitions = ids;
+	w->npartitions = n;
+	return WERR_OK;
+}
+
+/* "0, 3, 5" */
+static void loop_list(const int32_t *parts, size_t n, char *buf, size_t buflen)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && off + 12 < buflen; i++)
+		off += (size_t)snprintf(buf + off, buflen - off, "%s%d", i ? ", " : "", (int)parts[i]);
+	if (i < n)
+		snprintf(buf + off, buflen - off, ", ...");
+}
+
+/* The consumer's hook (group mode, consumer.h): called from consumer_poll
+ * when the group adds or takes partitions.  Everything read so far is
+ * written first, so a revoked partition leaves with its last batch
+ * committed (or rolled back by the fence if it was lost to another task
+ * meanwhile), then the stored offsets of the new set are read: the new
+ * partitions start there, and kept ones move if another task wrote them.  A
+ * failure is kept in hook_rc for the poll to return. */
+static void loop_on_rebalance(void *ctx, enum consumer_event ev, const int32_t *parts, int64_t *next, size_t n,
+			      bool lost)
+{
+	struct worker *w = ctx;
+	size_t i, m = 0, cap = w->npartitions + (ev == CONSUMER_ASSIGN ? n : 0);
+	int32_t *ids = NULL;
+	bool *fresh = NULL;
+	int64_t *start = NULL;
+	char list[256];
 	int rc;
 
-	if (!consumer_refresh_due(w->consumer))
-		return WERR_OK;
-	/* Added partitions reorder the arrays: nothing may be in flight. */
-	if ((rc = loop_collect(w, err, errlen)) != WERR_OK)
-		return rc;
-	rc = consumer_refresh(w->consumer, &added, err, errlen);
-
-	/* The array may have moved even when nothing was added. */
-	w->partitions = consumer_partitions(w->consumer, &n);
-	if (rc != WERR_OK || added == 0)
-		return rc;
-	parts = realloc(w->parts, n * sizeof(*parts));
-	if (parts != NULL)
-		w->parts = parts;
-	if (parts == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
+	if (w->hook_rc != WERR_OK)
+		return; /* the worker stops at the next poll */
+	w->rebalances++;
+	loop_list(parts, n, list, sizeof(list));
+	if (n > 0)
+		log_info("%s partition(s) %s", ev == CONSUMER_ASSIGN ? "assigned"
+					       : lost		     ? "lost (another task owns them now)"
+								     : "revoked",
+			 list);
+	rc = loop_quiesce(w, w->hook_err, sizeof(w->hook_err));
+	if (rc == WERR_FENCED) {
+		w->fence_misses++;
+		log_warn("%s; the batch is dropped", w->hook_err);
+		rc = WERR_OK;
 	}
-	parts = realloc(w->flight.parts, n * sizeof(*parts));
-	if (parts != NULL)
-		w->flight.parts = parts;
-	commit = realloc(w->flight.commit, n * sizeof(*commit));
-	if (commit != NULL)
-		w->flight.commit = commit;
-	if (parts == NULL || commit == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
+	if (rc != WERR_OK)
+		goto fail;
+	ids = calloc(cap ? cap : 1, sizeof(*ids));
+	fresh = calloc(cap ? cap : 1, sizeof(*fresh));
+	start = calloc(cap ? cap : 1, sizeof(*start));
+	if (ids == NULL || fresh == NULL || start == NULL) {
+		snprintf(w->hook_err, sizeof(w->hook_err), "out of memory");
+		rc = WERR_RETRY;
+		goto fail;
 	}
-	w->npartitions = n;
-	loop_batch_reset(w);
-	for (size_t i = 0; i < n; i++)
-		w->parts[i].done = -1; /* the order changed; the position serves */
-	return WERR_OK;
+	for (i = 0; i < w->npartitions; i++) {
+		bool gone = false;
+		for (size_t k = 0; ev == CONSUMER_REVOKE && k < n && !gone; k++)
+			gone = parts[k] == w->partitions[i];
+		if (!gone)
+			ids[m++] = w->partitions[i];
+	}
+	for (i = 0; ev == CONSUMER_ASSIGN && i < n; i++)
+		if (loop_part_index(w, parts[i]) < 0)
+			ids[m++] = parts[i];
+	qsort(ids, m, sizeof(*ids), loop_cmp_i32);
+	if ((rc = loop_set_partitions(w, ids, m, fresh, w->hook_err, sizeof(w->hook_err))) != WERR_OK)
+		goto fail;
+	ids = NULL; /* the worker's now */
+	if ((rc = loop_resync(w, fresh, start, w->hook_err, sizeof(w->hook_err))) != WERR_OK)
+		goto fail;
+	for (i = 0; ev == CONSUMER_ASSIGN && i < n; i++) {
+		ssize_t idx = loop_part_index(w, parts[i]);
+		next[i] = idx >= 0 ? start[idx] : -1;
+	}
+	loop_send_assign(w);
+	goto out;
+fail:
+	w->hook_rc = rc;
+out:
+	free(ids);
+	free(fresh);
+	free(start);
 }
 
 static void loop_stats(struct worker *w, int64_t now)
@@ -801,69 +1022,91 @@ static void loop_lag(struct worker *w, int64_t now)
 	loop_status_result(w, proto_send_lag(w->status_fd, lag, w->npartitions));
 }
 
-static int loop_consume(struct worker *w, char *err, size_t errlen)
+/* One turn of the loop: report a written batch, close the open one when due,
+ * poll Kafka and take what came.  Returns WERR_OK, 1 when the controller is
+ * gone, or a negative enum werr (WERR_FENCED: loop_consume recovers). */
+static int loop_step(struct worker *w, int64_t interval, char *err, size_t errlen)
 {
 	static rd_kafka_message_t *msgs[LOOP_POLL_MAX];
+	int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
+	size_t max = LOOP_POLL_MAX;
+	int i, n, rc = WERR_OK;
+
+	/* A written batch is reported at once, not at the next hand-over. */
+	if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
+		return rc;
+	if (w->flight.busy && timeout > LOOP_FLIGHT_POLL_MS)
+		timeout = LOOP_FLIGHT_POLL_MS;
+
+	if (w->nrows > 0) {
+		int64_t left = interval - (now - w->batch_start_ms);
+		if (left <= 0)
+			return loop_flush(w, err, errlen);
+		if (left < timeout)
+			timeout = left;
+	}
+	loop_stats(w, now);
+	loop_lag(w, now);
+	/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
+	if (getppid() != w->ppid) {
+		log_warn("the controller is gone (parent changed); stopping");
+		w->controller_gone = true;
+		return 1;
+	}
+	if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
+		max = (size_t)(w->max_row - (int64_t)w->nrows);
+	n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
+	if (n >= 0 && w->hook_rc != WERR_OK) { /* the rebalance hook failed */
+		for (i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		snprintf(err, errlen, "%s", w->hook_err);
+		return w->hook_rc;
+	}
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (rc == WERR_OK)
+			rc = loop_message(w, msgs[i], err, errlen);
+		else
+			rd_kafka_message_destroy(msgs[i]);
+	}
+	if (rc != WERR_OK)
+		return rc;
+	if ((int64_t)w->nrows >= w->max_row || w->copy.len >= LOOP_FLUSH_BYTES)
+		return loop_flush(w, err, errlen);
+	return WERR_OK;
+}
+
+static int loop_consume(struct worker *w, char *err, size_t errlen)
+{
 	int64_t interval = w->spec->commit_minimal_interval_ms > 0 ? w->spec->commit_minimal_interval_ms : 1000;
+	char why[2048];
 	int rc = WERR_OK;
 
 	w->stats_ms = w->lag_sent_ms = loop_now_ms();
 	while (!loop_stop) {
-		int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
-		size_t max = LOOP_POLL_MAX;
-		int i, n;
-
-		/* A written batch is reported at once, not at the next hand-over. */
-		if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
-			return rc;
-		if (w->flight.busy && timeout > LOOP_FLIGHT_POLL_MS)
-			timeout = LOOP_FLIGHT_POLL_MS;
-
-		if (w->nrows > 0) {
-			int64_t left = interval - (now - w->batch_start_ms);
-			if (left <= 0) {
-				if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-					return rc;
-				continue;
-			}
-			if (left < timeout)
-				timeout = left;
+		rc = loop_step(w, interval, err, errlen);
+		if (rc == WERR_FENCED) {
+			snprintf(why, sizeof(why), "%s", err);
+			rc = loop_recover(w, why, err, errlen);
 		}
-		loop_stats(w, now);
-		loop_lag(w, now);
-		if (w->nrows == 0 && (rc = loop_refresh(w, err, errlen)) != WERR_OK)
-			return rc;
-		/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
-		if (getppid() != w->ppid) {
-			log_warn("the controller is gone (parent changed); stopping");
-			w->controller_gone = true;
+		if (rc == 1)
 			break;
-		}
-		if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
-			max = (size_t)(w->max_row - (int64_t)w->nrows);
-		n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
-		if (n < 0)
-			return n;
-		for (i = 0; i < n; i++) {
-			if (rc == WERR_OK)
-				rc = loop_message(w, msgs[i], err, errlen);
-			else
-				rd_kafka_message_destroy(msgs[i]);
-		}
 		if (rc != WERR_OK)
 			return rc;
-		if ((int64_t)w->nrows >= w->max_row || w->copy.len >= LOOP_FLUSH_BYTES)
-			if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-				return rc;
 	}
 	/* Stopping: finish the open batch, it is already in memory. */
-	if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-		return rc;
-	return loop_collect(w, err, errlen);
+	rc = loop_quiesce(w, err, errlen);
+	if (rc == WERR_FENCED) {
+		log_warn("%s; the batch is dropped (another task has the partition)", err);
+		rc = WERR_OK;
+	}
+	return rc;
 }
 
 static int loop_start(struct worker *w, char *err, size_t errlen)
 {
+	const int32_t *parts;
 	int64_t *next = NULL;
 	int rc;
 
@@ -874,13 +1117,28 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		return rc;
 	if (loop_stop)
 		return WERR_OK;
-	if ((rc = consumer_open(w->spec, w->job_name, &loop_stop, &w->consumer, err, errlen)) != WERR_OK)
+	if ((rc = consumer_open(w->spec, w->job_name, w->task, w->tasks, &loop_stop, &w->consumer, err, errlen)) !=
+	    WERR_OK)
 		return rc;
-	w->partitions = consumer_partitions(w->consumer, &w->npartitions);
+	/* Group mode starts with nothing: the hook brings the partitions. */
+	parts = consumer_partitions(w->consumer, &w->npartitions);
+	w->partitions = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->partitions));
 	next = calloc(w->npartitions ? w->npartitions : 1, sizeof(*next));
-	if (next == NULL) {
+	if (w->partitions == NULL || next == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
+		rc = WERR_RETRY;
+		goto out;
+	}
+	if (w->npartitions > 0)
+		memcpy(w->partitions, parts, w->npartitions * sizeof(*parts));
+	rc = loop_batch_init(w, err, errlen);
+	if (rc == WERR_OK)
+		rc = loop_flight_init(w, err, errlen);
+	if (rc != WERR_OK)
+		goto out;
+	if (consumer_is_group(w->consumer)) {
+		consumer_set_hook(w->consumer, loop_on_rebalance, w);
+		goto out;
 	}
 	if (w->spec->consistency == JS_CONSISTENCY_NONE)
 		rc = consumer_committed(w->consumer, next, err, errlen); /* no progress table */
@@ -890,11 +1148,10 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		goto out;
 	if ((rc = consumer_assign(w->consumer, next, err, errlen)) != WERR_OK)
 		goto out;
-	rc = loop_batch_init(w, err, errlen);
-	if (rc == WERR_OK)
-		rc = loop_flight_init(w, err, errlen);
-	for (size_t i = 0; rc == WERR_OK && i < w->npartitions; i++)
-		w->parts[i].done = next[i];
+	for (size_t i = 0; i < w->npartitions; i++) {
+		w->parts[i].done = w->spec->consistency == JS_CONSISTENCY_NONE ? -1 : next[i];
+		w->parts[i].expect = next[i];
+	}
 out:
 	free(next);
 	return rc;
@@ -915,6 +1172,7 @@ static void loop_worker_free(struct worker *w)
 	free(w->msgs);
 	free(w->kms);
 	free(w->parts);
+	free(w->partitions);
 	free(w->lag);
 	free(w->job_name);
 }
@@ -965,8 +1223,15 @@ int loop_run(void)
 		goto out;
 	if (w.status_fd >= 0)
 		loop_status_result(&w, proto_send_ready(w.status_fd));
-	log_info("ready: %zu partition(s), batches of up to %lld rows or %lld ms", w.npartitions,
-		 (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
+	if (!consumer_is_group(w.consumer))
+		loop_send_assign(&w); /* group mode: once the group assigns */
+	if (consumer_is_group(w.consumer))
+		log_info("ready: task %d of %d, waiting for the group's assignment; batches of up to %lld rows or "
+			 "%lld ms",
+			 w.task, w.tasks, (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
+	else
+		log_info("ready: task %d of %d, %zu partition(s), batches of up to %lld rows or %lld ms", w.task,
+			 w.tasks, w.npartitions, (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
 
 	rc = loop_consume(&w, err, sizeof(err));
 	if (rc != WERR_OK) {
@@ -976,8 +1241,9 @@ int loop_run(void)
 		code = loop_fail(&w, rc, err);
 		goto out;
 	}
-	log_info("stopped: %lld rows in %lld batches since start", (long long)w.total_rows,
-		 (long long)w.total_batches);
+	log_info("stopped: %lld rows in %lld batches since start (%lld rebalances, %lld fence misses)",
+		 (long long)w.total_rows, (long long)w.total_batches, (long long)w.rebalances,
+		 (long long)w.fence_misses);
 out:
 	if (text != NULL) {
 		memset(text, 0, len);
