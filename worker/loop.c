@@ -933,7 +933,7 @@ static void loop_on_rebalance(void *ctx, enum consumer_event ev, const int32_t *
 	loop_list(parts, n, list, sizeof(list));
 	if (n > 0)
 		log_info("%s partition(s) %s", ev == CONSUMER_ASSIGN ? "assigned"
-					       : lost		     ? "lost (another task owns them now)"
+					       : lost		     ? "lost (the group may give them to another task)"
 								     : "revoked",
 			 list);
 	rc = loop_quiesce(w, w->hook_err, sizeof(w->hook_err));
