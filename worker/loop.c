@@ -14,12 +14,14 @@
 
 #include <cjson/cJSON.h>
 
+#include "assignment.h"
 #include "consumer.h"
 #include "copybuf.h"
 #include "decode.h"
 #include "exitcodes.h"
 #include "jobspec.h"
 #include "log.h"
+#include "loop_int.h"
 #include "proto.h"
 #include "sink_pg.h"
 #include "wtypes.h"
@@ -53,93 +55,9 @@ static void loop_on_signal(int sig)
  * few would otherwise be 100%. */
 #define LOOP_PERCENT_MIN_MESSAGES 100
 
-/* Offsets of one partition in the current batch; first < 0 when untouched.
- * done: the next offset after what the database holds (the start offset, then
- * each committed batch's), -1 when not known; for the lag report and to see
- * whether another task moved the partition.  expect: the lowest offset the
- * loop takes next (-1: any); a message below it was fetched before a seek
- * and is dropped.  redo: where to read again after a batch was dropped
- * (loop_recover), -1: nothing dropped. */
-struct loop_part {
-	int64_t first;
-	int64_t next;
-	int64_t done;
-	int64_t expect;
-	int64_t redo;
-};
 
-/* The batch being written by the writer thread while the loop reads and
- * decodes the next one: the database's work overlaps ours (measured: COPY of
- * a 10000-row batch ~6 ms, reading and decoding it ~3 ms).  At most one
- * batch is in flight; the next hand-over first collects it (loop_collect),
- * so batches commit in order and the progress, the fence, status lines and
- * ERROR_LIMIT see them exactly as before.  A batch that fails stops the
- * worker; the open batch behind it is dropped unwritten (its offsets were
- * never stored). */
-struct loop_flight {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool busy; /* handed over, not yet collected */
-	bool done; /* written (or failed); under mu */
-	bool quit; /* under mu */
 
-	struct copybuf copy;
-	struct sink_msg *msgs;
-	rd_kafka_message_t **kms;
-	size_t nrows, rows_cap;
-	struct loop_part *parts; /* first/next of this batch, same order as the worker's */
-	struct part_offset *commit;
-	size_t ncommit;
-
-	int rc;
-	struct sink_batch_result res;
-	char err[1536];
-	int64_t duration_ms;
-};
-
-struct worker {
-	int64_t job_id;
-	char *job_name;
-	int task, tasks; /* this worker is task `task` of the job's `tasks` */
-	struct jobspec *spec;
-	pid_t ppid;
-	int status_fd;
-	bool controller_gone;
-
-	struct sink_pg *sink;
-	struct consumer *consumer;
-	struct row_decoder *decoder; /* KEY, VALUE, META -> one COPY row */
-	int32_t *partitions; /* owned now, ascending (the loop's copy) */
-	size_t npartitions;
-	/* A failure inside the rebalance hook, returned by the next poll. */
-	int hook_rc;
-	char hook_err[2048];
-	int64_t fence_misses, rebalances;
-
-	/* the open batch */
-	struct copybuf copy;
-	/* every message of the open batch, kept until it is committed: the error
-	 * table needs the raw key and value of any of them */
-	struct sink_msg *msgs;
-	rd_kafka_message_t **kms;
-	size_t nrows, rows_cap;
-	struct loop_part *parts; /* one per partition, same order */
-	int64_t batch_start_ms;
-	int64_t max_row;
-
-	/* totals for the periodic log line */
-	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;
-	int64_t lag_sent_ms; /* last lag report; 0: none yet */
-	struct proto_lag *lag; /* scratch, one per partition */
-	/* ERROR_LIMIT: counted since the user started the job (input counters,
-	 * then this worker's) */
-	int64_t messages_before, rejected_before, total_messages, total_rejected;
-	struct loop_flight flight;
-};
-
-static int64_t loop_now_ms(void)
+int64_t loop_now_ms(void)
 {
 	struct timespec ts;
 
@@ -160,7 +78,7 @@ static int loop_exit_code(int cls)
 /* A status write failing with EPIPE means the controller is gone: stop,
  * nobody is listening.  Any other failure (fd 3 inherited from a shell, not
  * a pipe) only turns status lines off. */
-static void loop_status_result(struct worker *w, int rc)
+void loop_status_result(struct worker *w, int rc)
 {
 	if (rc == 0 || w->status_fd < 0)
 		return;
@@ -326,7 +244,7 @@ out:
 	return rc;
 }
 
-static void loop_batch_reset(struct worker *w)
+void loop_batch_reset(struct worker *w)
 {
 	size_t i;
 
@@ -358,7 +276,7 @@ static int loop_batch_init(struct worker *w, char *err, size_t errlen)
 	return WERR_OK;
 }
 
-static ssize_t loop_part_index(const struct worker *w, int32_t partition)
+ssize_t loop_part_index(const struct worker *w, int32_t partition)
 {
 	size_t lo = 0, hi = w->npartitions;
 
@@ -521,7 +439,7 @@ static void loop_flight_free(struct worker *w)
 
 /* Waits for the batch in flight, if any, and takes its result: status line,
  * Kafka group offsets, totals, ERROR_LIMIT. */
-static int loop_collect(struct worker *w, char *err, size_t errlen)
+int loop_collect(struct worker *w, char *err, size_t errlen)
 {
 	struct loop_flight *f = &w->flight;
 	const struct sink_batch_result *res = &f->res;
@@ -606,7 +524,7 @@ static bool loop_flight_done(struct loop_flight *f)
 
 /* Hands the open batch to the writer thread, after collecting the one before
  * it; the loop goes on reading into the emptied buffers. */
-static int loop_flush(struct worker *w, char *err, size_t errlen)
+int loop_flush(struct worker *w, char *err, size_t errlen)
 {
 	struct loop_flight *f = &w->flight;
 	struct copybuf copy;
@@ -755,233 +673,6 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	return loop_keep(w, m, idx, off, NULL, err, errlen);
 }
 
-/* Drops the open batch, unwritten, after a fence miss: its partitions are
- * read again from where the database says (loop_resync). */
-static void loop_drop_open(struct worker *w)
-{
-	for (size_t i = 0; i < w->npartitions; i++)
-		if (w->parts[i].first >= 0 && (w->parts[i].redo < 0 || w->parts[i].first < w->parts[i].redo))
-			w->parts[i].redo = w->parts[i].first;
-	loop_batch_reset(w);
-}
-
-/* Writes everything read so far: the batch in flight, then the open one.
- * Afterwards nothing is in flight and the open batch is empty (also when a
- * fence miss, WERR_FENCED, dropped them). */
-static int loop_quiesce(struct worker *w, char *err, size_t errlen)
-{
-	int rc = loop_flush(w, err, errlen);
-
-	if (rc == WERR_OK)
-		return loop_collect(w, err, errlen);
-	if (rc == WERR_FENCED)
-		loop_drop_open(w);
-	return rc;
-}
-
-/* Reads the stored offsets of every partition owned now and moves the
- * reading position of each where the database and the loop disagree: another
- * task advanced it, or a dropped batch must be read again.  fresh[i] (may be
- * NULL): partitions[i] was just assigned; its start goes to start[i] (hook
- * convention, consumer.h) instead of a seek. */
-static int loop_resync(struct worker *w, const bool *fresh, int64_t *start, char *err, size_t errlen)
-{
-	size_t n = w->npartitions, i, nseek = 0;
-	int64_t *next = calloc(n ? n : 1, sizeof(*next)), *to = calloc(n ? n : 1, sizeof(*to));
-	int32_t *seek = calloc(n ? n : 1, sizeof(*seek));
-	bool none = w->spec->consistency == JS_CONSISTENCY_NONE;
-	int rc = WERR_OK;
-
-	if (next == NULL || to == NULL || seek == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = WERR_RETRY;
-		goto out;
-	}
-	for (i = 0; i < n; i++)
-		next[i] = -1;
-	if (!none && (rc = sink_pg_progress_get(w->sink, w->spec->topic, w->partitions, n, next, err, errlen)) !=
-			     WERR_OK)
-		goto out;
-	for (i = 0; i < n; i++) {
-		struct loop_part *p = &w->parts[i];
-		int64_t target = -1;
-
-		if (fresh != NULL && fresh[i]) {
-			start[i] = none ? -2 : next[i];
-			p->expect = next[i];
-		} else {
-			if (next[i] >= 0 && (next[i] != p->done || p->redo >= 0))
-				target = next[i];
-			else if (next[i] < 0 && p->redo >= 0)
-				target = p->redo;
-			if (target >= 0) {
-				if (next[i] != p->done && next[i] >= 0 && p->done >= 0)
-					log_info("partition %d: another task wrote up to offset %lld (this one had %lld); "
-						 "going on from there",
-						 (int)w->partitions[i], (long long)next[i], (long long)p->done);
-				seek[nseek] = w->partitions[i];
-				to[nseek++] = target;
-				p->expect = target;
-			}
-		}
-		if (!none)
-			p->done = next[i];
-		p->redo = -1;
-	}
-	rc = consumer_seek(w->consumer, seek, to, nseek, err, errlen);
-out:
-	free(next);
-	free(to);
-	free(seek);
-	return rc;
-}
-
-/* After a fence miss (another task advanced a partition of the batch): the
- * batch was rolled back; drop what was read after it and go on from what the
- * database holds, with the partitions this task still owns. */
-static int loop_recover(struct worker *w, const char *why, char *err, size_t errlen)
-{
-	w->fence_misses++;
-	log_warn("%s; reading the stored offsets again and going on", why);
-	loop_drop_open(w);
-	return loop_resync(w, NULL, NULL, err, errlen);
-}
-
-static void loop_send_assign(struct worker *w)
-{
-	if (w->status_fd >= 0)
-		loop_status_result(w, proto_send_assign(w->status_fd, w->partitions, w->npartitions));
-}
-
-static int loop_cmp_i32(const void *a, const void *b)
-{
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Replaces the owned set by ids[0..n) (ascending), nothing open or in
- * flight; what the loop knows of partitions it keeps stays.  fresh[i] says
- * whether ids[i] is new (the caller's array of n). */
-static int loop_set_partitions(struct worker *w, int32_t *ids, size_t n, bool *fresh, char *err, size_t errlen)
-{
-	struct loop_part *parts = calloc(n ? n : 1, sizeof(*parts));
-	struct loop_part *fparts = calloc(n ? n : 1, sizeof(*fparts));
-	struct part_offset *commit = calloc(n ? n : 1, sizeof(*commit));
-	size_t i;
-
-	if (parts == NULL || fparts == NULL || commit == NULL) {
-		free(parts);
-		free(fparts);
-		free(commit);
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
-	for (i = 0; i < n; i++) {
-		ssize_t old = loop_part_index(w, ids[i]);
-
-		parts[i].first = parts[i].next = -1;
-		parts[i].done = old >= 0 ? w->parts[old].done : -1;
-		parts[i].expect = old >= 0 ? w->parts[old].expect : -1;
-		parts[i].redo = old >= 0 ? w->parts[old].redo : -1;
-		fresh[i] = old < 0;
-	}
-	free(w->parts);
-	free(w->flight.parts);
-	free(w->flight.commit);
-	free(w->partitions);
-	w->parts = parts;
-	w->flight.parts = fparts;
-	w->flight.commit = commit;
-	w->partitions = ids;
-	w->npartitions = n;
-	return WERR_OK;
-}
-
-/* "0, 3, 5" */
-static void loop_list(const int32_t *parts, size_t n, char *buf, size_t buflen)
-{
-	size_t i, off = 0;
-
-	buf[0] = '\0';
-	for (i = 0; i < n && off + 12 < buflen; i++)
-		off += (size_t)snprintf(buf + off, buflen - off, "%s%d", i ? ", " : "", (int)parts[i]);
-	if (i < n)
-		snprintf(buf + off, buflen - off, ", ...");
-}
-
-/* The consumer's hook (group mode, consumer.h): called from consumer_poll
- * when the group adds or takes partitions.  Everything read so far is
- * written first, so a revoked partition leaves with its last batch
- * committed (or rolled back by the fence if it was lost to another task
- * meanwhile), then the stored offsets of the new set are read: the new
- * partitions start there, and kept ones move if another task wrote them.  A
- * failure is kept in hook_rc for the poll to return. */
-static void loop_on_rebalance(void *ctx, enum consumer_event ev, const int32_t *parts, int64_t *next, size_t n,
-			      bool lost)
-{
-	struct worker *w = ctx;
-	size_t i, m = 0, cap = w->npartitions + (ev == CONSUMER_ASSIGN ? n : 0);
-	int32_t *ids = NULL;
-	bool *fresh = NULL;
-	int64_t *start = NULL;
-	char list[256];
-	int rc;
-
-	if (w->hook_rc != WERR_OK)
-		return; /* the worker stops at the next poll */
-	w->rebalances++;
-	loop_list(parts, n, list, sizeof(list));
-	if (n > 0)
-		log_info("%s partition(s) %s", ev == CONSUMER_ASSIGN ? "assigned"
-					       : lost		     ? "lost (the group may give them to another task)"
-								     : "revoked",
-			 list);
-	rc = loop_quiesce(w, w->hook_err, sizeof(w->hook_err));
-	if (rc == WERR_FENCED) {
-		w->fence_misses++;
-		log_warn("%s; the batch is dropped", w->hook_err);
-		rc = WERR_OK;
-	}
-	if (rc != WERR_OK)
-		goto fail;
-	ids = calloc(cap ? cap : 1, sizeof(*ids));
-	fresh = calloc(cap ? cap : 1, sizeof(*fresh));
-	start = calloc(cap ? cap : 1, sizeof(*start));
-	if (ids == NULL || fresh == NULL || start == NULL) {
-		snprintf(w->hook_err, sizeof(w->hook_err), "out of memory");
-		rc = WERR_RETRY;
-		goto fail;
-	}
-	for (i = 0; i < w->npartitions; i++) {
-		bool gone = false;
-		for (size_t k = 0; ev == CONSUMER_REVOKE && k < n && !gone; k++)
-			gone = parts[k] == w->partitions[i];
-		if (!gone)
-			ids[m++] = w->partitions[i];
-	}
-	for (i = 0; ev == CONSUMER_ASSIGN && i < n; i++)
-		if (loop_part_index(w, parts[i]) < 0)
-			ids[m++] = parts[i];
-	qsort(ids, m, sizeof(*ids), loop_cmp_i32);
-	if ((rc = loop_set_partitions(w, ids, m, fresh, w->hook_err, sizeof(w->hook_err))) != WERR_OK)
-		goto fail;
-	ids = NULL; /* the worker's now */
-	if ((rc = loop_resync(w, fresh, start, w->hook_err, sizeof(w->hook_err))) != WERR_OK)
-		goto fail;
-	for (i = 0; ev == CONSUMER_ASSIGN && i < n; i++) {
-		ssize_t idx = loop_part_index(w, parts[i]);
-		next[i] = idx >= 0 ? start[idx] : -1;
-	}
-	loop_send_assign(w);
-	goto out;
-fail:
-	w->hook_rc = rc;
-out:
-	free(ids);
-	free(fresh);
-	free(start);
-}
-
 static void loop_stats(struct worker *w, int64_t now)
 {
 	if (now - w->stats_ms < LOOP_STATS_MS)
@@ -1088,7 +779,7 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 		rc = loop_step(w, interval, err, errlen);
 		if (rc == WERR_FENCED) {
 			snprintf(why, sizeof(why), "%s", err);
-			rc = loop_recover(w, why, err, errlen);
+			rc = assignment_recover(w, why, err, errlen);
 		}
 		if (rc == 1)
 			break;
@@ -1096,7 +787,7 @@ static int loop_consume(struct worker *w, char *err, size_t errlen)
 			return rc;
 	}
 	/* Stopping: finish the open batch, it is already in memory. */
-	rc = loop_quiesce(w, err, errlen);
+	rc = assignment_quiesce(w, err, errlen);
 	if (rc == WERR_FENCED) {
 		log_warn("%s; the batch is dropped (another task has the partition)", err);
 		rc = WERR_OK;
@@ -1137,7 +828,7 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 	if (rc != WERR_OK)
 		goto out;
 	if (consumer_is_group(w->consumer)) {
-		consumer_set_hook(w->consumer, loop_on_rebalance, w);
+		consumer_set_hook(w->consumer, assignment_hook, w);
 		goto out;
 	}
 	if (w->spec->consistency == JS_CONSISTENCY_NONE)
@@ -1224,7 +915,7 @@ int loop_run(void)
 	if (w.status_fd >= 0)
 		loop_status_result(&w, proto_send_ready(w.status_fd));
 	if (!consumer_is_group(w.consumer))
-		loop_send_assign(&w); /* group mode: once the group assigns */
+		assignment_report(&w); /* group mode: once the group assigns */
 	if (consumer_is_group(w.consumer))
 		log_info("ready: task %d of %d, waiting for the group's assignment; batches of up to %lld rows or "
 			 "%lld ms",
