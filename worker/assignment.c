@@ -194,7 +194,16 @@ void assignment_hook(void *ctx, enum consumer_event ev, const int32_t *parts, in
 					       : lost		     ? "lost (the group may give them to another task)"
 								     : "revoked",
 			 list);
-	rc = assignment_quiesce(w, w->hook_err, sizeof(w->hook_err));
+	if (ev == CONSUMER_REVOKE && lost) {
+		/* Another task may own them already and read from the stored
+		 * offsets: the batch in flight is finished (the fence decides
+		 * under EXACTLY), the open one is dropped, not written, so
+		 * ATLEAST repeats at most the batch in flight. */
+		rc = loop_collect(w, w->hook_err, sizeof(w->hook_err));
+		assignment_drop_open(w);
+	} else {
+		rc = assignment_quiesce(w, w->hook_err, sizeof(w->hook_err));
+	}
 	if (rc == WERR_FENCED) {
 		w->fence_misses++;
 		log_warn("%s; the batch is dropped", w->hook_err);
