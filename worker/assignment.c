@@ -105,6 +105,15 @@ int assignment_recover(struct worker *w, const char *why, char *err, size_t errl
 	return assignment_resync(w, NULL, NULL, err, errlen);
 }
 
+int assignment_stalled(struct worker *w, int64_t ms, char *err, size_t errlen)
+{
+	log_warn("this task stood still for %lld ms: the group may have given its partitions to other tasks; the "
+		 "open batch is dropped and reading goes on from the stored offsets",
+		 (long long)ms);
+	assignment_drop_open(w);
+	return assignment_resync(w, NULL, NULL, err, errlen);
+}
+
 void assignment_report(struct worker *w)
 {
 	if (w->status_fd >= 0)
