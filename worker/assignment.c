@@ -107,9 +107,21 @@ int assignment_recover(struct worker *w, const char *why, char *err, size_t errl
 
 int assignment_stalled(struct worker *w, int64_t ms, char *err, size_t errlen)
 {
+	int rc;
+
 	log_warn("this task stood still for %lld ms: the group may have given its partitions to other tasks; the "
 		 "open batch is dropped and reading goes on from the stored offsets",
 		 (long long)ms);
+	/* The batch in flight first: the writer thread must be done with the
+	 * connection before the stored offsets are read on it. */
+	rc = loop_collect(w, err, errlen);
+	if (rc == WERR_FENCED) {
+		w->fence_misses++;
+		log_warn("%s; the batch is dropped", err);
+		rc = WERR_OK;
+	}
+	if (rc != WERR_OK)
+		return rc;
 	assignment_drop_open(w);
 	return assignment_resync(w, NULL, NULL, err, errlen);
 }

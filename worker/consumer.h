@@ -3,8 +3,8 @@
  *
  * Group mode (the job lists no PARTITIONS): every task of the job subscribes
  * to the topic in the job's consumer group and Kafka's group protocol decides
- * who reads what (cooperative-sticky, so a rebalance moves only the
- * partitions that must move).  Each task is a static member
+ * who reads what (an eager assignor, roundrobin: see CONSUMER_ASSIGNOR in
+ * consumer.c for why not cooperative-sticky).  Each task is a static member
  * (group.instance.id "<group>-task-<i>"): a task killed and restarted within
  * the session timeout gets its partitions back at once, without a rebalance;
  * one gone for longer loses them to the others.  A task that stops on

@@ -758,8 +758,14 @@ static int loop_step(struct worker *w, int64_t interval, char *err, size_t errle
 		/* Frozen inside the poll: what it returns may be another task's now. */
 		int64_t gap = loop_now_ms() - now;
 
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			ssize_t idx = loop_part_index(w, msgs[i]->partition);
+
+			/* not taken: read again unless the database says otherwise */
+			if (idx >= 0 && (w->parts[idx].redo < 0 || msgs[i]->offset < w->parts[idx].redo))
+				w->parts[idx].redo = msgs[i]->offset;
 			rd_kafka_message_destroy(msgs[i]);
+		}
 		w->last_step_ms = loop_now_ms();
 		if (w->hook_rc != WERR_OK) {
 			snprintf(err, errlen, "%s", w->hook_err);
