@@ -69,6 +69,7 @@ struct jobspec *jobspec_new(void)
 	if (spec == NULL)
 		return NULL;
 	spec->version = 2;
+	spec->tasks = 1;
 	spec->fallback_offset = JS_FALLBACK_EARLIEST;
 	spec->mode = JS_MODE_INSERT;
 	spec->commit_max_row = 500;

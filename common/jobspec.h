@@ -80,6 +80,9 @@ bool js_input_json_whole(const struct js_input *in);
  * aside): the JSON and protobuf decoders then give it JSON text. */
 bool js_column_is_json(const struct js_column *col);
 
+#define JS_TASKS_MIN 1
+#define JS_TASKS_MAX 64
+
 /* Where a key stood in the YAML, for error messages. */
 struct js_line {
 	char *path; /* e.g. "KAFKA.OUTPUT.MATCH_COLUMNS[1]" */
@@ -112,6 +115,12 @@ struct jobspec {
 	char *sslcert;
 	char *sslkey;
 	int version;
+	/* TASKS (an extension of the GPSS format): how many worker processes run
+	 * the job, JS_TASKS_MIN..JS_TASKS_MAX, default 1.  Without PARTITIONS
+	 * they share the topic through the job's consumer group; with PARTITIONS
+	 * task i of n owns the listed partitions at sorted positions p where
+	 * p % n == i. */
+	int tasks;
 
 	/* KAFKA.INPUT.SOURCE */
 	char *brokers;
@@ -208,8 +217,8 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
 
 /* Builds a spec from the console's wizard fields (a JSON object with
  * group_name, fallback_offset, consistency, database, schema, table, account,
- * password, write_mode, error_limit, fields[{source,dest,role}], and the TLS
- * settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
+ * password, write_mode, error_limit, tasks, fields[{source,dest,role}], and the
+ * TLS settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
  * field becomes a VALUE column (type NULL: the destination column's type) and a
  * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
  * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */

@@ -384,6 +384,8 @@ char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets)
 	if (spec->sslkey != NULL)
 		ye_kv_pem(&e, "SSLKEY", mask_secrets ? SECRET_MASK : spec->sslkey);
 	ye_kv_int(&e, "VERSION", spec->version);
+	if (spec->tasks != 1) /* an extension of the format: only where it says something */
+		ye_kv_int(&e, "TASKS", spec->tasks);
 	ye_kafka(&e, spec, mask_secrets);
 	ye_key(&e, "SCHEDULE");
 	ye_map_start(&e);

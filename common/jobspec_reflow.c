@@ -129,6 +129,7 @@ static const struct rf_key rf_top[] = {
 	{ "SSLCERT", RF_SCALAR, NULL },
 	{ "SSLKEY", RF_SCALAR, NULL },
 	{ "VERSION", RF_SCALAR, NULL },
+	{ "TASKS", RF_SCALAR, NULL },
 	{ "KAFKA", RF_MAP, rf_kafka },
 	{ "SCHEDULE", RF_MAP, rf_schedule },
 	{ NULL, RF_SCALAR, NULL },

@@ -564,6 +564,38 @@ static void jobspec_check_supported(struct js_vctx *v, const struct jobspec *spe
 	(void)spec;
 }
 
+static int js_int32_cmp(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Two tasks must never own one partition, so each is listed once (the YAML
+ * parser says so too; a spec built otherwise is checked here). */
+static void js_validate_partitions_once(struct js_vctx *v, const struct jobspec *spec)
+{
+	int32_t *sorted;
+
+	if (spec->npartitions < 2)
+		return;
+	sorted = malloc(spec->npartitions * sizeof(*sorted));
+	if (sorted == NULL) {
+		js_verr(v, 0, "KAFKA.INPUT.SOURCE.PARTITIONS", "out of memory");
+		return;
+	}
+	memcpy(sorted, spec->partitions, spec->npartitions * sizeof(*sorted));
+	qsort(sorted, spec->npartitions, sizeof(*sorted), js_int32_cmp);
+	for (size_t i = 1; i < spec->npartitions; i++) {
+		if (sorted[i] == sorted[i - 1]) {
+			js_verr(v, jobspec_line(spec, "KAFKA.INPUT.SOURCE.PARTITIONS"), "KAFKA.INPUT.SOURCE.PARTITIONS",
+				"partition %d is listed twice; list it once", (int)sorted[i]);
+			break;
+		}
+	}
+	free(sorted);
+}
+
 int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 {
 	struct js_vctx v = { spec, errs, 0 };
@@ -587,10 +619,15 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 		   "add BROKERS: host:port[,host:port...] (or set them on the data source)");
 	js_require(&v, spec->topic, "KAFKA.INPUT.SOURCE.TOPIC",
 		   "add TOPIC: <topic> (or set it on the data source)");
+	if (spec->tasks < JS_TASKS_MIN || spec->tasks > JS_TASKS_MAX)
+		js_verr(&v, jobspec_line(spec, "TASKS"), "TASKS",
+			"must be between %d and %d (the job's worker processes), got %d; leave it out for 1",
+			JS_TASKS_MIN, JS_TASKS_MAX, spec->tasks);
 	for (size_t i = 0; i < spec->npartitions; i++)
 		if (spec->partitions[i] < 0)
 			js_verr(&v, 0, "KAFKA.INPUT.SOURCE.PARTITIONS", "partition %d is negative",
 				(int)spec->partitions[i]);
+	js_validate_partitions_once(&v, spec);
 	if ((unsigned)spec->fallback_offset > JS_FALLBACK_LATEST)
 		js_verr(&v, 0, "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", "must be earliest or latest");
 

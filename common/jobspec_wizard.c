@@ -286,8 +286,8 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 					       "desired_state", "created_at", "updated_at", NULL };
 	static const char *const known[] = { "group_name", "fallback_offset", "consistency", "database",
 					     "schema", "table", "account", "password", "write_mode",
-					     "error_limit", "fields", "sslmode", "sslrootcert", "sslcert",
-					     "sslkey", NULL };
+					     "error_limit", "tasks", "fields", "sslmode", "sslrootcert",
+					     "sslcert", "sslkey", NULL };
 	bool seen[sizeof(known) / sizeof(known[0])] = { false };
 	struct wctx w = { errs, 0 };
 	struct jobspec *spec;
@@ -322,8 +322,8 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 			seen[i] = true;
 		} else if (!wlisted(ignored, name)) {
 			werr(&w, name, "unknown field; the wizard fields are group_name, fallback_offset, consistency, "
-			     "database, schema, table, account, password, write_mode, error_limit, fields, "
-			     "sslmode, sslrootcert, sslcert, sslkey");
+			     "database, schema, table, account, password, write_mode, error_limit, tasks, "
+			     "fields, sslmode, sslrootcert, sslcert, sslkey");
 		}
 	}
 
@@ -377,6 +377,20 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 			werr(&w, "error_limit", "must be an integer >= 0, got %g", d);
 		else
 			spec->error_limit = (int64_t)d;
+	}
+
+	v = cJSON_GetObjectItemCaseSensitive(fields, "tasks");
+	if (v != NULL && !cJSON_IsNull(v)) {
+		double d = v->valuedouble;
+
+		if (!cJSON_IsNumber(v))
+			werr(&w, "tasks", "must be an integer between %d and %d (the job's worker processes), got %s",
+			     JS_TASKS_MIN, JS_TASKS_MAX, wtype(v));
+		else if (!(d >= JS_TASKS_MIN && d <= JS_TASKS_MAX) || d != (double)(int)d)
+			werr(&w, "tasks", "must be an integer between %d and %d (the job's worker processes), got %g",
+			     JS_TASKS_MIN, JS_TASKS_MAX, d);
+		else
+			spec->tasks = (int)d;
 	}
 
 	spec->value.present = true; /* its format and delimiter come from the data source */

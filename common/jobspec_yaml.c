@@ -237,7 +237,7 @@ static const char *ytext(struct yctx *y, yaml_node_t *n, const char *path)
 
 static const char *const keys_top[] = { "DATABASE", "USER", "PASSWORD", "HOST", "PORT",
 					"SSLMODE", "SSLROOTCERT", "SSLCERT", "SSLKEY",
-					"VERSION", "KAFKA", "SCHEDULE", NULL };
+					"VERSION", "TASKS", "KAFKA", "SCHEDULE", NULL };
 static const char *const keys_kafka[] = { "INPUT", "OUTPUT", "METADATA", "COMMIT", "POLL", "PROPERTIES", NULL };
 static const char *const keys_input[] = { "SOURCE", "KEY", "VALUE", "META", "ERROR_LIMIT", NULL };
 static const char *const keys_source[] = { "BROKERS", "TOPIC", "PARTITIONS", "FALLBACK_OFFSET", NULL };
@@ -1345,6 +1345,22 @@ static void yversion(struct yctx *y, yaml_node_t *n, struct jobspec *spec)
 	spec->version = (int)v;
 }
 
+static void ytasks(struct yctx *y, yaml_node_t *n, struct jobspec *spec)
+{
+	const char *t = ytext(y, n, "TASKS");
+	int64_t v;
+
+	if (t == NULL)
+		return;
+	if (yparse_int64(t, &v) != 0 || v < JS_TASKS_MIN || v > JS_TASKS_MAX) {
+		yerr(y, yline(n), "TASKS",
+		     "must be an integer between %d and %d (the job's worker processes), got \"%.40s\"; "
+		     "leave it out for 1", JS_TASKS_MIN, JS_TASKS_MAX, yvalue(n));
+		return;
+	}
+	spec->tasks = (int)v;
+}
+
 static void ydocument(struct yctx *y, yaml_node_t *root, struct jobspec *spec)
 {
 	struct ymap m, sm;
@@ -1368,6 +1384,7 @@ static void ydocument(struct yctx *y, yaml_node_t *root, struct jobspec *spec)
 	ystr(y, ymap_val(&m, "SSLCERT"), "", "SSLCERT", &spec->sslcert);
 	ystr(y, ymap_val(&m, "SSLKEY"), "", "SSLKEY", &spec->sslkey);
 	yversion(y, ymap_val(&m, "VERSION"), spec);
+	ytasks(y, ymap_val(&m, "TASKS"), spec);
 	ykafka(y, ymap_val(&m, "KAFKA"), spec);
 	if (ymap_load(y, ymap_val(&m, "SCHEDULE"), "SCHEDULE", keys_schedule, &sm)) {
 		yduration(y, ymap_val(&sm, "RETRY_INTERVAL"), "SCHEDULE.RETRY_INTERVAL", &spec->retry_interval_ms);

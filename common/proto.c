@@ -78,6 +78,17 @@ int proto_send_lag(int fd, const struct proto_lag *parts, size_t n)
 	return proto_write_json(fd, obj);
 }
 
+int proto_send_assign(int fd, const int32_t *parts, size_t n)
+{
+	cJSON *obj = cJSON_CreateObject(), *list;
+
+	cJSON_AddStringToObject(obj, "type", "assign");
+	list = cJSON_AddArrayToObject(obj, "partitions");
+	for (size_t i = 0; i < n && i < PROTO_LAG_MAX; i++)
+		cJSON_AddItemToArray(list, cJSON_CreateNumber(parts[i]));
+	return proto_write_json(fd, obj);
+}
+
 int proto_send_error(int fd, const char *err_class, const char *message)
 {
 	char msg[PROTO_LINE_MAX - 128];
@@ -167,6 +178,25 @@ int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 			msg->lag[msg->nlag].partition = (int32_t)partition;
 			msg->lag[msg->nlag].lag = lag;
 			msg->nlag++;
+		}
+	} else if (strcmp(type->valuestring, "assign") == 0) {
+		const cJSON *part;
+
+		msg->type = PROTO_ASSIGN;
+		item = cJSON_GetObjectItemCaseSensitive(obj, "partitions");
+		/* Without a list the line says nothing about what the task owns. */
+		if (!cJSON_IsArray(item))
+			bad = true;
+		cJSON_ArrayForEach(part, item)
+		{
+			int64_t partition;
+
+			if (msg->nparts == PROTO_LAG_MAX)
+				break;
+			/* A partition that is no number in int32's range is left out. */
+			if (!proto_num(part, 0, 2147483648.0, &partition))
+				continue;
+			msg->parts[msg->nparts++] = (int32_t)partition;
 		}
 	} else if (strcmp(type->valuestring, "error") == 0) {
 		msg->type = PROTO_ERROR;

@@ -22,16 +22,33 @@
  *                                                 not known yet. At most
  *                                                 PROTO_LAG_MAX partitions are
  *                                                 listed; total covers all known.
+ *   {"type":"assign","partitions":[P,...]}
+ *                                                 the partitions this task owns
+ *                                                 now: sent after "ready" and
+ *                                                 again each time its assignment
+ *                                                 changes (a rebalance, or the
+ *                                                 static division of PARTITIONS);
+ *                                                 [] = a standby that owns
+ *                                                 nothing.  "lag" lines list only
+ *                                                 these partitions.  At most
+ *                                                 PROTO_LAG_MAX are listed.  A
+ *                                                 worker that never sends it owns
+ *                                                 whatever its "lag" lines list.
  *   {"type":"error","class":"retriable|data|fatal","message":"..."}
  *                                                 why the worker is about to exit
  * Lines are at most PROTO_LINE_MAX bytes.  EOF means the worker is gone.
  *
  * The controller writes the job to the worker's standard input, then closes it:
  *   {"job_id":N,"job_name":"...","config":"<YAML of jobspec_to_yaml>",
- *    "messages_before":N,"rejected_before":N}
+ *    "messages_before":N,"rejected_before":N,"task":I,"tasks":N}
  * messages_before / rejected_before: messages consumed and rows rejected since
  * the user last started the job, before this worker (ERROR_LIMIT counts from
  * the user's start, across restarts).  Absent = 0.
+ * task / tasks: this worker is task I (0-based) of the job's N tasks (TASKS).
+ * Without PARTITIONS every task joins the job's consumer group (group.id from
+ * PROPERTIES, else "streamserver-<job name>") with group.instance.id
+ * "<group id>-task-<I>"; with PARTITIONS task I owns the listed partitions at
+ * sorted positions p where p % N == I.  Absent = task 0 of 1.
  *
  * Check mode (`streamworker --check`, the API's validate and dry run): the same
  * input; the worker connects to the database, checks the target table, every
@@ -89,6 +106,7 @@ enum proto_type {
 	PROTO_BATCH,
 	PROTO_ERROR,
 	PROTO_LAG,
+	PROTO_ASSIGN,
 };
 
 struct proto_batch {
@@ -110,6 +128,8 @@ struct proto_msg {
 	int64_t lag_total;              /* PROTO_LAG */
 	size_t nlag;                    /* PROTO_LAG: entries in lag */
 	struct proto_lag lag[PROTO_LAG_MAX];
+	size_t nparts;                  /* PROTO_ASSIGN: entries in parts */
+	int32_t parts[PROTO_LAG_MAX];   /* PROTO_ASSIGN: the partitions owned now */
 	char err_class[16];
 	char message[PROTO_LINE_MAX];
 };
@@ -119,6 +139,9 @@ int proto_send_ready(int fd);
 int proto_send_batch(int fd, const struct proto_batch *b);
 /* parts[0..n): every assigned partition; lag -1 where unknown. */
 int proto_send_lag(int fd, const struct proto_lag *parts, size_t n);
+/* parts[0..n): every partition the task owns now (n == 0: a standby); at
+ * most PROTO_LAG_MAX are sent. */
+int proto_send_assign(int fd, const int32_t *parts, size_t n);
 /* message is sent with the registered secrets masked (common/secret.h). */
 int proto_send_error(int fd, const char *err_class, const char *message);
 

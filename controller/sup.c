@@ -216,7 +216,7 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	pid_t pid;
 	int rc = -1;
 
-	input = store_job_worker_input(sp->st, sl->job_id, err, errlen);
+	input = store_job_worker_input(sp->st, sl->job_id, 0, err, errlen);
 	if (input == NULL)
 		return STORE_INVALID;
 	if (spawn_worker(sp->worker_path, NULL, pipes, 2, &pid, err, errlen) < 0)
@@ -311,6 +311,7 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	case PROTO_LAG:
 		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
 		break;
+	case PROTO_ASSIGN: /* read by the supervisor of tasks; a single worker owns what its lag lists */
 	case PROTO_UNKNOWN:
 		break;
 	}

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 #include "log.h"
 #include "resolve.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_DEFAULT_RETRY_INTERVAL_MS 5000
 
@@ -108,6 +109,7 @@ static const struct store_col job_cols[] = {
 	{ "rows_rejected", COL_INT, false },
 	{ "rows_updated", COL_INT, false },
 	{ "batches", COL_INT, false },
+	{ "tasks", COL_INT, true },
 	{ "last_error", COL_TEXT, false },
 	{ "last_exit", COL_TEXT, false },
 	{ "created_at", COL_TEXT, false },
@@ -219,6 +221,14 @@ static const char *const store_schema_v4 =
 	"ALTER TABLE services ADD COLUMN database_sslrootcert TEXT;"
 	"ALTER TABLE services ADD COLUMN database_sslcert TEXT;"
 	"ALTER TABLE services ADD COLUMN database_sslkey TEXT;";
+
+/* Version 5: the job's TASKS (kept beside the definition that says it, so
+ * that the supervisor and the spec_cu count need not parse every job) and
+ * the pids of its tasks' workers ("123,456"; a restarted controller waits
+ * for them, see sup.c). */
+static const char *const store_schema_v5 =
+	"ALTER TABLE jobs ADD COLUMN tasks INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE jobs ADD COLUMN task_pids TEXT NOT NULL DEFAULT '';";
 
 static void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -356,6 +366,7 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	    (version < 2 && store_exec(st, store_schema_v2, err, errlen) < 0) ||
 	    (version < 3 && store_exec(st, store_schema_v3, err, errlen) < 0) ||
 	    (version < 4 && store_exec(st, store_schema_v4, err, errlen) < 0) ||
+	    (version < 5 && store_exec(st, store_schema_v5, err, errlen) < 0) ||
 	    store_exec(st, sql, err, errlen) < 0 || store_exec(st, "COMMIT", err, errlen) < 0) {
 		store_exec(st, "ROLLBACK", NULL, 0);
 		return STORE_ERROR;
@@ -1016,17 +1027,45 @@ static void store_job_row_free(cJSON *job)
 	cJSON_Delete(job);
 }
 
+/* Whether the service (service_id, named service, spec_cu) has room for
+ * tasks more tasks besides those of its other jobs (not job id) that are
+ * wanted running.  A failed job holds no worker, so it does not use up the
+ * service.  0, or STORE_CONFLICT with err saying how many are in use. */
+static int store_spec_cu_check_locked(struct store *st, int64_t id, int64_t service_id,
+				      const char *service, int64_t spec_cu, int64_t tasks, char *err,
+				      size_t errlen)
+{
+	int64_t running = 0;
+	int rc;
+
+	rc = store_query_int(st,
+			     "SELECT coalesce(sum(j.tasks), 0) FROM jobs j JOIN sources s ON s.id = j.source_id"
+			     " WHERE s.service_id = ?1 AND j.id <> ?2"
+			     " AND j.desired_state = 'running' AND j.state <> 'failed'",
+			     service_id, id, &running, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (running + tasks > spec_cu) {
+		store_seterr(err, errlen,
+			     "service %s runs %" PRId64 " of %" PRId64 " tasks (spec_cu %" PRId64
+			     "); this job needs %" PRId64 " more; stop a job, lower its tasks or raise spec_cu",
+			     service, running, spec_cu, spec_cu, tasks);
+		return STORE_CONFLICT;
+	}
+	return 0;
+}
+
 int store_job_start(struct store *st, int64_t id, char *err, size_t errlen)
 {
 	sqlite3_stmt *stmt = NULL;
 	char service[128], now[32];
-	int64_t service_id = 0, spec_cu = 0, running = 0;
+	int64_t service_id = 0, spec_cu = 0, tasks = 1;
 	bool at_rest = false, wanted = false;
 	int rc = STORE_ERROR, step;
 
 	pthread_mutex_lock(&st->lock);
 	stmt = store_prepare(st,
-			     "SELECT j.desired_state, j.state, v.id, v.name, v.spec_cu"
+			     "SELECT j.desired_state, j.state, v.id, v.name, v.spec_cu, j.tasks"
 			     " FROM jobs j JOIN sources s ON s.id = j.source_id"
 			     " JOIN services v ON v.id = s.service_id WHERE j.id = ?",
 			     err, errlen);
@@ -1049,6 +1088,7 @@ int store_job_start(struct store *st, int64_t id, char *err, size_t errlen)
 	service_id = sqlite3_column_int64(stmt, 2);
 	snprintf(service, sizeof(service), "%s", (const char *)sqlite3_column_text(stmt, 3));
 	spec_cu = sqlite3_column_int64(stmt, 4);
+	tasks = sqlite3_column_int64(stmt, 5);
 	sqlite3_finalize(stmt);
 	stmt = NULL;
 
@@ -1056,22 +1096,9 @@ int store_job_start(struct store *st, int64_t id, char *err, size_t errlen)
 		rc = 0; /* already on its way */
 		goto out;
 	}
-	/* A failed job holds no worker, so it does not use up the service. */
-	rc = store_query_int(st,
-			     "SELECT count(*) FROM jobs j JOIN sources s ON s.id = j.source_id"
-			     " WHERE s.service_id = ?1 AND j.id <> ?2"
-			     " AND j.desired_state = 'running' AND j.state <> 'failed'",
-			     service_id, id, &running, err, errlen);
+	rc = store_spec_cu_check_locked(st, id, service_id, service, spec_cu, tasks, err, errlen);
 	if (rc < 0)
 		goto out;
-	if (running >= spec_cu) {
-		store_seterr(err, errlen,
-			     "service %s runs %" PRId64 " of %" PRId64 " jobs (spec_cu %" PRId64
-			     "); stop one or raise spec_cu",
-			     service, running, spec_cu, spec_cu);
-		rc = STORE_CONFLICT;
-		goto out;
-	}
 	stmt = store_prepare(st,
 			     "UPDATE jobs SET desired_state = 'running',"
 			     " restarts = CASE WHEN state IN ('stopped','failed') THEN 0 ELSE restarts END,"
@@ -1245,8 +1272,8 @@ int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n,
 	*rows = NULL;
 	*n = 0;
 	pthread_mutex_lock(&st->lock);
-	stmt = store_prepare(st, "SELECT id, name, desired_state, state FROM jobs ORDER BY id", err,
-			     errlen);
+	stmt = store_prepare(st, "SELECT id, name, desired_state, state, tasks FROM jobs ORDER BY id",
+			     err, errlen);
 	if (stmt == NULL)
 		goto out;
 	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -1268,6 +1295,7 @@ int store_jobs_brief(struct store *st, struct store_job_brief **rows, size_t *n,
 		snprintf(b->desired, sizeof(b->desired), "%s",
 			 (const char *)sqlite3_column_text(stmt, 2));
 		snprintf(b->state, sizeof(b->state), "%s", (const char *)sqlite3_column_text(stmt, 3));
+		b->tasks = sqlite3_column_int(stmt, 4);
 	}
 	if (step != SQLITE_DONE) {
 		store_dberr(st, err, errlen, "list jobs");
@@ -1397,10 +1425,10 @@ int store_job_get_pid(struct store *st, int64_t id, int *pid)
 	return rc;
 }
 
-char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t errlen)
+char *store_job_worker_input(struct store *st, int64_t id, int task, char *err, size_t errlen)
 {
 	struct jobspec *spec = NULL;
-	cJSON *job = NULL;
+	cJSON *job = NULL, *extra = cJSON_CreateObject();
 	char *text = NULL;
 
 	int64_t messages_before = 0, rejected_before = 0;
@@ -1413,14 +1441,135 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
 	    store_query_int(st, "SELECT max(rows_rejected - rejected_at_start, 0) FROM jobs"
 				" WHERE id = ?",
 			    id, 0, &rejected_before, err, errlen) == 0) {
+		cJSON_AddNumberToObject(extra, "task", task);
+		cJSON_AddNumberToObject(extra, "tasks", spec->tasks);
 		text = resolve_worker_input(
 			spec, id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name")),
-			messages_before, rejected_before, NULL);
+			messages_before, rejected_before, extra);
 		if (text == NULL)
 			store_seterr(err, errlen, "out of memory");
 	}
 	pthread_mutex_unlock(&st->lock);
+	cJSON_Delete(extra);
 	store_job_row_free(job);
 	jobspec_free(spec);
 	return text;
+}
+
+int store_job_set_task_pids(struct store *st, int64_t id, const int *pids, size_t n)
+{
+	char text[STORE_TASK_PIDS_MAX * 12 + 1];
+	size_t off = 0;
+	const struct store_param params[] = { { .text = text } };
+
+	text[0] = '\0';
+	for (size_t i = 0; i < n && i < STORE_TASK_PIDS_MAX; i++)
+		if (pids[i] > 0)
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%d", off > 0 ? "," : "", pids[i]);
+	return store_job_write(st, id, "UPDATE jobs SET task_pids = ?2 WHERE id = ?1", params, 1);
+}
+
+int store_job_get_pids(struct store *st, int64_t id, int *pids, size_t max, size_t *n)
+{
+	sqlite3_stmt *stmt;
+	char err[256];
+	int rc = STORE_ERROR, step;
+
+	*n = 0;
+	pthread_mutex_lock(&st->lock);
+	stmt = store_prepare(st, "SELECT pid, task_pids FROM jobs WHERE id = ?", err, sizeof(err));
+	if (stmt == NULL)
+		goto out;
+	sqlite3_bind_int64(stmt, 1, id);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_ROW) {
+		const char *list = (const char *)sqlite3_column_text(stmt, 1);
+		int pid = sqlite3_column_int(stmt, 0);
+
+		/* A store of an older controller has the pid alone. */
+		if (pid > 0 && max > 0)
+			pids[(*n)++] = pid;
+		while (list != NULL && *list != '\0' && *n < max) {
+			char *end;
+			long v = strtol(list, &end, 10);
+			bool seen = false;
+
+			if (end == list)
+				break;
+			for (size_t i = 0; i < *n; i++)
+				seen = seen || pids[i] == (int)v;
+			if (v > 0 && v <= INT_MAX && !seen)
+				pids[(*n)++] = (int)v;
+			list = *end == ',' ? end + 1 : end;
+		}
+		rc = 0;
+	} else if (step == SQLITE_DONE) {
+		rc = STORE_NOT_FOUND;
+	} else {
+		store_dberr(st, err, sizeof(err), "read");
+	}
+out:
+	if (rc == STORE_ERROR)
+		log_error("job %" PRId64 ": %s", id, err);
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_job_set_tasks(struct store *st, int64_t id, const char *definition, int tasks, char *err,
+			size_t errlen)
+{
+	sqlite3_stmt *stmt = NULL;
+	char service[128], now[32];
+	int64_t service_id = 0, spec_cu = 0;
+	bool wanted;
+	int rc = STORE_ERROR, step;
+
+	pthread_mutex_lock(&st->lock);
+	stmt = store_prepare(st,
+			     "SELECT j.desired_state, j.state, v.id, v.name, v.spec_cu"
+			     " FROM jobs j JOIN sources s ON s.id = j.source_id"
+			     " JOIN services v ON v.id = s.service_id WHERE j.id = ?",
+			     err, errlen);
+	if (stmt == NULL)
+		goto out;
+	sqlite3_bind_int64(stmt, 1, id);
+	step = sqlite3_step(stmt);
+	if (step == SQLITE_DONE) {
+		store_seterr(err, errlen, "no job with id %" PRId64, id);
+		rc = STORE_NOT_FOUND;
+		goto out;
+	}
+	if (step != SQLITE_ROW) {
+		rc = store_dberr(st, err, errlen, "read");
+		goto out;
+	}
+	wanted = strcmp((const char *)sqlite3_column_text(stmt, 0), "running") == 0 &&
+		 strcmp((const char *)sqlite3_column_text(stmt, 1), "failed") != 0;
+	service_id = sqlite3_column_int64(stmt, 2);
+	snprintf(service, sizeof(service), "%s", (const char *)sqlite3_column_text(stmt, 3));
+	spec_cu = sqlite3_column_int64(stmt, 4);
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (wanted) {
+		rc = store_spec_cu_check_locked(st, id, service_id, service, spec_cu, tasks, err, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	stmt = store_prepare(st, "UPDATE jobs SET definition = ?2, tasks = ?3, updated_at = ?4 WHERE id = ?1",
+			     err, errlen);
+	if (stmt == NULL) {
+		rc = STORE_ERROR;
+		goto out;
+	}
+	store_now(now, sizeof(now));
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, definition, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(stmt, 3, tasks);
+	sqlite3_bind_text(stmt, 4, now, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : store_dberr(st, err, errlen, "write");
+out:
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
 }

@@ -39,7 +39,8 @@ struct store_job_brief {
 	int64_t id;
 	char name[128];
 	char desired[16]; /* "running" | "stopped" */
-	char state[16];   /* stopped starting running stopping retrying failed */
+	char state[16];   /* stopped starting running degraded stopping retrying failed */
+	int tasks;        /* TASKS: the job's worker processes when it runs */
 };
 
 /* Every job, ordered by id.  *rows is malloc'd; caller frees. */
@@ -70,15 +71,27 @@ int store_job_set_exit(struct store *st, int64_t id, const char *last_exit);
 /* The pid last recorded for the job (0 if none). */
 int store_job_get_pid(struct store *st, int64_t id, int *pid);
 
-/* The message the worker reads on standard input (see common/proto.h):
+/* The most tasks a job has (common/jobspec.h JS_TASKS_MAX). */
+#define STORE_TASK_PIDS_MAX 64
+
+/* Records the pids of the job's tasks' workers (0 entries are skipped), so
+ * that a restarted controller can wait for every one of them. */
+int store_job_set_task_pids(struct store *st, int64_t id, const int *pids, size_t n);
+
+/* Every worker pid recorded for the job, the job's pid first, each once, at
+ * most max, into pids[0..*n). */
+int store_job_get_pids(struct store *st, int64_t id, int *pids, size_t max, size_t *n);
+
+/* The message the worker of task (0-based) reads on standard input (see
+ * common/proto.h):
  * {"job_id":N,"job_name":"...","config":"<effective YAML, password included>",
- *  "messages_before":N,"rejected_before":N}
+ *  "messages_before":N,"rejected_before":N,"task":I,"tasks":N}
  * resolved from the job, its source and its service as they are now; the
  * counters are what the job consumed and rejected since the user's last start
  * (store_job_start), before this worker.
  * Returns a malloc'd string (caller frees) or NULL with err filled; an invalid
  * definition (the source changed since) is STORE_INVALID. */
-char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t errlen);
+char *store_job_worker_input(struct store *st, int64_t id, int task, char *err, size_t errlen);
 
 /* --- Used by the API (api/) and the status page (web/) ---
  *
@@ -95,7 +108,7 @@ char *store_job_worker_input(struct store *st, int64_t id, char *err, size_t err
  *            YAML; it holds the password, so never show it as is),
  *            desired_state, state, pid, started_at (null), restarts,
  *            messages_consumed, rows_written, rows_rejected, rows_updated,
- *            batches, last_error (null),
+ *            batches, tasks, last_error (null),
  *            last_exit (null), created_at, updated_at
  * Objects returned through *out are the caller's (cJSON_Delete).
  *
@@ -135,12 +148,21 @@ int store_row_delete(struct store *st, enum store_kind kind, int64_t id, char *e
 /* Asks for the job to run.  In one step under the lock: a job already wanted
  * running (and not failed) is left alone; otherwise the jobs of its service
  * that are wanted running and not failed are counted against the service's
- * spec_cu (STORE_CONFLICT, err says so, when none is left), desired_state
+ * spec_cu, each job counting its tasks (STORE_CONFLICT, err says how many
+ * are in use, when the job's do not fit), desired_state
  * becomes "running" and, from "stopped" or "failed", state "starting" with
  * restarts 0 and last_error cleared, and the job's messages_consumed and
  * rows_rejected remembered as the counters at start (see
  * store_job_worker_input). */
 int store_job_start(struct store *st, int64_t id, char *err, size_t errlen);
+
+/* A running job's TASKS changed (PATCH): stores definition and tasks in one
+ * step, whatever the job's state, after checking, when the job is wanted
+ * running, that its service's spec_cu has room for tasks (STORE_CONFLICT,
+ * err says how many are in use).  The caller validated both and wakes the
+ * supervisor. */
+int store_job_set_tasks(struct store *st, int64_t id, const char *definition, int tasks, char *err,
+			size_t errlen);
 
 /* Asks for the job to stop: desired_state "stopped"; state "stopping" while a
  * worker may be alive (pid set), else "stopped". */

@@ -647,7 +647,11 @@ static void test_bad_top_level(void **state)
 		{ "VERSION: two\n", "VERSION", 1, "positive integer" },
 		{ "VERSION: 0\n", "VERSION", 1, "positive integer" },
 		{ "DATABSE: db\n", "DATABSE", 1, "unknown key \"DATABSE\" (did you mean DATABASE?)" },
-		{ "FOO: 1\n", "FOO", 1, "allowed here: DATABASE, USER, PASSWORD, HOST, PORT, SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY, VERSION, KAFKA, SCHEDULE" },
+		{ "FOO: 1\n", "FOO", 1, "allowed here: DATABASE, USER, PASSWORD, HOST, PORT, SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY, VERSION, TASKS, KAFKA, SCHEDULE" },
+		{ "TASKS: 0\n", "TASKS", 1, "must be an integer between 1 and 64 (the job's worker processes), got \"0\"; leave it out for 1" },
+		{ "TASKS: 65\n", "TASKS", 1, "between 1 and 64" },
+		{ "DATABASE: db\nTASKS: three\n", "TASKS", 2, "between 1 and 64" },
+		{ "TASKS: [2]\n", "TASKS", 1, "got a list" },
 		{ "DATABASE: a\nUSER: u\ndatabase: b\n", "DATABASE", 3, "duplicate key DATABASE (first at line 1)" },
 		{ "TABLE: t\n", "TABLE", 1, "unknown key \"TABLE\" here; it belongs under KAFKA.OUTPUT" },
 		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.OUTPUT or KAFKA.METADATA" },
@@ -3137,6 +3141,118 @@ static void test_reflow_errors(void **state)
 	jobspec_free(spec);
 }
 
+/* ---- tasks ---- */
+
+/* TASKS is read, survives jobspec_to_yaml, and is written only when not 1,
+ * so that a job of one task reads exactly as before. */
+static void test_tasks_yaml_round_trip(void **state)
+{
+	char *text = malloc(sizeof(minimal_yaml) + 16);
+	struct jobspec *spec, *back;
+	char *yaml;
+
+	assert_non_null(text);
+	snprintf(text, sizeof(minimal_yaml) + 16, "TASKS: 4\n%s", minimal_yaml);
+	spec = parse_ok(text);
+	assert_int_equal(spec->tasks, 4);
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(strstr(yaml, "\nTASKS: 4\n"));
+	back = parse_ok(yaml);
+	assert_int_equal(back->tasks, 4);
+	free(yaml);
+	jobspec_free(back);
+	jobspec_free(spec);
+
+	spec = parse_ok(minimal_yaml);
+	assert_int_equal(spec->tasks, 1);
+	yaml = jobspec_to_yaml(spec, false);
+	assert_null(strstr(yaml, "TASKS"));
+	free(yaml);
+	jobspec_free(spec);
+
+	snprintf(text, sizeof(minimal_yaml) + 16, "tasks: 1\n%s", minimal_yaml);
+	spec = parse_ok(text);
+	assert_int_equal(spec->tasks, 1);
+	yaml = jobspec_to_yaml(spec, false);
+	assert_null(strstr(yaml, "TASKS"));
+	free(yaml);
+	jobspec_free(spec);
+	free(text);
+}
+
+/* A one-line job (the reflow) knows TASKS as a top-level key. */
+static void test_tasks_one_line(void **state)
+{
+	struct jobspec *spec = parse_ok("DATABASE: db TASKS: 3 USER: u");
+
+	assert_int_equal(spec->tasks, 3);
+	assert_string_equal(spec->user, "u");
+	jobspec_free(spec);
+}
+
+static void test_tasks_wizard(void **state)
+{
+	struct jobspec *spec = wizard_ok("{\"database\": \"d\", \"table\": \"t\", \"account\": \"a\","
+					 " \"tasks\": 3, \"fields\": [{\"source\": \"c1\"}]}");
+	struct js_errors errs;
+	static const char *const bad[] = { "0", "65", "2.5", "\"3\"", "true" };
+
+	assert_int_equal(spec->tasks, 3);
+	jobspec_free(spec);
+	spec = wizard_ok("{\"database\": \"d\", \"table\": \"t\", \"account\": \"a\","
+			 " \"tasks\": null, \"fields\": [{\"source\": \"c1\"}]}");
+	assert_int_equal(spec->tasks, 1);
+	jobspec_free(spec);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "{\"database\": \"d\", \"table\": \"t\", \"account\": \"a\","
+			 " \"tasks\": %s, \"fields\": [{\"source\": \"c1\"}]}", bad[i]);
+		current_case = text;
+		wizard_fail(text, &errs);
+		assert_err(&errs, "tasks", 0, "must be an integer between 1 and 64");
+	}
+	current_case = NULL;
+}
+
+/* A spec built in code (not parsed) is checked too: TASKS in range, every
+ * partition listed once, since two tasks must never own one partition. */
+static void test_tasks_validate(void **state)
+{
+	struct jobspec *spec = minimal_valid();
+	struct js_errors errs;
+
+	spec->tasks = 64;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	spec->tasks = 65;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "TASKS", -1, "must be between 1 and 64");
+	spec->tasks = 0;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "TASKS", -1, "got 0; leave it out for 1");
+	spec->tasks = 2;
+	spec->partitions = calloc(4, sizeof(int32_t));
+	assert_non_null(spec->partitions);
+	spec->partitions[0] = 5;
+	spec->partitions[1] = 1;
+	spec->partitions[2] = 7;
+	spec->partitions[3] = 1;
+	spec->npartitions = 4;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.SOURCE.PARTITIONS", -1, "partition 1 is listed twice; list it once");
+	spec->partitions[3] = 3;
+	assert_int_equal(jobspec_validate(spec, &errs), 0);
+	jobspec_free(spec);
+}
+
+static void test_tasks_duplicate_partition_yaml(void **state)
+{
+	struct js_errors errs;
+
+	parse_fail("KAFKA:\n  INPUT:\n    SOURCE:\n      PARTITIONS: (0,3,3)\n", &errs);
+	assert_err(&errs, "KAFKA.INPUT.SOURCE.PARTITIONS", 4, "partition 3 is listed twice; list it once");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3151,6 +3267,11 @@ int main(void)
 		cmocka_unit_test(test_mapping_map_form),
 		cmocka_unit_test(test_mapping_errors),
 		cmocka_unit_test(test_bad_top_level),
+		cmocka_unit_test(test_tasks_yaml_round_trip),
+		cmocka_unit_test(test_tasks_one_line),
+		cmocka_unit_test(test_tasks_wizard),
+		cmocka_unit_test(test_tasks_validate),
+		cmocka_unit_test(test_tasks_duplicate_partition_yaml),
 		cmocka_unit_test(test_tls_keys_parse_emit_round_trip),
 		cmocka_unit_test(test_tls_validation_errors),
 		cmocka_unit_test(test_tls_pem_shapes),

@@ -49,6 +49,21 @@ static int send_lag(int fd)
 	return proto_send_lag(fd, parts, sizeof(parts) / sizeof(parts[0]));
 }
 
+static int send_assign(int fd)
+{
+	static int32_t parts[PROTO_LAG_MAX + 8];
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		parts[i] = (int32_t)(i * 3 + 1);
+	parts[2] = 2147483647;
+	return proto_send_assign(fd, parts, sizeof(parts) / sizeof(parts[0]));
+}
+
+static int send_assign_none(int fd)
+{
+	return proto_send_assign(fd, NULL, 0);
+}
+
 static int send_error(int fd)
 {
 	return proto_send_error(fd, "fatal", "table \"public.orders\" does not exist\nsecond line");
@@ -107,6 +122,58 @@ static void test_lag_partitions(void **state)
 	for (int64_t i = 2; i < PROTO_LAG_MAX + 8; i++)
 		total += i * 1000000007LL;
 	assert_int_equal(msg.lag_total, total);
+}
+
+/* The partitions a task owns, in the order sent, capped at PROTO_LAG_MAX;
+ * the largest partition number survives the round trip. */
+static void test_assign_partitions(void **state)
+{
+	char buf[2 * PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_assign, buf, sizeof(buf));
+
+	assert_true(len < PROTO_LINE_MAX);
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_ASSIGN);
+	assert_int_equal(msg.nparts, PROTO_LAG_MAX);
+	assert_int_equal(msg.parts[0], 1);
+	assert_int_equal(msg.parts[1], 4);
+	assert_int_equal(msg.parts[2], 2147483647);
+	assert_int_equal(msg.parts[PROTO_LAG_MAX - 1], (PROTO_LAG_MAX - 1) * 3 + 1);
+}
+
+/* A standby: an empty list is a valid assignment, not a missing one. */
+static void test_assign_empty_is_standby(void **state)
+{
+	char buf[PROTO_LINE_MAX];
+	struct proto_msg msg;
+	size_t len = roundtrip(send_assign_none, buf, sizeof(buf));
+
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_ASSIGN);
+	assert_int_equal(msg.nparts, 0);
+}
+
+/* An assign line without a list is no status message; entries that are no
+ * partition number are left out. */
+static void test_assign_bad_entries(void **state)
+{
+	struct proto_msg msg;
+	static const char *const bad[] = { "{\"type\":\"assign\"}",
+					   "{\"type\":\"assign\",\"partitions\":3}",
+					   "{\"type\":\"assign\",\"partitions\":{\"0\":1}}" };
+	const char mixed[] = "{\"type\":\"assign\",\"partitions\":[-1,\"2\",2147483648,1e300,5,0,7]}";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(proto_parse_line(bad[i], strlen(bad[i]), &msg), -1);
+		assert_int_equal(msg.type, PROTO_UNKNOWN);
+	}
+	assert_int_equal(proto_parse_line(mixed, strlen(mixed), &msg), 0);
+	assert_int_equal(msg.type, PROTO_ASSIGN);
+	assert_int_equal(msg.nparts, 3);
+	assert_int_equal(msg.parts[0], 5);
+	assert_int_equal(msg.parts[1], 0);
+	assert_int_equal(msg.parts[2], 7);
 }
 
 static void test_error_keeps_class_and_newlines_escaped(void **state)
@@ -190,6 +257,9 @@ int main(void)
 		cmocka_unit_test(test_ready),
 		cmocka_unit_test(test_batch_counts),
 		cmocka_unit_test(test_lag_partitions),
+		cmocka_unit_test(test_assign_partitions),
+		cmocka_unit_test(test_assign_empty_is_standby),
+		cmocka_unit_test(test_assign_bad_entries),
 		cmocka_unit_test(test_error_keeps_class_and_newlines_escaped),
 		cmocka_unit_test(test_huge_error_stays_within_line_limit),
 		cmocka_unit_test(test_garbage_is_rejected),

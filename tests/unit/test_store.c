@@ -204,7 +204,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -524,7 +524,8 @@ static void test_start_and_stop(void **state)
 	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
 	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), 0);
 	assert_int_equal(store_job_start(fx->st, c, err, sizeof(err)), STORE_CONFLICT);
-	assert_string_equal(err, "service small runs 2 of 2 jobs (spec_cu 2); stop one or raise spec_cu");
+	assert_string_equal(err, "service small runs 2 of 2 tasks (spec_cu 2); this job needs 1 more; stop a job, "
+				 "lower its tasks or raise spec_cu");
 	/* Starting again is a no-op, not a conflict. */
 	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
 	assert_int_equal(store_job_start(fx->st, 999, err, sizeof(err)), STORE_NOT_FOUND);
@@ -585,6 +586,133 @@ static void test_brief_lists_desired_states(void **state)
 	free(rows);
 }
 
+static int64_t input_int(struct store *st, int64_t job, const char *key)
+{
+	char err[1024];
+	char *input = store_job_worker_input(st, job, 0, err, sizeof(err));
+	cJSON *msg, *v;
+	int64_t value;
+
+	assert_non_null(input);
+	msg = cJSON_Parse(input);
+	v = cJSON_GetObjectItemCaseSensitive(msg, key);
+	assert_true(cJSON_IsNumber(v));
+	value = (int64_t)v->valuedouble;
+	cJSON_Delete(msg);
+	explicit_bzero(input, strlen(input));
+	free(input);
+	return value;
+}
+
+static int64_t make_job_tasks(struct store *st, const char *name, int64_t source_id, int tasks)
+{
+	char def[sizeof(professional_def) + 32];
+	cJSON *in = cJSON_CreateObject();
+	int64_t id;
+	char err[512];
+
+	snprintf(def, sizeof(def), "TASKS: %d\n%s", tasks, professional_def);
+	id = make_job(st, name, source_id, "professional", def);
+	cJSON_AddNumberToObject(in, "tasks", tasks);
+	assert_int_equal(store_row_update(st, STORE_JOB, id, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	return id;
+}
+
+/* spec_cu bounds the tasks, not the jobs: a job of 3 tasks uses 3, and the
+ * 409 says how many are in use and how many the job needs. */
+static void test_spec_cu_counts_tasks(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "cu", 4));
+	int64_t a = make_job_tasks(fx->st, "a", src, 3);
+	int64_t b = make_job_tasks(fx->st, "b", src, 2);
+	int64_t c = make_job(fx->st, "c", src, "wizard", wizard_def);
+	struct store_job_brief *rows = NULL;
+	size_t n = 0;
+	char err[512];
+	cJSON *row;
+
+	row = get_job(fx->st, a);
+	assert_int_equal(row_int(row, "tasks"), 3);
+	cJSON_Delete(row);
+	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), STORE_CONFLICT);
+	assert_string_equal(err, "service cu runs 3 of 4 tasks (spec_cu 4); this job needs 2 more; stop a job, "
+				 "lower its tasks or raise spec_cu");
+	assert_int_equal(store_job_start(fx->st, c, err, sizeof(err)), 0);
+	assert_int_equal(store_jobs_brief(fx->st, &rows, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].tasks, 3);
+	assert_int_equal(rows[1].tasks, 2);
+	assert_int_equal(rows[2].tasks, 1);
+	free(rows);
+
+	/* Changing the tasks of a running job is checked the same way. */
+	assert_int_equal(store_job_set_tasks(fx->st, a, professional_def, 4, err, sizeof(err)), STORE_CONFLICT);
+	assert_string_equal(err, "service cu runs 1 of 4 tasks (spec_cu 4); this job needs 4 more; stop a job, "
+				 "lower its tasks or raise spec_cu");
+	assert_int_equal(store_job_set_tasks(fx->st, a, professional_def, 1, err, sizeof(err)), 0);
+	row = get_job(fx->st, a);
+	assert_int_equal(row_int(row, "tasks"), 1);
+	assert_string_equal(row_str(row, "state"), "starting");
+	cJSON_Delete(row);
+	assert_int_equal(store_job_start(fx->st, b, err, sizeof(err)), 0);
+	/* A stopped job is not counted, whatever its tasks. */
+	assert_int_equal(store_job_set_tasks(fx->st, 999, professional_def, 1, err, sizeof(err)), STORE_NOT_FOUND);
+}
+
+/* A restarted controller waits for every task's worker: the pids survive. */
+static void test_task_pids(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t a = make_job_tasks(fx->st, "a", src, 3);
+	const int pids[] = { 0, 4242, 4343 };
+	int got[8];
+	size_t n = 0;
+
+	assert_int_equal(store_job_get_pids(fx->st, a, got, 8, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_job_set_state(fx->st, a, "running", 4141, ""), 0);
+	assert_int_equal(store_job_set_task_pids(fx->st, a, pids, 3), 0);
+	assert_int_equal(store_job_get_pids(fx->st, a, got, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(got[0], 4141);
+	assert_int_equal(got[1], 4242);
+	assert_int_equal(got[2], 4343);
+	/* The job's pid is among the tasks': listed once. */
+	assert_int_equal(store_job_set_state(fx->st, a, "running", 4242, ""), 0);
+	assert_int_equal(store_job_get_pids(fx->st, a, got, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_job_get_pids(fx->st, a, got, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_job_get_pids(fx->st, 999, got, 8, &n), STORE_NOT_FOUND);
+}
+
+/* The worker learns which task it is and how many there are. */
+static void test_worker_input_task(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t src = make_source(fx->st, "src", make_service(fx->st, "s", 8));
+	int64_t a = make_job_tasks(fx->st, "a", src, 3);
+	int64_t w = make_job(fx->st, "w", src, "wizard", wizard_def);
+	char err[1024];
+	char *input = store_job_worker_input(fx->st, a, 2, err, sizeof(err));
+	cJSON *msg;
+
+	assert_non_null(input);
+	msg = cJSON_Parse(input);
+	assert_int_equal(row_int(msg, "task"), 2);
+	assert_int_equal(row_int(msg, "tasks"), 3);
+	assert_non_null(strstr(row_str(msg, "config"), "TASKS: 3"));
+	cJSON_Delete(msg);
+	explicit_bzero(input, strlen(input));
+	free(input);
+	assert_int_equal(input_int(fx->st, w, "task"), 0);
+	assert_int_equal(input_int(fx->st, w, "tasks"), 1);
+}
+
 static void test_schedule_comes_from_the_job(void **state)
 {
 	struct fixture *fx = *state;
@@ -615,7 +743,7 @@ static void check_worker_input(struct store *st, int64_t job, const char *name)
 	cJSON *msg;
 	const char *config;
 
-	input = store_job_worker_input(st, job, err, sizeof(err));
+	input = store_job_worker_input(st, job, 0, err, sizeof(err));
 	if (input == NULL)
 		fail_msg("worker input: %s", err);
 	msg = cJSON_Parse(input);
@@ -663,33 +791,16 @@ static void test_worker_input_of_invalid_job(void **state)
 	struct js_errors errs;
 	char err[1024];
 
-	assert_null(store_job_worker_input(fx->st, job, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, job, 0, err, sizeof(err)));
 	assert_true(strlen(err) > 0);
 	memset(&errs, 0, sizeof(errs));
 	assert_int_equal(store_job_resolve(fx->st, job, &spec, &errs, err, sizeof(err)),
 			 STORE_INVALID);
 	assert_null(spec);
 	assert_true(errs.count > 0);
-	assert_null(store_job_worker_input(fx->st, 999, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, 999, 0, err, sizeof(err)));
 }
 
-static int64_t input_int(struct store *st, int64_t job, const char *key)
-{
-	char err[1024];
-	char *input = store_job_worker_input(st, job, err, sizeof(err));
-	cJSON *msg, *v;
-	int64_t value;
-
-	assert_non_null(input);
-	msg = cJSON_Parse(input);
-	v = cJSON_GetObjectItemCaseSensitive(msg, key);
-	assert_true(cJSON_IsNumber(v));
-	value = (int64_t)v->valuedouble;
-	cJSON_Delete(msg);
-	explicit_bzero(input, strlen(input));
-	free(input);
-	return value;
-}
 
 /* ERROR_LIMIT counts from the user's start across restarts: the worker is
  * told what the job consumed and rejected since then. */
@@ -827,7 +938,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -858,6 +969,8 @@ static void test_migration_from_v2(void **state)
 	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE jobs DROP COLUMN tasks;"
+				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "ALTER TABLE jobs DROP COLUMN rows_updated;"
 				      "ALTER TABLE jobs DROP COLUMN batches;"
 				      "ALTER TABLE services DROP COLUMN database_sslmode;"
@@ -877,6 +990,7 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(row_int(row, "rows_rejected"), 10);
 	assert_string_equal(row_str(row, "last_exit"), "exit code 0 (stopped)");
 	assert_int_equal(row_int(row, "rows_updated"), 0);
+	assert_int_equal(row_int(row, "tasks"), 1); /* version 5: one task, as before */
 	assert_int_equal(row_int(row, "batches"), 0);
 	cJSON_Delete(row);
 	assert_int_equal(store_job_add_counters(fx->st, job, 10, 10, 4, 0), 0);
@@ -891,7 +1005,7 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -923,6 +1037,8 @@ static void test_migration_from_v3(void **state)
 				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslkey;"
+				      "ALTER TABLE jobs DROP COLUMN tasks;"
+				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "PRAGMA user_version = 3;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -944,7 +1060,7 @@ static void test_migration_from_v3(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 4);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
@@ -987,7 +1103,7 @@ static void test_service_tls_defaults_and_job_override(void **state)
 	assert_string_equal(spec->sslkey, KEY_PEM);
 	jobspec_free(spec);
 	spec = NULL;
-	input = store_job_worker_input(fx->st, plain, err, sizeof(err));
+	input = store_job_worker_input(fx->st, plain, 0, err, sizeof(err));
 	assert_non_null(input);
 	assert_non_null(strstr(input, "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49keykeykey"));
 	explicit_bzero(input, strlen(input));
@@ -1040,7 +1156,7 @@ static void test_wizard_needs_a_delimited_source(void **state)
 	assert_true(errs->count >= 1);
 	assert_string_equal(errs->items[0].path, "mode");
 	assert_non_null(strstr(errs->items[0].message, "wizard mode supports csv and delimited"));
-	assert_null(store_job_worker_input(fx->st, wiz, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, wiz, 0, err, sizeof(err)));
 
 	assert_int_equal(store_job_effective(fx->st, wiz, &spec, errs, err, sizeof(err)), 0);
 	assert_non_null(spec);
@@ -1085,6 +1201,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_service_tls_defaults_and_job_override, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_comes_from_the_job, setup, teardown),
+cmocka_unit_test_setup_teardown(test_spec_cu_counts_tasks, setup, teardown),
+cmocka_unit_test_setup_teardown(test_task_pids, setup, teardown),
+cmocka_unit_test_setup_teardown(test_worker_input_task, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
 						teardown),
