@@ -35,9 +35,10 @@ KILLS = 15
 class Load:
     """delimited_messages(0, n) produced from a thread in chunks of `chunk`
     (a multiple of the partition count: message i goes to partition
-    i % partitions), `pause` s apart.  With hold_at, production stops after
-    that many messages until release(): a fault loop keeps its load going
-    until it is done.  .sent, .done(), .join()."""
+    i % partitions), `pause` s apart.  With hold_at, production slows down
+    to a trickle (one message per partition every 0.2 s) after that many
+    messages until release(): a fault loop keeps data flowing to every
+    partition until it is done.  .sent, .done(), .join()."""
 
     def __init__(self, kafka, topic, n, partitions, chunk, pause, hold_at=None):
         assert chunk % partitions == 0
@@ -51,13 +52,15 @@ class Load:
 
     def _run(self, kafka, topic, partitions, chunk, pause, hold_at):
         try:
-            for i in range(0, self.n, chunk):
-                if i >= hold_at:
-                    self._release.wait()
-                kafka.produce(topic, delimited_messages(i, min(self.n, i + chunk)),
+            i = 0
+            while i < self.n:
+                size, wait = chunk, pause
+                if i >= hold_at and not self._release.is_set():
+                    size, wait = partitions, 0.2
+                kafka.produce(topic, delimited_messages(i, min(self.n, i + size)),
                               partitions=partitions)
-                self.sent = min(self.n, i + chunk)
-                time.sleep(pause)
+                i = self.sent = min(self.n, i + size)
+                time.sleep(wait)
         except Exception as e:  # reported by join()
             self.error = e
 
@@ -404,8 +407,9 @@ def test_tasks_one_three_one_while_loading(server, pg, kafka):
         assert job.task(st, 0)["pid"] == pid0, \
             f"task 0 was restarted by 1 -> 3 (pid {pid0} -> {job.task(st, 0)['pid']})"
         assert len(job_workers(server)) == 3, f"workers {job_workers(server)}: {tasks_text(st)}"
-        rows3 = job.pg.count(job.table)
-        wait_for(lambda: job.pg.count(job.table) > rows3 + 5000, 90, 0.1, "rows with 3 tasks")
+        at3 = job.progress()
+        wait_for(lambda: all(job.progress().get(p, 0) > at3.get(p, 0) for p in range(6)), 90, 0.1,
+                 "every partition to be written by the 3 tasks")
         body = job.server.call("PATCH", f"/jobs/{job.id}", {"tasks": 1})
         assert body["tasks"] == 1, body
         st = job.wait_settled(1)
