@@ -426,19 +426,26 @@ def test_tasks_one_three_one_while_loading(server, pg, kafka):
 
 
 def test_zombie_batch_is_fenced(server, pg, kafka):
-    """e. A task's worker frozen with SIGSTOP in the middle of a batch (its
-    transaction open in PostgreSQL: a statement trigger on the table makes
-    every batch's write last 0.4 s) past the session timeout; the others
-    take its partitions and store offsets past it; then SIGCONT: its late
-    batch is fenced (rolled back, nothing twice), and the task goes on: same
-    process, no restart counted, the job never fails."""
+    """e. A task's worker frozen with SIGSTOP in the middle of a batch, past
+    the session timeout: its batch's rows are in the table inside its open
+    transaction (a statement trigger holds that task's write on an advisory
+    lock the test owns), its offsets not yet stored.  The other tasks take
+    its partitions and store offsets past it.  Then the lock is let go and
+    the worker resumed at once: its late batch is fenced (rolled back,
+    nothing twice), and the task goes on: same process, no restart counted,
+    the job never fails."""
     n = 40_000
+    lock_key = random.randrange(1, 2 ** 31)
     job = Job(server, pg, kafka, "tzombie", 6, 3, start=False, interval=200)
-    func = unique("slow")
-    pg.execute(f"CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS "
-               "$$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$")
-    pg.execute(f'CREATE TRIGGER slow AFTER INSERT ON "{job.table}" '
+    gate, func = unique("gate"), unique("gate_fn")
+    pg.execute(f'CREATE TABLE "{gate}" (backend integer)')
+    pg.execute(f"CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               f'IF EXISTS (SELECT 1 FROM "{gate}" WHERE backend = pg_backend_pid()) THEN '
+               f"PERFORM pg_advisory_xact_lock_shared({lock_key}); END IF; RETURN NULL; END $$")
+    pg.execute(f'CREATE TRIGGER gate AFTER INSERT ON "{job.table}" '
                f"FOR EACH STATEMENT EXECUTE PROCEDURE {func}()")
+    holder = pg.connect()
+    holder.cursor().execute("SELECT pg_advisory_lock(%s)", (lock_key,))
     start_job(server, job.id)
     load = Load(kafka, job.topic, n, 6, chunk=600, pause=0.1, hold_at=n - 3000)
     log_mark = len(server.log_text())
@@ -447,27 +454,17 @@ def test_zombie_batch_is_fenced(server, pg, kafka):
         st = job.wait_settled(3)
         victim = job.task(st, 2)
         pid, parts, restarts = victim["pid"], sorted(victim["partitions"]), victim["restarts"]
+        wait_for(lambda: all(job.progress().get(p, 0) > 0 for p in parts), 60, 0.1,
+                 "task 2 to write")
         backends = wait_for(lambda: pg_backends_of(pg, [pid])[pid], 30, 0.1,
                             f"the PostgreSQL backend of task 2 (pid {pid})")
-        # Freeze it while its backend sleeps in the trigger: a batch is open,
-        # its offsets not yet stored.
-        in_batch = None
-        for attempt in range(50):
-            row = wait_for(lambda: (lambda r: r if r and r[0][0] == "PgSleep" else None)(
-                pg.query("SELECT wait_event, backend_xid IS NOT NULL FROM pg_stat_activity "
-                         "WHERE pid = ANY(%s)", (backends,))), 30, 0.005,
-                "task 2 to be inside a batch")
-            os.kill(pid, signal.SIGSTOP)
-            stored = job.progress()
-            time.sleep(0.6)  # the trigger's sleep ends; the backend waits for the frozen worker
-            state = pg.query("SELECT state, xact_start IS NOT NULL FROM pg_stat_activity "
-                             "WHERE pid = ANY(%s)", (backends,))
-            if state and state[0] == ("idle in transaction", True):
-                in_batch = (attempt, row, stored)
-                break
-            resume(pid)  # it had just committed: try again
-            time.sleep(0.3)
-        assert in_batch, "could not freeze task 2 with a batch open"
+        pg.execute(f'INSERT INTO "{gate}" SELECT unnest(%s::int[])', (backends,))
+        # Its next batch waits for the lock with its rows written: freeze it.
+        wait_for(lambda: pg.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s) AND "
+                                  "wait_event = 'advisory'", (backends,)), 60, 0.01,
+                 "task 2's batch to wait on the gate")
+        os.kill(pid, signal.SIGSTOP)
+        stored = job.progress()
         frozen_at = time.monotonic()
 
         def overtaken():
@@ -479,15 +476,22 @@ def test_zombie_batch_is_fenced(server, pg, kafka):
             return all(now.get(p, -1) > stored.get(p, -1) for p in parts)
         wait_for(overtaken, 90, 0.1, f"tasks 0 and 1 to own and advance partitions {parts}")
         taken_in = time.monotonic() - frozen_at
-        state = pg.query("SELECT state FROM pg_stat_activity WHERE pid = ANY(%s)", (backends,))
-        assert state == [("idle in transaction",)], \
-            f"the zombie's transaction is no longer open before SIGCONT: {state}"
+        waiting = pg.query("SELECT state, wait_event FROM pg_stat_activity WHERE pid = ANY(%s)",
+                           (backends,))
+        assert waiting == [("active", "advisory")], \
+            f"the zombie's batch is no longer waiting in its transaction: {waiting}"
+        pg.execute(f'DELETE FROM "{gate}"')
+        holder.cursor().execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+        wait_for(lambda: pg.query("SELECT state FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                  (backends,)) == [("idle in transaction",)], 30, 0.01,
+                 "the zombie's batch to be written, waiting for its worker")
     finally:
+        holder.close()
         if pid is not None:
             resume(pid)
     # Its late batch: rolled back (fenced), the transaction gone.
     wait_for(lambda: pg.query("SELECT state FROM pg_stat_activity WHERE pid = ANY(%s) "
-                              "AND state = 'idle in transaction'", (backends,)) == [], 60, 0.1,
+                              "AND state = 'idle in transaction'", (backends,)) == [], 60, 0.02,
              "the zombie's batch transaction to end")
     load.release()
     load.join()
@@ -496,15 +500,14 @@ def test_zombie_batch_is_fenced(server, pg, kafka):
     st = job.wait_settled(3)
     t = job.task(st, 2)
     log = server.log_text()[log_mark:]
-    fence_lines = [ln for ln in log.splitlines()
-                   if re.search(r"advanced by another|fence", ln, re.I)]
-    print(f"\nzombie task 2 (pid {pid}, partitions {parts}) frozen at attempt {in_batch[0]}, "
-          f"overtaken after {taken_in:.1f}s; after: {tasks_text(st)}; {census_text(c)}; "
-          f"fence lines: {fence_lines[:3]}")
+    fence_lines = [ln for ln in log.splitlines() if re.search(
+        r"advanced by another|fence|reading the stored offsets again", ln, re.I)]
+    print(f"\nzombie task 2 (pid {pid}, partitions {parts}) overtaken after {taken_in:.1f}s; "
+          f"after: {tasks_text(st)}; {census_text(c)}; fence lines: {fence_lines[:3]}")
     assert fence_lines, "no fence miss in the log: the late batch was not fenced"
     assert t["pid"] == pid and pid_alive(pid), \
         f"the zombie's task was restarted (pid {pid} -> {t['pid']}) instead of going on"
-    assert t["restarts"] == restarts, f"a fence miss was counted as a crash: {tasks_text(st)}"
+    assert t["restarts"] == restarts, f"a fence miss was counted as a restart: {tasks_text(st)}"
     assert st["state"] == "running", tasks_text(st)
 
 
