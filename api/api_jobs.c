@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api_check.h"
+#include "api_job_tasks.h"
 #include "api_job_tools.h"
 #include "resolve.h"
 #include "runtime.h"
@@ -19,14 +20,14 @@ static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", NULL,
+	"sslcert", "sslkey", "tasks", NULL,
 };
 
 static const char *const job_create_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", "dry_run", NULL,
+	"sslcert", "sslkey", "tasks", "dry_run", NULL,
 };
 
 static const char *const job_readonly[] = {
@@ -76,6 +77,14 @@ static const char *api_row_string(const cJSON *row, const char *key)
 static int64_t api_row_int(const cJSON *row, const char *key)
 {
 	return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, key));
+}
+
+/* The job's tasks as stored (TASKS; 1 for a row without it). */
+static int api_job_ntasks(const cJSON *row)
+{
+	int64_t n = api_row_int(row, "tasks");
+
+	return n >= 1 ? (int)n : 1;
 }
 
 /* ---- representation ---- */
@@ -149,6 +158,8 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 				cJSON_AddNullToObject(out, name);
 		}
 	}
+	/* Both modes: the job's worker processes (TASKS). */
+	cJSON_AddNumberToObject(out, "tasks", api_job_ntasks(row));
 	for (size_t i = 0; i < NELEM(tail); i++)
 		cJSON_AddItemToObject(out, tail[i],
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(row, tail[i]),
@@ -239,6 +250,8 @@ static cJSON *api_job_status_with(const cJSON *row, struct runtime_view *rv)
 			cJSON_AddNullToObject(out, "last_batch_at");
 		cJSON_AddItemToObject(out, "lag", api_job_lag(rv));
 	}
+	if (out != NULL)
+		api_job_tasks_status(out, api_row_int(row, "id"), api_job_ntasks(row), api_row_string(row, "state"));
 	return out;
 }
 
@@ -400,7 +413,7 @@ static char *api_wizard_definition(struct api_req *req, const cJSON *body, const
 	cJSON_ArrayForEach(item, body) {
 		const cJSON *old = cJSON_GetObjectItemCaseSensitive(fields, item->string);
 
-		if (!api_is_wizard_field(item->string))
+		if (!api_is_wizard_field(item->string) && strcmp(item->string, "tasks") != 0)
 			continue;
 		if (api_is_wizard_secret(item->string) && cJSON_IsString(item) &&
 		    secret_is_mask(item->valuestring)) {
@@ -486,6 +499,28 @@ static const char *api_job_mode(struct api_req *req, const cJSON *in, int *rc)
 	return NULL;
 }
 
+/* A body's "tasks" in professional mode sets TASKS in the definition (a
+ * YAML that does not parse is left for the resolve to report).  Returns 0,
+ * or -1 after replying. */
+static int api_job_config_tasks(struct api_req *req, const cJSON *body, struct api_job_change *ch)
+{
+	bool present;
+	int tasks;
+	char *text;
+
+	if (api_job_body_tasks(req, body, &tasks, &present) < 0)
+		return -1;
+	if (!present || ch->definition == NULL)
+		return 0;
+	text = api_config_set_tasks(ch->definition, tasks);
+	if (text == NULL)
+		return 0;
+	explicit_bzero(ch->definition, strlen(ch->definition));
+	free(ch->definition);
+	ch->definition = text;
+	return 0;
+}
+
 /* The professional-mode definition: config, or the stored one. */
 static int api_job_config_definition(struct api_req *req, const cJSON *body,
 				     const char *stored_mode, const char *stored_def,
@@ -518,7 +553,7 @@ static int api_job_config_definition(struct api_req *req, const cJSON *body,
 				"none; give the password itself");
 		return -1;
 	}
-	return 0;
+	return api_job_config_tasks(req, body, ch);
 }
 
 /* Checks the common fields and builds the definition; problems with the
@@ -712,6 +747,7 @@ static void api_job_write_for(struct api_req *req, const cJSON *body, const cJSO
 	if (api_job_check_keys(req, &ch, id) < 0)
 		goto out;
 	cJSON_AddStringToObject(ch.in, "definition", ch.definition);
+	cJSON_AddNumberToObject(ch.in, "tasks", ch.spec->tasks);
 	rc = row == NULL ? store_row_create(req->st, STORE_JOB, ch.in, &id, err, sizeof(err))
 			 : store_row_update(req->st, STORE_JOB, id, ch.in, err, sizeof(err));
 	if (rc < 0)
@@ -722,34 +758,34 @@ out:
 	api_job_change_free(&ch);
 }
 
-static void api_job_write(struct api_req *req, const cJSON *body, const cJSON *row, int64_t id)
-{
-	api_job_write_for(req, body, row, id, row == NULL ? API_JOB_CREATE : API_JOB_CHANGE);
-}
-
-/* Checked here to answer before reading the body; the store checks again
- * under its lock. */
-static int api_job_may_change(struct api_req *req, const cJSON *row, int64_t id)
+static bool api_job_at_rest(const cJSON *row)
 {
 	const char *state = api_row_string(row, "state");
 	const char *desired = api_row_string(row, "desired_state");
 
-	if (state != NULL && desired != NULL && strcmp(state, "failed") != 0 &&
-	    (strcmp(state, "stopped") != 0 || strcmp(desired, "stopped") != 0)) {
-		api_reply_error(req, 409, NULL,
-				"job %lld (%s) is %s; stop it first (POST /api/v1/jobs/%lld/stop), "
-				"then change it",
-				(long long)id, api_row_string(row, "name"), state, (long long)id);
-		return -1;
-	}
-	return 0;
+	return state == NULL || desired == NULL || strcmp(state, "failed") == 0 ||
+	       (strcmp(state, "stopped") == 0 && strcmp(desired, "stopped") == 0);
+}
+
+static void api_job_reply_row(struct api_req *req, int64_t id)
+{
+	api_resource_reply_row(req, &api_jobs, 200, id);
+}
+
+static void api_job_write(struct api_req *req, const cJSON *body, const cJSON *row, int64_t id)
+{
+	/* A job that runs changes its tasks only (the store checks the rest
+	 * again under its lock). */
+	if (row != NULL && !api_job_at_rest(row))
+		api_job_patch_running(req, body, row, id, api_job_reply_row);
+	else
+		api_job_write_for(req, body, row, id, row == NULL ? API_JOB_CREATE : API_JOB_CHANGE);
 }
 
 const struct api_resource api_jobs = {
 	.kind = STORE_JOB,
 	.repr = api_job_repr,
 	.write = api_job_write,
-	.may_change = api_job_may_change,
 };
 
 /* GET /api/v1/jobs/status: every job's status object, ordered by id, in one

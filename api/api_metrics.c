@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jobspec.h"
 #include "runtime.h"
 
 /* Every job with 512 partitions still fits; beyond this the scrape is
@@ -17,7 +18,7 @@
 #define API_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const api_job_states[] = { "stopped",  "starting", "running",
+static const char *const api_job_states[] = { "stopped",  "starting", "running", "degraded",
 					      "stopping", "retrying", "failed" };
 
 /* The exposition text, grown as it is written. */
@@ -156,16 +157,48 @@ static void api_job_lags(struct api_mbuf *mb, const cJSON *rows, struct runtime_
 	char labels[640];
 
 	api_family(mb, name, "gauge",
-		   "Consumer lag per partition (high watermark - next offset) in the worker's "
-		   "last report; partitions whose lag is not known are left out.");
+		   "Consumer lag per partition (high watermark - next offset) in the last report "
+		   "of the task that owns it; partitions whose lag is not known are left out.");
 	cJSON_ArrayForEach(row, rows) {
 		api_job_labels(row, labels, sizeof(labels));
 		runtime_job_get(api_row_num(row, "id"), rv);
 		for (size_t i = 0; i < rv->nlag; i++)
 			if (rv->lag[i].lag >= 0)
-				api_mbuf_printf(mb, "%s{%s,partition=\"%" PRId32 "\"} %" PRId64 "\n",
-						name, labels, rv->lag[i].partition, rv->lag[i].lag);
+				api_mbuf_printf(mb, "%s{%s,partition=\"%" PRId32 "\",task=\"%" PRId32 "\"} %" PRId64 "\n",
+						name, labels, rv->lag[i].partition, rv->lag[i].task, rv->lag[i].lag);
 	}
+}
+
+/* Per task of every job: up, restarts, rows/s. */
+static void api_task_gauges(struct api_mbuf *mb, const cJSON *rows)
+{
+	struct runtime_task_view *views = calloc(JS_TASKS_MAX, sizeof(*views)); /* large */
+	const cJSON *row;
+	char labels[640];
+
+	if (views == NULL) {
+		mb->failed = true;
+		return;
+	}
+	api_family(mb, "streamserver_task_up", "gauge",
+		   "1 while the task's worker runs (ready, or a standby owning no partition), else 0.");
+	cJSON_ArrayForEach(row, rows) {
+		int64_t ntasks = api_row_num(row, "tasks");
+		size_t n = runtime_job_tasks(api_row_num(row, "id"), views, JS_TASKS_MAX), k = 0;
+
+		api_job_labels(row, labels, sizeof(labels));
+		for (int64_t task = 0; task < (ntasks > 0 ? ntasks : 1); task++) {
+			bool up = false;
+
+			while (k < n && k < JS_TASKS_MAX && views[k].task < task)
+				k++;
+			if (k < n && k < JS_TASKS_MAX && views[k].task == task)
+				up = strcmp(views[k].state, "running") == 0 || strcmp(views[k].state, "standby") == 0;
+			api_mbuf_printf(mb, "streamserver_task_up{%s,task=\"%" PRId64 "\"} %d\n", labels, task,
+					up ? 1 : 0);
+		}
+	}
+	free(views);
 }
 
 static void api_job_state_gauges(struct api_mbuf *mb, const cJSON *rows)
@@ -370,6 +403,7 @@ void api_metrics(struct api_req *req)
 	api_job_histograms(&mb, rows, rv);
 	api_job_lags(&mb, rows, rv);
 	api_job_state_gauges(&mb, rows);
+	api_task_gauges(&mb, rows);
 	api_job_counter(&mb, rows, "streamserver_job_restarts_total", "restarts",
 			"Automatic restarts since the user last started the job.");
 	api_process_metrics(&mb);

@@ -400,6 +400,56 @@ static int ctl_cmd_delete(struct ctl *ctl, const struct ctl_args *a, long long i
 
 /* ------------------------------------------------------------ job verbs */
 
+/* A task's partitions as "0,3,6", "-" for none. */
+static const char *ctl_parts_text(const cJSON *task, char *buf, size_t buflen)
+{
+	const cJSON *p;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(task, "partitions")) {
+		int n;
+
+		if (!cJSON_IsNumber(p))
+			continue;
+		n = snprintf(buf + off, buflen - off, "%s%.0f", off > 0 ? "," : "", p->valuedouble);
+		if (n < 0 || (size_t)n >= buflen - off)
+			break;
+		off += (size_t)n;
+	}
+	return off > 0 ? buf : "-";
+}
+
+/* The job's tasks: one row each. */
+static void ctl_print_tasks(const cJSON *tasks)
+{
+	static const char *const headers[] = { ">task", ">pid", "state", ">restarts", "partitions", ">rows/s", ">lag" };
+	struct ctl_table *t;
+	const cJSON *it;
+
+	if (!cJSON_IsArray(tasks))
+		return; /* an older server */
+	t = ctl_table_new(7, headers);
+	if (t == NULL)
+		return;
+	cJSON_ArrayForEach(it, tasks) {
+		char b[7][256];
+		const char *cells[7] = {
+			ctl_json_text(it, "task", b[0], sizeof(b[0])),
+			ctl_json_text(it, "pid", b[1], sizeof(b[1])),
+			ctl_json_text(it, "state", b[2], sizeof(b[2])),
+			ctl_json_text(it, "restarts", b[3], sizeof(b[3])),
+			ctl_parts_text(it, b[4], sizeof(b[4])),
+			ctl_rate_text(it, b[5], sizeof(b[5])),
+			ctl_json_text(it, "lag", b[6], sizeof(b[6])),
+		};
+		ctl_table_add(t, cells);
+	}
+	printf("tasks\n");
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+}
+
 void ctl_print_status(const cJSON *st)
 {
 	static const char *const keys[] = {
@@ -425,6 +475,7 @@ void ctl_print_status(const cJSON *st)
 			       ctl_json_text(p, "lag", buf, sizeof(buf)));
 		}
 	}
+	ctl_print_tasks(cJSON_GetObjectItemCaseSensitive(st, "tasks"));
 }
 
 static volatile sig_atomic_t ctl_wait_interrupted;

@@ -1,8 +1,11 @@
-/* Per-job runtime figures that live only in the controller's memory.
+/* Per-job and per-task runtime figures that live only in the controller's
+ * memory.
  *
- * The supervisor (controller/sup.c) writes what its workers report: each
- * batch (for the 10 s rate window and the batch-duration histogram) and each
- * lag report.  The API (job status, /metrics) reads them from civetweb's
+ * The supervisor (controller/sup.c) writes what each task's worker reports:
+ * each batch (for the task's 10 s rate window and the job's batch-duration
+ * histogram), each lag report and each assignment, and the task's state,
+ * pid, restarts and last error.  A job's figures are the union or sum over
+ * its tasks.  The API (job status, /metrics) reads them from civetweb's
  * threads.  One process-wide registry behind one mutex: every function may be
  * called from any thread.  Nothing here survives a controller restart (the
  * lifetime counters are in the store); the histogram counts since the
@@ -10,7 +13,7 @@
  *
  * Lag is the worker's last report and is kept after the worker ends (stale:
  * lag_updated_at says how old); the rate window is emptied when the worker
- * ends, so a job that does not run shows 0 rows/s.
+ * ends, so a task that does not run shows 0 rows/s.
  */
 #ifndef SS_RUNTIME_H
 #define SS_RUNTIME_H
@@ -31,13 +34,15 @@ extern const double runtime_bucket_le[RUNTIME_NBUCKETS];
 
 struct runtime_lag {
 	int32_t partition;
-	int64_t lag; /* -1: not known */
+	int32_t task; /* the task that reported it */
+	int64_t lag;  /* -1: not known */
 };
 
-/* A copy of one job's figures (runtime_job_get).  Large (the lag list):
- * allocate it on the heap in threads with small stacks. */
+/* A copy of one job's figures (runtime_job_get): the union or sum over its
+ * tasks.  Large (the lag list): allocate it on the heap in threads with
+ * small stacks. */
 struct runtime_view {
-	double rows_per_second;
+	double rows_per_second;     /* the sum over the tasks */
 	double messages_per_second;
 	char last_batch_at[RUNTIME_TIME_LEN]; /* "" before any batch seen */
 	/* Histogram since the controller started; buckets[i] counts the batches
@@ -47,29 +52,71 @@ struct runtime_view {
 	uint64_t duration_count;
 	double duration_sum_s;
 	bool lag_known; /* a lag report arrived since the controller started */
-	int64_t lag_total;
-	char lag_updated_at[RUNTIME_TIME_LEN];
+	int64_t lag_total;  /* the sum of the tasks' last totals */
+	char lag_updated_at[RUNTIME_TIME_LEN]; /* the latest report's */
 	size_t nlag;
+	/* One task: its last report as sent.  Several: every task's, ordered by
+	 * partition, each partition once (the latest report that lists it). */
 	struct runtime_lag lag[PROTO_LAG_MAX];
 };
 
-/* A worker of the job was started: the rate window counts from here. */
-void runtime_job_worker_started(int64_t job_id);
+/* The longest last_error a task view holds (the store keeps the job's whole). */
+#define RUNTIME_ERROR_LEN 512
 
-/* The job's worker ended: its rates drop to 0 (lag is kept). */
-void runtime_job_worker_ended(int64_t job_id);
+/* A copy of one task's figures (runtime_job_tasks).  Large: on the heap. */
+struct runtime_task_view {
+	int task;          /* 0-based index */
+	int pid;           /* 0: no worker now */
+	char state[16];    /* starting running standby retrying stopping stopped failed */
+	int64_t restarts;  /* of this task since the job's start */
+	/* The partitions the task owns now, from its last "assign" line; none
+	 * while it has not sent one (assign_known false) or has no worker. */
+	bool assign_known;
+	size_t nparts;
+	int32_t parts[PROTO_LAG_MAX];
+	double rows_per_second;
+	double messages_per_second;
+	bool lag_known;
+	int64_t lag_total;
+	char last_error[RUNTIME_ERROR_LEN]; /* "" none */
+};
 
-/* One committed batch: counts for that batch only; duration_ms from the
- * batch's flush to its commit. */
-void runtime_job_batch(int64_t job_id, int64_t messages, int64_t rows, int64_t duration_ms);
+/* Supervisor side: a task's worker was started (pid): its rate window counts
+ * from here, it owns nothing until it says so, its state is "starting". */
+void runtime_task_started(int64_t job_id, int task, int pid);
 
-/* A lag report: total and parts[0..n) as the worker sent them (n is capped at
- * PROTO_LAG_MAX); replaces the previous report. */
-void runtime_job_lag(int64_t job_id, int64_t total, const struct proto_lag *parts, size_t n);
+/* The task's worker ended: its rates drop to 0 and it owns nothing (lag is
+ * kept, stale). */
+void runtime_task_ended(int64_t job_id, int task);
+
+/* The task's state as the supervisor sees it, its restarts, and last_error
+ * (NULL keeps the one held, "" clears it). */
+void runtime_task_set_state(int64_t job_id, int task, const char *state, int64_t restarts,
+			    const char *last_error);
+
+/* One committed batch of the task: counts for that batch only; duration_ms
+ * from the batch's flush to its commit. */
+void runtime_task_batch(int64_t job_id, int task, int64_t messages, int64_t rows, int64_t duration_ms);
+
+/* A lag report of the task: total and parts[0..n) as the worker sent them (n
+ * is capped at PROTO_LAG_MAX); replaces its previous report. */
+void runtime_task_lag(int64_t job_id, int task, int64_t total, const struct proto_lag *parts, size_t n);
+
+/* An "assign" line: the task owns parts[0..n) now (n capped at
+ * PROTO_LAG_MAX).  Lag entries of partitions it no longer owns are dropped. */
+void runtime_task_assign(int64_t job_id, int task, const int32_t *parts, size_t n);
+
+/* Forgets the tasks with index >= ntasks (the job's tasks were lowered, and
+ * those stopped). */
+void runtime_job_tasks_keep(int64_t job_id, int ntasks);
 
 /* Fills *out with the job's figures now.  A job never seen gives zeros,
  * empty times and lag_known false. */
 void runtime_job_get(int64_t job_id, struct runtime_view *out);
+
+/* Copies the job's tasks, ordered by index, into out[0..max); returns how
+ * many the job has (more than max: only max were written). */
+size_t runtime_job_tasks(int64_t job_id, struct runtime_task_view *out, size_t max);
 
 /* Drops the figures of jobs not in ids[0..n) (sorted ascending): jobs that
  * were deleted. */

@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "policy.h"
 #include "runtime.h"
+#include "tasks.h"
 #include "workerspawn.h"
 
 
@@ -34,10 +35,13 @@
 enum slot_phase {
 	SLOT_RUNNING,  /* a worker process exists */
 	SLOT_BACKOFF,  /* no process; restart at restart_at */
+	SLOT_FAILED,   /* no process; the restart policy failed the task (and its job) */
 };
 
+/* One task of a job: (job_id, task) is unique. */
 struct slot {
 	int64_t job_id;
+	int task;          /* 0-based */
 	char name[128];
 	enum slot_phase phase;
 	pid_t pid;
@@ -46,13 +50,19 @@ struct slot {
 	size_t linelen;
 	bool line_overflow;
 	bool stop_sent;
+	bool ready;        /* the worker said ready */
+	bool leaving;      /* task >= the job's tasks: stopped for good */
+	int spawned_tasks; /* the TASKS its worker was told */
+	bool static_parts; /* the job lists PARTITIONS: the division depends on TASKS */
 	int64_t kill_at;   /* monotonic ms; 0 = none */
 	int64_t started;   /* monotonic ms of the spawn */
 	int64_t restart_at;
 	bool batch_seen;   /* this worker reported a batch */
 	int retries;       /* WORKER_EXIT_RETRY exits in a row, without a batch between */
 	int crashes;       /* crashes in a row, without a healthy run between */
-	char last_error[PROTO_LINE_MAX];
+	int64_t restarts;  /* of this task since the slot was made */
+	char last_error[PROTO_LINE_MAX];   /* the worker's last error line */
+	char task_error[RUNTIME_ERROR_LEN]; /* what the task's status shows */
 	struct slot *next;
 };
 
@@ -165,16 +175,18 @@ void sup_wake(void *arg)
 	}
 }
 
-static struct slot *sup_slot_find(struct sup *sp, int64_t job_id)
+static struct slot *sup_slot_find(struct sup *sp, int64_t job_id, int task)
 {
 	struct slot *sl;
 
 	for (sl = sp->slots; sl != NULL; sl = sl->next)
-		if (sl->job_id == job_id)
+		if (sl->job_id == job_id && sl->task == task)
 			return sl;
 	return NULL;
 }
 
+/* A task with no worker and none wanted: gone from the supervisor; its
+ * status says stopped until the job's tasks are lowered past it. */
 static void sup_slot_remove(struct sup *sp, struct slot *victim)
 {
 	struct slot **pp;
@@ -182,10 +194,73 @@ static void sup_slot_remove(struct sup *sp, struct slot *victim)
 	for (pp = &sp->slots; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == victim) {
 			*pp = victim->next;
+			runtime_task_set_state(victim->job_id, victim->task, "stopped", victim->restarts, NULL);
 			slot_free(victim);
 			return;
 		}
 	}
+}
+
+/* What the task's status shows as its error; msg is cut to fit. */
+static void sup_slot_set_error(struct slot *sl, const char *msg)
+{
+	size_t len = strnlen(msg, sizeof(sl->task_error) - 1);
+
+	memcpy(sl->task_error, msg, len);
+	sl->task_error[len] = '\0';
+}
+
+static enum task_phase sup_slot_phase(const struct slot *sl)
+{
+	if (sl->phase == SLOT_FAILED)
+		return TASK_FAILED;
+	if (sl->phase == SLOT_BACKOFF)
+		return TASK_RETRYING;
+	if (sl->stop_sent)
+		return TASK_STOPPING;
+	return sl->ready ? TASK_RUNNING : TASK_STARTING;
+}
+
+/* Records the job's state, the summary of its tasks' (tasks.h), in the
+ * store, with the pid of its lowest running task, every task's pid, and
+ * last_error (NULL keeps the stored one, "" clears it); and each task's
+ * state in common/runtime.h. */
+static void sup_job_publish(struct sup *sp, int64_t job_id, const char *last_error)
+{
+	struct task_brief briefs[STORE_TASK_PIDS_MAX];
+	int pids[STORE_TASK_PIDS_MAX] = { 0 };
+	size_t n = 0, npids = 0;
+	int pid = 0, pid_task = INT_MAX;
+
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
+		if (sl->job_id != job_id)
+			continue;
+		if (n < STORE_TASK_PIDS_MAX)
+			briefs[n++] = (struct task_brief){ sup_slot_phase(sl), sl->leaving };
+		if (sl->phase == SLOT_RUNNING && sl->pid > 0 && sl->task < STORE_TASK_PIDS_MAX) {
+			pids[sl->task] = (int)sl->pid;
+			if ((size_t)sl->task + 1 > npids)
+				npids = (size_t)sl->task + 1;
+			if (sl->task < pid_task) {
+				pid_task = sl->task;
+				pid = (int)sl->pid;
+			}
+		}
+		runtime_task_set_state(job_id, sl->task, tasks_phase_name(sup_slot_phase(sl)), sl->restarts,
+				       sl->task_error);
+	}
+	store_job_set_state(sp->st, job_id, tasks_job_state(briefs, n), pid, last_error);
+	store_job_set_task_pids(sp->st, job_id, pids, npids);
+}
+
+/* Whether every task of the job that stays is ready: only then does a
+ * ready worker clear the job's last error (another task's may still stand). */
+static bool sup_job_all_ready(const struct sup *sp, int64_t job_id)
+{
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
+		if (sl->job_id == job_id && !sl->leaving && sup_slot_phase(sl) != TASK_RUNNING)
+			return false;
+	return true;
 }
 
 /* Writes all of buf to fd (a pipe the worker is reading). */
@@ -212,11 +287,12 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 		{ .child_fd = STDIN_FILENO, .to_child = true },
 		{ .child_fd = WORKER_STATUS_FD, .to_child = false },
 	};
+	struct store_worker_info info = { 1, false };
 	char *input = NULL;
 	pid_t pid;
 	int rc = -1;
 
-	input = store_job_worker_input(sp->st, sl->job_id, 0, err, errlen);
+	input = store_job_worker_input(sp->st, sl->job_id, sl->task, &info, err, errlen);
 	if (input == NULL)
 		return STORE_INVALID;
 	if (spawn_worker(sp->worker_path, NULL, pipes, 2, &pid, err, errlen) < 0)
@@ -224,8 +300,8 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	/* The worker reads its standard input to EOF before anything else.  If it
 	 * died at once the write fails with EPIPE and the exit is reaped as usual. */
 	if (sup_write_all(pipes[0].fd, input, strlen(input)) < 0)
-		log_job(LOG_WARN, sl->job_id, "job %s: could not hand the job to worker %d: %s", sl->name, (int)pid,
-			 strerror(errno));
+		log_job(LOG_WARN, sl->job_id, "job %s: could not hand the job to worker %d (task %d): %s", sl->name,
+			(int)pid, sl->task, strerror(errno));
 	close(pipes[0].fd);
 	fcntl(pipes[1].fd, F_SETFL, O_NONBLOCK);
 
@@ -235,11 +311,14 @@ static int sup_slot_spawn(struct sup *sp, struct slot *sl, char *err, size_t err
 	sl->linelen = 0;
 	sl->line_overflow = false;
 	sl->stop_sent = false;
+	sl->ready = false;
+	sl->spawned_tasks = info.tasks;
+	sl->static_parts = info.partitions;
 	sl->kill_at = 0;
 	sl->started = sup_now_ms();
 	sl->batch_seen = false;
 	sl->last_error[0] = '\0';
-	runtime_job_worker_started(sl->job_id);
+	runtime_task_started(sl->job_id, sl->task, (int)pid);
 	rc = 0;
 out:
 	/* The job text holds the database password. */
@@ -248,7 +327,55 @@ out:
 	return rc;
 }
 
-static void sup_job_start(struct sup *sp, const struct store_job_brief *job, struct slot *sl)
+/* SIGTERM and SIGKILL both go to the worker's process group (pgid = pid, see
+ * common/workerspawn.h), so that anything it started hears them too.  The pid
+ * alone as a fallback: a worker left by an older controller may not lead a
+ * group of its own. */
+static void sup_signal_worker(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) < 0 && errno == ESRCH)
+		kill(pid, sig);
+}
+
+/* Stops the worker of a slot: SIGTERM to its group, SIGKILL after the
+ * deadline.  The caller publishes the job's state. */
+static void sup_slot_stop(struct sup *sp, struct slot *sl)
+{
+	if (sl->phase != SLOT_RUNNING || sl->stop_sent)
+		return;
+	if (sl->spawned_tasks > 1 || sl->task > 0)
+		log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d (task %d)", sl->name, (int)sl->pid, sl->task);
+	else
+		log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d", sl->name, (int)sl->pid);
+	sup_signal_worker(sl->pid, SIGTERM);
+	sl->stop_sent = true;
+	sl->kill_at = sup_now_ms() + SUP_STOP_DEADLINE_MS;
+}
+
+/* A task failed by the restart policy (or cannot start): the job cannot go
+ * on.  Its other tasks are stopped; the failed slot stays, without a
+ * worker, so that the job reads failed until a user starts it again. */
+static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
+{
+	struct slot *other, *next;
+
+	log_job(LOG_ERROR, sl->job_id, "job %s: failed: %s", sl->name, why);
+	sl->phase = SLOT_FAILED;
+	sl->pid = 0;
+	sup_slot_set_error(sl, why);
+	for (other = sp->slots; other != NULL; other = next) {
+		next = other->next;
+		if (other->job_id != sl->job_id || other == sl)
+			continue;
+		if (other->phase == SLOT_RUNNING)
+			sup_slot_stop(sp, other);
+		else if (other->phase == SLOT_BACKOFF)
+			sup_slot_remove(sp, other);
+	}
+	sup_job_publish(sp, sl->job_id, why);
+}
+
+static void sup_job_start(struct sup *sp, const struct store_job_brief *job, int task, struct slot *sl)
 {
 	char err[512];
 	int rc;
@@ -260,6 +387,7 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 			return;
 		}
 		sl->job_id = job->id;
+		sl->task = task;
 		sl->status_fd = -1;
 		sl->next = sp->slots;
 		sp->slots = sl;
@@ -267,9 +395,11 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 	snprintf(sl->name, sizeof(sl->name), "%s", job->name);
 	rc = sup_slot_spawn(sp, sl, err, sizeof(err));
 	if (rc == STORE_INVALID || rc == STORE_NOT_FOUND) {
-		log_job(LOG_ERROR, job->id, "job %s: cannot start: %s", job->name, err);
-		store_job_set_state(sp->st, job->id, "failed", 0, err);
-		sup_slot_remove(sp, sl);
+		char why[600];
+
+		snprintf(why, sizeof(why), "cannot start: %s", err);
+		log_job(LOG_ERROR, job->id, "job %s: %s", job->name, why);
+		sup_slot_fail(sp, sl, err);
 		return;
 	}
 	if (rc < 0) {
@@ -278,11 +408,16 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, str
 		sl->phase = SLOT_BACKOFF;
 		sl->pid = 0;
 		sl->restart_at = sup_now_ms() + POLICY_MIN_DELAY_MS;
-		store_job_set_state(sp->st, job->id, "retrying", 0, err);
+		sup_slot_set_error(sl, err);
+		sup_job_publish(sp, job->id, err);
 		return;
 	}
-	log_job(LOG_INFO, job->id, "job %s: worker %d started", job->name, (int)sl->pid);
-	store_job_set_state(sp->st, job->id, "starting", (int)sl->pid, NULL);
+	if (job->tasks > 1)
+		log_job(LOG_INFO, job->id, "job %s: worker %d started (task %d of %d)", job->name, (int)sl->pid,
+			task, job->tasks);
+	else
+		log_job(LOG_INFO, job->id, "job %s: worker %d started", job->name, (int)sl->pid);
+	sup_job_publish(sp, job->id, NULL);
 }
 
 static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *line, size_t len)
@@ -295,21 +430,28 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	}
 	switch (msg.type) {
 	case PROTO_READY:
-		if (!sl->stop_sent)
-			store_job_set_state(sp->st, sl->job_id, "running", (int)sl->pid, "");
+		if (sl->stop_sent)
+			break;
+		sl->ready = true;
+		sl->task_error[0] = '\0';
+		sup_job_publish(sp, sl->job_id, sup_job_all_ready(sp, sl->job_id) ? "" : NULL);
 		break;
 	case PROTO_BATCH:
 		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.updated,
 				       msg.rejected);
-		runtime_job_batch(sl->job_id, msg.messages, msg.rows, msg.duration_ms);
+		runtime_task_batch(sl->job_id, sl->task, msg.messages, msg.rows, msg.duration_ms);
 		sl->batch_seen = true;
 		break;
 	case PROTO_ERROR:
 		snprintf(sl->last_error, sizeof(sl->last_error), "%s", msg.message);
-		log_job(LOG_WARN, sl->job_id, "job %s: worker reports %s error: %s", sl->name, msg.err_class, msg.message);
+		log_job(LOG_WARN, sl->job_id, "job %s: worker %d reports %s error: %s", sl->name, (int)sl->pid,
+			msg.err_class, msg.message);
 		break;
 	case PROTO_LAG:
-		runtime_job_lag(sl->job_id, msg.lag_total, msg.lag, msg.nlag);
+		runtime_task_lag(sl->job_id, sl->task, msg.lag_total, msg.lag, msg.nlag);
+		break;
+	case PROTO_ASSIGN:
+		runtime_task_assign(sl->job_id, sl->task, msg.parts, msg.nparts);
 		break;
 	case PROTO_ASSIGN: /* read by the supervisor of tasks; a single worker owns what its lag lists */
 	case PROTO_UNKNOWN:
@@ -348,13 +490,6 @@ static void sup_slot_read(struct sup *sp, struct slot *sl)
 	}
 }
 
-static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
-{
-	log_job(LOG_ERROR, sl->job_id, "job %s: failed: %s", sl->name, why);
-	store_job_set_state(sp->st, sl->job_id, "failed", 0, why);
-	sup_slot_remove(sp, sl);
-}
-
 /* A worker ended: record it, ask the restart policy (policy.h) what next,
  * and do that. */
 static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
@@ -374,11 +509,16 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		snprintf(why, sizeof(why), "%s", sl->last_error);
 	else
 		snprintf(why, sizeof(why), "worker ended with %s", how);
-	log_job(LOG_INFO, sl->job_id, "job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
-		 sl->last_error[0] ? ": " : "", sl->last_error);
+	if (sl->spawned_tasks > 1 || sl->task > 0)
+		log_job(LOG_INFO, sl->job_id, "job %s: worker %d (task %d) ended with %s%s%s", sl->name, (int)sl->pid,
+			sl->task, how, sl->last_error[0] ? ": " : "", sl->last_error);
+	else
+		log_job(LOG_INFO, sl->job_id, "job %s: worker %d ended with %s%s%s", sl->name, (int)sl->pid, how,
+			sl->last_error[0] ? ": " : "", sl->last_error);
 	store_job_set_exit(sp->st, sl->job_id, how);
-	runtime_job_worker_ended(sl->job_id);
+	runtime_task_ended(sl->job_id, sl->task);
 	sl->pid = 0;
+	sl->ready = false;
 
 	in.stop_requested = sl->stop_sent || sp->shutting_down;
 	in.batch_seen = sl->batch_seen;
@@ -395,10 +535,13 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 	}
 	*d = policy_decide(&in);
 	switch (d->action) {
-	case POLICY_STOP:
-		store_job_set_state(sp->st, sl->job_id, "stopped", 0, d->message[0] ? d->message : NULL);
+	case POLICY_STOP: {
+		int64_t job_id = sl->job_id;
+
 		sup_slot_remove(sp, sl);
+		sup_job_publish(sp, job_id, d->message[0] ? d->message : NULL);
 		break;
+	}
 	case POLICY_FAIL:
 		sup_slot_fail(sp, sl, d->message);
 		break;
@@ -407,9 +550,12 @@ static void sup_slot_exited(struct sup *sp, struct slot *sl, int wstatus)
 		sl->crashes = d->crashes;
 		sl->phase = SLOT_BACKOFF;
 		sl->restart_at = now + d->delay_ms;
+		sl->restarts++;
+		sup_slot_set_error(sl, d->message);
 		store_job_inc_restarts(sp->st, sl->job_id);
-		store_job_set_state(sp->st, sl->job_id, "retrying", 0, d->message);
-		log_job(LOG_INFO, sl->job_id, "job %s: restarting in %lld ms", sl->name, (long long)d->delay_ms);
+		sup_job_publish(sp, sl->job_id, d->message);
+		log_job(LOG_INFO, sl->job_id, "job %s: restarting%s in %lld ms", sl->name,
+			sl->spawned_tasks > 1 ? " a task" : "", (long long)d->delay_ms);
 		break;
 	}
 	free(d);
@@ -443,27 +589,6 @@ static bool sup_reap(struct sup *sp)
 	return reaped;
 }
 
-/* SIGTERM and SIGKILL both go to the worker's process group (pgid = pid, see
- * common/workerspawn.h), so that anything it started hears them too.  The pid
- * alone as a fallback: a worker left by an older controller may not lead a
- * group of its own. */
-static void sup_signal_worker(pid_t pid, int sig)
-{
-	if (kill(-pid, sig) < 0 && errno == ESRCH)
-		kill(pid, sig);
-}
-
-static void sup_slot_stop(struct sup *sp, struct slot *sl)
-{
-	if (sl->phase != SLOT_RUNNING || sl->stop_sent)
-		return;
-	log_job(LOG_INFO, sl->job_id, "job %s: stopping worker %d", sl->name, (int)sl->pid);
-	sup_signal_worker(sl->pid, SIGTERM);
-	sl->stop_sent = true;
-	sl->kill_at = sup_now_ms() + SUP_STOP_DEADLINE_MS;
-	store_job_set_state(sp->st, sl->job_id, "stopping", (int)sl->pid, NULL);
-}
-
 /* Drops the runtime figures of deleted jobs (jobs[] is ordered by id). */
 static void sup_runtime_prune(const struct store_job_brief *jobs, size_t n)
 {
@@ -475,6 +600,89 @@ static void sup_runtime_prune(const struct store_job_brief *jobs, size_t n)
 		ids[i] = jobs[i].id;
 	runtime_retain(ids, n);
 	free(ids);
+}
+
+/* A running job's tasks: starts the missing ones (and those due to
+ * restart), stops those at or past job->tasks, and restarts every task
+ * whose division of PARTITIONS changed with the job's tasks.  Returns
+ * whether a task changed without publishing it. */
+static bool sup_job_reconcile_tasks(struct sup *sp, const struct store_job_brief *job, int64_t now)
+{
+	int n = job->tasks < 1 ? 1 : job->tasks > STORE_TASK_PIDS_MAX ? STORE_TASK_PIDS_MAX : job->tasks;
+	bool failed = strcmp(job->state, "failed") == 0, changed = false;
+	struct slot *sl, *next;
+
+	for (sl = sp->slots; sl != NULL; sl = sl->next)
+		if (sl->job_id == job->id)
+			sl->leaving = sl->task >= n;
+	for (int task = 0; task < n; task++) {
+		sl = sup_slot_find(sp, job->id, task);
+		if (sl != NULL && sl->phase == SLOT_FAILED && !failed) {
+			/* A user started the failed job again. */
+			sup_slot_remove(sp, sl);
+			sl = NULL;
+		}
+		if (sl == NULL && !failed)
+			sup_job_start(sp, job, task, NULL);
+		else if (sl != NULL && sl->phase == SLOT_BACKOFF && now >= sl->restart_at)
+			sup_job_start(sp, job, task, sl);
+		else if (sl != NULL && sl->phase == SLOT_RUNNING && !sl->stop_sent && sl->static_parts &&
+			 sl->spawned_tasks != n) {
+			log_job(LOG_INFO, job->id, "job %s: restarting task %d: its share of PARTITIONS changed "
+				"with tasks %d -> %d", job->name, task, sl->spawned_tasks, n);
+			sup_slot_stop(sp, sl);
+			changed = true;
+		}
+	}
+	for (sl = sp->slots; sl != NULL; sl = next) {
+		next = sl->next;
+		if (sl->job_id != job->id || !sl->leaving)
+			continue;
+		if (sl->phase == SLOT_RUNNING && !sl->stop_sent)
+			sup_slot_stop(sp, sl);
+		else if (sl->phase != SLOT_RUNNING)
+			sup_slot_remove(sp, sl);
+		else
+			continue;
+		changed = true;
+	}
+	return changed;
+}
+
+/* A job not wanted running: stops its workers, drops its waiting tasks.
+ * Returns whether its state needs publishing. */
+static bool sup_job_reconcile_stop(struct sup *sp, const struct store_job_brief *job)
+{
+	bool changed = false, any = false;
+	struct slot *sl, *next;
+
+	for (sl = sp->slots; sl != NULL; sl = next) {
+		next = sl->next;
+		if (sl->job_id != job->id)
+			continue;
+		any = true;
+		sl->leaving = true;
+		if (sl->phase == SLOT_RUNNING) {
+			changed = changed || !sl->stop_sent;
+			sup_slot_stop(sp, sl);
+		} else if (sl->phase == SLOT_BACKOFF) {
+			sup_slot_remove(sp, sl);
+			changed = true;
+		} else {
+			sup_slot_remove(sp, sl); /* failed: the job stays failed */
+		}
+	}
+	if (!any && strcmp(job->state, "stopped") != 0 && strcmp(job->state, "failed") != 0)
+		store_job_set_state(sp->st, job->id, "stopped", 0, NULL);
+	return changed;
+}
+
+static bool sup_job_has_leaving(const struct sup *sp, int64_t job_id)
+{
+	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
+		if (sl->job_id == job_id && sl->leaving)
+			return true;
+	return false;
 }
 
 /* Makes what runs match what the store says should run.  Runs on a wake-up
@@ -495,21 +703,13 @@ static int sup_reconcile(struct sup *sp)
 	for (size_t i = 0; i < n; i++) {
 		const struct store_job_brief *job = &jobs[i];
 		bool want = strcmp(job->desired, "running") == 0 && !sp->shutting_down;
+		bool changed = want ? sup_job_reconcile_tasks(sp, job, now) : sup_job_reconcile_stop(sp, job);
 
-		sl = sup_slot_find(sp, job->id);
-		if (want) {
-			if (sl == NULL && strcmp(job->state, "failed") != 0)
-				sup_job_start(sp, job, NULL);
-			else if (sl != NULL && sl->phase == SLOT_BACKOFF && now >= sl->restart_at)
-				sup_job_start(sp, job, sl);
-		} else if (sl != NULL && sl->phase == SLOT_RUNNING) {
-			sup_slot_stop(sp, sl);
-		} else if (sl != NULL) {
-			store_job_set_state(sp->st, job->id, "stopped", 0, NULL);
-			sup_slot_remove(sp, sl);
-		} else if (strcmp(job->state, "stopped") != 0 && strcmp(job->state, "failed") != 0) {
-			store_job_set_state(sp->st, job->id, "stopped", 0, NULL);
-		}
+		if (changed)
+			sup_job_publish(sp, job->id, NULL);
+		/* The figures of tasks lowered away go once their workers are. */
+		if (want && !sup_job_has_leaving(sp, job->id))
+			runtime_job_tasks_keep(job->id, job->tasks);
 	}
 	/* Slots of jobs that are gone from the store. */
 	for (sl = sp->slots; sl != NULL; sl = next) {
@@ -536,8 +736,8 @@ static void sup_kill_overdue(struct sup *sp, int64_t now)
 {
 	for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
 		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && now >= sl->kill_at) {
-			log_job(LOG_WARN, sl->job_id, "job %s: worker %d did not stop within %d ms; killing it", sl->name,
-				 (int)sl->pid, SUP_STOP_DEADLINE_MS);
+			log_job(LOG_WARN, sl->job_id, "job %s: worker %d (task %d) did not stop within %d ms; killing it",
+				sl->name, (int)sl->pid, sl->task, SUP_STOP_DEADLINE_MS);
 			sup_signal_worker(sl->pid, SIGKILL);
 			sl->kill_at = 0;
 		}
@@ -595,7 +795,7 @@ static bool sup_pid_is_worker(pid_t pid)
 
 /* A previous controller that died leaves workers that exit by themselves
  * (they watch their parent), but one may still be finishing its batch.  Wait
- * for those, so that two workers never run the same job. */
+ * for those, every task's, so that two workers never run the same task. */
 static void sup_adopt_leftovers(struct sup *sp)
 {
 	struct store_job_brief *jobs = NULL;
@@ -605,21 +805,30 @@ static void sup_adopt_leftovers(struct sup *sp)
 	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		int pid = 0;
+		int pids[STORE_TASK_PIDS_MAX + 1];
+		size_t npids = 0, alive = 0;
+		int64_t deadline = sup_now_ms() + SUP_STOP_DEADLINE_MS;
 
-		if (store_job_get_pid(sp->st, jobs[i].id, &pid) < 0 || pid <= 0)
+		if (store_job_get_pids(sp->st, jobs[i].id, pids, STORE_TASK_PIDS_MAX + 1, &npids) < 0)
 			continue;
-		if (sup_pid_is_worker(pid)) {
-			int64_t deadline = sup_now_ms() + SUP_STOP_DEADLINE_MS;
-
-			log_info("job %s: waiting for worker %d of the previous controller to exit",
-				 jobs[i].name, pid);
-			sup_signal_worker(pid, SIGTERM);
-			while (sup_pid_is_worker(pid) && sup_now_ms() < deadline)
-				usleep(50 * 1000);
-			if (sup_pid_is_worker(pid))
-				sup_signal_worker(pid, SIGKILL);
+		for (size_t k = 0; k < npids; k++) {
+			if (!sup_pid_is_worker(pids[k]))
+				continue;
+			log_info("job %s: waiting for worker %d of the previous controller to exit", jobs[i].name,
+				 pids[k]);
+			sup_signal_worker(pids[k], SIGTERM);
+			alive++;
 		}
+		while (alive > 0 && sup_now_ms() < deadline) {
+			usleep(50 * 1000);
+			alive = 0;
+			for (size_t k = 0; k < npids; k++)
+				alive += sup_pid_is_worker(pids[k]);
+		}
+		for (size_t k = 0; alive > 0 && k < npids; k++)
+			if (sup_pid_is_worker(pids[k]))
+				sup_signal_worker(pids[k], SIGKILL);
+		store_job_set_task_pids(sp->st, jobs[i].id, NULL, 0);
 		if (strcmp(jobs[i].state, "failed") != 0)
 			store_job_set_state(sp->st, jobs[i].id,
 					    strcmp(jobs[i].desired, "running") == 0 ? "starting"
@@ -627,6 +836,19 @@ static void sup_adopt_leftovers(struct sup *sp)
 					    0, NULL);
 	}
 	free(jobs);
+}
+
+/* Our shutdown: every worker is stopped, and each job that had one still
+ * running reads stopping. */
+static void sup_stop_all(struct sup *sp)
+{
+	for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
+		if (sl->phase != SLOT_RUNNING || sl->stop_sent)
+			continue;
+		sup_slot_stop(sp, sl);
+		sl->leaving = true;
+		sup_job_publish(sp, sl->job_id, NULL);
+	}
 }
 
 static bool sup_any_running(struct sup *sp)
@@ -699,8 +921,7 @@ int sup_run(struct sup *sp)
 		if (now >= sup_next_reconcile(sp))
 			sp->reconcile_due = true;
 		if (sp->shutting_down) {
-			for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
-				sup_slot_stop(sp, sl);
+			sup_stop_all(sp);
 			/* The stopping state is what we wrote; the desired state stays,
 			 * so the next controller brings these jobs back. */
 			if (sp->reconcile_due)

@@ -1425,7 +1425,8 @@ int store_job_get_pid(struct store *st, int64_t id, int *pid)
 	return rc;
 }
 
-char *store_job_worker_input(struct store *st, int64_t id, int task, char *err, size_t errlen)
+char *store_job_worker_input(struct store *st, int64_t id, int task, struct store_worker_info *info,
+			     char *err, size_t errlen)
 {
 	struct jobspec *spec = NULL;
 	cJSON *job = NULL, *extra = cJSON_CreateObject();
@@ -1441,6 +1442,10 @@ char *store_job_worker_input(struct store *st, int64_t id, int task, char *err, 
 	    store_query_int(st, "SELECT max(rows_rejected - rejected_at_start, 0) FROM jobs"
 				" WHERE id = ?",
 			    id, 0, &rejected_before, err, errlen) == 0) {
+		if (info != NULL) {
+			info->tasks = spec->tasks;
+			info->partitions = spec->npartitions > 0;
+		}
 		cJSON_AddNumberToObject(extra, "task", task);
 		cJSON_AddNumberToObject(extra, "tasks", spec->tasks);
 		text = resolve_worker_input(

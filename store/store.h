@@ -16,6 +16,7 @@
 #ifndef SS_STORE_H
 #define SS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,7 +92,13 @@ int store_job_get_pids(struct store *st, int64_t id, int *pids, size_t max, size
  * (store_job_start), before this worker.
  * Returns a malloc'd string (caller frees) or NULL with err filled; an invalid
  * definition (the source changed since) is STORE_INVALID. */
-char *store_job_worker_input(struct store *st, int64_t id, int task, char *err, size_t errlen);
+struct store_worker_info {
+	int tasks;       /* the TASKS the worker was told */
+	bool partitions; /* the job lists PARTITIONS (a static division among the tasks) */
+};
+/* info (may be NULL) receives what the supervisor needs of the job. */
+char *store_job_worker_input(struct store *st, int64_t id, int task, struct store_worker_info *info,
+			     char *err, size_t errlen);
 
 /* --- Used by the API (api/) and the status page (web/) ---
  *

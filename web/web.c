@@ -185,7 +185,7 @@ static void web_cell_state(struct web_buf *b, const char *state)
 	static const struct {
 		const char *state;
 		const char *cls;
-	} classes[] = { { "running", "ok" }, { "failed", "bad" }, { "retrying", "warn" } };
+	} classes[] = { { "running", "ok" }, { "failed", "bad" }, { "retrying", "warn" }, { "degraded", "warn" } };
 	const char *cls = "idle";
 
 	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
@@ -266,6 +266,7 @@ static const struct web_col job_cols[] = {
 	{ "mode", "mode", WEB_TEXT },
 	{ "wanted", "desired_state", WEB_TEXT },
 	{ "state", "state", WEB_STATE },
+	{ "tasks", "tasks", WEB_NUM },
 	{ "messages consumed", "messages_consumed", WEB_NUM },
 	{ "rows written", "rows_written", WEB_NUM },
 	{ "rows rejected", "rows_rejected", WEB_NUM },
@@ -363,7 +364,7 @@ static const char web_app[] =
 	"<p id=\"jobs-empty\" class=\"note\" hidden>No jobs yet: create one below or "
 	"POST /api/v1/jobs.</p>\n"
 	"<table id=\"jobs-table\">\n<thead><tr><th>id</th><th>name</th><th>source</th>"
-	"<th>state</th><th class=\"num\">rows/s</th><th class=\"num\">lag</th>"
+	"<th>state</th><th>tasks</th><th class=\"num\">rows/s</th><th class=\"num\">lag</th>"
 	"<th class=\"num\">rows written</th><th class=\"num\">rows rejected</th>"
 	"<th class=\"num\">restarts</th><th>last error</th><th>actions</th></tr></thead>\n"
 	"<tbody id=\"jobs-body\"></tbody>\n</table>\n"

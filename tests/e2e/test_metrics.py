@@ -15,7 +15,7 @@ PARTITIONS = 4
 STATUS_FIELDS = {"id", "name", "state", "desired_state", "pid", "started_at", "restarts",
                  "messages_consumed", "rows_written", "rows_updated", "rows_rejected", "batches",
                  "rows_per_second", "messages_per_second", "last_batch_at", "lag", "last_error",
-                 "last_exit"}
+                 "last_exit", "partitions", "tasks"}
 
 
 # ------------------------------------------------------- Prometheus text parser

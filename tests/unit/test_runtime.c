@@ -56,9 +56,9 @@ static void test_rates_over_the_window(void **state)
 {
 	struct runtime_view *rv = *state;
 
-	runtime_job_worker_started(1);
+	runtime_task_started(1, 0, 100);
 	fake_now_ms += 1000;
-	runtime_job_batch(1, 110, 100, 20);
+	runtime_task_batch(1, 0, 110, 100, 20);
 	fake_now_ms += 1000; /* up 2 s */
 	runtime_job_get(1, rv);
 	assert_true(rv->rows_per_second == 50.0);
@@ -66,7 +66,7 @@ static void test_rates_over_the_window(void **state)
 	assert_true(rv->last_batch_at[0] != '\0');
 
 	fake_now_ms += 3000; /* up 5 s */
-	runtime_job_batch(1, 400, 400, 20);
+	runtime_task_batch(1, 0, 400, 400, 20);
 	runtime_job_get(1, rv);
 	assert_true(rv->rows_per_second == 100.0);
 
@@ -83,8 +83,8 @@ static void test_rates_over_the_window(void **state)
 	assert_true(rv->rows_per_second == 0);
 	assert_true(rv->messages_per_second == 0);
 
-	runtime_job_batch(1, 10, 10, 20);
-	runtime_job_worker_ended(1);
+	runtime_task_batch(1, 0, 10, 10, 20);
+	runtime_task_ended(1, 0);
 	runtime_job_get(1, rv);
 	assert_true(rv->rows_per_second == 0);
 	assert_int_equal(rv->duration_count, 3);
@@ -95,13 +95,13 @@ static void test_restart_starts_a_new_window(void **state)
 {
 	struct runtime_view *rv = *state;
 
-	runtime_job_worker_started(1);
-	runtime_job_batch(1, 1000, 1000, 5);
+	runtime_task_started(1, 0, 100);
+	runtime_task_batch(1, 0, 1000, 1000, 5);
 	fake_now_ms += 2000;
-	runtime_job_worker_ended(1);
-	runtime_job_worker_started(1);
+	runtime_task_ended(1, 0);
+	runtime_task_started(1, 0, 100);
 	fake_now_ms += 1000;
-	runtime_job_batch(1, 30, 30, 5);
+	runtime_task_batch(1, 0, 30, 30, 5);
 	runtime_job_get(1, rv);
 	assert_true(rv->rows_per_second == 30.0);
 }
@@ -113,9 +113,9 @@ static void test_histogram_buckets(void **state)
 	struct runtime_view *rv = *state;
 	const int64_t durations_ms[] = { 0, 5, 6, 10, 100, 999, 1000, 10000, 10001, 60000 };
 
-	runtime_job_worker_started(3);
+	runtime_task_started(3, 0, 100);
 	for (size_t i = 0; i < sizeof(durations_ms) / sizeof(durations_ms[0]); i++)
-		runtime_job_batch(3, 1, 1, durations_ms[i]);
+		runtime_task_batch(3, 0, 1, 1, durations_ms[i]);
 	runtime_job_get(3, rv);
 	assert_int_equal(rv->duration_count, 10);
 	assert_true(rv->duration_sum_s > 82.120 && rv->duration_sum_s < 82.122);
@@ -139,8 +139,8 @@ static void test_lag_is_the_last_report(void **state)
 	struct proto_lag first[] = { { 0, 10 }, { 1, 20 }, { 2, -1 }, { 3, 5 } };
 	struct proto_lag second[] = { { 0, 0 }, { 1, 3 } };
 
-	runtime_job_worker_started(5);
-	runtime_job_lag(5, 35, first, 4);
+	runtime_task_started(5, 0, 100);
+	runtime_task_lag(5, 0, 35, first, 4);
 	runtime_job_get(5, rv);
 	assert_true(rv->lag_known);
 	assert_int_equal(rv->lag_total, 35);
@@ -151,8 +151,8 @@ static void test_lag_is_the_last_report(void **state)
 	assert_true(rv->lag_updated_at[0] != '\0');
 	assert_string_equal(rv->last_batch_at, "");
 
-	runtime_job_lag(5, 3, second, 2);
-	runtime_job_worker_ended(5);
+	runtime_task_lag(5, 0, 3, second, 2);
+	runtime_task_ended(5, 0);
 	runtime_job_get(5, rv);
 	assert_int_equal(rv->lag_total, 3);
 	assert_int_equal(rv->nlag, 2);
@@ -167,7 +167,7 @@ static void test_lag_list_is_capped(void **state)
 	assert_non_null(many);
 	for (size_t i = 0; i < PROTO_LAG_MAX + 10; i++)
 		many[i] = (struct proto_lag){ (int32_t)i, 1 };
-	runtime_job_lag(6, PROTO_LAG_MAX + 10, many, PROTO_LAG_MAX + 10);
+	runtime_task_lag(6, 0, PROTO_LAG_MAX + 10, many, PROTO_LAG_MAX + 10);
 	runtime_job_get(6, rv);
 	assert_int_equal(rv->nlag, PROTO_LAG_MAX);
 	assert_int_equal(rv->lag[PROTO_LAG_MAX - 1].partition, PROTO_LAG_MAX - 1);
@@ -181,7 +181,7 @@ static void test_retain_drops_deleted_jobs(void **state)
 	const int64_t ids[] = { 2, 9 };
 
 	for (int64_t id = 1; id <= 10; id++)
-		runtime_job_batch(id, 1, 1, 1);
+		runtime_task_batch(id, 0, 1, 1, 1);
 	runtime_retain(ids, 2);
 	runtime_job_get(1, rv);
 	assert_int_equal(rv->duration_count, 0);
@@ -196,6 +196,66 @@ static void test_retain_drops_deleted_jobs(void **state)
 	assert_int_equal(rv->duration_count, 0);
 }
 
+/* A job of three tasks: rates add up, lag lists merge by partition (each
+ * partition once, the newest report's), a task's view has its own figures. */
+static void test_tasks_add_up(void **state)
+{
+	struct runtime_view *rv = *state;
+	struct runtime_task_view *tv = calloc(4, sizeof(*tv));
+	struct proto_lag l0[] = { { 4, 7 }, { 0, 10 } };
+	struct proto_lag l1[] = { { 1, 20 }, { 4, 1 } };
+	const int32_t a0[] = { 0, 3 };
+
+	assert_non_null(tv);
+	for (int t = 0; t < 3; t++)
+		runtime_task_started(20, t, 500 + t);
+	fake_now_ms += 10000;
+	runtime_task_batch(20, 0, 100, 100, 5);
+	runtime_task_batch(20, 1, 300, 200, 5);
+	runtime_task_lag(20, 0, 17, l0, 2);
+	runtime_task_lag(20, 1, 21, l1, 2);
+	runtime_job_get(20, rv);
+	assert_true(rv->rows_per_second > 29.9 && rv->rows_per_second < 30.1);
+	assert_int_equal(rv->duration_count, 2);
+	assert_int_equal(rv->lag_total, 38);
+	assert_int_equal(rv->nlag, 3);
+	assert_int_equal(rv->lag[0].partition, 0);
+	assert_int_equal(rv->lag[1].partition, 1);
+	assert_int_equal(rv->lag[2].partition, 4);
+	assert_int_equal(rv->lag[2].lag, 1); /* task 1's report came last */
+
+	/* Task 0 is assigned 0 and 3: partition 4 is no longer its lag. */
+	runtime_task_set_state(20, 0, "running", 2, "");
+	runtime_task_assign(20, 0, a0, 2);
+	runtime_task_set_state(20, 2, "running", 0, NULL);
+	runtime_task_assign(20, 2, NULL, 0);
+	assert_int_equal(runtime_job_tasks(20, tv, 4), 3);
+	assert_int_equal(tv[0].task, 0);
+	assert_int_equal(tv[0].pid, 500);
+	assert_string_equal(tv[0].state, "running");
+	assert_int_equal(tv[0].restarts, 2);
+	assert_true(tv[0].assign_known);
+	assert_int_equal(tv[0].nparts, 2);
+	assert_int_equal(tv[0].parts[1], 3);
+	assert_int_equal(tv[0].lag_total, 10);
+	assert_true(tv[0].rows_per_second > 9.9 && tv[0].rows_per_second < 10.1);
+	assert_string_equal(tv[1].state, "starting");
+	assert_false(tv[1].assign_known);
+	assert_string_equal(tv[2].state, "standby"); /* running, owns nothing */
+	assert_false(tv[2].lag_known);
+
+	/* The job is lowered to one task: the others' figures go. */
+	runtime_task_ended(20, 1);
+	runtime_task_ended(20, 2);
+	runtime_job_tasks_keep(20, 1);
+	assert_int_equal(runtime_job_tasks(20, tv, 4), 1);
+	runtime_job_get(20, rv);
+	assert_int_equal(rv->lag_total, 10);
+	assert_int_equal(rv->nlag, 1);
+	assert_true(rv->rows_per_second > 9.9 && rv->rows_per_second < 10.1);
+	free(tv);
+}
+
 #define WRITES 20000
 
 static void *writer(void *arg)
@@ -204,9 +264,9 @@ static void *writer(void *arg)
 	struct proto_lag parts[] = { { 0, 1 }, { 1, 2 } };
 
 	for (int i = 0; i < WRITES; i++) {
-		runtime_job_batch(id, 2, 1, 3);
+		runtime_task_batch(id, 0, 2, 1, 3);
 		if (i % 100 == 0)
-			runtime_job_lag(id, 3, parts, 2);
+			runtime_task_lag(id, 0, 3, parts, 2);
 	}
 	return NULL;
 }
@@ -240,6 +300,7 @@ static void test_concurrent_readers_and_writers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tasks_add_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_job_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rates_over_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_starts_a_new_window, setup, teardown),

@@ -589,7 +589,7 @@ static void test_brief_lists_desired_states(void **state)
 static int64_t input_int(struct store *st, int64_t job, const char *key)
 {
 	char err[1024];
-	char *input = store_job_worker_input(st, job, 0, err, sizeof(err));
+	char *input = store_job_worker_input(st, job, 0, NULL, err, sizeof(err));
 	cJSON *msg, *v;
 	int64_t value;
 
@@ -698,7 +698,7 @@ static void test_worker_input_task(void **state)
 	int64_t a = make_job_tasks(fx->st, "a", src, 3);
 	int64_t w = make_job(fx->st, "w", src, "wizard", wizard_def);
 	char err[1024];
-	char *input = store_job_worker_input(fx->st, a, 2, err, sizeof(err));
+	char *input = store_job_worker_input(fx->st, a, 2, NULL, err, sizeof(err));
 	cJSON *msg;
 
 	assert_non_null(input);
@@ -743,7 +743,7 @@ static void check_worker_input(struct store *st, int64_t job, const char *name)
 	cJSON *msg;
 	const char *config;
 
-	input = store_job_worker_input(st, job, 0, err, sizeof(err));
+	input = store_job_worker_input(st, job, 0, NULL, err, sizeof(err));
 	if (input == NULL)
 		fail_msg("worker input: %s", err);
 	msg = cJSON_Parse(input);
@@ -791,14 +791,14 @@ static void test_worker_input_of_invalid_job(void **state)
 	struct js_errors errs;
 	char err[1024];
 
-	assert_null(store_job_worker_input(fx->st, job, 0, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, job, 0, NULL, err, sizeof(err)));
 	assert_true(strlen(err) > 0);
 	memset(&errs, 0, sizeof(errs));
 	assert_int_equal(store_job_resolve(fx->st, job, &spec, &errs, err, sizeof(err)),
 			 STORE_INVALID);
 	assert_null(spec);
 	assert_true(errs.count > 0);
-	assert_null(store_job_worker_input(fx->st, 999, 0, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, 999, 0, NULL, err, sizeof(err)));
 }
 
 
@@ -1103,7 +1103,7 @@ static void test_service_tls_defaults_and_job_override(void **state)
 	assert_string_equal(spec->sslkey, KEY_PEM);
 	jobspec_free(spec);
 	spec = NULL;
-	input = store_job_worker_input(fx->st, plain, 0, err, sizeof(err));
+	input = store_job_worker_input(fx->st, plain, 0, NULL, err, sizeof(err));
 	assert_non_null(input);
 	assert_non_null(strstr(input, "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49keykeykey"));
 	explicit_bzero(input, strlen(input));
@@ -1156,7 +1156,7 @@ static void test_wizard_needs_a_delimited_source(void **state)
 	assert_true(errs->count >= 1);
 	assert_string_equal(errs->items[0].path, "mode");
 	assert_non_null(strstr(errs->items[0].message, "wizard mode supports csv and delimited"));
-	assert_null(store_job_worker_input(fx->st, wiz, 0, err, sizeof(err)));
+	assert_null(store_job_worker_input(fx->st, wiz, 0, NULL, err, sizeof(err)));
 
 	assert_int_equal(store_job_effective(fx->st, wiz, &spec, errs, err, sizeof(err)), 0);
 	assert_non_null(spec);

@@ -192,7 +192,7 @@
 
 	var STATE_CLASS = {
 		running: "ok", starting: "info", stopping: "info", retrying: "warn",
-		failed: "bad", stopped: "idle"
+		degraded: "warn", failed: "bad", stopped: "idle", standby: "idle"
 	};
 
 	function sourceName(id) {
@@ -215,6 +215,7 @@
 		var tr = el("tr", { "data-job-id": String(id), id: "job-" + id });
 		var badge = el("span", { "class": "badge", "data-field": "state" });
 		var stateTd = el("td");
+		var tasksTd = el("td");
 		var lagTd = el("td", { "class": "num" });
 		var details = el("details", { "data-field": "lag_detail" });
 		var summary = el("summary", { "data-field": "lag", title: "lag per partition" });
@@ -227,6 +228,8 @@
 		tr.appendChild(cell("source"));
 		stateTd.appendChild(badge);
 		tr.appendChild(stateTd);
+		tasksTd.appendChild(el("ul", { "class": "tasks", "data-field": "tasks" }));
+		tr.appendChild(tasksTd);
 		tr.appendChild(cell("rows_per_second", "num"));
 		details.appendChild(summary);
 		details.appendChild(el("ul", { "class": "partitions", "data-field": "lag_partitions" }));
@@ -282,6 +285,26 @@
 		field(tr, "lag_updated_at").textContent = when ? "reported " + when : "";
 	}
 
+	/* One line per task: its state, pid and the partitions it owns now. */
+	function updateTasks(tr, st) {
+		var list = field(tr, "tasks");
+		var tasks = Array.isArray(st.tasks) ? st.tasks : [];
+
+		clear(list);
+		tasks.forEach(function (t) {
+			var li = el("li", { "data-task": String(t.task), "data-state": t.state || "" });
+			var parts = Array.isArray(t.partitions) ? t.partitions : [];
+
+			li.appendChild(el("span", { "class": "badge " + (STATE_CLASS[t.state] || "idle") },
+				"#" + t.task + " " + (t.state || "")));
+			li.appendChild(el("span", { "data-field": "task_partitions", "data-partitions": parts.join(",") },
+				" partitions " + (parts.length ? parts.join(", ") : "\u2013")));
+			li.title = (t.pid ? "pid " + t.pid : "no worker") + ", " + num(t.restarts || 0) + " restarts" +
+				(t.last_error ? ", last error: " + t.last_error : "");
+			list.appendChild(li);
+		});
+	}
+
 	function updateJob(tr, st) {
 		var badge = field(tr, "state");
 		var job = page.jobs[st.id] || {};
@@ -295,8 +318,10 @@
 		setText(tr, "state", st.state || "");
 		badge.className = "badge " + (STATE_CLASS[st.state] || "idle");
 		badge.title = "wanted: " + (desired || "?");
-		setText(tr, "rows_per_second", st.state === "running" ? rate(st.rows_per_second) : rate(0));
+		setText(tr, "rows_per_second", st.state === "running" || st.state === "degraded" ?
+			rate(st.rows_per_second) : rate(0));
 		updateLag(tr, st);
+		updateTasks(tr, st);
 		setText(tr, "rows_written", num(st.rows_written));
 		setText(tr, "rows_rejected", num(st.rows_rejected));
 		setText(tr, "restarts", num(st.restarts));
