@@ -453,7 +453,6 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 	case PROTO_ASSIGN:
 		runtime_task_assign(sl->job_id, sl->task, msg.parts, msg.nparts);
 		break;
-	case PROTO_ASSIGN: /* read by the supervisor of tasks; a single worker owns what its lag lists */
 	case PROTO_UNKNOWN:
 		break;
 	}
