@@ -20,10 +20,10 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 
 from conftest import WORKER
-from helpers import (COLUMNS5, TABLE5, cols, create_job, create_service, create_source,
-                     delimited_messages, delivery_job_dict, error_of, job_status, key_census, pg_backends_of, pid_alive,
-                     professional_job, start_job, stop_job, to_yaml, unique, wait_for, wait_query,
-                     wait_state, wizard_job, worker_processes, yaml_value)
+from helpers import (TABLE5, cols, create_job, create_service, create_source,
+                     delimited_messages, delivery_job_dict, job_status, key_census, pg_backends_of, pid_alive,
+                     professional_job, start_job, to_yaml, unique, wait_for, wait_query,
+                     worker_processes, yaml_value)
 
 SESSION_MS = 6000
 N_LOAD = 200_000
@@ -215,6 +215,8 @@ class Job:
         try:
             wait_for(done, timeout, 0.25, f"{n} keys in {self.table} and its offsets at the end")
         except AssertionError as e:
+            if "keys are missing" in str(e):
+                raise
             raise AssertionError(f"{e}\n  progress {self.progress()}, high watermarks {high}\n"
                                  f"  census: {census_text(key_census(self.pg, self.table, n))}\n"
                                  f"  tasks: {tasks_text(self.status())}") from None
@@ -630,45 +632,3 @@ def test_more_tasks_than_partitions_wait_as_standbys(server, pg, kafka):
     c = job.check_exact(n)
     print(f"\n4 tasks on 2 partitions: standby {standby}, active {active}; {census_text(c)}")
 
-
-def test_tasks_field_validation_and_spec_cu(server, pg, kafka):
-    """tasks outside 1..64 is a 422 naming TASKS (YAML) or tasks (REST); a
-    partition listed twice is a 422 naming it; a wizard job carries tasks;
-    spec_cu counts tasks, and the 409 says how many run."""
-    topic = kafka.create_topic(unique("tval"), partitions=2)
-    table = pg.create_table(unique("t_tval"), TABLE5)
-    svc = create_service(server, pg, spec_cu=4)
-    src = create_source(server, svc["id"], kafka, topic)
-    conf = delivery_job_dict(pg, kafka, topic, table)
-    for bad in (0, 65):
-        err = error_of(server.request("POST", "/jobs", professional_job(
-            src["id"], to_yaml(dict(conf, TASKS=bad)))), 422, "invalid")
-        assert "TASKS" in (err.get("field") or "") + err["message"], err
-        err = error_of(server.request("POST", "/jobs", professional_job(
-            src["id"], to_yaml(conf), tasks=bad)), 422, "invalid", "tasks")
-        err = error_of(server.request("POST", "/jobs", wizard_job(
-            src["id"], pg, table, [c for c, _ in COLUMNS5], tasks=bad)), 422, "invalid", "tasks")
-    dup = dict(conf, KAFKA=dict(conf["KAFKA"], INPUT=dict(conf["KAFKA"]["INPUT"], SOURCE={
-        "BROKERS": kafka.bootstrap, "TOPIC": topic, "PARTITIONS": [0, 1, 1],
-        "FALLBACK_OFFSET": "earliest"})))
-    err = error_of(server.request("POST", "/jobs", professional_job(src["id"], to_yaml(dup))),
-                   422, "invalid")
-    assert "PARTITIONS" in (err.get("field") or "") + err["message"] and "1" in err["message"], err
-
-    wiz = create_job(server, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5], tasks=3))
-    assert wiz["tasks"] == 3, wiz
-    one = create_job(server, professional_job(src["id"], to_yaml(conf)))
-    assert one["tasks"] == 1 and yaml_value(one["config"], "TASKS") is None, one
-    two = create_job(server, professional_job(src["id"], to_yaml(dict(conf, TASKS=2))))
-    assert two["tasks"] == 2, two
-    start_job(server, wiz["id"])
-    err = error_of(server.request("POST", f"/jobs/{two['id']}/start"), 409, "conflict")
-    assert re.search(r"runs 3 of 4 tasks", err["message"]), err
-    start_job(server, one["id"])  # 3 + 1 = 4: fits
-    wait_state(server, wiz["id"], "running")
-    stop_job(server, wiz["id"])
-    wait_state(server, wiz["id"], "stopped")
-    start_job(server, two["id"])  # 1 + 2 = 3
-    st = wait_state(server, two["id"], "running",
-                    pred=lambda s: len([t for t in s.get("tasks") or [] if t.get("pid")]) == 2)
-    print(f"\nspec_cu 4: {err['message']}; {tasks_text(st)}")
