@@ -31,9 +31,9 @@
  *                                                 [] = a standby that owns
  *                                                 nothing.  "lag" lines list only
  *                                                 these partitions.  At most
- *                                                 PROTO_LAG_MAX are listed.  A
- *                                                 worker that never sends it owns
- *                                                 whatever its "lag" lines list.
+ *                                                 PROTO_LAG_MAX are listed.  Until
+ *                                                 a task sends one, the controller
+ *                                                 shows no partitions for it.
  *   {"type":"error","class":"retriable|data|fatal","message":"..."}
  *                                                 why the worker is about to exit
  * Lines are at most PROTO_LINE_MAX bytes.  EOF means the worker is gone.

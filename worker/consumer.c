@@ -119,6 +119,28 @@ static void consumer_error_classify(struct consumer *c, rd_kafka_t *rk, int err,
 	memset(secret, 0, sizeof(secret));
 }
 
+/* librdkafka's fatal error, if one happened: in a group, another member
+ * joined with this task's group.instance.id (a second worker of the same
+ * task).  This handle is finished; a restart rejoins.  Sets failed. */
+static void consumer_check_fatal(struct consumer *c)
+{
+	char why[400];
+	rd_kafka_resp_err_t orig;
+
+	if (c->failed || (orig = rd_kafka_fatal_error(c->rk, why, sizeof(why))) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	c->failed = true;
+	c->broken = true;
+	if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+		snprintf(c->failed_msg, sizeof(c->failed_msg),
+			 "another worker joined group \"%s\" as this task (group.instance.id %s-task-%d); this one "
+			 "stops",
+			 c->group_id, c->group_id, c->task);
+	else
+		snprintf(c->failed_msg, sizeof(c->failed_msg), "Kafka consumer: %s: %s", rd_kafka_err2name(orig), why);
+	log_warn("kafka: %s", c->failed_msg);
+}
+
 /* Served from our own poll calls (the main queue is forwarded to the consumer
  * queue), so it runs on the loop's thread. */
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -130,23 +152,7 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
 	if (c->fatal)
 		return;
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		/* In a group: another member joined with this task's
-		 * group.instance.id (a second worker of the same task).  This
-		 * handle is finished; a restart rejoins. */
-		char why[400];
-		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
-
-		c->failed = true;
-		c->broken = true;
-		if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
-			snprintf(c->failed_msg, sizeof(c->failed_msg),
-				 "another worker joined group \"%s\" as this task (group.instance.id %s-task-%d); "
-				 "this one stops",
-				 c->group_id, c->group_id, c->task);
-		else
-			snprintf(c->failed_msg, sizeof(c->failed_msg), "Kafka consumer: %s: %s",
-				 rd_kafka_err2name(orig), why);
-		log_warn("kafka: %s", c->failed_msg);
+		consumer_check_fatal(c);
 		return;
 	}
 	consumer_error_classify(c, rk, err, reason);
@@ -952,6 +958,7 @@ int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int
 		return WERR_RETRY;
 	}
 	consumer_wake(c, msgs, (size_t)got);
+	consumer_check_fatal(c);
 	if (c->failed && !c->fatal) {
 		c->fatal = true; /* reported once, through the path below */
 		snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", c->failed_msg);

@@ -180,6 +180,20 @@ def test_three_tasks_then_one(server, pg, kafka, tmp_path):
     assert all(t["pid"] is None for t in st["tasks"]), st
 
 
+def test_controller_killed_brings_every_task_back(server, pg, kafka):
+    topic, table, _, src = setup_source(server, pg, kafka)
+    job = create_job(server, wizard_job(src["id"], pg, table, COLUMN_NAMES, tasks=3))
+    start_job(server, job["id"])
+    old = task_pids(wait_tasks(server, job["id"], 3, "three running tasks"))
+    server.restart(kill=True)
+    st = wait_tasks(server, job["id"], 3, "three running tasks after the controller's restart")
+    new = task_pids(st)
+    # The new controller waited for the old workers before starting its own.
+    assert not any(pid_alive(p) for p in old.values()), (old, new)
+    assert not set(new.values()) & set(old.values()), (old, new)
+    assert st["restarts"] == 0 and st["state"] == "running", st
+
+
 def test_partitions_division_restarts_every_task(server, pg, kafka):
     topic, table, _, src = setup_source(server, pg, kafka, partitions=4)
     job = create_job(server, professional_job(
