@@ -458,13 +458,21 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"job {jid} did not stop within {timeout} s")
 
-    def cpu_of(self, pids):
-        """{"worker": CPU s of pids, "backend": CPU s of their PostgreSQL
-        backends (pg_stat_activity by client port), "backends": how many}."""
+    def backend_cpu(self, pids):
+        """{backend pid: CPU s} of the PostgreSQL backends of pids'
+        connections (pg_stat_activity by client port)."""
         backends = [b for bs in pg_backends_of(self.pg, pids).values() for b in bs]
+        return {b: proc_cpu_seconds(b) or 0 for b in backends}
+
+    def cpu_of(self, pids, since=None):
+        """{"worker": CPU s of pids, "backend": CPU s of their PostgreSQL
+        backends (less what each had spent at `since`, a backend_cpu() taken
+        before: a pool kept from an earlier run), "backends": how many}."""
+        now = self.backend_cpu(pids)
+        since = since or {}
         return {"worker": sum(proc_cpu_seconds(p) or 0 for p in pids),
-                "backend": sum(proc_cpu_seconds(b) or 0 for b in backends),
-                "backends": len(backends)}
+                "backend": sum(c - since.get(b, 0) for b, c in now.items()),
+                "backends": len(now)}
 
     # 5 -----------------------------------------------------------------
     def peer(self, topic, n, mode, tasks=None, parts=PARTITIONS):
@@ -497,6 +505,7 @@ class Bench:
             cfg["primary.key.mode"] = "none"
         url = self.s.connect_url
         jvm0 = proc_cpu_seconds(self.s.connect_pid) or 0
+        pool0 = self.backend_cpu([self.s.connect_pid])
         t0 = time.monotonic()
         r = requests.post(f"{url}/connectors", json={"name": name, "config": cfg}, timeout=60)
         if r.status_code not in (200, 201):
@@ -507,7 +516,7 @@ class Bench:
             if self.arrived(table, n, mode, probe, parts=parts, writers=tasks):
                 elapsed = time.monotonic() - t0
                 # The JVM's CPU over the run; its backends' while they live.
-                cpu = self.cpu_of([self.s.connect_pid])
+                cpu = self.cpu_of([self.s.connect_pid], since=pool0)
                 cpu["worker"] -= jvm0
                 self.last_cpu = cpu
                 break
