@@ -834,23 +834,29 @@ def print_tasks(rows, args, mach, out=sys.stdout):
         print(" | ".join(x.ljust(w) if i < 2 else x.rjust(w)
                          for i, (x, w) in enumerate(zip(c, widths))), file=out)
     cores = mach.get("usable_cores") or mach.get("cores") or 1
-    print(f"\nmodel (streamserver): rows/s <= min(T, C) / (w + b), T tasks, C cores, w + b the "
-          f"median CPU s per row of a worker and its backend measured here ({cores} core(s)); "
-          f"broker, WAL and checkpoints left out, so a ceiling", file=out)
+    print(f"\nmodel (streamserver): rows/s <= min(T / max(w, b), C / (w + b)) for T tasks on C "
+          f"cores, w and b the median CPU s per row of a worker and of its backend measured here "
+          f"({cores} core(s)): a task overlaps reading the next batch with the database writing "
+          f"the last one, so one task is bound by the slower of the two, and all of them by the "
+          f"cores; broker, WAL and checkpoints left out, so a ceiling", file=out)
     grid = (1, 2, 4, 8, 16)
     for mode in ("INSERT", "MERGE"):
         ours = [r for r in rows if r["who"] == "streamserver" and r["mode"] == mode]
-        per_row = statistics.median((r["worker_cpu_s_per_mrow"] + r["backend_cpu_s_per_mrow"]) / 1e6
-                                    for r in ours) if ours else 0
-        if per_row <= 0:
+        if not ours:
             continue
-        busy = ", ".join(f"{r['tasks']} task(s) {r['rows_per_s'] * per_row:.2f}" for r in ours)
-        print(f"  {mode}: w + b = {per_row * 1e6:.2f} CPU s per million rows; cores kept busy "
-              f"at the measured rates: {busy}", file=out)
+        w = statistics.median(r["worker_cpu_s_per_mrow"] for r in ours) / 1e6
+        b = statistics.median(r["backend_cpu_s_per_mrow"] for r in ours) / 1e6
+        if w + b <= 0:
+            continue
+        busy = ", ".join(f"{r['tasks']} task(s) "
+                         f"{r['rows_per_s'] * (r['worker_cpu_s_per_mrow'] + r['backend_cpu_s_per_mrow']) / 1e6:.2f}"
+                         for r in ours)
+        print(f"  {mode}: w = {w * 1e6:.2f}, b = {b * 1e6:.2f} CPU s per million rows; cores kept "
+              f"busy by workers + backends at the measured rates: {busy}", file=out)
         print("    " + "tasks \\ cores".ljust(14) + "".join(f"{c:>12}" for c in grid), file=out)
         for t in grid:
-            print("    " + f"{t}".ljust(14) + "".join(f"{min(t, c) / per_row:>12,.0f}" for c in grid),
-                  file=out)
+            print("    " + f"{t}".ljust(14) + "".join(
+                f"{min(t / max(w, b), c / (w + b)):>12,.0f}" for c in grid), file=out)
 
 
 # ------------------------------------------------------------------ main
