@@ -419,8 +419,9 @@ def test_tasks_one_three_one_while_loading(server, pg, kafka):
     keeps running through both changes (same pid), the workers running are
     the tasks asked for, exact set."""
     n = 80_000
-    # Long batches: a rebalance nearly always finds one open.
-    job = Job(server, pg, kafka, "tscale", 6, 1, max_row=50_000, interval=1500)
+    # Short batches (MAX_ROW 2000, 300 ms): a rebalance finds one in flight
+    # and the next open.
+    job = Job(server, pg, kafka, "tscale", 6, 1)
     load = Load(kafka, job.topic, n, 6, chunk=1200, pause=0.2, hold_at=n - 6000)
     try:
         st = job.wait_settled(1)
