@@ -185,6 +185,22 @@ class Job:
             f'SELECT partition, next_offset FROM "{schema}".streamserver_progress '
             'WHERE job_name = %s AND topic = %s', (self.name, self.topic)))
 
+    def missing(self, n):
+        """{partition: [(first, last), ...]}: the offsets whose keys are not
+        in the table (Load: message i is offset i // P of partition i % P)."""
+        rows = self.pg.query(
+            f'SELECT g FROM generate_series(0, %s) g WHERE NOT EXISTS (SELECT 1 FROM '
+            f'"{self.table}" t WHERE t.column_1 = \'k\' || g) ORDER BY g', (n - 1,))
+        out = {}
+        for (i,) in rows:
+            p, off = i % self.nparts, i // self.nparts
+            spans = out.setdefault(p, [])
+            if spans and spans[-1][1] == off - 1:
+                spans[-1] = (spans[-1][0], off)
+            else:
+                spans.append((off, off))
+        return out
+
     def check_exact(self, n, timeout=240):
         """Waits for every key of delimited_messages(0, n) and the stored
         offsets at the high watermarks; asserts 0 duplicates, 0 lost, and the
@@ -210,7 +226,7 @@ class Job:
                 raise AssertionError(
                     f"every offset is stored ({high}) but keys are missing: "
                     f"{census_text(key_census(self.pg, self.table, n))}\n"
-                    f"  tasks: {tasks_text(st)}")
+                    f"  missing offsets: {self.missing(n)}\n  tasks: {tasks_text(st)}")
             return False
         try:
             wait_for(done, timeout, 0.25, f"{n} keys in {self.table} and its offsets at the end")
