@@ -15,6 +15,9 @@ the messages once, then measures (each figure the median of --runs runs):
   5 peer              Kafka Connect + Debezium JDBC sink, insert and upsert modes
   6 latency           p50 / p99 from Kafka timestamp to commit, paced producer
   7 memory            worker peak RSS (INSERT drain); controller RSS, 100 jobs / 10 running
+  8 tasks (--tasks)   INSERT and MERGE with 1, 2, 4 tasks on 8 partitions beside the peer at
+                      tasks.max 1, 2, 4, with the CPU seconds per million rows of the workers
+                      and of their PostgreSQL backends (off unless asked for)
 
 See tests/bench/README.md for the method of each figure.  Prints one table and
 writes the same as JSON (--out).  Every process it starts is stopped at the
@@ -40,7 +43,8 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 
-from helpers import PG, Kafka, cols, free_port, job_dict, parse_env, to_yaml  # noqa: E402
+from helpers import (PG, Kafka, cols, free_port, job_dict, parse_env, pg_backends_of,  # noqa: E402
+                     proc_cpu_seconds, to_yaml)
 
 HARNESS = ROOT / "tests" / "harness"
 BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or ROOT / "build").resolve()
@@ -52,6 +56,7 @@ COLUMNS = [("column_1", "varchar(32)"), ("column_2", "bigint"), ("column_3", "nu
 TABLE_SQL = ", ".join(f"{n} {t}" for n, t in COLUMNS)
 MERGE_TABLE_SQL = TABLE_SQL.replace("column_1 varchar(32)", "column_1 varchar(32) PRIMARY KEY")
 PARTITIONS = 4
+TASKS_PARTITIONS = 8  # the tasks matrix (figure 8)
 DRAIN_TIMEOUT = 3600.0
 
 
@@ -266,6 +271,8 @@ class Bench:
         self.s = stack
         self.pg = stack.pg
         self.seq = 0
+        self.last_cpu = None
+        self.peer_duplicates = 0
 
     def name(self, prefix):
         self.seq += 1
@@ -322,7 +329,8 @@ class Bench:
                                f"holding the latest message of each key (min {n // 2})")
 
     # 2 and 4 -----------------------------------------------------------
-    def job_config(self, topic, table, mode="INSERT", meta=False, mapping=None, defaults=False):
+    def job_config(self, topic, table, mode="INSERT", meta=False, mapping=None, defaults=False,
+                   tasks=1, consistency=None):
         """A professional-mode job; defaults=True leaves COMMIT out (the
         product's MAX_ROW and MINIMAL_INTERVAL) instead of --max-row / --interval."""
         value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "delimited",
@@ -339,6 +347,10 @@ class Bench:
         job = job_dict(self.pg, self.s.kafka, topic, table, value=value, mode=mode,
                        output=output, commit=commit,
                        meta={"COLUMNS": cols(("meta", "jsonb")), "FORMAT": "json"} if meta else None)
+        if consistency:
+            job["KAFKA"]["COMMIT"]["CONSISTENCY"] = consistency
+        if tasks != 1:
+            job["TASKS"] = tasks
         if defaults:
             del job["KAFKA"]["COMMIT"]
         return to_yaml(job)
@@ -347,19 +359,19 @@ class Bench:
         return ctl.call("POST", "/jobs", {"source_id": source_id, "name": self.name(prefix),
                                           "mode": "professional", "config": config})["id"]
 
-    def last_messages(self, n, mode):
+    def last_messages(self, n, mode, parts=PARTITIONS):
         """{partition: index of its last message}: once those rows are visible,
         everything before them in their partitions is committed too (one
         consumer per partition, batches commit in order)."""
         last = {}
         for i in range(n - 1, -1, -1):
-            p = merge_key(i, n) % PARTITIONS if mode in ("MERGE", "upsert") else i % PARTITIONS
+            p = merge_key(i, n) % parts if mode in ("MERGE", "upsert") else i % parts
             last.setdefault(p, i)
-            if len(last) == PARTITIONS:
+            if len(last) == parts:
                 break
         return last
 
-    def arrived(self, table, n, mode, state, full=False):
+    def arrived(self, table, n, mode, state, full=False, parts=PARTITIONS, writers=None):
         """True once the last message of every partition is visible in the
         table.  MERGE / upsert: a primary-key lookup of those keys holding
         their latest message.  INSERT: a scan of the table's tail only (rows
@@ -368,7 +380,7 @@ class Bench:
         full=True scans it all (a safety net used once the job has consumed
         everything)."""
         if "want" not in state:
-            state["want"] = set(self.last_messages(n, mode).values())
+            state["want"] = set(self.last_messages(n, mode, parts).values())
             state["block"] = 0
         if mode in ("MERGE", "upsert"):
             keys = [f"key-{merge_key(i, n)}" for i in state["want"]]
@@ -379,16 +391,21 @@ class Bench:
         rows = self.pg.query(f"SELECT column_2 FROM {table} WHERE ctid >= %s::tid AND column_2 = ANY(%s)",
                              (f"({0 if full else state['block']},0)", list(state["want"])))
         state["want"] -= {r[0] for r in rows}
-        margin = max(512, 4 * (self.args.max_row or 500) * max(1, self.args.connect_tasks) * 80 // 8192)
+        writers = writers or max(1, self.args.connect_tasks)
+        margin = max(512, 4 * (self.args.max_row or 500) * writers * 80 // 8192)
         state["block"] = max(0, blocks - margin)
         return not state["want"]
 
-    def server_drain(self, ctl, source_id, topic, n, mode, defaults=False):
+    def server_drain(self, ctl, source_id, topic, n, mode, defaults=False, tasks=1,
+                     parts=PARTITIONS, consistency=None):
         """Starts a job on the full backlog; returns (rows/s from the start
-        call to the commit of the last message, worker VmHWM kB)."""
+        call to the commit of the last message, worker VmHWM kB).  Leaves in
+        self.last_cpu the CPU seconds (user + system) of the job's workers
+        and of their PostgreSQL backends, read at the end of the drain."""
         sql = MERGE_TABLE_SQL if mode == "MERGE" else TABLE_SQL
         table = self.fresh_table(self.name(f"ss_{mode.lower()}"), sql)
-        jid = self.new_job(ctl, source_id, self.job_config(topic, table, mode, defaults=defaults),
+        jid = self.new_job(ctl, source_id, self.job_config(topic, table, mode, defaults=defaults,
+                                                           tasks=tasks, consistency=consistency),
                            f"ss_{mode.lower()}")
         probe = {}
         t0 = time.monotonic()
@@ -402,7 +419,8 @@ class Bench:
                     raise RuntimeError(f"{mode} job failed: {st.get('last_error')}")
                 consumed = st.get("messages_consumed") or 0
                 last_poll = now
-            if self.arrived(table, n, mode, probe, full=consumed >= n and now - last_poll < 0.06):
+            if self.arrived(table, n, mode, probe, full=consumed >= n and now - last_poll < 0.06,
+                            parts=parts, writers=tasks):
                 elapsed = time.monotonic() - t0
                 break
             if now - t0 > DRAIN_TIMEOUT:
@@ -413,9 +431,14 @@ class Bench:
         st = ctl.call("GET", f"/jobs/{jid}/status")
         if st.get("restarts"):
             raise RuntimeError(f"{mode} job: the worker restarted during the drain: {st}")
-        hwm = proc_status(st["pid"], "VmHWM") if st.get("pid") else None
+        pids = sorted({t["pid"] for t in st.get("tasks") or [] if t.get("pid")} |
+                      ({st["pid"]} if st.get("pid") else set()))
+        if tasks > 1 and len(pids) != tasks:
+            raise RuntimeError(f"{mode} job with {tasks} tasks: {len(pids)} workers: {st}")
+        hwm = max((proc_status(p, "VmHWM") or 0 for p in pids), default=0) or None
         if hwm is None:
             raise RuntimeError(f"{mode} job: no running worker to read VmHWM from: {st}")
+        self.last_cpu = self.cpu_of(pids)
         ctl.call("POST", f"/jobs/{jid}/stop")
         if mode == "MERGE":
             self.check_merged(table, n, "Streaming Server MERGE")
@@ -436,8 +459,24 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"job {jid} did not stop within {timeout} s")
 
+    def backend_cpu(self, pids):
+        """{backend pid: CPU s} of the PostgreSQL backends of pids'
+        connections (pg_stat_activity by client port)."""
+        backends = [b for bs in pg_backends_of(self.pg, pids).values() for b in bs]
+        return {b: proc_cpu_seconds(b) or 0 for b in backends}
+
+    def cpu_of(self, pids, since=None):
+        """{"worker": CPU s of pids, "backend": CPU s of their PostgreSQL
+        backends (less what each had spent at `since`, a backend_cpu() taken
+        before: a pool kept from an earlier run), "backends": how many}."""
+        now = self.backend_cpu(pids)
+        since = since or {}
+        return {"worker": sum(proc_cpu_seconds(p) or 0 for p in pids),
+                "backend": sum(c - since.get(b, 0) for b, c in now.items()),
+                "backends": len(now)}
+
     # 5 -----------------------------------------------------------------
-    def peer(self, topic, n, mode):
+    def peer(self, topic, n, mode, tasks=None, parts=PARTITIONS):
         """A Debezium JDBC sink connector added to the running Connect worker;
         rows/s from the POST until the table holds the last row (insert: n
         rows; upsert: n/2 rows, each the latest message of its key)."""
@@ -447,7 +486,7 @@ class Bench:
         batch = self.args.max_row or 500
         cfg = {
             "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-            "tasks.max": str(self.args.connect_tasks),
+            "tasks.max": str(tasks or self.args.connect_tasks),
             "topics": topic,
             "connection.url": f"jdbc:postgresql://{self.pg.host}:{self.pg.port}/{self.pg.dbname}",
             "connection.username": self.pg.user,
@@ -466,6 +505,8 @@ class Bench:
         else:
             cfg["primary.key.mode"] = "none"
         url = self.s.connect_url
+        jvm0 = proc_cpu_seconds(self.s.connect_pid) or 0
+        pool0 = self.backend_cpu([self.s.connect_pid])
         t0 = time.monotonic()
         r = requests.post(f"{url}/connectors", json={"name": name, "config": cfg}, timeout=60)
         if r.status_code not in (200, 201):
@@ -473,8 +514,12 @@ class Bench:
         last_check, probe = 0.0, {}
         while True:
             now = time.monotonic()
-            if self.arrived(table, n, mode, probe):
+            if self.arrived(table, n, mode, probe, parts=parts, writers=tasks):
                 elapsed = time.monotonic() - t0
+                # The JVM's CPU over the run; its backends' while they live.
+                cpu = self.cpu_of([self.s.connect_pid], since=pool0)
+                cpu["worker"] -= jvm0
+                self.last_cpu = cpu
                 break
             if now - last_check > 5:
                 last_check = now
@@ -487,12 +532,50 @@ class Bench:
                 raise RuntimeError(f"Connect {mode}: not every message in {DRAIN_TIMEOUT:.0f} s")
             time.sleep(0.05)
         requests.delete(f"{url}/connectors/{name}", timeout=60)
+        self.peer_duplicates = 0
         if mode == "upsert":
             self.check_merged(table, n, "Connect upsert")
-        elif self.pg.count(table) != n:
-            raise RuntimeError(f"Connect insert: {self.pg.count(table)} rows for {n} messages")
+        else:
+            got = self.pg.count(table)
+            if got < n:
+                raise RuntimeError(f"Connect insert: {got} rows for {n} messages")
+            # At least once: a rebalance among its tasks writes batches again.
+            self.peer_duplicates = got - n
+            if got > n:
+                log(f"Connect insert: {got - n:,} rows written twice (at-least-once; tasks.max "
+                    f"{tasks or self.args.connect_tasks})")
         self.pg.execute(f"DROP TABLE {table}")
         return n / elapsed
+
+    # 8 -----------------------------------------------------------------
+    def tasks_matrix(self, ctl, sources, topics, n, counts):
+        """INSERT and MERGE jobs with each task count on the 8-partition
+        topics, each beside the peer at the same tasks.max; CONSISTENCY
+        EXACTLY (the rows are counted after every drain: a rebalance at a
+        job's start repeats nothing).  Returns one dict per (tasks, figure)."""
+        out = []
+        for t in counts:
+            for mode, peer_mode in (("INSERT", "insert"), ("MERGE", "upsert")):
+                rate, _ = self.server_drain(ctl, sources[mode], topics[mode], n, mode, tasks=t,
+                                            parts=TASKS_PARTITIONS, consistency="EXACTLY")
+                out.append(self.cpu_row("streamserver", mode, t, n, rate))
+                if topics.get(peer_mode):
+                    rate = self.peer(topics[peer_mode], n, peer_mode, tasks=t,
+                                     parts=TASKS_PARTITIONS)
+                    out.append(self.cpu_row("peer", peer_mode, t, n, rate))
+        return out
+
+    def cpu_row(self, who, mode, tasks, n, rate):
+        cpu = self.last_cpu or {}
+        row = {"who": who, "mode": mode, "tasks": tasks, "rows_per_s": rate,
+               "duplicates": self.peer_duplicates if who == "peer" else 0,
+               "worker_cpu_s_per_mrow": cpu.get("worker", 0) * 1e6 / n,
+               "backend_cpu_s_per_mrow": cpu.get("backend", 0) * 1e6 / n,
+               "backends": cpu.get("backends")}
+        log(f"tasks {tasks} {who} {mode}: {rate:,.0f} rows/s, CPU per million rows: worker(s) "
+            f"{row['worker_cpu_s_per_mrow']:.1f} s, PostgreSQL backend(s) "
+            f"{row['backend_cpu_s_per_mrow']:.1f} s ({row['backends']} backends)")
+        return row
 
     # 6 -----------------------------------------------------------------
     def latency(self, ctl, source_id, topic):
@@ -739,6 +822,54 @@ def print_table(rows, out=sys.stdout):
                          for i, (x, w) in enumerate(zip(c, widths))), file=out)
 
 
+def print_tasks(rows, args, mach, out=sys.stdout):
+    """The tasks matrix (figure 8), then a model of rows/s against tasks and
+    cores from the measured CPU per row: a task is a pipeline of a worker and
+    its backend working in turn, so one task goes at most 1 / (w + b) rows/s
+    (w, b: CPU seconds per row of the worker and of the backend), T tasks at
+    most T / (w + b), and C cores at most C / (w + b); the broker, WAL and
+    checkpoints are left out, so the model is a ceiling."""
+    print(f"\n8 tasks matrix: {args.tasks_messages:,} messages on {TASKS_PARTITIONS} partitions, "
+          f"CONSISTENCY EXACTLY; peer = Connect + Debezium JDBC at tasks.max = tasks; "
+          f"CPU = user + system s per million rows (workers summed over tasks; PostgreSQL "
+          f"backends of their connections)")
+    head = ("who", "mode", "tasks", "rows/s", "worker CPU s/Mrow", "backend CPU s/Mrow", "backends",
+            "rows twice")
+    cells = [(r["who"], r["mode"], str(r["tasks"]), f"{r['rows_per_s']:,.0f}",
+              f"{r['worker_cpu_s_per_mrow']:.1f}", f"{r['backend_cpu_s_per_mrow']:.1f}",
+              str(r["backends"]), f"{r.get('duplicates', 0):,}") for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *cells)]
+    print(" | ".join(h.ljust(w) for h, w in zip(head, widths)), file=out)
+    print("-+-".join("-" * w for w in widths), file=out)
+    for c in cells:
+        print(" | ".join(x.ljust(w) if i < 2 else x.rjust(w)
+                         for i, (x, w) in enumerate(zip(c, widths))), file=out)
+    cores = mach.get("usable_cores") or mach.get("cores") or 1
+    print(f"\nmodel (streamserver): rows/s <= min(T / max(w, b), C / (w + b)) for T tasks on C "
+          f"cores, w and b the median CPU s per row of a worker and of its backend measured here "
+          f"({cores} core(s)): a task overlaps reading the next batch with the database writing "
+          f"the last one, so one task is bound by the slower of the two, and all of them by the "
+          f"cores; broker, WAL and checkpoints left out, so a ceiling", file=out)
+    grid = (1, 2, 4, 8, 16)
+    for mode in ("INSERT", "MERGE"):
+        ours = [r for r in rows if r["who"] == "streamserver" and r["mode"] == mode]
+        if not ours:
+            continue
+        w = statistics.median(r["worker_cpu_s_per_mrow"] for r in ours) / 1e6
+        b = statistics.median(r["backend_cpu_s_per_mrow"] for r in ours) / 1e6
+        if w + b <= 0:
+            continue
+        busy = ", ".join(f"{r['tasks']} task(s) "
+                         f"{r['rows_per_s'] * (r['worker_cpu_s_per_mrow'] + r['backend_cpu_s_per_mrow']) / 1e6:.2f}"
+                         for r in ours)
+        print(f"  {mode}: w = {w * 1e6:.2f}, b = {b * 1e6:.2f} CPU s per million rows; cores kept "
+              f"busy by workers + backends at the measured rates: {busy}", file=out)
+        print("    " + "tasks \\ cores".ljust(14) + "".join(f"{c:>12}" for c in grid), file=out)
+        for t in grid:
+            print("    " + f"{t}".ljust(14) + "".join(
+                f"{min(t / max(w, b), c / (w + b)):>12,.0f}" for c in grid), file=out)
+
+
 # ------------------------------------------------------------------ main
 
 def parse_args():
@@ -758,6 +889,14 @@ def parse_args():
     ap.add_argument("--peer-warmup", type=int, default=200000,
                     help="rows of the peer's warm-up insert and upsert before run 1, not counted "
                          "(default 200000, at most --messages; 0 = none)")
+    ap.add_argument("--tasks", default=os.environ.get("STREAMSERVER_BENCH_TASKS", ""),
+                    help="task counts of the tasks matrix, e.g. 1,2,4: INSERT and MERGE on "
+                         f"{TASKS_PARTITIONS} partitions beside the peer at the same tasks.max "
+                         "(default: none, or $STREAMSERVER_BENCH_TASKS)")
+    ap.add_argument("--tasks-messages", type=int, default=0,
+                    help="rows per data set of the tasks matrix (default: --messages)")
+    ap.add_argument("--tasks-runs", type=int, default=1,
+                    help="runs of the tasks matrix; every run is printed (default 1)")
     ap.add_argument("--skip", default="", help="comma-separated figures to leave out: "
                     "limit,insert,merge,peer,latency,memory")
     ap.add_argument("--out", default="bench-results.json")
@@ -770,6 +909,15 @@ def parse_args():
     if a.runs < 1:
         ap.error("--runs must be >= 1")
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    try:
+        a.tasks = [int(x) for x in a.tasks.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--tasks: a comma-separated list of task counts, not {a.tasks!r}")
+    if any(t < 1 or t > 64 for t in a.tasks):
+        ap.error("--tasks: every count must be 1..64")
+    a.tasks_messages = a.tasks_messages or a.messages
+    if a.tasks_messages < 2 or a.tasks_messages % 2:
+        ap.error("--tasks-messages must be an even number >= 2")
     return a
 
 
@@ -792,7 +940,7 @@ def main():
     raw = {"limit_insert": [], "ss_insert": [], "limit_merge": [], "ss_merge": [],
            "peer_insert": [], "peer_upsert": [], "latency": [], "worker_hwm_kb": [],
            "insert_default_rate": [], "worker_default_hwm_kb": [],
-           "controller_rss_kb": [], "controller_hwm_kb": []}
+           "controller_rss_kb": [], "controller_hwm_kb": [], "tasks": []}
     result = {}
     ok = False
     try:
@@ -844,6 +992,25 @@ def main():
                 f"{bench.peer(w_ins, w, 'insert'):,.0f} rows/s, upsert "
                 f"{bench.peer(w_merge, w, 'upsert'):,.0f} rows/s")
 
+        tm = args.tasks_messages
+        mtopics = {}
+        if args.tasks:
+            # The tasks matrix: the same rows on 8 partitions.
+            mtopics["INSERT"] = kafka.create_topic("bench_insert8", TASKS_PARTITIONS)
+            mtopics["MERGE"] = kafka.create_topic("bench_merge8", TASKS_PARTITIONS)
+            log(f"producing {tm:,} messages to each {TASKS_PARTITIONS}-partition topic")
+            produce(kafka.bootstrap, mtopics["INSERT"], tm, insert_row, lambda i: i % TASKS_PARTITIONS)
+            produce(kafka.bootstrap, mtopics["MERGE"], tm, lambda i: merge_row(i, tm),
+                    lambda i: merge_key(i, tm) % TASKS_PARTITIONS)
+            if "peer" not in args.skip:
+                mtopics["insert"] = kafka.create_topic("bench_connect_insert8", TASKS_PARTITIONS)
+                mtopics["upsert"] = kafka.create_topic("bench_connect_merge8", TASKS_PARTITIONS)
+                produce(kafka.bootstrap, mtopics["insert"], tm,
+                        lambda i: as_connect_json(insert_row(i)), lambda i: i % TASKS_PARTITIONS)
+                produce(kafka.bootstrap, mtopics["upsert"], tm,
+                        lambda i: as_connect_json(merge_row(i, tm)),
+                        lambda i: merge_key(i, tm) % TASKS_PARTITIONS)
+
         ctl = stack.start_controller("ctl")
         svc = ctl.call("POST", "/services", {"name": "bench", "spec_cu": 16,
                                              "database_host": stack.pg.host,
@@ -854,6 +1021,7 @@ def main():
                                                  "brokers": kafka.bootstrap, "topic": topic,
                                                  "format": "delimited", "delimiter": "|"})["id"]
         s_ins, s_merge = source(t_ins), source(t_merge)
+        msources = {m: source(mtopics[m]) for m in ("INSERT", "MERGE") if m in mtopics}
 
         for run in range(1, args.runs + 1):
             log(f"--- run {run} of {args.runs}")
@@ -892,6 +1060,10 @@ def main():
                 raw["controller_hwm_kb"].append(hwm)
                 log(f"controller VmRSS {rss / 1024:.1f} MB (VmHWM {hwm / 1024:.1f} MB)")
 
+        for run in range(1, (args.tasks_runs if args.tasks else 0) + 1):
+            log(f"--- tasks matrix, run {run} of {args.tasks_runs}: tasks {args.tasks}")
+            raw["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
+
         for k in ("limit_insert", "ss_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
             result[k] = median(raw[k])
         if raw["latency"]:
@@ -928,7 +1100,9 @@ def main():
                 "max_row": args.max_row or "default", "minimal_interval_ms": args.interval,
                 "latency_rate": args.latency_rate, "latency_seconds": args.latency_seconds,
                 "connect_tasks": args.connect_tasks, "peer_warmup": min(n, args.peer_warmup),
-                "skipped": sorted(args.skip)}
+                "skipped": sorted(args.skip), "tasks": args.tasks,
+                "tasks_messages": args.tasks_messages if args.tasks else None,
+                "tasks_partitions": TASKS_PARTITIONS if args.tasks else None}
     print()
     print(f"Streaming Server benchmark: {n:,} messages, {PARTITIONS} partitions, median of "
           f"{args.runs} run(s), MAX_ROW {settings['max_row']}, MINIMAL_INTERVAL {args.interval} ms")
@@ -943,6 +1117,8 @@ def main():
         print(f"\nlatency: p99 to the row's write (clock_timestamp(), before commit) "
               f"{result['latency_written_p99_ms']:.0f} ms; producer rate achieved "
               f"{result['latency_rate_achieved']:,.0f} msg/s")
+    if raw["tasks"]:
+        print_tasks(raw["tasks"], args, mach)
     doc = {"settings": settings, "machine": mach, "versions": ver, "figures": rows,
            "runs": {k: v for k, v in raw.items() if v}}
     with open(args.out, "w") as f:

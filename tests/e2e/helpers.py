@@ -842,3 +842,62 @@ class PacedProducer:
         self._t.join(timeout)
         assert not self._t.is_alive(), f"the producer still runs after {timeout}s"
         assert self.error is None, f"producing failed: {self.error!r}"
+
+
+# --------------------------------------------------- tasks (issue 12)
+
+def proc_cpu_seconds(pid):
+    """user + system CPU seconds of a live process (/proc/PID/stat), or None
+    when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tcp_client_ports(pid, remote_port):
+    """The local ports of pid's TCP connections to remote_port (on any
+    address): a worker's connection to PostgreSQL, to find its backend in
+    pg_stat_activity by client_port."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) < 10 or f[9] not in inodes:
+                continue
+            local, remote = f[1], f[2]
+            if int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def pg_backends_of(pg, pids):
+    """{worker pid: [backend pid, ...]} for the workers' connections to pg
+    (pg_stat_activity.client_port)."""
+    out = {}
+    for pid in pids:
+        ports = tcp_client_ports(pid, pg.port)
+        if not ports:
+            out[pid] = []
+            continue
+        out[pid] = [r[0] for r in pg.query(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (list(ports),))]
+    return out
