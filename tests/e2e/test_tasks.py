@@ -1,5 +1,5 @@
 """Issue 12, a job as several tasks: partitions shared through Kafka's
-consumer group (cooperative-sticky, static membership), or divided by
+consumer group (an eager assignor, static membership), or divided by
 PARTITIONS; exactly once through kills, freezes, zombies and scale changes;
 MERGE from several tasks without deadlocks; hot standbys.
 
