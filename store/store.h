@@ -1,9 +1,14 @@
-/* The controller's SQLite store: data services, data sources and jobs.
+/* The controller's store (its catalog): data services, data sources and
+ * jobs, in SQLite (the default: DATA_DIR/streamserver.db, WAL journal,
+ * schema versioned with PRAGMA user_version, file mode 0600) or in a
+ * PostgreSQL schema (created and migrated on start under an advisory lock,
+ * versioned in its schema_version table; several controllers may share it).
+ * The backends sit under one thin layer (db.h), so every query is written
+ * once.
  *
- * Owned by the controller alone.  One connection guarded by a mutex, so every
- * function may be called from any thread (civetweb's request threads and the
- * supervisor loop).  WAL journal, schema versioned with PRAGMA user_version,
- * database file mode 0600.
+ * One connection guarded by a mutex, so every function may be called from
+ * any thread (civetweb's request threads and the supervisor loop).  Nothing
+ * is cached: every call reads the database.
  *
  * The store is the source of truth for a job's desired state (what the user
  * asked for: running or stopped) and its runtime state (what the supervisor
@@ -30,7 +35,14 @@
 
 struct store;
 
-/* Opens (creating if needed) DIR/streamserver.db. */
+/* Opens the store named by uri (see store_uri.h: NULL = DIR/streamserver.db,
+ * sqlite:PATH, postgresql://...), creating or migrating its schema, and
+ * takes DIR/streamserver.lock (DIR is created if needed) for as long as it
+ * is open: STORE_BUSY when another controller holds it.  STORE_INVALID when
+ * uri is not one we take.  err never holds a password. */
+int store_open_uri(const char *dir, const char *uri, struct store **out, char *err,
+		   size_t errlen);
+/* store_open_uri(dir, NULL, ...). */
 int store_open(const char *dir, struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
 
