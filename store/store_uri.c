@@ -241,11 +241,11 @@ void store_uri_redact(const char *uri, char *buf, size_t len)
 		buf[0] = '\0';
 		return;
 	}
-	if (!store_uri_is_pg(uri)) {
+	if (strstr(uri, "://") == NULL) {
 		snprintf(buf, len, "%s", uri);
 		return;
 	}
 	/* Too long to show whole: a cut could fall inside the user info. */
 	if (store_uri_filter(uri, true, "password", NULL, buf, len, NULL, 0) < 0)
-		snprintf(buf, len, "postgresql://... (too long to show)");
+		snprintf(buf, len, "(a URI too long to show)");
 }
