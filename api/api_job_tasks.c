@@ -50,13 +50,18 @@ static cJSON *api_task_json(const struct runtime_task_view *t)
 
 void api_job_tasks_status(cJSON *status, int64_t job_id, int ntasks, const char *job_state)
 {
-	/* More than JS_TASKS_MAX: tasks lowered from 64 that are still stopping. */
-	size_t max = 2 * JS_TASKS_MAX, n, k = 0, nall = 0;
-	struct runtime_task_view *views = calloc(max, sizeof(*views)); /* large: the partition lists */
+	/* As many views as the job has tasks now (each is large: its partition
+	 * list); a task added meanwhile waits for the next status. */
+	size_t max = runtime_job_tasks(job_id, NULL, 0), n, k = 0, nall = 0;
+	struct runtime_task_view *views;
 	int32_t *all = NULL;
 	cJSON *tasks = cJSON_CreateArray(), *parts = cJSON_CreateArray();
-	bool at_rest = job_state == NULL || strcmp(job_state, "stopped") == 0 || strcmp(job_state, "failed") == 0;
+	bool at_rest = job_state == NULL || strcmp(job_state, "stopped") == 0 ||
+		       strcmp(job_state, "failed") == 0;
 
+	if (max > JS_TASKS_MAX)
+		max = JS_TASKS_MAX;
+	views = calloc(max > 0 ? max : 1, sizeof(*views));
 	if (views == NULL || tasks == NULL || parts == NULL)
 		goto out;
 	n = runtime_job_tasks(job_id, views, max);

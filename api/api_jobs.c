@@ -251,7 +251,8 @@ static cJSON *api_job_status_with(const cJSON *row, struct runtime_view *rv)
 		cJSON_AddItemToObject(out, "lag", api_job_lag(rv));
 	}
 	if (out != NULL)
-		api_job_tasks_status(out, api_row_int(row, "id"), api_job_ntasks(row), api_row_string(row, "state"));
+		api_job_tasks_status(out, api_row_int(row, "id"), api_job_ntasks(row),
+				     api_row_string(row, "state"));
 	return out;
 }
 

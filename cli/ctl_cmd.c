@@ -423,7 +423,8 @@ static const char *ctl_parts_text(const cJSON *task, char *buf, size_t buflen)
 /* The job's tasks: one row each. */
 static void ctl_print_tasks(const cJSON *tasks)
 {
-	static const char *const headers[] = { ">task", ">pid", "state", ">restarts", "partitions", ">rows/s", ">lag" };
+	static const char *const headers[] = { ">task", ">pid", "state", ">restarts",
+					       "partitions", ">rows/s", ">lag" };
 	struct ctl_table *t;
 	const cJSON *it;
 

@@ -351,7 +351,8 @@ void runtime_job_tasks_keep(int64_t job_id, int ntasks)
 }
 
 /* The task's rates over the window now. */
-static void runtime_task_rates(const struct runtime_task *t, int64_t now, double *rows_ps, double *messages_ps)
+static void runtime_task_rates(const struct runtime_task *t, int64_t now, double *rows_ps,
+			       double *messages_ps)
 {
 	int64_t tag = now / RUNTIME_SLOT_MS, rows = 0, messages = 0;
 	double span_s;

@@ -367,6 +367,7 @@ static void sup_slot_fail(struct sup *sp, struct slot *sl, const char *why)
 		next = other->next;
 		if (other->job_id != sl->job_id || other == sl)
 			continue;
+		other->leaving = true;
 		if (other->phase == SLOT_RUNNING)
 			sup_slot_stop(sp, other);
 		else if (other->phase == SLOT_BACKOFF)
@@ -395,11 +396,8 @@ static void sup_job_start(struct sup *sp, const struct store_job_brief *job, int
 	snprintf(sl->name, sizeof(sl->name), "%s", job->name);
 	rc = sup_slot_spawn(sp, sl, err, sizeof(err));
 	if (rc == STORE_INVALID || rc == STORE_NOT_FOUND) {
-		char why[600];
-
-		snprintf(why, sizeof(why), "cannot start: %s", err);
-		log_job(LOG_ERROR, job->id, "job %s: %s", job->name, why);
-		sup_slot_fail(sp, sl, err);
+		log_job(LOG_ERROR, job->id, "job %s: cannot start task %d", job->name, task);
+		sup_slot_fail(sp, sl, err); /* logs why */
 		return;
 	}
 	if (rc < 0) {
@@ -637,6 +635,8 @@ static bool sup_job_reconcile_tasks(struct sup *sp, const struct store_job_brief
 		next = sl->next;
 		if (sl->job_id != job->id || !sl->leaving)
 			continue;
+		if (sl->phase == SLOT_FAILED && failed)
+			continue; /* the job stays failed until a user starts it */
 		if (sl->phase == SLOT_RUNNING && !sl->stop_sent)
 			sup_slot_stop(sp, sl);
 		else if (sl->phase != SLOT_RUNNING)

@@ -26,9 +26,15 @@ const char *tasks_job_state(const struct task_brief *t, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		staying = staying || !t[i].leaving;
-	for (size_t i = 0; i < n; i++)
-		if (!staying || !t[i].leaving)
+	for (size_t i = 0; i < n; i++) {
+		if (staying && t[i].leaving)
+			continue;
+		/* A task that stays but is stopping is being restarted. */
+		if (t[i].phase == TASK_STOPPING && !t[i].leaving)
+			count[TASK_STARTING]++;
+		else
 			count[t[i].phase]++;
+	}
 	if (count[TASK_FAILED] > 0)
 		return "failed";
 	active = count[TASK_RUNNING] + count[TASK_STARTING] + count[TASK_RETRYING] > 0;

@@ -11,7 +11,9 @@
  *   retrying  none is ready, some wait to restart
  *   starting  none is ready, none waits to restart
  * Tasks that are leaving (their index is at or past the job's tasks after a
- * PATCH lowered them) do not count while others stay.
+ * PATCH lowered them, or the job is stopping or failed) do not count while
+ * others stay; a task that stays but is stopping is being restarted (its
+ * share of PARTITIONS changed) and counts as starting.
  */
 #ifndef SS_TASKS_H
 #define SS_TASKS_H
@@ -30,7 +32,7 @@ enum task_phase {
 
 struct task_brief {
 	enum task_phase phase;
-	bool leaving; /* index >= the job's tasks: being stopped for good */
+	bool leaving; /* being stopped for good (not to be restarted) */
 };
 
 /* The job's state for its tasks t[0..n): one of the words above (static). */

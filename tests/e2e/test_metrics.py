@@ -10,7 +10,7 @@ from helpers import (PacedProducer, TABLE5, cols, create_job, create_service, cr
                      professional_job, run_job, start_job, stop_job, to_yaml, unique, wait_rows,
                      wait_state, wizard_job)
 
-STATES = ("stopped", "starting", "running", "stopping", "retrying", "failed")
+STATES = ("stopped", "starting", "running", "degraded", "stopping", "retrying", "failed")
 PARTITIONS = 4
 STATUS_FIELDS = {"id", "name", "state", "desired_state", "pid", "started_at", "restarts",
                  "messages_consumed", "rows_written", "rows_updated", "rows_rejected", "batches",
@@ -219,7 +219,7 @@ def test_running_job_figures_status_and_metrics(server, pg, kafka):
     assert lagging["lag"]["updated_at"] > stopped["lag"]["updated_at"], lagging
     fams = scrape(server)
     assert job_samples(fams, "streamserver_job_lag", job_id) == {
-        (("partition", str(p)),): 100 for p in range(PARTITIONS)}
+        (("partition", str(p)), ("task", "0")): 100 for p in range(PARTITIONS)}
     # 600 more fill the batch: it commits and the lag goes back to 0.
     kafka.produce(topic, delimited_messages(n + 400, n + 1000), partitions=PARTITIONS)
     wait_rows(pg, table, n + 1000, server, job_id)
@@ -270,7 +270,8 @@ def _check_metrics_match(fams, statuses, since_start=True):
             assert hist[("count",)] == st["batches"], (hist, st)
             assert hist[("sum",)] >= 0
         lag = job_samples(fams, "streamserver_job_lag", st["id"])
-        assert lag == {(("partition", str(p["partition"])),): p["lag"]
+        # One task: every partition's lag is task 0's.
+        assert lag == {(("partition", str(p["partition"])), ("task", "0")): p["lag"]
                        for p in st["lag"]["partitions"] if p["lag"] is not None}, (lag, st["lag"])
         state = job_samples(fams, "streamserver_job_state", st["id"])
         assert state == {(("state", s),): (1 if s == st["state"] else 0) for s in STATES}, state

@@ -7,6 +7,9 @@ The jobs here consume nothing (no message is produced): what is checked is
 the supervisor's processes and what the API, /metrics, streamctl and the
 page say about them.
 """
+import os
+import signal
+
 from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source, error_of,
                      job_status, job_yaml, pid_alive, professional_job, start_job, stop_job,
                      unique, wait_for, wait_state, wizard_job, yaml_value)
@@ -178,6 +181,40 @@ def test_three_tasks_then_one(server, pg, kafka, tmp_path):
     st = wait_state(server, jid, "stopped", timeout=30)
     assert [t["state"] for t in st["tasks"]] == ["stopped"] * 3, st
     assert all(t["pid"] is None for t in st["tasks"]), st
+
+
+def test_one_task_killed_degrades_the_job(server, pg, kafka):
+    topic, table, _, src = setup_source(server, pg, kafka)
+    job = create_job(server, wizard_job(src["id"], pg, table, COLUMN_NAMES, tasks=3))
+    start_job(server, job["id"])
+    pids = task_pids(wait_tasks(server, job["id"], 3, "three running tasks"))
+    os.kill(pids[1], signal.SIGKILL)
+    # A crash waits RETRY_INTERVAL (5 s) before its restart: the others run on.
+    st = wait_state(server, job["id"], "degraded", timeout=10)
+    by_task = {t["task"]: t for t in st["tasks"]}
+    assert by_task[1]["state"] == "retrying" and by_task[1]["pid"] is None, st
+    assert by_task[1]["restarts"] == 1 and "signal 9" in (by_task[1]["last_error"] or ""), st
+    assert by_task[0]["pid"] == pids[0] and by_task[2]["pid"] == pids[2], st
+    st = wait_tasks(server, job["id"], 3, "task 1 back")
+    after = task_pids(st)
+    assert after[0] == pids[0] and after[2] == pids[2] and after[1] != pids[1], (pids, after)
+    assert st["restarts"] == 1, st
+
+
+def test_a_failed_task_fails_the_job(server, pg, kafka):
+    # No such table: each worker exits with a configuration error, which the
+    # restart policy does not retry.
+    topic, _, _, src = setup_source(server, pg, kafka)
+    job = create_job(server, wizard_job(src["id"], pg, unique("t_missing"), COLUMN_NAMES, tasks=3))
+    start_job(server, job["id"])
+    st = wait_state(server, job["id"], "failed", timeout=30)
+    assert "does not exist" in (st["last_error"] or ""), st
+    wait_for(lambda: (lambda s: s if all(t["pid"] is None for t in s["tasks"]) else None)(
+        job_status(server, job["id"])), 30, 0.2, "no task left with a worker")
+    st = job_status(server, job["id"])
+    assert st["state"] == "failed" and st["pid"] is None, st
+    assert "failed" in [t["state"] for t in st["tasks"]], st
+    assert st["restarts"] == 0, st
 
 
 def test_controller_killed_brings_every_task_back(server, pg, kafka):

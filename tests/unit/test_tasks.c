@@ -31,8 +31,10 @@ static void test_one_task_is_the_job(void **state)
 	} cases[] = { { S, "starting" }, { R, "running" }, { W, "retrying" },
 		      { X, "stopping" }, { TASK_STOPPED, "stopped" }, { F, "failed" } };
 
+	const bool leaving = true; /* a stop: the task is not restarted */
+
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_string_equal(state_of(&cases[i].phase, NULL, 1), cases[i].job);
+		assert_string_equal(state_of(&cases[i].phase, &leaving, 1), cases[i].job);
 		assert_string_equal(tasks_phase_name(cases[i].phase), cases[i].job);
 	}
 	assert_string_equal(tasks_job_state(NULL, 0), "stopped");
@@ -47,6 +49,7 @@ static void test_several_tasks(void **state)
 	const enum task_phase all_start[] = { S, S, S };
 	const enum task_phase one_failed[] = { R, F, X };
 	const enum task_phase stopping[] = { X, TASK_STOPPED, X };
+	const bool all_leave[] = { true, true, true };
 
 	assert_string_equal(state_of(all_ready, NULL, 3), "running");
 	assert_string_equal(state_of(one_waits, NULL, 3), "degraded");
@@ -54,7 +57,18 @@ static void test_several_tasks(void **state)
 	assert_string_equal(state_of(none_ready, NULL, 3), "retrying");
 	assert_string_equal(state_of(all_start, NULL, 3), "starting");
 	assert_string_equal(state_of(one_failed, NULL, 3), "failed");
-	assert_string_equal(state_of(stopping, NULL, 3), "stopping");
+	assert_string_equal(state_of(stopping, all_leave, 3), "stopping");
+}
+
+/* Tasks restarted because their share of PARTITIONS changed: they stop
+ * without leaving, and the job reads starting (or degraded), not stopping. */
+static void test_restarting_tasks(void **state)
+{
+	const enum task_phase all_restart[] = { X, X, X };
+	const enum task_phase one_restarts[] = { R, X, R };
+
+	assert_string_equal(state_of(all_restart, NULL, 3), "starting");
+	assert_string_equal(state_of(one_restarts, NULL, 3), "degraded");
 }
 
 /* Tasks lowered from 3 to 1: the two that leave do not make the job
@@ -78,6 +92,7 @@ int main(void)
 		cmocka_unit_test(test_one_task_is_the_job),
 		cmocka_unit_test(test_several_tasks),
 		cmocka_unit_test(test_leaving_tasks),
+		cmocka_unit_test(test_restarting_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
