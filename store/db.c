@@ -12,7 +12,7 @@ void db_close(struct db *db)
 
 enum db_kind db_kind_of(const struct db *db)
 {
-	return db->ops->kind;
+	return (enum db_kind)db->ops->kind;
 }
 
 const char *db_errmsg(struct db *db)

@@ -6,10 +6,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "db.h"
+/* db.h is not included (db.c includes this file: no include circle). */
+struct db;
+struct db_stmt;
 
 struct db_ops {
-	enum db_kind kind;
+	int kind; /* enum db_kind */
 	const char *id_type; /* db_dialect_id */
 	void (*close)(struct db *db);
 	const char *(*errmsg)(struct db *db);

@@ -13,7 +13,10 @@
 #include <cjson/cJSON.h>
 
 #include "db.h"
-#include "store.h"
+
+/* store.h is not included (store.c includes this file: no include circle);
+ * the .c files include it first. */
+struct store;
 
 /* A transaction that lost to another controller (PostgreSQL's
  * serialization failures) runs again; never returned to callers. */
@@ -55,8 +58,8 @@ int store_query_int(struct store *st, const char *sql, int nparams, int64_t a, i
 int store_tx_begin(struct store *st, char *err, size_t errlen);
 bool store_tx_again(struct store *st, int *rc, int attempt, char *err, size_t errlen);
 
-/* The row as a cJSON object (see store.h). */
-int store_row_get_locked(struct store *st, enum store_kind kind, int64_t id, cJSON **out,
+/* The row as a cJSON object (see store.h); kind is an enum store_kind. */
+int store_row_get_locked(struct store *st, int kind, int64_t id, cJSON **out,
 			 char *err, size_t errlen);
 
 /* A job row holds the password in its definition: wipes it, then frees. */

@@ -586,10 +586,11 @@ static const struct store_table *store_table_of(enum store_kind kind)
 	return &jobs_table;
 }
 
-int store_row_get_locked(struct store *st, enum store_kind kind, int64_t id, cJSON **out,
-			 char *err, size_t errlen)
+int store_row_get_locked(struct store *st, int kind, int64_t id, cJSON **out, char *err,
+			 size_t errlen)
 {
-	return store_table_row_get_locked(st, store_table_of(kind), id, out, err, errlen);
+	return store_table_row_get_locked(st, store_table_of((enum store_kind)kind), id, out, err,
+					  errlen);
 }
 
 int store_row_create(struct store *st, enum store_kind kind, const cJSON *in, int64_t *id,
