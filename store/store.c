@@ -122,7 +122,7 @@ void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 int store_dberr(struct store *st, char *err, size_t errlen, const char *what)
 {
 	store_seterr(err, errlen, "database %s failed: %s", what, db_errmsg(st->db));
-	return db_retriable(st->db) ? STORE_RETRY : STORE_ERROR;
+	return STORE_ERROR;
 }
 
 void store_now(char *buf, size_t len)
@@ -179,17 +179,16 @@ bool store_tx_again(struct store *st, int *rc, int attempt, char *err, size_t er
 {
 	if (*rc == 0 && db_commit(st->db) < 0)
 		*rc = store_dberr(st, err, errlen, "commit");
-	if (*rc != 0)
-		db_rollback(st->db);
-	if (*rc != STORE_RETRY)
+	if (*rc == 0)
 		return false;
-	if (attempt + 1 < STORE_TX_ATTEMPTS) {
-		/* 1, 2, 4 ... ms: the other controller's transaction is short. */
-		usleep(1000u << attempt);
-		return true;
-	}
-	*rc = STORE_ERROR; /* err says why */
-	return false;
+	db_rollback(st->db);
+	if (*rc != STORE_ERROR || !db_retriable(st->db) || attempt + 1 >= STORE_TX_ATTEMPTS)
+		return false; /* err says why */
+	log_debug("store: a transaction lost to another controller's (%s); running it again",
+		  db_errmsg(st->db));
+	/* 1, 2, 4 ... ms: the other controller's transaction is short. */
+	usleep(1000u << attempt);
+	return true;
 }
 
 /* ---- opening ---- */

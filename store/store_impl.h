@@ -18,9 +18,8 @@
  * the .c files include it first. */
 struct store;
 
-/* A transaction that lost to another controller (PostgreSQL's
- * serialization failures) runs again; never returned to callers. */
-#define STORE_RETRY (-100)
+/* How many times a transaction that lost to another controller
+ * (PostgreSQL's serialization failures, deadlocks) runs. */
 #define STORE_TX_ATTEMPTS 8
 
 struct store {
@@ -32,8 +31,8 @@ struct store {
 void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* STORE_ERROR (or STORE_RETRY when the database asks for one) with err
- * saying what failed. */
+/* STORE_ERROR with err saying what failed (db_retriable() tells whether
+ * running the transaction again may help). */
 int store_dberr(struct store *st, char *err, size_t errlen, const char *what);
 
 /* Now as ISO-8601 UTC text ("2026-12-07T12:00:00Z"), the same in both
@@ -54,7 +53,8 @@ int store_query_int(struct store *st, const char *sql, int nparams, int64_t a, i
  *           if (!store_tx_again(st, &rc, attempt, err, errlen)) break;
  *   }
  * store_tx_again commits (rc 0) or rolls back, and says whether to run the
- * body again; rc ends as the body's or the commit's result. */
+ * body again (it failed, or the commit did, with a serialization failure);
+ * rc ends as the body's or the commit's result. */
 int store_tx_begin(struct store *st, char *err, size_t errlen);
 bool store_tx_again(struct store *st, int *rc, int attempt, char *err, size_t errlen);
 
