@@ -68,8 +68,15 @@ static void db_pg_set_msg(struct db_pg *d, const char *msg)
 static int db_pg_fail(struct db_pg *d, const PGresult *res)
 {
 	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-	db_pg_set_msg(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->pg));
+	/* The primary message alone: a DETAIL may quote a row's values, and a
+	 * job's definition holds a password. */
+	if (primary != NULL)
+		snprintf(d->msg, sizeof(d->msg), "%s (SQLSTATE %s)", primary,
+			 state != NULL ? state : "?");
+	else
+		db_pg_set_msg(d, PQerrorMessage(d->pg));
 	if (state == NULL)
 		return DB_ERROR;
 	if (strcmp(state, "23505") == 0)
