@@ -4,6 +4,7 @@
  * schema sees every committed change, and this one sees theirs. */
 #include "db.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,12 +104,30 @@ static int db_pg_set_path(struct db_pg *d)
 	return rc;
 }
 
+/* Whether the server closed the idle connection (it restarted, or ended the
+ * session): the socket is readable although we asked nothing. */
+static bool db_pg_closed_while_idle(struct db_pg *d)
+{
+	struct pollfd pfd = { .fd = PQsocket(d->pg), .events = POLLIN | POLLRDHUP };
+
+	if (pfd.fd < 0)
+		return true;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	/* A server that shuts down sends its FATAL message, then closes: the
+	 * message alone would leave libpq's status OK. */
+	if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))
+		return true;
+	return !PQconsumeInput(d->pg) || PQstatus(d->pg) != CONNECTION_OK;
+}
+
 /* A connection lost between transactions (the server restarted, a network
- * cut) is made again before the next statement; one lost inside a
- * transaction fails the transaction, which the caller sees. */
+ * cut) is made again before the next statement, found by the socket before
+ * a statement is sent, so that a statement is never sent twice; one lost
+ * inside a transaction fails the transaction, which the caller sees. */
 static int db_pg_ensure(struct db_pg *d)
 {
-	if (PQstatus(d->pg) == CONNECTION_OK)
+	if (PQstatus(d->pg) == CONNECTION_OK && (d->in_tx || !db_pg_closed_while_idle(d)))
 		return 0;
 	if (d->in_tx) {
 		db_pg_set_msg(d, "the connection to the catalog was lost in a transaction");
@@ -454,8 +473,11 @@ static void db_pg_notice(void *arg, const char *message)
 int db_open_pg(const char *conninfo, const char *schema, struct db **out, char *err,
 	       size_t errlen)
 {
-	static const char *const keys[] = { "application_name", "dbname", NULL };
-	const char *values[] = { "streamserver", conninfo, NULL };
+	/* A catalog that does not answer must not hold the store's lock (and
+	 * with it every API thread) for the kernel's TCP timeout; the URI's own
+	 * connect_timeout wins. */
+	static const char *const keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+	const char *values[] = { "streamserver", "10", conninfo, NULL };
 	struct db_pg *d = calloc(1, sizeof(*d));
 	int rc = DB_ERROR;
 

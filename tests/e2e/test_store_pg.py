@@ -7,7 +7,8 @@
     of the three ways to give the password (STREAMSERVER_STORE, --store-file,
     PGPASSFILE), and the catalog's password never shows in the log, the
     controller's argv or environment, or a worker's argv or environment;
-  * --store with a password on the command line is refused.
+  * --store with a password on the command line is refused;
+  * a restart of the catalog's PostgreSQL goes unnoticed by the API.
 """
 import os
 import re
@@ -220,3 +221,17 @@ def test_store_option_refuses_a_password(catalog, pg, tmp_path):
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "cannot connect to the catalog" in out, out
     assert cat.password not in out and f"postgresql://{cat.role}@" in out, out
+
+
+def test_catalog_survives_a_postgresql_restart(private_pg, make_server):
+    """The catalog's server restarts under an idle controller: the next call
+    finds the connection gone before it sends anything, connects again and
+    answers; nothing fails."""
+    register_secret(private_pg.pg.password)
+    srv = make_server(env={"STREAMSERVER_STORE": private_pg.pg.uri + "?schema=ss_restart"})
+    svc = create_service(srv, private_pg.pg)
+    private_pg.restart_fast()
+    assert srv.call("GET", f"/services/{svc['id']}")["name"] == svc["name"]
+    again = create_service(srv, private_pg.pg)
+    assert srv.call("GET", "/services")["total"] == 2, again
+    assert "connecting again" in srv.log_text()
