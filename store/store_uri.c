@@ -126,6 +126,27 @@ static int store_uri_filter(const char *uri, bool no_password, const char *drop1
 #undef PUT
 }
 
+/* libpq's own check of the URI, so that a mistake shows at start with
+ * libpq's words (which name the bad part, never the password). */
+static int store_uri_check_libpq(const char *conninfo, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+	size_t n;
+
+	if (opts != NULL) {
+		PQconninfoFree(opts);
+		return 0;
+	}
+	snprintf(err, errlen, "the store URI is not one libpq takes: %s",
+		 msg != NULL ? msg : "out of memory");
+	n = strlen(err);
+	while (n > 0 && err[n - 1] == '\n')
+		err[--n] = '\0';
+	PQfreemem(msg);
+	return -1;
+}
+
 int store_uri_parse(const char *uri, struct store_uri *out, char *err, size_t errlen)
 {
 	size_t len;
@@ -180,24 +201,9 @@ int store_uri_parse(const char *uri, struct store_uri *out, char *err, size_t er
 		store_uri_free(out);
 		return -1;
 	}
-	{
-		char *msg = NULL;
-		PQconninfoOption *opts = PQconninfoParse(out->conninfo, &msg);
-
-		if (opts == NULL) {
-			size_t n;
-
-			/* libpq's message names the bad part, never the password. */
-			snprintf(err, errlen, "the store URI is not one libpq takes: %s",
-				 msg != NULL ? msg : "out of memory");
-			n = strlen(err);
-			while (n > 0 && err[n - 1] == '\n')
-				err[--n] = '\0';
-			PQfreemem(msg);
-			store_uri_free(out);
-			return -1;
-		}
-		PQconninfoFree(opts);
+	if (store_uri_check_libpq(out->conninfo, err, errlen) < 0) {
+		store_uri_free(out);
+		return -1;
 	}
 	return 0;
 }
