@@ -19,7 +19,7 @@
 #include "store_impl.h"
 #include "store_uri.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* The schema, written once for both databases: "{ID}" is the id column's
  * type (db_dialect_id: AUTOINCREMENT in SQLite, an identity in PostgreSQL,
@@ -102,10 +102,34 @@ static const char *const store_schema_v5 =
 	"ALTER TABLE jobs ADD COLUMN tasks INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE jobs ADD COLUMN task_pids TEXT NOT NULL DEFAULT '';";
 
+/* Version 6: the cluster (store_cluster.c): the controllers sharing the
+ * catalog, and what each says of the tasks it runs.  Times in ms since the
+ * epoch by the database's clock. */
+static const char *const store_schema_v6 =
+	"CREATE TABLE controllers ("
+	" name TEXT PRIMARY KEY,"
+	" api_url TEXT NOT NULL,"
+	" heartbeat_ms BIGINT NOT NULL,"
+	" started_at TEXT NOT NULL,"
+	" draining INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE task_status ("
+	" job_id BIGINT NOT NULL,"
+	" task INTEGER NOT NULL,"
+	" controller TEXT NOT NULL,"
+	" pid INTEGER NOT NULL DEFAULT 0,"
+	" state TEXT NOT NULL,"
+	" restarts INTEGER NOT NULL DEFAULT 0,"
+	" partitions TEXT NOT NULL DEFAULT '[]',"
+	" rows_per_second DOUBLE PRECISION NOT NULL DEFAULT 0,"
+	" lag BIGINT,"
+	" last_error TEXT,"
+	" updated_ms BIGINT NOT NULL,"
+	" PRIMARY KEY (job_id, task, controller));";
+
 /* store_schema[v] brings version v - 1 to v. */
 static const char *const *const store_schema[] = {
 	NULL, &store_schema_v1, &store_schema_v2, &store_schema_v3, &store_schema_v4,
-	&store_schema_v5,
+	&store_schema_v5, &store_schema_v6,
 };
 
 void store_seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -200,4 +200,61 @@ int store_job_resolve(struct store *st, int64_t id, struct jobspec **out, struct
 int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
 			struct js_errors *errs, char *err, size_t errlen);
 
+/* ---- the cluster: controllers sharing one catalog (store_cluster.c) ----
+ *
+ * Every controller renews its row about every second (store_member_beat);
+ * ages are measured by the database's clock, so the controllers' own clocks
+ * need not agree.  What each says of the tasks it runs (task_status) lets any
+ * controller answer for every job. */
+
+#define STORE_MEMBER_NAME_MAX 128
+
+struct store_member {
+	char name[STORE_MEMBER_NAME_MAX];
+	char api_url[256];
+	int64_t age_ms; /* since its last heartbeat */
+	bool draining;
+	char started_at[32];
+};
+
+/* Registers the controller name (or renews it: heartbeat now, api_url
+ * updated; started_at and draining kept unless fresh is true, a controller
+ * that just started: then started_at is now and draining false). */
+int store_member_beat(struct store *st, const char *name, const char *api_url, bool fresh, char *err,
+		      size_t errlen);
+
+/* Every registered controller, ordered by name; *rows malloc'd. */
+int store_members(struct store *st, struct store_member **rows, size_t *n, char *err, size_t errlen);
+
+/* STORE_NOT_FOUND when no controller has that name. */
+int store_member_set_draining(struct store *st, const char *name, bool draining, char *err, size_t errlen);
+
+/* Removes the controller and what it said of its tasks (a clean shutdown, or
+ * a controller gone for longer than older_than_ms when name is NULL). */
+int store_member_leave(struct store *st, const char *name, int64_t older_than_ms, char *err, size_t errlen);
+
+struct store_task_status {
+	int64_t job_id;
+	int task;
+	char controller[STORE_MEMBER_NAME_MAX];
+	int pid;
+	char state[16];
+	int64_t restarts;
+	char partitions[2048]; /* a JSON array of partition numbers; "null": not known yet */
+	double rows_per_second;
+	int64_t lag; /* -1: not known */
+	char last_error[512];
+	int64_t age_ms; /* since the controller wrote it */
+};
+
+/* Replaces every row of controller by rows[0..n) (their controller field is
+ * ignored), in one transaction. */
+int store_task_status_publish(struct store *st, const char *controller, const struct store_task_status *rows,
+			      size_t n, char *err, size_t errlen);
+
+/* The rows of job_id (0: of every job), ordered by job, task and age; *rows
+ * malloc'd. */
+int store_task_status_list(struct store *st, int64_t job_id, struct store_task_status **rows, size_t *n,
+			   char *err, size_t errlen);
+
 #endif

@@ -274,7 +274,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -1008,7 +1008,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -1039,6 +1039,8 @@ static void test_migration_from_v2(void **state)
 	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE controllers;"
+				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
 				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "ALTER TABLE jobs DROP COLUMN rows_updated;"
@@ -1075,7 +1077,7 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -1107,6 +1109,8 @@ static void test_migration_from_v3(void **state)
 				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslkey;"
+				      "DROP TABLE controllers;"
+				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
 				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "PRAGMA user_version = 3;",
@@ -1130,7 +1134,7 @@ static void test_migration_from_v3(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
@@ -1260,7 +1264,7 @@ static void test_pg_schema(void **state)
 
 	snprintf(sql, sizeof(sql), "SELECT version FROM \"%s\".schema_version", fx->schema);
 	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
-	assert_string_equal(out, "5");
+	assert_string_equal(out, "6");
 	snprintf(sql, sizeof(sql), "SELECT to_regclass('\"%s\".jobs')::text", fx->schema);
 	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
 	assert_string_not_equal(out, "");
@@ -1418,6 +1422,85 @@ static void test_pg_concurrent_controllers(void **state)
 	remove_dir(o[0].fx.dir);
 }
 
+/* The cluster's tables: controllers renew their rows, one can be drained,
+ * and what each says of its tasks replaces what it said before. */
+static void test_cluster_members_and_task_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_member *m = NULL;
+	struct store_task_status rows[2], *got = NULL;
+	size_t n = 0;
+	char err[512];
+
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_beat(fx->st, "ctl-a", "http://10.0.0.1:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_beat(fx->st, "ctl-a", "http://10.0.0.1:8081", false, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0].name, "ctl-a");
+	assert_string_equal(m[0].api_url, "http://10.0.0.1:8081");
+	assert_true(m[0].age_ms >= -1000 && m[0].age_ms < 5000);
+	assert_false(m[0].draining);
+	free(m);
+
+	assert_int_equal(store_member_set_draining(fx->st, "ctl-b", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_set_draining(fx->st, "nobody", true, err, sizeof(err)), STORE_NOT_FOUND);
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", false, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 2 && m[1].draining);
+	free(m);
+	/* A controller that starts again is no longer draining. */
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 2 && !m[1].draining);
+	free(m);
+
+	memset(rows, 0, sizeof(rows));
+	rows[0].job_id = 7;
+	rows[0].task = 1;
+	rows[0].pid = 123;
+	snprintf(rows[0].state, sizeof(rows[0].state), "running");
+	snprintf(rows[0].partitions, sizeof(rows[0].partitions), "[1,4]");
+	rows[0].rows_per_second = 12.5;
+	rows[0].lag = 40;
+	rows[1] = rows[0];
+	rows[1].task = 2;
+	rows[1].lag = -1;
+	snprintf(rows[1].last_error, sizeof(rows[1].last_error), "broker down");
+	if (store_task_status_publish(fx->st, "ctl-a", rows, 2, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	rows[0].job_id = 8;
+	assert_int_equal(store_task_status_publish(fx->st, "ctl-b", rows, 1, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 7, &got, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].controller, "ctl-a");
+	assert_int_equal(got[0].task, 1);
+	assert_string_equal(got[0].partitions, "[1,4]");
+	assert_true(got[0].rows_per_second > 12.4 && got[0].rows_per_second < 12.6);
+	assert_int_equal(got[0].lag, 40);
+	assert_int_equal(got[1].lag, -1);
+	assert_string_equal(got[1].last_error, "broker down");
+	free(got);
+	/* Publishing again replaces the controller's rows. */
+	assert_int_equal(store_task_status_publish(fx->st, "ctl-a", rows + 1, 1, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 0, &got, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	free(got);
+	/* A controller that leaves takes its rows along. */
+	assert_int_equal(store_member_leave(fx->st, "ctl-a", 0, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 0, &got, &n, err, sizeof(err)), 0);
+	assert_true(n == 1 && got[0].job_id == 8);
+	free(got);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 1 && strcmp(m[0].name, "ctl-b") == 0);
+	free(m);
+	/* Gone for longer than an hour: none here. */
+	assert_int_equal(store_member_leave(fx->st, NULL, 3600 * 1000, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	free(m);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1437,6 +1520,7 @@ int main(void)
 		TEST(test_last_exit),
 		TEST(test_service_tls_defaults_and_job_override),
 		TEST(test_schedule_comes_from_the_job),
+		TEST(test_cluster_members_and_task_status),
 		TEST(test_spec_cu_counts_tasks),
 		TEST(test_task_pids),
 		TEST(test_worker_input_task),
