@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cluster.h"
 #include "log.h"
 #include "store.h"
 #include "store_uri.h"
@@ -42,6 +43,10 @@ static void usage(FILE *out)
 		"                      STREAMSERVER_STORE or a file (--store-file), or the\n"
 		"                      password in ~/.pgpass (PGPASSFILE)\n"
 		"  --store-file PATH   a file, readable by this user only, holding the URI\n"
+		"  --name NAME         this controller's name among those sharing a PostgreSQL\n"
+		"                      catalog (env STREAMSERVER_NAME; default HOST:PORT of --listen)\n"
+		"  --advertise URL     how users and the other controllers reach this API\n"
+		"                      (env STREAMSERVER_ADVERTISE; default from --listen)\n"
 		"  --worker PATH       the streamworker executable (env STREAMSERVER_WORKER;\n"
 		"                      default: beside streamserver)\n"
 		"  --token-file PATH   the API's bearer token, in a file readable by this user\n"
@@ -312,6 +317,31 @@ static int parse_body_max(const char *s, size_t *out)
 	return 0;
 }
 
+/* This controller's name among those sharing its catalog, and the URL of
+ * its API: --name / --advertise, else from --listen (a wildcard address
+ * gives way to the host's name). */
+static void main_identity(const char *listen, bool tls, const char *name_opt, const char *advertise, char *name,
+			  size_t namelen, char *url, size_t urllen)
+{
+	char host[256] = "localhost", addr[300];
+	const char *colon = strrchr(listen, ':');
+	const char *port = colon != NULL ? colon + 1 : "8080";
+	size_t hlen = colon != NULL ? (size_t)(colon - listen) : strlen(listen);
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+	    (hlen == 4 && strncmp(listen, "[::]", 4) == 0))
+		snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	else
+		snprintf(addr, sizeof(addr), "%.*s:%s", (int)hlen, listen, port);
+	snprintf(name, namelen, "%.*s", (int)(namelen - 1), name_opt != NULL && *name_opt ? name_opt : addr);
+	if (advertise != NULL && *advertise)
+		snprintf(url, urllen, "%.*s", (int)(urllen - 1), advertise);
+	else
+		snprintf(url, urllen, "%s://%.*s", tls ? "https" : "http", (int)(urllen - 9), addr);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -319,6 +349,8 @@ int main(int argc, char **argv)
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "store", required_argument, NULL, 's' },
 		{ "store-file", required_argument, NULL, 'S' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "advertise", required_argument, NULL, 'a' },
 		{ "worker", required_argument, NULL, 'w' },
 		{ "token-file", required_argument, NULL, 't' },
 		{ "read-token-file", required_argument, NULL, 'r' },
@@ -345,6 +377,9 @@ int main(int argc, char **argv)
 	const char *body_max = env_or("STREAMSERVER_MAX_BODY", NULL);
 	const char *log_format = env_or("STREAMSERVER_LOG_FORMAT", "text");
 	const char *store_opt = NULL, *store_file = NULL;
+	const char *name_opt = env_or("STREAMSERVER_NAME", NULL), *advertise = env_or("STREAMSERVER_ADVERTISE", NULL);
+	char name_buf[STORE_MEMBER_NAME_MAX], url_buf[256];
+	struct cluster *cl = NULL;
 	char *store_uri = NULL, store_shown[512];
 	bool token_file_opt = false, read_token_file_opt = false;
 	/* repeated options, joined with commas; the environment when none */
@@ -373,6 +408,12 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			store_file = optarg;
+			break;
+		case 'n':
+			name_opt = optarg;
+			break;
+		case 'a':
+			advertise = optarg;
 			break;
 		case 'w':
 			worker = optarg;
@@ -607,6 +648,16 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	main_identity(listen, tls_cert != NULL, name_opt, advertise, name_buf, sizeof(name_buf), url_buf,
+		      sizeof(url_buf));
+	cl = cluster_new(st, name_buf, url_buf, store_is_shared(st));
+	if (cl == NULL) {
+		log_error("out of memory");
+		goto out;
+	}
+	sup_set_cluster(sp, cl);
+	if (store_is_shared(st))
+		log_info("cluster: this controller is \"%s\", reached at %s", name_buf, url_buf);
 	ops.wake = sup_wake;
 	ops.ctx = sp;
 	ops.worker_path = worker;
@@ -629,6 +680,7 @@ int main(int argc, char **argv)
 out:
 	api_server_stop(srv);
 	sup_free(sp);
+	cluster_free(cl);
 	store_close(st);
 	token_free(token);
 	token_free(read_token);

@@ -209,6 +209,10 @@ int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
 
 #define STORE_MEMBER_NAME_MAX 128
 
+/* Whether other controllers may share this catalog (PostgreSQL); with the
+ * SQLite file the data directory's lock keeps it to one. */
+bool store_is_shared(const struct store *st);
+
 struct store_member {
 	char name[STORE_MEMBER_NAME_MAX];
 	char api_url[256];

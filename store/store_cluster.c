@@ -82,6 +82,11 @@ static void store_cluster_copy(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src != NULL ? src : "");
 }
 
+bool store_is_shared(const struct store *st)
+{
+	return db_kind_of(st->db) == DB_PG;
+}
+
 int store_member_beat(struct store *st, const char *name, const char *api_url, bool fresh, char *err,
 		      size_t errlen)
 {
