@@ -15,6 +15,13 @@ struct cluster_task {
 	int task;
 };
 
+/* A task placed on another controller. */
+struct cluster_elsewhere {
+	int64_t job_id;
+	int task;
+	char owner[STORE_MEMBER_NAME_MAX];
+};
+
 struct cluster {
 	struct store *st;
 	char name[STORE_MEMBER_NAME_MAX];
@@ -28,6 +35,8 @@ struct cluster {
 	size_t nmine;
 	struct store_task_status *remote; /* fresh rows of other live controllers */
 	size_t nremote;
+	struct cluster_elsewhere *elsewhere; /* the tasks placed on the others */
+	size_t nelsewhere;
 	char **live;         /* names of the live controllers */
 	size_t nlive;
 };
@@ -62,6 +71,7 @@ void cluster_free(struct cluster *c)
 	cluster_free_live(c);
 	free(c->mine);
 	free(c->remote);
+	free(c->elsewhere);
 	free(c);
 }
 
@@ -146,11 +156,21 @@ static int cluster_place(struct cluster *c, const struct store_member *m, size_t
 	}
 	if (placement_compute(pm, np, pt, nt) < 0)
 		goto out;
-	for (i = 0; i < nt; i++)
+	free(c->elsewhere);
+	c->nelsewhere = 0;
+	c->elsewhere = calloc(nt ? nt : 1, sizeof(*c->elsewhere));
+	for (i = 0; i < nt; i++) {
 		if (self >= 0 && pt[i].owner == self) {
 			(*mine)[*nmine].job_id = pt[i].job_id;
 			(*mine)[(*nmine)++].task = pt[i].task;
+		} else if (c->elsewhere != NULL && pt[i].owner >= 0) {
+			struct cluster_elsewhere *e = &c->elsewhere[c->nelsewhere++];
+
+			e->job_id = pt[i].job_id;
+			e->task = pt[i].task;
+			snprintf(e->owner, sizeof(e->owner), "%s", pm[pt[i].owner].name);
 		}
+	}
 	qsort(*mine, *nmine, sizeof(**mine), cluster_task_cmp);
 	rc = 0;
 out:
@@ -180,6 +200,16 @@ static bool cluster_parts(const char *text, int32_t *parts, size_t max, size_t *
 			parts[(*n)++] = (int32_t)it->valuedouble;
 	cJSON_Delete(a);
 	return true;
+}
+
+/* Whether the task is placed on controller name (a row of a controller that
+ * is still stopping a task it no longer owns is not shown). */
+static bool cluster_owner_is(const struct cluster *c, int64_t job_id, int task, const char *name)
+{
+	for (size_t e = 0; e < c->nelsewhere; e++)
+		if (c->elsewhere[e].job_id == job_id && c->elsewhere[e].task == task)
+			return strcmp(c->elsewhere[e].owner, name) == 0;
+	return false;
 }
 
 /* Other live controllers' rows: kept, and handed to runtime for the tasks
@@ -215,12 +245,31 @@ static void cluster_read_remote(struct cluster *c)
 		rr.nparts = np;
 		rr.rows_per_second = r->rows_per_second;
 		rr.lag = r->lag;
-		if (!cluster_runs(c, r->job_id, r->task))
+		if (!cluster_runs(c, r->job_id, r->task) && cluster_owner_is(c, r->job_id, r->task, r->controller))
 			runtime_task_remote(r->job_id, r->task, &rr);
 	}
 	free(c->remote);
 	c->remote = rows;
 	c->nremote = kept;
+	/* Placed elsewhere and not reported by its controller yet (it was just
+	 * placed, or its controller went): starting there. */
+	for (size_t e = 0; e < c->nelsewhere; e++) {
+		const struct cluster_elsewhere *x = &c->elsewhere[e];
+		struct runtime_remote rr;
+		bool seen = false;
+
+		for (size_t i = 0; i < kept && !seen; i++)
+			seen = rows[i].job_id == x->job_id && rows[i].task == x->task &&
+			       strcmp(rows[i].controller, x->owner) == 0;
+		if (seen)
+			continue;
+		memset(&rr, 0, sizeof(rr));
+		rr.controller = x->owner;
+		rr.state = "starting";
+		rr.last_error = "";
+		rr.lag = -1;
+		runtime_task_remote(x->job_id, x->task, &rr);
+	}
 }
 
 bool cluster_tick(struct cluster *c, int64_t now)
