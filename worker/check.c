@@ -14,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "check_pg.h"
+#include "consumer.h"
 #include "wtypes.h"
 
 struct check_report {
@@ -113,6 +114,28 @@ static bool check_db_possible(const struct jobspec *spec)
 	       (spec->key.present || spec->value.present);
 }
 
+/* How long the check waits for the brokers when it asks about PARTITIONS. */
+#define CHECK_KAFKA_WAIT_MS 3000
+
+/* With PARTITIONS, where the brokers answer: every listed partition exists
+ * (and the topic does).  Brokers that do not answer are not a problem here:
+ * the job waits for them when it runs. */
+static void check_partitions(const struct jobspec *spec, struct check_report *rep)
+{
+	static const char prefix[] = "KAFKA.INPUT.SOURCE.PARTITIONS: ";
+	struct consumer *c = NULL;
+	char err[1024];
+	int rc = consumer_open_tool(spec, "check", CHECK_KAFKA_WAIT_MS, &c, err, sizeof(err));
+
+	consumer_free(c);
+	if (rc != WERR_FATAL)
+		return;
+	if (strncmp(err, prefix, sizeof(prefix) - 1) == 0)
+		check_add(rep, "KAFKA.INPUT.SOURCE.PARTITIONS", "other", err + sizeof(prefix) - 1);
+	else if (strstr(err, "does not exist") != NULL)
+		check_add(rep, "KAFKA.INPUT.SOURCE.TOPIC", "other", err);
+}
+
 /* Parses the job and checks it; fills rep. Returns the class of a failure to
  * check (WERR_RETRY: unreachable), else WERR_OK. */
 static int check_job(char *text, size_t len, struct check_report *rep)
@@ -148,6 +171,8 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_validate(spec, &errs) < 0)
 		check_add_js_errors(rep, &errs);
+	else if (spec->partitions != NULL)
+		check_partitions(spec, rep);
 	rep->ndefinition = (size_t)cJSON_GetArraySize(rep->errors);
 	if (check_db_possible(spec)) {
 		struct check_pg_ops ops = { check_on_problem, check_on_statement, rep };

@@ -30,6 +30,15 @@
 #define CONSUMER_WAKE_TIMEOUT_MS 500
 #define CONSUMER_METADATA_TIMEOUT_MS 1000
 #define CONSUMER_WATERMARK_TIMEOUT_MS 5000
+/* Group mode: how often a member hears of a rebalance (librdkafka's default
+ * is 3 s; a cooperative rebalance takes two rounds). */
+#define CONSUMER_HEARTBEAT_MS "1000"
+/* Group mode: how often librdkafka looks for partitions added to the topic
+ * (its default is 5 minutes). */
+#define CONSUMER_METADATA_REFRESH_MS "30000"
+/* Group mode, leaving: how long consumer_free serves the revocation before
+ * closing (the LeaveGroup goes out once the assignment is given up). */
+#define CONSUMER_LEAVE_MS 2000
 
 struct consumer {
 	const struct jobspec *spec;
@@ -38,8 +47,11 @@ struct consumer {
 	int32_t *partitions;
 	size_t npartitions;
 	char group_id[256];
+	bool group;            /* group mode (consumer.h) */
+	int task, tasks;       /* this task's index and the job's number of tasks */
+	consumer_hook hook;
+	void *hook_ctx;
 	int64_t down_since_ms; /* when all brokers went down; 0 = not down */
-	int64_t refreshed_ms;  /* last look for new partitions */
 	/* consumer_wake: the queue limits (as configured, PROPERTIES included)
 	 * and the messages and payload bytes taken since the last wake */
 	int64_t queue_min_messages, queue_bytes;
@@ -49,6 +61,10 @@ struct consumer {
 	 * work (kafka_err.h); the next poll or metadata wait returns WERR_FATAL. */
 	bool fatal;
 	char fatal_msg[1024];
+	/* Set by the rebalance callback when librdkafka refused an assignment
+	 * change; the next poll returns WERR_RETRY (a restart rejoins). */
+	bool failed;
+	char failed_msg[1024];
 };
 
 static int64_t consumer_now_ms(void)
@@ -103,6 +119,28 @@ static void consumer_error_classify(struct consumer *c, rd_kafka_t *rk, int err,
 	memset(secret, 0, sizeof(secret));
 }
 
+/* librdkafka's fatal error, if one happened: in a group, another member
+ * joined with this task's group.instance.id (a second worker of the same
+ * task).  This handle is finished; a restart rejoins.  Sets failed. */
+static void consumer_check_fatal(struct consumer *c)
+{
+	char why[400];
+	rd_kafka_resp_err_t orig;
+
+	if (c->failed || (orig = rd_kafka_fatal_error(c->rk, why, sizeof(why))) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	c->failed = true;
+	c->broken = true;
+	if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+		snprintf(c->failed_msg, sizeof(c->failed_msg),
+			 "another worker joined group \"%s\" as this task (group.instance.id %s-task-%d); this one "
+			 "stops",
+			 c->group_id, c->group_id, c->task);
+	else
+		snprintf(c->failed_msg, sizeof(c->failed_msg), "Kafka consumer: %s: %s", rd_kafka_err2name(orig), why);
+	log_warn("kafka: %s", c->failed_msg);
+}
+
 /* Served from our own poll calls (the main queue is forwarded to the consumer
  * queue), so it runs on the loop's thread. */
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -113,6 +151,10 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
 	 * again, "all brokers are down") is noise before the exit. */
 	if (c->fatal)
 		return;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		consumer_check_fatal(c);
+		return;
+	}
 	consumer_error_classify(c, rk, err, reason);
 	if (c->fatal) {
 		log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
@@ -136,7 +178,12 @@ static void consumer_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka
 {
 	struct consumer *c = opaque;
 
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+	/* Commits race a rebalance now and then: the next batch commits again. */
+	if (err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+	    err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__STATE)
+		log_debug("committing offsets to Kafka group \"%s\" during a rebalance: %s", c->group_id,
+			  rd_kafka_err2str(err));
+	else if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		log_warn("committing offsets to Kafka group \"%s\" failed: %s (only lag monitors are affected; "
 			 "the progress table holds the offsets)",
 			 c->group_id, rd_kafka_err2str(err));
@@ -165,12 +212,16 @@ static int64_t consumer_conf_int(rd_kafka_t *rk, const char *key)
 	return strtoll(buf, NULL, 10);
 }
 
+static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+				  void *opaque);
+static void consumer_check_stored(struct consumer *c, int32_t partition, int64_t next);
+
 static int consumer_create(struct consumer *c, const char *job_name, char *err, size_t errlen)
 {
 	const struct jobspec *spec = c->spec;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const char *group = jobspec_property(spec, "group.id");
-	char client_id[256], what[300], errstr[512];
+	char client_id[256], instance[300], what[300], errstr[512];
 	size_t i;
 	int rc;
 
@@ -197,6 +248,18 @@ static int consumer_create(struct consumer *c, const char *job_name, char *err, 
 				    spec->fallback_offset == JS_FALLBACK_LATEST ? "latest" : "earliest",
 				    "KAFKA.INPUT.SOURCE.FALLBACK_OFFSET", err, errlen)) != WERR_OK)
 		goto fail;
+	/* Group mode: a frozen or killed task keeps its partitions this long;
+	 * partitions added to the topic are seen within the refresh interval. */
+	if (c->group &&
+	    ((rc = consumer_conf_set(conf, "session.timeout.ms", CONSUMER_SESSION_TIMEOUT_MS, "internal", err,
+				     errlen)) != WERR_OK ||
+	     (rc = consumer_conf_set(conf, "heartbeat.interval.ms", CONSUMER_HEARTBEAT_MS, "internal", err, errlen)) !=
+		     WERR_OK ||
+	     (rc = consumer_conf_set(conf, "topic.metadata.refresh.interval.ms", CONSUMER_METADATA_REFRESH_MS,
+				     "internal", err, errlen)) != WERR_OK ||
+	     (rc = consumer_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", "internal", err,
+				     errlen)) != WERR_OK))
+		goto fail;
 	for (i = 0; i < spec->nproperties; i++) {
 		snprintf(what, sizeof(what), "KAFKA.PROPERTIES.%s", spec->properties[i].key);
 		rc = consumer_conf_set(conf, spec->properties[i].key, spec->properties[i].value, what, err, errlen);
@@ -211,6 +274,12 @@ static int consumer_create(struct consumer *c, const char *job_name, char *err, 
 	    (rc = consumer_conf_set(conf, "enable.auto.commit", "false", "internal", err, errlen)) != WERR_OK ||
 	    (rc = consumer_conf_set(conf, "enable.auto.offset.store", "false", "internal", err, errlen)) != WERR_OK)
 		goto fail;
+	if (c->group) {
+		snprintf(instance, sizeof(instance), "%s-task-%d", c->group_id, c->task);
+		if ((rc = consumer_conf_set(conf, "group.instance.id", instance, "internal", err, errlen)) != WERR_OK)
+			goto fail;
+		rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
+	}
 
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
@@ -291,6 +360,14 @@ static int consumer_pick_partitions(struct consumer *c, const rd_kafka_metadata_
 			c->partitions[c->npartitions++] = spec->partitions[i];
 	}
 	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
+	/* This task's share: positions task, task + tasks, ... (consumer.h). */
+	if (c->tasks > 1) {
+		size_t kept = 0;
+		for (i = 0; i < c->npartitions; i++)
+			if ((int)(i % (size_t)c->tasks) == c->task)
+				c->partitions[kept++] = c->partitions[i];
+		c->npartitions = kept;
+	}
 	return WERR_OK;
 }
 
@@ -376,9 +453,11 @@ out:
 }
 
 /* Creates the handle and finds the partitions, waiting up to wait_ms for the
- * brokers (or until *stop). */
-static int consumer_open_wait(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
-			      int wait_ms, struct consumer **out, char *err, size_t errlen)
+ * brokers (or until *stop).  task < 0: a tool's handle (all partitions, no
+ * group membership). */
+static int consumer_open_wait(const struct jobspec *spec, const char *job_name, int task, int tasks,
+			      const volatile sig_atomic_t *stop, int wait_ms, struct consumer **out, char *err,
+			      size_t errlen)
 {
 	struct consumer *c;
 	int rc;
@@ -390,13 +469,15 @@ static int consumer_open_wait(const struct jobspec *spec, const char *job_name, 
 		return WERR_RETRY;
 	}
 	c->spec = spec;
+	c->task = task < 0 ? 0 : task;
+	c->tasks = task < 0 || tasks < 1 ? 1 : tasks;
+	c->group = task >= 0 && spec->partitions == NULL;
 	if ((rc = consumer_create(c, job_name, err, errlen)) != WERR_OK)
 		goto out;
 	if ((rc = consumer_find_partitions(c, stop, wait_ms, err, errlen)) != WERR_OK) {
 		c->broken = true;
 		goto out;
 	}
-	c->refreshed_ms = consumer_now_ms();
 	*out = c;
 	c = NULL;
 out:
@@ -404,15 +485,50 @@ out:
 	return rc;
 }
 
-int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
-		  struct consumer **out, char *err, size_t errlen)
+int consumer_open(const struct jobspec *spec, const char *job_name, int task, int tasks,
+		  const volatile sig_atomic_t *stop, struct consumer **out, char *err, size_t errlen)
 {
-	int rc = consumer_open_wait(spec, job_name, stop, CONSUMER_DOWN_MAX_MS, out, err, errlen);
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t kerr;
+	struct consumer *c;
+	int rc = consumer_open_wait(spec, job_name, task < 0 ? 0 : task, tasks, stop, CONSUMER_DOWN_MAX_MS, out,
+				    err, errlen);
 
-	if (rc == WERR_OK)
-		log_info("topic %s on %s: consuming %zu partition(s) as group \"%s\"", spec->topic, spec->brokers,
-			 (*out)->npartitions, (*out)->group_id);
-	return rc;
+	if (rc != WERR_OK)
+		return rc;
+	c = *out;
+	if (!c->group) {
+		log_info("topic %s on %s: task %d of %d reads %zu of the listed partition(s); group \"%s\"",
+			 spec->topic, spec->brokers, c->task, c->tasks, c->npartitions, c->group_id);
+		return WERR_OK;
+	}
+	/* The topic exists (consumer_find_partitions); the group assigns. */
+	log_info("topic %s on %s (%zu partitions): task %d of %d joins group \"%s\"", spec->topic, spec->brokers,
+		 c->npartitions, c->task, c->tasks, c->group_id);
+	c->npartitions = 0;
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, spec->topic, RD_KAFKA_PARTITION_UA);
+	kerr = rd_kafka_subscribe(c->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "subscribing to topic %s as group \"%s\": %s", spec->topic, c->group_id,
+			 rd_kafka_err2str(kerr));
+		consumer_free(c);
+		*out = NULL;
+		return WERR_RETRY;
+	}
+	return WERR_OK;
+}
+
+bool consumer_is_group(const struct consumer *c)
+{
+	return c->group;
+}
+
+void consumer_set_hook(struct consumer *c, consumer_hook fn, void *ctx)
+{
+	c->hook = fn;
+	c->hook_ctx = ctx;
 }
 
 int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wait_ms, struct consumer **out,
@@ -420,7 +536,160 @@ int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wai
 {
 	static const volatile sig_atomic_t never = 0;
 
-	return consumer_open_wait(spec, job_name, &never, wait_ms, out, err, errlen);
+	return consumer_open_wait(spec, job_name, -1, 1, &never, wait_ms, out, err, errlen);
+}
+
+/* Adds (add) or removes the partitions of list to/from c->partitions. */
+static void consumer_track(struct consumer *c, const rd_kafka_topic_partition_list_t *list, bool add)
+{
+	int k;
+
+	if (add) {
+		int32_t *grown = realloc(c->partitions, (c->npartitions + (size_t)list->cnt + 1) * sizeof(*grown));
+		if (grown == NULL) {
+			c->failed = true;
+			snprintf(c->failed_msg, sizeof(c->failed_msg), "out of memory");
+			return;
+		}
+		c->partitions = grown;
+	}
+	for (k = 0; k < list->cnt; k++) {
+		int32_t id = list->elems[k].partition;
+		size_t i, j;
+
+		for (i = 0; i < c->npartitions && c->partitions[i] != id; i++)
+			;
+		if (add && i == c->npartitions)
+			c->partitions[c->npartitions++] = id;
+		else if (!add && i < c->npartitions) {
+			for (j = i + 1; j < c->npartitions; j++)
+				c->partitions[j - 1] = c->partitions[j];
+			c->npartitions--;
+		}
+	}
+	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
+}
+
+/* The hook, with the list as arrays. */
+static void consumer_call_hook(struct consumer *c, enum consumer_event ev, rd_kafka_topic_partition_list_t *list,
+			       bool lost)
+{
+	size_t n = (size_t)list->cnt, i;
+	int32_t *parts = calloc(n ? n : 1, sizeof(*parts));
+	int64_t *next = calloc(n ? n : 1, sizeof(*next));
+	int64_t fallback = c->spec->fallback_offset == JS_FALLBACK_LATEST ? RD_KAFKA_OFFSET_END
+									  : RD_KAFKA_OFFSET_BEGINNING;
+
+	if (parts == NULL || next == NULL) {
+		c->failed = true;
+		snprintf(c->failed_msg, sizeof(c->failed_msg), "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		parts[i] = list->elems[i].partition;
+		next[i] = -1;
+	}
+	if (c->hook != NULL)
+		c->hook(c->hook_ctx, ev, parts, ev == CONSUMER_ASSIGN ? next : NULL, n, lost);
+	/* Without a hook the consumer is leaving (consumer_free): nothing is
+	 * read any more, whatever the group still hands out. */
+	if (ev != CONSUMER_ASSIGN || c->hook == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+		if (next[i] >= 0) {
+			tp->offset = next[i];
+			log_info("partition %d: assigned, resuming at stored offset %lld", (int)tp->partition,
+				 (long long)next[i]);
+			consumer_check_stored(c, tp->partition, next[i]);
+		} else if (next[i] == -2) {
+			tp->offset = RD_KAFKA_OFFSET_INVALID; /* the group's committed offset */
+			log_info("partition %d: assigned, resuming at the group's committed offset", (int)tp->partition);
+		} else {
+			tp->offset = fallback;
+			log_info("partition %d: assigned, no stored offset, starting at the %s offset",
+				 (int)tp->partition, js_fallback_name(c->spec->fallback_offset));
+		}
+	}
+out:
+	free(parts);
+	free(next);
+}
+
+/* Group mode: the group's decisions.  Cooperative (our default): each call
+ * adds or removes some partitions; eager (PROPERTIES chose another
+ * strategy): every rebalance revokes all, then assigns all. */
+static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+				  void *opaque)
+{
+	struct consumer *c = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *kerror = NULL;
+	rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		consumer_call_hook(c, CONSUMER_ASSIGN, parts, false);
+		if (coop)
+			kerror = rd_kafka_incremental_assign(rk, parts);
+		else
+			kerr = rd_kafka_assign(rk, parts);
+		consumer_track(c, parts, true);
+	} else {
+		bool lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
+
+		consumer_call_hook(c, CONSUMER_REVOKE, parts, lost);
+		if (coop)
+			kerror = rd_kafka_incremental_unassign(rk, parts);
+		else
+			kerr = rd_kafka_assign(rk, NULL);
+		consumer_track(c, parts, false);
+		if (!coop)
+			c->npartitions = 0;
+	}
+	if (kerror != NULL) {
+		kerr = rd_kafka_error_code(kerror);
+		rd_kafka_error_destroy(kerror);
+	}
+	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR && !c->failed) {
+		c->failed = true;
+		snprintf(c->failed_msg, sizeof(c->failed_msg), "changing the assignment of group \"%s\": %s",
+			 c->group_id, rd_kafka_err2str(kerr));
+	}
+}
+
+int consumer_seek(struct consumer *c, const int32_t *partitions, const int64_t *offsets, size_t n, char *err,
+		  size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *kerror;
+	int64_t fallback = c->spec->fallback_offset == JS_FALLBACK_LATEST ? RD_KAFKA_OFFSET_END
+									  : RD_KAFKA_OFFSET_BEGINNING;
+	size_t i;
+	int k, rc = WERR_OK;
+
+	if (n == 0)
+		return WERR_OK;
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, c->spec->topic, partitions[i])->offset =
+			offsets[i] >= 0 ? offsets[i] : fallback;
+	kerror = rd_kafka_seek_partitions(c->rk, list, CONSUMER_WATERMARK_TIMEOUT_MS);
+	if (kerror != NULL) {
+		snprintf(err, errlen, "moving to the stored offsets of topic %s: %s", c->spec->topic,
+			 rd_kafka_error_string(kerror));
+		rd_kafka_error_destroy(kerror);
+		rc = WERR_RETRY;
+	}
+	for (k = 0; rc == WERR_OK && k < list->cnt; k++)
+		if (list->elems[k].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			snprintf(err, errlen, "moving topic %s partition %d to offset %lld: %s", c->spec->topic,
+				 (int)list->elems[k].partition, (long long)list->elems[k].offset,
+				 rd_kafka_err2str(list->elems[k].err));
+			rc = WERR_RETRY;
+		}
+	rd_kafka_topic_partition_list_destroy(list);
+	return rc;
 }
 
 int consumer_committed(struct consumer *c, int64_t *next, char *err, size_t errlen)
@@ -616,81 +885,6 @@ int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, 
 	return WERR_OK;
 }
 
-bool consumer_refresh_due(const struct consumer *c)
-{
-	return c->spec->partitions == NULL && consumer_now_ms() - c->refreshed_ms >= CONSUMER_REFRESH_MS;
-}
-
-int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen)
-{
-	const struct jobspec *spec = c->spec;
-	const struct rd_kafka_metadata *md = NULL;
-	const rd_kafka_metadata_topic_t *t = NULL;
-	rd_kafka_topic_partition_list_t *list = NULL;
-	rd_kafka_topic_t *rkt;
-	rd_kafka_error_t *kerror;
-	int32_t *grown;
-	size_t i, n;
-	int64_t now = consumer_now_ms();
-	int k;
-
-	*added = 0;
-	if (spec->partitions != NULL || now - c->refreshed_ms < CONSUMER_REFRESH_MS)
-		return WERR_OK;
-	c->refreshed_ms = now;
-	rkt = rd_kafka_topic_new(c->rk, spec->topic, NULL);
-	if (rkt == NULL)
-		return WERR_OK;
-	if (rd_kafka_metadata(c->rk, 0, rkt, &md, CONSUMER_METADATA_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		md = NULL;
-	rd_kafka_topic_destroy(rkt);
-	if (md == NULL)
-		return WERR_OK;
-	for (k = 0; k < md->topic_cnt; k++)
-		if (strcmp(md->topics[k].topic, spec->topic) == 0 && md->topics[k].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-			t = &md->topics[k];
-	if (t == NULL || (size_t)t->partition_cnt <= c->npartitions)
-		goto out;
-
-	n = c->npartitions;
-	list = rd_kafka_topic_partition_list_new(t->partition_cnt);
-	for (k = 0; k < t->partition_cnt; k++) {
-		int32_t id = t->partitions[k].id;
-		bool known = false;
-		for (i = 0; i < n && !known; i++)
-			known = c->partitions[i] == id;
-		if (!known)
-			rd_kafka_topic_partition_list_add(list, spec->topic, id)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	}
-	if (list->cnt == 0)
-		goto out;
-	grown = realloc(c->partitions, (n + (size_t)list->cnt) * sizeof(*grown));
-	if (grown == NULL)
-		goto out;
-	c->partitions = grown;
-	kerror = rd_kafka_incremental_assign(c->rk, list);
-	if (kerror != NULL) {
-		snprintf(err, errlen, "topic %s grew to %d partitions but adding them failed: %s", spec->topic,
-			 t->partition_cnt, rd_kafka_error_string(kerror));
-		rd_kafka_error_destroy(kerror);
-		rd_kafka_topic_partition_list_destroy(list);
-		rd_kafka_metadata_destroy(md);
-		return WERR_RETRY; /* a restart assigns them */
-	}
-	for (k = 0; k < list->cnt; k++) {
-		c->partitions[c->npartitions++] = list->elems[k].partition;
-		log_info("partition %d: new in topic %s, starting at its beginning", (int)list->elems[k].partition,
-			 spec->topic);
-	}
-	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
-	*added = c->npartitions - n;
-out:
-	if (list != NULL)
-		rd_kafka_topic_partition_list_destroy(list);
-	rd_kafka_metadata_destroy(md);
-	return WERR_OK;
-}
-
 /* Broker errors are survivable until they last too long.  The "down" state
  * ends when a message arrives or when the brokers answer a metadata request. */
 static int consumer_check_down(struct consumer *c, char *err, size_t errlen)
@@ -764,6 +958,15 @@ int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int
 		return WERR_RETRY;
 	}
 	consumer_wake(c, msgs, (size_t)got);
+	consumer_check_fatal(c);
+	if (c->failed && !c->fatal) {
+		c->fatal = true; /* reported once, through the path below */
+		snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", c->failed_msg);
+		for (i = 0; i < (size_t)got; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		snprintf(err, errlen, "%s", c->failed_msg);
+		return WERR_RETRY;
+	}
 	if (c->fatal) { /* served by the consume call just made */
 		for (i = 0; i < (size_t)got; i++)
 			rd_kafka_message_destroy(msgs[i]);
@@ -831,6 +1034,28 @@ void consumer_free(struct consumer *c)
 		return;
 	if (c->queue != NULL)
 		rd_kafka_queue_destroy(c->queue);
+	c->hook = NULL;
+	if (c->rk != NULL && c->group && !c->broken) {
+		/* Unsubscribing first makes librdkafka send LeaveGroup even for a
+		 * static member (it does not on a plain close), so the partitions
+		 * move to the other tasks now rather than after the session
+		 * timeout.  The revocation is served here, without the hook. */
+		int64_t until = consumer_now_ms() + CONSUMER_LEAVE_MS, empty_at = 0;
+
+		rd_kafka_unsubscribe(c->rk);
+		while (consumer_now_ms() < until && (empty_at == 0 || consumer_now_ms() - empty_at < 200)) {
+			rd_kafka_topic_partition_list_t *left = NULL;
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 50);
+
+			if (m != NULL)
+				rd_kafka_message_destroy(m);
+			if (empty_at == 0 && rd_kafka_assignment(c->rk, &left) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			    left->cnt == 0)
+				empty_at = consumer_now_ms(); /* a moment more for the LeaveGroup */
+			if (left != NULL)
+				rd_kafka_topic_partition_list_destroy(left);
+		}
+	}
 	if (c->rk != NULL) {
 		if (c->broken) {
 			/* Nothing to say goodbye to: do not wait on dead brokers. */

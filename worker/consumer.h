@@ -1,10 +1,25 @@
-/* The Kafka side of a worker: one librdkafka consumer on one topic.
+/* The Kafka side of a worker (one task of a job): one librdkafka consumer on
+ * one topic, in one of two modes.
  *
- * Partitions are assigned by hand (rd_kafka_assign, not subscribe): there is
- * one worker per job, and a restarted worker resumes at once from the offsets
- * the database holds instead of waiting for a group rebalance.  Offsets are
- * committed to the consumer group only after the database commit, and only so
- * that external lag monitors see progress; the progress table is the truth.
+ * Group mode (the job lists no PARTITIONS): every task of the job subscribes
+ * to the topic in the job's consumer group and Kafka's group protocol decides
+ * who reads what (cooperative-sticky, so a rebalance moves only the
+ * partitions that must move).  Each task is a static member
+ * (group.instance.id "<group>-task-<i>"): a task killed and restarted within
+ * the session timeout gets its partitions back at once, without a rebalance;
+ * one gone for longer loses them to the others.  A task that stops on
+ * purpose leaves the group (consumer_free), so its partitions move at once.
+ * Every change of the assignment reaches the worker through the hook
+ * (consumer_set_hook) before it takes effect: the worker finishes its batches
+ * and picks each new partition's start from the progress table.
+ *
+ * Assign mode (PARTITIONS listed): the listed partitions are divided among
+ * the tasks by position (task i of n takes the i-th, the (i+n)-th, ...) and
+ * assigned by hand (consumer_assign); nothing moves while the job runs.
+ *
+ * Offsets are committed to the consumer group only after the database commit,
+ * and only so that external lag monitors see progress; the progress table is
+ * the truth (except with CONSISTENCY none, which keeps no table).
  *
  * Every function returning int returns WERR_OK (or a count) or a negative
  * enum werr and fills err.
@@ -28,12 +43,42 @@ struct consumer;
  * retriable error (the controller restarts it after a backoff). */
 #define CONSUMER_DOWN_MAX_MS 30000
 
-/* Creates the consumer and finds the partitions of the job's topic (all, or
- * KAFKA.INPUT.SOURCE.PARTITIONS).  Waits up to CONSUMER_DOWN_MAX_MS for the
- * brokers, returning early with WERR_RETRY once *stop is set.  spec and
- * job_name must outlive the consumer.  On success *out is the caller's. */
-int consumer_open(const struct jobspec *spec, const char *job_name, const volatile sig_atomic_t *stop,
-		  struct consumer **out, char *err, size_t errlen);
+/* Session timeout of the group's members unless KAFKA.PROPERTIES sets
+ * session.timeout.ms: how long a frozen or killed task keeps its partitions. */
+#define CONSUMER_SESSION_TIMEOUT_MS "10000"
+
+/* Creates the consumer of task `task` of `tasks` and checks the job's topic
+ * (and PARTITIONS) against the brokers.  Group mode: subscribes (the
+ * partitions come later, through the hook); assign mode: picks the task's
+ * share of PARTITIONS, which consumer_assign then starts.  Waits up to
+ * CONSUMER_DOWN_MAX_MS for the brokers, returning early with WERR_RETRY once
+ * *stop is set.  spec and job_name must outlive the consumer.  On success
+ * *out is the caller's. */
+int consumer_open(const struct jobspec *spec, const char *job_name, int task, int tasks,
+		  const volatile sig_atomic_t *stop, struct consumer **out, char *err, size_t errlen);
+
+/* Whether the consumer is in group mode. */
+bool consumer_is_group(const struct consumer *c);
+
+enum consumer_event {
+	CONSUMER_ASSIGN, /* parts are being added: fill next[i] */
+	CONSUMER_REVOKE, /* parts are being given up (lost: already someone else's) */
+};
+
+/* Called from consumer_poll (group mode) on every change of the assignment,
+ * before the consumer applies it.  ASSIGN: next[i] is where parts[i] starts:
+ * an offset, or -1 for FALLBACK_OFFSET (-2: the group's committed offset,
+ * for CONSISTENCY none).  REVOKE: next is NULL; when the hook returns the
+ * partitions are given up. */
+typedef void (*consumer_hook)(void *ctx, enum consumer_event ev, const int32_t *parts, int64_t *next, size_t n,
+			      bool lost);
+void consumer_set_hook(struct consumer *c, consumer_hook fn, void *ctx);
+
+/* Moves the reading position of partitions[i] to offsets[i] (an offset >= 0,
+ * or -1 for FALLBACK_OFFSET); messages already fetched from before are
+ * dropped by librdkafka. */
+int consumer_seek(struct consumer *c, const int32_t *partitions, const int64_t *offsets, size_t n, char *err,
+		  size_t errlen);
 
 /* For the tool modes (tools.h): like consumer_open, but waits at most wait_ms
  * for the brokers.  The handle is only used for the calls
@@ -64,7 +109,8 @@ int consumer_offsets_for_time(struct consumer *c, int64_t timestamp_ms, const in
 int consumer_commit_sync(struct consumer *c, const struct part_offset *offsets, size_t n, char *err,
 			 size_t errlen);
 
-/* The partitions to consume, ascending; owned by the consumer. */
+/* The partitions the consumer reads now, ascending; owned by the consumer
+ * (in group mode the array changes with the assignment). */
 const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
 
 /* What librdkafka last saw of partition, without asking the brokers: the
@@ -73,23 +119,9 @@ const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
  * (-1 when none yet).  For the lag the worker reports. */
 void consumer_cached_offsets(struct consumer *c, int32_t partition, int64_t *high, int64_t *position);
 
-/* Starts consuming: next_offsets[i] for partitions[i], or -1 to start at
- * FALLBACK_OFFSET (earliest or latest). */
+/* Assign mode: starts consuming: next_offsets[i] for partitions[i], or -1
+ * to start at FALLBACK_OFFSET (earliest or latest). */
 int consumer_assign(struct consumer *c, const int64_t *next_offsets, char *err, size_t errlen);
-
-/* How often consumer_refresh() may ask the brokers about the topic. */
-#define CONSUMER_REFRESH_MS 30000
-
-/* Partitions added to the topic while the job runs are picked up here (when
- * the job did not list PARTITIONS): they are assigned from their beginning,
- * since everything in them was produced after the job started.  Asks the
- * brokers at most every CONSUMER_REFRESH_MS (briefly blocking); *added says
- * how many partitions were added, and consumer_partitions() then returns a new
- * array.  Failing to ask is not an error: it is tried again later. */
-int consumer_refresh(struct consumer *c, size_t *added, char *err, size_t errlen);
-/* Whether consumer_refresh() would ask the brokers now (and may then reorder
- * the partitions). */
-bool consumer_refresh_due(const struct consumer *c);
 
 /* Waits up to timeout_ms for messages and stores up to max of them in msgs.
  * Returns how many (0 on timeout) or a negative enum werr.  Only messages with
@@ -103,7 +135,9 @@ int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int
  * logs a warning. */
 void consumer_commit_async(struct consumer *c, const struct part_offset *offsets, size_t n);
 
-/* Leaves the assignment and destroys the consumer; accepts NULL. */
+/* Leaves the assignment (group mode: and the group, so the partitions move
+ * to the other tasks at once) and destroys the consumer; accepts NULL.  The
+ * hook is not called any more. */
 void consumer_free(struct consumer *c);
 
 #endif

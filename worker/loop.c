@@ -14,12 +14,14 @@
 
 #include <cjson/cJSON.h>
 
+#include "assignment.h"
 #include "consumer.h"
 #include "copybuf.h"
 #include "decode.h"
 #include "exitcodes.h"
 #include "jobspec.h"
 #include "log.h"
+#include "loop_int.h"
 #include "proto.h"
 #include "sink_pg.h"
 #include "wtypes.h"
@@ -53,82 +55,9 @@ static void loop_on_signal(int sig)
  * few would otherwise be 100%. */
 #define LOOP_PERCENT_MIN_MESSAGES 100
 
-/* Offsets of one partition in the current batch; first < 0 when untouched.
- * done: the next offset after what the database holds (the start offset, then
- * each committed batch's), -1 when not known; for the lag report. */
-struct loop_part {
-	int64_t first;
-	int64_t next;
-	int64_t done;
-};
 
-/* The batch being written by the writer thread while the loop reads and
- * decodes the next one: the database's work overlaps ours (measured: COPY of
- * a 10000-row batch ~6 ms, reading and decoding it ~3 ms).  At most one
- * batch is in flight; the next hand-over first collects it (loop_collect),
- * so batches commit in order and the progress, the fence, status lines and
- * ERROR_LIMIT see them exactly as before.  A batch that fails stops the
- * worker; the open batch behind it is dropped unwritten (its offsets were
- * never stored). */
-struct loop_flight {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool busy; /* handed over, not yet collected */
-	bool done; /* written (or failed); under mu */
-	bool quit; /* under mu */
 
-	struct copybuf copy;
-	struct sink_msg *msgs;
-	rd_kafka_message_t **kms;
-	size_t nrows, rows_cap;
-	struct loop_part *parts; /* first/next of this batch, same order as the worker's */
-	struct part_offset *commit;
-	size_t ncommit;
-
-	int rc;
-	struct sink_batch_result res;
-	char err[1536];
-	int64_t duration_ms;
-};
-
-struct worker {
-	int64_t job_id;
-	char *job_name;
-	struct jobspec *spec;
-	pid_t ppid;
-	int status_fd;
-	bool controller_gone;
-
-	struct sink_pg *sink;
-	struct consumer *consumer;
-	struct row_decoder *decoder; /* KEY, VALUE, META -> one COPY row */
-	const int32_t *partitions;
-	size_t npartitions;
-
-	/* the open batch */
-	struct copybuf copy;
-	/* every message of the open batch, kept until it is committed: the error
-	 * table needs the raw key and value of any of them */
-	struct sink_msg *msgs;
-	rd_kafka_message_t **kms;
-	size_t nrows, rows_cap;
-	struct loop_part *parts; /* one per partition, same order */
-	int64_t batch_start_ms;
-	int64_t max_row;
-
-	/* totals for the periodic log line */
-	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;
-	int64_t lag_sent_ms; /* last lag report; 0: none yet */
-	struct proto_lag *lag; /* scratch, one per partition */
-	/* ERROR_LIMIT: counted since the user started the job (input counters,
-	 * then this worker's) */
-	int64_t messages_before, rejected_before, total_messages, total_rejected;
-	struct loop_flight flight;
-};
-
-static int64_t loop_now_ms(void)
+int64_t loop_now_ms(void)
 {
 	struct timespec ts;
 
@@ -149,7 +78,7 @@ static int loop_exit_code(int cls)
 /* A status write failing with EPIPE means the controller is gone: stop,
  * nobody is listening.  Any other failure (fd 3 inherited from a shell, not
  * a pipe) only turns status lines off. */
-static void loop_status_result(struct worker *w, int rc)
+void loop_status_result(struct worker *w, int rc)
 {
 	if (rc == 0 || w->status_fd < 0)
 		return;
@@ -277,6 +206,14 @@ static int loop_parse_job(struct worker *w, const char *text, size_t len, char *
 		goto out;
 	}
 	w->job_id = (int64_t)id->valuedouble;
+	w->task = (int)loop_json_count(doc, "task");
+	w->tasks = (int)loop_json_count(doc, "tasks");
+	if (w->tasks < 1)
+		w->tasks = 1;
+	if (w->task >= w->tasks) {
+		snprintf(err, errlen, "task %d of %d does not exist", w->task, w->tasks);
+		goto out;
+	}
 	w->messages_before = loop_json_count(doc, "messages_before");
 	w->rejected_before = loop_json_count(doc, "rejected_before");
 	w->job_name = strdup(name->valuestring);
@@ -307,7 +244,7 @@ out:
 	return rc;
 }
 
-static void loop_batch_reset(struct worker *w)
+void loop_batch_reset(struct worker *w)
 {
 	size_t i;
 
@@ -333,11 +270,13 @@ static int loop_batch_init(struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return WERR_RETRY;
 	}
+	for (size_t i = 0; i < w->npartitions; i++)
+		w->parts[i].done = w->parts[i].expect = w->parts[i].redo = -1;
 	loop_batch_reset(w);
 	return WERR_OK;
 }
 
-static ssize_t loop_part_index(const struct worker *w, int32_t partition)
+ssize_t loop_part_index(const struct worker *w, int32_t partition)
 {
 	size_t lo = 0, hi = w->npartitions;
 
@@ -500,7 +439,7 @@ static void loop_flight_free(struct worker *w)
 
 /* Waits for the batch in flight, if any, and takes its result: status line,
  * Kafka group offsets, totals, ERROR_LIMIT. */
-static int loop_collect(struct worker *w, char *err, size_t errlen)
+int loop_collect(struct worker *w, char *err, size_t errlen)
 {
 	struct loop_flight *f = &w->flight;
 	const struct sink_batch_result *res = &f->res;
@@ -515,6 +454,15 @@ static int loop_collect(struct worker *w, char *err, size_t errlen)
 	while (!f->done)
 		pthread_cond_wait(&f->cv, &f->mu);
 	pthread_mutex_unlock(&f->mu);
+	if (f->rc == WERR_FENCED) {
+		/* Rolled back: read these again unless the database says otherwise. */
+		for (i = 0; i < w->npartitions; i++)
+			if (f->parts[i].first >= 0 && (w->parts[i].redo < 0 || f->parts[i].first < w->parts[i].redo))
+				w->parts[i].redo = f->parts[i].first;
+		snprintf(err, errlen, "%s", f->err);
+		loop_flight_reset(f);
+		return WERR_FENCED;
+	}
 	if (f->rc != WERR_OK) {
 		loop_batch_ranges(w, f->parts, ranges, sizeof(ranges));
 		snprintf(err, errlen, "batch of %zu messages (topic %s %s): %s", f->nrows, w->spec->topic, ranges,
@@ -576,7 +524,7 @@ static bool loop_flight_done(struct loop_flight *f)
 
 /* Hands the open batch to the writer thread, after collecting the one before
  * it; the loop goes on reading into the emptied buffers. */
-static int loop_flush(struct worker *w, char *err, size_t errlen)
+int loop_flush(struct worker *w, char *err, size_t errlen)
 {
 	struct loop_flight *f = &w->flight;
 	struct copybuf copy;
@@ -686,10 +634,17 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	int rc;
 
 	if (idx < 0) {
-		log_warn("ignoring a message from unassigned partition %d", (int)m->partition);
+		/* Fetched before its partition was revoked. */
+		log_debug("ignoring a message from partition %d, which this task no longer owns", (int)m->partition);
 		rd_kafka_message_destroy(m);
 		return WERR_OK;
 	}
+	if (m->offset < w->parts[idx].expect) {
+		/* Fetched before a seek (loop_resync): read again from there. */
+		rd_kafka_message_destroy(m);
+		return WERR_OK;
+	}
+	w->parts[idx].expect = m->offset + 1;
 	msg.topic = w->spec->topic;
 	msg.partition = m->partition;
 	msg.offset = m->offset;
@@ -716,49 +671,6 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 			return loop_keep(w, m, idx, off, why, err, errlen);
 	}
 	return loop_keep(w, m, idx, off, NULL, err, errlen);
-}
-
-/* Between batches: follow partitions added to the topic. */
-static int loop_refresh(struct worker *w, char *err, size_t errlen)
-{
-	struct loop_part *parts;
-	struct part_offset *commit;
-	size_t added = 0, n;
-	int rc;
-
-	if (!consumer_refresh_due(w->consumer))
-		return WERR_OK;
-	/* Added partitions reorder the arrays: nothing may be in flight. */
-	if ((rc = loop_collect(w, err, errlen)) != WERR_OK)
-		return rc;
-	rc = consumer_refresh(w->consumer, &added, err, errlen);
-
-	/* The array may have moved even when nothing was added. */
-	w->partitions = consumer_partitions(w->consumer, &n);
-	if (rc != WERR_OK || added == 0)
-		return rc;
-	parts = realloc(w->parts, n * sizeof(*parts));
-	if (parts != NULL)
-		w->parts = parts;
-	if (parts == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
-	parts = realloc(w->flight.parts, n * sizeof(*parts));
-	if (parts != NULL)
-		w->flight.parts = parts;
-	commit = realloc(w->flight.commit, n * sizeof(*commit));
-	if (commit != NULL)
-		w->flight.commit = commit;
-	if (parts == NULL || commit == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
-	}
-	w->npartitions = n;
-	loop_batch_reset(w);
-	for (size_t i = 0; i < n; i++)
-		w->parts[i].done = -1; /* the order changed; the position serves */
-	return WERR_OK;
 }
 
 static void loop_stats(struct worker *w, int64_t now)
@@ -801,69 +713,91 @@ static void loop_lag(struct worker *w, int64_t now)
 	loop_status_result(w, proto_send_lag(w->status_fd, lag, w->npartitions));
 }
 
-static int loop_consume(struct worker *w, char *err, size_t errlen)
+/* One turn of the loop: report a written batch, close the open one when due,
+ * poll Kafka and take what came.  Returns WERR_OK, 1 when the controller is
+ * gone, or a negative enum werr (WERR_FENCED: loop_consume recovers). */
+static int loop_step(struct worker *w, int64_t interval, char *err, size_t errlen)
 {
 	static rd_kafka_message_t *msgs[LOOP_POLL_MAX];
+	int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
+	size_t max = LOOP_POLL_MAX;
+	int i, n, rc = WERR_OK;
+
+	/* A written batch is reported at once, not at the next hand-over. */
+	if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
+		return rc;
+	if (w->flight.busy && timeout > LOOP_FLIGHT_POLL_MS)
+		timeout = LOOP_FLIGHT_POLL_MS;
+
+	if (w->nrows > 0) {
+		int64_t left = interval - (now - w->batch_start_ms);
+		if (left <= 0)
+			return loop_flush(w, err, errlen);
+		if (left < timeout)
+			timeout = left;
+	}
+	loop_stats(w, now);
+	loop_lag(w, now);
+	/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
+	if (getppid() != w->ppid) {
+		log_warn("the controller is gone (parent changed); stopping");
+		w->controller_gone = true;
+		return 1;
+	}
+	if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
+		max = (size_t)(w->max_row - (int64_t)w->nrows);
+	n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
+	if (n >= 0 && w->hook_rc != WERR_OK) { /* the rebalance hook failed */
+		for (i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		snprintf(err, errlen, "%s", w->hook_err);
+		return w->hook_rc;
+	}
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (rc == WERR_OK)
+			rc = loop_message(w, msgs[i], err, errlen);
+		else
+			rd_kafka_message_destroy(msgs[i]);
+	}
+	if (rc != WERR_OK)
+		return rc;
+	if ((int64_t)w->nrows >= w->max_row || w->copy.len >= LOOP_FLUSH_BYTES)
+		return loop_flush(w, err, errlen);
+	return WERR_OK;
+}
+
+static int loop_consume(struct worker *w, char *err, size_t errlen)
+{
 	int64_t interval = w->spec->commit_minimal_interval_ms > 0 ? w->spec->commit_minimal_interval_ms : 1000;
+	char why[2048];
 	int rc = WERR_OK;
 
 	w->stats_ms = w->lag_sent_ms = loop_now_ms();
 	while (!loop_stop) {
-		int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
-		size_t max = LOOP_POLL_MAX;
-		int i, n;
-
-		/* A written batch is reported at once, not at the next hand-over. */
-		if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
-			return rc;
-		if (w->flight.busy && timeout > LOOP_FLIGHT_POLL_MS)
-			timeout = LOOP_FLIGHT_POLL_MS;
-
-		if (w->nrows > 0) {
-			int64_t left = interval - (now - w->batch_start_ms);
-			if (left <= 0) {
-				if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-					return rc;
-				continue;
-			}
-			if (left < timeout)
-				timeout = left;
+		rc = loop_step(w, interval, err, errlen);
+		if (rc == WERR_FENCED) {
+			snprintf(why, sizeof(why), "%s", err);
+			rc = assignment_recover(w, why, err, errlen);
 		}
-		loop_stats(w, now);
-		loop_lag(w, now);
-		if (w->nrows == 0 && (rc = loop_refresh(w, err, errlen)) != WERR_OK)
-			return rc;
-		/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */
-		if (getppid() != w->ppid) {
-			log_warn("the controller is gone (parent changed); stopping");
-			w->controller_gone = true;
+		if (rc == 1)
 			break;
-		}
-		if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
-			max = (size_t)(w->max_row - (int64_t)w->nrows);
-		n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
-		if (n < 0)
-			return n;
-		for (i = 0; i < n; i++) {
-			if (rc == WERR_OK)
-				rc = loop_message(w, msgs[i], err, errlen);
-			else
-				rd_kafka_message_destroy(msgs[i]);
-		}
 		if (rc != WERR_OK)
 			return rc;
-		if ((int64_t)w->nrows >= w->max_row || w->copy.len >= LOOP_FLUSH_BYTES)
-			if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-				return rc;
 	}
 	/* Stopping: finish the open batch, it is already in memory. */
-	if ((rc = loop_flush(w, err, errlen)) != WERR_OK)
-		return rc;
-	return loop_collect(w, err, errlen);
+	rc = assignment_quiesce(w, err, errlen);
+	if (rc == WERR_FENCED) {
+		log_warn("%s; the batch is dropped (another task has the partition)", err);
+		rc = WERR_OK;
+	}
+	return rc;
 }
 
 static int loop_start(struct worker *w, char *err, size_t errlen)
 {
+	const int32_t *parts;
 	int64_t *next = NULL;
 	int rc;
 
@@ -874,13 +808,28 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		return rc;
 	if (loop_stop)
 		return WERR_OK;
-	if ((rc = consumer_open(w->spec, w->job_name, &loop_stop, &w->consumer, err, errlen)) != WERR_OK)
+	if ((rc = consumer_open(w->spec, w->job_name, w->task, w->tasks, &loop_stop, &w->consumer, err, errlen)) !=
+	    WERR_OK)
 		return rc;
-	w->partitions = consumer_partitions(w->consumer, &w->npartitions);
+	/* Group mode starts with nothing: the hook brings the partitions. */
+	parts = consumer_partitions(w->consumer, &w->npartitions);
+	w->partitions = calloc(w->npartitions ? w->npartitions : 1, sizeof(*w->partitions));
 	next = calloc(w->npartitions ? w->npartitions : 1, sizeof(*next));
-	if (next == NULL) {
+	if (w->partitions == NULL || next == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return WERR_RETRY;
+		rc = WERR_RETRY;
+		goto out;
+	}
+	if (w->npartitions > 0)
+		memcpy(w->partitions, parts, w->npartitions * sizeof(*parts));
+	rc = loop_batch_init(w, err, errlen);
+	if (rc == WERR_OK)
+		rc = loop_flight_init(w, err, errlen);
+	if (rc != WERR_OK)
+		goto out;
+	if (consumer_is_group(w->consumer)) {
+		consumer_set_hook(w->consumer, assignment_hook, w);
+		goto out;
 	}
 	if (w->spec->consistency == JS_CONSISTENCY_NONE)
 		rc = consumer_committed(w->consumer, next, err, errlen); /* no progress table */
@@ -890,11 +839,10 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		goto out;
 	if ((rc = consumer_assign(w->consumer, next, err, errlen)) != WERR_OK)
 		goto out;
-	rc = loop_batch_init(w, err, errlen);
-	if (rc == WERR_OK)
-		rc = loop_flight_init(w, err, errlen);
-	for (size_t i = 0; rc == WERR_OK && i < w->npartitions; i++)
-		w->parts[i].done = next[i];
+	for (size_t i = 0; i < w->npartitions; i++) {
+		w->parts[i].done = w->spec->consistency == JS_CONSISTENCY_NONE ? -1 : next[i];
+		w->parts[i].expect = next[i];
+	}
 out:
 	free(next);
 	return rc;
@@ -915,6 +863,7 @@ static void loop_worker_free(struct worker *w)
 	free(w->msgs);
 	free(w->kms);
 	free(w->parts);
+	free(w->partitions);
 	free(w->lag);
 	free(w->job_name);
 }
@@ -965,8 +914,15 @@ int loop_run(void)
 		goto out;
 	if (w.status_fd >= 0)
 		loop_status_result(&w, proto_send_ready(w.status_fd));
-	log_info("ready: %zu partition(s), batches of up to %lld rows or %lld ms", w.npartitions,
-		 (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
+	if (!consumer_is_group(w.consumer))
+		assignment_report(&w); /* group mode: once the group assigns */
+	if (consumer_is_group(w.consumer))
+		log_info("ready: task %d of %d, waiting for the group's assignment; batches of up to %lld rows or "
+			 "%lld ms",
+			 w.task, w.tasks, (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
+	else
+		log_info("ready: task %d of %d, %zu partition(s), batches of up to %lld rows or %lld ms", w.task,
+			 w.tasks, w.npartitions, (long long)w.max_row, (long long)w.spec->commit_minimal_interval_ms);
 
 	rc = loop_consume(&w, err, sizeof(err));
 	if (rc != WERR_OK) {
@@ -976,8 +932,9 @@ int loop_run(void)
 		code = loop_fail(&w, rc, err);
 		goto out;
 	}
-	log_info("stopped: %lld rows in %lld batches since start", (long long)w.total_rows,
-		 (long long)w.total_batches);
+	log_info("stopped: %lld rows in %lld batches since start (%lld rebalances, %lld fence misses)",
+		 (long long)w.total_rows, (long long)w.total_batches, (long long)w.rebalances,
+		 (long long)w.fence_misses);
 out:
 	if (text != NULL) {
 		memset(text, 0, len);

@@ -395,13 +395,12 @@ static int progress_fence_miss(struct progress *pr, const char *topic, const str
 		free(sql);
 	}
 	if (progress_stored(pr, miss->partition) >= 0)
-		snprintf(err, errlen, "partition %d was advanced by another worker (stored %s, expected %lld); stopping",
+		snprintf(err, errlen, "partition %d was advanced by another task (stored %s, expected %lld)",
 			 (int)miss->partition, stored, (long long)progress_stored(pr, miss->partition));
 	else
-		snprintf(err, errlen, "partition %d was advanced by another worker (stored %s, expected no row); "
-				      "stopping",
+		snprintf(err, errlen, "partition %d was advanced by another task (stored %s, expected no row)",
 			 (int)miss->partition, stored);
-	return WERR_RETRY;
+	return WERR_FENCED;
 }
 
 /* EXACTLY: compare-and-set of every partition of the batch. */

@@ -85,7 +85,7 @@ int progress_get(struct progress *pr, const char *topic, const int32_t *parts, s
 
 /* Stores a batch's offsets inside the caller's transaction.  EXACTLY: a
  * compare-and-set against the offsets last read or committed; a miss is
- * WERR_RETRY ("partition N was advanced by another worker ..."), and the
+ * WERR_FENCED ("partition N was advanced by another task ..."), and the
  * caller must roll back. */
 int progress_put(struct progress *pr, const char *topic, const struct part_offset *p, size_t n, char *err,
 		 size_t errlen);

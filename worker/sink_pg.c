@@ -103,6 +103,18 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 		 spec->host ? spec->host : "(default)", spec->port > 0 ? spec->port : 5432, spec->database,
 		 spec->user, PQserverVersion(sk->pg), on_conflict ? "" : ", without ON CONFLICT");
 
+	/* A worker frozen inside a batch (SIGSTOP, a stalled VM, a zombie task)
+	 * must not keep the locks of its rows and progress rows while other
+	 * tasks take its partitions over: the server ends a transaction idle
+	 * this long, and its session.  A batch's statements follow each other at
+	 * once, so only a stalled worker is ever cut off (it then fails the
+	 * batch and restarts).  PostgreSQL 9.6 and later. */
+	if (PQserverVersion(sk->pg) >= 90600) {
+		PGresult *res = PQexec(sk->pg, "SET idle_in_transaction_session_timeout = '" SINK_IDLE_TX_TIMEOUT "'");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			log_debug("idle_in_transaction_session_timeout not set: %s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
 	if ((rc = catalog_open(sk->pg, spec, on_conflict, NULL, NULL, &sk->cat, err, errlen)) != WERR_OK)
 		goto out;
 	if ((rc = catalog_lock_rows(sk->cat, err, errlen)) != WERR_OK)

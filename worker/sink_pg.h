@@ -33,6 +33,9 @@
 #include "jobspec.h"
 #include "wtypes.h"
 
+/* How long the server lets a worker's transaction sit idle (sink_pg_open). */
+#define SINK_IDLE_TX_TIMEOUT "10s"
+
 struct sink_pg;
 
 /* Connects, resolves the target table and the staging column types, checks
@@ -96,8 +99,8 @@ struct sink_batch_result {
  *   EXACTLY  rows and progress in one transaction; the progress update is a
  *            compare-and-set against the offsets this sink last read or wrote,
  *            so a second worker of the same job cannot commit the same
- *            messages: a miss rolls everything back (WERR_RETRY, "partition N
- *            was advanced by another worker ...").
+ *            messages: a miss rolls everything back (WERR_FENCED, "partition N
+ *            was advanced by another task ...").
  *   ATLEAST  rows and progress in one transaction, unfenced.
  *   at-most  the progress in a transaction of its own, committed before the
  *            rows are written: a crash in between loses the batch.

@@ -15,6 +15,10 @@ enum werr {
 	WERR_RETRY = -1, /* may go away by itself: connection lost, broker down */
 	WERR_DATA = -2,  /* the data cannot be written: decode error, SQLSTATE 22/23 */
 	WERR_FATAL = -3, /* the configuration cannot work: fix the job */
+	/* EXACTLY's fence missed: another task advanced a partition of the
+	 * batch, which was rolled back; the loop reads the stored offsets again
+	 * and goes on (loop.c).  Anywhere else it is WERR_RETRY. */
+	WERR_FENCED = -4,
 };
 
 /* The next offset to read of one partition (last written offset + 1). */

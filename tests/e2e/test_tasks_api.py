@@ -135,10 +135,18 @@ def test_three_tasks_then_one(server, pg, kafka, tmp_path):
     pids = task_pids(st)
     assert sorted(pids) == [0, 1, 2] and len(set(pids.values())) == 3, st
     assert st["pid"] == pids[0], st
+    # The group settles with one of the topic's three partitions per task.
+    def settled():
+        s = job_status(server, jid)
+        owned = [p for t in s["tasks"] for p in t["partitions"]]
+        return s if sorted(owned) == [0, 1, 2] and all(len(t["partitions"]) == 1 for t in s["tasks"]) \
+            else None
+    st = wait_for(settled, 60, 0.2, "each task to own one of the three partitions")
+    assert task_pids(st) == pids, st
     for t in st["tasks"]:
-        # This worker says nothing of its assignment: none is shown.
-        assert t["partitions"] == [] and t["restarts"] == 0 and t["last_error"] is None, t
+        assert t["state"] == "running" and t["restarts"] == 0 and t["last_error"] is None, t
         assert isinstance(t["rows_per_second"], (int, float)), t
+    assert sorted(st["partitions"]) == [0, 1, 2], st
 
     # /metrics: one series per task, with a task label.
     fams = scrape(server)
