@@ -85,7 +85,10 @@ class Lan:
         self.pg = self.kafka = self.host_pg = self.host_kafka = None
         self.up = False
         try:
-            out = netns("up", self.name, 0)
+            # Sets of runs killed before their teardown go first; ours is
+            # reaped the same way if this process is killed.
+            netns("reap", timeout=120)
+            out = netns("up", self.name, 0, "--owner", os.getpid())
             self.up = True
             self.bridge, self.bridge_addr, self.subnet = out["BRIDGE"], out["BRIDGE_ADDR"], out["SUBNET"]
             self._start_backends()

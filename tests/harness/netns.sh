@@ -2,7 +2,7 @@
 # Simulated hosts for the multi-host tests: network namespaces on one machine,
 # joined by a private bridge in the root namespace.  Needs root and iproute2.
 #
-#   netns.sh up NAME COUNT [--subnet X]
+#   netns.sh up NAME COUNT [--subnet X] [--owner PID]
 #                        a bridge NAME-br with 10.213.X.1/24 and COUNT hosts
 #                        (namespaces NAME-1..NAME-COUNT), each with loopback up,
 #                        eth0 = a veth into the bridge with 10.213.X.(10+I)/24
@@ -14,6 +14,8 @@
 #                          BRIDGE=NAME-br BRIDGE_ADDR=10.213.X.1
 #                          SUBNET=10.213.X.0/24 HOSTS=COUNT
 #                          HOSTI_NS=NAME-I HOSTI_ADDR=10.213.X.(10+I) (each I)
+#                        --owner PID: the process (a test run) whose set it is,
+#                        for `reap`.
 #   netns.sh add NAME I  one more host I on an existing bridge; prints its lines
 #   netns.sh del NAME I  kill host I's processes, remove its namespace and veth
 #   netns.sh status NAME exit 0 and print the lines of `up` if the bridge
@@ -26,6 +28,8 @@
 #   netns.sh kill NAME I SIGKILL to every process in host I, until none is left
 #   netns.sh down NAME   kill every process in NAME's hosts, remove the
 #                        namespaces, veths and the bridge.  Idempotent.
+#   netns.sh reap        `down` every set made with --owner whose owner has
+#                        exited (a test run killed before its teardown)
 #
 # Only the KEY=VALUE lines (and pids) go to stdout; progress and errors go to
 # stderr.  NAME: 1-9 letters, digits or _ (interface names are limited to 15
@@ -42,14 +46,16 @@ set -euo pipefail
 
 NET_PREFIX=10.213
 LOCK="${NETNS_LOCK:-/run/lock/streamserver-netns.lock}"
+# NAME -> "PID STARTTIME" of its --owner (the start time tells a reused pid).
+OWNERS="${NETNS_OWNERS:-/run/streamserver-netns}"
 
 log() { printf 'netns.sh: %s\n' "$*" >&2; }
 die() { printf 'netns.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 up NAME COUNT [--subnet X] | add|del|cut|restore|pids|kill NAME I
-       | exec NAME I CMD... | status|down NAME
+usage: $0 up NAME COUNT [--subnet X] [--owner PID] | add|del|cut|restore|pids|kill NAME I
+       | exec NAME I CMD... | status|down NAME | reap
 EOF
 	exit 2
 }
@@ -164,9 +170,22 @@ remove_host() {
 	ip link del "$name-p$i" 2>/dev/null || true
 }
 
+# The start time of a live PID (field 22 of /proc/PID/stat), or status 1.
+start_time_of() {
+	local stat
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }" # after the command name, which may hold spaces
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo "${20}"
+}
+
 cmd_up() {
-	local name="$1" count="$2" x="${3:-}" cand i start
+	local name="$1" count="$2" x="${3:-}" owner="${4:-}" cand i start
 	[[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -le 244 ] || die "COUNT must be 0..244: '$count'"
+	if [ -n "$owner" ]; then
+		[[ "$owner" =~ ^[0-9]+$ ]] && start_time_of "$owner" >/dev/null || die "--owner: no process $owner"
+	fi
 	ip link show "$(bridge_of "$name")" >/dev/null 2>&1 && die "$(bridge_of "$name") exists already (netns.sh down $name)"
 	[ -z "$(hosts_of "$name")" ] || die "namespaces $name-* exist already (netns.sh down $name)"
 	mkdir -p "$(dirname "$LOCK")"
@@ -195,6 +214,10 @@ cmd_up() {
 	sysctl -q -w "net.ipv4.conf.$(bridge_of "$name").forwarding=0" >/dev/null
 	ip addr add "$NET_PREFIX.$x.1/24" dev "$(bridge_of "$name")"
 	ip link set "$(bridge_of "$name")" up
+	if [ -n "$owner" ]; then
+		mkdir -p "$OWNERS"
+		echo "$owner $(start_time_of "$owner")" >"$OWNERS/$name"
+	fi
 	exec 9>&-
 	for ((i = 1; i <= count; i++)); do
 		make_host "$name" "$i" "$x"
@@ -224,13 +247,34 @@ cmd_down() {
 	if ip link show "$(bridge_of "$name")" >/dev/null 2>&1; then
 		ip link del "$(bridge_of "$name")"
 	fi
+	rm -f "$OWNERS/$name"
 	log "$name: down"
+}
+
+cmd_reap() {
+	local f name pid st
+	for f in "$OWNERS"/*; do
+		[ -f "$f" ] || continue
+		name="$(basename "$f")"
+		read -r pid st <"$f" || true
+		if [ -n "$pid" ] && [ "$(start_time_of "$pid" || true)" = "$st" ]; then
+			continue
+		fi
+		log "$name: its owner (pid $pid) has exited"
+		cmd_down "$name"
+	done
 }
 
 host_exists() {
 	ip netns list | awk '{print $1}' | grep -qx "$(ns_of "$1" "$2")" || die "no host $2 in $1"
 }
 
+if [ "${1:-}" = reap ]; then
+	[ $# -eq 1 ] || usage
+	need_root
+	cmd_reap
+	exit 0
+fi
 [ $# -ge 2 ] || usage
 VERB="$1"
 NAME="$2"
@@ -238,8 +282,20 @@ check_name "$NAME"
 need_root
 case "$VERB" in
 up)
-	[ $# -eq 3 ] || { [ $# -eq 5 ] && [ "$4" = --subnet ]; } || usage
-	cmd_up "$NAME" "$3" "${5:-${NETNS_SUBNET:-}}"
+	[ $# -ge 3 ] || usage
+	count="$3"
+	subnet="${NETNS_SUBNET:-}"
+	owner=""
+	shift 3
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--subnet) [ $# -ge 2 ] || usage; subnet="$2"; shift ;;
+		--owner) [ $# -ge 2 ] || usage; owner="$2"; shift ;;
+		*) usage ;;
+		esac
+		shift
+	done
+	cmd_up "$NAME" "$count" "$subnet" "$owner"
 	;;
 add | del | cut | restore | pids | kill)
 	[ $# -eq 3 ] || usage
