@@ -33,6 +33,7 @@ from helpers import HARNESS, PG, Kafka, parse_env, pid_alive, register_secret
 NETNS = HARNESS / "netns.sh"
 KAFKA_START_TIMEOUT = 900  # the first run fetches the broker's jars with Maven
 PG_START_TIMEOUT = 120
+LAN_PREFIX = "streamserver-e2e-lan-"
 # A third JVM beside the session's broker (and a secure one): a small heap.
 KAFKA_ENV = {"KAFKA_HEAP_OPTS": "-Xms64m -Xmx256m"}
 
@@ -70,6 +71,34 @@ def ours(name):
     return sorted(n for n in namespaces() | links() if n.startswith(name + "-"))
 
 
+def _start_time(pid):
+    """pid's start time (field 22 of /proc/PID/stat), or None if it is gone:
+    with the pid, it names a process even when pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _reap_lans():
+    """Stops the Kafka and PostgreSQL of the Lans whose test run was killed
+    before its teardown (their bridges go with netns.sh reap)."""
+    for base in Path(tempfile.gettempdir()).glob(LAN_PREFIX + "*"):
+        try:
+            pid, start = (base / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _start_time(int(pid)) == start:
+            continue
+        print(f"note: removing {base}, left by the killed test run {pid}", file=sys.stderr)
+        for script, verb, d in (("kafka.sh", "stop", base / "kafka"), ("pg.sh", "destroy", base / "pg")):
+            if d.exists():
+                subprocess.run([str(HARNESS / script), verb, str(d)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=120, stdin=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def ns_of_pid(pid):
     """The inode of pid's network namespace (compare with Host.ns_inode())."""
     return os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -78,16 +107,18 @@ def ns_of_pid(pid):
 class Lan:
     """A bridge and the Kafka and PostgreSQL that hosts on it reach."""
 
-    def __init__(self, base=None):
+    def __init__(self):
         self.name = new_name()
-        self.base = Path(base or tempfile.mkdtemp(prefix="streamserver-e2e-lan-"))
-        os.chmod(self.base, 0o755)  # pg.sh's unprivileged user must reach it
         self.pg = self.kafka = self.host_pg = self.host_kafka = None
         self.up = False
+        # What runs killed before their teardown left goes first; ours is
+        # reaped the same way if this process is killed.
+        netns("reap", timeout=120)
+        _reap_lans()
+        self.base = Path(tempfile.mkdtemp(prefix=LAN_PREFIX))
+        os.chmod(self.base, 0o755)  # pg.sh's unprivileged user must reach it
+        (self.base / "owner").write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
         try:
-            # Sets of runs killed before their teardown go first; ours is
-            # reaped the same way if this process is killed.
-            netns("reap", timeout=120)
             out = netns("up", self.name, 0, "--owner", os.getpid())
             self.up = True
             self.bridge, self.bridge_addr, self.subnet = out["BRIDGE"], out["BRIDGE_ADDR"], out["SUBNET"]
@@ -152,7 +183,9 @@ class Lan:
                 netns("down", self.name, timeout=120)
             except Exception as e:
                 errors.append(str(e))
-        if not os.environ.get("E2E_KEEP_TMP"):
+        if os.environ.get("E2E_KEEP_TMP"):
+            (self.base / "owner").unlink(missing_ok=True)  # kept, not for _reap_lans
+        else:
             shutil.rmtree(self.base, ignore_errors=True)
         for e in errors:
             print(f"warning: lan {self.name}: {e}", file=sys.stderr)
