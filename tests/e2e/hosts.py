@@ -15,6 +15,22 @@ made by tests/harness/netns.sh on a private bridge, a controller in each.
 
 conftest.py's `lan` (session) and `hosts` (test) fixtures build these.  Needs
 root (ip netns); a test that cannot make namespaces fails, it is not skipped.
+
+    def test_x(hosts, lan):
+        h1, h2, h3 = hosts.add(3)
+        ctls = [h.start_controller() for h in (h1, h2, h3)]  # conftest Servers
+        svc = create_service(ctls[0], lan.host_pg)          # the bridge address
+        src = create_source(ctls[0], svc["id"], lan.host_kafka, topic)
+        lan.kafka.produce(topic, ...)                       # the test: 127.0.0.1
+        h2.cut(); ...; h2.restore()
+        h3.kill()                                           # controller + workers
+        h3.start_controller()                               # reboot, same data dir
+
+Every controller of a test gets the same API token (Hosts.token, registered
+with the secret sweep).  The sweep also reads the command lines of the
+controllers and the environments of their workers: pass a catalog URI with a
+password through the controller's environment (env=), and keep it out of
+what the workers inherit.
 """
 import gc
 import os
