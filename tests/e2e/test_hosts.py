@@ -74,6 +74,10 @@ except OSError as e:
     return p.stdout.strip()
 
 
+def _rules():
+    return subprocess.run(["ip", "rule", "show"], stdout=subprocess.PIPE, text=True, check=True).stdout
+
+
 def test_job_in_a_host_loads_over_the_bridge_and_survives_a_cut(hosts, lan):
     h1, = hosts.add(1)
     srv = h1.start_controller()
@@ -174,6 +178,7 @@ def test_netns_up_cut_restore_down():
         assert out["HOSTS"] == "2" and out["SUBNET"] == baddr.rsplit(".", 1)[0] + ".0/24"
         assert {f"{name}-1", f"{name}-2"} <= namespaces()
         assert open(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").read().strip() == "0"
+        assert f"iif {bridge} unreachable" in _rules()
         # The test reaches the hosts and the hosts reach the bridge address
         # and each other; nothing beyond the machine.
         listener = socket.socket()
@@ -199,6 +204,7 @@ def test_netns_up_cut_restore_down():
     finally:
         netns("down", name)
     assert ours(name) == []
+    assert bridge not in _rules()
     assert bridge not in subprocess.run(["ip", "-o", "link"], stdout=subprocess.PIPE, text=True).stdout
     sleeper.wait(timeout=30)
     assert sleeper.returncode == -9

@@ -36,12 +36,16 @@
 # bytes: NAME-br, NAME-vI).
 #
 # Nothing routes outside: the bridge has no physical port, nothing is NATed,
-# net.ipv4.ip_forward is not touched, and forwarding is switched off on the
-# bridge itself (net.ipv4.conf.NAME-br.forwarding=0, which IPv4 checks on the
-# input device), so a host's packet for any other address is dropped even on a
-# machine that forwards.  IPv6 is off on our interfaces.  A host reaches the
-# root namespace's addresses (10.213.X.1 among them, where the harness's Kafka
-# and PostgreSQL listen with --listen) and the other hosts, nothing else.
+# net.ipv4.ip_forward is not touched, forwarding is switched off on the bridge
+# itself (net.ipv4.conf.NAME-br.forwarding=0, which IPv4 checks on the input
+# device), and a policy rule (ip rule: iif NAME-br, pref 1000, unreachable)
+# answers "unreachable" to whatever arrives on the bridge for an address that
+# is not local, before the main table is looked at: a host's packet for the
+# outside never leaves, even on a machine that forwards (or starts to: setting
+# ip_forward resets every interface's forwarding).  IPv6 is off on our
+# interfaces.  A host reaches the root namespace's addresses (10.213.X.1 among
+# them, where the harness's Kafka and PostgreSQL listen with --listen) and the
+# other hosts, nothing else.
 set -euo pipefail
 
 NET_PREFIX=10.213
@@ -130,7 +134,7 @@ make_host() {
 			no_ipv6 "$veth" &&
 			ip link set "$peer" netns "$ns" &&
 			ip -n "$ns" link set "$peer" name eth0 &&
-			ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 >/dev/null &&
+			{ ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1 || true; } &&
 			ip -n "$ns" link set lo up &&
 			ip -n "$ns" addr add "$NET_PREFIX.$x.$((10 + i))/24" dev eth0 &&
 			ip -n "$ns" link set eth0 up &&
@@ -212,6 +216,7 @@ cmd_up() {
 	ip link add "$(bridge_of "$name")" type bridge
 	no_ipv6 "$(bridge_of "$name")"
 	sysctl -q -w "net.ipv4.conf.$(bridge_of "$name").forwarding=0" >/dev/null
+	ip rule add iif "$(bridge_of "$name")" pref 1000 unreachable
 	ip addr add "$NET_PREFIX.$x.1/24" dev "$(bridge_of "$name")"
 	ip link set "$(bridge_of "$name")" up
 	if [ -n "$owner" ]; then
@@ -247,6 +252,7 @@ cmd_down() {
 	if ip link show "$(bridge_of "$name")" >/dev/null 2>&1; then
 		ip link del "$(bridge_of "$name")"
 	fi
+	while ip rule del iif "$(bridge_of "$name")" pref 1000 unreachable 2>/dev/null; do :; done
 	rm -f "$OWNERS/$name"
 	log "$name: down"
 }
