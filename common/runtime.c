@@ -475,6 +475,25 @@ void runtime_task_remote(int64_t job_id, int task, const struct runtime_remote *
 	pthread_mutex_unlock(&runtime_lock);
 }
 
+void runtime_task_remote_gone(int64_t job_id, int task)
+{
+	struct runtime_task *t;
+
+	pthread_mutex_lock(&runtime_lock);
+	t = runtime_task_locked(job_id, task, false);
+	if (t != NULL && !t->running && t->controller[0] != '\0') {
+		t->pid = 0;
+		snprintf(t->state, sizeof(t->state), "stopped");
+		t->remote_rows_ps = 0;
+		t->assign_known = false;
+		t->nparts = 0;
+		t->lag_known = false;
+		t->lag_total = 0;
+		t->nlag = 0;
+	}
+	pthread_mutex_unlock(&runtime_lock);
+}
+
 void runtime_job_get(int64_t job_id, struct runtime_view *out)
 {
 	struct runtime_job *job;

@@ -109,6 +109,12 @@ void runtime_get_self(char *buf, size_t len);
  * (runtime_task_started).  Ignored while this controller runs it. */
 void runtime_task_remote(int64_t job_id, int task, const struct runtime_remote *r);
 
+/* A task shown as another controller's is no longer published by anyone
+ * (its job stopped, or it was removed): it shows as stopped, with the
+ * controller that ran it, as that controller shows it.  Ignored once this
+ * controller runs the task itself. */
+void runtime_task_remote_gone(int64_t job_id, int task);
+
 /* Supervisor side: a task's worker was started (pid): its rate window counts
  * from here, it owns nothing until it says so, its state is "starting". */
 void runtime_task_started(int64_t job_id, int task, int pid);

@@ -39,6 +39,8 @@ struct cluster {
 	size_t nelsewhere;
 	char **live;         /* names of the live controllers */
 	size_t nlive;
+	struct cluster_task *shown; /* shown as the others' in common/runtime.h, ordered */
+	size_t nshown;
 };
 
 struct cluster *cluster_new(struct store *st, const char *name, const char *api_url, bool shared)
@@ -72,6 +74,7 @@ void cluster_free(struct cluster *c)
 	free(c->mine);
 	free(c->remote);
 	free(c->elsewhere);
+	free(c->shown);
 	free(c);
 }
 
@@ -214,10 +217,36 @@ static bool cluster_owner_is(const struct cluster *c, int64_t job_id, int task, 
 
 /* Other live controllers' rows: kept, and handed to runtime for the tasks
  * this controller does not run. */
+/* Notes that runtime shows (job_id, task) as another controller's. */
+static void cluster_shown_add(struct cluster_task *shown, size_t *nshown, size_t max, int64_t job_id, int task)
+{
+	if (shown != NULL && *nshown < max) {
+		shown[*nshown].job_id = job_id;
+		shown[(*nshown)++].task = task;
+	}
+}
+
+/* The tasks runtime showed as the others' last tick and nobody publishes or
+ * is placed on now (their job stopped, or they were removed) would keep
+ * their last published state for ever: they show as stopped now. */
+static void cluster_shown_settle(struct cluster *c, struct cluster_task *shown, size_t nshown)
+{
+	if (shown == NULL)
+		return;
+	qsort(shown, nshown, sizeof(*shown), cluster_task_cmp);
+	for (size_t i = 0; i < c->nshown; i++)
+		if (bsearch(&c->shown[i], shown, nshown, sizeof(*shown), cluster_task_cmp) == NULL)
+			runtime_task_remote_gone(c->shown[i].job_id, c->shown[i].task);
+	free(c->shown);
+	c->shown = shown;
+	c->nshown = nshown;
+}
+
 static void cluster_read_remote(struct cluster *c)
 {
 	struct store_task_status *rows = NULL;
-	size_t n = 0, kept = 0;
+	struct cluster_task *shown = NULL;
+	size_t n = 0, kept = 0, nshown = 0, maxshown;
 	char err[256];
 	static int32_t parts[PROTO_LAG_MAX];
 
@@ -225,6 +254,9 @@ static void cluster_read_remote(struct cluster *c)
 		log_warn("cluster: cannot read the tasks of the other controllers: %s", err);
 		return;
 	}
+	/* Out of memory: what was shown stays shown until the next tick. */
+	maxshown = n + c->nelsewhere;
+	shown = calloc(maxshown ? maxshown : 1, sizeof(*shown));
 	for (size_t i = 0; i < n; i++) {
 		struct store_task_status *r = &rows[i];
 		struct runtime_remote rr;
@@ -245,8 +277,10 @@ static void cluster_read_remote(struct cluster *c)
 		rr.nparts = np;
 		rr.rows_per_second = r->rows_per_second;
 		rr.lag = r->lag;
-		if (!cluster_runs(c, r->job_id, r->task) && cluster_owner_is(c, r->job_id, r->task, r->controller))
+		if (!cluster_runs(c, r->job_id, r->task) && cluster_owner_is(c, r->job_id, r->task, r->controller)) {
 			runtime_task_remote(r->job_id, r->task, &rr);
+			cluster_shown_add(shown, &nshown, maxshown, r->job_id, r->task);
+		}
 	}
 	free(c->remote);
 	c->remote = rows;
@@ -269,7 +303,9 @@ static void cluster_read_remote(struct cluster *c)
 		rr.last_error = "";
 		rr.lag = -1;
 		runtime_task_remote(x->job_id, x->task, &rr);
+		cluster_shown_add(shown, &nshown, maxshown, x->job_id, x->task);
 	}
+	cluster_shown_settle(c, shown, nshown);
 }
 
 bool cluster_tick(struct cluster *c, int64_t now)
