@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -28,6 +29,7 @@ struct cluster {
 	char api_url[256];
 	bool shared;
 	bool registered;     /* the first beat went through (started_at is ours) */
+	bool beat_ok;        /* the last heartbeat went through */
 	int64_t last_beat;   /* monotonic ms of the last heartbeat that went through; 0 none */
 	bool fenced;         /* no heartbeat for CLUSTER_LEASE_MS: running nothing */
 	int64_t forgot_at;   /* monotonic ms of the last removal of long-gone controllers */
@@ -308,6 +310,19 @@ static void cluster_read_remote(struct cluster *c)
 	cluster_shown_settle(c, shown, nshown);
 }
 
+static int64_t cluster_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool cluster_beating(const struct cluster *c)
+{
+	return c->beat_ok;
+}
+
 bool cluster_tick(struct cluster *c, int64_t now)
 {
 	struct store_member *m = NULL;
@@ -317,7 +332,13 @@ bool cluster_tick(struct cluster *c, int64_t now)
 	bool was_fenced = c->fenced, changed = false;
 	char err[256];
 
-	if (store_member_beat(c->st, c->name, c->api_url, !c->registered, err, sizeof(err)) == 0) {
+	c->beat_ok = store_member_beat(c->st, c->name, c->api_url, !c->registered, err, sizeof(err)) == 0;
+	/* A catalog cut off by the network answers nothing: the beat fails only
+	 * after the connection's timeouts (seconds, store/db_pg.c), so the fence
+	 * is judged on the clock after it, not on the tick's start. */
+	if (cluster_mono_ms() > now)
+		now = cluster_mono_ms();
+	if (c->beat_ok) {
 		c->registered = true;
 		c->last_beat = now;
 	} else {
@@ -335,7 +356,9 @@ bool cluster_tick(struct cluster *c, int64_t now)
 			log_info("cluster: the catalog answers again; taking tasks again");
 		changed = true;
 	}
-	if (c->fenced)
+	/* Without the catalog nothing below can be read: keep the placement
+	 * until the fence or the next beat, rather than wait on each read. */
+	if (c->fenced || !c->beat_ok)
 		return changed;
 	if (store_members(c->st, &m, &nm, err, sizeof(err)) < 0 ||
 	    store_jobs_brief(c->st, &jobs, &nj, err, sizeof(err)) < 0) {
@@ -411,7 +434,7 @@ void cluster_publish(struct cluster *c, const int64_t *ids, size_t n)
 	size_t nrows = 0, cap = 0;
 	char err[256];
 
-	if (!c->shared || c->last_beat == 0)
+	if (!c->shared || c->last_beat == 0 || !c->beat_ok)
 		return;
 	views = calloc(STORE_TASK_PIDS_MAX, sizeof(*views));
 	if (views == NULL)

@@ -43,9 +43,13 @@ struct cluster;
 struct cluster *cluster_new(struct store *st, const char *name, const char *api_url, bool shared);
 void cluster_free(struct cluster *c);
 
-/* One tick (now: monotonic ms).  Returns whether the set of tasks placed
- * here changed (the supervisor then reconciles). */
+/* One tick (now: monotonic ms at its start).  Returns whether the set of
+ * tasks placed here changed (the supervisor then reconciles). */
 bool cluster_tick(struct cluster *c, int64_t now);
+
+/* Whether the last tick's heartbeat reached the catalog (when it did not,
+ * the catalog is not worth asking anything else until the next tick). */
+bool cluster_beating(const struct cluster *c);
 
 /* Whether this controller runs task `task` of job_id now. */
 bool cluster_runs(const struct cluster *c, int64_t job_id, int task);

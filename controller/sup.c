@@ -726,6 +726,21 @@ static bool sup_job_has_leaving(const struct sup *sp, int64_t job_id)
 /* Makes what runs match what the store says should run.  Runs on a wake-up
  * from the API, a child's exit, a due timer (a restart, the runtime prune),
  * never for a status line.  Returns -1 when the store could not be read. */
+/* Without the catalog: stops the workers of the tasks no longer placed
+ * here.  A cluster's controller cut off from its catalog fences itself
+ * (cluster.h: it runs nothing), and its workers must stop although the
+ * catalog that lists the jobs does not answer; what else reconcile does
+ * waits for the catalog. */
+static void sup_stop_elsewhere(struct sup *sp)
+{
+	for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
+		if (sl->phase != SLOT_RUNNING || sl->stop_sent || sup_here(sp, sl->job_id, sl->task))
+			continue;
+		sl->leaving = true;
+		sup_slot_stop(sp, sl);
+	}
+}
+
 static int sup_reconcile(struct sup *sp)
 {
 	struct store_job_brief *jobs = NULL;
@@ -736,6 +751,7 @@ static int sup_reconcile(struct sup *sp)
 
 	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0) {
 		log_error("supervisor: cannot read jobs: %s", err);
+		sup_stop_elsewhere(sp);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -823,7 +839,7 @@ static void sup_cluster_tick(struct sup *sp, int64_t now)
 	sp->cluster_at = now + SUP_CLUSTER_TICK_MS;
 	if (cluster_tick(sp->cluster, now))
 		sp->reconcile_due = true;
-	if (!cluster_shared(sp->cluster))
+	if (!cluster_shared(sp->cluster) || !cluster_beating(sp->cluster))
 		return;
 	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0)
 		return;

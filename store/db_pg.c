@@ -475,9 +475,17 @@ int db_open_pg(const char *conninfo, const char *schema, struct db **out, char *
 {
 	/* A catalog that does not answer must not hold the store's lock (and
 	 * with it every API thread) for the kernel's TCP timeout; the URI's own
-	 * connect_timeout wins. */
-	static const char *const keys[] = { "application_name", "connect_timeout", "dbname", NULL };
-	const char *values[] = { "streamserver", "10", conninfo, NULL };
+	 * settings win.  A cluster's controller fences itself when it has not
+	 * renewed its lease for 6 s (CLUSTER_LEASE_MS), which it only learns
+	 * when the call returns: on a link that went down (packets dropped, no
+	 * reset) a request blocked for minutes, and a cut-off controller kept
+	 * its workers although the others ran its tasks.  Unacknowledged data
+	 * now fails the connection after 4 s (tcp_user_timeout), a silent one
+	 * after about 5 s (keepalives). */
+	static const char *const keys[] = { "application_name", "connect_timeout", "keepalives", "keepalives_idle",
+					     "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname",
+					     NULL };
+	const char *values[] = { "streamserver", "10", "1", "2", "1", "3", "4000", conninfo, NULL };
 	struct db_pg *d = calloc(1, sizeof(*d));
 	int rc = DB_ERROR;
 
