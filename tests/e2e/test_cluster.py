@@ -149,28 +149,26 @@ def _high_watermarks(kafka, topic):
 
 
 def _check_exact(cl, lan, srv, jid, topic, table, n, tasks=TASKS):
-    """Once all n messages are in: the table holds each key exactly once,
-    the stored offsets are the topic's high watermarks, and the job's lag
-    (through srv) drains to 0.  Returns the census."""
-    def loaded():
-        return lan.pg.count_distinct(table) >= n
+    """Once all n messages are produced: the job's stored offsets reach the
+    topic's high watermarks (all consumed, by its own account), its lag
+    (through srv) drains to 0, and the table then holds each key exactly
+    once (EXACTLY commits the rows with the offsets).  Returns the census."""
+    hw = _high_watermarks(lan.kafka, topic)
+    assert sum(hw.values()) == n, hw
     try:
-        wait_for(loaded, ROWS_TIMEOUT, 0.5, f"{n} keys in {table}")
+        wait_for(lambda: _stored(lan.pg, topic) == hw, ROWS_TIMEOUT, 0.5,
+                 f"the stored offsets of {topic} to reach the high watermarks")
+        wait_for(lambda: (job_status(srv, jid).get("lag") or {}).get("total") == 0, 60, 0.2,
+                 f"job {jid}'s lag to drain")
     except AssertionError as e:
         raise AssertionError(f"{e}\n  census: {key_census(lan.pg, table, n)}\n  stored offsets: "
                              f"{sorted(_stored(lan.pg, topic).items())}\n  high watermarks: "
-                             f"{sorted(_high_watermarks(lan.kafka, topic).items())}\n  status: "
-                             f"{job_status(srv, jid)}") from None
-    hw = _high_watermarks(lan.kafka, topic)
-    assert sum(hw.values()) == n, hw
-    wait_for(lambda: _stored(lan.pg, topic) == hw, 60, 0.2,
-             f"the stored offsets of {topic} to reach the high watermarks {hw}")
-    wait_for(lambda: (job_status(srv, jid).get("lag") or {}).get("total") == 0, 60, 0.2,
-             f"job {jid}'s lag to drain")
+                             f"{sorted(hw.items())}\n  status: {job_status(srv, jid)}") from None
     time.sleep(1)  # a duplicate written late would show now
     census = key_census(lan.pg, table, n)
     assert census["rows"] == n and census["distinct"] == n and census["duplicates"] == 0 \
-        and census["lost"] == 0 and census["extra"] == 0, census
+        and census["lost"] == 0 and census["extra"] == 0, \
+        f"the stored offsets say all {n} messages were written, but: {census}"
     assert _stored(lan.pg, topic) == hw
     return census
 
