@@ -17,6 +17,7 @@
 #include <civetweb.h>
 
 #include "api_catalog.h"
+#include "api_cluster.h"
 #include "api_guard.h"
 #include "api_http.h"
 #include "api_jobs.h"
@@ -169,6 +170,10 @@ static void api_route_v1(struct api_req *req, const char *rest)
 	const char *idstr, *action;
 	int64_t id;
 
+	if (strncmp(rest, "cluster", 7) == 0 && (rest[7] == '\0' || rest[7] == '/')) {
+		api_route_cluster(req, rest + 7);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(collections) / sizeof(collections[0]); i++) {
 		if (strlen(collections[i].name) != namelen ||
 		    strncmp(collections[i].name, rest, namelen) != 0)

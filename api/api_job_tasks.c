@@ -45,6 +45,11 @@ static cJSON *api_task_json(const struct runtime_task_view *t)
 		cJSON_AddStringToObject(o, "last_error", t->last_error);
 	else
 		cJSON_AddNullToObject(o, "last_error");
+	/* Which controller runs it (a cluster); null for a controller alone. */
+	if (t->controller[0] != '\0')
+		cJSON_AddStringToObject(o, "controller", t->controller);
+	else
+		cJSON_AddNullToObject(o, "controller");
 	return o;
 }
 

@@ -39,7 +39,15 @@ struct runtime_task {
 	bool assign_known;
 	size_t nparts, parts_cap;
 	int32_t *parts; /* malloc'd, parts_cap entries */
+	/* Run by another controller of the cluster ("": by this one): the
+	 * figures are what it published (runtime_task_remote). */
+	char controller[RUNTIME_CONTROLLER_LEN];
+	double remote_rows_ps;
 };
+
+/* This controller's name, and whether task views show it (a cluster). */
+static char runtime_self[RUNTIME_CONTROLLER_LEN];
+static bool runtime_self_shown;
 
 struct runtime_job {
 	int64_t job_id;
@@ -181,6 +189,7 @@ void runtime_task_started(int64_t job_id, int task, int pid)
 	if (t != NULL) {
 		t->running = true;
 		t->pid = pid;
+		t->controller[0] = '\0';
 		t->started_ms = runtime_mono_ms();
 		t->assign_known = false;
 		t->nparts = 0;
@@ -359,6 +368,10 @@ static void runtime_task_rates(const struct runtime_task *t, int64_t now, double
 
 	*rows_ps = 0;
 	*messages_ps = 0;
+	if (t->controller[0] != '\0') {
+		*rows_ps = *messages_ps = t->remote_rows_ps;
+		return;
+	}
 	if (!t->running)
 		return;
 	for (size_t i = 0; i < RUNTIME_NSLOTS; i++) {
@@ -411,6 +424,74 @@ static void runtime_lag_merge_locked(const struct runtime_job *job, struct runti
 		if (i == 0 || all[i].lag.partition != all[i - 1].lag.partition)
 			out->lag[out->nlag++] = all[i].lag;
 	free(all);
+}
+
+void runtime_set_self(const char *name, bool shown)
+{
+	pthread_mutex_lock(&runtime_lock);
+	snprintf(runtime_self, sizeof(runtime_self), "%s", name != NULL ? name : "");
+	runtime_self_shown = shown;
+	pthread_mutex_unlock(&runtime_lock);
+}
+
+void runtime_get_self(char *buf, size_t len)
+{
+	pthread_mutex_lock(&runtime_lock);
+	snprintf(buf, len, "%s", runtime_self);
+	pthread_mutex_unlock(&runtime_lock);
+}
+
+void runtime_task_remote(int64_t job_id, int task, const struct runtime_remote *r)
+{
+	struct runtime_task *t;
+
+	pthread_mutex_lock(&runtime_lock);
+	t = runtime_task_locked(job_id, task, true);
+	if (t != NULL && (!t->running || t->controller[0] != '\0')) {
+		int32_t *parts = t->parts;
+
+		if (r->nparts > t->parts_cap) {
+			parts = realloc(t->parts, r->nparts * sizeof(*parts));
+			if (parts != NULL) {
+				t->parts = parts;
+				t->parts_cap = r->nparts;
+			}
+		}
+		snprintf(t->controller, sizeof(t->controller), "%s", r->controller[0] ? r->controller : "?");
+		t->running = false;
+		t->pid = r->pid;
+		snprintf(t->state, sizeof(t->state), "%s", r->state);
+		t->restarts = r->restarts;
+		snprintf(t->last_error, sizeof(t->last_error), "%s", r->last_error);
+		t->remote_rows_ps = r->rows_per_second;
+		t->assign_known = r->assign_known && (r->nparts == 0 || r->nparts <= t->parts_cap);
+		t->nparts = t->assign_known ? r->nparts : 0;
+		if (t->nparts > 0)
+			memcpy(t->parts, r->parts, t->nparts * sizeof(*t->parts));
+		t->lag_known = r->lag >= 0;
+		t->lag_total = r->lag >= 0 ? r->lag : 0;
+		t->nlag = 0;
+	}
+	pthread_mutex_unlock(&runtime_lock);
+}
+
+void runtime_task_remote_gone(int64_t job_id, int task)
+{
+	struct runtime_task *t;
+
+	pthread_mutex_lock(&runtime_lock);
+	t = runtime_task_locked(job_id, task, false);
+	if (t != NULL && !t->running && t->controller[0] != '\0') {
+		t->pid = 0;
+		snprintf(t->state, sizeof(t->state), "stopped");
+		t->remote_rows_ps = 0;
+		t->assign_known = false;
+		t->nparts = 0;
+		t->lag_known = false;
+		t->lag_total = 0;
+		t->nlag = 0;
+	}
+	pthread_mutex_unlock(&runtime_lock);
 }
 
 void runtime_job_get(int64_t job_id, struct runtime_view *out)
@@ -485,6 +566,8 @@ size_t runtime_job_tasks(int64_t job_id, struct runtime_task_view *out, size_t m
 		v->lag_known = t->lag_known;
 		v->lag_total = t->lag_total;
 		memcpy(v->last_error, t->last_error, sizeof(v->last_error));
+		memcpy(v->controller, t->controller[0] ? t->controller : runtime_self_shown ? runtime_self : "",
+		       t->controller[0] || runtime_self_shown ? sizeof(v->controller) : 1);
 	}
 	pthread_mutex_unlock(&runtime_lock);
 	return n;

@@ -60,6 +60,9 @@ struct runtime_view {
 	struct runtime_lag lag[PROTO_LAG_MAX];
 };
 
+/* The longest controller name a task view holds. */
+#define RUNTIME_CONTROLLER_LEN 128
+
 /* The longest last_error a task view holds (the store keeps the job's whole). */
 #define RUNTIME_ERROR_LEN 512
 
@@ -79,7 +82,38 @@ struct runtime_task_view {
 	bool lag_known;
 	int64_t lag_total;
 	char last_error[RUNTIME_ERROR_LEN]; /* "" none */
+	char controller[RUNTIME_CONTROLLER_LEN]; /* who runs it ("" alone) */
 };
+
+/* What another controller of the cluster published of a task it runs. */
+struct runtime_remote {
+	const char *controller;
+	int pid;
+	const char *state;
+	int64_t restarts;
+	const char *last_error;
+	bool assign_known;
+	const int32_t *parts;
+	size_t nparts;
+	double rows_per_second;
+	int64_t lag; /* -1: not known */
+};
+
+/* This controller's name; shown (a cluster) as the controller of the tasks
+ * it runs, else their controller is "". */
+void runtime_set_self(const char *name, bool shown);
+void runtime_get_self(char *buf, size_t len);
+
+/* A task another controller runs (controller/sup.c's cluster tick): its
+ * figures are what r says, until this controller starts the task itself
+ * (runtime_task_started).  Ignored while this controller runs it. */
+void runtime_task_remote(int64_t job_id, int task, const struct runtime_remote *r);
+
+/* A task shown as another controller's is no longer published by anyone
+ * (its job stopped, or it was removed): it shows as stopped, with the
+ * controller that ran it, as that controller shows it.  Ignored once this
+ * controller runs the task itself. */
+void runtime_task_remote_gone(int64_t job_id, int task);
 
 /* Supervisor side: a task's worker was started (pid): its rate window counts
  * from here, it owns nothing until it says so, its state is "starting". */

@@ -15,6 +15,8 @@ bool worker_env_is_secret(const char *name)
 	static const char *const words[] = { "PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL" };
 	size_t len = strcspn(name, "=");
 
+	if (len == strlen("STREAMSERVER_STORE") && strncmp(name, "STREAMSERVER_STORE", len) == 0)
+		return true;
 	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
 		size_t wl = strlen(words[w]);
 		for (size_t i = 0; i + wl <= len; i++)

@@ -16,7 +16,8 @@ char *const *worker_environ(void);
 
 /* Whether a variable of this name ("NAME" or "NAME=value") is kept out of
  * the workers' environment: names containing PASSWORD, PASSWD, SECRET, TOKEN
- * or CREDENTIAL (any case), and PGPASSWORD. */
+ * or CREDENTIAL (any case), PGPASSWORD, and the controller's catalog URI
+ * (STREAMSERVER_STORE, which may hold the catalog's password). */
 bool worker_env_is_secret(const char *name);
 
 /* Whether a variable is one of libpq's ("PG" then a capital letter: PGHOST,

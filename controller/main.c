@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cluster.h"
 #include "log.h"
 #include "store.h"
+#include "store_uri.h"
 #include "sup.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
@@ -31,8 +33,20 @@ static void usage(FILE *out)
 		"Loads Kafka topics into PostgreSQL; managed over a REST API.\n\n"
 		"  --listen HOST:PORT  address of the REST API and status page\n"
 		"                      (env STREAMSERVER_LISTEN; default " DEFAULT_LISTEN ")\n"
-		"  --data-dir DIR      where the job store lives\n"
-		"                      (env STREAMSERVER_DATA_DIR; default " DEFAULT_DATA_DIR ")\n"
+		"  --data-dir DIR      this controller's directory: its lock and, by default,\n"
+		"                      the job store (env STREAMSERVER_DATA_DIR; default\n"
+		"                      " DEFAULT_DATA_DIR ")\n"
+		"  --store URI         the catalog: sqlite:PATH (or a path) or\n"
+		"                      postgresql://USER@HOST:PORT/DB[?schema=NAME] (env\n"
+		"                      STREAMSERVER_STORE; default DATA_DIR/streamserver.db).\n"
+		"                      No password here: put a URI with one in\n"
+		"                      STREAMSERVER_STORE or a file (--store-file), or the\n"
+		"                      password in ~/.pgpass (PGPASSFILE)\n"
+		"  --store-file PATH   a file, readable by this user only, holding the URI\n"
+		"  --name NAME         this controller's name among those sharing a PostgreSQL\n"
+		"                      catalog (env STREAMSERVER_NAME; default HOST:PORT of --listen)\n"
+		"  --advertise URL     how users and the other controllers reach this API\n"
+		"                      (env STREAMSERVER_ADVERTISE; default from --listen)\n"
 		"  --worker PATH       the streamworker executable (env STREAMSERVER_WORKER;\n"
 		"                      default: beside streamserver)\n"
 		"  --token-file PATH   the API's bearer token, in a file readable by this user\n"
@@ -228,6 +242,64 @@ static void token_free(char *tok)
 	free(tok);
 }
 
+/* The store's URI from --store-file's file: a new string the caller wipes
+ * and frees, or NULL after a message in err. */
+static char *store_uri_load(const char *path, char *err, size_t errlen)
+{
+	char *uri = NULL;
+	struct stat sb;
+	size_t n;
+	int fd;
+	FILE *f = NULL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(err, errlen, "--store-file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "--store-file %s is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if (sb.st_mode & (S_IRGRP | S_IROTH))
+		log_warn("the store file %s can be read by its group or others (mode %04o); "
+			 "make it private: chmod 600 %s",
+			 path, (unsigned)(sb.st_mode & 07777), path);
+	f = fdopen(fd, "r");
+	uri = calloc(1, STORE_URI_MAX + 1);
+	if (f == NULL || uri == NULL) {
+		snprintf(err, errlen, "--store-file %s: %s", path, f == NULL ? strerror(errno) : "out of memory");
+		goto fail;
+	}
+	n = fread(uri, 1, STORE_URI_MAX, f);
+	if (ferror(f) || n == STORE_URI_MAX || memchr(uri, '\0', n) != NULL) {
+		snprintf(err, errlen, "--store-file %s: %s", path,
+			 ferror(f) ? strerror(errno) : "not one line of text holding a URI");
+		goto fail;
+	}
+	while (n > 0 && isspace((unsigned char)uri[n - 1]))
+		uri[--n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "--store-file %s is empty; write the store's URI in it", path);
+		goto fail;
+	}
+	fclose(f);
+	return uri;
+fail:
+	if (f != NULL)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
+	if (uri != NULL) {
+		explicit_bzero(uri, STORE_URI_MAX + 1);
+		free(uri);
+	}
+	return NULL;
+}
+
 static int parse_body_max(const char *s, size_t *out)
 {
 	size_t v = 0;
@@ -245,11 +317,40 @@ static int parse_body_max(const char *s, size_t *out)
 	return 0;
 }
 
+/* This controller's name among those sharing its catalog, and the URL of
+ * its API: --name / --advertise, else from --listen (a wildcard address
+ * gives way to the host's name). */
+static void main_identity(const char *listen, bool tls, const char *name_opt, const char *advertise, char *name,
+			  size_t namelen, char *url, size_t urllen)
+{
+	char host[256] = "localhost", addr[300];
+	const char *colon = strrchr(listen, ':');
+	const char *port = colon != NULL ? colon + 1 : "8080";
+	size_t hlen = colon != NULL ? (size_t)(colon - listen) : strlen(listen);
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+	    (hlen == 4 && strncmp(listen, "[::]", 4) == 0))
+		snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	else
+		snprintf(addr, sizeof(addr), "%.*s:%s", (int)hlen, listen, port);
+	snprintf(name, namelen, "%.*s", (int)(namelen - 1), name_opt != NULL && *name_opt ? name_opt : addr);
+	if (advertise != NULL && *advertise)
+		snprintf(url, urllen, "%.*s", (int)(urllen - 1), advertise);
+	else
+		snprintf(url, urllen, "%s://%.*s", tls ? "https" : "http", (int)(urllen - 9), addr);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
+		{ "store", required_argument, NULL, 's' },
+		{ "store-file", required_argument, NULL, 'S' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "advertise", required_argument, NULL, 'a' },
 		{ "worker", required_argument, NULL, 'w' },
 		{ "token-file", required_argument, NULL, 't' },
 		{ "read-token-file", required_argument, NULL, 'r' },
@@ -275,6 +376,11 @@ int main(int argc, char **argv)
 	const char *tls_client_ca = env_or("STREAMSERVER_TLS_CLIENT_CA", NULL);
 	const char *body_max = env_or("STREAMSERVER_MAX_BODY", NULL);
 	const char *log_format = env_or("STREAMSERVER_LOG_FORMAT", "text");
+	const char *store_opt = NULL, *store_file = NULL;
+	const char *name_opt = env_or("STREAMSERVER_NAME", NULL), *advertise = env_or("STREAMSERVER_ADVERTISE", NULL);
+	char name_buf[STORE_MEMBER_NAME_MAX], url_buf[256];
+	struct cluster *cl = NULL;
+	char *store_uri = NULL, store_shown[512];
 	bool token_file_opt = false, read_token_file_opt = false;
 	/* repeated options, joined with commas; the environment when none */
 	char allow_origin[2048] = "", allow_host[2048] = "";
@@ -296,6 +402,18 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			data_dir = optarg;
+			break;
+		case 's':
+			store_opt = optarg;
+			break;
+		case 'S':
+			store_file = optarg;
+			break;
+		case 'n':
+			name_opt = optarg;
+			break;
+		case 'a':
+			advertise = optarg;
 			break;
 		case 'w':
 			worker = optarg;
@@ -367,22 +485,58 @@ int main(int argc, char **argv)
 	/* Workers inherit the format through their environment. */
 	setenv("STREAMSERVER_LOG_FORMAT", log_format, 1);
 
+	/* The store's URI: a password never on the command line (anyone may
+	 * read /proc/PID/cmdline), never in a worker's environment. */
+	if (store_opt != NULL && store_file != NULL) {
+		log_error("both --store and --store-file are given; keep one");
+		return 2;
+	}
+	if (store_opt != NULL && store_uri_has_password(store_opt)) {
+		log_error("--store: the URI holds a password, which anyone on this host could "
+			  "read in the process list; give the URI in the environment "
+			  "(STREAMSERVER_STORE) or in a file readable by you only (--store-file "
+			  "PATH), or keep the password in ~/.pgpass (or the file PGPASSFILE names) "
+			  "and leave it out of the URI");
+		return 2;
+	}
+	if (store_file != NULL) {
+		store_uri = store_uri_load(store_file, err, sizeof(err));
+		if (store_uri == NULL) {
+			log_error("%s", err);
+			return 2;
+		}
+	} else {
+		const char *v = store_opt != NULL ? store_opt : env_or("STREAMSERVER_STORE", NULL);
+
+		if (v != NULL && (store_uri = strdup(v)) == NULL) {
+			log_error("out of memory");
+			return 2;
+		}
+	}
+	if (getenv("STREAMSERVER_STORE") != NULL) {
+		char *v = getenv("STREAMSERVER_STORE");
+
+		explicit_bzero(v, strlen(v));
+		unsetenv("STREAMSERVER_STORE");
+	}
+	store_uri_redact(store_uri != NULL ? store_uri : "", store_shown, sizeof(store_shown));
+
 	memset(&sec, 0, sizeof(sec));
 	if (body_max != NULL && parse_body_max(body_max, &sec.body_max) < 0) {
 		log_error("--max-body (or STREAMSERVER_MAX_BODY) is \"%s\"; give a number of bytes "
 			  "from %d to %zu",
 			  body_max, BODY_MIN, BODY_MAX);
-		return 2;
+		goto usage_out;
 	}
 	if (tls_key != NULL && tls_cert == NULL) {
 		log_error("--tls-key needs --tls-cert (or STREAMSERVER_TLS_CERT): the certificate "
 			  "to serve with that key");
-		return 2;
+		goto usage_out;
 	}
 	if (tls_client_ca != NULL && tls_cert == NULL) {
 		log_error("--tls-client-ca needs --tls-cert (or STREAMSERVER_TLS_CERT): client "
 			  "certificates are asked for over HTTPS only");
-		return 2;
+		goto usage_out;
 	}
 	/* A file that cannot be read is a configuration error (exit 2, no
 	 * restart), not a failure to serve. */
@@ -394,7 +548,7 @@ int main(int argc, char **argv)
 		if (f != NULL && access(f, R_OK) < 0) {
 			log_error("%s %s: cannot read it (%s); give a readable PEM file", what[i], f,
 				  strerror(errno));
-			return 2;
+			goto usage_out;
 		}
 	}
 	if (tls_cert != NULL) {
@@ -403,7 +557,7 @@ int main(int argc, char **argv)
 				  "../api/tlscompat from the folder of streamserver; reinstall "
 				  "streamserver (meson install puts it there)",
 				  STREAMSERVER_TLSCOMPAT_DIR);
-			return 2;
+			goto usage_out;
 		}
 		sec.tls_compat_dir = tls_compat_buf;
 	}
@@ -415,13 +569,13 @@ int main(int argc, char **argv)
 	if (!token_file_opt && token_file != NULL && getenv("STREAMSERVER_TOKEN") != NULL &&
 	    *getenv("STREAMSERVER_TOKEN") != '\0') {
 		log_error("both STREAMSERVER_TOKEN_FILE and STREAMSERVER_TOKEN are set; keep one");
-		return 2;
+		goto usage_out;
 	}
 	if (!read_token_file_opt && read_token_file != NULL &&
 	    getenv("STREAMSERVER_READ_TOKEN") != NULL && *getenv("STREAMSERVER_READ_TOKEN") != '\0') {
 		log_error("both STREAMSERVER_READ_TOKEN_FILE and STREAMSERVER_READ_TOKEN are set; "
 			  "keep one");
-		return 2;
+		goto usage_out;
 	}
 	token = token_load(token_file, "STREAMSERVER_TOKEN", err, sizeof(err));
 	if (token != (char *)-1)
@@ -477,17 +631,33 @@ int main(int argc, char **argv)
 		log_error("cannot create data directory %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
-	if ((rc = store_open(data_dir, &st, err, sizeof(err))) < 0) {
-		log_error("cannot open the store in %s: %s", data_dir, err);
+	if ((rc = store_open_uri(data_dir, store_uri, &st, err, sizeof(err))) < 0) {
+		if (store_uri != NULL)
+			log_error("cannot open the store %s (data directory %s): %s", store_shown,
+				  data_dir, err);
+		else
+			log_error("cannot open the store in %s: %s", data_dir, err);
 		/* Restarting would not help: a configuration error (exit 2). */
-		rc = rc == STORE_BUSY ? 2 : 1;
+		rc = rc == STORE_BUSY || rc == STORE_INVALID ? 2 : 1;
 		goto out;
 	}
+	if (store_uri != NULL)
+		log_info("store: %s", store_shown);
 	rc = 1;
 	if (sup_new(st, worker, &sp, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
 	}
+	main_identity(listen, tls_cert != NULL, name_opt, advertise, name_buf, sizeof(name_buf), url_buf,
+		      sizeof(url_buf));
+	cl = cluster_new(st, name_buf, url_buf, store_is_shared(st));
+	if (cl == NULL) {
+		log_error("out of memory");
+		goto out;
+	}
+	sup_set_cluster(sp, cl);
+	if (store_is_shared(st))
+		log_info("cluster: this controller is \"%s\", reached at %s", name_buf, url_buf);
 	ops.wake = sup_wake;
 	ops.ctx = sp;
 	ops.worker_path = worker;
@@ -510,12 +680,15 @@ int main(int argc, char **argv)
 out:
 	api_server_stop(srv);
 	sup_free(sp);
+	cluster_free(cl);
 	store_close(st);
 	token_free(token);
 	token_free(read_token);
+	token_free(store_uri);
 	return rc;
 usage_out:
 	token_free(token);
 	token_free(read_token);
+	token_free(store_uri);
 	return 2;
 }

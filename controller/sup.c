@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "proto.h"
@@ -28,6 +29,8 @@
 /* The longest poll() when no timer is due sooner; a reconcile that could not
  * read the store is tried again after this. */
 #define SUP_TICK_MS 500
+/* How often the cluster's tick runs (cluster.h). */
+#define SUP_CLUSTER_TICK_MS 1000
 #define SUP_MAX_FDS 1024
 /* How often the in-memory figures of deleted jobs are dropped. */
 #define SUP_RUNTIME_PRUNE_MS 60000
@@ -76,6 +79,8 @@ struct sup {
 	int64_t reconcile_retry_at; /* monotonic ms; 0 = none (the last reconcile read the store) */
 	struct slot *slots;
 	int64_t runtime_pruned_at; /* monotonic ms */
+	struct cluster *cluster;   /* NULL: every task runs here */
+	int64_t cluster_at;        /* monotonic ms of the next cluster tick */
 };
 
 static int64_t sup_now_ms(void)
@@ -225,7 +230,16 @@ static enum task_phase sup_slot_phase(const struct slot *sl)
  * store, with the pid of its lowest running task, every task's pid, and
  * last_error (NULL keeps the stored one, "" clears it); and each task's
  * state in common/runtime.h. */
+static void sup_job_publish_if(struct sup *sp, int64_t job_id, const char *last_error, const char *known);
+
 static void sup_job_publish(struct sup *sp, int64_t job_id, const char *last_error)
+{
+	sup_job_publish_if(sp, job_id, last_error, NULL);
+}
+
+/* As sup_job_publish, but writes nothing when the job's state would stay
+ * known (its state in the store) and there is no last_error to write. */
+static void sup_job_publish_if(struct sup *sp, int64_t job_id, const char *last_error, const char *known)
 {
 	struct task_brief briefs[STORE_TASK_PIDS_MAX];
 	int pids[STORE_TASK_PIDS_MAX] = { 0 };
@@ -249,8 +263,31 @@ static void sup_job_publish(struct sup *sp, int64_t job_id, const char *last_err
 		runtime_task_set_state(job_id, sl->task, tasks_phase_name(sup_slot_phase(sl)), sl->restarts,
 				       sl->task_error);
 	}
+	if (sp->cluster != NULL && cluster_shared(sp->cluster)) {
+		/* The tasks other controllers run count too. */
+		int local[STORE_TASK_PIDS_MAX];
+		size_t nlocal = 0;
+
+		for (const struct slot *sl = sp->slots; sl != NULL && nlocal < STORE_TASK_PIDS_MAX; sl = sl->next)
+			if (sl->job_id == job_id)
+				local[nlocal++] = sl->task;
+		n += cluster_remote_briefs(sp->cluster, job_id, local, nlocal, briefs + n, STORE_TASK_PIDS_MAX - n);
+	}
+	if (known != NULL && last_error == NULL && strcmp(known, tasks_job_state(briefs, n)) == 0)
+		return;
 	store_job_set_state(sp->st, job_id, tasks_job_state(briefs, n), pid, last_error);
 	store_job_set_task_pids(sp->st, job_id, pids, npids);
+}
+
+/* Whether this controller runs the task (a cluster places it). */
+static bool sup_here(const struct sup *sp, int64_t job_id, int task)
+{
+	return sp->cluster == NULL || cluster_runs(sp->cluster, job_id, task);
+}
+
+void sup_set_cluster(struct sup *sp, struct cluster *c)
+{
+	sp->cluster = c;
 }
 
 /* Whether every task of the job that stays is ready: only then does a
@@ -611,8 +648,10 @@ static bool sup_job_reconcile_tasks(struct sup *sp, const struct store_job_brief
 
 	for (sl = sp->slots; sl != NULL; sl = sl->next)
 		if (sl->job_id == job->id)
-			sl->leaving = sl->task >= n;
+			sl->leaving = sl->task >= n || !sup_here(sp, job->id, sl->task);
 	for (int task = 0; task < n; task++) {
+		if (!sup_here(sp, job->id, task))
+			continue; /* another controller of the cluster runs it */
 		sl = sup_slot_find(sp, job->id, task);
 		if (sl != NULL && sl->phase == SLOT_FAILED && !failed) {
 			/* A user started the failed job again. */
@@ -687,6 +726,21 @@ static bool sup_job_has_leaving(const struct sup *sp, int64_t job_id)
 /* Makes what runs match what the store says should run.  Runs on a wake-up
  * from the API, a child's exit, a due timer (a restart, the runtime prune),
  * never for a status line.  Returns -1 when the store could not be read. */
+/* Without the catalog: stops the workers of the tasks no longer placed
+ * here.  A cluster's controller cut off from its catalog fences itself
+ * (cluster.h: it runs nothing), and its workers must stop although the
+ * catalog that lists the jobs does not answer; what else reconcile does
+ * waits for the catalog. */
+static void sup_stop_elsewhere(struct sup *sp)
+{
+	for (struct slot *sl = sp->slots; sl != NULL; sl = sl->next) {
+		if (sl->phase != SLOT_RUNNING || sl->stop_sent || sup_here(sp, sl->job_id, sl->task))
+			continue;
+		sl->leaving = true;
+		sup_slot_stop(sp, sl);
+	}
+}
+
 static int sup_reconcile(struct sup *sp)
 {
 	struct store_job_brief *jobs = NULL;
@@ -697,6 +751,7 @@ static int sup_reconcile(struct sup *sp)
 
 	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0) {
 		log_error("supervisor: cannot read jobs: %s", err);
+		sup_stop_elsewhere(sp);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -763,10 +818,44 @@ static int64_t sup_next_timer(const struct sup *sp)
 {
 	int64_t next = sup_next_reconcile(sp);
 
+	if (sp->cluster != NULL && sp->cluster_at < next)
+		next = sp->cluster_at;
 	for (const struct slot *sl = sp->slots; sl != NULL; sl = sl->next)
 		if (sl->phase == SLOT_RUNNING && sl->kill_at != 0 && sl->kill_at < next)
 			next = sl->kill_at;
 	return next;
+}
+
+/* The cluster's tick (cluster.h): a new placement makes the loop reconcile;
+ * the job states take in what the other controllers' tasks do; this
+ * controller's tasks are published. */
+static void sup_cluster_tick(struct sup *sp, int64_t now)
+{
+	struct store_job_brief *jobs = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0, nids = 0;
+	char err[256];
+
+	sp->cluster_at = now + SUP_CLUSTER_TICK_MS;
+	if (cluster_tick(sp->cluster, now))
+		sp->reconcile_due = true;
+	if (!cluster_shared(sp->cluster) || !cluster_beating(sp->cluster))
+		return;
+	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0)
+		return;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(jobs[i].desired, "running") != 0)
+			continue;
+		if (ids != NULL)
+			ids[nids++] = jobs[i].id;
+		if (strcmp(jobs[i].state, "failed") != 0 && strcmp(jobs[i].state, "stopped") != 0)
+			sup_job_publish_if(sp, jobs[i].id, NULL, jobs[i].state);
+	}
+	if (ids != NULL)
+		cluster_publish(sp->cluster, ids, nids);
+	free(ids);
+	free(jobs);
 }
 
 static void sup_reconcile_now(struct sup *sp)
@@ -875,8 +964,12 @@ int sup_run(struct sup *sp)
 	struct slot *map[SUP_MAX_FDS];
 	int64_t shutdown_deadline = 0;
 
-	sup_adopt_leftovers(sp);
+	/* In a cluster a task's last pid may be another host's process. */
+	if (sp->cluster == NULL || !cluster_shared(sp->cluster))
+		sup_adopt_leftovers(sp);
 	sp->runtime_pruned_at = sup_now_ms();
+	if (sp->cluster != NULL)
+		sup_cluster_tick(sp, sup_now_ms());
 	sup_reconcile_now(sp);
 	for (;;) {
 		nfds_t nfds = 2;
@@ -925,10 +1018,15 @@ int sup_run(struct sup *sp)
 			 * so the next controller brings these jobs back. */
 			if (sp->reconcile_due)
 				sup_reconcile_now(sp);
-			if (!sup_any_running(sp) || sup_now_ms() > shutdown_deadline)
+			if (!sup_any_running(sp) || sup_now_ms() > shutdown_deadline) {
+				if (sp->cluster != NULL)
+					cluster_leave(sp->cluster);
 				return 0;
+			}
 			continue;
 		}
+		if (sp->cluster != NULL && now >= sp->cluster_at)
+			sup_cluster_tick(sp, now);
 		if (sp->reconcile_due)
 			sup_reconcile_now(sp);
 	}

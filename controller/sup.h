@@ -44,6 +44,12 @@ int sup_block_signals(char *err, size_t errlen);
 int sup_new(struct store *st, const char *worker_path, struct sup **out, char *err, size_t errlen);
 void sup_free(struct sup *sp);
 
+struct cluster;
+
+/* Runs only the tasks the cluster places here (cluster.h), and takes part in
+ * it; c is borrowed, set before sup_run.  Without it every task runs here. */
+void sup_set_cluster(struct sup *sp, struct cluster *c);
+
 /* Thread-safe and async-signal-safe: makes the loop reconcile now. */
 void sup_wake(void *sp);
 

@@ -21,7 +21,10 @@ PKGS=(
     # end-to-end tests and demo
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
-    curl procps iproute2
+    curl procps
+    # simulated hosts (tests/harness/netns.sh): ip netns, veth, bridge; kmod's
+    # modprobe, through which the kernel loads the veth and bridge modules
+    iproute2 kmod
     # test certificates and TLS checks (openssl s_client)
     openssl
     # operator surface tests: the status page in headless Chromium, the

@@ -1,9 +1,14 @@
-/* The controller's SQLite store: data services, data sources and jobs.
+/* The controller's store (its catalog): data services, data sources and
+ * jobs, in SQLite (the default: DATA_DIR/streamserver.db, WAL journal,
+ * schema versioned with PRAGMA user_version, file mode 0600) or in a
+ * PostgreSQL schema (created and migrated on start under an advisory lock,
+ * versioned in its schema_version table; several controllers may share it).
+ * The backends sit under one thin layer (db.h), so every query is written
+ * once.
  *
- * Owned by the controller alone.  One connection guarded by a mutex, so every
- * function may be called from any thread (civetweb's request threads and the
- * supervisor loop).  WAL journal, schema versioned with PRAGMA user_version,
- * database file mode 0600.
+ * One connection guarded by a mutex, so every function may be called from
+ * any thread (civetweb's request threads and the supervisor loop).  Nothing
+ * is cached: every call reads the database.
  *
  * The store is the source of truth for a job's desired state (what the user
  * asked for: running or stopped) and its runtime state (what the supervisor
@@ -30,7 +35,14 @@
 
 struct store;
 
-/* Opens (creating if needed) DIR/streamserver.db. */
+/* Opens the store named by uri (see store_uri.h: NULL = DIR/streamserver.db,
+ * sqlite:PATH, postgresql://...), creating or migrating its schema, and
+ * takes DIR/streamserver.lock (DIR is created if needed) for as long as it
+ * is open: STORE_BUSY when another controller holds it.  STORE_INVALID when
+ * uri is not one we take.  err never holds a password. */
+int store_open_uri(const char *dir, const char *uri, struct store **out, char *err,
+		   size_t errlen);
+/* store_open_uri(dir, NULL, ...). */
 int store_open(const char *dir, struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
 
@@ -187,5 +199,66 @@ int store_job_resolve(struct store *st, int64_t id, struct jobspec **out, struct
  * at all. */
 int store_job_effective(struct store *st, int64_t id, struct jobspec **out,
 			struct js_errors *errs, char *err, size_t errlen);
+
+/* ---- the cluster: controllers sharing one catalog (store_cluster.c) ----
+ *
+ * Every controller renews its row about every second (store_member_beat);
+ * ages are measured by the database's clock, so the controllers' own clocks
+ * need not agree.  What each says of the tasks it runs (task_status) lets any
+ * controller answer for every job. */
+
+#define STORE_MEMBER_NAME_MAX 128
+
+/* Whether other controllers may share this catalog (PostgreSQL); with the
+ * SQLite file the data directory's lock keeps it to one. */
+bool store_is_shared(const struct store *st);
+
+struct store_member {
+	char name[STORE_MEMBER_NAME_MAX];
+	char api_url[256];
+	int64_t age_ms; /* since its last heartbeat */
+	bool draining;
+	char started_at[32];
+};
+
+/* Registers the controller name (or renews it: heartbeat now, api_url
+ * updated; started_at and draining kept unless fresh is true, a controller
+ * that just started: then started_at is now and draining false). */
+int store_member_beat(struct store *st, const char *name, const char *api_url, bool fresh, char *err,
+		      size_t errlen);
+
+/* Every registered controller, ordered by name; *rows malloc'd. */
+int store_members(struct store *st, struct store_member **rows, size_t *n, char *err, size_t errlen);
+
+/* STORE_NOT_FOUND when no controller has that name. */
+int store_member_set_draining(struct store *st, const char *name, bool draining, char *err, size_t errlen);
+
+/* Removes the controller and what it said of its tasks (a clean shutdown, or
+ * a controller gone for longer than older_than_ms when name is NULL). */
+int store_member_leave(struct store *st, const char *name, int64_t older_than_ms, char *err, size_t errlen);
+
+struct store_task_status {
+	int64_t job_id;
+	int task;
+	char controller[STORE_MEMBER_NAME_MAX];
+	int pid;
+	char state[16];
+	int64_t restarts;
+	char partitions[2048]; /* a JSON array of partition numbers; "null": not known yet */
+	double rows_per_second;
+	int64_t lag; /* -1: not known */
+	char last_error[512];
+	int64_t age_ms; /* since the controller wrote it */
+};
+
+/* Replaces every row of controller by rows[0..n) (their controller field is
+ * ignored), in one transaction. */
+int store_task_status_publish(struct store *st, const char *controller, const struct store_task_status *rows,
+			      size_t n, char *err, size_t errlen);
+
+/* The rows of job_id (0: of every job), ordered by job, task and age; *rows
+ * malloc'd. */
+int store_task_status_list(struct store *st, int64_t job_id, struct store_task_status **rows, size_t *n,
+			   char *err, size_t errlen);
 
 #endif

@@ -993,6 +993,30 @@ static void consumer_wake(struct consumer *c, rd_kafka_message_t *const *msgs, s
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* Up to max messages: waits timeout_ms for the first, then takes what is
+ * queued.  Not rd_kafka_consume_batch_queue: before librdkafka 2.1.0 it moved
+ * a partition's application offset past every message it read, also those a
+ * rebalance's barrier then purged from the batch, so the fetch went on after
+ * them and they were never delivered (librdkafka PR #4208).  Seen with 2.0.2
+ * in tests/e2e/test_cluster.py: a task kept its partitions through a
+ * rebalance and lost one prefetched chunk of each (250 messages), and as the
+ * fence compares the stored offsets with this worker's own, EXACTLY stored
+ * offsets past rows it never wrote.  rd_kafka_consume_queue advances the
+ * offset only for a message it hands over. */
+static ssize_t consumer_take(struct consumer *c, int timeout_ms, rd_kafka_message_t **msgs, size_t max)
+{
+	rd_kafka_message_t *m = rd_kafka_consume_queue(c->queue, timeout_ms);
+	size_t n = 0;
+
+	while (m != NULL) {
+		msgs[n++] = m;
+		if (n == max)
+			break;
+		m = rd_kafka_consume_queue(c->queue, 0);
+	}
+	return (ssize_t)n;
+}
+
 int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms, char *err,
 		  size_t errlen)
 {
@@ -1004,7 +1028,7 @@ int consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int
 		return 0;
 	/* The last batch has reached the loop: the pending change now. */
 	consumer_apply(c);
-	got = rd_kafka_consume_batch_queue(c->queue, timeout_ms, msgs, max);
+	got = consumer_take(c, timeout_ms, msgs, max);
 	if (got == 0)
 		consumer_apply(c); /* nothing to read first */
 	if (got < 0) {

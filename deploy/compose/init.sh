@@ -7,7 +7,7 @@
 # Environment: STREAMCTL_URL and STREAMCTL_TOKEN_FILE (streamctl's own),
 # KAFKA_BROKERS, TOPIC, PG_HOST, PG_PORT, PG_DATABASE, PG_USER and
 # PG_PASSWORD_FILE (a file: the password goes into a request body only,
-# never onto a command line).
+# never onto a command line); DEMO_TASKS, the job's tasks (default 1).
 set -eu
 
 : "${KAFKA_BROKERS:?}" "${TOPIC:?}" "${PG_HOST:?}" "${PG_PORT:?}" "${PG_DATABASE:?}"
@@ -15,6 +15,7 @@ set -eu
 SERVICE=${DEMO_SERVICE:-demo-db}
 SOURCE=${DEMO_SOURCE:-demo-orders}
 JOB=${DEMO_JOB:-orders}
+TASKS=${DEMO_TASKS:-1}
 
 umask 077
 work=$(mktemp -d)
@@ -56,7 +57,7 @@ else
 {"name": "$JOB", "mode": "wizard", "description": "orders from Kafka into public.orders",
  "database": "$(json_escape "$PG_DATABASE")", "schema": "public", "table": "orders",
  "account": "$(json_escape "$PG_USER")", "password": "$(json_escape "$password")",
- "fallback_offset": "earliest", "write_mode": "INSERT",
+ "fallback_offset": "earliest", "write_mode": "INSERT", "tasks": $TASKS,
  "fields": [{"source": "order_id", "dest": "order_id"}, {"source": "customer", "dest": "customer"},
             {"source": "amount", "dest": "amount"}, {"source": "status", "dest": "status"},
             {"source": "ordered_at", "dest": "ordered_at"}]}

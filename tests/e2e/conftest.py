@@ -6,6 +6,12 @@
                      data directory; server.restart() / server.restart(kill=True)
   secure_kafka (module)  a broker of the module's own with a SASL_SSL listener
                      (kafka.sh start DIR --secure): SecureKafka
+  lan     (session)  a private bridge (tests/harness/netns.sh) with a Kafka and
+                     a PostgreSQL of its own that listen on its address too
+                     (hosts.Lan); only started when a test asks for it
+  hosts   (test)     simulated hosts on the lan: hosts.add(n), hosts[i]
+                     .start_controller(), .cut(), .restore(), .kill()
+                     (hosts.Hosts); every namespace removed at the end
 
 pg and kafka start concurrently, once per session.  Set E2E_PGURI or
 E2E_KAFKA_BOOTSTRAP to use ones already running instead.  STREAMSERVER_BUILD_DIR
@@ -159,13 +165,17 @@ class Server:
     """One streamserver process: its URL, data directory and log."""
 
     def __init__(self, tmp, args=(), env=None, api_token=None, scheme="http", verify=None,
-                 client_cert=None):
+                 client_cert=None, host="127.0.0.1", wrap=()):
         """args: extra streamserver options; env: extra environment; api_token:
         sent as "Authorization: Bearer" on every request of self.http;
         scheme "https" with verify (a CA file) for TLS; client_cert
-        (certificate, key) for a server that asks for one (mutual TLS)."""
+        (certificate, key) for a server that asks for one (mutual TLS);
+        host: the address it listens on; wrap: a command prefix that it runs
+        under and that execs it (ip netns exec NS, see hosts.py)."""
         self.port = free_port()
-        self.base = f"{scheme}://127.0.0.1:{self.port}"
+        self.host = host
+        self.wrap = list(wrap)
+        self.base = f"{scheme}://{host}:{self.port}"
         self.data_dir = tmp / "data"
         self.log_path = tmp / "streamserver.log"
         self.mark = uuid.uuid4().hex  # marks the processes this test started
@@ -237,8 +247,8 @@ class Server:
                 log.write(f"\n=== e2e: start #{attempt} at {time.strftime('%H:%M:%S')} ===\n".encode())
                 log.flush()
                 self.proc = subprocess.Popen(
-                    [str(CONTROLLER), "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-                     str(self.data_dir), "--worker", str(WORKER)] + self.args,
+                    self.wrap + [str(CONTROLLER), "--listen", f"{self.host}:{self.port}", "--data-dir",
+                                 str(self.data_dir), "--worker", str(WORKER)] + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -609,3 +619,41 @@ def secure_kafka():
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not os.environ.get("E2E_KEEP_TMP"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------ simulated hosts (issue 13)
+
+@pytest.fixture(scope="session")
+def lan():
+    """A bridge with a Kafka and a PostgreSQL of its own listening on its
+    address too (hosts.Lan), for the hosts of every test that asks."""
+    from hosts import Lan
+    net, error = None, None
+    try:
+        net = Lan()
+    except Exception as e:
+        error = str(e)
+    if error is not None:
+        pytest.fail(f"cannot make the bridge and its Kafka / PostgreSQL: {error}", pytrace=False)
+    yield net
+    net.close()
+
+
+@pytest.fixture
+def hosts(request, lan, tmp_path):
+    """Simulated hosts of this test on the lan (hosts.Hosts): add(n), [i].
+    At the end every controller is stopped and every namespace removed, also
+    when the test failed; a controller that died without Host.kill() or did
+    not exit 0 on SIGTERM fails the test, as for `server`."""
+    from hosts import Hosts
+
+    def on_server(srv):
+        request.node._ss_servers = getattr(request.node, "_ss_servers", []) + [srv]
+
+    hs = Hosts(lan, tmp_path / "hosts", Server, on_server)
+    try:
+        yield hs
+    finally:
+        problems = hs.close()
+    if problems:
+        pytest.fail("hosts: " + "; ".join(problems), pytrace=False)

@@ -609,6 +609,46 @@ def test_compose_secret_files_can_be_replaced(tmp_path):
     assert yaml.safe_load(p.stdout)["secrets"]["streamserver_token"]["file"] == str(tok)
 
 
+def test_compose_cluster_file_validates():
+    """compose-cluster.yml: two controllers on one catalog in PostgreSQL."""
+    p = subprocess.run(["docker-compose", "-f", str(DEPLOY / "compose-cluster.yml"), "config"],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, COMPOSE_PROJECT_NAME="ssc"))
+    assert p.returncode == 0, f"docker-compose config failed:\n{p.stderr}"
+    cfg = yaml.safe_load(p.stdout)
+    svcs = cfg["services"]
+    ctls = {n: s for n, s in svcs.items() if n.startswith("streamserver")}
+    assert set(ctls) == {"streamserver1", "streamserver2"}
+    names = set()
+    for n, s in ctls.items():
+        env = s["environment"]
+        names.add(env["STREAMSERVER_NAME"])
+        assert env["STREAMSERVER_ADVERTISE"] == f"http://{n}:8080"
+        # The catalog's URI (with its password) comes from a secret file,
+        # never the command line or the environment.
+        assert s["command"] == ["--store-file", "/run/secrets/streamserver_store"]
+        assert not any("postgres" in str(v) for v in env.values())
+        assert {x["source"] for x in s["secrets"]} == {"streamserver_token", "streamserver_store"}
+        assert s["image"] == "streamserver:local" and s["healthcheck"]["test"]
+        assert all(str(port).startswith("127.0.0.1:") for port in s["ports"])
+        assert {k: v["condition"] for k, v in s["depends_on"].items()}["postgres"] == "service_healthy"
+    assert len(names) == 2, "each controller needs a name of its own"
+    vols = [v.split(":")[0] for s in ctls.values() for v in s["volumes"]]
+    assert len(set(vols)) == 2, f"each controller needs a data directory of its own: {vols}"
+    assert ctls["streamserver1"]["build"]["context"] == str(REPO)
+
+    uri = Path(cfg["secrets"]["streamserver_store"]["file"]).read_text().strip()
+    password = Path(cfg["secrets"]["pg_password"]["file"]).read_text().strip()
+    pg_env = svcs["postgres"]["environment"]
+    assert uri == (f"postgresql://{pg_env['POSTGRES_USER']}:{password}@postgres:5432/"
+                   f"{pg_env['POSTGRES_DB']}?schema=streamserver"), uri
+    init_env = svcs["init"]["environment"]
+    assert init_env["STREAMCTL_URL"] in {f"http://{n}:8080" for n in ctls}
+    assert int(init_env["DEMO_TASKS"]) == 2
+    topic_cmd = svcs["kafka-setup"]["command"]
+    assert int(topic_cmd[topic_cmd.index("--partitions") + 1]) >= 2
+
+
 # ------------------------------------------------------------------- systemd
 
 def unit_sections(text):

@@ -9,6 +9,13 @@
 #                        on a second port, with a CA made here; also prints
 #                        SECURE_BOOTSTRAP=127.0.0.1:PORT, KAFKA_CA=DIR/tls/ca.crt,
 #                        KAFKA_USER=streamserver, KAFKA_PASSWORD=...
+#   kafka.sh start DIR --listen ADDR
+#                        also a PLAINTEXT listener on ADDR (an address of this
+#                        machine, e.g. the bridge of tests/harness/netns.sh),
+#                        advertised as ADDR, for clients in other network
+#                        namespaces; prints LISTEN_BOOTSTRAP=ADDR:PORT too.
+#                        Combines with --secure; KAFKA_LISTEN_ADDR=ADDR in the
+#                        environment does the same.
 #   kafka.sh stop DIR    SIGTERM, wait, then SIGKILL
 #   kafka.sh status DIR  exit 0 and print BOOTSTRAP=... (and the secure lines)
 #                        if it runs, else exit 1
@@ -19,6 +26,13 @@
 # formatted (a DIR formatted with --secure stays secure; one formatted without
 # refuses --secure).  The broker writes DIR/kafka.pid, DIR/kafka.out
 # (stdout/stderr) and DIR/logs/server.log; its data is in DIR/data.
+#
+# --listen: a fourth listener, HOSTS (PLAINTEXT), on ADDR:PORT with PORT free
+# on ADDR, beside the unchanged 127.0.0.1 one, which the tests' producers and
+# admin clients keep using; a client that bootstraps from either gets the
+# broker's address on that listener.  Like --secure it is fixed when DIR is
+# formatted: a restart keeps it, and a different ADDR needs a new DIR.  ADDR
+# must exist when the broker starts.
 #
 # --secure: the PLAINTEXT listener stays (the tests' producers and admin
 # clients use it; the inter-broker and controller listeners are plaintext
@@ -36,6 +50,7 @@
 #   KAFKA_HEAP_OPTS      JVM heap options (default -Xms128m -Xmx512m)
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker (default 120)
 #   KAFKA_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 30)
+#   KAFKA_LISTEN_ADDR    as --listen ADDR
 #   PYTHON               interpreter with confluent_kafka (default /usr/bin/python3)
 set -euo pipefail
 
@@ -56,7 +71,7 @@ die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
 KAFKA_USER=streamserver
 
 usage() {
-	echo "usage: $0 {start [--secure]|stop|status} DIR" >&2
+	echo "usage: $0 {start [--secure] [--listen ADDR]|stop|status} DIR" >&2
 	exit 2
 }
 
@@ -113,16 +128,29 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
+# port_in_use PORT [ADDR]: status 0 if PORT of ADDR (default 127.0.0.1) is taken.
 port_in_use() {
 	"$PYTHON" -c '
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.bind((sys.argv[2], int(sys.argv[1])))
 except OSError:
     sys.exit(0)
-sys.exit(1)' "$1"
+sys.exit(1)' "$1" "${2:-127.0.0.1}"
+}
+
+# A free TCP port on ADDR (the --listen address); fails if ADDR is not ours.
+free_port_on() {
+	"$PYTHON" -c '
+import socket, sys
+s = socket.socket()
+try:
+    s.bind((sys.argv[1], 0))
+except OSError as e:
+    sys.exit("kafka.sh: error: cannot bind %s: %s (is it an address of this machine?)" % (sys.argv[1], e))
+print(s.getsockname()[1])' "$1"
 }
 
 # The pid of DIR's broker if it runs, else nothing (and status 1).
@@ -135,9 +163,9 @@ broker_pid() {
 	echo "$pid"
 }
 
-# write_config PORT CONTROLLER_PORT [SASL_SSL_PORT]
+# write_config PORT CONTROLLER_PORT SASL_SSL_PORT|"" [LISTEN_ADDR:LISTEN_PORT]
 write_config() {
-	local port="$1" cport="$2" sport="${3:-}" listeners advertised map
+	local port="$1" cport="$2" sport="${3:-}" hosts="${4:-}" listeners advertised map
 	listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
 	advertised="PLAINTEXT://127.0.0.1:$port"
 	map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
@@ -145,6 +173,11 @@ write_config() {
 		listeners+=",SASL_SSL://127.0.0.1:$sport"
 		advertised+=",SASL_SSL://127.0.0.1:$sport"
 		map+=",SASL_SSL:SASL_SSL"
+	fi
+	if [ -n "$hosts" ]; then
+		listeners+=",HOSTS://$hosts"
+		advertised+=",HOSTS://$hosts"
+		map+=",HOSTS:PLAINTEXT"
 	fi
 	cat >"$DIR/server.properties" <<EOF
 # Single-node KRaft broker for the Streaming Server tests (tests/harness/kafka.sh).
@@ -234,6 +267,12 @@ make_secrets() {
 	(umask 077 && openssl rand -hex 16 >"$DIR/kafka_password")
 }
 
+# The line of the --listen listener, if DIR has one.
+print_listen() {
+	[ -f "$DIR/listen_bootstrap" ] || return 0
+	echo "LISTEN_BOOTSTRAP=$(cat "$DIR/listen_bootstrap")"
+}
+
 # The lines of the SASL_SSL listener, if DIR has one.
 print_secure() {
 	[ -f "$DIR/secure_bootstrap" ] || return 0
@@ -244,10 +283,11 @@ print_secure() {
 }
 
 # Waits until the broker answers a metadata request that lists itself (with
-# SECURE_BOOTSTRAP CA USER PASSWORD_FILE also on its SASL_SSL listener).
+# SECURE_BOOTSTRAP CA USER PASSWORD_FILE also on its SASL_SSL listener, and
+# with $WAIT_LISTEN set also on that --listen address).
 wait_ready() {
 	local pid="$1" bootstrap="$2"
-	"$PYTHON" - "$pid" "$bootstrap" "$START_TIMEOUT" "${@:3}" <<'EOF' || return 1
+	WAIT_LISTEN="${WAIT_LISTEN:-}" "$PYTHON" - "$pid" "$bootstrap" "$START_TIMEOUT" "${@:3}" <<'EOF' || return 1
 import os, sys, time
 try:
     from confluent_kafka.admin import AdminClient
@@ -257,6 +297,8 @@ pid, bootstrap, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 deadline = time.monotonic() + timeout
 common = {"log_level": 0, "socket.connection.setup.timeout.ms": 1000, "reconnect.backoff.max.ms": 200}
 admins = [("PLAINTEXT", AdminClient(dict(common, **{"bootstrap.servers": bootstrap})))]
+if os.environ.get("WAIT_LISTEN"):
+    admins.append(("HOSTS", AdminClient(dict(common, **{"bootstrap.servers": os.environ["WAIT_LISTEN"]}))))
 if len(sys.argv) > 4:
     sbootstrap, ca, user, pwfile = sys.argv[4:8]
     with open(pwfile) as f:
@@ -288,7 +330,7 @@ EOF
 }
 
 cmd_start() {
-	local pid port cport sport="" cluster_id t0
+	local pid port cport sport="" hosts="" cluster_id t0
 	local -a scram=() secure_ready=()
 	t0=$EPOCHREALTIME
 	mkdir -p "$DIR"
@@ -297,11 +339,14 @@ cmd_start() {
 		if [ "$SECURE" = 1 ] && [ ! -f "$DIR/secure_bootstrap" ]; then
 			die "the broker in $DIR runs without a SASL_SSL listener; stop it and start a new DIR with --secure"
 		fi
+		check_listen_kept
+
 		log "already running (pid $pid)"
 		echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
 		echo "PID=$pid"
 		echo "KAFKA_DIR=$DIR"
 		print_secure
+		print_listen
 		return 0
 	fi
 	fetch_jars
@@ -310,6 +355,7 @@ cmd_start() {
 		port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$DIR/server.properties")"
 		cport="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
 		sport="$(sed -n 's/^listeners=.*,SASL_SSL:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$DIR/server.properties")"
+		hosts="$(sed -n 's/^listeners=.*,HOSTS:\/\/\([0-9.]*:[0-9]*\).*/\1/p' "$DIR/server.properties")"
 		[ -n "$port" ] && [ -n "$cport" ] || die "$DIR/server.properties was not written by kafka.sh"
 		if [ "$SECURE" = 1 ] && [ -z "$sport" ]; then
 			die "$DIR was formatted without --secure; use a new DIR for a SASL_SSL broker"
@@ -317,18 +363,27 @@ cmd_start() {
 		for p in "$port" "$cport" $sport; do
 			port_in_use "$p" && die "port $p of the broker in $DIR is taken by another process"
 		done
+		if [ -n "$hosts" ] || [ -n "$LISTEN" ]; then
+			[ "${hosts%:*}" = "$LISTEN" ] || [ -z "$LISTEN" ] ||
+				die "$DIR was formatted $(listen_text "$hosts"); use a new DIR for --listen $LISTEN"
+			port_in_use "${hosts##*:}" "${hosts%:*}" &&
+				die "port ${hosts##*:} of ${hosts%:*} (--listen) is taken, or that address is gone"
+		fi
 		log "restarting the broker formatted in $DIR on port $port"
 	else
 		rm -rf "$DIR/data"
-		rm -f "$DIR/secure_bootstrap"
+		rm -f "$DIR/secure_bootstrap" "$DIR/listen_bootstrap"
 		read -r port cport sport < <(free_ports)
+		if [ -n "$LISTEN" ]; then
+			hosts="$LISTEN:$(free_port_on "$LISTEN")"
+		fi
 		if [ "$SECURE" = 1 ]; then
 			make_secrets
 			scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_USER,password=$(cat "$DIR/kafka_password")]")
 		else
 			sport=""
 		fi
-		write_config "$port" "$cport" "$sport"
+		write_config "$port" "$cport" "$sport" "$hosts"
 		# Like Kafka's Uuid.randomUuid(): never starting with "-", which the
 		# storage tool's argument parser would take for an option.
 		cluster_id="$("$PYTHON" -c '
@@ -350,6 +405,9 @@ while True:
 		echo "127.0.0.1:$sport" >"$DIR/secure_bootstrap"
 		secure_ready=("127.0.0.1:$sport" "$DIR/tls/ca.crt" "$KAFKA_USER" "$DIR/kafka_password")
 	fi
+	if [ -n "$hosts" ]; then
+		echo "$hosts" >"$DIR/listen_bootstrap"
+	fi
 	# setsid: the broker is not killed with the caller's process group (a test
 	# runner's ^C); stop it with `kafka.sh stop`.
 	# shellcheck disable=SC2086
@@ -359,7 +417,7 @@ while True:
 		</dev/null >"$DIR/kafka.out" 2>&1 &
 	pid=$!
 	echo "$pid" >"$DIR/kafka.pid"
-	if ! wait_ready "$pid" "127.0.0.1:$port" "${secure_ready[@]}"; then
+	if ! WAIT_LISTEN="$hosts" wait_ready "$pid" "127.0.0.1:$port" "${secure_ready[@]}"; then
 		log "last lines of $DIR/kafka.out and $DIR/logs/server.log:"
 		tail -n 20 "$DIR/kafka.out" >&2 || true
 		grep -E ' (ERROR|FATAL|WARN) ' "$DIR/logs/server.log" 2>/dev/null | tail -n 20 >&2 || true
@@ -367,11 +425,12 @@ while True:
 		rm -f "$DIR/kafka.pid"
 		exit 1
 	fi
-	log "broker ready on 127.0.0.1:$port${sport:+ (SASL_SSL on 127.0.0.1:$sport)} (pid $pid) in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
+	log "broker ready on 127.0.0.1:$port${sport:+ (SASL_SSL on 127.0.0.1:$sport)}${hosts:+ (and $hosts)} (pid $pid) in $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")s"
 	echo "BOOTSTRAP=127.0.0.1:$port"
 	echo "PID=$pid"
 	echo "KAFKA_DIR=$DIR"
 	print_secure
+	print_listen
 }
 
 cmd_stop() {
@@ -395,15 +454,47 @@ cmd_status() {
 	echo "BOOTSTRAP=$(cat "$DIR/bootstrap")"
 	echo "PID=$pid"
 	print_secure
+	print_listen
+}
+
+# A running broker answers for DIR as it was formatted: --listen ADDR must be
+# the address it listens on, if it has one.
+check_listen_kept() {
+	local have=""
+	[ -n "$LISTEN" ] || return 0
+	[ -f "$DIR/listen_bootstrap" ] && have="$(cat "$DIR/listen_bootstrap")"
+	[ "${have%:*}" = "$LISTEN" ] ||
+		die "the broker in $DIR runs $(listen_text "$have"); stop it and start a new DIR with --listen $LISTEN"
+}
+
+# "with --listen ADDR" for ADDR:PORT, "without --listen" for nothing.
+listen_text() {
+	if [ -n "$1" ]; then
+		echo "with --listen ${1%:*}"
+	else
+		echo "without --listen"
+	fi
 }
 
 SECURE=0
-case "$#:${3:-}" in
-2:) ;;
-3:--secure) [ "$1" = start ] || usage; SECURE=1 ;;
-*) usage ;;
-esac
+LISTEN="${KAFKA_LISTEN_ADDR:-}"
+[ $# -ge 2 ] || usage
+VERB="$1"
 DIR="$2"
+shift 2
+while [ $# -gt 0 ]; do
+	[ "$VERB" = start ] || usage
+	case "$1" in
+	--secure) SECURE=1 ;;
+	--listen) [ $# -ge 2 ] && [ -n "$2" ] || usage; LISTEN="$2"; shift ;;
+	*) usage ;;
+	esac
+	shift
+done
+if [ -n "$LISTEN" ] && ! [[ "$LISTEN" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+	die "--listen takes an IPv4 address: '$LISTEN'"
+fi
+set -- "$VERB"
 case "$1" in
 start) cmd_start ;;
 stop) cmd_stop ;;

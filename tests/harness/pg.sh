@@ -15,6 +15,15 @@
 #                       them.  Prints also PG_CA=<CA certificate> and
 #                       PG_TLS_DIR=<dir with ca.crt, server.*, other.*, client.*>.
 #                       Once given, a DIR keeps ssl on.
+#   pg.sh start DIR --listen ADDR[/PREFIX]
+#                       also listen on ADDR (an address of this machine, e.g.
+#                       the bridge of tests/harness/netns.sh), same port, and
+#                       let the network ADDR/PREFIX (default /24) log in with
+#                       a password (scram-sha-256) in pg_hba.conf.  Prints also
+#                       LISTEN_PGHOST=ADDR and LISTEN_PGURI=postgresql://...@ADDR:PORT/...
+#                       Combines with --ssl; PG_LISTEN_ADDR=ADDR[/PREFIX] in
+#                       the environment does the same.  Once given, a DIR keeps
+#                       it (a different ADDR replaces it, the cluster stopped).
 #   pg.sh stop DIR      fast shutdown (immediate if that hangs)
 #   pg.sh status DIR    exit 0 and print the lines above if it runs, else exit 1
 #   pg.sh destroy DIR   stop, then delete the cluster's files
@@ -32,7 +41,7 @@
 #
 # Environment: PG_BINDIR (default: pg_config --bindir, else the newest
 # /usr/lib/postgresql/*/bin), PGSH_OS_USER, PG_START_TIMEOUT (default 60 s),
-# PYTHON (default /usr/bin/python3, used to find a free port).
+# PG_LISTEN_ADDR, PYTHON (default /usr/bin/python3, used to find a free port).
 set -euo pipefail
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -44,7 +53,7 @@ log() { printf 'pg.sh: %s\n' "$*" >&2; }
 die() { printf 'pg.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	echo "usage: $0 {start|stop|status|destroy} DIR  |  $0 start DIR --ssl" >&2
+	echo "usage: $0 {start|stop|status|destroy} DIR  |  $0 start DIR [--ssl] [--listen ADDR[/PREFIX]]" >&2
 	exit 2
 }
 
@@ -173,6 +182,40 @@ print_address() {
 		echo "PG_CA=$HOME_DIR/tls/ca.crt"
 		echo "PG_TLS_DIR=$HOME_DIR/tls"
 	fi
+	if [ -f "$DIR/listen" ]; then
+		local addr
+		addr="$(cut -d/ -f1 "$DIR/listen")"
+		echo "LISTEN_PGHOST=$addr"
+		echo "LISTEN_PGURI=postgresql://$DBUSER:$PASS@$addr:$PORT/$DBNAME"
+	fi
+}
+
+# --listen ADDR/PREFIX: listen_addresses in pgsh_listen.conf (included after
+# the settings of cmd_init, so it wins) and one pg_hba.conf line for the
+# network, marked so that a later --listen replaces it.
+setup_listen() {
+	local data="$HOME_DIR/data" net
+	net="$("$PYTHON" -c 'import ipaddress, sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$LISTEN")" ||
+		die "--listen: not an IPv4 address with an optional /PREFIX: '$LISTEN'"
+	if [ -f "$DIR/listen" ] && [ "$(cat "$DIR/listen")" = "$LISTEN" ]; then
+		return 0
+	fi
+	if is_running; then
+		die "the cluster in $DIR runs $(if [ -f "$DIR/listen" ]; then echo "with --listen $(cat "$DIR/listen")"; else echo "without --listen"; fi); stop it first"
+	fi
+	printf "# pg.sh --listen %s\nlisten_addresses = '127.0.0.1,%s'\n" "$LISTEN" "${LISTEN%/*}" |
+		as_owner tee "$data/pgsh_listen.conf" >/dev/null
+	if ! grep -q '^# --- pg.sh --listen ---' "$data/postgresql.conf"; then
+		printf "\n# --- pg.sh --listen ---\ninclude_if_exists = 'pgsh_listen.conf'\n" |
+			as_owner tee -a "$data/postgresql.conf" >/dev/null
+	fi
+	{
+		grep -v ' # pg.sh --listen$' "$data/pg_hba.conf" || true
+		printf 'host all all %s scram-sha-256 # pg.sh --listen\n' "$net"
+	} >"$DIR/pg_hba.new"
+	as_owner tee "$data/pg_hba.conf" <"$DIR/pg_hba.new" >/dev/null
+	rm -f "$DIR/pg_hba.new"
+	echo "$LISTEN" >"$DIR/listen"
 }
 
 # One certificate signed by the test CA: NAME (file stem), CN, subjectAltName.
@@ -290,6 +333,9 @@ cmd_start() {
 				as_owner "$BINDIR/pg_ctl" -D "$HOME_DIR/data" reload >/dev/null
 			fi
 		fi
+		if [ -n "$LISTEN" ]; then
+			setup_listen
+		fi
 		if is_running; then
 			log "already running on port $PORT"
 			print_address
@@ -300,10 +346,13 @@ cmd_start() {
 			log "old port taken; using $PORT"
 		fi
 	else
-		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/ssl"
+		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/ssl" "$DIR/listen"
 		cmd_init
 		if [ "$SSL" = 1 ]; then
 			setup_ssl
+		fi
+		if [ -n "$LISTEN" ]; then
+			setup_listen
 		fi
 		PORT="$(free_port)"
 	fi
@@ -372,19 +421,34 @@ cmd_destroy() {
 		home="$HOME_DIR"
 	fi
 	rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/initdb.log" "$DIR/pg_ctl.err" "$DIR/psql.err" \
-		"$DIR/ssl"
+		"$DIR/ssl" "$DIR/listen"
 	case "$home" in
 	/tmp/streamserver-pg-*) rm -rf "$home" ;;
 	esac
 	log "destroyed"
 }
 
-[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$1" = start ] && [ "$3" = --ssl ]; } || usage
+[ $# -ge 2 ] || usage
+VERB="$1"
 DIR="$2"
+shift 2
 SSL=0
-if [ "${3:-}" = --ssl ]; then
-	SSL=1
+LISTEN="${PG_LISTEN_ADDR:-}"
+while [ $# -gt 0 ]; do
+	[ "$VERB" = start ] || usage
+	case "$1" in
+	--ssl) SSL=1 ;;
+	--listen) [ $# -ge 2 ] && [ -n "$2" ] || usage; LISTEN="$2"; shift ;;
+	*) usage ;;
+	esac
+	shift
+done
+if [ -n "$LISTEN" ]; then
+	[[ "$LISTEN" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(/[0-9]+)?$ ]] ||
+		die "--listen takes an IPv4 address with an optional /PREFIX: '$LISTEN'"
+	[[ "$LISTEN" == */* ]] || LISTEN="$LISTEN/24"
 fi
+set -- "$VERB"
 case "$1" in
 start) cmd_start ;;
 stop) cmd_stop ;;

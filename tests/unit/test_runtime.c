@@ -256,6 +256,44 @@ static void test_tasks_add_up(void **state)
 	free(tv);
 }
 
+/* Tasks another controller runs show its figures until nobody publishes
+ * them (their job stopped): then stopped, still with that controller, as
+ * that controller shows them; a task run here is not touched. */
+static void test_remote_task_gone_shows_stopped(void **state)
+{
+	struct runtime_task_view *tv = calloc(2, sizeof(*tv));
+	const int32_t parts[] = { 1, 4 };
+	struct runtime_remote rr = { .controller = "b", .pid = 77, .state = "running", .restarts = 1,
+				     .last_error = "", .assign_known = true, .parts = parts, .nparts = 2,
+				     .rows_per_second = 50, .lag = 9 };
+
+	(void)state;
+	assert_non_null(tv);
+	runtime_set_self("a", true);
+	runtime_task_started(30, 0, 600);
+	runtime_task_remote(30, 1, &rr);
+	assert_int_equal(runtime_job_tasks(30, tv, 2), 2);
+	assert_string_equal(tv[1].controller, "b");
+	assert_string_equal(tv[1].state, "running");
+	assert_int_equal(tv[1].nparts, 2);
+	assert_true(tv[1].lag_known);
+
+	runtime_task_remote_gone(30, 1);
+	runtime_task_remote_gone(30, 0); /* ours: ignored */
+	assert_int_equal(runtime_job_tasks(30, tv, 2), 2);
+	assert_string_equal(tv[1].controller, "b");
+	assert_string_equal(tv[1].state, "stopped");
+	assert_int_equal(tv[1].pid, 0);
+	assert_int_equal(tv[1].nparts, 0);
+	assert_false(tv[1].lag_known);
+	assert_true(tv[1].rows_per_second == 0);
+	assert_string_equal(tv[0].controller, "a");
+	assert_int_equal(tv[0].pid, 600);
+	assert_string_equal(tv[0].state, "starting");
+	runtime_set_self("", false);
+	free(tv);
+}
+
 #define WRITES 20000
 
 static void *writer(void *arg)
@@ -301,6 +339,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tasks_add_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_task_gone_shows_stopped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_job_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rates_over_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_starts_a_new_window, setup, teardown),

@@ -1,4 +1,11 @@
-/* The controller's SQLite store: what the API and the supervisor rely on. */
+/* The controller's store: what the API and the supervisor rely on.
+ *
+ * Runs against SQLite (a fresh data directory per test) by default, against
+ * PostgreSQL when STREAMSERVER_TEST_STORE holds a postgresql:// URI: each
+ * test then gets a schema of its own (schema=...), dropped after it.  The
+ * tests of the SQLite file itself (its mode, its old versions) run only on
+ * SQLite, those of the PostgreSQL schema only there; every other test runs
+ * on both. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "jobspec.h"
@@ -20,8 +29,51 @@
 
 struct fixture {
 	char dir[256];
+	char *uri;        /* NULL: SQLite in dir */
+	char schema[64];  /* PostgreSQL: this test's own */
 	struct store *st;
 };
+
+/* The PostgreSQL URI to test against, NULL for SQLite. */
+static const char *pg_base;
+
+static void pg_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* Runs sql on the test database (not in a test's schema); 0 on success. */
+static int pg_run(const char *sql, char *out, size_t outlen)
+{
+	PGconn *pg = PQconnectdb(pg_base);
+	PGresult *res = NULL;
+	int rc = -1;
+
+	if (PQstatus(pg) != CONNECTION_OK) {
+		fprintf(stderr, "connect: %s", PQerrorMessage(pg));
+		goto out;
+	}
+	PQsetNoticeProcessor(pg, pg_quiet, NULL); /* DROP SCHEMA ... CASCADE lists the tables */
+	res = PQexec(pg, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(res));
+		goto out;
+	}
+	if (out != NULL)
+		snprintf(out, outlen, "%s",
+			 PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
+	rc = 0;
+out:
+	PQclear(res);
+	PQfinish(pg);
+	return rc;
+}
+
+static int open_store(struct fixture *fx, struct store **st, char *err, size_t errlen)
+{
+	return store_open_uri(fx->dir, fx->uri, st, err, errlen);
+}
 
 static void remove_dir(const char *dir)
 {
@@ -47,7 +99,18 @@ static int setup(void **state)
 		return -1;
 	/* A directory that does not exist yet: store_open creates it. */
 	snprintf(fx->dir, sizeof(fx->dir), "%s/data", tmpl);
-	if (store_open(fx->dir, &fx->st, err, sizeof(err)) != 0) {
+	if (pg_base != NULL) {
+		static int seq;
+		size_t len = strlen(pg_base) + 128;
+
+		snprintf(fx->schema, sizeof(fx->schema), "test_store_%ld_%d", (long)getpid(), ++seq);
+		fx->uri = malloc(len);
+		if (fx->uri == NULL)
+			return -1;
+		snprintf(fx->uri, len, "%s%cschema=%s", pg_base, strchr(pg_base, '?') ? '&' : '?',
+			 fx->schema);
+	}
+	if (open_store(fx, &fx->st, err, sizeof(err)) != 0) {
 		fprintf(stderr, "store_open: %s\n", err);
 		return -1;
 	}
@@ -61,6 +124,13 @@ static int teardown(void **state)
 	char *slash;
 
 	store_close(fx->st);
+	if (fx->uri != NULL) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", fx->schema);
+		pg_run(sql, NULL, 0);
+		free(fx->uri);
+	}
 	remove_dir(fx->dir);
 	slash = strrchr(fx->dir, '/');
 	*slash = '\0';
@@ -204,7 +274,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -223,7 +293,7 @@ static void test_open_fixes_mode_of_existing_file(void **state)
 	fx->st = NULL;
 	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
 	assert_int_equal(chmod(path, 0644), 0);
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 }
@@ -236,7 +306,7 @@ static void test_open_refuses_a_used_data_dir(void **state)
 	struct store *second = NULL;
 	char err[512], want[64];
 
-	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), STORE_BUSY);
+	assert_int_equal(open_store(fx, &second, err, sizeof(err)), STORE_BUSY);
 	assert_null(second);
 	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
 	assert_non_null(strstr(err, want));
@@ -244,7 +314,7 @@ static void test_open_refuses_a_used_data_dir(void **state)
 	assert_non_null(strstr(err, "--data-dir"));
 	store_close(fx->st);
 	fx->st = NULL;
-	assert_int_equal(store_open(fx->dir, &second, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &second, err, sizeof(err)), 0);
 	fx->st = second;
 }
 
@@ -259,7 +329,7 @@ static void test_reopen_keeps_data(void **state)
 
 	store_close(fx->st);
 	fx->st = NULL;
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "name"), "keep-me");
 	assert_int_equal(row_int(row, "spec_cu"), 4);
@@ -921,7 +991,7 @@ static void test_migration_from_v1(void **state)
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	row = get_job(fx->st, 1);
 	assert_string_equal(row_str(row, "name"), "kept");
 	assert_int_equal(row_int(row, "messages_consumed"), 70);
@@ -938,12 +1008,12 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
 	/* Opening again is a no-op. */
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	row = get_job(fx->st, 1);
 	assert_string_equal(row_str(row, "last_exit"), "exit code 1 (retriable failure)");
 	cJSON_Delete(row);
@@ -969,6 +1039,8 @@ static void test_migration_from_v2(void **state)
 	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE controllers;"
+				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
 				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "ALTER TABLE jobs DROP COLUMN rows_updated;"
@@ -982,7 +1054,7 @@ static void test_migration_from_v2(void **state)
 			 SQLITE_OK);
 	sqlite3_close(db);
 
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	row = get_job(fx->st, job);
 	assert_string_equal(row_str(row, "name"), "j");
 	assert_int_equal(row_int(row, "messages_consumed"), 120);
@@ -1005,12 +1077,12 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
 	/* Opening again is a no-op: the counters stay. */
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	row = get_job(fx->st, job);
 	assert_int_equal(row_int(row, "rows_updated"), 4);
 	assert_int_equal(row_int(row, "batches"), 1);
@@ -1037,6 +1109,8 @@ static void test_migration_from_v3(void **state)
 				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslkey;"
+				      "DROP TABLE controllers;"
+				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
 				      "ALTER TABLE jobs DROP COLUMN task_pids;"
 				      "PRAGMA user_version = 3;",
@@ -1044,7 +1118,7 @@ static void test_migration_from_v3(void **state)
 			 SQLITE_OK);
 	sqlite3_close(db);
 
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "database_host"), "db.example");
 	assert_true(row_is_null(row, "database_sslmode"));
@@ -1060,10 +1134,10 @@ static void test_migration_from_v3(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 5);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
-	assert_int_equal(store_open(fx->dir, &fx->st, err, sizeof(err)), 0);
+	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
 	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
 	assert_string_equal(row_str(row, "database_sslmode"), "require");
 	cJSON_Delete(row);
@@ -1177,40 +1251,315 @@ static void test_wizard_needs_a_delimited_source(void **state)
 	free(errs);
 }
 
+/* ---- PostgreSQL only ---- */
+
+/* The catalog lives in the schema named by schema=, at version 5; ids come
+ * from the database and are never given again. */
+static void test_pg_schema(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[256], out[64], err[512];
+	int64_t first, second;
+	cJSON *row = NULL;
+
+	snprintf(sql, sizeof(sql), "SELECT version FROM \"%s\".schema_version", fx->schema);
+	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
+	assert_string_equal(out, "6");
+	snprintf(sql, sizeof(sql), "SELECT to_regclass('\"%s\".jobs')::text", fx->schema);
+	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
+	assert_string_not_equal(out, "");
+	first = make_service(fx->st, "one", 8);
+	assert_int_equal(store_row_delete(fx->st, STORE_SERVICE, first, err, sizeof(err)), 0);
+	second = make_service(fx->st, "two", 8);
+	assert_true(second > first);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, second, &row, err, sizeof(err)), 0);
+	/* The same text as SQLite's: 2026-12-07T12:00:00Z */
+	assert_int_equal(strlen(row_str(row, "created_at")), 20);
+	assert_int_equal(row_str(row, "created_at")[10], 'T');
+	assert_int_equal(row_str(row, "created_at")[19], 'Z');
+	cJSON_Delete(row);
+}
+
+/* A second controller (its own data directory) on the same catalog sees
+ * every change of the first at once, and the other way round; spec_cu holds
+ * across both. */
+static void test_pg_two_controllers_one_catalog(void **state)
+{
+	struct fixture *fx = *state;
+	struct fixture other = *fx;
+	struct store *st2 = NULL;
+	int64_t sv, src, a, b;
+	char err[512];
+	cJSON *row = NULL, *in;
+
+	snprintf(other.dir, sizeof(other.dir), "%.250s-2", fx->dir);
+	assert_int_equal(open_store(&other, &st2, err, sizeof(err)), 0);
+	sv = make_service(fx->st, "shared", 1);
+	assert_int_equal(store_row_get(st2, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "name"), "shared");
+	cJSON_Delete(row);
+	in = cJSON_CreateObject();
+	cJSON_AddStringToObject(in, "description", "changed by the second");
+	assert_int_equal(store_row_update(st2, STORE_SERVICE, sv, in, err, sizeof(err)), 0);
+	cJSON_Delete(in);
+	assert_int_equal(store_row_get(fx->st, STORE_SERVICE, sv, &row, err, sizeof(err)), 0);
+	assert_string_equal(row_str(row, "description"), "changed by the second");
+	cJSON_Delete(row);
+
+	src = make_source(st2, "src", sv);
+	a = make_job(fx->st, "a", src, "wizard", wizard_def);
+	b = make_job(st2, "b", src, "wizard", wizard_def);
+	assert_int_equal(store_job_start(fx->st, a, err, sizeof(err)), 0);
+	assert_int_equal(store_job_start(st2, b, err, sizeof(err)), STORE_CONFLICT);
+	assert_non_null(strstr(err, "runs 1 of 1"));
+	row = get_job(st2, a);
+	assert_string_equal(row_str(row, "desired_state"), "running");
+	cJSON_Delete(row);
+	/* A name taken through the other. */
+	in = cJSON_CreateObject();
+	cJSON_AddNumberToObject(in, "service_id", (double)sv);
+	cJSON_AddStringToObject(in, "name", "src");
+	cJSON_AddStringToObject(in, "brokers", "k:9092");
+	cJSON_AddStringToObject(in, "topic", "t");
+	assert_int_equal(store_row_create(fx->st, STORE_SOURCE, in, &a, err, sizeof(err)),
+			 STORE_CONFLICT);
+	cJSON_Delete(in);
+	store_close(st2);
+	remove_dir(other.dir);
+}
+
+struct opener {
+	struct fixture fx;
+	struct store *st;
+	int64_t job;
+	int rc;
+	char err[512];
+	pthread_barrier_t *go;
+};
+
+static void *open_thread(void *arg)
+{
+	struct opener *o = arg;
+
+	pthread_barrier_wait(o->go);
+	o->rc = open_store(&o->fx, &o->st, o->err, sizeof(o->err));
+	return NULL;
+}
+
+static void *start_thread(void *arg)
+{
+	struct opener *o = arg;
+
+	pthread_barrier_wait(o->go);
+	o->rc = store_job_start(o->st, o->job, o->err, sizeof(o->err));
+	return NULL;
+}
+
+#define OPENERS 4
+
+/* Controllers starting together on an empty catalog: each one opens, the
+ * schema is made once (the advisory lock), and then jobs started at the
+ * same instant through each of them still respect spec_cu (serializable
+ * transactions, run again when they lose). */
+static void test_pg_concurrent_controllers(void **state)
+{
+	struct fixture *fx = *state;
+	struct opener o[OPENERS];
+	pthread_t th[OPENERS];
+	pthread_barrier_t go;
+	char sql[128], out[64];
+	int64_t sv, src;
+	int started = 0;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	snprintf(sql, sizeof(sql), "DROP SCHEMA \"%s\" CASCADE", fx->schema);
+	assert_int_equal(pg_run(sql, NULL, 0), 0);
+	pthread_barrier_init(&go, NULL, OPENERS);
+	for (int i = 0; i < OPENERS; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		o[i].fx = *fx;
+		snprintf(o[i].fx.dir, sizeof(o[i].fx.dir), "%.250s-%d", fx->dir, i % 10);
+		o[i].go = &go;
+		assert_int_equal(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < OPENERS; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].rc != 0)
+			fprintf(stderr, "open %d: %s\n", i, o[i].err);
+		assert_int_equal(o[i].rc, 0);
+	}
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\".schema_version", fx->schema);
+	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
+	assert_string_equal(out, "1");
+
+	sv = make_service(o[0].st, "two-cu", 2);
+	src = make_source(o[0].st, "src", sv);
+	for (int i = 0; i < OPENERS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "job%d", i);
+		o[i].job = make_job(o[0].st, name, src, "wizard", wizard_def);
+	}
+	for (int i = 0; i < OPENERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, start_thread, &o[i]), 0);
+	for (int i = 0; i < OPENERS; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].rc == 0)
+			started++;
+		else if (o[i].rc != STORE_CONFLICT)
+			fprintf(stderr, "start %d: %s\n", i, o[i].err);
+		assert_true(o[i].rc == 0 || o[i].rc == STORE_CONFLICT);
+	}
+	assert_int_equal(started, 2);
+	pthread_barrier_destroy(&go);
+	fx->st = o[0].st;
+	for (int i = 1; i < OPENERS; i++) {
+		store_close(o[i].st);
+		remove_dir(o[i].fx.dir);
+	}
+	/* the fixture's directory is o[0]'s sibling: keep teardown's path */
+	remove_dir(o[0].fx.dir);
+}
+
+/* The cluster's tables: controllers renew their rows, one can be drained,
+ * and what each says of its tasks replaces what it said before. */
+static void test_cluster_members_and_task_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_member *m = NULL;
+	struct store_task_status rows[2], *got = NULL;
+	size_t n = 0;
+	char err[512];
+
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_beat(fx->st, "ctl-a", "http://10.0.0.1:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_beat(fx->st, "ctl-a", "http://10.0.0.1:8081", false, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0].name, "ctl-a");
+	assert_string_equal(m[0].api_url, "http://10.0.0.1:8081");
+	assert_true(m[0].age_ms >= -1000 && m[0].age_ms < 5000);
+	assert_false(m[0].draining);
+	free(m);
+
+	assert_int_equal(store_member_set_draining(fx->st, "ctl-b", true, err, sizeof(err)), 0);
+	assert_int_equal(store_member_set_draining(fx->st, "nobody", true, err, sizeof(err)), STORE_NOT_FOUND);
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", false, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 2 && m[1].draining);
+	free(m);
+	/* A controller that starts again is no longer draining. */
+	assert_int_equal(store_member_beat(fx->st, "ctl-b", "http://10.0.0.2:8080", true, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 2 && !m[1].draining);
+	free(m);
+
+	memset(rows, 0, sizeof(rows));
+	rows[0].job_id = 7;
+	rows[0].task = 1;
+	rows[0].pid = 123;
+	snprintf(rows[0].state, sizeof(rows[0].state), "running");
+	snprintf(rows[0].partitions, sizeof(rows[0].partitions), "[1,4]");
+	rows[0].rows_per_second = 12.5;
+	rows[0].lag = 40;
+	rows[1] = rows[0];
+	rows[1].task = 2;
+	rows[1].lag = -1;
+	snprintf(rows[1].last_error, sizeof(rows[1].last_error), "broker down");
+	if (store_task_status_publish(fx->st, "ctl-a", rows, 2, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	rows[0].job_id = 8;
+	assert_int_equal(store_task_status_publish(fx->st, "ctl-b", rows, 1, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 7, &got, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].controller, "ctl-a");
+	assert_int_equal(got[0].task, 1);
+	assert_string_equal(got[0].partitions, "[1,4]");
+	assert_true(got[0].rows_per_second > 12.4 && got[0].rows_per_second < 12.6);
+	assert_int_equal(got[0].lag, 40);
+	assert_int_equal(got[1].lag, -1);
+	assert_string_equal(got[1].last_error, "broker down");
+	free(got);
+	/* Publishing again replaces the controller's rows. */
+	assert_int_equal(store_task_status_publish(fx->st, "ctl-a", rows + 1, 1, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 0, &got, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	free(got);
+	/* A controller that leaves takes its rows along. */
+	assert_int_equal(store_member_leave(fx->st, "ctl-a", 0, err, sizeof(err)), 0);
+	assert_int_equal(store_task_status_list(fx->st, 0, &got, &n, err, sizeof(err)), 0);
+	assert_true(n == 1 && got[0].job_id == 8);
+	free(got);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_true(n == 1 && strcmp(m[0].name, "ctl-b") == 0);
+	free(m);
+	/* Gone for longer than an hour: none here. */
+	assert_int_equal(store_member_leave(fx->st, NULL, 3600 * 1000, err, sizeof(err)), 0);
+	assert_int_equal(store_members(fx->st, &m, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	free(m);
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_private_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_fixes_mode_of_existing_file, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_open_refuses_a_used_data_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_service_crud, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_references_must_exist, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_source_row, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_refused_while_referenced, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_counters_add_up, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_and_stop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_counters_since_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_last_exit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migration_from_v2, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migration_from_v3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_service_tls_defaults_and_job_override, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_schedule_comes_from_the_job, setup, teardown),
-cmocka_unit_test_setup_teardown(test_spec_cu_counts_tasks, setup, teardown),
-cmocka_unit_test_setup_teardown(test_task_pids, setup, teardown),
-cmocka_unit_test_setup_teardown(test_worker_input_task, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_brief_lists_desired_states, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_worker_input_holds_the_password, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_worker_input_of_invalid_job, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wizard_needs_a_delimited_source, setup,
-						teardown),
+	/* Every backend. */
+	static const struct CMUnitTest common[] = {
+		TEST(test_open_refuses_a_used_data_dir),
+		TEST(test_reopen_keeps_data),
+		TEST(test_service_crud),
+		TEST(test_unique_names),
+		TEST(test_references_must_exist),
+		TEST(test_source_row),
+		TEST(test_delete_refused_while_referenced),
+		TEST(test_counters_add_up),
+		TEST(test_start_and_stop),
+		TEST(test_counters_since_start),
+		TEST(test_last_exit),
+		TEST(test_service_tls_defaults_and_job_override),
+		TEST(test_schedule_comes_from_the_job),
+		TEST(test_cluster_members_and_task_status),
+		TEST(test_spec_cu_counts_tasks),
+		TEST(test_task_pids),
+		TEST(test_worker_input_task),
+		TEST(test_brief_lists_desired_states),
+		TEST(test_worker_input_holds_the_password),
+		TEST(test_worker_input_of_invalid_job),
+		TEST(test_wizard_needs_a_delimited_source),
 	};
+	/* The SQLite file. */
+	static const struct CMUnitTest sqlite_only[] = {
+		TEST(test_open_creates_private_file),
+		TEST(test_open_fixes_mode_of_existing_file),
+		TEST(test_migration_from_v1),
+		TEST(test_migration_from_v2),
+		TEST(test_migration_from_v3),
+	};
+	/* The PostgreSQL schema. */
+	static const struct CMUnitTest pg_only[] = {
+		TEST(test_pg_schema),
+		TEST(test_pg_two_controllers_one_catalog),
+		TEST(test_pg_concurrent_controllers),
+	};
+	struct CMUnitTest tests[sizeof(common) / sizeof(common[0]) + 8];
+	const struct CMUnitTest *extra;
+	size_t n = 0, nextra;
+	const char *uri = getenv("STREAMSERVER_TEST_STORE");
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (uri != NULL && *uri != '\0' && strncmp(uri, "sqlite:", 7) != 0) {
+		pg_base = uri;
+		extra = pg_only;
+		nextra = sizeof(pg_only) / sizeof(pg_only[0]);
+	} else {
+		extra = sqlite_only;
+		nextra = sizeof(sqlite_only) / sizeof(sqlite_only[0]);
+	}
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		tests[n++] = common[i];
+	for (size_t i = 0; i < nextra; i++)
+		tests[n++] = extra[i];
+	return _cmocka_run_group_tests(pg_base != NULL ? "store (postgresql)" : "store (sqlite)",
+				       tests, n, NULL, NULL);
 }
