@@ -105,6 +105,15 @@ int assignment_recover(struct worker *w, const char *why, char *err, size_t errl
 	return assignment_resync(w, NULL, NULL, err, errlen);
 }
 
+int assignment_stalled(struct worker *w, int64_t ms, char *err, size_t errlen)
+{
+	log_warn("this task stood still for %lld ms: the group may have given its partitions to other tasks; the "
+		 "open batch is dropped and reading goes on from the stored offsets",
+		 (long long)ms);
+	assignment_drop_open(w);
+	return assignment_resync(w, NULL, NULL, err, errlen);
+}
+
 void assignment_report(struct worker *w)
 {
 	if (w->status_fd >= 0)
@@ -194,7 +203,16 @@ void assignment_hook(void *ctx, enum consumer_event ev, const int32_t *parts, in
 					       : lost		     ? "lost (the group may give them to another task)"
 								     : "revoked",
 			 list);
-	rc = assignment_quiesce(w, w->hook_err, sizeof(w->hook_err));
+	if (ev == CONSUMER_REVOKE && lost) {
+		/* Another task may own them already and read from the stored
+		 * offsets: the batch in flight is finished (the fence decides
+		 * under EXACTLY), the open one is dropped, not written, so
+		 * ATLEAST repeats at most the batch in flight. */
+		rc = loop_collect(w, w->hook_err, sizeof(w->hook_err));
+		assignment_drop_open(w);
+	} else {
+		rc = assignment_quiesce(w, w->hook_err, sizeof(w->hook_err));
+	}
 	if (rc == WERR_FENCED) {
 		w->fence_misses++;
 		log_warn("%s; the batch is dropped", w->hook_err);

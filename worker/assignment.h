@@ -38,6 +38,13 @@ int assignment_quiesce(struct worker *w, char *err, size_t errlen);
  * offsets of the partitions the task owns.  why: the fence's message. */
 int assignment_recover(struct worker *w, const char *why, char *err, size_t errlen);
 
+/* The task stood still for ms (SIGSTOP, a stalled machine) long enough that
+ * the group may have given its partitions to other tasks: the open batch is
+ * dropped, unwritten, and reading goes on from the stored offsets (what the
+ * others wrote meanwhile is not read again), until the group says what the
+ * task still owns. */
+int assignment_stalled(struct worker *w, int64_t ms, char *err, size_t errlen);
+
 /* Sends the "assign" status line (proto.h): the partitions owned now. */
 void assignment_report(struct worker *w);
 

@@ -525,6 +525,11 @@ bool consumer_is_group(const struct consumer *c)
 	return c->group;
 }
 
+int64_t consumer_session_timeout_ms(const struct consumer *c)
+{
+	return c->group ? consumer_conf_int(c->rk, "session.timeout.ms") : 0;
+}
+
 void consumer_set_hook(struct consumer *c, consumer_hook fn, void *ctx)
 {
 	c->hook = fn;

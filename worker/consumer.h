@@ -60,6 +60,9 @@ int consumer_open(const struct jobspec *spec, const char *job_name, int task, in
 /* Whether the consumer is in group mode. */
 bool consumer_is_group(const struct consumer *c);
 
+/* Group mode: session.timeout.ms as configured (0 in assign mode). */
+int64_t consumer_session_timeout_ms(const struct consumer *c);
+
 enum consumer_event {
 	CONSUMER_ASSIGN, /* parts are being added: fill next[i] */
 	CONSUMER_REVOKE, /* parts are being given up (lost: already someone else's) */

@@ -723,6 +723,13 @@ static int loop_step(struct worker *w, int64_t interval, char *err, size_t errle
 	size_t max = LOOP_POLL_MAX;
 	int i, n, rc = WERR_OK;
 
+	if (w->stall_ms > 0 && w->last_step_ms > 0 && now - w->last_step_ms > w->stall_ms) {
+		int64_t gap = now - w->last_step_ms;
+
+		w->last_step_ms = now;
+		return assignment_stalled(w, gap, err, errlen);
+	}
+	w->last_step_ms = now;
 	/* A written batch is reported at once, not at the next hand-over. */
 	if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
 		return rc;
@@ -747,6 +754,19 @@ static int loop_step(struct worker *w, int64_t interval, char *err, size_t errle
 	if ((int64_t)(w->max_row - (int64_t)w->nrows) < (int64_t)max)
 		max = (size_t)(w->max_row - (int64_t)w->nrows);
 	n = consumer_poll(w->consumer, msgs, max, (int)timeout, err, errlen);
+	if (n >= 0 && w->stall_ms > 0 && loop_now_ms() - now > timeout + w->stall_ms) {
+		/* Frozen inside the poll: what it returns may be another task's now. */
+		int64_t gap = loop_now_ms() - now;
+
+		for (i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		w->last_step_ms = loop_now_ms();
+		if (w->hook_rc != WERR_OK) {
+			snprintf(err, errlen, "%s", w->hook_err);
+			return w->hook_rc;
+		}
+		return assignment_stalled(w, gap, err, errlen);
+	}
 	if (n >= 0 && w->hook_rc != WERR_OK) { /* the rebalance hook failed */
 		for (i = 0; i < n; i++)
 			rd_kafka_message_destroy(msgs[i]);
@@ -829,6 +849,7 @@ static int loop_start(struct worker *w, char *err, size_t errlen)
 		goto out;
 	if (consumer_is_group(w->consumer)) {
 		consumer_set_hook(w->consumer, assignment_hook, w);
+		w->stall_ms = consumer_session_timeout_ms(w->consumer) / 2;
 		goto out;
 	}
 	if (w->spec->consistency == JS_CONSISTENCY_NONE)

@@ -85,6 +85,10 @@ struct worker {
 	int hook_rc;
 	char hook_err[2048];
 	int64_t fence_misses, rebalances;
+	/* Group mode: a pause longer than this (half the session timeout; 0:
+	 * never) may have cost the task its partitions (assignment_stalled). */
+	int64_t stall_ms;
+	int64_t last_step_ms;
 
 	/* the open batch */
 	struct copybuf copy;
