@@ -217,21 +217,19 @@ bool store_tx_again(struct store *st, int *rc, int attempt, char *err, size_t er
 
 /* ---- opening ---- */
 
-/* The DDL with the dialect's pieces filled in; malloc'd. */
-static char *store_ddl(struct store *st, const char *sql)
+char *store_subst(const char *sql, const char *token, const char *value)
 {
-	const char *id = db_dialect_id(st->db);
-	size_t n = 0;
+	size_t n = 0, tlen = strlen(token), vlen = strlen(value);
 	char *out, *o;
 
-	for (const char *p = strstr(sql, "{ID}"); p != NULL; p = strstr(p + 4, "{ID}"))
+	for (const char *p = strstr(sql, token); p != NULL; p = strstr(p + tlen, token))
 		n++;
-	out = malloc(strlen(sql) + n * strlen(id) + 1);
+	out = malloc(strlen(sql) + n * vlen + 1);
 	if (out == NULL)
 		return NULL;
 	o = out;
 	for (const char *p = sql;;) {
-		const char *t = strstr(p, "{ID}");
+		const char *t = strstr(p, token);
 
 		if (t == NULL) {
 			strcpy(o, p);
@@ -239,11 +237,17 @@ static char *store_ddl(struct store *st, const char *sql)
 		}
 		memcpy(o, p, (size_t)(t - p));
 		o += t - p;
-		strcpy(o, id);
-		o += strlen(id);
-		p = t + 4;
+		memcpy(o, value, vlen);
+		o += vlen;
+		p = t + tlen;
 	}
 	return out;
+}
+
+/* The DDL with the dialect's pieces filled in; malloc'd. */
+static char *store_ddl(struct store *st, const char *sql)
+{
+	return store_subst(sql, "{ID}", db_dialect_id(st->db));
 }
 
 static int store_migrate_locked(struct store *st, char *err, size_t errlen)

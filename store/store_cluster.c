@@ -16,37 +16,9 @@ static const char *store_cluster_now(const struct store *st)
 					   : "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 }
 
-/* sql with every "{NOW}" replaced by the dialect's now; malloc'd. */
-static char *store_cluster_sql(const struct store *st, const char *sql)
-{
-	const char *now = store_cluster_now(st), *p;
-	size_t n = 0;
-	char *out, *o;
-
-	for (p = strstr(sql, "{NOW}"); p != NULL; p = strstr(p + 5, "{NOW}"))
-		n++;
-	out = malloc(strlen(sql) + n * strlen(now) + 1);
-	if (out == NULL)
-		return NULL;
-	o = out;
-	for (p = sql;;) {
-		const char *t = strstr(p, "{NOW}");
-		if (t == NULL) {
-			strcpy(o, p);
-			break;
-		}
-		memcpy(o, p, (size_t)(t - p));
-		o += t - p;
-		strcpy(o, now);
-		o += strlen(now);
-		p = t + 5;
-	}
-	return out;
-}
-
 static struct db_stmt *store_cluster_prepare(struct store *st, const char *sql, char *err, size_t errlen)
 {
-	char *text = store_cluster_sql(st, sql);
+	char *text = store_subst(sql, "{NOW}", store_cluster_now(st));
 	struct db_stmt *stmt;
 
 	if (text == NULL) {
@@ -75,6 +47,20 @@ static int store_cluster_run(struct store *st, struct db_stmt *stmt, int64_t *ch
 static int store_cluster_done(struct store *st, struct db_stmt *stmt, const char *what, char *err, size_t errlen)
 {
 	return store_cluster_run(st, stmt, NULL, what, err, errlen);
+}
+
+/* arr with room for one more element of size (n used of *cap): arr itself,
+ * or the grown array; NULL when out of memory (arr is kept). */
+static void *store_cluster_grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+	void *grown;
+
+	if (n < *cap)
+		return arr;
+	grown = realloc(arr, (*cap ? *cap * 2 : 8) * size);
+	if (grown != NULL)
+		*cap = *cap ? *cap * 2 : 8;
+	return grown;
 }
 
 static void store_cluster_copy(char *dst, size_t size, const char *src)
@@ -159,16 +145,13 @@ int store_members(struct store *st, struct store_member **rows, size_t *n, char 
 	}
 	while ((rc = db_step(stmt)) == DB_ROW) {
 		struct store_member *m;
+		void *room = store_cluster_grow(out, &cap, *n, sizeof(*out));
 
-		if (*n == cap) {
-			struct store_member *grown = realloc(out, (cap ? cap * 2 : 8) * sizeof(*grown));
-			if (grown == NULL) {
-				rc = DB_ERROR;
-				break;
-			}
-			out = grown;
-			cap = cap ? cap * 2 : 8;
+		if (room == NULL) {
+			rc = DB_ERROR;
+			break;
 		}
+		out = room;
 		m = &out[(*n)++];
 		memset(m, 0, sizeof(*m));
 		store_cluster_copy(m->name, sizeof(m->name), db_column_text(stmt, 0));
@@ -330,16 +313,13 @@ int store_task_status_list(struct store *st, int64_t job_id, struct store_task_s
 	while ((rc = db_step(stmt)) == DB_ROW) {
 		struct store_task_status *r;
 		const char *rate;
+		void *room = store_cluster_grow(out, &cap, *n, sizeof(*out));
 
-		if (*n == cap) {
-			struct store_task_status *grown = realloc(out, (cap ? cap * 2 : 8) * sizeof(*grown));
-			if (grown == NULL) {
-				rc = DB_ERROR;
-				break;
-			}
-			out = grown;
-			cap = cap ? cap * 2 : 8;
+		if (room == NULL) {
+			rc = DB_ERROR;
+			break;
 		}
+		out = room;
 		r = &out[(*n)++];
 		memset(r, 0, sizeof(*r));
 		r->job_id = db_column_int64(stmt, 0);

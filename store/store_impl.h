@@ -39,6 +39,9 @@ int store_dberr(struct store *st, char *err, size_t errlen, const char *what);
  * backends so that the API answers alike. */
 void store_now(char *buf, size_t len);
 
+/* sql with every token replaced by value; malloc'd (NULL: out of memory). */
+char *store_subst(const char *sql, const char *token, const char *value);
+
 struct db_stmt *store_prepare(struct store *st, const char *sql, char *err, size_t errlen);
 
 /* One integer from a query with nparams (0..2) integer parameters a, b.
