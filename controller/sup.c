@@ -273,7 +273,9 @@ static void sup_job_publish_if(struct sup *sp, int64_t job_id, const char *last_
 				local[nlocal++] = sl->task;
 		n += cluster_remote_briefs(sp->cluster, job_id, local, nlocal, briefs + n, STORE_TASK_PIDS_MAX - n);
 	}
-	if (known != NULL && last_error == NULL && strcmp(known, tasks_job_state(briefs, n)) == 0)
+	/* A tick's look: a controller that knows none of the job's tasks yet
+	 * says nothing. */
+	if (known != NULL && (n == 0 || (last_error == NULL && strcmp(known, tasks_job_state(briefs, n)) == 0)))
 		return;
 	store_job_set_state(sp->st, job_id, tasks_job_state(briefs, n), pid, last_error);
 	store_job_set_task_pids(sp->st, job_id, pids, npids);
@@ -849,7 +851,7 @@ static void sup_cluster_tick(struct sup *sp, int64_t now)
 			continue;
 		if (ids != NULL)
 			ids[nids++] = jobs[i].id;
-		if (strcmp(jobs[i].state, "failed") != 0 && strcmp(jobs[i].state, "stopped") != 0)
+		if (strcmp(jobs[i].state, "failed") != 0)
 			sup_job_publish_if(sp, jobs[i].id, NULL, jobs[i].state);
 	}
 	if (ids != NULL)
