@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "consumer_int.h"
 #include "kafka_err.h"
 #include "log.h"
 
@@ -29,7 +30,6 @@
  * next fetch. */
 #define CONSUMER_WAKE_TIMEOUT_MS 500
 #define CONSUMER_METADATA_TIMEOUT_MS 1000
-#define CONSUMER_WATERMARK_TIMEOUT_MS 5000
 /* Group mode: the assignor.  Eager: every rebalance revokes every partition
  * from every task, which writes what it read, and hands them out again.
  * librdkafka 2.0.2's cooperative (incremental) path lost rows under
@@ -49,41 +49,6 @@
  * closing (the LeaveGroup goes out once the assignment is given up). */
 #define CONSUMER_LEAVE_MS 2000
 
-struct consumer {
-	const struct jobspec *spec;
-	rd_kafka_t *rk;
-	rd_kafka_queue_t *queue;
-	int32_t *partitions;
-	size_t npartitions;
-	char group_id[256];
-	bool group;            /* group mode (consumer.h) */
-	int task, tasks;       /* this task's index and the job's number of tasks */
-	consumer_hook hook;
-	void *hook_ctx;
-	int64_t down_since_ms; /* when all brokers went down; 0 = not down */
-	/* consumer_wake: the queue limits (as configured, PROPERTIES included)
-	 * and the messages and payload bytes taken since the last wake */
-	int64_t queue_min_messages, queue_bytes;
-	int64_t taken_since_wake, taken_bytes_since_wake;
-	bool broken;           /* skip the graceful close: brokers are gone */
-	/* Set by consumer_error_cb when an error means the configuration cannot
-	 * work (kafka_err.h); the next poll or metadata wait returns WERR_FATAL. */
-	bool fatal;
-	char fatal_msg[1024];
-	/* A change of the assignment the group decided, applied at the start
-	 * of the next consumer_poll (consumer_apply): the callback may run in
-	 * the middle of a batch, and every message of that batch must reach
-	 * the loop under the assignment it was fetched in (librdkafka 2.0.2
-	 * returns the messages it took before the callback after it). */
-	rd_kafka_topic_partition_list_t *pending;
-	rd_kafka_resp_err_t pending_err;
-	bool pending_lost;
-	bool closing; /* consumer_free: changes are applied at once */
-	/* Set by the rebalance callback when librdkafka refused an assignment
-	 * change; the next poll returns WERR_RETRY (a restart rejoins). */
-	bool failed;
-	char failed_msg[1024];
-};
 
 static int64_t consumer_now_ms(void)
 {
@@ -230,9 +195,6 @@ static int64_t consumer_conf_int(rd_kafka_t *rk, const char *key)
 	return strtoll(buf, NULL, 10);
 }
 
-static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-				  void *opaque);
-static void consumer_check_stored(struct consumer *c, int32_t partition, int64_t next);
 
 static int consumer_create(struct consumer *c, const char *job_name, char *err, size_t errlen)
 {
@@ -322,7 +284,7 @@ fail:
 	return rc;
 }
 
-static int consumer_cmp_i32(const void *a, const void *b)
+int consumer_cmp_i32(const void *a, const void *b)
 {
 	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
 	return x < y ? -1 : x > y;
@@ -562,186 +524,6 @@ int consumer_open_tool(const struct jobspec *spec, const char *job_name, int wai
 	return consumer_open_wait(spec, job_name, -1, 1, &never, wait_ms, out, err, errlen);
 }
 
-/* Adds (add) or removes the partitions of list to/from c->partitions. */
-static void consumer_track(struct consumer *c, const rd_kafka_topic_partition_list_t *list, bool add)
-{
-	int k;
-
-	if (add) {
-		int32_t *grown = realloc(c->partitions, (c->npartitions + (size_t)list->cnt + 1) * sizeof(*grown));
-		if (grown == NULL) {
-			c->failed = true;
-			snprintf(c->failed_msg, sizeof(c->failed_msg), "out of memory");
-			return;
-		}
-		c->partitions = grown;
-	}
-	for (k = 0; k < list->cnt; k++) {
-		int32_t id = list->elems[k].partition;
-		size_t i, j;
-
-		for (i = 0; i < c->npartitions && c->partitions[i] != id; i++)
-			;
-		if (add && i == c->npartitions)
-			c->partitions[c->npartitions++] = id;
-		else if (!add && i < c->npartitions) {
-			for (j = i + 1; j < c->npartitions; j++)
-				c->partitions[j - 1] = c->partitions[j];
-			c->npartitions--;
-		}
-	}
-	qsort(c->partitions, c->npartitions, sizeof(*c->partitions), consumer_cmp_i32);
-}
-
-/* The hook, with the list as arrays. */
-static void consumer_call_hook(struct consumer *c, enum consumer_event ev, rd_kafka_topic_partition_list_t *list,
-			       bool lost)
-{
-	size_t n = (size_t)list->cnt, i;
-	int32_t *parts = calloc(n ? n : 1, sizeof(*parts));
-	int64_t *next = calloc(n ? n : 1, sizeof(*next));
-	int64_t fallback = c->spec->fallback_offset == JS_FALLBACK_LATEST ? RD_KAFKA_OFFSET_END
-									  : RD_KAFKA_OFFSET_BEGINNING;
-
-	if (parts == NULL || next == NULL) {
-		c->failed = true;
-		snprintf(c->failed_msg, sizeof(c->failed_msg), "out of memory");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		parts[i] = list->elems[i].partition;
-		next[i] = -1;
-	}
-	if (c->hook != NULL)
-		c->hook(c->hook_ctx, ev, parts, ev == CONSUMER_ASSIGN ? next : NULL, n, lost);
-	/* Without a hook the consumer is leaving (consumer_free): nothing is
-	 * read any more, whatever the group still hands out. */
-	if (ev != CONSUMER_ASSIGN || c->hook == NULL)
-		goto out;
-	for (i = 0; i < n; i++) {
-		rd_kafka_topic_partition_t *tp = &list->elems[i];
-
-		if (next[i] >= 0) {
-			tp->offset = next[i];
-			log_info("partition %d: assigned, resuming at stored offset %lld", (int)tp->partition,
-				 (long long)next[i]);
-			consumer_check_stored(c, tp->partition, next[i]);
-		} else if (next[i] == -2) {
-			tp->offset = RD_KAFKA_OFFSET_INVALID; /* the group's committed offset */
-			log_info("partition %d: assigned, resuming at the group's committed offset", (int)tp->partition);
-		} else {
-			tp->offset = fallback;
-			log_info("partition %d: assigned, no stored offset, starting at the %s offset",
-				 (int)tp->partition, js_fallback_name(c->spec->fallback_offset));
-		}
-	}
-out:
-	free(parts);
-	free(next);
-}
-
-/* Group mode: applies the group's pending decision.  Cooperative (our
- * default): each adds or removes some partitions; eager (PROPERTIES chose
- * another strategy): every rebalance revokes all, then assigns all.  The
- * group waits for it (librdkafka allows the answer outside the callback). */
-static void consumer_apply(struct consumer *c)
-{
-	rd_kafka_t *rk = c->rk;
-	rd_kafka_topic_partition_list_t *parts = c->pending;
-	rd_kafka_resp_err_t err = c->pending_err;
-	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-	rd_kafka_error_t *kerror = NULL;
-	rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-	if (parts == NULL)
-		return;
-	c->pending = NULL;
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		consumer_call_hook(c, CONSUMER_ASSIGN, parts, false);
-		if (coop)
-			kerror = rd_kafka_incremental_assign(rk, parts);
-		else
-			kerr = rd_kafka_assign(rk, parts);
-		consumer_track(c, parts, true);
-	} else {
-		bool lost = c->pending_lost || rd_kafka_assignment_lost(rk);
-
-		consumer_call_hook(c, CONSUMER_REVOKE, parts, lost);
-		if (coop)
-			kerror = rd_kafka_incremental_unassign(rk, parts);
-		else
-			kerr = rd_kafka_assign(rk, NULL);
-		consumer_track(c, parts, false);
-		if (!coop)
-			c->npartitions = 0;
-	}
-	if (kerror != NULL) {
-		kerr = rd_kafka_error_code(kerror);
-		rd_kafka_error_destroy(kerror);
-	}
-	if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR && !c->failed) {
-		c->failed = true;
-		snprintf(c->failed_msg, sizeof(c->failed_msg), "changing the assignment of group \"%s\": %s",
-			 c->group_id, rd_kafka_err2str(kerr));
-	}
-	rd_kafka_topic_partition_list_destroy(parts);
-}
-
-/* The group's decision: kept for consumer_apply (consumer_poll's start). */
-static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-				  void *opaque)
-{
-	struct consumer *c = opaque;
-
-	(void)rk;
-	if (c->pending != NULL)
-		consumer_apply(c); /* never seen: the group waits for the answer */
-	c->pending = rd_kafka_topic_partition_list_copy(parts);
-	c->pending_err = err;
-	c->pending_lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
-	if (c->pending == NULL) {
-		c->failed = true;
-		snprintf(c->failed_msg, sizeof(c->failed_msg), "out of memory");
-		return;
-	}
-	if (c->closing)
-		consumer_apply(c);
-}
-
-int consumer_seek(struct consumer *c, const int32_t *partitions, const int64_t *offsets, size_t n, char *err,
-		  size_t errlen)
-{
-	rd_kafka_topic_partition_list_t *list;
-	rd_kafka_error_t *kerror;
-	int64_t fallback = c->spec->fallback_offset == JS_FALLBACK_LATEST ? RD_KAFKA_OFFSET_END
-									  : RD_KAFKA_OFFSET_BEGINNING;
-	size_t i;
-	int k, rc = WERR_OK;
-
-	if (n == 0)
-		return WERR_OK;
-	list = rd_kafka_topic_partition_list_new((int)n);
-	for (i = 0; i < n; i++)
-		rd_kafka_topic_partition_list_add(list, c->spec->topic, partitions[i])->offset =
-			offsets[i] >= 0 ? offsets[i] : fallback;
-	kerror = rd_kafka_seek_partitions(c->rk, list, CONSUMER_WATERMARK_TIMEOUT_MS);
-	if (kerror != NULL) {
-		snprintf(err, errlen, "moving to the stored offsets of topic %s: %s", c->spec->topic,
-			 rd_kafka_error_string(kerror));
-		rd_kafka_error_destroy(kerror);
-		rc = WERR_RETRY;
-	}
-	for (k = 0; rc == WERR_OK && k < list->cnt; k++)
-		if (list->elems[k].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			snprintf(err, errlen, "moving topic %s partition %d to offset %lld: %s", c->spec->topic,
-				 (int)list->elems[k].partition, (long long)list->elems[k].offset,
-				 rd_kafka_err2str(list->elems[k].err));
-			rc = WERR_RETRY;
-		}
-	rd_kafka_topic_partition_list_destroy(list);
-	return rc;
-}
-
 int consumer_committed(struct consumer *c, int64_t *next, char *err, size_t errlen)
 {
 	rd_kafka_topic_partition_list_t *list;
@@ -885,7 +667,7 @@ const int32_t *consumer_partitions(const struct consumer *c, size_t *n)
 
 /* Says so when a stored offset is no longer in the log: librdkafka then
  * applies auto.offset.reset quietly, and messages are skipped or re-read. */
-static void consumer_check_stored(struct consumer *c, int32_t partition, int64_t next)
+void consumer_check_stored(struct consumer *c, int32_t partition, int64_t next)
 {
 	int64_t lo = 0, hi = 0;
 	rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(c->rk, c->spec->topic, partition, &lo, &hi,
