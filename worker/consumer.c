@@ -49,7 +49,6 @@
  * closing (the LeaveGroup goes out once the assignment is given up). */
 #define CONSUMER_LEAVE_MS 2000
 
-
 static int64_t consumer_now_ms(void)
 {
 	struct timespec ts;
