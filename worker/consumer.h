@@ -34,6 +34,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "consumer_hook.h"
 #include "jobspec.h"
 #include "wtypes.h"
 
@@ -63,18 +64,6 @@ bool consumer_is_group(const struct consumer *c);
 /* Group mode: session.timeout.ms as configured (0 in assign mode). */
 int64_t consumer_session_timeout_ms(const struct consumer *c);
 
-enum consumer_event {
-	CONSUMER_ASSIGN, /* parts are being added: fill next[i] */
-	CONSUMER_REVOKE, /* parts are being given up (lost: already someone else's) */
-};
-
-/* Called from consumer_poll (group mode) on every change of the assignment,
- * before the consumer applies it.  ASSIGN: next[i] is where parts[i] starts:
- * an offset, or -1 for FALLBACK_OFFSET (-2: the group's committed offset,
- * for CONSISTENCY none).  REVOKE: next is NULL; when the hook returns the
- * partitions are given up. */
-typedef void (*consumer_hook)(void *ctx, enum consumer_event ev, const int32_t *parts, int64_t *next, size_t n,
-			      bool lost);
 void consumer_set_hook(struct consumer *c, consumer_hook fn, void *ctx);
 
 /* Moves the reading position of partitions[i] to offsets[i] (an offset >= 0,

@@ -9,7 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "consumer.h"
+#include "consumer_hook.h"
 #include "jobspec.h"
 
 /* A broker request that must answer (watermarks, a seek). */
