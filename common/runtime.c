@@ -566,8 +566,8 @@ size_t runtime_job_tasks(int64_t job_id, struct runtime_task_view *out, size_t m
 		v->lag_known = t->lag_known;
 		v->lag_total = t->lag_total;
 		memcpy(v->last_error, t->last_error, sizeof(v->last_error));
-		memcpy(v->controller, t->controller[0] ? t->controller : runtime_self_shown ? runtime_self : "",
-		       t->controller[0] || runtime_self_shown ? sizeof(v->controller) : 1);
+		snprintf(v->controller, sizeof(v->controller), "%s",
+			 t->controller[0] ? t->controller : runtime_self_shown ? runtime_self : "");
 	}
 	pthread_mutex_unlock(&runtime_lock);
 	return n;

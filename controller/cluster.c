@@ -41,6 +41,9 @@ struct cluster {
 	size_t nelsewhere;
 	char **live;         /* names of the live controllers */
 	size_t nlive;
+	struct store_job_brief *jobs; /* the jobs as the last tick read them */
+	size_t njobs;
+	bool jobs_read;
 	struct cluster_task *shown; /* shown as the others' in common/runtime.h, ordered */
 	size_t nshown;
 };
@@ -77,6 +80,7 @@ void cluster_free(struct cluster *c)
 	free(c->remote);
 	free(c->elsewhere);
 	free(c->shown);
+	free(c->jobs);
 	free(c);
 }
 
@@ -318,11 +322,6 @@ static int64_t cluster_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool cluster_beating(const struct cluster *c)
-{
-	return c->beat_ok;
-}
-
 bool cluster_tick(struct cluster *c, int64_t now)
 {
 	struct store_member *m = NULL;
@@ -331,6 +330,11 @@ bool cluster_tick(struct cluster *c, int64_t now)
 	size_t nm = 0, nj = 0, nmine = 0;
 	bool was_fenced = c->fenced, changed = false;
 	char err[256];
+
+	free(c->jobs);
+	c->jobs = NULL;
+	c->njobs = 0;
+	c->jobs_read = false;
 
 	c->beat_ok = store_member_beat(c->st, c->name, c->api_url, !c->registered, err, sizeof(err)) == 0;
 	/* A catalog cut off by the network answers nothing: the beat fails only
@@ -378,6 +382,10 @@ bool cluster_tick(struct cluster *c, int64_t now)
 	c->nmine = nmine;
 	mine = NULL;
 	cluster_read_remote(c);
+	c->jobs = jobs; /* for the supervisor's part of the tick */
+	c->njobs = nj;
+	c->jobs_read = true;
+	jobs = NULL;
 	if (now - c->forgot_at > 60000) {
 		c->forgot_at = now;
 		if (store_member_leave(c->st, NULL, CLUSTER_FORGET_MS, err, sizeof(err)) < 0)
@@ -388,6 +396,13 @@ out:
 	free(jobs);
 	free(mine);
 	return changed;
+}
+
+bool cluster_jobs(const struct cluster *c, const struct store_job_brief **jobs, size_t *n)
+{
+	*jobs = c->jobs;
+	*n = c->njobs;
+	return c->jobs_read;
 }
 
 static enum task_phase cluster_phase(const char *state)

@@ -47,9 +47,10 @@ void cluster_free(struct cluster *c);
  * tasks placed here changed (the supervisor then reconciles). */
 bool cluster_tick(struct cluster *c, int64_t now);
 
-/* Whether the last tick's heartbeat reached the catalog (when it did not,
- * the catalog is not worth asking anything else until the next tick). */
-bool cluster_beating(const struct cluster *c);
+/* The jobs as the last cluster_tick read them, valid until the next tick;
+ * false when it read none (not shared, no heartbeat, or the catalog did not
+ * answer). */
+bool cluster_jobs(const struct cluster *c, const struct store_job_brief **jobs, size_t *n);
 
 /* Whether this controller runs task `task` of job_id now. */
 bool cluster_runs(const struct cluster *c, int64_t job_id, int task);

@@ -833,17 +833,15 @@ static int64_t sup_next_timer(const struct sup *sp)
  * controller's tasks are published. */
 static void sup_cluster_tick(struct sup *sp, int64_t now)
 {
-	struct store_job_brief *jobs = NULL;
+	const struct store_job_brief *jobs;
 	int64_t *ids = NULL;
 	size_t n = 0, nids = 0;
-	char err[256];
 
 	sp->cluster_at = now + SUP_CLUSTER_TICK_MS;
 	if (cluster_tick(sp->cluster, now))
 		sp->reconcile_due = true;
-	if (!cluster_shared(sp->cluster) || !cluster_beating(sp->cluster))
-		return;
-	if (store_jobs_brief(sp->st, &jobs, &n, err, sizeof(err)) < 0)
+	/* The jobs the tick read for the placement, not read again. */
+	if (!cluster_jobs(sp->cluster, &jobs, &n))
 		return;
 	ids = calloc(n ? n : 1, sizeof(*ids));
 	for (size_t i = 0; i < n; i++) {
@@ -857,7 +855,6 @@ static void sup_cluster_tick(struct sup *sp, int64_t now)
 	if (ids != NULL)
 		cluster_publish(sp->cluster, ids, nids);
 	free(ids);
-	free(jobs);
 }
 
 static void sup_reconcile_now(struct sup *sp)
