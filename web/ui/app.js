@@ -4,6 +4,13 @@
  * professional-mode job from pasted YAML.  When a call answers 401 the page
  * asks for the API token and keeps it in sessionStorage (this tab only).
  *
+ * Each poll also adds a sample of every job's rows/s and lag to a ring that
+ * covers the last 15 minutes, drawn as inline SVG sparklines: the trend lives
+ * in this page only (a reload starts it again), so the server keeps no
+ * history.  A click on a job's name opens its view: effective YAML
+ * (GET /jobs/{id}/config), tasks, partitions with offsets, the latest
+ * rejected rows, offsets reset and delete.
+ *
  * Values from the server reach the page through textContent and attribute
  * setters only, never as markup.
  */
@@ -16,11 +23,19 @@
 	var LIST_PAGES_MAX = 20;  /* at most 2,000 services, sources or jobs listed */
 	var JOBS_EVERY = 10;      /* polls between two full reads of the job list */
 	var TOKEN_KEY = "streamserver.token";
+	var TREND_MS = 15 * 60 * 1000;  /* the sparklines' window */
+	var TREND_MAX = 600;            /* samples kept per job: 15 min at 1.5 s */
+	var SPARK_W = 120, SPARK_H = 22;
+	var REJECTS_SHOWN = 10;         /* rejected rows in the job view */
+	var PREVIEW_MAX = 160;          /* characters of a payload shown */
+	var SVG_NS = "http://www.w3.org/2000/svg";
 
 	var page = {
 		services: [],
 		sources: [],
-		jobs: {},      /* job id -> list item (source_id, mode) */
+		jobs: {},      /* job id -> list item (source_id, mode, topic, table) */
+		trend: {},     /* job id -> [{t, rps, lag}], oldest first, TREND_MS long */
+		view: null,    /* the job view: {id, rejected, state} while open */
 		status: {},    /* job id -> status object */
 		pending: {},   /* job id -> true while a start/stop is under way */
 		timer: null,
@@ -92,6 +107,76 @@
 		return d && !isNaN(d.getTime()) ? d.toLocaleTimeString("en-GB") : "";
 	}
 
+	/* How long ago an RFC 3339 time was ("4 s ago", "2 min ago"), or "". */
+	function ago(iso) {
+		var t = iso ? Date.parse(iso) : NaN;
+		var s;
+
+		if (isNaN(t))
+			return "";
+		s = Math.max(0, Math.round((Date.now() - t) / 1000));
+		if (s < 60)
+			return s + " s ago";
+		if (s < 3600)
+			return Math.floor(s / 60) + " min ago";
+		if (s < 86400)
+			return Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min ago";
+		return Math.floor(s / 86400) + " d ago";
+	}
+
+	/* A value of the effective YAML (written by the server's emitter: block
+	 * mappings, two-space indents, plain or quoted scalars) at a dotted path
+	 * such as KAFKA.OUTPUT.TABLE, or null. */
+	function yamlValue(yaml, path) {
+		var want = path.split(".");
+		var stack = [];   /* [{indent, key}] of the enclosing keys */
+		var lines = String(yaml || "").split("\n");
+
+		for (var i = 0; i < lines.length; i++) {
+			var m = /^( *)([A-Za-z_][A-Za-z0-9_.]*):(?: +(.*))?$/.exec(lines[i]);
+			var v;
+
+			if (!m)
+				continue;
+			while (stack.length && stack[stack.length - 1].indent >= m[1].length)
+				stack.pop();
+			stack.push({ indent: m[1].length, key: m[2] });
+			if (stack.length !== want.length || m[3] === undefined)
+				continue;
+			if (!stack.every(function (k, j) { return k.key === want[j]; }))
+				continue;
+			v = m[3].trim();
+			if (v.charAt(0) === "'")
+				return v.slice(1, v.lastIndexOf("'")).replace(/''/g, "'");
+			if (v.charAt(0) === '"') {
+				try {
+					return JSON.parse(v);
+				} catch (e) {
+					return v.slice(1, -1);
+				}
+			}
+			return v;
+		}
+		return null;
+	}
+
+	/* What a job reads and where it writes: {topic, table} from its list
+	 * item (wizard fields, or a professional job's effective YAML), the
+	 * topic falling back to its source's. */
+	function jobFlow(item) {
+		var topic = null, schema = null, table = null;
+
+		if (item.mode === "professional" && item.config) {
+			topic = yamlValue(item.config, "KAFKA.INPUT.SOURCE.TOPIC");
+			schema = yamlValue(item.config, "KAFKA.OUTPUT.SCHEMA");
+			table = yamlValue(item.config, "KAFKA.OUTPUT.TABLE");
+		} else if (item.mode !== "professional") {
+			schema = item.schema;
+			table = item.table;
+		}
+		return { topic: topic, table: table ? (schema || "public") + "." + table : null };
+	}
+
 	/* An API failure: status (0 when the server was not reached), the
 	 * message of the error body and the body itself. */
 	function ApiError(status, message, body) {
@@ -102,8 +187,8 @@
 
 	/* One call of the REST API; resolves with the decoded body, rejects with
 	 * an ApiError.  A 401 also brings up the token form. */
-	function api(method, path, body) {
-		var headers = { "Accept": "application/json" };
+	function api(method, path, body, asText) {
+		var headers = { "Accept": asText ? "application/yaml, application/json" : "application/json" };
 		var init = { method: method, headers: headers, cache: "no-store" };
 		var t = token();
 
@@ -118,6 +203,8 @@
 				var data = null;
 				var msg;
 
+				if (resp.ok && asText)
+					return text;
 				try {
 					data = text ? JSON.parse(text) : null;
 				} catch (e) {
@@ -195,6 +282,92 @@
 		degraded: "warn", failed: "bad", stopped: "idle", standby: "idle"
 	};
 
+	function sourceTopic(id) {
+		for (var i = 0; i < page.sources.length; i++)
+			if (page.sources[i].id === id)
+				return page.sources[i].topic;
+		return null;
+	}
+
+	/* ------------------------------------------------------------ trends */
+
+	/* One sample per poll for every job; samples past the window go. */
+	function sampleTrends(status) {
+		var now = Date.now();
+
+		Object.keys(status).forEach(function (id) {
+			var st = status[id];
+			var ring = page.trend[id] || (page.trend[id] = []);
+
+			ring.push({ t: now, rps: isLive(st) && typeof st.rows_per_second === "number"
+				? st.rows_per_second : 0, lag: liveLag(st) });
+			while (ring.length && (ring[0].t < now - TREND_MS || ring.length > TREND_MAX))
+				ring.shift();
+		});
+		Object.keys(page.trend).forEach(function (id) {
+			if (!status[id])
+				delete page.trend[id];
+		});
+	}
+
+	function svg(tag, attrs) {
+		var e = document.createElementNS(SVG_NS, tag);
+
+		Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+		return e;
+	}
+
+	/* An empty sparkline: the polyline's points and the title change. */
+	function sparkline(name, what) {
+		var s = svg("svg", { "class": "spark", width: String(SPARK_W), height: String(SPARK_H),
+			viewBox: "0 0 " + SPARK_W + " " + SPARK_H, role: "img", "data-field": name,
+			"data-points": "0", "aria-label": what + " over the last 15 minutes" });
+		var title = svg("title");
+
+		title.textContent = what + ": no samples yet";
+		s.appendChild(title);
+		s.appendChild(svg("polyline", { "class": "line", points: "" }));
+		s.setAttribute("data-what", what);
+		return s;
+	}
+
+	/* Draws one series of a job's ring: x is time over the 15-minute
+	 * window (newest at the right), y scales from 0 to the window's largest
+	 * value.  A sample without a value (lag while stopped) breaks nothing:
+	 * it is left out. */
+	function drawSpark(s, ring, key) {
+		var now = Date.now();
+		var pts = [], vals = [];
+		var max = 0;
+
+		ring.forEach(function (p) {
+			if (typeof p[key] === "number" && isFinite(p[key])) {
+				vals.push(p);
+				max = Math.max(max, p[key]);
+			}
+		});
+		vals.forEach(function (p) {
+			var x = SPARK_W - (now - p.t) / TREND_MS * SPARK_W;
+			var y = SPARK_H - 2 - (max > 0 ? p[key] / max * (SPARK_H - 4) : 0);
+
+			pts.push(x.toFixed(1) + "," + y.toFixed(1));
+		});
+		s.querySelector("polyline").setAttribute("points", pts.join(" "));
+		s.setAttribute("data-points", String(pts.length));
+		s.setAttribute("data-max", String(max));
+		s.querySelector("title").textContent = s.getAttribute("data-what") + ", last " +
+			Math.max(1, Math.round((now - (vals.length ? vals[0].t : now)) / 60000)) + " min: " +
+			(vals.length ? "max " + num(max) + ", now " + num(vals[vals.length - 1][key])
+				: "no samples while the job ran");
+	}
+
+	function drawTrend(tr, id) {
+		var ring = page.trend[id] || [];
+
+		drawSpark(field(tr, "rps_trend"), ring, "rps");
+		drawSpark(field(tr, "lag_trend"), ring, "lag");
+	}
+
 	function sourceName(id) {
 		for (var i = 0; i < page.sources.length; i++)
 			if (page.sources[i].id === id)
@@ -217,6 +390,10 @@
 		var stateTd = el("td");
 		var tasksTd = el("td");
 		var lagTd = el("td", { "class": "num" });
+		var rpsTd = el("td", { "class": "num" });
+		var nameTd = el("td");
+		var open = el("button", { type: "button", "class": "link", "data-field": "name",
+			"data-action": "open" });
 		var details = el("details", { "data-field": "lag_detail" });
 		var summary = el("summary", { "data-field": "lag", title: "lag per partition" });
 		var actions = el("td", { "class": "actions" });
@@ -224,18 +401,26 @@
 		var stop = el("button", { type: "button", "data-action": "stop" }, "Stop");
 
 		tr.appendChild(cell("id", "num"));
-		tr.appendChild(cell("name"));
+		open.addEventListener("click", function () { openJob(id); });
+		nameTd.appendChild(open);
+		tr.appendChild(nameTd);
 		tr.appendChild(cell("source"));
+		tr.appendChild(cell("flow", "flow"));
 		stateTd.appendChild(badge);
 		tr.appendChild(stateTd);
 		tasksTd.appendChild(el("ul", { "class": "tasks", "data-field": "tasks" }));
 		tr.appendChild(tasksTd);
-		tr.appendChild(cell("rows_per_second", "num"));
+		rpsTd.appendChild(el("div", { "data-field": "rows_per_second" }));
+		rpsTd.appendChild(sparkline("rps_trend", "rows/s"));
+		tr.appendChild(rpsTd);
 		details.appendChild(summary);
 		details.appendChild(el("ul", { "class": "partitions", "data-field": "lag_partitions" }));
 		details.appendChild(el("p", { "class": "note", "data-field": "lag_updated_at" }));
 		lagTd.appendChild(details);
+		lagTd.appendChild(el("div", { "class": "note age", "data-field": "lag_age" }));
+		lagTd.appendChild(sparkline("lag_trend", "lag"));
 		tr.appendChild(lagTd);
+		tr.appendChild(cell("last_batch", "age"));
 		tr.appendChild(cell("rows_written", "num"));
 		tr.appendChild(cell("rows_rejected", "num"));
 		tr.appendChild(cell("restarts", "num"));
@@ -261,28 +446,49 @@
 			e.textContent = text;
 	}
 
-	function updateLag(tr, st) {
+	/* The lag a job has now: its worker's last report while a worker runs;
+	 * null for a job that does not run (its last report says where it
+	 * stopped, not how far behind it is now). */
+	function liveLag(st) {
 		var lag = st.lag || null;
 		var total = lag ? lag.total : null;
+
+		if (!isLive(st) || total === null || total === undefined)
+			return null;
+		return total;
+	}
+
+	function isLive(st) {
+		return st.state === "running" || st.state === "degraded";
+	}
+
+	function updateLag(tr, st) {
+		var lag = st.lag || null;
+		var total = liveLag(st);
 		var summary = field(tr, "lag");
 		var list = field(tr, "lag_partitions");
 		var parts = lag && Array.isArray(lag.partitions) ? lag.partitions : [];
 		var when = lag && lag.updated_at ? timeOf(lag.updated_at) : "";
+		var live = isLive(st);
 
-		summary.textContent = total === null || total === undefined ? "\u2013" : num(total);
-		summary.setAttribute("data-value", total === null || total === undefined ? "" : String(total));
-		field(tr, "lag_detail").classList.toggle("stale", st.state !== "running" && when !== "");
+		summary.textContent = total === null ? "\u2014" : num(total);
+		summary.setAttribute("data-value", total === null ? "" : String(total));
+		summary.title = live ? "lag per partition" : "the job does not run: no current lag";
+		field(tr, "lag_detail").classList.toggle("stale", !live && when !== "");
 		clear(list);
 		parts.forEach(function (p) {
 			var li = el("li", { "data-partition": String(p.partition) });
 
 			li.textContent = "partition " + p.partition + ": " +
-				(p.lag === null || p.lag === undefined ? "unknown" : num(p.lag));
+				(!live ? "\u2014" : p.lag === null || p.lag === undefined ? "unknown" : num(p.lag));
 			list.appendChild(li);
 		});
 		if (!parts.length)
 			list.appendChild(el("li", null, "no lag report yet"));
-		field(tr, "lag_updated_at").textContent = when ? "reported " + when : "";
+		field(tr, "lag_updated_at").textContent = !when ? "" : live ? "reported " + when
+			: "last reported " + when + ", before the job stopped";
+		setText(tr, "lag_age", live && lag && lag.updated_at ? ago(lag.updated_at) : "");
+		field(tr, "lag_age").title = live && lag && lag.updated_at ? "age of the lag figure" : "";
 	}
 
 	/* One line per task: its state, pid and the partitions it owns now. */
@@ -314,12 +520,18 @@
 
 		setText(tr, "id", String(st.id));
 		setText(tr, "name", st.name || "");
+		field(tr, "name").setAttribute("aria-label", "Open job " + (st.name || st.id));
 		setText(tr, "source", sourceName(job.source_id));
+		setText(tr, "flow", (job.topic || sourceTopic(job.source_id) || "?") + " \u2192 " +
+			(job.table || "?"));
+		setText(tr, "last_batch", st.last_batch_at ? ago(st.last_batch_at) : "none yet");
+		field(tr, "last_batch").title = st.last_batch_at ? "last batch at " + st.last_batch_at
+			: "no batch since the controller started";
 		setText(tr, "state", st.state || "");
 		badge.className = "badge " + (STATE_CLASS[st.state] || "idle");
 		badge.title = "wanted: " + (desired || "?");
-		setText(tr, "rows_per_second", st.state === "running" || st.state === "degraded" ?
-			rate(st.rows_per_second) : rate(0));
+		setText(tr, "rows_per_second", isLive(st) ? rate(st.rows_per_second) : rate(0));
+		drawTrend(tr, st.id);
 		updateLag(tr, st);
 		updateTasks(tr, st);
 		setText(tr, "rows_written", num(st.rows_written));
@@ -387,6 +599,251 @@
 				updateJob(row, page.status[id]);
 			refreshSoon();
 		});
+	}
+
+	/* -------------------------------------------------------- job view */
+
+	function viewMessage(text, cls) {
+		var m = $("job-view-message");
+
+		m.textContent = text;
+		m.className = cls || "";
+	}
+
+	function failText(e) {
+		return e.message + (e.status ? " (HTTP " + e.status + ")" : "");
+	}
+
+	/* Opens one job's view (its name was clicked): the parts that need the
+	 * worker's tools (offsets, rejected rows) and the YAML load now; tasks
+	 * follow each poll. */
+	function openJob(id) {
+		page.view = { id: id, rejected: null, state: null };
+		$("job-view").hidden = false;
+		$("job-delete-confirm").hidden = true;
+		$("job-view").setAttribute("data-job-id", String(id));
+		viewMessage("", "");
+		clear($("job-tasks-body"));
+		clear($("job-offsets-body"));
+		clear($("job-rejects-body"));
+		$("job-view-yaml").textContent = "loading\u2026";
+		$("job-offsets-note").textContent = "loading\u2026";
+		$("job-rejects-note").textContent = "loading\u2026";
+		updateView();
+		loadYaml(id);
+		loadOffsets(id);
+		loadRejects(id);
+		$("job-view").scrollIntoView({ block: "start" });
+		$("job-view-close").focus();
+	}
+
+	function closeJob() {
+		page.view = null;
+		$("job-view").hidden = true;
+		$("job-view").removeAttribute("data-job-id");
+	}
+
+	function viewing(id) {
+		return page.view !== null && page.view.id === id;
+	}
+
+	function loadYaml(id) {
+		api("GET", "/jobs/" + id + "/config", undefined, true).then(function (yaml) {
+			if (viewing(id))
+				$("job-view-yaml").textContent = yaml;
+		}, function (e) {
+			if (viewing(id))
+				$("job-view-yaml").textContent = "The YAML cannot be shown: " + failText(e);
+		});
+	}
+
+	function loadOffsets(id) {
+		api("GET", "/jobs/" + id + "/offsets").then(function (r) {
+			var body = $("job-offsets-body");
+			var parts = r && Array.isArray(r.partitions) ? r.partitions : [];
+
+			if (!viewing(id))
+				return;
+			clear(body);
+			parts.forEach(function (p) {
+				var tr = el("tr", { "data-partition": String(p.partition) });
+
+				tr.appendChild(el("td", { "class": "num", "data-field": "partition" }, p.partition));
+				tr.appendChild(el("td", { "class": "num", "data-field": "stored_offset",
+					"data-value": p.stored_offset === null ? "" : String(p.stored_offset) },
+					p.stored_offset === null ? "none (FALLBACK_OFFSET)" : num(p.stored_offset)));
+				tr.appendChild(el("td", { "class": "num", "data-field": "low_watermark" },
+					num(p.low_watermark)));
+				tr.appendChild(el("td", { "class": "num", "data-field": "high_watermark" },
+					num(p.high_watermark)));
+				tr.appendChild(el("td", { "class": "num", "data-field": "lag" },
+					p.lag === null ? "\u2014" : num(p.lag)));
+				body.appendChild(tr);
+			});
+			$("job-offsets-note").textContent = (parts.length ? "" : "No partitions. ") +
+				"Read " + new Date().toLocaleTimeString("en-GB") + " from the job's progress table " +
+				"and the brokers; total lag " + num(r ? r.total_lag : null) + ".";
+		}, function (e) {
+			if (viewing(id))
+				$("job-offsets-note").textContent = "Offsets cannot be read: " + failText(e);
+		});
+	}
+
+	/* A payload as text for the preview: the text itself, or a note with the
+	 * size of a binary one; cut at PREVIEW_MAX characters. */
+	function preview(text, b64) {
+		if (typeof text === "string")
+			return text.length > PREVIEW_MAX ? text.slice(0, PREVIEW_MAX) + "\u2026" : text;
+		if (typeof b64 === "string")
+			return "binary, " + Math.floor(b64.length * 3 / 4) + " bytes (base64 " +
+				b64.slice(0, 40) + (b64.length > 40 ? "\u2026" : "") + ")";
+		return "null";
+	}
+
+	function loadRejects(id) {
+		api("GET", "/jobs/" + id + "/errors?page=1&page_size=" + REJECTS_SHOWN).then(function (r) {
+			var body = $("job-rejects-body");
+			var items = r && Array.isArray(r.items) ? r.items : [];
+
+			if (!viewing(id))
+				return;
+			clear(body);
+			items.forEach(function (x) {
+				var tr = el("tr", { "data-error-id": String(x.id) });
+
+				tr.appendChild(el("td", { "data-field": "created_at", title: x.created_at || "" },
+					ago(x.created_at)));
+				tr.appendChild(el("td", { "class": "num", "data-field": "partition" }, x.partition));
+				tr.appendChild(el("td", { "class": "num", "data-field": "offset" }, x.offset));
+				tr.appendChild(el("td", { "class": "err", "data-field": "error" }, x.error));
+				tr.appendChild(el("td", { "class": "payload", "data-field": "payload" },
+					preview(x.value, x.value_base64)));
+				body.appendChild(tr);
+			});
+			$("job-rejects-count").textContent = String(r ? r.total : 0);
+			$("job-rejects-note").textContent = !items.length ? "No rejected rows." :
+				"The newest " + items.length + " of " + num(r.total) +
+				" in the error table (GET /api/v1/jobs/" + id + "/errors).";
+		}, function (e) {
+			if (viewing(id))
+				$("job-rejects-note").textContent = "Rejected rows cannot be read: " + failText(e);
+		});
+	}
+
+	/* Each poll: the open job's summary, tasks and buttons; offsets and
+	 * rejected rows again when the job's state or rejected count moved. */
+	function updateView() {
+		var v = page.view;
+		var st = v ? page.status[v.id] : null;
+		var job, body, stopped;
+
+		if (!v)
+			return;
+		if (!st) {
+			closeJob();
+			return;
+		}
+		job = page.jobs[v.id] || {};
+		$("job-view-title").textContent = "Job " + (st.name || "") + " (#" + st.id + ")";
+		$("job-view-summary").textContent = (st.state || "?") + " (wanted " +
+			(st.desired_state || "?") + ") \u00b7 " + (job.topic || sourceTopic(job.source_id) || "?") +
+			" \u2192 " + (job.table || "?") + " \u00b7 last batch " +
+			(st.last_batch_at ? ago(st.last_batch_at) : "none yet") + " \u00b7 lag " +
+			(liveLag(st) === null ? "\u2014" : num(liveLag(st)));
+		body = $("job-tasks-body");
+		clear(body);
+		(Array.isArray(st.tasks) ? st.tasks : []).forEach(function (t) {
+			var tr = el("tr", { "data-task": String(t.task) });
+			var parts = Array.isArray(t.partitions) ? t.partitions : [];
+
+			tr.appendChild(el("td", { "class": "num" }, t.task));
+			tr.appendChild(el("td", { "data-field": "state" }, t.state || ""));
+			tr.appendChild(el("td", null, t.pid ? t.pid : "\u2014"));
+			tr.appendChild(el("td", { "data-field": "partitions" }, parts.length ? parts.join(", ") : "\u2014"));
+			tr.appendChild(el("td", { "class": "num" }, isLive(st) ? rate(t.rows_per_second) : rate(0)));
+			tr.appendChild(el("td", { "class": "num" }, isLive(st) && typeof t.lag === "number"
+				? num(t.lag) : "\u2014"));
+			tr.appendChild(el("td", { "class": "num" }, num(t.restarts || 0)));
+			tr.appendChild(el("td", { "class": "err" }, t.last_error || ""));
+			body.appendChild(tr);
+		});
+		stopped = st.state === "failed" || (st.state === "stopped" && st.desired_state === "stopped");
+		$("job-reset").disabled = !stopped;
+		$("job-reset").title = stopped ? "" : "stop the job first";
+		$("job-delete").disabled = !stopped;
+		$("job-delete").title = stopped ? "" : "stop the job first";
+		if (v.state !== null && (v.state !== st.state || v.rejected !== st.rows_rejected)) {
+			loadOffsets(v.id);
+			loadRejects(v.id);
+		}
+		v.state = st.state;
+		v.rejected = st.rows_rejected;
+	}
+
+	function onReset() {
+		var v = page.view;
+		var to = $("job-reset-to").value;
+
+		if (!v)
+			return;
+		$("job-reset").disabled = true;
+		viewMessage("resetting offsets to " + to + "\u2026", "");
+		api("POST", "/jobs/" + v.id + "/offsets/reset", { to: to }).then(function (r) {
+			var parts = r && Array.isArray(r.partitions) ? r.partitions : [];
+
+			viewMessage("Offsets reset to " + to + ": " + parts.map(function (p) {
+				return "partition " + p.partition + " \u2192 " + num(p.offset);
+			}).join(", ") + (r && r.kafka_committed === false && r.warning ? " (" + r.warning + ")" : "") +
+				".", "ok");
+			loadOffsets(v.id);
+		}, function (e) {
+			viewMessage("Offsets not reset: " + failText(e), "bad");
+		}).then(function () {
+			updateView();
+		});
+	}
+
+	function onDelete() {
+		var st = page.view ? page.status[page.view.id] : null;
+
+		if (!st)
+			return;
+		$("job-delete-question").textContent = "Delete job " + (st.name || "") + " (#" + st.id +
+			")? Its definition and state go; rows already written and its error table stay.";
+		$("job-delete-confirm").hidden = false;
+		$("job-delete-no").focus();
+	}
+
+	function onDeleteConfirmed() {
+		var id = page.view ? page.view.id : null;
+
+		if (id === null)
+			return;
+		$("job-delete-confirm").hidden = true;
+		viewMessage("deleting\u2026", "");
+		api("DELETE", "/jobs/" + id).then(function () {
+			if (viewing(id))
+				closeJob();
+			delete page.status[id];
+			renderJobs();
+			statusLine("Deleted job #" + id + ".", "ok");
+			refreshSoon();
+		}, function (e) {
+			viewMessage("Not deleted: " + failText(e), "bad");
+		});
+	}
+
+	function toggleNewJob() {
+		var sec = $("new-job");
+		var show = sec.hidden;
+
+		sec.hidden = !show;
+		$("new-job-toggle").setAttribute("aria-expanded", String(show));
+		$("new-job-toggle").textContent = show ? "Hide new job" : "New job";
+		if (show) {
+			renderGutter();
+			$("job-name").focus();
+		}
 	}
 
 	/* -------------------------------------------------- services, sources */
@@ -610,11 +1067,16 @@
 		return listAll("/jobs").then(function (items) {
 			var jobs = {};
 
-			items.forEach(function (j) { jobs[j.id] = { source_id: j.source_id, mode: j.mode }; });
+			items.forEach(function (j) {
+				var flow = jobFlow(j);
+
+				jobs[j.id] = { source_id: j.source_id, mode: j.mode, topic: flow.topic,
+					table: flow.table };
+			});
 			/* Past the list's cap: known, without a source, until the next full read. */
 			status.forEach(function (st) {
 				if (jobs[st.id] === undefined)
-					jobs[st.id] = { source_id: null, mode: null };
+					jobs[st.id] = { source_id: null, mode: null, topic: null, table: null };
 			});
 			return jobs;
 		});
@@ -642,9 +1104,11 @@
 			$("auth").hidden = true;
 			$("app").hidden = false;
 			$("token-forget").hidden = token() === "";
+			sampleTrends(status);
 			renderSources();
 			renderServices();
 			renderJobs();
+			updateView();
 			page.refreshes++;
 			document.documentElement.setAttribute("data-refreshes", String(page.refreshes));
 			statusLine("Updated " + new Date().toLocaleTimeString("en-GB") +
@@ -686,6 +1150,20 @@
 		$("auth-form").addEventListener("submit", onToken);
 		$("token-forget").addEventListener("click", onForget);
 		$("job-form").addEventListener("submit", onSubmit);
+		$("new-job-toggle").addEventListener("click", toggleNewJob);
+		$("job-view-close").addEventListener("click", closeJob);
+		$("job-view-reload").addEventListener("click", function () {
+			if (page.view) {
+				loadOffsets(page.view.id);
+				loadRejects(page.view.id);
+			}
+		});
+		$("job-reset").addEventListener("click", onReset);
+		$("job-delete").addEventListener("click", onDelete);
+		$("job-delete-yes").addEventListener("click", onDeleteConfirmed);
+		$("job-delete-no").addEventListener("click", function () {
+			$("job-delete-confirm").hidden = true;
+		});
 		ta.addEventListener("input", function () { renderGutter(); });
 		ta.addEventListener("scroll", function () { $("job-config-gutter").scrollTop = ta.scrollTop; });
 		renderGutter({});
