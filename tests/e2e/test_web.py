@@ -6,7 +6,8 @@ bad YAML and its error beside the text, and a server whose API needs a token
 
 Needs Debian's chromium and chromium-driver and python3-selenium
 (scripts/install-deps.sh); a missing one fails the test.  The screenshot goes
-to $E2E_ARTIFACTS/status-page.png (default: <build dir>/test-artifacts/).
+to $E2E_ARTIFACTS/status-page-form.png (default: <build dir>/test-artifacts/);
+test_web_job.py takes the one with trends and the job view.
 """
 import os
 import shutil
@@ -202,6 +203,10 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     expected_errors = [e for e in details if e["line"] == bad_line]
     assert expected_errors, f"the API finds nothing on line {bad_line}: {details}"
     jobs_before = server.call("GET", "/jobs")["total"]
+    # The form waits behind its button, so services and sources stay in view.
+    assert not visible(browser, "#job-form"), "the New job form shows before its button is clicked"
+    browser.find_element(By.ID, "new-job-toggle").click()
+    wait_page(browser, lambda d: visible(d, "#job-form"), "the New job button to reveal the form")
     browser.find_element(By.ID, "job-name").send_keys(new_name)
     browser.find_element(By.CSS_SELECTOR, f'#job-source option[value="{src["id"]}"]').click()
     paste_yaml(browser, bad_yaml)
@@ -221,7 +226,7 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     assert "not created" in browser.find_element(By.ID, "job-form-message").text
     assert server.call("GET", "/jobs")["total"] == jobs_before, "a bad YAML created a job"
 
-    path = artifacts_dir() / "status-page.png"
+    path = artifacts_dir() / "status-page-form.png"
     assert browser.save_screenshot(str(path)), "the screenshot was not written"
     print(f"\nstatus page screenshot: {path}")
 

@@ -25,7 +25,7 @@
 	var TOKEN_KEY = "streamserver.token";
 	var TREND_MS = 15 * 60 * 1000;  /* the sparklines' window */
 	var TREND_MAX = 600;            /* samples kept per job: 15 min at 1.5 s */
-	var SPARK_W = 120, SPARK_H = 22;
+	var SPARK_W = 90, SPARK_H = 22;
 	var REJECTS_SHOWN = 10;         /* rejected rows in the job view */
 	var PREVIEW_MAX = 160;          /* characters of a payload shown */
 	var SVG_NS = "http://www.w3.org/2000/svg";
@@ -331,14 +331,16 @@
 		return s;
 	}
 
-	/* Draws one series of a job's ring: x is time over the 15-minute
-	 * window (newest at the right), y scales from 0 to the window's largest
-	 * value.  A sample without a value (lag while stopped) breaks nothing:
-	 * it is left out. */
+	/* Draws one series of a job's ring: x is time, newest at the right,
+	 * over the time the page has samples for (at least 30 s, at most the
+	 * 15-minute window, so a page opened a minute ago shows a trend, not a
+	 * sliver); y scales from 0 to the largest value shown.  A sample without
+	 * a value (lag while the job does not run) is left out. */
 	function drawSpark(s, ring, key) {
 		var now = Date.now();
 		var pts = [], vals = [];
 		var max = 0;
+		var span = Math.min(TREND_MS, Math.max(30000, ring.length ? now - ring[0].t : 0));
 
 		ring.forEach(function (p) {
 			if (typeof p[key] === "number" && isFinite(p[key])) {
@@ -347,7 +349,7 @@
 			}
 		});
 		vals.forEach(function (p) {
-			var x = SPARK_W - (now - p.t) / TREND_MS * SPARK_W;
+			var x = SPARK_W - (now - p.t) / span * SPARK_W;
 			var y = SPARK_H - 2 - (max > 0 ? p[key] / max * (SPARK_H - 4) : 0);
 
 			pts.push(x.toFixed(1) + "," + y.toFixed(1));
