@@ -10,12 +10,14 @@ confirmation.  Names and payloads holding markup stay text.
 The screenshot with a trend goes to $E2E_ARTIFACTS/status-page.png (default:
 <build dir>/test-artifacts/); doc/status-page.png is a copy of one.
 """
+import uuid
+
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source,
-                     delimited_messages, job_status, start_job, unique, wait_state,
+                     delimited_messages, job_status, start_job, unique, wait_for, wait_state,
                      wizard_job)
 from test_web import (artifacts_dir, browser, page_job, script_errors, shown_int,  # noqa: F401
                       visible, wait_page)
@@ -99,6 +101,11 @@ def test_trend_job_view_reset_delete(server, pg, kafka, browser):
     assert row["lag_age"].endswith(" ago"), row["lag_age"]
     st = job_status(server, jid)
     assert st["last_batch_at"] is not None and st["rows_rejected"] == 1, st
+
+    # Everything committed (the lag above is the read position), so the
+    # view's offsets and the API's are the same figures.
+    wait_for(lambda: all(p["stored_offset"] == p["high_watermark"] for p in server.call(
+        "GET", f"/jobs/{jid}/offsets")["partitions"]), 60, 0.5, "the offsets to be committed")
 
     # The job view.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-action="open"]').click()
@@ -231,4 +238,50 @@ def test_new_job_button_and_markup_in_names(server, pg, kafka, browser):
     html = requests.get(server.base + "/", timeout=15).text
     assert name.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in html
     assert MARKUP not in html, "the no-script summary holds a name's markup unescaped"
+    assert script_errors(browser) == []
+
+
+def test_job_view_with_tokens(make_server, pg, kafka, browser, tmp_path):
+    """The view's calls carry the token: the YAML loads with the read-only
+    token, and its Reset and Delete show the server's 403 and change nothing."""
+    from test_web import _token_file
+
+    token = "webjob-" + uuid.uuid4().hex
+    read_token = "webjob-read-" + uuid.uuid4().hex
+    srv = make_server(args=["--token-file", str(_token_file(tmp_path, "token", token)),
+                            "--read-token-file", str(_token_file(tmp_path, "read", read_token))],
+                      api_token=token)
+    topic = kafka.create_topic(unique("webjobtok"), partitions=1)
+    table = pg.create_table(unique("t_webjobtok"), TABLE5)
+    svc = create_service(srv, pg)
+    src = create_source(srv, svc["id"], kafka, topic)
+    job = create_job(srv, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5],
+                                     name=unique("web_tok_view")))
+    jid = job["id"]
+
+    browser.get(srv.base + "/")
+    wait_page(browser, lambda d: visible(d, "#token-input"), "the page to ask for the token")
+    browser.find_element(By.ID, "token-input").send_keys(read_token)
+    browser.find_element(By.ID, "token-save").click()
+    wait_page(browser, lambda d: page_job(d, jid), "the jobs to show with the read token")
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-action="open"]').click()
+    yaml = wait_page(browser, lambda d: (lambda t: t if "TOPIC" in t else None)(
+        d.find_element(By.ID, "job-view-yaml").text), "the job's YAML with the read token")
+    assert f"TOPIC: {topic}" in yaml and pg.password not in yaml, yaml
+
+    wait_page(browser, lambda d: d.find_element(By.ID, "job-reset").is_enabled(),
+              "Reset offsets to be enabled for a stopped job")
+    browser.find_element(By.ID, "job-reset").click()
+    msg = wait_page(browser, lambda d: (lambda t: t if "403" in t else None)(
+        d.find_element(By.ID, "job-view-message").text), "the reset's 403")
+    assert msg.startswith("Offsets not reset"), msg
+    browser.find_element(By.ID, "job-delete").click()
+    wait_page(browser, lambda d: visible(d, "#job-delete-confirm"), "the delete confirmation")
+    browser.find_element(By.ID, "job-delete-yes").click()
+    msg = wait_page(browser, lambda d: (lambda t: t if t.startswith("Not deleted") else None)(
+        d.find_element(By.ID, "job-view-message").text), "the delete's 403")
+    assert "403" in msg, msg
+    assert srv.call("GET", f"/jobs/{jid}")["name"] == job["name"], "the read token deleted the job"
+    assert page_job(browser, jid) is not None
+    assert token not in browser.page_source and read_token not in browser.page_source
     assert script_errors(browser) == []
