@@ -14,6 +14,7 @@ import uuid
 
 import requests
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source,
@@ -234,6 +235,14 @@ def test_new_job_button_and_markup_in_names(server, pg, kafka, browser):
     wait_page(browser, lambda d: "No rejected rows" in d.find_element(By.ID, "job-rejects-note").text,
               "the view to say there are no rejected rows")
     assert xss_fired(browser) is None and not browser.find_elements(By.TAG_NAME, "img")
+    # The open view is in the address: a reload opens it again; Escape closes it.
+    assert browser.execute_script("return location.hash") == f"#job={jid}"
+    browser.refresh()
+    wait_page(browser, lambda d: visible(d, "#job-view") and d.find_element(
+        By.ID, "job-view-title").text == f"Job {name} (#{jid})", "the reload to open the view again")
+    browser.find_element(By.ID, "job-view-close").send_keys(Keys.ESCAPE)
+    assert not visible(browser, "#job-view")
+    assert browser.execute_script("return location.hash") == ""
     # Without scripts the summary is escaped by the server.
     html = requests.get(server.base + "/", timeout=15).text
     assert name.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in html

@@ -621,6 +621,7 @@
 	 * follow each poll. */
 	function openJob(id) {
 		page.view = { id: id, rejected: null, state: null };
+		setHash("#job=" + id);
 		$("job-view").hidden = false;
 		$("job-delete-confirm").hidden = true;
 		$("job-view").setAttribute("data-job-id", String(id));
@@ -639,8 +640,22 @@
 		$("job-view-close").focus();
 	}
 
+	/* The open view is in the address (#job=ID), so it can be linked and
+	 * survives a reload. */
+	function setHash(h) {
+		if (window.location.hash !== h && window.history && window.history.replaceState)
+			window.history.replaceState(null, "", h || window.location.pathname + window.location.search);
+	}
+
+	function hashJob() {
+		var m = /^#job=(\d+)$/.exec(window.location.hash || "");
+
+		return m ? Number(m[1]) : null;
+	}
+
 	function closeJob() {
 		page.view = null;
+		setHash("");
 		$("job-view").hidden = true;
 		$("job-view").removeAttribute("data-job-id");
 	}
@@ -1110,6 +1125,8 @@
 			renderSources();
 			renderServices();
 			renderJobs();
+			if (page.refreshes === 0 && page.view === null && status[hashJob()])
+				openJob(hashJob());
 			updateView();
 			page.refreshes++;
 			document.documentElement.setAttribute("data-refreshes", String(page.refreshes));
@@ -1154,6 +1171,10 @@
 		$("job-form").addEventListener("submit", onSubmit);
 		$("new-job-toggle").addEventListener("click", toggleNewJob);
 		$("job-view-close").addEventListener("click", closeJob);
+		$("job-view").addEventListener("keydown", function (ev) {
+			if (ev.key === "Escape")
+				closeJob();
+		});
 		$("job-view-reload").addEventListener("click", function () {
 			if (page.view) {
 				loadOffsets(page.view.id);
