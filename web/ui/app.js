@@ -25,7 +25,7 @@
 	var TOKEN_KEY = "streamserver.token";
 	var TREND_MS = 15 * 60 * 1000;  /* the sparklines' window */
 	var TREND_MAX = 600;            /* samples kept per job: 15 min at 1.5 s */
-	var SPARK_W = 90, SPARK_H = 22;
+	var SPARK_W = 96, SPARK_H = 28;
 	var REJECTS_SHOWN = 10;         /* rejected rows in the job view */
 	var PREVIEW_MAX = 160;          /* characters of a payload shown */
 	var SVG_NS = "http://www.w3.org/2000/svg";
@@ -326,6 +326,7 @@
 
 		title.textContent = what + ": no samples yet";
 		s.appendChild(title);
+		s.appendChild(svg("polygon", { "class": "area", points: "" }));
 		s.appendChild(svg("polyline", { "class": "line", points: "" }));
 		s.setAttribute("data-what", what);
 		return s;
@@ -355,6 +356,9 @@
 			pts.push(x.toFixed(1) + "," + y.toFixed(1));
 		});
 		s.querySelector("polyline").setAttribute("points", pts.join(" "));
+		/* The area under the line, closed along the bottom edge. */
+		s.querySelector("polygon").setAttribute("points", pts.length < 2 ? "" : pts.join(" ") + " " +
+			pts[pts.length - 1].split(",")[0] + "," + SPARK_H + " " + pts[0].split(",")[0] + "," + SPARK_H);
 		s.setAttribute("data-points", String(pts.length));
 		s.setAttribute("data-max", String(max));
 		s.querySelector("title").textContent = s.getAttribute("data-what") + ", last " +
