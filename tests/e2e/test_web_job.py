@@ -1,7 +1,7 @@
 """The status page's trends and job view (web/ui/app.js) in headless Chromium
 against a real controller, PostgreSQL and Kafka: the 15-minute sparklines of
 rows/s and lag fill in as the page polls, each row says topic -> table and
-how long ago the last batch was, a stopped job shows no lag (the API still
+how long ago the last batch was, a stopped or failed job shows no lag (the API still
 holds the worker's last report), and a click on a job's name opens its view:
 the effective YAML, partitions with their stored offsets, the rejected row of
 a malformed message, an offsets reset while stopped, and delete behind a
@@ -294,4 +294,33 @@ def test_job_view_with_tokens(make_server, pg, kafka, browser, tmp_path):
     assert srv.call("GET", f"/jobs/{jid}")["name"] == job["name"], "the read token deleted the job"
     assert page_job(browser, jid) is not None
     assert token not in browser.page_source and read_token not in browser.page_source
+    assert script_errors(browser) == []
+
+
+def test_failed_job_shows_no_stale_lag(server, pg, kafka, browser):
+    """A job failed by its ERROR_LIMIT keeps its worker's last lag report in
+    the API; the page shows no lag for it, and the reason."""
+    topic = kafka.create_topic(unique("webfail"), partitions=1)
+    table = pg.create_table(unique("t_webfail"), TABLE5)
+    svc = create_service(server, pg)
+    src = create_source(server, svc["id"], kafka, topic)
+    job = create_job(server, wizard_job(src["id"], pg, table, [c for c, _ in COLUMNS5],
+                                        name=unique("web_fail"), error_limit=0))
+    jid = job["id"]
+    kafka.produce(topic, delimited_messages(0, 1000))
+    start_job(server, jid)
+    wait_state(server, jid, "running", pred=lambda st: st["lag"]["total"] is not None)
+
+    browser.get(server.base + "/")
+    wait_page(browser, lambda d: (lambda r: r if r and r["lag"] == "0" else None)(
+        page_job(d, jid)), "the running job's lag")
+    kafka.produce(topic, [BAD_PAYLOAD])  # ERROR_LIMIT 0: the job fails on it
+    st = wait_state(server, jid, "failed")
+    assert st["lag"]["total"] is not None and st["lag"]["updated_at"] is not None, st
+    row = wait_page(browser, lambda d: (lambda r: r if r and r["state"] == "failed" else None)(
+        page_job(d, jid)), "the row to show failed")
+    assert row["lag"] == "\u2014" and row["lag_age"] == "", row
+    assert "before the job stopped" in row["lag_updated_at"], row
+    assert row["rows_per_second"] == "0", row
+    assert st["last_error"] and row["last_error"] == st["last_error"], (row, st)
     assert script_errors(browser) == []
