@@ -243,6 +243,8 @@ def test_status_page_live_stop_and_form(server, pg, kafka, browser):
     row = wait_page(browser, lambda d: page_job(d, created[0]["id"]), "the new job's row")
     assert row["name"] == new_name and row["state"] == "stopped", row
     assert row["source"] == src["name"], row
+    # Topic -> table read from the professional job's effective YAML.
+    assert row["flow"] == f"{topic} \u2192 public.{table}", row
 
     # Stop: the badge turns to stopped, and the API agrees.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{jid}"] [data-action="stop"]').click()
