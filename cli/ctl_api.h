@@ -29,6 +29,7 @@ enum {
 struct ctl {
 	struct ctl_client client;
 	bool json; /* --json: print the server's JSON unchanged */
+	int last_status; /* HTTP status of the last answer (0: none) */
 };
 
 /* The exit code for an HTTP status that is not 2xx. */

@@ -121,6 +121,15 @@ static void ctl_load_abandon(struct ctl *ctl, long long job_id, const char *name
 			name, job_id, job_id);
 }
 
+/* After a create that failed: a 409 is a name another object has. */
+static void ctl_load_name_hint(const struct ctl *ctl, const char *kind, const char *name)
+{
+	if (ctl->last_status == 409)
+		fprintf(stderr, "streamctl: a %s named %s exists already; load under another name with "
+			"--name NAME (it names the job, and the service and source jobs load makes)\n",
+			kind, name);
+}
+
 /* The source format and delimiter a job's VALUE block implies. */
 static void ctl_source_format(const struct jobspec *spec, cJSON *body)
 {
@@ -161,8 +170,10 @@ static int ctl_find_or_make_service(struct ctl *ctl, const struct jobspec *spec,
 	cJSON_AddStringToObject(body, "database_host", host);
 	cJSON_AddNumberToObject(body, "database_port", port);
 	rc = ctl_api_json(ctl, "POST", "services", body, &made);
-	if (rc != CTL_EXIT_OK)
+	if (rc != CTL_EXIT_OK) {
+		ctl_load_name_hint(ctl, "service", job_name);
 		goto out;
+	}
 	*service_id = (long long)ctl_json_num(made, "id", 0);
 	printf("created service %s (id %lld) for %s:%d\n", job_name, *service_id, host, port);
 out:
@@ -223,8 +234,10 @@ int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, cons
 	cJSON_AddStringToObject(body, "topic", spec->topic);
 	ctl_source_format(spec, body);
 	rc = ctl_api_json(ctl, "POST", "sources", body, &made);
-	if (rc != CTL_EXIT_OK)
+	if (rc != CTL_EXIT_OK) {
+		ctl_load_name_hint(ctl, "source", job_name);
 		goto out;
+	}
 	*source_id = (long long)ctl_json_num(made, "id", 0);
 	printf("created source %s (id %lld) for topic %s on %s\n", job_name, *source_id,
 	       spec->topic, spec->brokers);
@@ -255,8 +268,10 @@ static int ctl_load_submit(struct ctl *ctl, const char *yaml, const char *name,
 	}
 	if (found == NULL) {
 		rc = ctl_api_json(ctl, "POST", "jobs", body, &res);
-		if (rc != CTL_EXIT_OK)
+		if (rc != CTL_EXIT_OK) {
+			ctl_load_name_hint(ctl, "job", name);
 			goto out;
+		}
 		*job_id = (long long)ctl_json_num(res, "id", 0);
 		printf("created job %s (id %lld)\n", name, *job_id);
 	} else {
@@ -314,6 +329,7 @@ out:
 struct ctl_progress {
 	double rows, rejected, rate, lag; /* lag < 0: unknown */
 	const char *state;
+	const char *reason; /* last_error of a retrying or failed job, else NULL */
 };
 
 static void ctl_progress_show(const struct ctl_progress *p, bool tty, double elapsed)
@@ -331,12 +347,15 @@ static void ctl_progress_show(const struct ctl_progress *p, bool tty, double ela
 		for (int i = 0; i < CTL_LOAD_BAR; i++)
 			bar[i] = i < filled ? '#' : '-';
 		bar[CTL_LOAD_BAR] = '\0';
-		/* \033[K clears what a longer previous line left */
-		printf("\r[%s] %.0f rows  %.1f rows/s  lag %s  %s  %.0fs\033[K", bar, p->rows, p->rate,
-		       lag, p->state, elapsed);
+		/* \033[K clears what a longer previous line left; the reason
+		 * is cut so that the line stays one line on a usual terminal */
+		printf("\r[%s] %.0f rows  %.1f rows/s  lag %s  %s%s%.100s  %.0fs\033[K", bar, p->rows,
+		       p->rate, lag, p->state, p->reason != NULL ? ": " : "",
+		       p->reason != NULL ? p->reason : "", elapsed);
 	} else {
-		printf("%.0fs: %.0f rows, %.1f rows/s, lag %s, %.0f rejected, %s\n", elapsed, p->rows,
-		       p->rate, lag, p->rejected, p->state);
+		printf("%.0fs: %.0f rows, %.1f rows/s, lag %s, %.0f rejected, %s%s%s\n", elapsed, p->rows,
+		       p->rate, lag, p->rejected, p->state, p->reason != NULL ? ": " : "",
+		       p->reason != NULL ? p->reason : "");
 	}
 	fflush(stdout);
 }
@@ -344,13 +363,13 @@ static void ctl_progress_show(const struct ctl_progress *p, bool tty, double ela
 int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const char *source,
 		 bool quit_at_eof)
 {
-	char err[512], name[256], path[128], state_buf[64], lag_at0[64] = "", buf[512];
+	char err[512], name[256], path[128], state_buf[64], lag_at0[64] = "", buf[512], reason[512];
 	char *yaml = NULL;
 	size_t len;
 	long long source_id = 0, job_id = 0;
 	cJSON *st = NULL;
 	double base_rows, base_rej, t0, last_line = -1e9, last_confirm = -1e9;
-	struct ctl_progress prog = {0, 0, 0, -1, "starting"};
+	struct ctl_progress prog = {0, 0, 0, -1, "starting", NULL};
 	struct sigaction sa;
 	bool tty = isatty(STDOUT_FILENO), failed = false, drained = false;
 	int rc;
@@ -418,6 +437,12 @@ int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const 
 		elapsed = now - t0;
 		snprintf(state_buf, sizeof(state_buf), "%s", ctl_json_str(st, "state") ? ctl_json_str(st, "state") : "?");
 		prog.state = state_buf;
+		prog.reason = NULL;
+		if ((strcmp(state_buf, "retrying") == 0 || strcmp(state_buf, "failed") == 0) &&
+		    ctl_json_str(st, "last_error") != NULL) {
+			snprintf(reason, sizeof(reason), "%s", ctl_json_str(st, "last_error"));
+			prog.reason = reason;
+		}
 		prog.rows = ctl_json_num(st, "rows_written", 0) - base_rows;
 		prog.rejected = ctl_json_num(st, "rows_rejected", 0) - base_rej;
 		prog.rate = ctl_json_num(st, "rows_per_second", elapsed > 0 ? prog.rows / elapsed : 0);
