@@ -191,8 +191,6 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_validate(spec, &errs) < 0)
 		check_add_js_errors(rep, &errs);
-	else if (!cJSON_IsFalse(kafka)) /* "kafka": false: the database only */
-		check_kafka(spec, rep);
 	rep->ndefinition = (size_t)cJSON_GetArraySize(rep->errors);
 	if (check_db_possible(spec)) {
 		struct check_pg_ops ops = { check_on_problem, check_on_statement, rep };
@@ -200,6 +198,10 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 			cJSON_IsString(name) && name->valuestring[0] != '\0' ? name->valuestring : "check";
 		rc = check_pg_run(spec, job_name, &ops);
 	}
+	/* After the database: a check that stops at the database (killed,
+	 * timed out) has said what it found there. */
+	if (rep->ndefinition == 0 && !cJSON_IsFalse(kafka)) /* "kafka": false: the database only */
+		check_kafka(spec, rep);
 out:
 	jobspec_free(spec);
 	if (doc != NULL) {
