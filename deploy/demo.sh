@@ -192,6 +192,7 @@ check_alive() {
 say "starting streamserver on $URL (log: $LOG)"
 "$BUILD/controller/streamserver" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" 2>"$LOG" &
 SERVER_PID=$!
+echo "$SERVER_PID" >"$WORK/streamserver.pid"
 up=0
 for _ in $(seq 200); do
     check_alive quick
