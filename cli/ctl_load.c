@@ -297,6 +297,31 @@ out:
 	return rc;
 }
 
+/* Asks the server to check the job (POST /jobs/validate: the brokers, the
+ * topic, the table) before it starts, and says what is wrong: a worker that
+ * waits for brokers that do not answer shows only "starting" meanwhile.  The
+ * job is started anyway (a topic or table may appear in the meantime). */
+static void ctl_load_precheck(struct ctl *ctl, const char *yaml, long long source_id, const char *name)
+{
+	cJSON *body = ctl_job_body_yaml(yaml, NULL, source_id), *res = NULL;
+	const cJSON *e;
+
+	if (body == NULL || ctl_api_json(ctl, "POST", "jobs/validate", body, &res) != CTL_EXIT_OK ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "valid")))
+		goto out;
+	fprintf(stderr, "streamctl: job %s may not run as it is; the check found:\n", name);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "errors")) {
+		char f[256], l[32], c[64], m[1024];
+		fprintf(stderr, "  line %s: %s: %s [%s]\n", ctl_json_text(e, "line", l, sizeof(l)),
+			ctl_json_text(e, "field", f, sizeof(f)), ctl_json_text(e, "message", m, sizeof(m)),
+			ctl_json_text(e, "code", c, sizeof(c)));
+	}
+	fprintf(stderr, "streamctl: starting it anyway (streamctl jobs validate -f FILE checks again)\n");
+out:
+	cJSON_Delete(body);
+	cJSON_Delete(res);
+}
+
 /* True when the job's stored offsets have reached every partition's end
  * (GET /jobs/{id}/offsets: total_lag 0; a partition without a stored
  * offset counts only when it is empty). */
@@ -391,6 +416,7 @@ int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const 
 	rc = ctl_load_submit(ctl, yaml, name, source_id, &job_id);
 	if (rc != CTL_EXIT_OK)
 		goto out;
+	ctl_load_precheck(ctl, yaml, source_id, name);
 
 	/* Counters are the job's lifetime totals: this load's share is the
 	 * difference from here.  The lag report is kept after a stop, so only

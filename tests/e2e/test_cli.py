@@ -381,6 +381,8 @@ def test_load_of_a_failing_job_exits_5(server, pg, kafka, tmp_path):
                                                       value=VALUE5)))
     p = code(_load(server.base, f), 5)
     assert "failed" in p.stderr
+    # said before the start, by the check jobs load asks for
+    assert "may not run as it is" in p.stderr and "[no_table]" in p.stderr, p.stderr
     job = server.call("GET", "/jobs")["items"][0]
     assert job_status(server, job["id"])["state"] == "failed"
 
@@ -446,6 +448,7 @@ def test_load_says_why_a_job_retries(server, pg, kafka, tmp_path):
     out = "".join(seen)
     lines = [ln for ln in out.splitlines() if ", retrying: " in ln]
     assert lines, f"no progress line with the reason:\n{out}\n{err}"
+    assert "may not run as it is" in err and "[unreachable]" in err, err
     assert str(dead) in lines[-1], lines
 
 
