@@ -278,7 +278,7 @@ if s.get("last_error"):
 sys.exit(0 if total == 0 and s.get("rows_written", 0) >= int(sys.argv[1]) else 1)
 PYEOF
 }
-for _ in $(seq 30); do
+for _ in $(seq 60); do
     summary >/dev/null 2>&1 && break
     sleep 1
 done

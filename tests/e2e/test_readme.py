@@ -186,3 +186,41 @@ def test_demo_stops_with_the_reason_when_the_controller_dies(tmp_path):
     assert f"the whole log: {kept}" in out, out
     assert "streamserver" in kept.read_text(), "the kept log is empty"
     _assert_all_gone(demo, cluster, ports)
+
+
+def _anchor(heading):
+    h = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return h.replace(" ", "-")
+
+
+def _headings(path):
+    out, fence = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        m = re.match(r"^#+ (.*)", line)
+        if m and not fence:
+            out.add(_anchor(m.group(1)))
+    return out
+
+
+def test_the_manual_links_resolve():
+    """Every relative link of README.md and doc/*.md names a file that exists
+    and, with #anchor, a heading of that file (the manual moved to doc/)."""
+    pages = [REPO / "README.md", *sorted((REPO / "doc").glob("*.md"))]
+    bad = []
+    checked = 0
+    for page in pages:
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            path, _, frag = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            checked += 1
+            if not dest.exists():
+                bad.append(f"{page.relative_to(REPO)}: {target}: no such file")
+            elif frag and dest.suffix == ".md" and frag not in _headings(dest):
+                bad.append(f"{page.relative_to(REPO)}: {target}: no such heading")
+    assert checked > 30, f"only {checked} links found: the pattern no longer matches"
+    assert not bad, "\n".join(bad)
