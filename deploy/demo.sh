@@ -94,7 +94,25 @@ port_holder() {
     ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
 }
 
-# Is the demo's checking of its port and directory, before anything starts.
+# The directory: another demo's, or what a killed one left.
+if [ -e "$WORK" ]; then
+    if [ -f "$WORK/demo.pid" ] && kill -0 "$(cat "$WORK/demo.pid")" 2>/dev/null; then
+        die "a demo already runs from $WORK (pid $(cat "$WORK/demo.pid")): stop it with Ctrl-C in its
+terminal, or start another one elsewhere: DEMO_DIR=/tmp/demo2 DEMO_PORT=8081 deploy/demo.sh"
+    fi
+    [ -f "$WORK/demo.pid" ] || die "$WORK exists and is not a demo's directory; remove it or set DEMO_DIR"
+    say "removing what an earlier demo left in $WORK"
+    # its controller, if it outlived it (a kill -9 of the demo)
+    old=$(cat "$WORK/streamserver.pid" 2>/dev/null || true)
+    if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q -- "--data-dir $WORK/data"; then
+        kill -TERM "$old" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    fi
+    tests/harness/kafka.sh stop "$WORK/kafka" >/dev/null 2>&1 || true
+    tests/harness/pg.sh destroy "$WORK/pg" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+fi
+# The port, before anything starts.
 case "$PORT" in
 '' | *[!0-9]*) die "DEMO_PORT=$PORT is not a port number (1-65535)" ;;
 esac
@@ -108,17 +126,6 @@ if port_busy "$PORT"; then
     done
     die "port $PORT is already in use${holder:+ by $holder}: the demo's API and status page need it.
 Choose another port, e.g.:  DEMO_PORT=$alt deploy/demo.sh"
-fi
-if [ -e "$WORK" ]; then
-    if [ -f "$WORK/demo.pid" ] && kill -0 "$(cat "$WORK/demo.pid")" 2>/dev/null; then
-        die "a demo already runs from $WORK (pid $(cat "$WORK/demo.pid")): stop it with Ctrl-C in its
-terminal, or start another one elsewhere: DEMO_DIR=/tmp/demo2 DEMO_PORT=8081 deploy/demo.sh"
-    fi
-    [ -f "$WORK/demo.pid" ] || die "$WORK exists and is not a demo's directory; remove it or set DEMO_DIR"
-    say "removing what an earlier demo left in $WORK"
-    tests/harness/kafka.sh stop "$WORK/kafka" >/dev/null 2>&1 || true
-    tests/harness/pg.sh destroy "$WORK/pg" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
 fi
 mkdir -p "$WORK/bin"
 MADE=1
@@ -296,7 +303,7 @@ cat <<EOF
   log          $LOG
   next         the README's "Your first job", in another shell after:  . $WORK/env
 EOF
-echo "ready" >"$WORK/ready"
+echo "$$" >"$WORK/ready"   # for scripts that wait for the demo: its pid
 
 # Until Ctrl-C (the INT trap), or until something the demo started stops.
 while :; do

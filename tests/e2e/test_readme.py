@@ -38,10 +38,10 @@ def first_job_blocks():
 class Demo:
     """deploy/demo.sh in the background, its output in a file."""
 
-    def __init__(self, tmp_path, port=None, messages=200):
+    def __init__(self, tmp_path, port=None, messages=200, out_name="demo.out"):
         self.dir = tmp_path / "demo"
         self.port = port or free_port()
-        self.out_path = tmp_path / "demo.out"
+        self.out_path = tmp_path / out_name
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMCTL_", "PG", "DEMO_"))}
         env.update(DEMO_DIR=str(self.dir), DEMO_PORT=str(self.port), DEMO_MESSAGES=str(messages),
                    STREAMSERVER_BUILD_DIR=str(BUILD), TMPDIR=str(tmp_path))
@@ -55,7 +55,10 @@ class Demo:
     def wait_ready(self):
         def ready():
             assert self.proc.poll() is None, f"the demo exited ({self.proc.returncode}):\n{self.text()}"
-            return (self.dir / "ready").exists()
+            try:  # this demo's: a killed one's may still be there
+                return (self.dir / "ready").read_text().strip() == str(self.proc.pid)
+            except OSError:
+                return False
         wait_for(ready, timeout=DEMO_START_TIMEOUT, interval=0.5, what="the demo to be ready")
 
     def stop(self, sig=signal.SIGINT):
@@ -89,6 +92,27 @@ def _assert_all_gone(demo, cluster, ports):
     assert not cluster.exists(), f"the demo left its PostgreSQL cluster {cluster}"
     for port in ports:
         assert not _listening(port), f"something still listens on the demo's port {port}"
+
+
+def _alive(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _force_cleanup(demo_dir):
+    """What a demo killed by the test left, whatever the test's outcome."""
+    pidfile = demo_dir / "streamserver.pid"
+    if pidfile.exists():
+        pid = int(pidfile.read_text())
+        if _alive(pid) and str(demo_dir) in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            os.kill(pid, signal.SIGKILL)
+    for tool, verb, sub in (("kafka.sh", "stop", "kafka"), ("pg.sh", "destroy", "pg")):
+        if (demo_dir / sub).exists():
+            subprocess.run(["bash", str(REPO / "tests" / "harness" / tool), verb, str(demo_dir / sub)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 
 
 def _env_of(demo):
@@ -224,3 +248,40 @@ def test_the_manual_links_resolve():
                 bad.append(f"{page.relative_to(REPO)}: {target}: no such heading")
     assert checked > 30, f"only {checked} links found: the pattern no longer matches"
     assert not bad, "\n".join(bad)
+
+
+def test_the_next_demo_removes_what_a_killed_one_left(tmp_path):
+    """kill -9 of the demo leaves its controller, PostgreSQL and Kafka
+    running (README, Troubleshooting): the next demo in the same directory
+    and on the same port stops and removes them, then starts afresh."""
+    first = Demo(tmp_path, messages=10)
+    second = None
+    try:
+        first.wait_ready()
+        old_cluster = _pg_cluster(first)
+        old_env = _env_of(first)
+        old_server = int((first.dir / "streamserver.pid").read_text())
+        first.proc.kill()  # the demo's shell only: what it started lives on
+        first.proc.wait(timeout=30)
+        assert _listening(first.port), "the killed demo's controller should outlive it"
+        first.out.close()
+        second = Demo(tmp_path, port=first.port, messages=10, out_name="demo2.out")
+        second.wait_ready()
+        assert "removing what an earlier demo left" in second.text(), second.text()
+        assert not _alive(old_server), "the old controller still runs"
+        new_cluster = _pg_cluster(second)
+        new_env = _env_of(second)
+        for what in ("PGPORT", "KAFKA"):
+            old_port, new_port = (int(e[what].rsplit(":", 1)[-1]) for e in (old_env, new_env))
+            if old_port != new_port:
+                assert not _listening(old_port), f"the old demo's {what} still answers"
+        ports = [second.port, int(new_env["PGPORT"]), int(new_env["KAFKA"].split(":")[1])]
+        second.stop(signal.SIGINT)
+    finally:
+        if not first.out.closed:
+            first.out.close()
+        if second is not None and second.proc.poll() is None:
+            second.stop(signal.SIGINT)
+        _force_cleanup(first.dir)
+    _assert_all_gone(second, new_cluster, ports)
+    assert not old_cluster.exists() or old_cluster == new_cluster, old_cluster
