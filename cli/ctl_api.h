@@ -16,7 +16,7 @@
 
 #include "ctl_http.h"
 
-/* Exit codes of streamctl (README "streamctl"). */
+/* Exit codes of streamctl (doc/streamctl.md). */
 enum {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_REFUSED = 1,     /* the server refused: 4xx other than 401/403 */
