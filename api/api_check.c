@@ -70,6 +70,9 @@ static bool api_check_answer(const struct api_worker_result *p, const struct job
 			*unreachable = true;
 		cJSON_AddItemToArray(out->errors, api_check_worker_error(item, spec));
 	}
+	item = cJSON_GetObjectItemCaseSensitive(root, "kafka");
+	if (cJSON_IsObject(item))
+		out->kafka = cJSON_Duplicate(item, true);
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "statements")) {
 		char *clean;
 
@@ -134,9 +137,10 @@ static bool api_check_verdict(const struct api_worker_result *p, bool answered, 
 }
 
 void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t job_id,
-		   const char *job_name, struct api_check *out)
+		   const char *job_name, bool with_kafka, struct api_check *out)
 {
 	struct api_worker_result res;
+	cJSON *extra = with_kafka ? NULL : cJSON_CreateObject();
 	char why[320] = "";
 	const char *code = "other";
 	bool answered = false, valid = false, unreachable = false;
@@ -149,7 +153,11 @@ void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t 
 		snprintf(why, sizeof(why), "out of memory");
 		goto out;
 	}
-	api_worker_run(worker_path, "--check", spec, job_id, job_name, NULL, &res);
+	if (!with_kafka && (extra == NULL || cJSON_AddFalseToObject(extra, "kafka") == NULL)) {
+		snprintf(why, sizeof(why), "out of memory");
+		goto out;
+	}
+	api_worker_run(worker_path, "--check", spec, job_id, job_name, extra, &res);
 	if (!res.ran) {
 		snprintf(why, sizeof(why), "%s",
 			 worker_path == NULL ? "no worker to check the job with" : res.err);
@@ -169,6 +177,7 @@ out:
 			cJSON_AddItemToArray(out->errors, api_check_error(NULL, 0, code, why));
 	}
 	api_worker_result_free(&res);
+	cJSON_Delete(extra);
 }
 
 void api_check_free(struct api_check *chk)
@@ -177,5 +186,6 @@ void api_check_free(struct api_check *chk)
 		return;
 	cJSON_Delete(chk->errors);
 	cJSON_Delete(chk->statements);
-	chk->errors = chk->statements = NULL;
+	cJSON_Delete(chk->kafka);
+	chk->errors = chk->statements = chk->kafka = NULL;
 }

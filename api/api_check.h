@@ -25,17 +25,20 @@ struct api_check {
 	bool valid;            /* checked, and the worker found nothing wrong */
 	cJSON *errors;         /* [{"field","line","code","message"}], the caller's */
 	cJSON *statements;     /* ["SQL", ...], the caller's */
+	cJSON *kafka;          /* {"partitions", "partitions_read"} when the brokers
+				* answered, else NULL; the caller's */
 };
 
 /* Checks spec (resolved: what the worker would run) with the worker at
  * worker_path.  A problem running the check is not a failure of this call:
  * it becomes an error in the answer with database_checked false.  Each
  * error's line is the YAML line of its field in spec (jobspec_line), null
- * when unknown.  No secret of the job appears in the answer (jobspec_scrub). */
+ * when unknown.  No secret of the job appears in the answer (jobspec_scrub).
+ * with_kafka: also ask the brokers about the topic and its partitions. */
 void api_check_run(const char *worker_path, const struct jobspec *spec, int64_t job_id,
-		   const char *job_name, struct api_check *out);
+		   const char *job_name, bool with_kafka, struct api_check *out);
 
-/* Frees errors and statements; chk itself is the caller's. */
+/* Frees errors, statements and kafka; chk itself is the caller's. */
 void api_check_free(struct api_check *chk);
 
 /* {"field", "line", "code", "message"} for the answer's errors; line 0 and a

@@ -16,7 +16,7 @@ struct api_ops {
 	const char *worker_path;
 };
 
-/* Who may call the API and how it is reached (README "Security").  Strings
+/* Who may call the API and how it is reached (doc/operations.md "Security").  Strings
  * are copied by api_server_start.  With a token, /api/v1/... and /metrics
  * need "Authorization: Bearer <token>" (401 otherwise); /healthz, / (the
  * page shell, without data) and /ui/... stay open. */

@@ -651,7 +651,28 @@ static int api_job_resolve(struct api_req *req, struct api_job_change *ch)
 
 /* ---- checks against the database ---- */
 
-/* 200 {"valid", "database_checked", "errors", "statements"}: the
+/* "kafka": {"checked", "brokers", "topic", "partitions", "partitions_read"}
+ * of a check's answer: checked is whether the brokers answered (the
+ * partitions are null when not). */
+static int api_job_add_kafka(cJSON *root, const struct jobspec *spec, const cJSON *found)
+{
+	cJSON *k = cJSON_AddObjectToObject(root, "kafka");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(found, "partitions");
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(found, "partitions_read");
+
+	if (k == NULL || cJSON_AddBoolToObject(k, "checked", cJSON_IsNumber(n)) == NULL ||
+	    cJSON_AddStringToObject(k, "brokers", spec->brokers != NULL ? spec->brokers : "") == NULL ||
+	    cJSON_AddStringToObject(k, "topic", spec->topic != NULL ? spec->topic : "") == NULL)
+		return -1;
+	if ((cJSON_IsNumber(n) ? cJSON_AddNumberToObject(k, "partitions", n->valuedouble)
+			       : cJSON_AddNullToObject(k, "partitions")) == NULL ||
+	    (cJSON_IsNumber(r) ? cJSON_AddNumberToObject(k, "partitions_read", r->valuedouble)
+			       : cJSON_AddNullToObject(k, "partitions_read")) == NULL)
+		return -1;
+	return 0;
+}
+
+/* 200 {"valid", "database_checked", "errors", "statements", "kafka"}: the
  * definition's problems, or when there are none the worker's check. */
 static void api_job_reply_check(struct api_req *req, const struct api_job_change *ch, int64_t id)
 {
@@ -660,7 +681,7 @@ static void api_job_reply_check(struct api_req *req, const struct api_job_change
 
 	memset(&chk, 0, sizeof(chk));
 	if (ch->spec != NULL) {
-		api_check_run(req->ops->worker_path, ch->spec, id, ch->name, &chk);
+		api_check_run(req->ops->worker_path, ch->spec, id, ch->name, true, &chk);
 	} else {
 		chk.errors = cJSON_CreateArray();
 		chk.statements = cJSON_CreateArray();
@@ -685,6 +706,14 @@ static void api_job_reply_check(struct api_req *req, const struct api_job_change
 	if (ch->errs->truncated)
 		cJSON_AddTrueToObject(root, "errors_truncated");
 	cJSON_AddItemToObject(root, "statements", chk.statements);
+	chk.errors = chk.statements = NULL;
+	if (ch->spec != NULL && api_job_add_kafka(root, ch->spec, chk.kafka) < 0) {
+		api_check_free(&chk);
+		cJSON_Delete(root);
+		api_reply_json(req, 500, NULL);
+		return;
+	}
+	api_check_free(&chk);
 	api_reply_json(req, 200, root);
 }
 
@@ -700,7 +729,8 @@ static int api_job_check_keys(struct api_req *req, struct api_job_change *ch, in
 
 	if (ch->spec->mode != JS_MODE_UPDATE && ch->spec->mode != JS_MODE_MERGE)
 		return 0;
-	api_check_run(req->ops->worker_path, ch->spec, id, ch->name, &chk);
+	/* The brokers are not asked: a job may be made before its topic. */
+	api_check_run(req->ops->worker_path, ch->spec, id, ch->name, false, &chk);
 	cJSON_ArrayForEach(e, chk.errors) {
 		const char *field = api_row_string(e, "field");
 		const char *code = api_row_string(e, "code");

@@ -73,6 +73,7 @@ int ctl_api_call(struct ctl *ctl, const char *method, const char *path,
 
 	if (out != NULL)
 		*out = NULL;
+	ctl->last_status = 0;
 	if (snprintf(full, sizeof(full), "%s%s", path[0] == '/' ? "" : "/api/v1/", path) >=
 	    (int)sizeof(full)) {
 		fprintf(stderr, "streamctl: request path too long\n");
@@ -83,6 +84,7 @@ int ctl_api_call(struct ctl *ctl, const char *method, const char *path,
 		fprintf(stderr, "streamctl: %s\n", err);
 		return CTL_EXIT_UNREACHABLE;
 	}
+	ctl->last_status = resp->status;
 	code = ctl_exit_for_status(resp->status);
 	if (code != CTL_EXIT_OK) {
 		snprintf(what, sizeof(what), "%s %s", method, full);

@@ -16,7 +16,7 @@
 
 #include "ctl_http.h"
 
-/* Exit codes of streamctl (README "streamctl"). */
+/* Exit codes of streamctl (doc/streamctl.md). */
 enum {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_REFUSED = 1,     /* the server refused: 4xx other than 401/403 */
@@ -29,6 +29,7 @@ enum {
 struct ctl {
 	struct ctl_client client;
 	bool json; /* --json: print the server's JSON unchanged */
+	int last_status; /* HTTP status of the last answer (0: none) */
 };
 
 /* The exit code for an HTTP status that is not 2xx. */

@@ -687,8 +687,15 @@ static int ctl_print_validation(const cJSON *res)
 	bool valid = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "valid"));
 	bool checked = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "database_checked"));
 
+	const cJSON *kafka = cJSON_GetObjectItemCaseSensitive(res, "kafka");
+
 	if (valid) {
 		printf("valid%s\n", checked ? " (checked against the database)" : "");
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(kafka, "checked")))
+			printf("topic %s on %s: %.0f partitions, the job reads %.0f\n",
+			       ctl_json_str(kafka, "topic") ? ctl_json_str(kafka, "topic") : "?",
+			       ctl_json_str(kafka, "brokers") ? ctl_json_str(kafka, "brokers") : "?",
+			       ctl_json_num(kafka, "partitions", 0), ctl_json_num(kafka, "partitions_read", 0));
 		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "statements")) > 0)
 			printf("statements per batch:\n");
 		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "statements")) {

@@ -121,6 +121,15 @@ static void ctl_load_abandon(struct ctl *ctl, long long job_id, const char *name
 			name, job_id, job_id);
 }
 
+/* After a create that failed: a 409 is a name another object has. */
+static void ctl_load_name_hint(const struct ctl *ctl, const char *kind, const char *name)
+{
+	if (ctl->last_status == 409)
+		fprintf(stderr, "streamctl: a %s named %s exists already; load under another name with "
+			"--name NAME (it names the job, and the service and source jobs load makes)\n",
+			kind, name);
+}
+
 /* The source format and delimiter a job's VALUE block implies. */
 static void ctl_source_format(const struct jobspec *spec, cJSON *body)
 {
@@ -161,8 +170,10 @@ static int ctl_find_or_make_service(struct ctl *ctl, const struct jobspec *spec,
 	cJSON_AddStringToObject(body, "database_host", host);
 	cJSON_AddNumberToObject(body, "database_port", port);
 	rc = ctl_api_json(ctl, "POST", "services", body, &made);
-	if (rc != CTL_EXIT_OK)
+	if (rc != CTL_EXIT_OK) {
+		ctl_load_name_hint(ctl, "service", job_name);
 		goto out;
+	}
 	*service_id = (long long)ctl_json_num(made, "id", 0);
 	printf("created service %s (id %lld) for %s:%d\n", job_name, *service_id, host, port);
 out:
@@ -223,8 +234,10 @@ int ctl_load_source_for_yaml(struct ctl *ctl, const char *yaml, size_t len, cons
 	cJSON_AddStringToObject(body, "topic", spec->topic);
 	ctl_source_format(spec, body);
 	rc = ctl_api_json(ctl, "POST", "sources", body, &made);
-	if (rc != CTL_EXIT_OK)
+	if (rc != CTL_EXIT_OK) {
+		ctl_load_name_hint(ctl, "source", job_name);
 		goto out;
+	}
 	*source_id = (long long)ctl_json_num(made, "id", 0);
 	printf("created source %s (id %lld) for topic %s on %s\n", job_name, *source_id,
 	       spec->topic, spec->brokers);
@@ -255,8 +268,10 @@ static int ctl_load_submit(struct ctl *ctl, const char *yaml, const char *name,
 	}
 	if (found == NULL) {
 		rc = ctl_api_json(ctl, "POST", "jobs", body, &res);
-		if (rc != CTL_EXIT_OK)
+		if (rc != CTL_EXIT_OK) {
+			ctl_load_name_hint(ctl, "job", name);
 			goto out;
+		}
 		*job_id = (long long)ctl_json_num(res, "id", 0);
 		printf("created job %s (id %lld)\n", name, *job_id);
 	} else {
@@ -280,6 +295,31 @@ out:
 	cJSON_Delete(body);
 	cJSON_Delete(res);
 	return rc;
+}
+
+/* Asks the server to check the job (POST /jobs/validate: the brokers, the
+ * topic, the table) before it starts, and says what is wrong: a worker that
+ * waits for brokers that do not answer shows only "starting" meanwhile.  The
+ * job is started anyway (a topic or table may appear in the meantime). */
+static void ctl_load_precheck(struct ctl *ctl, const char *yaml, long long source_id, const char *name)
+{
+	cJSON *body = ctl_job_body_yaml(yaml, NULL, source_id), *res = NULL;
+	const cJSON *e;
+
+	if (body == NULL || ctl_api_json(ctl, "POST", "jobs/validate", body, &res) != CTL_EXIT_OK ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "valid")))
+		goto out;
+	fprintf(stderr, "streamctl: job %s may not run as it is; the check found:\n", name);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "errors")) {
+		char f[256], l[32], c[64], m[1024];
+		fprintf(stderr, "  line %s: %s: %s [%s]\n", ctl_json_text(e, "line", l, sizeof(l)),
+			ctl_json_text(e, "field", f, sizeof(f)), ctl_json_text(e, "message", m, sizeof(m)),
+			ctl_json_text(e, "code", c, sizeof(c)));
+	}
+	fprintf(stderr, "streamctl: starting it anyway (streamctl jobs validate -f FILE checks again)\n");
+out:
+	cJSON_Delete(body);
+	cJSON_Delete(res);
 }
 
 /* True when the job's stored offsets have reached every partition's end
@@ -314,6 +354,7 @@ out:
 struct ctl_progress {
 	double rows, rejected, rate, lag; /* lag < 0: unknown */
 	const char *state;
+	const char *reason; /* last_error of a retrying or failed job, else NULL */
 };
 
 static void ctl_progress_show(const struct ctl_progress *p, bool tty, double elapsed)
@@ -331,12 +372,15 @@ static void ctl_progress_show(const struct ctl_progress *p, bool tty, double ela
 		for (int i = 0; i < CTL_LOAD_BAR; i++)
 			bar[i] = i < filled ? '#' : '-';
 		bar[CTL_LOAD_BAR] = '\0';
-		/* \033[K clears what a longer previous line left */
-		printf("\r[%s] %.0f rows  %.1f rows/s  lag %s  %s  %.0fs\033[K", bar, p->rows, p->rate,
-		       lag, p->state, elapsed);
+		/* \033[K clears what a longer previous line left; the reason
+		 * is cut so that the line stays one line on a usual terminal */
+		printf("\r[%s] %.0f rows  %.1f rows/s  lag %s  %s%s%.100s  %.0fs\033[K", bar, p->rows,
+		       p->rate, lag, p->state, p->reason != NULL ? ": " : "",
+		       p->reason != NULL ? p->reason : "", elapsed);
 	} else {
-		printf("%.0fs: %.0f rows, %.1f rows/s, lag %s, %.0f rejected, %s\n", elapsed, p->rows,
-		       p->rate, lag, p->rejected, p->state);
+		printf("%.0fs: %.0f rows, %.1f rows/s, lag %s, %.0f rejected, %s%s%s\n", elapsed, p->rows,
+		       p->rate, lag, p->rejected, p->state, p->reason != NULL ? ": " : "",
+		       p->reason != NULL ? p->reason : "");
 	}
 	fflush(stdout);
 }
@@ -344,13 +388,13 @@ static void ctl_progress_show(const struct ctl_progress *p, bool tty, double ela
 int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const char *source,
 		 bool quit_at_eof)
 {
-	char err[512], name[256], path[128], state_buf[64], lag_at0[64] = "", buf[512];
+	char err[512], name[256], path[128], state_buf[64], lag_at0[64] = "", buf[512], reason[512];
 	char *yaml = NULL;
 	size_t len;
 	long long source_id = 0, job_id = 0;
 	cJSON *st = NULL;
 	double base_rows, base_rej, t0, last_line = -1e9, last_confirm = -1e9;
-	struct ctl_progress prog = {0, 0, 0, -1, "starting"};
+	struct ctl_progress prog = {0, 0, 0, -1, "starting", NULL};
 	struct sigaction sa;
 	bool tty = isatty(STDOUT_FILENO), failed = false, drained = false;
 	int rc;
@@ -372,6 +416,7 @@ int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const 
 	rc = ctl_load_submit(ctl, yaml, name, source_id, &job_id);
 	if (rc != CTL_EXIT_OK)
 		goto out;
+	ctl_load_precheck(ctl, yaml, source_id, name);
 
 	/* Counters are the job's lifetime totals: this load's share is the
 	 * difference from here.  The lag report is kept after a stop, so only
@@ -418,6 +463,12 @@ int ctl_load_run(struct ctl *ctl, const char *file, const char *name_arg, const 
 		elapsed = now - t0;
 		snprintf(state_buf, sizeof(state_buf), "%s", ctl_json_str(st, "state") ? ctl_json_str(st, "state") : "?");
 		prog.state = state_buf;
+		prog.reason = NULL;
+		if ((strcmp(state_buf, "retrying") == 0 || strcmp(state_buf, "failed") == 0) &&
+		    ctl_json_str(st, "last_error") != NULL) {
+			snprintf(reason, sizeof(reason), "%s", ctl_json_str(st, "last_error"));
+			prog.reason = reason;
+		}
 		prog.rows = ctl_json_num(st, "rows_written", 0) - base_rows;
 		prog.rejected = ctl_json_num(st, "rows_rejected", 0) - base_rej;
 		prog.rate = ctl_json_num(st, "rows_per_second", elapsed > 0 ? prog.rows / elapsed : 0);

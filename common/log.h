@@ -1,4 +1,4 @@
-/* Logging: one line per event on standard error (README "Logs").
+/* Logging: one line per event on standard error (doc/operations.md "Logs").
  *
  * Text:  2026-11-24T07:30:00.123Z INFO [controller] job=7 msg
  * JSON:  {"ts":"...","level":"INFO","component":"controller","job_id":7,"msg":"..."}

@@ -51,16 +51,22 @@
  * sorted positions p where p % N == I.  Absent = task 0 of 1.
  *
  * Check mode (`streamworker --check`, the API's validate and dry run): the same
- * input; the worker connects to the database, checks the target table, every
+ * input (plus "kafka": false to leave the brokers out); the worker asks the
+ * brokers about the topic (they answer within 5 s, the topic exists, every
+ * PARTITIONS entry exists), connects to the database, checks the target table, every
  * mapped column and its type, the privileges the job needs, and for UPDATE and
  * MERGE that MATCH_COLUMNS are the primary key or a unique index; it changes
  * nothing (temporary objects only, rolled back).  It prints one JSON object on
  * standard output:
  *   {"valid": true|false,
  *    "errors": [{"field": "KAFKA.OUTPUT.MATCH_COLUMNS", "code": "not_unique", "message": "..."}],
- *    "statements": ["CREATE TEMP TABLE ...", "COPY ...", "INSERT ...", ...]}
+ *    "statements": ["CREATE TEMP TABLE ...", "COPY ...", "INSERT ...", ...],
+ *    "kafka": {"partitions": 4, "partitions_read": 4}}
  * ("field" is a YAML path, or null; "code" is one of no_table, no_column,
- * type_mismatch, privilege, not_unique, bad_expression, unreachable, other)
+ * type_mismatch, privilege, not_unique, bad_expression, unreachable (the
+ * database), kafka_unreachable, no_topic, no_partition, other; "kafka" is
+ * there when the brokers answered: the topic's partition count and how many
+ * of them the job reads)
  * and exits 0 when valid, WORKER_EXIT_CONFIG
  * when it found problems, WORKER_EXIT_RETRY when it could not check (database
  * unreachable: errors[0] says why).  Nothing is written on WORKER_STATUS_FD.

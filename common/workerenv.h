@@ -3,7 +3,7 @@
  * password) and without libpq's PG* variables, so that the job alone says
  * how a worker connects (a PGSSLMODE=disable in the controller's environment
  * must not weaken a job that leaves SSLMODE to libpq's default).  The job reaches the worker on standard input; nothing secret
- * is passed through argv or the environment (README "Security").
+ * is passed through argv or the environment (doc/operations.md "Security").
  */
 #ifndef SS_WORKERENV_H
 #define SS_WORKERENV_H

@@ -22,6 +22,8 @@ PKGS=(
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
     curl procps
+    # the README's first job and the curl tour (ids from the answers)
+    jq
     # simulated hosts (tests/harness/netns.sh): ip netns, veth, bridge; kmod's
     # modprobe, through which the kernel loads the veth and bridge modules
     iproute2 kmod

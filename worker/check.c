@@ -20,6 +20,7 @@
 struct check_report {
 	cJSON *errors;     /* array */
 	cJSON *statements; /* array */
+	cJSON *kafka;      /* {"partitions", "partitions_read"} once the brokers answered */
 	size_t ndefinition; /* errors[0..ndefinition) come from the definition's validation */
 	size_t nproblems;
 	size_t nunreachable;
@@ -114,26 +115,44 @@ static bool check_db_possible(const struct jobspec *spec)
 	       (spec->key.present || spec->value.present);
 }
 
-/* How long the check waits for the brokers when it asks about PARTITIONS. */
-#define CHECK_KAFKA_WAIT_MS 3000
+/* How long the check waits for the brokers to answer. */
+#define CHECK_KAFKA_WAIT_MS 5000
 
-/* With PARTITIONS, where the brokers answer: every listed partition exists
- * (and the topic does).  Brokers that do not answer are not a problem here:
- * the job waits for them when it runs. */
-static void check_partitions(const struct jobspec *spec, struct check_report *rep)
+/* The brokers answer, the topic exists, and with PARTITIONS every listed
+ * partition exists.  Unlike a running job, which waits for brokers that are
+ * down, a check says so: a job whose brokers or topic are wrong would
+ * otherwise look valid and then retry without end.  On success rep->kafka
+ * gets the topic's partition count. */
+static void check_kafka(const struct jobspec *spec, struct check_report *rep)
 {
 	static const char prefix[] = "KAFKA.INPUT.SOURCE.PARTITIONS: ";
 	struct consumer *c = NULL;
 	char err[1024];
 	int rc = consumer_open_tool(spec, "check", CHECK_KAFKA_WAIT_MS, &c, err, sizeof(err));
 
+	if (rc == WERR_OK) {
+		size_t n = 0;
+
+		consumer_partitions(c, &n);
+		if (cJSON_AddNumberToObject(rep->kafka, "partitions", (double)consumer_topic_partitions(c)) ==
+			    NULL ||
+		    cJSON_AddNumberToObject(rep->kafka, "partitions_read", (double)n) == NULL)
+			rep->oom = true;
+	} else if (strncmp(err, prefix, sizeof(prefix) - 1) == 0) {
+		check_add(rep, "KAFKA.INPUT.SOURCE.PARTITIONS", "no_partition", err + sizeof(prefix) - 1);
+	} else if (rc == WERR_FATAL && strstr(err, "does not exist") != NULL) {
+		check_add(rep, "KAFKA.INPUT.SOURCE.TOPIC", "no_topic", err);
+	} else if (rc == WERR_FATAL) {
+		check_add(rep, "KAFKA.INPUT.SOURCE.BROKERS", "other", err);
+	} else {
+		char msg[1200];
+
+		snprintf(msg, sizeof(msg), "%s; check KAFKA.INPUT.SOURCE.BROKERS (host:port of brokers that "
+					   "run and that this host can reach)",
+			 err);
+		check_add(rep, "KAFKA.INPUT.SOURCE.BROKERS", "kafka_unreachable", msg);
+	}
 	consumer_free(c);
-	if (rc != WERR_FATAL)
-		return;
-	if (strncmp(err, prefix, sizeof(prefix) - 1) == 0)
-		check_add(rep, "KAFKA.INPUT.SOURCE.PARTITIONS", "other", err + sizeof(prefix) - 1);
-	else if (strstr(err, "does not exist") != NULL)
-		check_add(rep, "KAFKA.INPUT.SOURCE.TOPIC", "other", err);
 }
 
 /* Parses the job and checks it; fills rep. Returns the class of a failure to
@@ -141,7 +160,7 @@ static void check_partitions(const struct jobspec *spec, struct check_report *re
 static int check_job(char *text, size_t len, struct check_report *rep)
 {
 	static struct js_errors errs; /* large; one job per process */
-	const cJSON *name, *config;
+	const cJSON *name, *config, *kafka;
 	struct jobspec *spec = NULL;
 	char err[256];
 	cJSON *doc = cJSON_ParseWithLength(text, len);
@@ -153,6 +172,7 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 		goto out;
 	}
 	name = cJSON_GetObjectItemCaseSensitive(doc, "job_name");
+	kafka = cJSON_GetObjectItemCaseSensitive(doc, "kafka");
 	config = cJSON_GetObjectItemCaseSensitive(doc, "config");
 	if (!cJSON_IsString(config)) {
 		check_add(rep, NULL, "other", "the job on standard input needs config (a string: the job's YAML)");
@@ -171,8 +191,6 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 	memset(&errs, 0, sizeof(errs));
 	if (jobspec_validate(spec, &errs) < 0)
 		check_add_js_errors(rep, &errs);
-	else if (spec->partitions != NULL)
-		check_partitions(spec, rep);
 	rep->ndefinition = (size_t)cJSON_GetArraySize(rep->errors);
 	if (check_db_possible(spec)) {
 		struct check_pg_ops ops = { check_on_problem, check_on_statement, rep };
@@ -180,6 +198,10 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 			cJSON_IsString(name) && name->valuestring[0] != '\0' ? name->valuestring : "check";
 		rc = check_pg_run(spec, job_name, &ops);
 	}
+	/* After the database: a check that stops at the database (killed,
+	 * timed out) has said what it found there. */
+	if (rep->ndefinition == 0 && !cJSON_IsFalse(kafka)) /* "kafka": false: the database only */
+		check_kafka(spec, rep);
 out:
 	jobspec_free(spec);
 	if (doc != NULL) {
@@ -202,7 +224,8 @@ int check_run(void)
 	log_set_tag("check");
 	rep.errors = cJSON_CreateArray();
 	rep.statements = cJSON_CreateArray();
-	if (rep.errors == NULL || rep.statements == NULL)
+	rep.kafka = cJSON_CreateObject();
+	if (rep.errors == NULL || rep.statements == NULL || rep.kafka == NULL)
 		goto oom;
 	if (loop_read_stdin(NULL, &text, &len, err, sizeof(err)) < 0)
 		check_add(&rep, NULL, "other", err);
@@ -227,6 +250,11 @@ int check_run(void)
 	if (!cJSON_AddItemToObject(out, "statements", rep.statements))
 		goto oom;
 	rep.statements = NULL;
+	if (cJSON_GetArraySize(rep.kafka) > 0) {
+		if (!cJSON_AddItemToObject(out, "kafka", rep.kafka))
+			goto oom;
+		rep.kafka = NULL;
+	}
 	json = cJSON_PrintUnformatted(out);
 	if (json == NULL)
 		goto oom;
@@ -236,11 +264,13 @@ int check_run(void)
 		code = WORKER_EXIT_RETRY;
 	free(json);
 	cJSON_Delete(out);
+	cJSON_Delete(rep.kafka);
 	return code;
 oom:
 	fprintf(stderr, "streamworker --check: out of memory\n");
 	cJSON_Delete(rep.errors);
 	cJSON_Delete(rep.statements);
+	cJSON_Delete(rep.kafka);
 	cJSON_Delete(out);
 	return WORKER_EXIT_RETRY;
 }

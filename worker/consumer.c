@@ -305,6 +305,7 @@ static int consumer_pick_partitions(struct consumer *c, const rd_kafka_metadata_
 	for (i = 0; i < n; i++)
 		all[i] = t->partitions[i].id;
 	qsort(all, n, sizeof(*all), consumer_cmp_i32);
+	c->topic_partitions = n;
 
 	if (spec->partitions == NULL) {
 		c->partitions = all;
@@ -662,6 +663,11 @@ const int32_t *consumer_partitions(const struct consumer *c, size_t *n)
 {
 	*n = c->npartitions;
 	return c->partitions;
+}
+
+size_t consumer_topic_partitions(const struct consumer *c)
+{
+	return c->topic_partitions;
 }
 
 /* Says so when a stored offset is no longer in the log: librdkafka then

@@ -105,6 +105,10 @@ int consumer_commit_sync(struct consumer *c, const struct part_offset *offsets, 
  * (in group mode the array changes with the assignment). */
 const int32_t *consumer_partitions(const struct consumer *c, size_t *n);
 
+/* How many partitions the topic has (all of them, PARTITIONS or not), as the
+ * brokers said when the consumer was opened. */
+size_t consumer_topic_partitions(const struct consumer *c);
+
 /* What librdkafka last saw of partition, without asking the brokers: the
  * high watermark from the latest fetch response (-1 when none yet) and the
  * consumer's position, the offset after the last message consume returned

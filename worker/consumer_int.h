@@ -21,6 +21,7 @@ struct consumer {
 	rd_kafka_queue_t *queue;
 	int32_t *partitions;
 	size_t npartitions;
+	size_t topic_partitions; /* how many the topic has (its metadata) */
 	char group_id[256];
 	bool group;            /* group mode (consumer.h) */
 	int task, tasks;       /* this task's index and the job's number of tasks */

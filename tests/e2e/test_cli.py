@@ -8,13 +8,14 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from conftest import BUILD
 from helpers import (register_secret, COLUMNS5, TABLE5, check_delimited_table, cols, create_service,
                      create_source, delimited_messages, free_port, job_dict, job_status,
-                     to_yaml, unique, wait_equal, wait_state, yaml_line)
+                     to_yaml, unique, wait_equal, wait_for, wait_state, yaml_line)
 
 # STREAMCTL_BIN: another build of streamctl (e.g. with sanitizers) against this controller
 STREAMCTL = Path(os.environ.get("STREAMCTL_BIN") or BUILD / "cli" / "streamctl")
@@ -286,6 +287,25 @@ def test_validate_and_create_show_the_line_of_a_bad_yaml(server, pg, kafka, tmp_
     assert server.call("GET", "/jobs")["total"] == 0
 
 
+def test_validate_names_the_topic_and_what_the_brokers_lack(server, pg, kafka, tmp_path):
+    """jobs validate says how many partitions the topic has; a topic the
+    brokers do not have is invalid (exit 1) with the field and what to do."""
+    url = server.base
+    topic = kafka.create_topic(unique("clikaf"), partitions=2)
+    table = pg.create_table(unique("t_clikaf"), TABLE5)
+    svc = create_service(server, pg)
+    src = create_source(server, svc["id"], kafka, topic)
+    good = write(tmp_path, "good.yaml", to_yaml(job_dict(pg, kafka, topic, table, value=VALUE5)))
+    p = ok(ctl(url, "jobs", "validate", "-f", good, "--source", src["name"]))
+    assert f"topic {topic} on {kafka.bootstrap}: 2 partitions, the job reads 2" in p.stdout, p.stdout
+
+    missing = unique("clinotopic")
+    bad = write(tmp_path, "bad.yaml", to_yaml(job_dict(pg, kafka, missing, table, value=VALUE5)))
+    p = code(ctl(url, "jobs", "validate", "-f", bad, "--source", src["name"]), 1)
+    hits = [ln for ln in p.stdout.splitlines() if "KAFKA.INPUT.SOURCE.TOPIC" in ln]
+    assert hits and missing in hits[0] and "[no_topic]" in hits[0], p.stdout
+
+
 # ---------------------------------------------------------------- load
 
 def _load(url, job_file, *extra):
@@ -361,6 +381,8 @@ def test_load_of_a_failing_job_exits_5(server, pg, kafka, tmp_path):
                                                       value=VALUE5)))
     p = code(_load(server.base, f), 5)
     assert "failed" in p.stderr
+    # said before the start, by the check jobs load asks for
+    assert "may not run as it is" in p.stderr and "[no_table]" in p.stderr, p.stderr
     job = server.call("GET", "/jobs")["items"][0]
     assert job_status(server, job["id"])["state"] == "failed"
 
@@ -391,6 +413,56 @@ def test_load_until_ctrl_c_stops_the_job(server, pg, kafka, tmp_path):
     assert f"loaded {n} rows, 0 rejected" in out, out
     assert job_status(server, job_id)["state"] == "stopped"
     check_delimited_table(pg, table, 0, n)
+
+
+def test_load_says_why_a_job_retries(server, pg, kafka, tmp_path):
+    """A job whose database refuses connections retries: the progress line
+    of jobs load says why, not just \"retrying\"."""
+    topic = kafka.create_topic(unique("cliretry"))
+    kafka.produce(topic, delimited_messages(0, 10))
+    d = job_dict(pg, kafka, topic, unique("t_retry"), value=VALUE5)
+    dead = free_port()  # nothing listens there
+    d["PORT"] = dead
+    d["SCHEDULE"] = {"RETRY_INTERVAL": "60s", "MAX_RETRIES": 5}
+    f = write(tmp_path, "retry.yaml", to_yaml(d))
+    e = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCTL_")}
+    e["STREAMCTL_URL"] = server.base
+    proc = subprocess.Popen([str(STREAMCTL), "jobs", "load", str(f)], env=e,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        # progress lines come every 5 s off a terminal; one in that state
+        wait_for(lambda: any(", retrying: " in ln for ln in list(seen)), timeout=120,
+                 what="a progress line of the retrying job")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen)
+    lines = [ln for ln in out.splitlines() if ", retrying: " in ln]
+    assert lines, f"no progress line with the reason:\n{out}\n{err}"
+    assert "may not run as it is" in err and "[unreachable]" in err, err
+    assert str(dead) in lines[-1], lines
+
+
+def test_load_409_on_a_name_clash_names_the_option(server, pg, kafka, tmp_path):
+    """A service of the job's name exists for another database: jobs load
+    cannot make its own; the error says --name picks another name."""
+    topic = kafka.create_topic(unique("cliclash"))
+    table = pg.create_table(unique("t_clash"), TABLE5)
+    server.call("POST", "/services", {"name": "clash", "database_host": "10.255.0.1",
+                                      "database_port": 5432}, expect=201)
+    f = write(tmp_path, "clash.yaml", to_yaml(job_dict(pg, kafka, topic, table, value=VALUE5)))
+    p = code(_load(server.base, f), 1)
+    assert "409" in p.stderr and "--name" in p.stderr, p.stderr
+    assert server.call("GET", "/jobs")["total"] == 0
 
 
 # ---------------------------------------------------------------- TLS

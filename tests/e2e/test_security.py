@@ -1,4 +1,4 @@
-"""Security (README "Security", doc/API.md "Authentication") and logs (README
+"""Security (doc/operations.md "Security", doc/API.md "Authentication") and logs (doc/operations.md
 "Logs"): bearer tokens, the read-only token, TLS, the body limit, the refusal
 to listen beyond loopback without a token, secrets kept out of logs, API
 responses and workers, and JSON log lines."""
@@ -23,7 +23,7 @@ TOKEN = register_secret("tok-" + "9f3c1a7e5b2d4c6a8e0f1b3d5c7a9e2f")
 READ_TOKEN = register_secret("read-" + "4b6d8f0a2c4e6a8c0e2a4c6e8a0c2e4a")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-# Secrets in librdkafka PROPERTIES (README "Security"): long and distinct, so
+# Secrets in librdkafka PROPERTIES (doc/operations.md "Security"): long and distinct, so
 # that none turns up by chance.  The plain broker ignores SASL and SSL
 # settings while security.protocol is plaintext, so a job with the source's
 # still runs.

@@ -1,4 +1,4 @@
-"""HTTPS end to end (README "Security", "TLS"): the controller serves TLS 1.2
+"""HTTPS end to end (doc/operations.md "Security", "TLS"): the controller serves TLS 1.2
 and 1.3 to curl and `openssl s_client` through the OpenSSL libraries of
 api/tlscompat/, asks for client certificates with --tls-client-ca (mutual
 TLS), and streamctl (libcurl) verifies the server's certificate and host

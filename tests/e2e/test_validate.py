@@ -1,7 +1,7 @@
 """Validation against a real database (POST /jobs/validate, dry_run), the
 effective YAML (GET /jobs/{id}/config) and its round trip, and YAML errors
 reported all at once with their path and line."""
-from helpers import (cols, create_job, create_service, create_source, error_of, job_dict,
+from helpers import (cols, create_job, create_service, create_source, error_of, free_port, job_dict,
                      job_yaml, professional_job, start_job, to_yaml, unique, wait_query,
                      wizard_job, yaml_items, yaml_line, yaml_unquote, yaml_value)
 
@@ -304,3 +304,63 @@ def test_property_that_breaks_delivery_is_refused(server, pg, kafka):
     hits = [x for x in err.get("details") or [err]
             if (x.get("field") or "").startswith("KAFKA.PROPERTIES")]
     assert hits and "enable.auto.commit" in (hits[0]["field"] + hits[0]["message"]), err
+
+
+def _kafka_case(server, pg, kafka, src, topic, table, schema, *, brokers=None, topic_name=None,
+                partitions=None):
+    d = job_dict(pg, kafka, topic_name or topic, table, schema=schema, partitions=partitions,
+                 value={"COLUMNS": cols(("id", "integer")), "FORMAT": "delimited",
+                        "DELIMITED_OPTION": {"DELIMITER": "|"}})
+    if brokers is not None:
+        d["KAFKA"]["INPUT"]["SOURCE"]["BROKERS"] = brokers
+    body = professional_job(src, to_yaml(d))
+    resp = server.request("POST", "/jobs/validate", body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    ans = _check_answer(resp.json())
+    resp = server.request("POST", "/jobs?dry_run=true", body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    dry = _check_answer(resp.json())
+    assert (dry["valid"], [e["code"] for e in dry["errors"]]) == \
+        (ans["valid"], [e["code"] for e in ans["errors"]]), f"dry run and validate differ:\n{dry}\n{ans}"
+    return ans
+
+
+def test_validate_asks_the_brokers(server, pg, kafka):
+    """Validate (and a dry run) ask the brokers too: a topic of 3 partitions
+    is reported with its count; brokers that do not answer, a topic that does
+    not exist and a PARTITIONS entry the topic lacks each make the job invalid
+    with the field to fix, while the database is still checked."""
+    schema, table, topic, src = _setup(server, pg, kafka, "vkaf", "id integer", partitions=3)
+
+    ans = _kafka_case(server, pg, kafka, src, topic, table, schema)
+    assert ans["valid"] is True and ans["database_checked"] is True, ans
+    assert ans["kafka"] == {"checked": True, "brokers": kafka.bootstrap, "topic": topic,
+                            "partitions": 3, "partitions_read": 3}, ans
+
+    ans = _kafka_case(server, pg, kafka, src, topic, table, schema, partitions=[0, 2])
+    assert ans["valid"] is True and ans["kafka"]["partitions"] == 3, ans
+    assert ans["kafka"]["partitions_read"] == 2, ans
+
+    ans = _kafka_case(server, pg, kafka, src, topic, table, schema, partitions=[1, 7])
+    assert ans["valid"] is False and ans["database_checked"] is True, ans
+    [e] = ans["errors"]
+    assert (e["field"], e["code"]) == ("KAFKA.INPUT.SOURCE.PARTITIONS", "no_partition"), ans
+    assert "partition 7" in e["message"] and "3 partitions" in e["message"], e
+
+    missing = unique("nosuchtopic")
+    ans = _kafka_case(server, pg, kafka, src, topic, table, schema, topic_name=missing)
+    assert ans["valid"] is False and ans["database_checked"] is True, ans
+    [e] = ans["errors"]
+    assert (e["field"], e["code"]) == ("KAFKA.INPUT.SOURCE.TOPIC", "no_topic"), ans
+    assert missing in e["message"] and "create it" in e["message"], e
+    assert ans["kafka"]["checked"] is False and ans["kafka"]["partitions"] is None, ans
+
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    ans = _kafka_case(server, pg, kafka, src, topic, table, schema, brokers=dead)
+    assert ans["valid"] is False and ans["database_checked"] is True, ans
+    [e] = ans["errors"]
+    assert (e["field"], e["code"]) == ("KAFKA.INPUT.SOURCE.BROKERS", "kafka_unreachable"), ans
+    assert dead in e["message"], e
+    assert ans["kafka"] == {"checked": False, "brokers": dead, "topic": topic, "partitions": None,
+                            "partitions_read": None}, ans
+    assert server.call("GET", "/jobs")["total"] == 0

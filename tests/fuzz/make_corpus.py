@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes the fuzz targets' seed corpora (tests/fuzz/corpus/TARGET/) from the
-unit tests' data and the README's examples.  Run from the repository root;
+unit tests' data and the manual's examples (README.md, doc/).  Run from the repository root;
 needs protoc and python3-protobuf (scripts/install-deps.sh installs both).
 The output is committed; rerun after the unit tests' data change."""
 import hashlib
@@ -47,8 +47,8 @@ def main():
                  '{"type":"error","class":"retriable","message":"connection lost"}',
                  '{"type":"ready"}'):
         put("proto", line)
-    # job YAML: the README's examples and the unit tests' texts
-    readme = (ROOT / "README.md").read_text()
+    # job YAML: the manual's examples (README.md, doc/*.md) and the unit tests' texts
+    readme = "".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "doc").glob("*.md"))])
     for block in re.findall(r"```yaml\n(.*?)```", readme, re.S):
         put("yaml", block)
     for s in c_strings((unit / "test_jobspec.c").read_text()):
