@@ -12,6 +12,7 @@
 
 #include "jobspec.h"
 #include "runtime.h"
+#include "version.h"
 
 /* Every job with 512 partitions still fits; beyond this the scrape is
  * refused rather than the controller's memory spent. */
@@ -547,8 +548,11 @@ void api_metrics(struct api_req *req)
 			"Automatic restarts since the user last started the job.");
 	api_worker_metrics(&mb, rows);
 	api_process_metrics(&mb);
-	api_family(&mb, "streamserver_build_info", "gauge", "The streamserver version; always 1.");
-	api_mbuf_printf(&mb, "streamserver_build_info{version=\"%s\"} 1\n", STREAMSERVER_VERSION);
+	/* revision: the build's git describe ("" outside a git checkout). */
+	api_family(&mb, "streamserver_build_info", "gauge",
+		   "The streamserver version and the commit it was built from; always 1.");
+	api_mbuf_printf(&mb, "streamserver_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+			STREAMSERVER_VERSION, ss_version_git());
 	if (mb.failed)
 		api_reply_error(req, 500, NULL,
 				"the metrics do not fit in %d MB (out of memory, or too many jobs "

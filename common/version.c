@@ -9,3 +9,8 @@ const char *ss_version(void)
 	return SS_VERSION_GIT[0] != '\0' ? STREAMSERVER_VERSION " (git " SS_VERSION_GIT ")"
 					 : STREAMSERVER_VERSION;
 }
+
+const char *ss_version_git(void)
+{
+	return SS_VERSION_GIT;
+}

@@ -673,7 +673,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("streamserver %s listening on %s://%s (data in %s, worker %s; API %s)",
-		 STREAMSERVER_VERSION, tls_cert ? "https" : "http", listen, data_dir, worker,
+		 ss_version(), tls_cert ? "https" : "http", listen, data_dir, worker,
 		 sec.token == NULL ? "open: no token (loopback only)"
 		 : sec.read_token != NULL ? "needs a bearer token; read-only token accepted"
 					  : "needs a bearer token");

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 
+from conftest import CONTROLLER
 from helpers import (PacedProducer, TABLE5, cols, create_job, create_service, create_source,
                      delimited_messages, delivery_job_dict, job_status, job_yaml, proc_cpu_seconds,
                      professional_job, run_job, start_job, stop_job, to_yaml, unique, wait_rows,
@@ -339,8 +340,14 @@ def _check_metrics_match(fams, statuses, since_start=True):
     assert 0 < fams["process_open_fds"]["samples"][0][2] <= fams["process_max_fds"]["samples"][0][2]
     start = fams["process_start_time_seconds"]["samples"][0][2]
     assert time.time() - 3600 < start <= time.time() + 1, start
-    assert fams["streamserver_build_info"]["samples"] == [
-        ("streamserver_build_info", {"version": "0.1.0"}, 1.0)]
+    [(name, labels, value)] = fams["streamserver_build_info"]["samples"]
+    assert (name, labels["version"], value) == ("streamserver_build_info", "0.1.0", 1.0), labels
+    # the commit, as --version shows it
+    version = subprocess.run([str(CONTROLLER), "--version"], capture_output=True,
+                             text=True).stdout
+    assert set(labels) == {"version", "revision"}, labels
+    assert version == (f"streamserver 0.1.0 (git {labels['revision']})\n" if labels["revision"]
+                       else "streamserver 0.1.0\n"), (version, labels)
 
 
 MERGE_COLUMNS = [("id", "integer"), ("version", "integer"), ("val", "text"), ("note", "text")]
@@ -416,8 +423,11 @@ def running_job_metrics(server, pg, kafka, prefix, tasks=2):
     kafka.produce(topic, delimited_messages(0, 500), partitions=tasks)
     job_id = run_job(server, professional_job(src, config))
     wait_rows(pg, table, 500, server, job_id)
+    # Every task runs and every partition's lag is reported (after the
+    # group's rebalance, each task reports the partitions it owns).
     st = wait_state(server, job_id, "running", pred=lambda s: (
-        len([t for t in s["tasks"] if t["pid"]]) == tasks and s["lag"]["total"] == 0))
+        len([t for t in s["tasks"] if t["pid"]]) == tasks and s["lag"]["total"] == 0
+        and _lag_map(s) == {p: 0 for p in range(tasks)}))
     resp = server.request("GET", "/metrics")
     assert resp.status_code == 200, resp.text
     fams = parse_prometheus(resp.text)
