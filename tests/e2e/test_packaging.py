@@ -6,7 +6,9 @@ staged install (`meson install --destdir`) of the build tree:
   man pages, streamctl's bash completion; each path the unit and the man
   pages name exists in the staged tree (the unit's ExecStart first);
 - the staged streamserver finds its streamworker in libexecdir by itself
-  and runs a job with it, against the real PostgreSQL and Kafka;
+  and runs a job with it, against the real PostgreSQL and Kafka; the build
+  tree's and STREAMSERVER_WORKER's ways still work, and with no worker
+  anywhere the controller says where it looked;
 - `man -l` renders each page without a warning, and the pages name every
   option the programs' --help lists;
 - the completion script loads in bash and completes commands, actions,
@@ -300,3 +302,54 @@ def test_journal_priorities(staged, tmp_path):
                for l in lines), lines
     plain = journal_run(worker, tmp_path, job, journal=False)
     assert plain and all(re.match(r"\d{4}-", l) for l in plain), plain
+
+
+def started_worker_path(srv):
+    """The worker path the controller's start line names."""
+    m = re.search(r"listening on \S+ \(data in .*, worker (\S+); API", srv.log_text())
+    assert m, srv.log_tail()
+    return m.group(1)
+
+
+def test_worker_found_in_the_build_tree_and_through_the_environment(request, tmp_path):
+    """The other ways the controller finds its worker still work: the build
+    tree's worker/ next to controller/, and STREAMSERVER_WORKER."""
+    srv = Server(tmp_path / "a", env={"STREAMSERVER_WORKER": ""})
+    (tmp_path / "a").mkdir()
+    srv.worker_args = []
+    gen = _serve(request, srv)
+    next(gen)
+    try:
+        assert os.path.realpath(started_worker_path(srv)) == str(WORKER.resolve())
+    finally:
+        for _ in gen:
+            pass
+    copy = tmp_path / "elsewhere" / "streamworker"
+    copy.parent.mkdir()
+    shutil.copy2(WORKER, copy)
+    srv = Server(tmp_path / "b", env={"STREAMSERVER_WORKER": str(copy)})
+    (tmp_path / "b").mkdir()
+    srv.worker_args = []
+    gen = _serve(request, srv)
+    next(gen)
+    try:
+        assert started_worker_path(srv) == str(copy)
+    finally:
+        for _ in gen:
+            pass
+
+
+def test_no_worker_anywhere_says_where_it_looked(tmp_path):
+    """A streamserver with no streamworker in libexecdir, beside it or in a
+    build tree stops at once with exit 2, naming where it looked and how to
+    say where the worker is."""
+    lone = tmp_path / "bin" / "streamserver"
+    lone.parent.mkdir()
+    shutil.copy2(CONTROLLER, lone)
+    env = dict(os.environ, STREAMSERVER_WORKER="")
+    p = subprocess.run([str(lone), "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "cannot find streamworker in " in p.stderr and "libexec" in p.stderr \
+        and "--worker" in p.stderr \
+        and "STREAMSERVER_WORKER" in p.stderr, p.stderr
