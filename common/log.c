@@ -22,10 +22,10 @@ static enum log_level log_threshold = LOG_INFO;
 static enum log_format log_fmt = LOG_TEXT;
 static int64_t log_job_id;
 static bool log_journal; /* "<N>" priority prefixes for journald */
-
-static void log_env_read(void);
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t log_env_once = PTHREAD_ONCE_INIT;
+
+static void log_env_read(void);
 
 bool log_format_parse(const char *name, enum log_format *out)
 {
