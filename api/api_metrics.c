@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jobspec.h"
 #include "runtime.h"
+#include "version.h"
 
 /* Every job with 512 partitions still fits; beyond this the scrape is
  * refused rather than the controller's memory spent. */
@@ -94,14 +96,16 @@ static void api_family(struct api_mbuf *mb, const char *name, const char *type, 
 	api_mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* job="NAME",job_id="ID" of a job row. */
+/* job_name="NAME",job_id="ID" of a job row.  Not "job": Prometheus puts
+ * its own job label (the scrape job's name) on every series, and a series'
+ * own "job" would be renamed exported_job. */
 static void api_job_labels(const cJSON *row, char *out, size_t outlen)
 {
 	char name[2 * 256 + 1];
 
 	api_label_escape(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "name")), name,
 			 sizeof(name));
-	snprintf(out, outlen, "job=\"%s\",job_id=\"%" PRId64 "\"", name,
+	snprintf(out, outlen, "job_name=\"%s\",job_id=\"%" PRId64 "\"", name,
 		 (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "id")));
 }
 
@@ -152,7 +156,7 @@ static void api_job_histograms(struct api_mbuf *mb, const cJSON *rows, struct ru
 
 static void api_job_lags(struct api_mbuf *mb, const cJSON *rows, struct runtime_view *rv)
 {
-	static const char name[] = "streamserver_job_lag";
+	static const char name[] = "streamserver_job_lag_messages";
 	const cJSON *row;
 	char labels[640];
 
@@ -166,6 +170,44 @@ static void api_job_lags(struct api_mbuf *mb, const cJSON *rows, struct runtime_
 			if (rv->lag[i].lag >= 0)
 				api_mbuf_printf(mb, "%s{%s,partition=\"%" PRId32 "\",task=\"%" PRId32 "\"} %" PRId64 "\n",
 						name, labels, rv->lag[i].partition, rv->lag[i].task, rv->lag[i].lag);
+	}
+}
+
+/* "2026-11-24T07:30:00.123Z" (runtime.h's times) in seconds since the
+ * epoch; -1 when it is not such a time (none yet). */
+static double api_iso_seconds(const char *iso)
+{
+	struct tm tm;
+	unsigned ms = 0;
+	const char *rest;
+
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (rest == NULL)
+		return -1;
+	if (sscanf(rest, ".%3uZ", &ms) != 1)
+		ms = 0;
+	return (double)timegm(&tm) + (double)ms / 1000.0;
+}
+
+static void api_job_last_batch(struct api_mbuf *mb, const cJSON *rows, struct runtime_view *rv)
+{
+	static const char name[] = "streamserver_job_last_batch_timestamp_seconds";
+	const cJSON *row;
+	char labels[640];
+
+	api_family(mb, name, "gauge",
+		   "When the job's last batch committed, in seconds since the epoch; absent "
+		   "until its first batch since the controller started.");
+	cJSON_ArrayForEach(row, rows) {
+		double at;
+
+		runtime_job_get(api_row_num(row, "id"), rv);
+		at = api_iso_seconds(rv->last_batch_at);
+		if (at < 0)
+			continue;
+		api_job_labels(row, labels, sizeof(labels));
+		api_mbuf_printf(mb, "%s{%s} %.3f\n", name, labels, at);
 	}
 }
 
@@ -367,6 +409,103 @@ static void api_process_metrics(struct api_mbuf *mb)
 	}
 }
 
+/* ---- the workers this controller runs, from /proc/<pid> ---- */
+
+/* CPU seconds (user + system) and resident bytes of a worker, from
+ * /proc/<pid>/stat and /proc/<pid>/statm.  -1 when it cannot be read (the
+ * worker has just ended). */
+static int api_worker_usage(int pid, double *cpu_seconds, long long *rss_bytes)
+{
+	char path[64], buf[4096];
+	const char *p;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned long long utime, stime, size, resident;
+
+	if (pid <= 0 || ticks <= 0 || page <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (api_proc_read(path, buf, sizeof(buf)) < 0)
+		return -1;
+	/* Fields 14 and 15 after the command name, which may hold ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	if (api_proc_read(path, buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return -1;
+	*cpu_seconds = (double)(utime + stime) / (double)ticks;
+	*rss_bytes = (long long)resident * page;
+	return 0;
+}
+
+struct api_usage {
+	char labels[640 + 32];
+	double cpu_seconds;
+	long long rss_bytes;
+};
+
+/* Resident memory and CPU time of each task's worker that this controller
+ * runs (another controller of a cluster reports its own). */
+static void api_worker_metrics(struct api_mbuf *mb, const cJSON *rows)
+{
+	static const char mem[] = "streamserver_worker_resident_memory_bytes";
+	static const char cpu[] = "streamserver_worker_cpu_seconds_total";
+	struct runtime_task_view *views = calloc(JS_TASKS_MAX, sizeof(*views)); /* large */
+	struct api_usage *use = NULL;
+	size_t nuse = 0, capuse = 0;
+	char self[RUNTIME_CONTROLLER_LEN], labels[640];
+	const cJSON *row;
+
+	if (views == NULL) {
+		mb->failed = true;
+		return;
+	}
+	runtime_get_self(self, sizeof(self));
+	cJSON_ArrayForEach(row, rows) {
+		size_t n = runtime_job_tasks(api_row_num(row, "id"), views, JS_TASKS_MAX);
+
+		api_job_labels(row, labels, sizeof(labels));
+		for (size_t k = 0; k < n && k < JS_TASKS_MAX; k++) {
+			const struct runtime_task_view *v = &views[k];
+			struct api_usage u;
+
+			if (v->pid <= 0 || (v->controller[0] != '\0' && strcmp(v->controller, self) != 0))
+				continue;
+			if (api_worker_usage(v->pid, &u.cpu_seconds, &u.rss_bytes) < 0)
+				continue;
+			snprintf(u.labels, sizeof(u.labels), "%s,task=\"%d\"", labels, v->task);
+			if (nuse == capuse) {
+				size_t cap = capuse ? capuse * 2 : 16;
+				struct api_usage *grown = realloc(use, cap * sizeof(*grown));
+
+				if (grown == NULL) {
+					mb->failed = true;
+					goto out;
+				}
+				use = grown;
+				capuse = cap;
+			}
+			use[nuse++] = u;
+		}
+	}
+	api_family(mb, mem, "gauge",
+		   "Resident memory of the task's worker process, in bytes; absent while no "
+		   "worker runs.");
+	for (size_t i = 0; i < nuse; i++)
+		api_mbuf_printf(mb, "%s{%s} %lld\n", mem, use[i].labels, use[i].rss_bytes);
+	api_family(mb, cpu, "counter",
+		   "User and system CPU time of the task's current worker process, in seconds "
+		   "(starts again from 0 with each new worker).");
+	for (size_t i = 0; i < nuse; i++)
+		api_mbuf_printf(mb, "%s{%s} %.9g\n", cpu, use[i].labels, use[i].cpu_seconds);
+out:
+	free(use);
+	free(views);
+}
+
 void api_metrics(struct api_req *req)
 {
 	struct api_mbuf mb = { 0 };
@@ -402,13 +541,18 @@ void api_metrics(struct api_req *req)
 			"Batches committed, over the job's life.");
 	api_job_histograms(&mb, rows, rv);
 	api_job_lags(&mb, rows, rv);
+	api_job_last_batch(&mb, rows, rv);
 	api_job_state_gauges(&mb, rows);
 	api_task_gauges(&mb, rows);
 	api_job_counter(&mb, rows, "streamserver_job_restarts_total", "restarts",
 			"Automatic restarts since the user last started the job.");
+	api_worker_metrics(&mb, rows);
 	api_process_metrics(&mb);
-	api_family(&mb, "streamserver_build_info", "gauge", "The streamserver version; always 1.");
-	api_mbuf_printf(&mb, "streamserver_build_info{version=\"%s\"} 1\n", STREAMSERVER_VERSION);
+	/* revision: the build's git describe ("" outside a git checkout). */
+	api_family(&mb, "streamserver_build_info", "gauge",
+		   "The streamserver version and the commit it was built from; always 1.");
+	api_mbuf_printf(&mb, "streamserver_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+			STREAMSERVER_VERSION, ss_version_git());
 	if (mb.failed)
 		api_reply_error(req, 500, NULL,
 				"the metrics do not fit in %d MB (out of memory, or too many jobs "

@@ -14,6 +14,7 @@
 #include "ctl_api.h"
 #include "ctl_cmd.h"
 #include "ctl_http.h"
+#include "version.h"
 
 static const char usage_text[] =
 "NAME\n"
@@ -52,6 +53,7 @@ static const char usage_text[] =
 "    --timeout SEC      give up on a request after SEC seconds (default 60)\n"
 "    --json             print the server's JSON answer unchanged, for scripts\n"
 "    --help             this text\n"
+"    --version          the version of streamctl\n"
 "\n"
 "    Proxies come from the environment as for curl: http_proxy, https_proxy\n"
 "    (or HTTPS_PROXY), no_proxy.\n"
@@ -153,6 +155,9 @@ int main(int argc, char **argv)
 			only_pos = true;
 		} else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			fputs(usage_text, stdout);
+			return CTL_EXIT_OK;
+		} else if (strcmp(arg, "--version") == 0) {
+			printf("streamctl %s\n", ss_version());
 			return CTL_EXIT_OK;
 		} else if (strcmp(arg, "--json") == 0) {
 			ctl.json = true;

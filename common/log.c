@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "secret.h"
 #include "utf8.h"
@@ -19,8 +21,11 @@ static char log_component[16] = "worker";
 static enum log_level log_threshold = LOG_INFO;
 static enum log_format log_fmt = LOG_TEXT;
 static int64_t log_job_id;
+static bool log_journal; /* "<N>" priority prefixes for journald */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t log_env_once = PTHREAD_ONCE_INIT;
+
+static void log_env_read(void);
 
 bool log_format_parse(const char *name, enum log_format *out)
 {
@@ -33,6 +38,32 @@ bool log_format_parse(const char *name, enum log_format *out)
 	return true;
 }
 
+bool log_journal_stream_is(const char *value, int fd)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (value == NULL || *value < '0' || *value > '9')
+		return false;
+	dev = strtoull(value, &end, 10);
+	if (*end != ':' || end[1] < '0' || end[1] > '9')
+		return false;
+	ino = strtoull(end + 1, &end, 10);
+	if (*end != '\0' || fstat(fd, &st) < 0)
+		return false;
+	/* The variable is inherited by everything the service starts; only a
+	 * process whose standard error is still that stream writes to the
+	 * journal (not one whose stderr was redirected to a file). */
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_set_journal(bool on)
+{
+	pthread_once(&log_env_once, log_env_read);
+	log_journal = on;
+}
+
 /* The controller hands its format to its workers through the environment;
  * an unknown value leaves text (the controller has already refused it). */
 static void log_env_read(void)
@@ -41,6 +72,7 @@ static void log_env_read(void)
 
 	if (log_format_parse(getenv("STREAMSERVER_LOG_FORMAT"), &f))
 		log_fmt = f;
+	log_journal = log_journal_stream_is(getenv("JOURNAL_STREAM"), STDERR_FILENO);
 }
 
 void log_set_tag(const char *tag)
@@ -129,6 +161,8 @@ void log_format_line(char *buf, size_t buflen, enum log_level level, int64_t job
 		     const char *msg)
 {
 	static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
+	/* syslog's priorities (sd-daemon.h's SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR). */
+	static const char *const prio[] = { "<7>", "<6>", "<4>", "<3>" };
 	char stamp[40], head[160];
 	struct timespec ts;
 	struct tm tm;
@@ -144,6 +178,8 @@ void log_format_line(char *buf, size_t buflen, enum log_level level, int64_t job
 	gmtime_r(&ts.tv_sec, &tm);
 	n = (int)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000L);
+	if (log_journal)
+		log_put(buf, buflen, &used, prio[level], 3);
 
 	if (log_fmt == LOG_JSON) {
 		n = snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":",

@@ -40,6 +40,17 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_job(enum log_level level, int64_t job_id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Under systemd (README "Logs"): when standard error is the journal's
+ * stream, each line starts with its syslog priority as sd-daemon(3) has it
+ * ("<3>" error, "<4>" warning, "<6>" info, "<7>" debug), which journald
+ * strips and keeps as the entry's PRIORITY, so that `journalctl -p err`
+ * selects the errors.  Detected at the first line: JOURNAL_STREAM
+ * ("DEVICE:INODE", set by systemd for the service) names the stream that
+ * fd 2 still is; workers inherit the variable and the stream. */
+bool log_journal_stream_is(const char *value, int fd);
+/* Forces the prefixes on or off (tests). */
+void log_set_journal(bool on);
+
 /* Formats one line as log_msg would, into buf (NUL-terminated, no newline;
  * cut at buflen).  For tests. */
 void log_format_line(char *buf, size_t buflen, enum log_level level, int64_t job_id,

@@ -18,6 +18,7 @@
 #include "store.h"
 #include "store_uri.h"
 #include "sup.h"
+#include "version.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_DATA_DIR "./streamserver-data"
@@ -48,7 +49,8 @@ static void usage(FILE *out)
 		"  --advertise URL     how users and the other controllers reach this API\n"
 		"                      (env STREAMSERVER_ADVERTISE; default from --listen)\n"
 		"  --worker PATH       the streamworker executable (env STREAMSERVER_WORKER;\n"
-		"                      default: beside streamserver)\n"
+		"                      default: " STREAMSERVER_LIBEXEC_DIR "/streamworker\n"
+		"                      from streamserver's folder, or beside it)\n"
 		"  --token-file PATH   the API's bearer token, in a file readable by this user\n"
 		"                      only (env STREAMSERVER_TOKEN_FILE, or the token itself\n"
 		"                      in STREAMSERVER_TOKEN); required to listen beyond loopback\n"
@@ -98,11 +100,14 @@ static int find_beside(const char *const *rel, size_t nrel, int mode, char *buf,
 	return -1;
 }
 
-/* streamworker beside our own executable, or in the build tree's worker/
- * folder next to controller/. */
+/* streamworker where meson installs it (libexecdir, from meson: relative to
+ * bindir), beside our own executable (an install before it moved to
+ * libexecdir, a hand-made folder), or in the build tree's worker/ folder next
+ * to controller/. */
 static int find_worker(char *buf, size_t buflen)
 {
-	static const char *const rel[] = { "streamworker", "../worker/streamworker" };
+	static const char *const rel[] = { STREAMSERVER_LIBEXEC_DIR "/streamworker", "streamworker",
+					   "../worker/streamworker" };
 
 	return find_beside(rel, sizeof(rel) / sizeof(rel[0]), X_OK, buf, buflen);
 }
@@ -459,7 +464,7 @@ int main(int argc, char **argv)
 			log_set_level(LOG_DEBUG);
 			break;
 		case 'V':
-			printf("streamserver %s\n", STREAMSERVER_VERSION);
+			printf("streamserver %s\n", ss_version());
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -612,7 +617,9 @@ int main(int argc, char **argv)
 
 	if (worker == NULL) {
 		if (find_worker(worker_buf, sizeof(worker_buf)) < 0) {
-			log_error("cannot find streamworker beside streamserver; give its path with --worker");
+			log_error("cannot find streamworker in " STREAMSERVER_LIBEXEC_DIR
+				  " (from streamserver's folder) or beside streamserver; give its path "
+				  "with --worker or STREAMSERVER_WORKER");
 			goto usage_out;
 		}
 		worker = worker_buf;
@@ -666,7 +673,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("streamserver %s listening on %s://%s (data in %s, worker %s; API %s)",
-		 STREAMSERVER_VERSION, tls_cert ? "https" : "http", listen, data_dir, worker,
+		 ss_version(), tls_cert ? "https" : "http", listen, data_dir, worker,
 		 sec.token == NULL ? "open: no token (loopback only)"
 		 : sec.read_token != NULL ? "needs a bearer token; read-only token accepted"
 					  : "needs a bearer token");

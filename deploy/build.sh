@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds Streaming Server for installation and installs it into a staging
-# directory: usr/bin/streamserver, streamworker and streamctl under DESTDIR,
-# and usr/lib/<arch>/streamserver/libssl.so and libcrypto.so (api/tlscompat/).
+# directory: usr/bin/streamserver and streamctl, usr/libexec/streamworker
+# under DESTDIR, usr/lib/<arch>/streamserver/libssl.so and libcrypto.so
+# (api/tlscompat/), the systemd unit, the sample environment file in
+# etc/streamserver, the man pages and streamctl's bash completion.
 # The Dockerfile's build stage runs it from the source tree, and
 # tests/e2e/test_deploy.py runs the Dockerfile's very line on this machine.
 #
@@ -30,9 +32,9 @@ meson setup $reconfigure --buildtype=release --prefix=/usr -Dtests=false "$build
 meson compile -C "$builddir"
 meson install -C "$builddir" --destdir "$destdir" --no-rebuild --strip
 
-for b in streamserver streamworker streamctl; do
-    if [ ! -x "$destdir/usr/bin/$b" ]; then
-        echo "deploy/build.sh: $destdir/usr/bin/$b was not installed" >&2
+for b in bin/streamserver bin/streamctl libexec/streamworker; do
+    if [ ! -x "$destdir/usr/$b" ]; then
+        echo "deploy/build.sh: $destdir/usr/$b was not installed" >&2
         exit 1
     fi
 done
@@ -48,5 +50,6 @@ for l in libssl.so libcrypto.so; do
         exit 1
     fi
 done
-echo "deploy/build.sh: installed streamserver, streamworker and streamctl into $destdir/usr/bin," \
+echo "deploy/build.sh: installed streamserver and streamctl into $destdir/usr/bin, streamworker" \
+     "into $destdir/usr/libexec," \
      "civetweb's libssl.so and libcrypto.so into $destdir/usr/lib/.../streamserver"

@@ -33,6 +33,9 @@ PKGS=(
     # OpenAPI document, the compose file (Debian's docker-compose validates it
     # without a Docker engine), the systemd unit
     chromium chromium-driver python3-selenium python3-yaml docker-compose systemd
+    # promtool (Debian's prometheus package) checks /metrics and the alert
+    # rules in deploy/; man-db and groff render the man pages in doc/man/
+    prometheus man-db groff-base
 )
 
 missing=()

@@ -713,13 +713,30 @@ static void loop_lag(struct worker *w, int64_t now)
 	loop_status_result(w, proto_send_lag(w->status_fd, lag, w->npartitions));
 }
 
+int64_t loop_poll_wait_ms(int64_t poll_timeout_ms, bool in_flight, bool rows_open,
+			  int64_t batch_left_ms)
+{
+	int64_t timeout = LOOP_POLL_MS;
+
+	if (in_flight && timeout > LOOP_FLIGHT_POLL_MS)
+		timeout = LOOP_FLIGHT_POLL_MS;
+	if (rows_open && batch_left_ms < timeout)
+		timeout = batch_left_ms > 0 ? batch_left_ms : 0;
+	/* The seed's POLL.TIMEOUT: the longest one poll waits.  Above the loop's
+	 * own step it changes nothing; below, the worker polls more often (0:
+	 * without waiting, a busy loop while the topic is idle). */
+	if (poll_timeout_ms >= 0 && poll_timeout_ms < timeout)
+		timeout = poll_timeout_ms;
+	return timeout;
+}
+
 /* One turn of the loop: report a written batch, close the open one when due,
  * poll Kafka and take what came.  Returns WERR_OK, 1 when the controller is
  * gone, or a negative enum werr (WERR_FENCED: loop_consume recovers). */
 static int loop_step(struct worker *w, int64_t interval, char *err, size_t errlen)
 {
 	static rd_kafka_message_t *msgs[LOOP_POLL_MAX];
-	int64_t now = loop_now_ms(), timeout = LOOP_POLL_MS;
+	int64_t now = loop_now_ms(), timeout, left = 0;
 	size_t max = LOOP_POLL_MAX;
 	int i, n, rc = WERR_OK;
 
@@ -733,16 +750,12 @@ static int loop_step(struct worker *w, int64_t interval, char *err, size_t errle
 	/* A written batch is reported at once, not at the next hand-over. */
 	if (loop_flight_done(&w->flight) && (rc = loop_collect(w, err, errlen)) != WERR_OK)
 		return rc;
-	if (w->flight.busy && timeout > LOOP_FLIGHT_POLL_MS)
-		timeout = LOOP_FLIGHT_POLL_MS;
-
 	if (w->nrows > 0) {
-		int64_t left = interval - (now - w->batch_start_ms);
+		left = interval - (now - w->batch_start_ms);
 		if (left <= 0)
 			return loop_flush(w, err, errlen);
-		if (left < timeout)
-			timeout = left;
 	}
+	timeout = loop_poll_wait_ms(w->spec->poll_timeout_ms, w->flight.busy, w->nrows > 0, left);
 	loop_stats(w, now);
 	loop_lag(w, now);
 	/* PR_SET_PDEATHSIG covers this too; belt and braces for a reparented worker. */

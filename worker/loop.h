@@ -17,7 +17,9 @@
 #define SS_WORKER_LOOP_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Largest job document accepted on standard input. */
 #define LOOP_STDIN_MAX ((size_t)1 << 20)
@@ -29,5 +31,14 @@
 int loop_read_stdin(const volatile sig_atomic_t *stop, char **out, size_t *outlen, char *err, size_t errlen);
 
 int loop_run(void);
+
+/* How long one poll of the consumer may wait for messages: KAFKA.POLL.TIMEOUT
+ * (poll_timeout_ms, 0: not at all), but never past what the loop must do on
+ * time: at most 100 ms (a stop, the lag reports), 5 ms while a batch is
+ * being written (in_flight: its commit is reported soon after), and the
+ * batch_left_ms until the open batch's MINIMAL_INTERVAL ends (rows_open).
+ * A pure function (tests/unit/test_loop.c). */
+int64_t loop_poll_wait_ms(int64_t poll_timeout_ms, bool in_flight, bool rows_open,
+			  int64_t batch_left_ms);
 
 #endif

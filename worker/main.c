@@ -8,10 +8,7 @@
 #include "log.h"
 #include "loop.h"
 #include "tools.h"
-
-#ifndef SS_VERSION
-#define SS_VERSION "unknown"
-#endif
+#include "version.h"
 
 static void usage(FILE *out)
 {
@@ -42,7 +39,7 @@ int main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--version") == 0) {
-			printf("streamworker %s\n", SS_VERSION);
+			printf("streamworker %s\n", ss_version());
 			return 0;
 		}
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

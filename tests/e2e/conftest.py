@@ -181,6 +181,11 @@ class Server:
         self.mark = uuid.uuid4().hex  # marks the processes this test started
         self.args = list(args)
         self.extra_env = dict(env or {})
+        # The programs it runs: the build tree's, unless a test points these
+        # at an installed copy (worker_args [] leaves the worker to the
+        # controller's own search).
+        self.controller = CONTROLLER
+        self.worker_args = ["--worker", str(WORKER)]
         self.proc = None
         self.worker_pids = set()
         self.leaks = []  # answers that carried a registered secret
@@ -247,8 +252,8 @@ class Server:
                 log.write(f"\n=== e2e: start #{attempt} at {time.strftime('%H:%M:%S')} ===\n".encode())
                 log.flush()
                 self.proc = subprocess.Popen(
-                    self.wrap + [str(CONTROLLER), "--listen", f"{self.host}:{self.port}", "--data-dir",
-                                 str(self.data_dir), "--worker", str(WORKER)] + self.args,
+                    self.wrap + [str(self.controller), "--listen", f"{self.host}:{self.port}",
+                                 "--data-dir", str(self.data_dir)] + self.worker_args + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

@@ -14,9 +14,10 @@ engine and no systemd as init:
 - the compose example pipeline's scripts (compose/init.sh through the
   installed streamctl, compose/produce.sh's lines, compose/orders.sql) load
   orders into PostgreSQL through that server;
-- streamserver.service: `systemd-analyze verify` accepts it (ExecStart
-  pointed at the installed binary), and its ExecStart with its environment
-  and the sample configuration runs the server.
+- streamserver.service (as meson configured and installed it):
+  `systemd-analyze verify` accepts it (ExecStart pointed at the installed
+  binary), and its ExecStart with its environment and the sample
+  configuration runs the server.
 """
 import fnmatch
 import os
@@ -39,7 +40,8 @@ from helpers import REPO, free_port, unique, wait_for
 DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "docker-compose.yml"
-UNIT = DEPLOY / "streamserver.service"
+# The unit as `meson install` configures it for --prefix=/usr (build.sh).
+UNIT_INSTALLED = "/usr/lib/systemd/system/streamserver.service"
 ENV_FILE = DEPLOY / "streamserver.env"
 NOBODY = 65534
 BUILD_TIMEOUT = 1800  # a release build on 2 shared cores
@@ -183,6 +185,7 @@ class Installed:
                 if os.geteuid() == 0:
                     os.chown(d, NOBODY, NOBODY)
         self.bin = self.path("/usr/bin")
+        self.libexec = self.path("/usr/libexec")
         self.entrypoint = self.path(exec_form(dict(run["steps"])["ENTRYPOINT"])[0])
 
     def path(self, p):
@@ -225,8 +228,11 @@ def installed():
 
 
 def test_build_installs_the_three_binaries(installed):
-    for b in ("streamserver", "streamworker", "streamctl"):
+    for b in ("streamserver", "streamctl"):
         assert os.access(installed.bin / b, os.X_OK), b
+    # not a command: in libexecdir, where streamserver looks for it
+    assert os.access(installed.libexec / "streamworker", os.X_OK)
+    assert not (installed.bin / "streamworker").exists()
     out = subprocess.run([installed.bin / "streamserver", "--version"], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.startswith("streamserver "), out
@@ -258,8 +264,8 @@ def test_runtime_packages_cover_the_linked_libraries(installed):
             paths.setdefault(m.group(1), m.group(2))
     missing = []
     tlscompat = installed.tlscompat()
-    for b in ("streamserver", "streamworker", "streamctl", tlscompat / "libssl.so",
-              tlscompat / "libcrypto.so"):
+    for b in ("streamserver", installed.libexec / "streamworker", "streamctl",
+              tlscompat / "libssl.so", tlscompat / "libcrypto.so"):
         dyn = subprocess.run(["readelf", "-d", installed.bin / b], capture_output=True, text=True,
                              check=True).stdout
         for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn):
@@ -666,7 +672,7 @@ def unit_sections(text):
 
 
 def test_systemd_unit_verifies(installed, tmp_path):
-    text = UNIT.read_text()
+    text = installed.path(UNIT_INSTALLED).read_text()
     svc = dict(unit_sections(text)["Service"])
     exe = shlex.split(svc["ExecStart"])[0]
     assert exe == "/usr/bin/streamserver", "the unit runs the packaged binary (meson --prefix=/usr)"
@@ -674,8 +680,11 @@ def test_systemd_unit_verifies(installed, tmp_path):
     # unit with that path, the rest unchanged
     unit = tmp_path / "streamserver.service"
     unit.write_text(text.replace(f"ExecStart={exe}", f"ExecStart={installed.bin / 'streamserver'}"))
+    # Documentation=man:streamserver(8): systemd-analyze runs man for it,
+    # which finds the installed page through MANPATH.
+    env = dict(os.environ, MANPATH=f"{installed.path('/usr/share/man')}:")
     p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=env)
     ours = [l for l in (p.stdout + p.stderr).splitlines() if "streamserver" in l]
     assert p.returncode == 0 and not ours, f"systemd-analyze verify: {p.stdout}{p.stderr}"
     for k, v in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
@@ -702,7 +711,7 @@ def test_systemd_exec_start_runs(installed, tmp_path, open_tmp):
     """The unit's ExecStart with its Environment=, the sample
     EnvironmentFile and a credentials directory, as systemd would run it
     (listening on a free loopback port rather than 8080)."""
-    svc = unit_sections(UNIT.read_text())["Service"]
+    svc = unit_sections(installed.path(UNIT_INSTALLED).read_text())["Service"]
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     for line in ENV_FILE.read_text().splitlines():

@@ -314,3 +314,32 @@ def test_jobs_started_together_on_a_new_schema(server, pg, kafka):
     for jid, _ in jobs:
         st = job_status(server, jid)
         assert st["state"] == "running" and st["last_error"] in (None, ""), st
+
+
+def test_poll_timeout_zero_loads_and_stops(server, pg, kafka):
+    """KAFKA.POLL.TIMEOUT 0: every poll returns at once (worker/loop.h,
+    loop_poll_wait_ms); the job still loads every message, in batches of
+    MAX_ROW, keeps TIMEOUT in its configuration, and stops cleanly."""
+    from helpers import cols, job_yaml, stop_job
+    topic = kafka.create_topic(unique("poll0"), partitions=2)
+    table = pg.create_table(unique("t_poll0"), TABLE5)
+    svc = create_service(server, pg)
+    src = create_source(server, svc["id"], kafka, topic)
+    config = job_yaml(pg, kafka, topic, table, poll={"BATCHSIZE": 64, "TIMEOUT": 0},
+                      value={"COLUMNS": cols(*COLUMNS5), "FORMAT": "delimited",
+                             "DELIMITED_OPTION": {"DELIMITER": "|"}},
+                      commit={"MAX_ROW": 500, "MINIMAL_INTERVAL": 60000})
+    job = create_job(server, professional_job(src["id"], config))
+    kafka.produce(topic, delimited_messages(0, 2000), partitions=2)
+    start_job(server, job["id"])
+    wait_rows(pg, table, 2000, server, job["id"])
+    check_delimited_table(pg, table, 0, 2000)
+    st = _assert_final_status(server, job["id"], 2000)
+    # MINIMAL_INTERVAL is a minute: only full batches of MAX_ROW committed them
+    assert st["batches"] == 4, st
+    yaml_text = server.call("GET", f"/jobs/{job['id']}")["config"]
+    assert re.search(r"^    TIMEOUT: 0$", yaml_text, re.M), yaml_text
+    stop_job(server, job["id"])
+    stopped = wait_state(server, job["id"], "stopped",
+                         pred=lambda s: s["last_exit"] is not None)
+    assert stopped["last_exit"] == "exit code 0 (stopped)", stopped

@@ -1,12 +1,16 @@
 """Runtime figures of jobs: the status object (rows_updated, batches, rates,
 last_batch_at, per-partition lag), GET /api/v1/jobs/status, and GET /metrics
 in the Prometheus text format, checked with a strict parser of our own."""
+import datetime
 import math
 import re
+import shutil
+import subprocess
 import time
 
+from conftest import CONTROLLER
 from helpers import (PacedProducer, TABLE5, cols, create_job, create_service, create_source,
-                     delimited_messages, delivery_job_dict, job_status, job_yaml,
+                     delimited_messages, delivery_job_dict, job_status, job_yaml, proc_cpu_seconds,
                      professional_job, run_job, start_job, stop_job, to_yaml, unique, wait_rows,
                      wait_state, wizard_job)
 
@@ -125,17 +129,19 @@ def scrape(srv):
 
 
 def job_samples(fams, family, job_id, name=None):
-    """{extra labels (without job and job_id) as a tuple: value} of one job."""
+    """{extra labels (without job_name and job_id) as a tuple: value} of one job."""
     out = {}
     for sname, labels, value in fams[family]["samples"]:
         if labels.get("job_id") != str(job_id):
             continue
         if name is not None:
-            assert labels.get("job") == name, f"{family}: job label {labels.get('job')!r}"
+            assert labels.get("job_name") == name, \
+                f"{family}: job_name label {labels.get('job_name')!r}"
+        assert "job" not in labels, f"{family}: a job label clashes with Prometheus' own"
         if sname != family and not sname.endswith("_bucket"):
             key = (sname[len(family) + 1:],)
         else:
-            key = tuple(sorted((k, v) for k, v in labels.items() if k not in ("job", "job_id")))
+            key = tuple(sorted((k, v) for k, v in labels.items() if k not in ("job_name", "job_id")))
         out[key] = value
     return out
 
@@ -186,6 +192,9 @@ def test_running_job_figures_status_and_metrics(server, pg, kafka):
                          pred=lambda s: s["rows_written"] > 0 and s["rows_per_second"] > 0)
     assert loading["messages_per_second"] > 0 and loading["batches"] > 0, loading
     assert loading["last_batch_at"] is not None, loading
+    # The worker's own resources, read by the controller from /proc/<pid>.
+    fams = scrape(server)
+    _check_worker_usage(fams, job_id, {0: loading["pid"]})
     producer.join()
     wait_rows(pg, table, n, server, job_id)
     drained = wait_state(server, job_id, "running", pred=lambda s: (
@@ -205,6 +214,10 @@ def test_running_job_figures_status_and_metrics(server, pg, kafka):
     # Stopped: no rate, the last lag report kept as it was.
     stop_job(server, job_id)
     stopped = wait_state(server, job_id, "stopped")
+    fams = scrape(server)
+    assert job_samples(fams, WORKER_MEM, job_id) == {} and \
+        job_samples(fams, WORKER_CPU, job_id) == {}, "no worker, no worker figures"
+    assert abs(one(fams, LAST_BATCH, job_id) - iso_seconds(stopped["last_batch_at"])) < 0.001
     assert stopped["rows_per_second"] == 0 and stopped["lag"]["total"] == 0, stopped
     time.sleep(2.5)  # longer than the worker's report interval: nothing may refresh it
     assert job_status(server, job_id)["lag"] == stopped["lag"]
@@ -218,7 +231,7 @@ def test_running_job_figures_status_and_metrics(server, pg, kafka):
     assert lagging["lag"]["total"] == 400 and lagging["rows_written"] == n, lagging
     assert lagging["lag"]["updated_at"] > stopped["lag"]["updated_at"], lagging
     fams = scrape(server)
-    assert job_samples(fams, "streamserver_job_lag", job_id) == {
+    assert job_samples(fams, "streamserver_job_lag_messages", job_id) == {
         (("partition", str(p)), ("task", "0")): 100 for p in range(PARTITIONS)}
     # 600 more fill the batch: it commits and the lag goes back to 0.
     kafka.produce(topic, delimited_messages(n + 400, n + 1000), partitions=PARTITIONS)
@@ -243,6 +256,43 @@ def test_running_job_figures_status_and_metrics(server, pg, kafka):
     fams = scrape(server)
     _check_metrics_match(fams, [job_status(server, job_id)], since_start=False)
     assert job_samples(fams, "streamserver_job_batch_duration_seconds", job_id)[("count",)] == 0
+    # No batch since this controller started: no time of the last one.
+    assert job_samples(fams, LAST_BATCH, job_id) == {}
+
+
+LAST_BATCH = "streamserver_job_last_batch_timestamp_seconds"
+WORKER_MEM = "streamserver_worker_resident_memory_bytes"
+WORKER_CPU = "streamserver_worker_cpu_seconds_total"
+
+
+def iso_seconds(text):
+    """The status's "2026-11-24T07:30:00.123Z" in seconds since the epoch."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+def proc_peak_rss(pid):
+    """The most resident memory pid ever had (VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+def _check_worker_usage(fams, job_id, pids):
+    """The worker figures of the job: one series per running task (pids:
+    {task: pid}), the memory within what the process ever held, the CPU
+    seconds no more than the process has used by now."""
+    assert fams[WORKER_MEM]["type"] == "gauge" and fams[WORKER_CPU]["type"] == "counter"
+    mem = job_samples(fams, WORKER_MEM, job_id)
+    cpu = job_samples(fams, WORKER_CPU, job_id)
+    tasks = {(("task", str(t)),) for t in pids}
+    assert set(mem) == tasks and set(cpu) == tasks, (mem, cpu, pids)
+    for t, pid in pids.items():
+        rss, secs = mem[(("task", str(t)),)], cpu[(("task", str(t)),)]
+        assert 1024 * 1024 < rss <= proc_peak_rss(pid), (t, rss)
+        now = proc_cpu_seconds(pid)
+        assert now is not None and 0 <= secs <= now, (t, secs, now)
 
 
 def _check_metrics_match(fams, statuses, since_start=True):
@@ -260,7 +310,7 @@ def _check_metrics_match(fams, statuses, since_start=True):
                 f"{family}: {one(fams, family, st['id'])}, status {field}: {st[field]}"
             job_samples(fams, family, st["id"], name=st["name"])  # label escaping round trip
     assert fams["streamserver_job_batch_duration_seconds"]["type"] == "histogram"
-    assert fams["streamserver_job_lag"]["type"] == "gauge"
+    assert fams["streamserver_job_lag_messages"]["type"] == "gauge"
     assert fams["streamserver_job_state"]["type"] == "gauge"
     for st in statuses:
         hist = job_samples(fams, "streamserver_job_batch_duration_seconds", st["id"])
@@ -269,10 +319,12 @@ def _check_metrics_match(fams, statuses, since_start=True):
         if since_start:
             assert hist[("count",)] == st["batches"], (hist, st)
             assert hist[("sum",)] >= 0
-        lag = job_samples(fams, "streamserver_job_lag", st["id"])
+        lag = job_samples(fams, "streamserver_job_lag_messages", st["id"])
         # One task: every partition's lag is task 0's.
         assert lag == {(("partition", str(p["partition"])), ("task", "0")): p["lag"]
                        for p in st["lag"]["partitions"] if p["lag"] is not None}, (lag, st["lag"])
+        if st["last_batch_at"] is not None and since_start:
+            assert abs(one(fams, LAST_BATCH, st["id"]) - iso_seconds(st["last_batch_at"])) < 0.001, st
         state = job_samples(fams, "streamserver_job_state", st["id"])
         assert state == {(("state", s),): (1 if s == st["state"] else 0) for s in STATES}, state
     jobs = {lb["state"]: v for _, lb, v in fams["streamserver_jobs"]["samples"]}
@@ -288,8 +340,14 @@ def _check_metrics_match(fams, statuses, since_start=True):
     assert 0 < fams["process_open_fds"]["samples"][0][2] <= fams["process_max_fds"]["samples"][0][2]
     start = fams["process_start_time_seconds"]["samples"][0][2]
     assert time.time() - 3600 < start <= time.time() + 1, start
-    assert fams["streamserver_build_info"]["samples"] == [
-        ("streamserver_build_info", {"version": "0.1.0"}, 1.0)]
+    [(name, labels, value)] = fams["streamserver_build_info"]["samples"]
+    assert (name, labels["version"], value) == ("streamserver_build_info", "0.1.0", 1.0), labels
+    # the commit, as --version shows it
+    version = subprocess.run([str(CONTROLLER), "--version"], capture_output=True,
+                             text=True).stdout
+    assert set(labels) == {"version", "revision"}, labels
+    assert version == (f"streamserver 0.1.0 (git {labels['revision']})\n" if labels["revision"]
+                       else "streamserver 0.1.0\n"), (version, labels)
 
 
 MERGE_COLUMNS = [("id", "integer"), ("version", "integer"), ("val", "text"), ("note", "text")]
@@ -347,6 +405,48 @@ def test_status_of_every_job(server, pg, kafka):
         {str(ids[0]), str(ids[2])}
     jobs = {lb["state"]: v for _, lb, v in fams["streamserver_jobs"]["samples"]}
     assert jobs == {s: (2 if s == "stopped" else 0) for s in STATES}, jobs
+
+
+def promtool():
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/install-deps.sh installs Debian's prometheus package"
+    return path
+
+
+def running_job_metrics(server, pg, kafka, prefix, tasks=2):
+    """The /metrics text while a job of `tasks` tasks runs, after its first
+    rows: every family has samples (worker figures of each task, the time
+    of the last batch, lag per partition)."""
+    topic, table, src = _setup(server, pg, kafka, prefix, TABLE5, partitions=tasks)
+    config = f"TASKS: {tasks}\n" + to_yaml(delivery_job_dict(pg, kafka, topic, table, max_row=100,
+                                                              interval=200))
+    kafka.produce(topic, delimited_messages(0, 500), partitions=tasks)
+    job_id = run_job(server, professional_job(src, config))
+    wait_rows(pg, table, 500, server, job_id)
+    # Every task runs and every partition's lag is reported (after the
+    # group's rebalance, each task reports the partitions it owns).
+    st = wait_state(server, job_id, "running", pred=lambda s: (
+        len([t for t in s["tasks"] if t["pid"]]) == tasks and s["lag"]["total"] == 0
+        and _lag_map(s) == {p: 0 for p in range(tasks)}))
+    resp = server.request("GET", "/metrics")
+    assert resp.status_code == 200, resp.text
+    fams = parse_prometheus(resp.text)
+    _check_worker_usage(fams, job_id, {t["task"]: t["pid"] for t in st["tasks"]})
+    return job_id, resp.text
+
+
+def test_promtool_accepts_live_metrics(server, pg, kafka):
+    """`promtool check metrics` (Prometheus' own linter: names, units,
+    suffixes, HELP and TYPE) finds nothing in a live exposition with a
+    running two-task job."""
+    job_id, text = running_job_metrics(server, pg, kafka, "prom")
+    for family in (LAST_BATCH, WORKER_MEM, WORKER_CPU, "streamserver_job_lag_messages",
+                   "streamserver_job_batch_duration_seconds"):
+        assert re.search(rf"^{family}(_bucket)?{{job_name=", text, re.M), family
+    p = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), \
+        f"promtool check metrics ({p.returncode}):\n{p.stdout}{p.stderr}"
 
 
 def test_metrics_parser_is_strict():

@@ -14,7 +14,7 @@ from helpers import (COLUMNS5, TABLE5, create_job, create_service, create_source
                      job_status, job_yaml, pid_alive, professional_job, start_job, stop_job,
                      unique, wait_for, wait_state, wizard_job, yaml_value)
 from test_cli import ctl, ok, table_rows
-from test_metrics import scrape
+from test_metrics import _check_worker_usage, scrape
 from test_web import browser, wait_page  # noqa: F401  (browser is a fixture)
 
 VALUE5 = {"COLUMNS": [{"NAME": c, "TYPE": t} for c, t in COLUMNS5], "FORMAT": "delimited",
@@ -153,6 +153,8 @@ def test_three_tasks_then_one(server, pg, kafka, tmp_path):
     up = {s[1]["task"]: s[2] for s in fams["streamserver_task_up"]["samples"]
           if s[1]["job_id"] == str(jid)}
     assert up == {"0": 1, "1": 1, "2": 1}, up
+    # each task's worker: its memory and CPU, from its own /proc/<pid>
+    _check_worker_usage(fams, jid, pids)
 
     # streamctl: the tasks table, one row per task with its pid.
     out = ok(ctl(server.base, "jobs", "status", jid)).stdout
@@ -175,6 +177,7 @@ def test_three_tasks_then_one(server, pg, kafka, tmp_path):
     up = {s[1]["task"]: s[2] for s in fams["streamserver_task_up"]["samples"]
           if s[1]["job_id"] == str(jid)}
     assert up == {"0": 1}, up
+    _check_worker_usage(fams, jid, {0: pids[0]})
 
     # Other fields still need the job stopped.
     err = error_of(server.request("PATCH", f"/jobs/{jid}", {"tasks": 2, "description": "x"}),

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -201,6 +202,68 @@ static void test_writes_stderr(void **state)
 	assert_string_equal(buf + 24, " INFO [controller] job=3 stopping worker 77\n");
 }
 
+/* JOURNAL_STREAM names the stream fd 2 is: "DEVICE:INODE" of that very
+ * file, nothing else. */
+static void test_journal_stream_match(void **state)
+{
+	char path[] = "/tmp/test_log_XXXXXX";
+	char value[64];
+	int fd = mkstemp(path);
+	struct stat st;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(value, sizeof(value), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_true(log_journal_stream_is(value, fd));
+	snprintf(value, sizeof(value), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	assert_false(log_journal_stream_is(value, fd));
+	snprintf(value, sizeof(value), "%llu:%llu ", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_false(log_journal_stream_is(value, fd));
+	assert_false(log_journal_stream_is("", fd));
+	assert_false(log_journal_stream_is(":", fd));
+	assert_false(log_journal_stream_is("-1:-1", fd));
+	assert_false(log_journal_stream_is(NULL, fd));
+	close(fd);
+	unlink(path);
+}
+
+/* With the journal: each line starts with its syslog priority, in both
+ * formats; the rest of the line is unchanged. */
+static void test_journal_priorities(void **state)
+{
+	static const struct {
+		enum log_level level;
+		const char *prefix;
+	} cases[] = { { LOG_ERROR, "<3>" }, { LOG_WARN, "<4>" }, { LOG_INFO, "<6>" },
+		      { LOG_DEBUG, "<7>" } };
+	cJSON *obj;
+
+	log_set_journal(true);
+	log_set_format(LOG_TEXT);
+	log_set_tag("controller");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		log_format_line(line, sizeof(line), cases[i].level, 0, "x");
+		assert_memory_equal(line, cases[i].prefix, 3);
+		assert_int_equal(line[3 + 4], '-'); /* the date follows: 2026-... */
+	}
+	log_format_line(line, sizeof(line), LOG_ERROR, 4, "cannot connect");
+	assert_string_equal(line + 3 + 24, " ERROR [controller] job=4 cannot connect");
+	log_set_format(LOG_JSON);
+	log_format_line(line, sizeof(line), LOG_WARN, 0, "slow");
+	assert_memory_equal(line, "<4>{", 4);
+	memmove(line, line + 3, strlen(line + 3) + 1);
+	obj = json_line();
+	assert_string_equal(field(obj, "level"), "WARN");
+	cJSON_Delete(obj);
+	log_set_journal(false);
+	log_set_format(LOG_TEXT);
+	log_format_line(line, sizeof(line), LOG_ERROR, 0, "x");
+	assert_int_equal(line[0], '2');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_json_job_line),	 cmocka_unit_test(test_json_escapes),
 		cmocka_unit_test(test_json_truncated),	 cmocka_unit_test(test_process_job),
 		cmocka_unit_test(test_format_parse),	 cmocka_unit_test(test_writes_stderr),
+		cmocka_unit_test(test_journal_stream_match), cmocka_unit_test(test_journal_priorities),
 	};
 
 	setenv("STREAMSERVER_LOG_FORMAT", "json", 1);
