@@ -249,6 +249,8 @@ static cJSON *api_job_status_with(const cJSON *row, struct runtime_view *rv)
 		else
 			cJSON_AddNullToObject(out, "last_batch_at");
 		cJSON_AddItemToObject(out, "lag", api_job_lag(rv));
+		cJSON_AddNumberToObject(out, "rows_deleted", (double)rv->rows_deleted);
+		cJSON_AddNumberToObject(out, "tombstones_skipped", (double)rv->tombstones_skipped);
 	}
 	if (out != NULL)
 		api_job_tasks_status(out, api_row_int(row, "id"), api_job_ntasks(row),

@@ -152,6 +152,10 @@ struct jobspec {
 	size_t nupdate_columns;
 	struct js_mapping *mapping; /* NULL = target columns named like the source columns */
 	size_t nmapping;
+	/* OUTPUT.DELETE_ON_TOMBSTONE (UPDATE, MERGE): a message without a value
+	 * deletes the row whose MATCH_COLUMNS equal its KEY's; without it a
+	 * tombstone is skipped and counted. */
+	bool delete_on_tombstone;
 
 	/* KAFKA.METADATA.SCHEMA: where the auxiliary tables go; NULL = output schema */
 	char *metadata_schema;

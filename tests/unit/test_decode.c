@@ -540,11 +540,10 @@ static void test_row_key_value_meta(void **state)
 	test_row_field(&row, 2, "v");
 	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":11,\"timestamp\":1000,\"key\":null}");
 
-	/* a tombstone with VALUE declared */
+	/* a tombstone with VALUE declared: skipped, no error (no DELETE_ON_TOMBSTONE) */
 	m.value = NULL;
 	m.value_len = 0;
-	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "VALUE: the message has no value"));
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
 
 	/* each part's error says which part */
 	m.key = "only-one-field";
@@ -560,6 +559,56 @@ static void test_row_key_value_meta(void **state)
 	assert_non_null(strstr(err, "VALUE: the message is an array"));
 	row_decoder_free(rd);
 	row_decoder_free(NULL);
+	free(spec);
+}
+
+/* DELETE_ON_TOMBSTONE in MERGE: a tombstone with a key is a row with NULL
+ * VALUE columns and t in the last field; a message with a value has f there;
+ * a tombstone without a key is skipped.  In INSERT mode the option does
+ * nothing (validation refuses it there). */
+static void test_row_tombstones(void **state)
+{
+	struct jobspec *spec = test_row_spec(true, true, true);
+	struct decode_msg m = { "t", 0, 5, false, 0, "k|9", 3, "{\"a\":\"v\"}", 9 };
+	struct decode_row row;
+	char err[512] = "";
+	struct row_decoder *rd;
+
+	(void)state;
+	spec->delete_on_tombstone = true;
+	spec->mode = JS_MODE_MERGE;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_ncolumns(rd), 6);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 6);
+	test_row_field(&row, 2, "v");
+	test_row_field(&row, 5, "f");
+	m.value = NULL;
+	m.value_len = 0;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 6);
+	test_row_field(&row, 0, "k");
+	test_row_field(&row, 1, "9");
+	test_row_field(&row, 2, NULL);
+	test_row_field(&row, 3, NULL);
+	test_row_field(&row, 4, "{\"topic\":\"t\",\"partition\":0,\"offset\":5,\"timestamp\":null,\"key\":\"k|9\"}");
+	test_row_field(&row, 5, "t");
+	m.key = NULL;
+	m.key_len = 0;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
+	row_decoder_free(rd);
+
+	spec->mode = JS_MODE_INSERT;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_ncolumns(rd), 5);
+	m.key = "k|9";
+	m.key_len = 3;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
+	row_decoder_free(rd);
 	free(spec);
 }
 
@@ -694,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_textbuf_base64),
 		cmocka_unit_test(test_textbuf_cap),
 		cmocka_unit_test(test_row_key_value_meta),
+		cmocka_unit_test(test_row_tombstones),
 		cmocka_unit_test(test_row_key_only),
 		cmocka_unit_test(test_row_config_errors),
 	};
