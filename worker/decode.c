@@ -188,7 +188,8 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 		struct decode_field *f = &rd->fields[rd->nkey + rd->nvalue];
 
 		if (decode_meta_json(&rd->meta_text, m->topic, m->partition, m->offset, m->has_timestamp,
-				     m->timestamp_ms, m->key, m->key_len, sub, sizeof(sub)) < 0) {
+				     m->timestamp_ms, m->key, m->key_len, m->headers, m->nheaders, sub,
+				     sizeof(sub)) < 0) {
 			snprintf(err, errlen, "META: %s", sub);
 			return -1;
 		}

@@ -633,6 +633,7 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	struct decode_msg msg;
 	struct decode_row row;
 	rd_kafka_timestamp_type_t tstype;
+	rd_kafka_headers_t *hdrs;
 	char why[1024];
 	size_t off;
 	ssize_t idx = loop_part_index(w, m->partition);
@@ -659,6 +660,17 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	msg.key_len = m->key_len;
 	msg.value = m->payload;
 	msg.value_len = m->len;
+	msg.headers = w->headers;
+	msg.nheaders = 0;
+	if (w->spec->meta_present && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *val;
+		size_t size;
+
+		while (msg.nheaders <= DECODE_HEADERS_MAX &&
+		       rd_kafka_header_get_all(hdrs, msg.nheaders, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			w->headers[msg.nheaders++] = (struct decode_header){ name, val, size };
+	}
 	rc = row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why));
 	if (rc < 0)
 		return loop_keep(w, m, idx, w->copy.len, why, err, errlen);
