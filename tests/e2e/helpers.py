@@ -672,7 +672,7 @@ def produce_records(kafka, topic, records):
 
     for i, r in enumerate(records):
         kw = {}
-        for k in ("key", "partition", "timestamp"):
+        for k in ("key", "partition", "timestamp", "headers"):
             if r.get(k) is not None:
                 kw[k] = r[k]
         value = r.get("value")
