@@ -67,6 +67,7 @@ static const struct {
 	{ "fields", NULL, false },
 	{ "sslmode", NULL, false },	 { "sslrootcert", NULL, false },
 	{ "sslcert", NULL, false },	 { "sslkey", NULL, true },
+	{ "delete_on_tombstone", NULL, false },
 };
 
 static const char *api_row_string(const cJSON *row, const char *key)
@@ -152,6 +153,8 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 				cJSON_AddNumberToObject(out, name, 0);
 			else if (strcmp(name, "fields") == 0)
 				cJSON_AddArrayToObject(out, name);
+			else if (strcmp(name, "delete_on_tombstone") == 0)
+				cJSON_AddFalseToObject(out, name);
 			else if (wizard_fields[i].dflt != NULL)
 				cJSON_AddStringToObject(out, name, wizard_fields[i].dflt);
 			else
@@ -318,6 +321,9 @@ static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 				js_errors_add(errs, 0, k,
 					      "fields must be an array of {\"source\", \"dest\", "
 					      "\"role\"} objects");
+		} else if (strcmp(k, "delete_on_tombstone") == 0) {
+			if (!cJSON_IsBool(item))
+				js_errors_add(errs, 0, k, "delete_on_tombstone must be true or false");
 		} else if (!cJSON_IsString(item)) {
 			js_errors_add(errs, 0, k, "%s must be a string", k);
 		}
