@@ -20,14 +20,14 @@ static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", "tasks", NULL,
+	"sslcert", "sslkey", "tasks", "delete_on_tombstone", NULL,
 };
 
 static const char *const job_create_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", "tasks", "dry_run", NULL,
+	"sslcert", "sslkey", "tasks", "dry_run", "delete_on_tombstone", NULL,
 };
 
 static const char *const job_readonly[] = {

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import (cols, create_service, create_source, error_of, job_status, job_yaml,
                      produce_records, professional_job, run_job, unique, wait_consumed, wait_for,
-                     wait_query, wait_state)
+                     wait_query, wait_state, wizard_job)
 
 TABLE = "id integer PRIMARY KEY, version integer, val text"
 ROWS = "SELECT id, version, val FROM \"{}\" ORDER BY id"
@@ -165,6 +165,31 @@ def test_delete_on_tombstone_validation(server, pg, kafka):
         err = error_of(server.request("POST", "/jobs", professional_job(src, config)), 422, "invalid")
         hits = [x for x in err.get("details") or [err] if x.get("field") == field]
         assert hits and words in hits[0]["message"], (field, words, err)
+
+
+def test_wizard_delete_on_tombstone(server, pg, kafka):
+    """The wizard's delete_on_tombstone: the match field is read from the
+    message key (in the source's delimited format), the value keeps all its
+    fields; a tombstone deletes the row; INSERT refuses the option."""
+    topic, table, src = _setup(server, pg, kafka, "tmbw")
+    pg.execute(f'INSERT INTO "{table}" VALUES (1, 0, \'old1\'), (2, 0, \'old2\')')
+    records = [{"key": "1", "value": "1|1|a"}, {"key": "3", "value": "3|1|c"}, {"key": "2"},
+               {"key": "3", "value": "3|2|d"}, {"key": "1"}, {"key": "4", "value": "4|1|e"}]
+    produce_records(kafka, topic, [dict(r, value=r.get("value"), partition=0) for r in records])
+    fields = [{"source": "id", "dest": "id", "role": "match"},
+              {"source": "version", "dest": "version", "role": "update"},
+              {"source": "val", "dest": "val", "role": "update"}]
+    body = wizard_job(src, pg, table, [], write_mode="MERGE", fields=fields,
+                      delete_on_tombstone=True)
+    job_id = run_job(server, body)
+    wait_consumed(server, job_id, len(records))
+    wait_query(pg, ROWS.format(table), [(3, 2, "d"), (4, 1, "e")], server, job_id)
+    assert server.call("GET", f"/jobs/{job_id}")["delete_on_tombstone"] is True
+    err = error_of(server.request("POST", "/jobs", wizard_job(src, pg, table, ["id"],
+                                                              delete_on_tombstone=True)),
+                   422, "invalid")
+    hits = [x for x in err.get("details") or [err] if x.get("field") == "delete_on_tombstone"]
+    assert hits and "UPDATE or MERGE" in hits[0]["message"], err
 
 
 def test_exactly_kill9_mixed_inserts_and_deletes(server, pg, kafka):
