@@ -147,7 +147,8 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 	struct decode_row part;
 	char sub[640];
 	size_t i;
-	bool tombstone = m->value == NULL && rd->value != NULL;
+	/* without VALUE the value is ignored, unless the job deletes by tombstones */
+	bool tombstone = m->value == NULL && (rd->value != NULL || rd->tombstones);
 
 	row->fields = rd->fields;
 	row->nfields = 0;

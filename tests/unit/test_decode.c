@@ -653,6 +653,24 @@ static void test_row_tombstones(void **state)
 	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
 	row_decoder_free(rd);
 	free(spec);
+
+	/* KEY only: the value is ignored, but a tombstone is still one */
+	spec = test_row_spec(true, false, false);
+	spec->delete_on_tombstone = true;
+	spec->mode = JS_MODE_UPDATE;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 3);
+	test_row_field(&row, 0, "k");
+	test_row_field(&row, 2, "t");
+	m.value = "anything";
+	m.value_len = 8;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	test_row_field(&row, 2, "f");
+	row_decoder_free(rd);
+	free(spec);
 }
 
 static void test_row_key_only(void **state)
