@@ -839,7 +839,10 @@ int pb_decoder_decode(struct pb_decoder *pd, const char *buf, size_t len, struct
 		struct decode_field *f = &pd->fields[i];
 
 		f->is_null = col->where == PB_COL_NULL;
-		f->ptr = col->where == PB_COL_BUF ? buf + col->off : col->where == PB_COL_OUT ? pd->out.data + col->off : NULL;
+		/* out has no buffer yet when every column so far was empty text */
+		f->ptr = col->where == PB_COL_BUF				    ? buf + col->off
+			 : col->where == PB_COL_OUT && pd->out.data != NULL ? pd->out.data + col->off
+									    : NULL;
 		f->len = col->where == PB_COL_NULL ? 0 : col->len;
 		if (f->ptr == NULL && !f->is_null)
 			f->ptr = "";
