@@ -12,9 +12,9 @@ import signal
 
 import pytest
 
-from helpers import (cols, create_service, create_source, error_of, job_status, job_yaml,
-                     produce_records, professional_job, run_job, unique, wait_consumed, wait_for,
-                     wait_query, wait_state, wizard_job)
+from helpers import (cols, create_service, create_source, error_of, job_dict, job_status,
+                     job_yaml, produce_records, professional_job, run_job, to_yaml, unique,
+                     wait_consumed, wait_for, wait_query, wait_state, wizard_job)
 
 TABLE = "id integer PRIMARY KEY, version integer, val text"
 ROWS = "SELECT id, version, val FROM \"{}\" ORDER BY id"
@@ -165,6 +165,35 @@ def test_delete_on_tombstone_validation(server, pg, kafka):
         err = error_of(server.request("POST", "/jobs", professional_job(src, config)), 422, "invalid")
         hits = [x for x in err.get("details") or [err] if x.get("field") == field]
         assert hits and words in hits[0]["message"], (field, words, err)
+
+
+def test_validate_delete_on_tombstone(server, pg, kafka):
+    """validate: the statements a MERGE deleting on tombstones runs end with
+    the DELETE; an account that may insert and update but not delete is told
+    so on DELETE_ON_TOMBSTONE (code privilege)."""
+    topic, table, src = _setup(server, pg, kafka, "tmbc")
+    output = {"MATCH_COLUMNS": ["id"], "UPDATE_COLUMNS": ["version", "val"],
+              "DELETE_ON_TOMBSTONE": True}
+    d = job_dict(pg, kafka, topic, table, mode="MERGE", output=output, key=KEY, value=VALUE)
+    ans = server.call("POST", "/jobs/validate", professional_job(src, to_yaml(d)))
+    assert ans["valid"] is True and ans["database_checked"] is True, ans
+    writes = [x for x in ans["statements"] if f'"public"."{table}"' in x]
+    assert [x.split(" ")[0] for x in writes] == ["WITH", "DELETE"], writes
+    assert "WHERE NOT d.streamserver_tombstone" in writes[0], writes
+    role, password = unique("nodel"), "Nd" + unique("pw")
+    pg.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+    try:
+        pg.execute(f'GRANT CONNECT, TEMP ON DATABASE "{pg.dbname}" TO "{role}"')
+        pg.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
+        pg.execute(f'GRANT SELECT, INSERT, UPDATE ON "{table}" TO "{role}"')
+        d["USER"], d["PASSWORD"] = role, password
+        ans = server.call("POST", "/jobs/validate", professional_job(src, to_yaml(d)))
+        assert ans["valid"] is False and ans["database_checked"] is True, ans
+        hits = [e for e in ans["errors"] if e["field"] == "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE"]
+        assert hits and hits[0]["code"] == "privilege" and "DELETE" in hits[0]["message"], ans
+    finally:
+        pg.execute(f'DROP OWNED BY "{role}"')
+        pg.execute(f'DROP ROLE "{role}"')
 
 
 def test_wizard_delete_on_tombstone(server, pg, kafka):
