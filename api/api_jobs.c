@@ -20,14 +20,14 @@ static const char *const job_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", "tasks", NULL,
+	"sslcert", "sslkey", "tasks", "delete_on_tombstone", NULL,
 };
 
 static const char *const job_create_writable[] = {
 	"source_id", "name",	"description", "mode",	   "config",	 "group_name",
 	"fallback_offset", "consistency", "database", "schema", "table", "account",
 	"password", "write_mode", "error_limit", "fields", "sslmode", "sslrootcert",
-	"sslcert", "sslkey", "tasks", "dry_run", NULL,
+	"sslcert", "sslkey", "tasks", "dry_run", "delete_on_tombstone", NULL,
 };
 
 static const char *const job_readonly[] = {
@@ -67,6 +67,7 @@ static const struct {
 	{ "fields", NULL, false },
 	{ "sslmode", NULL, false },	 { "sslrootcert", NULL, false },
 	{ "sslcert", NULL, false },	 { "sslkey", NULL, true },
+	{ "delete_on_tombstone", NULL, false },
 };
 
 static const char *api_row_string(const cJSON *row, const char *key)
@@ -152,6 +153,8 @@ static cJSON *api_job_repr(struct api_req *req, cJSON *row)
 				cJSON_AddNumberToObject(out, name, 0);
 			else if (strcmp(name, "fields") == 0)
 				cJSON_AddArrayToObject(out, name);
+			else if (strcmp(name, "delete_on_tombstone") == 0)
+				cJSON_AddFalseToObject(out, name);
 			else if (wizard_fields[i].dflt != NULL)
 				cJSON_AddStringToObject(out, name, wizard_fields[i].dflt);
 			else
@@ -249,6 +252,8 @@ static cJSON *api_job_status_with(const cJSON *row, struct runtime_view *rv)
 		else
 			cJSON_AddNullToObject(out, "last_batch_at");
 		cJSON_AddItemToObject(out, "lag", api_job_lag(rv));
+		cJSON_AddNumberToObject(out, "rows_deleted", (double)rv->rows_deleted);
+		cJSON_AddNumberToObject(out, "tombstones_skipped", (double)rv->tombstones_skipped);
 	}
 	if (out != NULL)
 		api_job_tasks_status(out, api_row_int(row, "id"), api_job_ntasks(row),
@@ -316,6 +321,9 @@ static void api_wizard_types(const cJSON *body, struct js_errors *errs)
 				js_errors_add(errs, 0, k,
 					      "fields must be an array of {\"source\", \"dest\", "
 					      "\"role\"} objects");
+		} else if (strcmp(k, "delete_on_tombstone") == 0) {
+			if (!cJSON_IsBool(item))
+				js_errors_add(errs, 0, k, "delete_on_tombstone must be true or false");
 		} else if (!cJSON_IsString(item)) {
 			js_errors_add(errs, 0, k, "%s must be a string", k);
 		}

@@ -154,6 +154,30 @@ static void api_job_histograms(struct api_mbuf *mb, const cJSON *rows, struct ru
 	}
 }
 
+/* The tombstone counters, kept in memory since the controller started. */
+static void api_job_tombstones(struct api_mbuf *mb, const cJSON *rows, struct runtime_view *rv)
+{
+	static const char deleted[] = "streamserver_job_rows_deleted_total";
+	static const char skipped[] = "streamserver_job_tombstones_skipped_total";
+	const cJSON *row;
+	char labels[640];
+
+	api_family(mb, deleted, "counter",
+		   "Target rows deleted by tombstones (DELETE_ON_TOMBSTONE), since the controller started.");
+	cJSON_ArrayForEach(row, rows) {
+		api_job_labels(row, labels, sizeof(labels));
+		runtime_job_get(api_row_num(row, "id"), rv);
+		api_mbuf_printf(mb, "%s{%s} %" PRId64 "\n", deleted, labels, rv->rows_deleted);
+	}
+	api_family(mb, skipped, "counter",
+		   "Tombstones (messages without a value) skipped, since the controller started.");
+	cJSON_ArrayForEach(row, rows) {
+		api_job_labels(row, labels, sizeof(labels));
+		runtime_job_get(api_row_num(row, "id"), rv);
+		api_mbuf_printf(mb, "%s{%s} %" PRId64 "\n", skipped, labels, rv->tombstones_skipped);
+	}
+}
+
 static void api_job_lags(struct api_mbuf *mb, const cJSON *rows, struct runtime_view *rv)
 {
 	static const char name[] = "streamserver_job_lag_messages";
@@ -540,6 +564,7 @@ void api_metrics(struct api_req *req)
 	api_job_counter(&mb, rows, "streamserver_job_batches_total", "batches",
 			"Batches committed, over the job's life.");
 	api_job_histograms(&mb, rows, rv);
+	api_job_tombstones(&mb, rows, rv);
 	api_job_lags(&mb, rows, rv);
 	api_job_last_batch(&mb, rows, rv);
 	api_job_state_gauges(&mb, rows);

@@ -456,6 +456,7 @@ void ctl_print_status(const cJSON *st)
 	static const char *const keys[] = {
 		"id", "name", "state", "desired_state", "pid", "started_at", "restarts",
 		"messages_consumed", "rows_written", "rows_updated", "rows_rejected", "batches",
+		"rows_deleted", "tombstones_skipped",
 		"rows_per_second", "messages_per_second", "last_batch_at", "last_error", "last_exit",
 	};
 	const cJSON *lag = cJSON_GetObjectItemCaseSensitive(st, "lag");

@@ -495,6 +495,13 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 			return -1;
 	}
 
+	if (spec->key.present && spec->key.format_from_source && defaults->format != JS_FORMAT_NONE &&
+	    spec->key.format == JS_FORMAT_NONE) {
+		spec->key.format = defaults->format;
+		if (js_default_str(&spec->key.delimiter, defaults->delimiter) < 0)
+			return -1;
+	}
+
 	for (size_t i = 0; i < defaults->nproperties; i++) {
 		const struct js_property *dp = &defaults->properties[i];
 		struct js_property *grown;

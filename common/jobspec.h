@@ -69,6 +69,9 @@ struct js_input {
 	char *protobuf_descriptor_file; /* DESCRIPTOR_FILE */
 	char *protobuf_descriptor;      /* DESCRIPTOR (base64) */
 	char *protobuf_message;         /* MESSAGE: full name, e.g. "shop.v1.Order" */
+	/* The wizard's KEY (delete_on_tombstone): FORMAT and delimiter come from
+	 * the data source, as a VALUE's do.  Not part of the YAML. */
+	bool format_from_source;
 };
 
 /* FORMAT: json.  A single column of TYPE json or jsonb receives the whole
@@ -152,6 +155,10 @@ struct jobspec {
 	size_t nupdate_columns;
 	struct js_mapping *mapping; /* NULL = target columns named like the source columns */
 	size_t nmapping;
+	/* OUTPUT.DELETE_ON_TOMBSTONE (UPDATE, MERGE): a message without a value
+	 * deletes the row whose MATCH_COLUMNS equal its KEY's; without it a
+	 * tombstone is skipped and counted. */
+	bool delete_on_tombstone;
 
 	/* KAFKA.METADATA.SCHEMA: where the auxiliary tables go; NULL = output schema */
 	char *metadata_schema;
@@ -221,7 +228,12 @@ int jobspec_parse_yaml(const char *text, size_t len, struct jobspec **out, struc
  * TLS settings sslmode, sslrootcert, sslcert, sslkey).  Each wizard
  * field becomes a VALUE column (type NULL: the destination column's type) and a
  * MAPPING entry dest: source; roles fill MATCH_COLUMNS / UPDATE_COLUMNS;
- * group_name becomes PROPERTIES group.id.  Errors name the JSON field. */
+ * group_name becomes PROPERTIES group.id.  delete_on_tombstone (UPDATE,
+ * MERGE) sets DELETE_ON_TOMBSTONE and reads the fields with role "match"
+ * from the message key: a KEY in the source's format whose columns are
+ * those fields in order (streamserver_key_1, ...), which their MAPPING
+ * entries then name; the value keeps all its fields.  Errors name the JSON
+ * field. */
 int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_errors *errs);
 
 /* What a job leaves out, taken from its data source and data service. */

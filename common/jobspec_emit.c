@@ -298,6 +298,10 @@ static void ye_kafka_output(struct yemit *e, const struct jobspec *spec)
 	ye_kv_names(e, "MATCH_COLUMNS", spec->match_columns, spec->nmatch_columns);
 	ye_kv_names(e, "ORDER_COLUMNS", spec->order_columns, spec->norder_columns);
 	ye_kv_names(e, "UPDATE_COLUMNS", spec->update_columns, spec->nupdate_columns);
+	if (spec->delete_on_tombstone) {
+		ye_key(e, "DELETE_ON_TOMBSTONE");
+		ye_scalar(e, "true", YAML_PLAIN_SCALAR_STYLE);
+	}
 	if (spec->nmapping > 0) {
 		ye_key(e, "MAPPING");
 		ye_seq_start(e);

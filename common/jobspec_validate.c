@@ -355,6 +355,72 @@ static void js_target_names(const struct jobspec *spec, char *buf, size_t buflen
 		snprintf(buf, buflen, "none");
 }
 
+/* Whether name is a KEY column. */
+static bool js_is_key_column(const struct jobspec *spec, const char *name)
+{
+	for (size_t i = 0; spec->key.present && i < spec->key.ncolumns; i++)
+		if (spec->key.columns[i].name != NULL && strcmp(spec->key.columns[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* DELETE_ON_TOMBSTONE: a tombstone has only its key, so the row it deletes is
+ * found by the KEY's columns: every MATCH_COLUMNS entry must come from them
+ * (its own KEY column without MAPPING; with MAPPING an expression, which may
+ * read a KEY column, unless it names a VALUE or META column outright). */
+static void js_validate_tombstone(struct js_vctx *v, const struct jobspec *spec)
+{
+	const char *path = "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE";
+	char p[128];
+
+	if (!spec->delete_on_tombstone)
+		return;
+	if (spec->mode != JS_MODE_UPDATE && spec->mode != JS_MODE_MERGE) {
+		js_verr(v, 0, path,
+			"needs MODE UPDATE or MERGE (a tombstone deletes the row its key matches), got %s: set MODE: "
+			"MERGE, or remove DELETE_ON_TOMBSTONE (INSERT mode skips tombstones)",
+			js_mode_name(spec->mode));
+		return;
+	}
+	if (!spec->key.present || spec->key.ncolumns == 0) {
+		js_verr(v, 0, path,
+			"needs KAFKA.INPUT.KEY with the columns that MATCH_COLUMNS compare: a tombstone has no value, "
+			"only its key; add KEY with its FORMAT and COLUMNS");
+		return;
+	}
+	for (size_t i = 0; i < spec->nmatch_columns; i++) {
+		const char *name = spec->match_columns[i], *from = name;
+
+		if (js_blank(name))
+			continue;
+		if (spec->nmapping > 0) {
+			from = NULL;
+			for (size_t j = 0; j < spec->nmapping; j++)
+				if (spec->mapping[j].name != NULL && strcmp(spec->mapping[j].name, name) == 0)
+					from = spec->mapping[j].expression;
+			if (from == NULL || js_is_key_column(spec, from))
+				continue;
+			/* An expression: the database reads it; only a bare
+			 * column name outside KEY is surely wrong. */
+			for (size_t j = 0; j < spec->value.ncolumns; j++) {
+				if (spec->value.columns[j].name != NULL && strcmp(spec->value.columns[j].name, from) == 0) {
+					snprintf(p, sizeof(p), "KAFKA.OUTPUT.MATCH_COLUMNS[%zu]", i);
+					js_verr(v, 0, p,
+						"\"%s\" is mapped from the VALUE column \"%s\", which a tombstone does not "
+						"have; with DELETE_ON_TOMBSTONE map it from a KEY column", name, from);
+				}
+			}
+			continue;
+		}
+		if (!js_is_key_column(spec, from)) {
+			snprintf(p, sizeof(p), "KAFKA.OUTPUT.MATCH_COLUMNS[%zu]", i);
+			js_verr(v, 0, p,
+				"\"%s\" is not a KEY column; with DELETE_ON_TOMBSTONE the row a tombstone deletes is "
+				"found by its key: list it in KAFKA.INPUT.KEY.COLUMNS (and not in VALUE)", name);
+		}
+	}
+}
+
 /* MATCH_COLUMNS, UPDATE_COLUMNS and ORDER_COLUMNS name target columns.  They
  * take effect in MODE UPDATE and MERGE only; in INSERT they are accepted and
  * ignored (the seed's example carries them), so they are not checked there. */
@@ -689,6 +755,7 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs)
 		}
 	}
 	js_validate_target_lists(&v, spec);
+	js_validate_tombstone(&v, spec);
 
 	js_check_min(&v, "KAFKA.COMMIT.MAX_ROW", spec->commit_max_row, 1);
 	js_check_min(&v, "KAFKA.COMMIT.MINIMAL_INTERVAL", spec->commit_minimal_interval_ms, 0);

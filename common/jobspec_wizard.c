@@ -240,6 +240,44 @@ static void wfields(struct wctx *w, const cJSON *arr, struct jobspec *spec)
 	}
 }
 
+/* delete_on_tombstone: a tombstone has only its key, so the match fields are
+ * read from it, as a KEY of the source's format (jobspec_apply_defaults)
+ * with one column per match field, in their order; their MAPPING entries
+ * name those columns instead of the value's. */
+static void wtombstones(struct wctx *w, struct jobspec *spec)
+{
+	if (spec->mode != JS_MODE_UPDATE && spec->mode != JS_MODE_MERGE) {
+		werr(w, "delete_on_tombstone", "needs write_mode UPDATE or MERGE (a tombstone deletes the row its "
+		     "key matches); INSERT skips tombstones");
+		return;
+	}
+	if (spec->nmatch_columns == 0)
+		return; /* reported: UPDATE and MERGE need a match field */
+	spec->delete_on_tombstone = true;
+	spec->key.present = true;
+	spec->key.format_from_source = true;
+	spec->key.columns = calloc(spec->nmatch_columns, sizeof(*spec->key.columns));
+	if (spec->key.columns == NULL) {
+		werr(w, "delete_on_tombstone", "out of memory");
+		return;
+	}
+	for (size_t k = 0; k < spec->nmatch_columns; k++) {
+		char name[48];
+
+		snprintf(name, sizeof(name), "streamserver_key_%zu", k + 1);
+		spec->key.columns[k].name = wdup(w, name, "delete_on_tombstone");
+		spec->key.ncolumns++;
+		for (size_t j = 0; j < spec->nmapping; j++) {
+			struct js_mapping *m = &spec->mapping[j];
+
+			if (m->name == NULL || spec->match_columns[k] == NULL || strcmp(m->name, spec->match_columns[k]) != 0)
+				continue;
+			free(m->expression);
+			m->expression = wdup(w, name, "delete_on_tombstone");
+		}
+	}
+}
+
 static bool wlisted(const char *const *names, const char *name)
 {
 	for (; *names != NULL; names++)
@@ -287,7 +325,7 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 	static const char *const known[] = { "group_name", "fallback_offset", "consistency", "database",
 					     "schema", "table", "account", "password", "write_mode",
 					     "error_limit", "tasks", "fields", "sslmode", "sslrootcert",
-					     "sslcert", "sslkey", NULL };
+					     "sslcert", "sslkey", "delete_on_tombstone", NULL };
 	bool seen[sizeof(known) / sizeof(known[0])] = { false };
 	struct wctx w = { errs, 0 };
 	struct jobspec *spec;
@@ -323,7 +361,7 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 		} else if (!wlisted(ignored, name)) {
 			werr(&w, name, "unknown field; the wizard fields are group_name, fallback_offset, consistency, "
 			     "database, schema, table, account, password, write_mode, error_limit, tasks, "
-			     "fields, sslmode, sslrootcert, sslcert, sslkey");
+			     "fields, sslmode, sslrootcert, sslcert, sslkey, delete_on_tombstone");
 		}
 	}
 
@@ -399,6 +437,11 @@ int jobspec_from_wizard(const cJSON *fields, struct jobspec **out, struct js_err
 	    spec->value.ncolumns > 0)
 		werr(&w, "fields", "write_mode %s needs at least one field with role \"match\" "
 		     "(the columns that identify a row)", js_mode_name(spec->mode));
+	v = cJSON_GetObjectItemCaseSensitive(fields, "delete_on_tombstone");
+	if (v != NULL && !cJSON_IsNull(v) && !cJSON_IsBool(v))
+		werr(&w, "delete_on_tombstone", "must be true or false, got %s", wtype(v));
+	else if (cJSON_IsTrue(v))
+		wtombstones(&w, spec);
 	if (spec->nmatch_columns == 0) {
 		free(spec->match_columns);
 		spec->match_columns = NULL;

@@ -249,7 +249,8 @@ static const char *const keys_protobuf[] = { "DESCRIPTOR_FILE", "DESCRIPTOR", "M
 static const char *const keys_column[] = { "NAME", "TYPE", NULL };
 static const char *const keys_meta[] = { "COLUMNS", "FORMAT", NULL };
 static const char *const keys_output[] = { "SCHEMA", "TABLE", "MODE", "MATCH_COLUMNS",
-					   "ORDER_COLUMNS", "UPDATE_COLUMNS", "MAPPING", NULL };
+					   "ORDER_COLUMNS", "UPDATE_COLUMNS", "MAPPING",
+					   "DELETE_ON_TOMBSTONE", NULL };
 static const char *const keys_mapping[] = { "NAME", "EXPRESSION", NULL };
 static const char *const keys_metadata[] = { "SCHEMA", NULL };
 static const char *const keys_commit[] = { "MAX_ROW", "MINIMAL_INTERVAL", "CONSISTENCY", NULL };
@@ -511,6 +512,24 @@ static bool yint(struct yctx *y, yaml_node_t *n, const char *path, int64_t min, 
 	}
 	*dst = v;
 	return true;
+}
+
+/* YAML 1.1's and 1.2's booleans: true/false, yes/no, on/off, any case. */
+static bool ybool(struct yctx *y, yaml_node_t *n, const char *path, bool *dst)
+{
+	static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no", "off" };
+	const char *t = ytext(y, n, path);
+
+	if (t == NULL)
+		return false;
+	for (size_t i = 0; i < 3; i++) {
+		if (strcasecmp(t, yes[i]) == 0 || strcasecmp(t, no[i]) == 0) {
+			*dst = strcasecmp(t, yes[i]) == 0;
+			return true;
+		}
+	}
+	yerr(y, yline(n), path, "must be true or false, got \"%.40s\"", t);
+	return false;
 }
 
 static void yint_key(struct yctx *y, const struct ymap *m, const char *parent, const char *key, int64_t min,
@@ -1232,6 +1251,9 @@ static void ykafka_output(struct yctx *y, yaml_node_t *n, struct jobspec *spec)
 	ynames(y, ymap_val(&m, "UPDATE_COLUMNS"), path, "UPDATE_COLUMNS", &spec->update_columns,
 	       &spec->nupdate_columns);
 	ymapping(y, ymap_val(&m, "MAPPING"), path, spec);
+	ypath(p, sizeof(p), path, "DELETE_ON_TOMBSTONE");
+	if (!ynull(ymap_val(&m, "DELETE_ON_TOMBSTONE")))
+		ybool(y, ymap_val(&m, "DELETE_ON_TOMBSTONE"), p, &spec->delete_on_tombstone);
 }
 
 /* ---- KAFKA.PROPERTIES ---- */

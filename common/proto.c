@@ -55,6 +55,10 @@ int proto_send_batch(int fd, const struct proto_batch *b)
 	cJSON_AddNumberToObject(obj, "updated", (double)b->updated);
 	cJSON_AddNumberToObject(obj, "rejected", (double)b->rejected);
 	cJSON_AddNumberToObject(obj, "duration_ms", (double)b->duration_ms);
+	if (b->deleted != 0)
+		cJSON_AddNumberToObject(obj, "deleted", (double)b->deleted);
+	if (b->tombstones_skipped != 0)
+		cJSON_AddNumberToObject(obj, "tombstones_skipped", (double)b->tombstones_skipped);
 	return proto_write_json(fd, obj);
 }
 
@@ -157,6 +161,8 @@ int proto_parse_line(const char *line, size_t len, struct proto_msg *msg)
 		msg->rows = proto_get_int(obj, "rows", &bad);
 		msg->rejected = proto_get_int(obj, "rejected", &bad);
 		msg->updated = proto_get_int(obj, "updated", &bad);
+		msg->deleted = proto_get_int(obj, "deleted", &bad);
+		msg->tombstones_skipped = proto_get_int(obj, "tombstones_skipped", &bad);
 		msg->duration_ms = proto_get_int(obj, "duration_ms", &bad);
 	} else if (strcmp(type->valuestring, "lag") == 0) {
 		const cJSON *pair;

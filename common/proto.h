@@ -11,7 +11,12 @@
  *                                                 (UPDATE: all; MERGE: the keys
  *                                                 that existed; INSERT: 0);
  *                                                 duration_ms = from the batch's
- *                                                 flush to its commit
+ *                                                 flush to its commit; with
+ *                                                 "deleted":N (rows deleted by
+ *                                                 tombstones) and
+ *                                                 "tombstones_skipped":N
+ *                                                 (tombstones without a row)
+ *                                                 when not 0
  *   {"type":"lag","total":N,"partitions":[[P,LAG],...]}
  *                                                 the consumer lag per assigned
  *                                                 partition (high watermark -
@@ -117,6 +122,7 @@ enum proto_type {
 
 struct proto_batch {
 	int64_t messages, rows, updated, rejected, duration_ms;
+	int64_t deleted, tombstones_skipped; /* sent only when not 0 */
 };
 
 struct proto_lag {
@@ -130,6 +136,8 @@ struct proto_msg {
 	int64_t rows;
 	int64_t rejected;
 	int64_t updated;
+	int64_t deleted;            /* PROTO_BATCH, 0 when absent */
+	int64_t tombstones_skipped; /* PROTO_BATCH, 0 when absent */
 	int64_t duration_ms;
 	int64_t lag_total;              /* PROTO_LAG */
 	size_t nlag;                    /* PROTO_LAG: entries in lag */

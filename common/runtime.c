@@ -55,6 +55,7 @@ struct runtime_job {
 	uint64_t buckets[RUNTIME_NBUCKETS + 1];
 	uint64_t duration_count;
 	double duration_sum_s;
+	int64_t rows_deleted, tombstones_skipped;
 	struct runtime_task **tasks; /* malloc'd array of malloc'd entries, by index */
 	size_t ntasks, tasks_cap;
 };
@@ -227,6 +228,19 @@ void runtime_task_set_state(int64_t job_id, int task, const char *state, int64_t
 		t->restarts = restarts;
 		if (last_error != NULL)
 			snprintf(t->last_error, sizeof(t->last_error), "%s", last_error);
+	}
+	pthread_mutex_unlock(&runtime_lock);
+}
+
+void runtime_job_tombstones(int64_t job_id, int64_t deleted, int64_t skipped)
+{
+	struct runtime_job *job;
+
+	pthread_mutex_lock(&runtime_lock);
+	job = runtime_find_locked(job_id, true);
+	if (job != NULL) {
+		job->rows_deleted += deleted > 0 ? deleted : 0;
+		job->tombstones_skipped += skipped > 0 ? skipped : 0;
 	}
 	pthread_mutex_unlock(&runtime_lock);
 }
@@ -524,6 +538,8 @@ void runtime_job_get(int64_t job_id, struct runtime_view *out)
 	memcpy(out->buckets, job->buckets, sizeof(out->buckets));
 	out->duration_count = job->duration_count;
 	out->duration_sum_s = job->duration_sum_s;
+	out->rows_deleted = job->rows_deleted;
+	out->tombstones_skipped = job->tombstones_skipped;
 	if (job->ntasks == 1) {
 		/* One task: its report as it came. */
 		out->nlag = job->tasks[0]->nlag;

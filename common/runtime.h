@@ -51,6 +51,10 @@ struct runtime_view {
 	uint64_t buckets[RUNTIME_NBUCKETS + 1];
 	uint64_t duration_count;
 	double duration_sum_s;
+	/* Since the controller started, over the tasks: target rows deleted by
+	 * tombstones, tombstones skipped (DELETE_ON_TOMBSTONE off, or no key). */
+	int64_t rows_deleted;
+	int64_t tombstones_skipped;
 	bool lag_known; /* a lag report arrived since the controller started */
 	int64_t lag_total;  /* the sum of the tasks' last totals */
 	char lag_updated_at[RUNTIME_TIME_LEN]; /* the latest report's */
@@ -130,6 +134,10 @@ void runtime_task_set_state(int64_t job_id, int task, const char *state, int64_t
 
 /* One committed batch of the task: counts for that batch only; duration_ms
  * from the batch's flush to its commit. */
+/* Supervisor side: a batch's tombstone figures (its status line's deleted and
+ * tombstones_skipped), added to the job's. */
+void runtime_job_tombstones(int64_t job_id, int64_t deleted, int64_t skipped);
+
 void runtime_task_batch(int64_t job_id, int task, int64_t messages, int64_t rows, int64_t duration_ms);
 
 /* A lag report of the task: total and parts[0..n) as the worker sent them (n

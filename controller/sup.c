@@ -477,6 +477,8 @@ static void sup_slot_handle_line(struct sup *sp, struct slot *sl, const char *li
 		store_job_add_counters(sp->st, sl->job_id, msg.messages, msg.rows, msg.updated,
 				       msg.rejected);
 		runtime_task_batch(sl->job_id, sl->task, msg.messages, msg.rows, msg.duration_ms);
+		if (msg.deleted != 0 || msg.tombstones_skipped != 0)
+			runtime_job_tombstones(sl->job_id, msg.deleted, msg.tombstones_skipped);
 		sl->batch_seen = true;
 		break;
 	case PROTO_ERROR:

@@ -21,6 +21,9 @@ PKGS=(
     # end-to-end tests and demo
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
     protobuf-compiler python3-protobuf
+    # google/protobuf/*.proto (Timestamp, Duration, wrappers, Struct, Any) for
+    # protoc, to build descriptor sets that import the well-known types
+    libprotobuf-dev
     curl procps
     # the README's first job and the curl tour (ids from the answers)
     jq

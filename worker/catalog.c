@@ -641,6 +641,7 @@ int catalog_open(PGconn *pg, const struct jobspec *spec, bool on_conflict, catal
 	cat->job.table = spec->table ? spec->table : "";
 	cat->job.mode = spec->mode;
 	cat->job.on_conflict = on_conflict;
+	cat->job.tombstones = spec->delete_on_tombstone && spec->mode != JS_MODE_INSERT;
 	n = strlen(cat->job.schema) + strlen(cat->job.table) + 2;
 	if ((cat->target = malloc(n)) == NULL) {
 		rc = catalog_oom(err, errlen);

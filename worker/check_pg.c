@@ -237,6 +237,9 @@ static void check_pg_privileges(struct check_pg *ck)
 					 "KAFKA.OUTPUT.TABLE", "MODE UPDATE and MERGE update matched rows");
 		check_pg_table_priv(ck, ck->cat->target_oid, ck->cat->target, "SELECT", ck->cat->job.match, ck->cat->job.nmatch,
 					 "KAFKA.OUTPUT.TABLE", "MODE UPDATE and MERGE read MATCH_COLUMNS to find rows");
+		if (ck->cat->job.tombstones)
+			check_pg_table_priv(ck, ck->cat->target_oid, ck->cat->target, "DELETE", NULL, 0,
+					    "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE", "tombstones delete rows");
 	}
 	free(all);
 }

@@ -64,7 +64,8 @@ struct row_decoder {
 	struct decoder *value; /* NULL without VALUE */
 	size_t nkey, nvalue;
 	bool meta;
-	struct decode_field *fields; /* nkey + nvalue + meta */
+	bool tombstones; /* DELETE_ON_TOMBSTONE: a last field, t for a tombstone */
+	struct decode_field *fields; /* nkey + nvalue + meta + tombstones */
 	size_t nfields;
 	struct textbuf meta_text;
 };
@@ -109,7 +110,8 @@ struct row_decoder *row_decoder_new(const struct jobspec *spec, char *err, size_
 		goto fail;
 	}
 	rd->meta = spec->meta_present;
-	rd->nfields = rd->nkey + rd->nvalue + (rd->meta ? 1 : 0);
+	rd->tombstones = spec->delete_on_tombstone && spec->mode != JS_MODE_INSERT;
+	rd->nfields = rd->nkey + rd->nvalue + (rd->meta ? 1 : 0) + (rd->tombstones ? 1 : 0);
 	rd->fields = calloc(rd->nfields, sizeof(*rd->fields));
 	if (rd->fields == NULL)
 		goto oom;
@@ -145,9 +147,14 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 	struct decode_row part;
 	char sub[640];
 	size_t i;
+	/* without VALUE the value is ignored, unless the job deletes by tombstones */
+	bool tombstone = m->value == NULL && (rd->value != NULL || rd->tombstones);
 
 	row->fields = rd->fields;
 	row->nfields = 0;
+	/* Without a key a tombstone names no row to delete. */
+	if (tombstone && (!rd->tombstones || m->key == NULL))
+		return ROW_DECODER_SKIP;
 	if (rd->key != NULL) {
 		if (m->key == NULL) {
 			for (i = 0; i < rd->nkey; i++) {
@@ -164,11 +171,13 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 				return -1;
 		}
 	}
-	if (rd->value != NULL) {
-		if (m->value == NULL) {
-			snprintf(err, errlen, "VALUE: the message has no value (a tombstone); KAFKA.INPUT.VALUE expects one");
-			return -1;
+	if (tombstone) {
+		for (i = rd->nkey; i < rd->nkey + rd->nvalue; i++) {
+			rd->fields[i].ptr = NULL;
+			rd->fields[i].len = 0;
+			rd->fields[i].is_null = true;
 		}
+	} else if (rd->value != NULL) {
 		if (decoder_decode(rd->value, m->value, m->value_len, &part, sub, sizeof(sub)) < 0) {
 			snprintf(err, errlen, "VALUE: %s", sub);
 			return -1;
@@ -180,12 +189,20 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 		struct decode_field *f = &rd->fields[rd->nkey + rd->nvalue];
 
 		if (decode_meta_json(&rd->meta_text, m->topic, m->partition, m->offset, m->has_timestamp,
-				     m->timestamp_ms, m->key, m->key_len, sub, sizeof(sub)) < 0) {
+				     m->timestamp_ms, m->key, m->key_len, m->headers, m->nheaders, sub,
+				     sizeof(sub)) < 0) {
 			snprintf(err, errlen, "META: %s", sub);
 			return -1;
 		}
 		f->ptr = rd->meta_text.data;
 		f->len = rd->meta_text.len;
+		f->is_null = false;
+	}
+	if (rd->tombstones) {
+		struct decode_field *f = &rd->fields[rd->nfields - 1];
+
+		f->ptr = tombstone ? "t" : "f";
+		f->len = 1;
 		f->is_null = false;
 	}
 	row->nfields = rd->nfields;

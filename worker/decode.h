@@ -47,9 +47,13 @@ int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct deco
  *   KEY columns in order, then VALUE columns in order, then the META column.
  * KEY is decoded from the message key with KEY's own FORMAT and options; a
  * message without a key gives NULL in every KEY column.  VALUE is decoded from
- * the message value; without VALUE in the job the value is ignored, and with
- * it a message without a value (a tombstone) is a data error.  META is the JSON
- * object of decode_meta_json() (decode_meta.h). */
+ * the message value; without VALUE in the job the value is ignored.  With
+ * VALUE a message without a value (a tombstone) is skipped
+ * (ROW_DECODER_SKIP), unless the job deletes on tombstones (OUTPUT.
+ * DELETE_ON_TOMBSTONE in UPDATE or MERGE): then a tombstone with a key is a
+ * row with NULL VALUE columns, and every row ends with one more field, the
+ * sink's tombstone column: t for a tombstone, f for a message with a value
+ * (sqlgen.h).  META is the JSON object of decode_meta_json() (decode_meta.h). */
 struct row_decoder;
 
 /* Builds the decoders of spec->key and spec->value (those present); copies
@@ -58,12 +62,15 @@ struct row_decoder;
 struct row_decoder *row_decoder_new(const struct jobspec *spec, char *err, size_t errlen);
 void row_decoder_free(struct row_decoder *rd);
 
-/* Number of columns in a row: KEY + VALUE + (1 with META). */
+/* Number of columns in a row: KEY + VALUE + (1 with META) + (1 deleting on
+ * tombstones). */
 size_t row_decoder_ncolumns(const struct row_decoder *rd);
 
 /* Decodes one message into *row, valid until the next call and while the
- * message's key and value live.  Returns 0, or -1 with err filled (a data
- * error, prefixed with "KEY: ", "VALUE: " or "META: "). */
+ * message's key and value live.  Returns 0, ROW_DECODER_SKIP for a tombstone
+ * the job skips (no row), or -1 with err filled (a data error, prefixed with
+ * "KEY: ", "VALUE: " or "META: "). */
+#define ROW_DECODER_SKIP 1
 int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struct decode_row *row, char *err,
 		       size_t errlen);
 

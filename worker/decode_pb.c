@@ -14,6 +14,7 @@
 #include "jobspec.h"
 #include "pbdesc.h"
 #include "pbwire.h"
+#include "pbwkt.h"
 #include "row.h"
 #include "textbuf.h"
 #include "utf8.h"
@@ -423,6 +424,8 @@ static int pbdec_packed(struct pb_decoder *d, const struct pb_field *fd, const s
 
 static int pbdec_json_message(struct pb_decoder *d, const struct pb_message *msg, size_t src, size_t nsrc,
 			      int depth);
+static int pbdec_wkt(struct pb_decoder *d, const struct pb_message *msg, size_t src, size_t nsrc, int depth,
+		     bool json);
 
 static int pbdec_too_deep(struct pb_decoder *d, size_t s, size_t cnt)
 {
@@ -539,7 +542,8 @@ static int pbdec_json_field(struct pb_decoder *d, const struct pb_field *fd, siz
 	}
 }
 
-/* The message made of occurrences [src, src+nsrc) as a JSON object (nsrc 0: an empty message). */
+/* The message made of occurrences [src, src+nsrc) as a JSON object (nsrc 0: an
+ * empty message); a well-known type as its JSON value. */
 static int pbdec_json_message(struct pb_decoder *d, const struct pb_message *msg, size_t src, size_t nsrc,
 			      int depth)
 {
@@ -548,6 +552,8 @@ static int pbdec_json_message(struct pb_decoder *d, const struct pb_message *msg
 
 	if (depth > PB_DEPTH_MAX)
 		return pbdec_too_deep(d, src, nsrc);
+	if (msg->wkt != PB_WKT_NONE)
+		return pbdec_wkt(d, msg, src, nsrc, depth, true);
 	if (textbuf_failed(&d->out))
 		return -1;
 	if (pbdec_gather(d, msg, src, nsrc, &base) < 0)
@@ -575,6 +581,180 @@ static int pbdec_json_message(struct pb_decoder *d, const struct pb_message *msg
 	return 0;
 }
 
+/* The last occurrence (in wire order) in [base, d->nocc) of msg's field
+ * number, or NULL; *fd its field. */
+static const struct pb_occ *pbdec_last(struct pb_decoder *d, const struct pb_message *msg, size_t base,
+				       uint32_t number, const struct pb_field **fd)
+{
+	int idx = pb_message_field_by_number(msg, number);
+	const struct pb_occ *last = NULL;
+
+	*fd = idx >= 0 ? &msg->fields[idx] : NULL;
+	for (size_t i = base; idx >= 0 && i < d->nocc; i++)
+		if (d->occ[i].field == (uint32_t)idx)
+			last = &d->occ[i];
+	return last;
+}
+
+/* google.protobuf.Any: {"@type": url, <the message's fields>} when the set
+ * has the type its URL names (after the last '/'), {"@type": url, "value":
+ * <JSON value>} for a well-known type, else {"@type": url, "value": base64}. */
+static int pbdec_any(struct pb_decoder *d, const struct pb_message *msg, size_t base, int depth)
+{
+	const struct pb_field *ufd, *vfd;
+	const struct pb_occ *url = pbdec_last(d, msg, base, 1, &ufd), *val = pbdec_last(d, msg, base, 2, &vfd);
+	const struct pb_message *type = NULL;
+	struct pb_occ v = { 0 };
+	char name[512];
+	size_t at;
+
+	textbuf_puts(&d->out, "{\"@type\":");
+	if (url == NULL) {
+		textbuf_puts(&d->out, "\"\"");
+	} else {
+		const char *u = (const char *)d->buf + url->off, *slash = memrchr(u, '/', url->len);
+		size_t from = slash != NULL ? (size_t)(slash - u) + 1 : 0;
+
+		if (pbdec_scalar(d, ufd, 0, url->off, url->len, true) < 0)
+			return -1;
+		if (url->len - from < sizeof(name)) {
+			memcpy(name, u + from, url->len - from);
+			name[url->len - from] = '\0';
+			type = pb_pool_message(d->pool, name);
+		}
+	}
+	if (val != NULL)
+		v = *val;
+	if (type == NULL) {
+		textbuf_puts(&d->out, ",\"value\":");
+		if (val == NULL)
+			pbdec_default(d, vfd, true);
+		else if (pbdec_scalar(d, vfd, 0, v.off, v.len, true) < 0)
+			return -1;
+		textbuf_putc(&d->out, '}');
+		return 0;
+	}
+	/* The value's bytes are a message of that type, inside this buffer. */
+	v.wire = PB_WIRE_LEN;
+	if (pbdec_push(d, &v) < 0)
+		return -1;
+	if (type->wkt != PB_WKT_NONE) {
+		textbuf_puts(&d->out, ",\"value\":");
+		if (pbdec_json_message(d, type, d->nocc - 1, val != NULL ? 1 : 0, depth + 1) < 0)
+			return -1;
+		textbuf_putc(&d->out, '}');
+		return 0;
+	}
+	at = d->out.len;
+	if (pbdec_json_message(d, type, d->nocc - 1, val != NULL ? 1 : 0, depth + 1) < 0)
+		return -1;
+	if (textbuf_failed(&d->out))
+		return -1;
+	/* {"@type":"u"  +  {"a":1}  ->  {"@type":"u","a":1} */
+	if (d->out.len == at + 2) {
+		d->out.len = at;
+		textbuf_putc(&d->out, '}');
+	} else {
+		d->out.data[at] = ',';
+	}
+	return 0;
+}
+
+/* google.protobuf.Value: the kind set last; null without one. */
+static int pbdec_value(struct pb_decoder *d, const struct pb_message *msg, size_t base, int depth)
+{
+	const struct pb_occ *last = NULL;
+	const struct pb_field *fd = NULL;
+
+	for (uint32_t n = 1; n <= 6; n++) {
+		const struct pb_field *f;
+		const struct pb_occ *o = pbdec_last(d, msg, base, n, &f);
+
+		if (o != NULL && (last == NULL || o->off > last->off)) {
+			last = o;
+			fd = f;
+		}
+	}
+	if (last == NULL || fd->type == PB_TYPE_ENUM) {
+		textbuf_puts(&d->out, "null");
+		return 0;
+	}
+	if (fd->type == PB_TYPE_MESSAGE)
+		return pbdec_json_message(d, fd->message, (size_t)(last - d->occ), 1, depth + 1);
+	return pbdec_scalar(d, fd, last->value, last->off, last->len, true);
+}
+
+/* A well-known type (pbdesc.h) from occurrences [src, src+nsrc): as a JSON
+ * value, or as column text (json false): a Timestamp as timestamptz text, a
+ * Duration as interval text, a wrapper as its scalar (its default when the
+ * wrapper is there without a value), Struct, Value, ListValue and Any as
+ * JSON either way. */
+static int pbdec_wkt(struct pb_decoder *d, const struct pb_message *msg, size_t src, size_t nsrc, int depth,
+		     bool json)
+{
+	const struct pb_field *fd;
+	const struct pb_occ *o;
+	size_t base;
+	int rc = 0;
+
+	if (depth > PB_DEPTH_MAX)
+		return pbdec_too_deep(d, src, nsrc);
+	if (textbuf_failed(&d->out))
+		return -1;
+	if (pbdec_gather(d, msg, src, nsrc, &base) < 0)
+		return -1;
+	switch (msg->wkt) {
+	case PB_WKT_TIMESTAMP:
+	case PB_WKT_DURATION: {
+		const struct pb_occ *s = pbdec_last(d, msg, base, 1, &fd), *n = pbdec_last(d, msg, base, 2, &fd);
+		int64_t seconds = s != NULL ? (int64_t)s->value : 0;
+		int32_t nanos = n != NULL ? (int32_t)(uint32_t)n->value : 0;
+
+		rc = msg->wkt == PB_WKT_TIMESTAMP ? pb_wkt_timestamp(&d->out, seconds, nanos, json, d->err, d->errlen)
+						  : pb_wkt_duration(&d->out, seconds, nanos, json, d->err, d->errlen);
+		break;
+	}
+	case PB_WKT_STRUCT:
+	case PB_WKT_LIST: {
+		/* field 1's occurrences, together after the sort */
+		uint32_t idx = (uint32_t)pb_message_field_by_number(msg, 1);
+		size_t first = base, cnt = 0, end = d->nocc;
+
+		while (first < end && d->occ[first].field != idx)
+			first++;
+		while (first + cnt < end && d->occ[first + cnt].field == idx)
+			cnt++;
+		if (msg->wkt == PB_WKT_STRUCT) {
+			rc = pbdec_json_map(d, &msg->fields[idx], first, cnt, depth + 1);
+			break;
+		}
+		textbuf_putc(&d->out, '[');
+		for (size_t i = 0; rc == 0 && i < cnt; i++) {
+			if (i > 0)
+				textbuf_putc(&d->out, ',');
+			rc = pbdec_json_message(d, msg->fields[idx].message, first + i, 1, depth + 1);
+		}
+		textbuf_putc(&d->out, ']');
+		break;
+	}
+	case PB_WKT_VALUE:
+		rc = pbdec_value(d, msg, base, depth);
+		break;
+	case PB_WKT_ANY:
+		rc = pbdec_any(d, msg, base, depth);
+		break;
+	default: /* the wrappers: field 1 */
+		o = pbdec_last(d, msg, base, 1, &fd);
+		if (o == NULL)
+			pbdec_default(d, fd, json);
+		else
+			rc = pbdec_scalar(d, fd, o->value, o->off, o->len, json);
+		break;
+	}
+	d->nocc = base;
+	return rc;
+}
+
 /* One column's value for the current message. */
 static int pbdec_column(struct pb_decoder *d, struct pb_column *col)
 {
@@ -588,7 +768,10 @@ static int pbdec_column(struct pb_decoder *d, struct pb_column *col)
 		col->where = PB_COL_NULL;
 		return 0;
 	}
-	if (fd->repeated || is_msg || col->json) {
+	if (!fd->repeated && is_msg && fd->message->wkt != PB_WKT_NONE && !col->json) {
+		if (pbdec_wkt(d, fd->message, s, cnt, 1, false) < 0)
+			return -1;
+	} else if (fd->repeated || is_msg || col->json) {
 		if (pbdec_json_field(d, fd, s, cnt, 0) < 0)
 			return -1;
 	} else if (cnt == 0) {
@@ -656,7 +839,10 @@ int pb_decoder_decode(struct pb_decoder *pd, const char *buf, size_t len, struct
 		struct decode_field *f = &pd->fields[i];
 
 		f->is_null = col->where == PB_COL_NULL;
-		f->ptr = col->where == PB_COL_BUF ? buf + col->off : col->where == PB_COL_OUT ? pd->out.data + col->off : NULL;
+		/* out has no buffer yet when every column so far was empty text */
+		f->ptr = col->where == PB_COL_BUF				    ? buf + col->off
+			 : col->where == PB_COL_OUT && pd->out.data != NULL ? pd->out.data + col->off
+									    : NULL;
 		f->len = col->where == PB_COL_NULL ? 0 : col->len;
 		if (f->ptr == NULL && !f->is_null)
 			f->ptr = "";

@@ -25,6 +25,19 @@
  * A column of TYPE json or jsonb receives any field as a JSON value (a string
  * field as a JSON string).
  *
+ * google.protobuf's well-known types (pbdesc.h's enum pb_wkt, by full name)
+ * are plain values, as a column and inside JSON alike:
+ *   Timestamp      "2024-01-02T03:04:05.120Z" (timestamptz; pbwkt.h)
+ *   Duration       "-1.500s" (interval)
+ *   the wrappers   their scalar as above (NULL / left out when absent, the
+ *                  default when present without a value)
+ *   Struct, Value, ListValue
+ *                  JSON (a column of any TYPE gets JSON text)
+ *   Any            {"@type": url, <fields>} for a type of the set (named after
+ *                  the URL's last '/'), {"@type": url, "value": <JSON value>}
+ *                  for a well-known type, else {"@type": url, "value": base64}
+ * A Timestamp or Duration out of protobuf's range is a data error.
+ *
  * An absent field is NULL when it has presence (proto2 optional/required,
  * proto3 `optional`, message fields, oneof members), else its default (0, "",
  * false, the enum's first value, "[]" / "{}" for repeated fields and maps).

@@ -471,8 +471,9 @@ int loop_collect(struct worker *w, char *err, size_t errlen)
 		loop_flight_reset(f);
 		return rc;
 	}
-	log_debug("batch committed: %lld messages, %lld rows, %lld rejected, %zu bytes, %lld ms", (long long)messages,
-		  (long long)res->rows, (long long)res->rejected, f->copy.len, (long long)f->duration_ms);
+	log_debug("batch committed: %lld messages, %lld rows, %lld deleted, %lld rejected, %zu bytes, %lld ms",
+		  (long long)messages, (long long)res->rows, (long long)res->deleted, (long long)res->rejected,
+		  f->copy.len, (long long)f->duration_ms);
 	for (i = 0; i < w->npartitions; i++)
 		if (f->parts[i].first >= 0)
 			w->parts[i].done = f->parts[i].next;
@@ -481,7 +482,11 @@ int loop_collect(struct worker *w, char *err, size_t errlen)
 					  .rows = res->rows,
 					  .updated = res->updated,
 					  .rejected = res->rejected,
-					  .duration_ms = f->duration_ms };
+					  .duration_ms = f->duration_ms,
+					  .deleted = res->deleted };
+
+		for (i = 0; i < f->nrows; i++)
+			pb.tombstones_skipped += f->msgs[i].skip ? 1 : 0;
 		loop_status_result(w, proto_send_batch(w->status_fd, &pb));
 		if (w->total_batches == 0)
 			w->lag_sent_ms = 0; /* the first lag report goes out now */
@@ -628,6 +633,7 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	struct decode_msg msg;
 	struct decode_row row;
 	rd_kafka_timestamp_type_t tstype;
+	rd_kafka_headers_t *hdrs;
 	char why[1024];
 	size_t off;
 	ssize_t idx = loop_part_index(w, m->partition);
@@ -654,8 +660,27 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	msg.key_len = m->key_len;
 	msg.value = m->payload;
 	msg.value_len = m->len;
-	if (row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why)) < 0)
+	msg.headers = w->headers;
+	msg.nheaders = 0;
+	if (w->spec->meta_present && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *val;
+		size_t size;
+
+		while (msg.nheaders <= DECODE_HEADERS_MAX &&
+		       rd_kafka_header_get_all(hdrs, msg.nheaders, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			w->headers[msg.nheaders++] = (struct decode_header){ name, val, size };
+	}
+	rc = row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why));
+	if (rc < 0)
 		return loop_keep(w, m, idx, w->copy.len, why, err, errlen);
+	if (rc == ROW_DECODER_SKIP) {
+		/* A tombstone the job does not delete by: no row, but its offset
+		 * is stored with the batch like any other. */
+		if ((rc = loop_keep(w, m, idx, w->copy.len, NULL, err, errlen)) == WERR_OK)
+			w->msgs[w->nrows - 1].skip = true;
+		return rc;
+	}
 	off = w->copy.len;
 	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0) {
 		if (w->nrows == 0)

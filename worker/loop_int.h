@@ -16,6 +16,7 @@
 #include "consumer.h"
 #include "copybuf.h"
 #include "decode.h"
+#include "decode_meta.h"
 #include "jobspec.h"
 #include "proto.h"
 #include "sink_pg.h"
@@ -68,6 +69,9 @@ struct loop_flight {
 };
 
 struct worker {
+	/* the headers of the message being decoded (META), one past the cap so
+	 * that the decoder sees there were too many */
+	struct decode_header headers[DECODE_HEADERS_MAX + 1];
 	int64_t job_id;
 	char *job_name;
 	int task, tasks; /* this worker is task `task` of the job's `tasks` */

@@ -590,6 +590,58 @@ static int pbd_check_names(struct pbd *d)
 	return 0;
 }
 
+/* The well-known types: name, then the type of field 1, 2, ... (0: any). */
+static const struct {
+	const char *name;
+	int wkt;
+	int types[6];
+} pbd_wkts[] = {
+	{ "google.protobuf.Timestamp", PB_WKT_TIMESTAMP, { PB_TYPE_INT64, PB_TYPE_INT32 } },
+	{ "google.protobuf.Duration", PB_WKT_DURATION, { PB_TYPE_INT64, PB_TYPE_INT32 } },
+	{ "google.protobuf.DoubleValue", PB_WKT_DOUBLE, { PB_TYPE_DOUBLE } },
+	{ "google.protobuf.FloatValue", PB_WKT_FLOAT, { PB_TYPE_FLOAT } },
+	{ "google.protobuf.Int64Value", PB_WKT_INT64, { PB_TYPE_INT64 } },
+	{ "google.protobuf.UInt64Value", PB_WKT_UINT64, { PB_TYPE_UINT64 } },
+	{ "google.protobuf.Int32Value", PB_WKT_INT32, { PB_TYPE_INT32 } },
+	{ "google.protobuf.UInt32Value", PB_WKT_UINT32, { PB_TYPE_UINT32 } },
+	{ "google.protobuf.BoolValue", PB_WKT_BOOL, { PB_TYPE_BOOL } },
+	{ "google.protobuf.StringValue", PB_WKT_STRING, { PB_TYPE_STRING } },
+	{ "google.protobuf.BytesValue", PB_WKT_BYTES, { PB_TYPE_BYTES } },
+	{ "google.protobuf.Struct", PB_WKT_STRUCT, { PB_TYPE_MESSAGE } },
+	{ "google.protobuf.Value", PB_WKT_VALUE,
+	  { PB_TYPE_ENUM, PB_TYPE_DOUBLE, PB_TYPE_STRING, PB_TYPE_BOOL, PB_TYPE_MESSAGE, PB_TYPE_MESSAGE } },
+	{ "google.protobuf.ListValue", PB_WKT_LIST, { PB_TYPE_MESSAGE } },
+	{ "google.protobuf.Any", PB_WKT_ANY, { PB_TYPE_STRING, PB_TYPE_BYTES } },
+};
+
+/* Marks msg as a well-known type when its name is one and its fields are the
+ * ones the decoder reads (a set may carry its own message of that name). */
+static void pbd_wkt_mark(struct pb_message *msg)
+{
+	for (size_t i = 0; i < sizeof(pbd_wkts) / sizeof(pbd_wkts[0]); i++) {
+		if (strcmp(msg->full_name, pbd_wkts[i].name) != 0)
+			continue;
+		for (uint32_t n = 1; n <= 6 && pbd_wkts[i].types[n - 1] != 0; n++) {
+			int idx = pb_message_field_by_number(msg, n);
+
+			if (idx < 0 || msg->fields[idx].type != pbd_wkts[i].types[n - 1])
+				return;
+		}
+		if (pbd_wkts[i].wkt == PB_WKT_STRUCT) {
+			int idx = pb_message_field_by_number(msg, 1);
+			const struct pb_message *entry = msg->fields[idx].message;
+			int v = msg->fields[idx].map ? pb_message_field_by_number(entry, 2) : -1;
+
+			if (v < 0 || entry->fields[v].type != PB_TYPE_MESSAGE)
+				return;
+		}
+		if (pbd_wkts[i].wkt == PB_WKT_LIST && !msg->fields[pb_message_field_by_number(msg, 1)].repeated)
+			return;
+		msg->wkt = pbd_wkts[i].wkt;
+		return;
+	}
+}
+
 /* Links fields to their types and indexes fields by number. */
 static int pbd_resolve(struct pbd *d)
 {
@@ -675,6 +727,9 @@ int pb_pool_load(const uint8_t *buf, size_t len, struct pb_pool **out, char *err
 		qsort(d.pool->enums, d.pool->nenums, sizeof(*d.pool->enums), pbd_cmp_enum);
 	if (pbd_check_names(&d) < 0 || pbd_resolve(&d) < 0)
 		goto fail;
+	/* after pbd_resolve: every message's fields are linked and indexed */
+	for (size_t i = 0; i < d.pool->nmessages; i++)
+		pbd_wkt_mark(d.pool->messages[i]);
 	*out = d.pool;
 	return 0;
 fail:

@@ -66,8 +66,31 @@ struct pb_field {
 	const struct pb_enum *enm;        /* ENUM: the type */
 };
 
+/* google.protobuf's well-known types that decode as plain values, by full
+ * name (their descriptors come in the set like any import); PB_WKT_NONE for a
+ * message of that name whose fields are not the well-known ones. */
+enum pb_wkt {
+	PB_WKT_NONE = 0,
+	PB_WKT_TIMESTAMP,
+	PB_WKT_DURATION,
+	PB_WKT_DOUBLE, /* DoubleValue ... BytesValue: the wrappers */
+	PB_WKT_FLOAT,
+	PB_WKT_INT64,
+	PB_WKT_UINT64,
+	PB_WKT_INT32,
+	PB_WKT_UINT32,
+	PB_WKT_BOOL,
+	PB_WKT_STRING,
+	PB_WKT_BYTES,
+	PB_WKT_STRUCT,
+	PB_WKT_VALUE,
+	PB_WKT_LIST,
+	PB_WKT_ANY,
+};
+
 struct pb_message {
 	char *full_name; /* "pkg.Outer.Inner", no leading dot */
+	int wkt;         /* enum pb_wkt */
 	struct pb_field *fields; /* in declaration order */
 	size_t nfields;
 	uint32_t *by_number; /* field indexes sorted by field number */

@@ -31,6 +31,14 @@ struct decode_row {
 	size_t nfields;
 };
 
+/* One Kafka message header: a name (NUL-terminated, as librdkafka gives it)
+ * and its value, NULL for a null value. */
+struct decode_header {
+	const char *name;
+	const char *value;
+	size_t value_len;
+};
+
 /* One Kafka message as the decoders see it; the pointers are the caller's. */
 struct decode_msg {
 	const char *topic;
@@ -42,6 +50,10 @@ struct decode_msg {
 	size_t key_len;
 	const char *value; /* NULL: no value (a tombstone) */
 	size_t value_len;
+	/* in the message's order; only META reads them, so a job without META
+	 * may leave them out */
+	const struct decode_header *headers;
+	size_t nheaders;
 };
 
 #endif

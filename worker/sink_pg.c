@@ -34,7 +34,7 @@
 #define SINK_TX_RETRIES 5
 #define SINK_TX_BACKOFF_MS 20L
 
-static const char *const sink_write_names[SQLGEN_WRITE_MAX] = { "ss_write_0", "ss_write_1" };
+static const char *const sink_write_names[SQLGEN_WRITE_MAX] = { "ss_write_0", "ss_write_1", "ss_write_2" };
 #define SINK_FAST_NAME "ss_write_fast"
 
 struct sink_pg {
@@ -256,12 +256,12 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 			      struct sink_batch_result *res, char *err, size_t errlen)
 {
 	size_t i, first = hi, end = hi, nrows = 0;
-	int64_t written = 0, updated = 0, n;
+	int64_t written = 0, updated = 0, deleted = 0, n;
 	PGresult *pr;
 	int rc;
 
 	for (i = lo; i < hi; i++) {
-		if (b->msgs[i].error != NULL)
+		if (b->msgs[i].error != NULL || b->msgs[i].skip)
 			continue;
 		if (first == hi)
 			first = i;
@@ -298,6 +298,8 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 		if (rc == WERR_OK && sqlgen_write_counts(&sk->cat->job, i)) {
 			written += strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
 			updated += strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
+		} else if (rc == WERR_OK && sqlgen_write_deletes(&sk->cat->job, i, sk->w.nwrite)) {
+			deleted += strtoll(PQcmdTuples(pr), NULL, 10);
 		} else if (rc == WERR_OK) {
 			n = strtoll(PQcmdTuples(pr), NULL, 10);
 			written += n;
@@ -309,6 +311,7 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	if (rc == WERR_OK) {
 		res->rows += written;
 		res->updated += updated;
+		res->deleted += deleted;
 		/* The last part's savepoint ends with the transaction: the progress
 		 * statements that follow run inside it, which changes nothing. */
 		if (!last)
@@ -336,7 +339,7 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	{
 		size_t half = nrows / 2, seen = 0, mid = first;
 		for (i = first; i <= end; i++) {
-			if (b->msgs[i].error != NULL)
+			if (b->msgs[i].error != NULL || b->msgs[i].skip)
 				continue;
 			if (seen++ == half) {
 				mid = i;
@@ -402,6 +405,7 @@ out:
 	if (rc != WERR_OK) {
 		res->rows = 0;
 		res->updated = 0;
+		res->deleted = 0;
 		res->rejected = 0;
 	}
 	sk->begin_pending = false;

@@ -27,6 +27,7 @@
 #ifndef SS_WORKER_SINK_PG_H
 #define SS_WORKER_SINK_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,7 @@ struct sink_msg {
 	size_t value_len;
 	size_t copy_off, copy_len;
 	const char *error; /* decode error, or NULL */
+	bool skip;	   /* no row and no error: a tombstone the job skips */
 };
 
 /* One batch: its messages in consumption order (UPDATE and MERGE rely on it:
@@ -86,6 +88,7 @@ struct sink_batch {
 struct sink_batch_result {
 	int64_t rows;     /* target rows written (INSERT: inserted; UPDATE: updated; MERGE: both) */
 	int64_t updated;  /* of rows, existing rows updated (UPDATE: all; MERGE: matched keys) */
+	int64_t deleted;  /* target rows deleted by tombstones (DELETE_ON_TOMBSTONE), not in rows */
 	int64_t rejected; /* messages written to the error table */
 	char first_error[512]; /* the first rejected message's error, "" if none */
 };

@@ -92,6 +92,8 @@ char *sqlgen_stage(const struct sqlgen_job *job)
 	/* Session-local, so concurrent workers never meet; emptied at each commit. */
 	sqlbuf_add(&sb, "CREATE TEMP TABLE " SQLGEN_STAGE_TABLE " (");
 	sqlgen_stage_list(&sb, job, true);
+	if (job->tombstones)
+		sqlbuf_add(&sb, ", " SQLGEN_TOMBSTONE_COLUMN " boolean NOT NULL");
 	if (sqlgen_dedup(job))
 		sqlbuf_add(&sb, job->nstage ? ", " SQLGEN_SEQ_COLUMN " bigserial" : SQLGEN_SEQ_COLUMN " bigserial");
 	sqlbuf_add(&sb, ") ON COMMIT DELETE ROWS");
@@ -104,6 +106,8 @@ char *sqlgen_copy(const struct sqlgen_job *job)
 
 	sqlbuf_add(&sb, "COPY pg_temp." SQLGEN_STAGE_TABLE " (");
 	sqlgen_stage_list(&sb, job, false);
+	if (job->tombstones)
+		sqlbuf_add(&sb, ", " SQLGEN_TOMBSTONE_COLUMN);
 	sqlbuf_add(&sb, ") FROM STDIN");
 	return sqlbuf_take(&sb);
 }
@@ -165,23 +169,46 @@ static void sqlgen_insert_from(struct sqlbuf *sb, const struct sqlgen_job *job)
 
 /* One row per MATCH_COLUMNS value, the values named as the target's columns:
  *   SELECT DISTINCT ON (m...) a... FROM (SELECT <value> AS a..., streamserver_seq
- *     FROM stage) AS s ORDER BY m..., o... DESC NULLS LAST, streamserver_seq DESC */
+ *     FROM stage) AS s ORDER BY m..., o... DESC NULLS LAST, streamserver_seq DESC
+ * With tombstones the tombstone column comes along; the latest message of a
+ * key is the first by streamserver_seq DESC, a tombstone or a row.  With
+ * ORDER_COLUMNS too (a tombstone has none, NULLs, and would always lose), the
+ * rows before the key's latest tombstone are cut off by a window over the
+ * key, and among the rest (that tombstone and the rows after it) a row comes
+ * first: ORDER BY m..., streamserver_tombstone (false first), o... */
 static void sqlgen_dedup_select(struct sqlbuf *sb, const struct sqlgen_job *job)
 {
+	bool cut = job->tombstones && job->norder > 0;
 	size_t i;
 
 	sqlbuf_add(sb, "SELECT DISTINCT ON (");
 	sqlgen_index_names(sb, job, job->match, job->nmatch);
 	sqlbuf_add(sb, ") ");
 	sqlgen_names(sb, job, "");
-	sqlbuf_add(sb, " FROM (SELECT ");
+	if (job->tombstones)
+		sqlbuf_add(sb, job->nvalues ? ", " SQLGEN_TOMBSTONE_COLUMN : SQLGEN_TOMBSTONE_COLUMN);
+	sqlbuf_add(sb, " FROM (");
+	if (cut) {
+		sqlbuf_add(sb, "SELECT s.*, max(CASE WHEN s." SQLGEN_TOMBSTONE_COLUMN " THEN s." SQLGEN_SEQ_COLUMN
+			       " END) OVER (PARTITION BY ");
+		sqlgen_index_names(sb, job, job->match, job->nmatch);
+		sqlbuf_add(sb, ") AS " SQLGEN_CUT_COLUMN " FROM (");
+	}
+	sqlbuf_add(sb, "SELECT ");
 	sqlgen_values_as(sb, job);
-	sqlbuf_add(sb, job->nvalues ? ", " SQLGEN_SEQ_COLUMN : SQLGEN_SEQ_COLUMN);
-	sqlbuf_add(sb, " FROM pg_temp." SQLGEN_STAGE_TABLE ") AS s ORDER BY ");
+	if (job->tombstones)
+		sqlbuf_add(sb, job->nvalues ? ", " SQLGEN_TOMBSTONE_COLUMN : SQLGEN_TOMBSTONE_COLUMN);
+	sqlbuf_add(sb, job->nvalues || job->tombstones ? ", " SQLGEN_SEQ_COLUMN : SQLGEN_SEQ_COLUMN);
+	sqlbuf_add(sb, " FROM pg_temp." SQLGEN_STAGE_TABLE ") AS s");
+	if (cut)
+		sqlbuf_add(sb, ") AS s WHERE s." SQLGEN_CUT_COLUMN " IS NULL OR s." SQLGEN_SEQ_COLUMN " >= s." SQLGEN_CUT_COLUMN);
+	sqlbuf_add(sb, " ORDER BY ");
 	for (i = 0; i < job->nmatch; i++) {
 		sqlbuf_ident(sb, job->values[job->match[i]].name);
 		sqlbuf_add(sb, ", ");
 	}
+	if (cut)
+		sqlbuf_add(sb, SQLGEN_TOMBSTONE_COLUMN ", ");
 	for (i = 0; i < job->norder; i++) {
 		sqlbuf_ident(sb, job->values[job->order[i]].name);
 		sqlbuf_add(sb, " DESC NULLS LAST, ");
@@ -269,6 +296,8 @@ static void sqlgen_update_source(struct sqlbuf *sb, const struct sqlgen_job *job
 	}
 	sqlbuf_add(sb, "SELECT ");
 	sqlgen_names(sb, job, "d.");
+	if (job->tombstones)
+		sqlbuf_add(sb, job->nvalues ? ", d." SQLGEN_TOMBSTONE_COLUMN : "d." SQLGEN_TOMBSTONE_COLUMN);
 	sqlbuf_add(sb, " FROM (");
 	sqlgen_dedup_select(sb, job);
 	sqlbuf_add(sb, ") AS d JOIN ");
@@ -299,6 +328,24 @@ static char *sqlgen_update(const struct sqlgen_job *job)
 	sqlgen_update_source(&sb, job);
 	sqlbuf_add(&sb, ") AS d WHERE ");
 	sqlgen_match_cond(&sb, job);
+	if (job->tombstones)
+		sqlbuf_add(&sb, " AND NOT d." SQLGEN_TOMBSTONE_COLUMN);
+	return sqlbuf_take(&sb);
+}
+
+/* The tombstones: the rows whose key's latest message is one.  The source is
+ * UPDATE's, so with lock_rows the rows are locked in key order first. */
+static char *sqlgen_delete(const struct sqlgen_job *job)
+{
+	struct sqlbuf sb = { 0 };
+
+	sqlbuf_add(&sb, "DELETE FROM ");
+	sqlgen_target(&sb, job);
+	sqlbuf_add(&sb, " AS t USING (");
+	sqlgen_update_source(&sb, job);
+	sqlbuf_add(&sb, ") AS d WHERE ");
+	sqlgen_match_cond(&sb, job);
+	sqlbuf_add(&sb, " AND d." SQLGEN_TOMBSTONE_COLUMN);
 	return sqlbuf_take(&sb);
 }
 
@@ -320,6 +367,8 @@ static char *sqlgen_upsert(const struct sqlgen_job *job, bool dedup)
 		sqlbuf_add(&sb, " FROM pg_temp." SQLGEN_STAGE_TABLE);
 	}
 	sqlbuf_add(&sb, ") AS d");
+	if (job->tombstones)
+		sqlbuf_add(&sb, " WHERE NOT d." SQLGEN_TOMBSTONE_COLUMN);
 	sqlgen_order_by_match(&sb, job);
 	sqlbuf_add(&sb, " ON CONFLICT (");
 	sqlgen_index_names(&sb, job, job->match, job->nmatch);
@@ -340,7 +389,8 @@ static char *sqlgen_insert_missing(const struct sqlgen_job *job)
 
 	sqlgen_insert_from(&sb, job);
 	sqlgen_dedup_select(&sb, job);
-	sqlbuf_add(&sb, ") AS d WHERE NOT EXISTS (SELECT 1 FROM ");
+	sqlbuf_add(&sb, job->tombstones ? ") AS d WHERE NOT d." SQLGEN_TOMBSTONE_COLUMN " AND NOT EXISTS (SELECT 1 FROM "
+				       : ") AS d WHERE NOT EXISTS (SELECT 1 FROM ");
 	sqlgen_target(&sb, job);
 	sqlbuf_add(&sb, " AS t WHERE ");
 	sqlgen_match_cond(&sb, job);
@@ -369,8 +419,10 @@ int sqlgen_writes_build(const struct sqlgen_job *job, struct sqlgen_writes *w)
 			/* With nothing to update (every mapped column matches)
 			 * the statement is DO NOTHING, which never fails on a
 			 * repeated key, so it would not fall back: only DO UPDATE
-			 * may skip <dedup>. */
-			if (job->nupdate > 0)
+			 * may skip <dedup>.  Neither with tombstones: a row and
+			 * a later tombstone of one key never make the upsert
+			 * fail, and both would be written. */
+			if (job->nupdate > 0 && !job->tombstones)
 				failed = (w->fast = sqlgen_upsert(job, false)) == NULL;
 			break;
 		}
@@ -379,6 +431,8 @@ int sqlgen_writes_build(const struct sqlgen_job *job, struct sqlgen_writes *w)
 		w->write[w->nwrite++] = sqlgen_insert_missing(job);
 		break;
 	}
+	if (job->tombstones && job->mode != JS_MODE_INSERT)
+		w->write[w->nwrite++] = sqlgen_delete(job);
 	for (i = 0; i < w->nwrite; i++)
 		failed = failed || w->write[i] == NULL;
 	if (failed) {
@@ -400,19 +454,33 @@ void sqlgen_writes_free(struct sqlgen_writes *w)
 	memset(w, 0, sizeof(*w));
 }
 
+/* The tombstones' DELETE is always the last statement. */
+bool sqlgen_write_deletes(const struct sqlgen_job *job, size_t i, size_t nwrite)
+{
+	return job->tombstones && job->mode != JS_MODE_INSERT && i + 1 == nwrite;
+}
+
 bool sqlgen_write_counts(const struct sqlgen_job *job, size_t i)
 {
-	(void)i; /* the upsert is the only statement of its mode */
-	return job->mode == JS_MODE_MERGE && job->on_conflict;
+	/* the upsert is its mode's first statement, the DELETE may follow */
+	return job->mode == JS_MODE_MERGE && job->on_conflict && i == 0;
 }
 
 bool sqlgen_write_updates(const struct sqlgen_job *job, size_t i, size_t nwrite)
 {
+	if (sqlgen_write_deletes(job, i, nwrite))
+		return false;
+	if (job->tombstones)
+		nwrite--;
 	return job->mode == JS_MODE_UPDATE || (job->mode == JS_MODE_MERGE && nwrite == 2 && i == 0);
 }
 
 const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwrite)
 {
+	if (sqlgen_write_deletes(job, i, nwrite))
+		return "deleting the rows of the batch's tombstones from the target table";
+	if (job->tombstones)
+		nwrite--;
 	switch (job->mode) {
 	case JS_MODE_UPDATE:
 		return "updating the target table from the batch";

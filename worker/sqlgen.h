@@ -17,7 +17,13 @@
  * and do not deadlock each other.
  * <dedup> keeps one row per MATCH_COLUMNS value: the largest ORDER_COLUMNS
  * (descending, NULLs last), then the latest message (the staging table's
- * streamserver_seq, filled in COPY order).  In UPDATE and MERGE the key values
+ * streamserver_seq, filled in COPY order).  With tombstones the rows of a key
+ * before its latest tombstone drop out first (that tombstone deleted them):
+ * the tombstone wins unless rows follow it, which then compete as above; the
+ * rows go to the write statements with NOT d.streamserver_tombstone, the
+ * tombstones to
+ *   DELETE  DELETE FROM target t USING (<dedup> or its locking sub-select) d
+ *           WHERE <MATCH_COLUMNS equal> AND d.streamserver_tombstone  In UPDATE and MERGE the key values
  * (MATCH_COLUMNS, ORDER_COLUMNS) are cast to the target column's type
  * (without its length or precision, which the write itself checks), so rows
  * compare as the unique index compares them.
@@ -36,9 +42,14 @@
 /* The session's staging table, and its arrival-order column (UPDATE/MERGE). */
 #define SQLGEN_STAGE_TABLE "streamserver_stage"
 #define SQLGEN_SEQ_COLUMN "streamserver_seq"
+/* With tombstones (DELETE_ON_TOMBSTONE): the staging column after the job's
+ * own, COPYed as t for a tombstone and f for a row, and the dedup's cut (the
+ * key's latest tombstone, with ORDER_COLUMNS). */
+#define SQLGEN_TOMBSTONE_COLUMN "streamserver_tombstone"
+#define SQLGEN_CUT_COLUMN "streamserver_cut"
 
 /* Statements a mode runs per batch, at most. */
-#define SQLGEN_WRITE_MAX 2
+#define SQLGEN_WRITE_MAX 3
 
 /* A staging column (KEY, VALUE, then META columns, in COPY order). */
 struct sqlgen_column {
@@ -68,6 +79,10 @@ struct sqlgen_job {
 	 * sub-select): PostgreSQL 9.5 and later, even when on_conflict is turned
 	 * off for tests; not Greenplum 6 (9.4), whose UPDATE locks the table. */
 	bool lock_rows;
+	/* DELETE_ON_TOMBSTONE (UPDATE, MERGE): the staging table has the
+	 * tombstone column; per key the latest message wins, and when it is a
+	 * tombstone the target's row is deleted (the last write statement). */
+	bool tombstones;
 	const struct sqlgen_column *stage;
 	size_t nstage;
 	const struct sqlgen_value *values;
@@ -109,6 +124,8 @@ void sqlgen_writes_free(struct sqlgen_writes *w);
  * existing row updated; what it does, for messages. */
 bool sqlgen_write_counts(const struct sqlgen_job *job, size_t i);
 bool sqlgen_write_updates(const struct sqlgen_job *job, size_t i, size_t nwrite);
+/* Whether write statement i deletes (the tombstones' DELETE). */
+bool sqlgen_write_deletes(const struct sqlgen_job *job, size_t i, size_t nwrite);
 const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwrite);
 
 /* Check mode's probes, prepared (never run) against the staging table. */

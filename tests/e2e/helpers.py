@@ -672,7 +672,7 @@ def produce_records(kafka, topic, records):
 
     for i, r in enumerate(records):
         kw = {}
-        for k in ("key", "partition", "timestamp"):
+        for k in ("key", "partition", "timestamp", "headers"):
             if r.get(k) is not None:
                 kw[k] = r[k]
         value = r.get("value")
@@ -693,7 +693,9 @@ DATA = Path(__file__).resolve().parent / "data"
 def protoc_descriptor_set(out_path, proto, include_dir=DATA):
     """Runs `protoc --include_imports --descriptor_set_out=out_path` on a
     .proto of tests/e2e/data; returns the FileDescriptorSet's bytes."""
-    p = subprocess.run(["protoc", f"--proto_path={include_dir}", "--include_imports",
+    # /usr/include: google/protobuf/*.proto, the well-known types (libprotobuf-dev)
+    p = subprocess.run(["protoc", f"--proto_path={include_dir}", "--proto_path=/usr/include",
+                        "--include_imports",
                         f"--descriptor_set_out={out_path}", str(Path(include_dir) / proto)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert p.returncode == 0, f"protoc failed ({p.returncode}): {p.stderr}"

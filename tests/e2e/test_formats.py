@@ -7,6 +7,7 @@ say.  Message counts are small: the tests check decoding, not throughput.
 """
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -226,6 +227,74 @@ def test_protobuf_descriptor_set_from_protoc(server, pg, kafka, tmp_path, given)
                         jsonb_array_length(items), items->0->>'sku', (items->0->>'qty')::int,
                         items->1->>'sku', big
                  FROM "{table}" ORDER BY id""", expected)
+
+
+def _pb_timestamp(at):
+    """A UTC datetime as protobuf's JSON writes a Timestamp: 0, 3, 6 or 9
+    fractional digits."""
+    frac = "" if at.microsecond == 0 else f".{at.microsecond // 1000:03d}" \
+        if at.microsecond % 1000 == 0 else f".{at.microsecond:06d}"
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+EVENT_COLUMNS = [("id", "bigint"), ("at", "timestamptz"), ("took", "interval"), ("count", "bigint"),
+                 ("note", "text"), ("score", "double precision"), ("flag", "boolean"),
+                 ("attrs", "jsonb"), ("extra", "jsonb"), ("detail", "jsonb")]
+
+
+def test_protobuf_well_known_types(server, pg, kafka, tmp_path):
+    """google.protobuf's well-known types, encoded by python3-protobuf with
+    protoc's descriptors: a Timestamp lands in a timestamptz column, a
+    Duration in an interval column, the wrappers as their scalar (NULL when
+    absent), a Struct as JSON, an Any as JSON with its @type (the fields of
+    a type the set has, else the bytes in base64), and inside a message
+    column the same values as JSON."""
+    n = 6
+    topic, table, src = _setup(server, pg, kafka, "pbwkt",
+                               ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS))
+    fds = protoc_descriptor_set(tmp_path / "event.pb", "event.proto")
+    Event = protobuf_class(fds, "shop.v1.Event")
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    msgs, expected = [], []
+    for i in range(1, n + 1):
+        at = t0 + timedelta(days=i, microseconds=1500 * i)
+        m = Event(id=i)
+        m.at.FromDatetime(at)
+        m.took.FromTimedelta(timedelta(seconds=-90 * i, milliseconds=250))
+        m.count.value = -(2**62) + i
+        m.note.value = f"n\u00e9{i}"
+        m.score.value = i / 8
+        m.flag.value = i % 2 == 0
+        m.attrs.update({"k": i, "list": ["a", None, True], "obj": {"x": "y"}})
+        d = m.detail
+        d.seen.FromDatetime(at)
+        d.level.value = i
+        d.tags.extend(["t", i])
+        if i % 2 == 0:
+            m.extra.Pack(d)
+            extra = {"@type": "type.googleapis.com/shop.v1.Detail",
+                     "seen": _pb_timestamp(at), "level": i, "tags": ["t", i]}
+        else:
+            m.extra.type_url = "type.example.com/other.v1.Thing"
+            m.extra.value = bytes([8, i])
+            extra = {"@type": "type.example.com/other.v1.Thing", "value": b64(bytes([8, i]))}
+        msgs.append(m.SerializeToString())
+        expected.append((i, at, timedelta(seconds=-90 * i, milliseconds=250), -(2**62) + i,
+                         f"n\u00e9{i}", i / 8, i % 2 == 0, {"k": i, "list": ["a", None, True],
+                                                          "obj": {"x": "y"}},
+                         extra, {"seen": _pb_timestamp(at), "level": i,
+                                 "tags": ["t", i]}))
+    # Only the id: every well-known type absent, every column NULL.
+    msgs.append(Event(id=n + 1).SerializeToString())
+    expected.append((n + 1,) + (None,) * 9)
+    kafka.produce(topic, msgs)
+    config = job_yaml(pg, kafka, topic, table, value={
+        "COLUMNS": cols(*EVENT_COLUMNS), "FORMAT": "protobuf",
+        "PROTOBUF_OPTION": {"MESSAGE": "shop.v1.Event", "DESCRIPTOR": b64(fds)}})
+    job_id = run_job(server, professional_job(src, config))
+    _settled(server, pg, job_id, n + 1,
+             f"""SELECT {", ".join(c for c, _ in EVENT_COLUMNS)} FROM "{table}" ORDER BY id""",
+             expected)
 
 
 # ---------------------------------------------------------- KEY + VALUE + META

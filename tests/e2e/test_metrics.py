@@ -19,7 +19,7 @@ PARTITIONS = 4
 STATUS_FIELDS = {"id", "name", "state", "desired_state", "pid", "started_at", "restarts",
                  "messages_consumed", "rows_written", "rows_updated", "rows_rejected", "batches",
                  "rows_per_second", "messages_per_second", "last_batch_at", "lag", "last_error",
-                 "last_exit", "partitions", "tasks"}
+                 "last_exit", "partitions", "tasks", "rows_deleted", "tombstones_skipped"}
 
 
 # ------------------------------------------------------- Prometheus text parser
@@ -303,6 +303,8 @@ def _check_metrics_match(fams, statuses, since_start=True):
                           ("streamserver_job_rows_updated_total", "rows_updated"),
                           ("streamserver_job_rows_rejected_total", "rows_rejected"),
                           ("streamserver_job_batches_total", "batches"),
+                          ("streamserver_job_rows_deleted_total", "rows_deleted"),
+                          ("streamserver_job_tombstones_skipped_total", "tombstones_skipped"),
                           ("streamserver_job_restarts_total", "restarts")):
         assert fams[family]["type"] == "counter", family
         for st in statuses:

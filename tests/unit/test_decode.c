@@ -435,6 +435,10 @@ static void test_copy_cap(void **state)
 	copybuf_free(&cb);
 }
 
+/* The headers test_meta passes (none unless a test sets them). */
+static const struct decode_header *test_headers;
+static size_t test_nheaders;
+
 static const char *test_meta(const char *topic, int32_t partition, int64_t offset, bool has_ts, int64_t ts,
 			     const char *key, size_t keylen)
 {
@@ -443,7 +447,8 @@ static const char *test_meta(const char *topic, int32_t partition, int64_t offse
 	char err[256] = "";
 
 	textbuf_init(&tb, 4096);
-	if (decode_meta_json(&tb, topic, partition, offset, has_ts, ts, key, keylen, err, sizeof(err)) < 0)
+	if (decode_meta_json(&tb, topic, partition, offset, has_ts, ts, key, keylen, test_headers, test_nheaders, err,
+			     sizeof(err)) < 0)
 		fail_msg("decode_meta_json: %s", err);
 	if (json_validate(tb.data, tb.len, err, sizeof(err)) < 0)
 		fail_msg("META is not valid JSON: %s", err);
@@ -456,23 +461,61 @@ static void test_meta_json(void **state)
 {
 	assert_string_equal(test_meta("orders", 3, 42, true, 1700000000123LL, S("k\"1")),
 			    "{\"topic\":\"orders\",\"partition\":3,\"offset\":42,\"timestamp\":1700000000123,"
-			    "\"key\":\"k\\\"1\"}");
+			    "\"key\":\"k\\\"1\",\"headers\":{}}");
 	/* no key, no timestamp */
 	assert_string_equal(test_meta("t", 0, 0, false, -1, NULL, 0),
-			    "{\"topic\":\"t\",\"partition\":0,\"offset\":0,\"timestamp\":null,\"key\":null}");
+			    "{\"topic\":\"t\",\"partition\":0,\"offset\":0,\"timestamp\":null,\"key\":null,\"headers\":{}}");
 	/* an empty key is a key */
 	assert_string_equal(test_meta("t", 0, 9007199254740993LL, false, 0, "", 0),
-			    "{\"topic\":\"t\",\"partition\":0,\"offset\":9007199254740993,\"timestamp\":null,\"key\":\"\"}");
+			    "{\"topic\":\"t\",\"partition\":0,\"offset\":9007199254740993,\"timestamp\":null,\"key\":\"\",\"headers\":{}}");
 	/* a key that is not text: null, and its bytes in base64 */
 	assert_string_equal(test_meta("t", 1, 7, false, 0, S("\x00\xff")),
 			    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":null,"
-			    "\"key_base64\":\"AP8=\"}");
+			    "\"key_base64\":\"AP8=\",\"headers\":{}}");
 	/* quotes and backslashes escaped */
 	assert_string_equal(test_meta("t\\x", 1, 7, false, 0, S("a\\b\"")),
-			    "{\"topic\":\"t\\\\x\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"a\\\\b\\\"\"}");
+			    "{\"topic\":\"t\\\\x\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"a\\\\b\\\"\",\"headers\":{}}");
 	/* control characters and UTF-8 in a text key */
 	assert_string_equal(test_meta("t", 1, 7, false, 0, S("\xc3\xa9\n\x01")),
-			    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"\xc3\xa9\\n\\u0001\"}");
+			    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":\"\xc3\xa9\\n\\u0001\",\"headers\":{}}");
+
+	/* headers: text, not text, a null value, a repeated name as an array */
+	{
+		static const struct decode_header h[] = {
+			{ "trace", "a1", 2 }, { "bin", "\x00\xff", 2 }, { "tag", "x", 1 },
+			{ "none", NULL, 0 },  { "tag", "y", 1 },	    { "q\"", "\xc3\xa9", 2 },
+		};
+		test_headers = h;
+		test_nheaders = 6;
+		assert_string_equal(test_meta("t", 1, 7, false, 0, NULL, 0),
+				    "{\"topic\":\"t\",\"partition\":1,\"offset\":7,\"timestamp\":null,\"key\":null,"
+				    "\"headers\":{\"trace\":\"a1\",\"bin\":{\"base64\":\"AP8=\"},\"tag\":[\"x\",\"y\"],"
+				    "\"none\":null,\"q\\\"\":\"\xc3\xa9\"}}");
+		test_headers = NULL;
+		test_nheaders = 0;
+	}
+}
+
+/* Too many headers, or a name that is not UTF-8: the message is bad. */
+static void test_meta_headers_refused(void **state)
+{
+	static struct decode_header many[DECODE_HEADERS_MAX + 1];
+	const struct decode_header bad[] = { { "\xff", "v", 1 } };
+	struct textbuf tb;
+	char err[256] = "";
+
+	(void)state;
+	for (size_t i = 0; i <= DECODE_HEADERS_MAX; i++)
+		many[i] = (struct decode_header){ "h", "v", 1 };
+	textbuf_init(&tb, 1 << 20);
+	assert_int_equal(decode_meta_json(&tb, "t", 0, 0, false, 0, NULL, 0, many, DECODE_HEADERS_MAX, err,
+					  sizeof(err)), 0);
+	assert_int_equal(decode_meta_json(&tb, "t", 0, 0, false, 0, NULL, 0, many, DECODE_HEADERS_MAX + 1, err,
+					  sizeof(err)), -1);
+	assert_non_null(strstr(err, "more than 1000 headers"));
+	assert_int_equal(decode_meta_json(&tb, "t", 0, 0, false, 0, NULL, 0, bad, 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "header 0: its name is not UTF-8"));
+	textbuf_free(&tb);
 }
 
 /* A spec with KEY delimited (k1|k2), VALUE json fields (a, b) and META. */
@@ -513,7 +556,7 @@ static void test_row_field(const struct decode_row *row, size_t i, const char *w
 static void test_row_key_value_meta(void **state)
 {
 	struct jobspec *spec = test_row_spec(true, true, true);
-	struct decode_msg m = { "topic1", 2, 10, true, 1000, "x|7", 3, "{\"b\":[1],\"a\":\"v\"}", 17 };
+	struct decode_msg m = { "topic1", 2, 10, true, 1000, "x|7", 3, "{\"b\":[1],\"a\":\"v\"}", 17, NULL, 0 };
 	struct decode_row row;
 	char err[512] = "";
 	struct row_decoder *rd = row_decoder_new(spec, err, sizeof(err));
@@ -528,7 +571,7 @@ static void test_row_key_value_meta(void **state)
 	test_row_field(&row, 1, "7");
 	test_row_field(&row, 2, "v");
 	test_row_field(&row, 3, "[1]");
-	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":10,\"timestamp\":1000,\"key\":\"x|7\"}");
+	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":10,\"timestamp\":1000,\"key\":\"x|7\",\"headers\":{}}");
 
 	/* no key: the KEY columns are NULL, META says key null */
 	m.key = NULL;
@@ -538,13 +581,12 @@ static void test_row_key_value_meta(void **state)
 	test_row_field(&row, 0, NULL);
 	test_row_field(&row, 1, NULL);
 	test_row_field(&row, 2, "v");
-	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":11,\"timestamp\":1000,\"key\":null}");
+	test_row_field(&row, 4, "{\"topic\":\"topic1\",\"partition\":2,\"offset\":11,\"timestamp\":1000,\"key\":null,\"headers\":{}}");
 
-	/* a tombstone with VALUE declared */
+	/* a tombstone with VALUE declared: skipped, no error (no DELETE_ON_TOMBSTONE) */
 	m.value = NULL;
 	m.value_len = 0;
-	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "VALUE: the message has no value"));
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
 
 	/* each part's error says which part */
 	m.key = "only-one-field";
@@ -563,11 +605,79 @@ static void test_row_key_value_meta(void **state)
 	free(spec);
 }
 
+/* DELETE_ON_TOMBSTONE in MERGE: a tombstone with a key is a row with NULL
+ * VALUE columns and t in the last field; a message with a value has f there;
+ * a tombstone without a key is skipped.  In INSERT mode the option does
+ * nothing (validation refuses it there). */
+static void test_row_tombstones(void **state)
+{
+	struct jobspec *spec = test_row_spec(true, true, true);
+	struct decode_msg m = { "t", 0, 5, false, 0, "k|9", 3, "{\"a\":\"v\"}", 9, NULL, 0 };
+	struct decode_row row;
+	char err[512] = "";
+	struct row_decoder *rd;
+
+	(void)state;
+	spec->delete_on_tombstone = true;
+	spec->mode = JS_MODE_MERGE;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_ncolumns(rd), 6);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 6);
+	test_row_field(&row, 2, "v");
+	test_row_field(&row, 5, "f");
+	m.value = NULL;
+	m.value_len = 0;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 6);
+	test_row_field(&row, 0, "k");
+	test_row_field(&row, 1, "9");
+	test_row_field(&row, 2, NULL);
+	test_row_field(&row, 3, NULL);
+	test_row_field(&row, 4, "{\"topic\":\"t\",\"partition\":0,\"offset\":5,\"timestamp\":null,\"key\":\"k|9\",\"headers\":{}}");
+	test_row_field(&row, 5, "t");
+	m.key = NULL;
+	m.key_len = 0;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
+	row_decoder_free(rd);
+
+	spec->mode = JS_MODE_INSERT;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_ncolumns(rd), 5);
+	m.key = "k|9";
+	m.key_len = 3;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), ROW_DECODER_SKIP);
+	row_decoder_free(rd);
+	free(spec);
+
+	/* KEY only: the value is ignored, but a tombstone is still one */
+	spec = test_row_spec(true, false, false);
+	spec->delete_on_tombstone = true;
+	spec->mode = JS_MODE_UPDATE;
+	rd = row_decoder_new(spec, err, sizeof(err));
+	if (rd == NULL)
+		fail_msg("row_decoder_new: %s", err);
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.nfields, 3);
+	test_row_field(&row, 0, "k");
+	test_row_field(&row, 2, "t");
+	m.value = "anything";
+	m.value_len = 8;
+	assert_int_equal(row_decoder_decode(rd, &m, &row, err, sizeof(err)), 0);
+	test_row_field(&row, 2, "f");
+	row_decoder_free(rd);
+	free(spec);
+}
+
 static void test_row_key_only(void **state)
 {
 	struct jobspec *spec = test_row_spec(true, false, false);
 	/* no VALUE in the job: the value is ignored, even a tombstone */
-	struct decode_msg m = { "t", 0, 1, false, 0, "k|1", 3, NULL, 0 };
+	struct decode_msg m = { "t", 0, 1, false, 0, "k|1", 3, NULL, 0, NULL, 0 };
 	struct decode_row row;
 	char err[512] = "";
 	struct row_decoder *rd = row_decoder_new(spec, err, sizeof(err));
@@ -691,9 +801,11 @@ int main(void)
 		cmocka_unit_test(test_copy_from_decoder),
 		cmocka_unit_test(test_copy_cap),
 		cmocka_unit_test(test_meta_json),
+		cmocka_unit_test(test_meta_headers_refused),
 		cmocka_unit_test(test_textbuf_base64),
 		cmocka_unit_test(test_textbuf_cap),
 		cmocka_unit_test(test_row_key_value_meta),
+		cmocka_unit_test(test_row_tombstones),
 		cmocka_unit_test(test_row_key_only),
 		cmocka_unit_test(test_row_config_errors),
 	};

@@ -23,11 +23,13 @@
 #include "textbuf.h"
 
 #include "data/test_pb_desc.inc"
+#include "data/test_pb_wkt_desc.inc"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 #define NCOLS_MAX 16
 
 static char *pbt_b64; /* the descriptor set as DESCRIPTOR (base64) */
+static char *pbt_wkt_b64; /* data/test_pb_wkt_desc.inc as DESCRIPTOR */
 
 static int pbt_setup(void **state)
 {
@@ -39,12 +41,19 @@ static int pbt_setup(void **state)
 	if (textbuf_failed(&tb))
 		return -1;
 	pbt_b64 = tb.data;
+	textbuf_init(&tb, 1 << 20);
+	textbuf_base64(&tb, test_pb_wkt_desc, test_pb_wkt_desc_len);
+	textbuf_putc(&tb, '\0');
+	if (textbuf_failed(&tb))
+		return -1;
+	pbt_wkt_b64 = tb.data;
 	return 0;
 }
 
 static int pbt_teardown(void **state)
 {
 	free(pbt_b64);
+	free(pbt_wkt_b64);
 	return 0;
 }
 
@@ -589,6 +598,101 @@ static void test_pb_pool(void **state)
 	pb_pool_free(NULL);
 }
 
+/* ---- google.protobuf's well-known types (data/test_pb_wkt.proto; the
+ * messages are python3-protobuf's, see each comment) ---- */
+
+static struct decoder *pbt_wkt_decoder(const char *columns)
+{
+	struct pbt_input pi;
+	char err[1024] = "";
+	struct decoder *dec;
+
+	pbt_input_init(&pi, "sswkt.Event", columns);
+	pi.in.protobuf_descriptor = pbt_wkt_b64;
+	dec = decoder_new(&pi.in, err, sizeof(err));
+	if (dec == NULL)
+		fail_msg("decoder_new(sswkt.Event, %s): %s", columns, err);
+	return dec;
+}
+
+/* ts 1700000000.12 s, dur -3600.5 s, i64 -9007199254740993, s "hé\"llo", b
+ * present without a value, dbl 0.1, raw 00 ff, attrs {"b": [true, null,
+ * "x"], "a": 1.5, "c": {"d": "e"}} (in this order on the wire), val "v", list [1, "two", false], any
+ * Nested{at: 0 s, n: 7} packed, nested {at: 86400 s + 1000 ns}, times
+ * [0001-01-01, 9999-12-31T23:59:59.999999999], u32 absent. */
+static const char pbt_wkt_full[] = "\x0a\x0b\x08\x80\xe2\xcf\xaa\x06\x10\x80\x9c\x9c\x39\x12\x16\x08\xf0\xe3\xff\xff\xff\xff\xff\xff"
+		"\xff\x01\x10\x80\xb6\xca\x91\xfe\xff\xff\xff\xff\x01\x1a\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xef"
+		"\xff\x01\x22\x09\x0a\x07\x68\xc3\xa9\x22\x6c\x6c\x6f\x2a\x00\x32\x09\x09\x9a\x99\x99\x99\x99\x99"
+		"\xb9\x3f\x3a\x04\x0a\x02\x00\xff\x42\x39\x0a\x14\x0a\x01\x62\x12\x0f\x32\x0d\x0a\x02\x20\x01\x0a"
+		"\x02\x08\x00\x0a\x03\x1a\x01\x78\x0a\x0e\x0a\x01\x61\x12\x09\x11\x00\x00\x00\x00\x00\x00\xf8\x3f"
+		"\x0a\x11\x0a\x01\x63\x12\x0c\x2a\x0a\x0a\x08\x0a\x01\x64\x12\x03\x1a\x01\x65\x4a\x03\x1a\x01\x76"
+		"\x52\x16\x0a\x09\x11\x00\x00\x00\x00\x00\x00\xf0\x3f\x0a\x05\x1a\x03\x74\x77\x6f\x0a\x02\x20\x00"
+		"\x5a\x2a\x0a\x20\x74\x79\x70\x65\x2e\x67\x6f\x6f\x67\x6c\x65\x61\x70\x69\x73\x2e\x63\x6f\x6d\x2f"
+		"\x73\x73\x77\x6b\x74\x2e\x4e\x65\x73\x74\x65\x64\x12\x06\x0a\x00\x12\x02\x08\x07\x62\x09\x0a\x07"
+		"\x08\x80\xa3\x05\x10\xe8\x07\x6a\x0b\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01\x6a\x0d\x08\xff"
+		"\x82\xd1\xff\xaf\x07\x10\xff\x93\xeb\xdc\x03";
+
+static void test_pb_wkt_columns(void **state)
+{
+	struct decoder *dec = pbt_wkt_decoder("ts,dur,i64,s,b,dbl,raw,attrs,val,list,any,nested,times,u32");
+	const char *want[] = {
+		"2023-11-14T22:13:20.120Z",
+		"-3600.500s",
+		"-9007199254740993",
+		"h\xc3\xa9\"llo",
+		"false",
+		"0.1",
+		"\\x00ff",
+		"{\"b\":[true,null,\"x\"],\"a\":1.5,\"c\":{\"d\":\"e\"}}", /* wire order */
+		"\"v\"",
+		"[1,\"two\",false]",
+		"{\"@type\":\"type.googleapis.com/sswkt.Nested\",\"at\":\"1970-01-01T00:00:00Z\",\"n\":7}",
+		"{\"at\":\"1970-01-02T00:00:00.000001Z\"}",
+		"[\"0001-01-01T00:00:00Z\",\"9999-12-31T23:59:59.999999999Z\"]",
+		NULL,
+	};
+
+	(void)state;
+	pbt_expect(dec, pbt_wkt_full, sizeof(pbt_wkt_full) - 1, want, 14);
+	decoder_free(dec);
+}
+
+/* In json/jsonb columns the same values as JSON: strings quoted. */
+static void test_pb_wkt_json_columns(void **state)
+{
+	struct decoder *dec = pbt_wkt_decoder("ts:jsonb,dur:json,s:jsonb,b:jsonb,raw:jsonb,u32:jsonb");
+	const char *want[] = {
+		"\"2023-11-14T22:13:20.120Z\"", "\"-3600.500s\"", "\"h\xc3\xa9\\\"llo\"", "false", "\"AP8=\"", NULL,
+	};
+
+	(void)state;
+	pbt_expect(dec, pbt_wkt_full, sizeof(pbt_wkt_full) - 1, want, 6);
+	decoder_free(dec);
+}
+
+/* An Any of a type the set does not have: its bytes in base64; a Value set to
+ * null_value; an Any of a well-known type: {"@type", "value"}; a Timestamp
+ * past 9999-12-31: a data error. */
+static void test_pb_wkt_any_value_range(void **state)
+{
+	static const char sparse[] = "\x4a\x02\x08\x00\x5a\x1f\x0a\x19\x74\x79\x70\x65\x2e\x65\x78\x61\x6d\x70\x6c\x65\x2f\x75\x6e\x6b"
+		"\x6e\x6f\x77\x6e\x2e\x54\x79\x70\x65\x12\x02\x01\x02";
+	static const char anywkt[] = "\x5a\x3c\x0a\x2d\x74\x79\x70\x65\x2e\x67\x6f\x6f\x67\x6c\x65\x61\x70\x69\x73\x2e\x63\x6f\x6d\x2f"
+		"\x67\x6f\x6f\x67\x6c\x65\x2e\x70\x72\x6f\x74\x6f\x62\x75\x66\x2e\x54\x69\x6d\x65\x73\x74\x61\x6d"
+		"\x70\x12\x0b\x08\x80\xe2\xcf\xaa\x06\x10\x80\x9c\x9c\x39";
+	static const char badts[] = "\x0a\x07\x08\x80\x83\xd1\xff\xaf\x07";
+	struct decoder *dec = pbt_wkt_decoder("any,val,ts,attrs");
+	const char *want[] = { "{\"@type\":\"type.example/unknown.Type\",\"value\":\"AQI=\"}", "null", NULL, NULL };
+	const char *want_wkt[] = { "{\"@type\":\"type.googleapis.com/google.protobuf.Timestamp\","
+				   "\"value\":\"2023-11-14T22:13:20.120Z\"}", NULL, NULL, NULL };
+
+	(void)state;
+	pbt_expect(dec, sparse, sizeof(sparse) - 1, want, 4);
+	pbt_expect(dec, anywkt, sizeof(anywkt) - 1, want_wkt, 4);
+	pbt_assert_contains(pbt_decode_err(dec, badts, sizeof(badts) - 1), "google.protobuf.Timestamp out of range");
+	decoder_free(dec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +716,9 @@ int main(void)
 		cmocka_unit_test(test_pb_descriptor_without_imports),
 		cmocka_unit_test(test_pb_descriptor_file),
 		cmocka_unit_test(test_pb_pool),
+		cmocka_unit_test(test_pb_wkt_columns),
+		cmocka_unit_test(test_pb_wkt_json_columns),
+		cmocka_unit_test(test_pb_wkt_any_value_range),
 	};
 
 	return cmocka_run_group_tests(tests, pbt_setup, pbt_teardown);

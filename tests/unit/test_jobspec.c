@@ -2645,6 +2645,103 @@ static void test_wizard_update_and_merge_validate(void **state)
 	}
 }
 
+/* ---- OUTPUT.DELETE_ON_TOMBSTONE ---- */
+
+static const char tombstone_yaml[] =
+	"DATABASE: db\nUSER: u\nKAFKA:\n  INPUT:\n"
+	"    KEY:\n      COLUMNS: [{NAME: id, TYPE: int}]\n      FORMAT: delimited\n"
+	"      DELIMITED_OPTION: {DELIMITER: \"|\"}\n"
+	"    VALUE:\n      COLUMNS: [{NAME: v, TYPE: text}]\n      FORMAT: json\n"
+	"  OUTPUT:\n    TABLE: t\n    MODE: MERGE\n    MATCH_COLUMNS: [id]\n    DELETE_ON_TOMBSTONE: %s\n";
+
+static void test_delete_on_tombstone(void **state)
+{
+	struct js_errors errs;
+	struct jobspec *spec, *back;
+	char text[1024];
+
+	(void)state;
+	snprintf(text, sizeof(text), tombstone_yaml, "yes");
+	spec = parse_ok(text);
+	assert_true(spec->delete_on_tombstone);
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("a MERGE job deleting on tombstones by its KEY should validate");
+	}
+	back = round_trip(spec);
+	assert_true(back->delete_on_tombstone);
+	jobspec_free(back);
+
+	/* INSERT: the key named, and what to do */
+	spec->mode = JS_MODE_INSERT;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE", 16, "needs MODE UPDATE or MERGE");
+	/* a MATCH_COLUMNS entry that is no KEY column */
+	spec->mode = JS_MODE_UPDATE;
+	free(spec->match_columns[0]);
+	spec->match_columns[0] = xstrdup("v");
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.OUTPUT.MATCH_COLUMNS[0]", -1, "is not a KEY column");
+	/* no KEY at all */
+	free(spec->match_columns[0]);
+	spec->match_columns[0] = xstrdup("id");
+	spec->key.present = false;
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE", -1, "needs KAFKA.INPUT.KEY");
+	jobspec_free(spec);
+
+	/* false, and not a boolean */
+	snprintf(text, sizeof(text), tombstone_yaml, "False");
+	spec = parse_ok(text);
+	assert_false(spec->delete_on_tombstone);
+	jobspec_free(spec);
+	snprintf(text, sizeof(text), tombstone_yaml, "maybe");
+	assert_int_equal(jobspec_parse_yaml(text, strlen(text), &spec, &errs), -1);
+	assert_err(&errs, "KAFKA.OUTPUT.DELETE_ON_TOMBSTONE", 16, "must be true or false");
+}
+
+/* The wizard's delete_on_tombstone: the match fields come from the key, in
+ * the source's format; INSERT refuses it. */
+static void test_delete_on_tombstone_wizard(void **state)
+{
+	struct js_errors errs;
+	struct jobspec *spec, *back;
+
+	(void)state;
+	spec = wizard_ok("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\", \"write_mode\": \"MERGE\","
+			 " \"delete_on_tombstone\": true,"
+			 " \"fields\": [{\"source\": \"c1\", \"dest\": \"id\", \"role\": \"match\"},"
+			 " {\"source\": \"c2\", \"dest\": \"qty\", \"role\": \"update\"}]}");
+	assert_true(spec->delete_on_tombstone);
+	assert_true(spec->key.present);
+	assert_int_equal(spec->key.ncolumns, 1);
+	assert_string_equal(spec->key.columns[0].name, "streamserver_key_1");
+	assert_string_equal(spec->mapping[0].name, "id");
+	assert_string_equal(spec->mapping[0].expression, "streamserver_key_1");
+	assert_int_equal(spec->value.ncolumns, 2); /* the value keeps its fields */
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(spec->key.format, JS_FORMAT_DELIMITED);
+	assert_string_equal(spec->key.delimiter, "|");
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("a wizard job deleting on tombstones should validate");
+	}
+	back = round_trip(spec);
+	assert_int_equal(jobspec_validate(back, &errs), 0);
+	assert_true(back->delete_on_tombstone);
+	jobspec_free(back);
+	jobspec_free(spec);
+
+	wizard_fail("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\", \"delete_on_tombstone\": true,"
+		    " \"fields\": [{\"source\": \"c1\"}]}", &errs);
+	assert_err(&errs, "delete_on_tombstone", 0, "needs write_mode UPDATE or MERGE");
+	wizard_fail("{\"database\": \"db\", \"table\": \"t\", \"account\": \"u\", \"write_mode\": \"MERGE\","
+		    " \"delete_on_tombstone\": \"yes\","
+		    " \"fields\": [{\"source\": \"c1\", \"role\": \"match\"}]}", &errs);
+	assert_err(&errs, "delete_on_tombstone", 0, "must be true or false");
+}
+
 /* ---- PostgreSQL over TLS: SSLMODE, SSLROOTCERT, SSLCERT, SSLKEY ---- */
 
 #define T_CA "-----BEGIN CERTIFICATE-----\nMIIBkzCCATmgAwIBAgIUBKexJRmiwwHq\nPoifO4YF0yHFIZ4w==\n-----END CERTIFICATE-----\n"
@@ -3339,6 +3436,8 @@ int main(void)
 		cmocka_unit_test(test_json_whole_mode),
 		cmocka_unit_test(test_validate_json_format),
 		cmocka_unit_test(test_wizard_update_and_merge_validate),
+		cmocka_unit_test(test_delete_on_tombstone),
+		cmocka_unit_test(test_delete_on_tombstone_wizard),
 		cmocka_unit_test(test_flattened_seed_example),
 		cmocka_unit_test(test_reflow_forms),
 		cmocka_unit_test(test_reflow_errors),

@@ -38,6 +38,12 @@ static int send_batch(int fd)
 	return proto_send_batch(fd, &b);
 }
 
+static int send_batch_tombstones(int fd)
+{
+	struct proto_batch b = { .messages = 10, .rows = 4, .duration_ms = 3, .deleted = 5, .tombstones_skipped = 1 };
+	return proto_send_batch(fd, &b);
+}
+
 static int send_lag(int fd)
 {
 	static struct proto_lag parts[PROTO_LAG_MAX + 8];
@@ -100,6 +106,18 @@ static void test_batch_counts(void **state)
 	assert_int_equal(msg.rejected, 2);
 	assert_int_equal(msg.updated, 300);
 	assert_int_equal(msg.duration_ms, 41);
+	/* no tombstones: the line does not carry them, they read as 0 */
+	assert_null(strstr(buf, "deleted"));
+	assert_null(strstr(buf, "tombstones_skipped"));
+	assert_int_equal(msg.deleted, 0);
+	assert_int_equal(msg.tombstones_skipped, 0);
+
+	len = roundtrip(send_batch_tombstones, buf, sizeof(buf));
+	assert_int_equal(proto_parse_line(buf, len, &msg), 0);
+	assert_int_equal(msg.type, PROTO_BATCH);
+	assert_int_equal(msg.rows, 4);
+	assert_int_equal(msg.deleted, 5);
+	assert_int_equal(msg.tombstones_skipped, 1);
 }
 
 /* Every partition up to PROTO_LAG_MAX on one line, unknown lag kept as -1,

@@ -131,6 +131,24 @@ static void test_histogram_buckets(void **state)
 	assert_int_equal(rv->duration_count, 0);
 }
 
+/* Tombstone figures add up per job, from every task's batches. */
+static void test_tombstone_counts(void **state)
+{
+	struct runtime_view *rv = *state;
+
+	runtime_job_get(7, rv);
+	assert_int_equal(rv->rows_deleted, 0);
+	assert_int_equal(rv->tombstones_skipped, 0);
+	runtime_task_started(7, 0, 100);
+	runtime_task_started(7, 1, 101);
+	runtime_job_tombstones(7, 3, 0);
+	runtime_job_tombstones(7, 2, 4);
+	runtime_job_tombstones(8, 9, 9);
+	runtime_job_get(7, rv);
+	assert_int_equal(rv->rows_deleted, 5);
+	assert_int_equal(rv->tombstones_skipped, 4);
+}
+
 /* The last report replaces the one before and is kept after the worker
  * ends; -1 stays "not known". */
 static void test_lag_is_the_last_report(void **state)
@@ -341,6 +359,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tasks_add_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_task_gone_shows_stopped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_job_is_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tombstone_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rates_over_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_starts_a_new_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_histogram_buckets, setup, teardown),

@@ -325,6 +325,115 @@ static void test_merge_pre95(void **state)
 	sqlgen_writes_free(&w);
 }
 
+/* ---- DELETE_ON_TOMBSTONE ---- */
+
+#define TDEDUP                                                                                             \
+	"SELECT DISTINCT ON (\"id\") \"id\", \"amount\", \"ts\", streamserver_tombstone FROM (SELECT "     \
+	"CAST((\"id\") AS \"pg_catalog\".\"int8\") AS \"id\", \"amount\" AS \"amount\", \"ts\" AS \"ts\", " \
+	"streamserver_tombstone, streamserver_seq" STAGE ") AS s ORDER BY \"id\", streamserver_seq DESC"
+
+/* The latest message per key wins, a row or a tombstone: rows go to the
+ * upsert, tombstones to the DELETE that follows; no statement without dedup. */
+static void test_merge_tombstones(void **state)
+{
+	struct sqlgen_value values[3];
+	struct sqlgen_job job = keyed_job(JS_MODE_MERGE, true, false, values);
+	struct sqlgen_writes w;
+
+	(void)state;
+	job.tombstones = true;
+	assert_sql(sqlgen_stage(&job), "CREATE TEMP TABLE streamserver_stage (\"id\" bigint, \"amount\" numeric, "
+				       "\"ts\" timestamptz, streamserver_tombstone boolean NOT NULL, "
+				       "streamserver_seq bigserial) ON COMMIT DELETE ROWS");
+	assert_sql(sqlgen_copy(&job),
+		   "COPY pg_temp.streamserver_stage (\"id\", \"amount\", \"ts\", streamserver_tombstone) FROM STDIN");
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 2);
+	assert_null(w.fast);
+	assert_string_equal(w.write[0], UPSERT_HEAD TDEDUP ") AS d WHERE NOT d.streamserver_tombstone ORDER BY "
+					"d.\"id\" ON CONFLICT (\"id\") DO UPDATE SET \"amount\" = EXCLUDED.\"amount\", "
+					"\"ts\" = EXCLUDED.\"ts\" RETURNING xmax <> 0 AS updated) SELECT count(*), "
+					"count(*) FILTER (WHERE updated) FROM w");
+	assert_string_equal(w.write[1], "DELETE FROM \"public\".\"accounts\" AS t USING (" TDEDUP
+					") AS d WHERE t.\"id\" = d.\"id\" AND d.streamserver_tombstone");
+	assert_true(sqlgen_write_counts(&job, 0));
+	assert_false(sqlgen_write_counts(&job, 1));
+	assert_false(sqlgen_write_deletes(&job, 0, w.nwrite));
+	assert_true(sqlgen_write_deletes(&job, 1, w.nwrite));
+	assert_false(sqlgen_write_updates(&job, 1, w.nwrite));
+	assert_string_equal(sqlgen_write_what(&job, 0, w.nwrite), "merging the batch into the target table");
+	assert_non_null(strstr(sqlgen_write_what(&job, 1, w.nwrite), "deleting"));
+	sqlgen_writes_free(&w);
+
+	/* Without ON CONFLICT: UPDATE, INSERT ... WHERE NOT EXISTS, DELETE. */
+	job.on_conflict = false;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 3);
+	assert_string_equal(w.write[0], UPDATE_HEAD TDEDUP UPDATE_TAIL " AND NOT d.streamserver_tombstone");
+	assert_non_null(strstr(w.write[1], ") AS d WHERE NOT d.streamserver_tombstone AND NOT EXISTS (SELECT 1"));
+	assert_true(sqlgen_write_updates(&job, 0, w.nwrite));
+	assert_false(sqlgen_write_updates(&job, 1, w.nwrite));
+	assert_true(sqlgen_write_deletes(&job, 2, w.nwrite));
+	assert_string_equal(sqlgen_write_what(&job, 0, w.nwrite), "updating the target table from the batch");
+	assert_string_equal(sqlgen_write_what(&job, 1, w.nwrite), "merging the batch into the target table");
+	sqlgen_writes_free(&w);
+}
+
+/* With ORDER_COLUMNS a tombstone (its ORDER_COLUMNS NULL) would always lose:
+ * the rows before a key's latest tombstone are cut off, and among the rest a
+ * row comes before the tombstone. */
+static void test_merge_tombstones_ordered(void **state)
+{
+	struct sqlgen_value values[3];
+	struct sqlgen_job job = keyed_job(JS_MODE_MERGE, true, true, values);
+	struct sqlgen_writes w;
+
+	(void)state;
+	job.tombstones = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 2);
+	assert_string_equal(w.write[1],
+			    "DELETE FROM \"public\".\"accounts\" AS t USING (SELECT DISTINCT ON (\"id\") \"id\", "
+			    "\"amount\", \"ts\", streamserver_tombstone FROM (SELECT s.*, max(CASE WHEN "
+			    "s.streamserver_tombstone THEN s.streamserver_seq END) OVER (PARTITION BY \"id\") AS "
+			    "streamserver_cut FROM (SELECT CAST((\"id\") AS \"pg_catalog\".\"int8\") AS \"id\", "
+			    "\"amount\" AS \"amount\", CAST((\"ts\") AS \"pg_catalog\".\"timestamptz\") AS \"ts\", "
+			    "streamserver_tombstone, streamserver_seq" STAGE ") AS s) AS s WHERE s.streamserver_cut "
+			    "IS NULL OR s.streamserver_seq >= s.streamserver_cut ORDER BY \"id\", "
+			    "streamserver_tombstone, \"ts\" DESC NULLS LAST, streamserver_seq DESC) AS d WHERE "
+			    "t.\"id\" = d.\"id\" AND d.streamserver_tombstone");
+	sqlgen_writes_free(&w);
+}
+
+/* UPDATE with lock_rows: the DELETE locks its rows in key order too. */
+static void test_update_tombstones(void **state)
+{
+	struct sqlgen_value values[3];
+	struct sqlgen_job job = keyed_job(JS_MODE_UPDATE, true, false, values);
+	struct sqlgen_writes w;
+
+	(void)state;
+	job.tombstones = true;
+	job.lock_rows = true;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 2);
+	assert_string_equal(w.write[1], "DELETE FROM \"public\".\"accounts\" AS t USING (SELECT d.\"id\", "
+					"d.\"amount\", d.\"ts\", d.streamserver_tombstone FROM (" TDEDUP
+					") AS d JOIN \"public\".\"accounts\" AS k ON k.\"id\" = d.\"id\" ORDER BY d.\"id\" "
+					"FOR UPDATE OF k) AS d WHERE t.\"id\" = d.\"id\" AND d.streamserver_tombstone");
+	assert_true(sqlgen_write_updates(&job, 0, w.nwrite));
+	assert_false(sqlgen_write_updates(&job, 1, w.nwrite));
+	assert_true(sqlgen_write_deletes(&job, 1, w.nwrite));
+	sqlgen_writes_free(&w);
+
+	/* nothing to update: the DELETE alone */
+	job.nupdate = 0;
+	assert_int_equal(sqlgen_writes_build(&job, &w), 0);
+	assert_int_equal(w.nwrite, 1);
+	assert_true(sqlgen_write_deletes(&job, 0, w.nwrite));
+	sqlgen_writes_free(&w);
+}
+
 /* ---- identifiers ---- */
 
 static void test_odd_names(void **state)
@@ -422,6 +531,9 @@ int main(void)
 		cmocka_unit_test(test_merge_order_columns),
 		cmocka_unit_test(test_merge_do_nothing),
 		cmocka_unit_test(test_merge_pre95),
+		cmocka_unit_test(test_merge_tombstones),
+		cmocka_unit_test(test_merge_tombstones_ordered),
+		cmocka_unit_test(test_update_tombstones),
 		cmocka_unit_test(test_odd_names),
 		cmocka_unit_test(test_quote_as_libpq),
 		cmocka_unit_test(test_sqlbuf_cap),
