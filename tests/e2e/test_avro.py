@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import (cols, create_service, create_source, job_yaml, produce_records,
-                     professional_job, run_job, unique, wait_consumed, wait_query)
+from helpers import (cols, create_service, create_source, job_status, job_yaml, produce_records,
+                     professional_job, run_job, stop_job, unique, wait_consumed, wait_query,
+                     wait_state)
 
 try:
     import avro.io
@@ -181,3 +182,74 @@ def test_avro_whole_record_into_jsonb_base64(server, pg, kafka):
         key=lambda row: row[0])
     got = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
     assert got == expected
+
+
+REGISTRY_PASSWORD = "reg-pass-" + "6b1f0e9d8c7a5e3d"
+
+
+def test_source_registry_inherited_secret_and_outage(server, pg, kafka):
+    """A source names avro and a schema registry with basic-auth credentials:
+    the password is shown as "****" and "****" sent back keeps it; a YAML job
+    that leaves AVRO_OPTION out inherits the registry.  The registry cannot be
+    reached (nothing listens on its port): the job is retrying, not failed,
+    with the reason in last_error, no row is written and no message goes to
+    the error table; the password appears in no API answer, log line, or the
+    worker's command line or environment."""
+    topic = kafka.create_topic(unique("avreg"), partitions=1)
+    table = pg.create_table(unique("t_avreg"), "id bigint, name text")
+    svc = create_service(server, pg)
+
+    # Bad addresses are refused with the field named.
+    for bad, why in (("ftp://reg:8081", "must start with http:// or https://"),
+                     ("http://alice:pw@reg:8081", "must not hold user:password")):
+        resp = server.request("POST", "/sources", {
+            "service_id": svc["id"], "name": unique("src"), "brokers": kafka.bootstrap,
+            "topic": topic, "format": "avro", "schema_registry": bad})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"]["field"] == "schema_registry" and why in resp.text, resp.text
+    resp = server.request("POST", "/sources", {
+        "service_id": svc["id"], "name": unique("src"), "brokers": kafka.bootstrap, "topic": topic,
+        "format": "avro", "schema_registry": "http://127.0.0.1:1", "schema_registry_user": "bob"})
+    assert resp.status_code == 422 and "go together" in resp.text, resp.text
+
+    src = create_source(server, svc["id"], kafka, topic, format="avro", delimiter=None,
+                        schema_registry="http://127.0.0.1:1", schema_registry_user="bob",
+                        schema_registry_password=REGISTRY_PASSWORD)
+    assert src["schema_registry_password"] == "****", src
+    assert (src["format"], src["delimiter"], src["schema_registry"], src["schema_registry_user"]) == \
+        ("avro", None, "http://127.0.0.1:1", "bob")
+    server.call("PATCH", f"/sources/{src['id']}",
+                {"schema_registry_password": "****", "description": "kept"})
+
+    config = job_yaml(pg, kafka, topic, table, value={
+        "COLUMNS": cols(("id", "bigint"), ("name", "text")), "FORMAT": "avro"})
+    job_id = run_job(server, professional_job(src["id"], config))
+    shown = server.request("GET", f"/jobs/{job_id}/config").text
+    assert "SCHEMA_REGISTRY_ADDR: http://127.0.0.1:1" in shown, shown
+    assert "SCHEMA_REGISTRY_USER: bob" in shown, shown
+    assert "SCHEMA_REGISTRY_PASSWORD: '****'" in shown, shown
+
+    # A framed message (schema id 1) the worker must look up.
+    produce_records(kafka, topic, [{"value": b"\x00\x00\x00\x00\x01\x02\x02x"}])
+    st = wait_state(server, job_id, "retrying",
+                    pred=lambda s: "no schema registry answered for schema id 1" in
+                    (s.get("last_error") or ""))
+    assert pg.query(f'SELECT count(*) FROM "{table}"') == [(0,)]
+    assert pg.query("SELECT count(*) FROM public.streamserver_errors WHERE topic = %s",
+                    (topic,)) == [(0,)]
+
+    pid = job_status(server, job_id)["pid"]
+    if pid:
+        for part in ("cmdline", "environ"):
+            try:
+                data = open(f"/proc/{pid}/{part}", "rb").read()
+            except OSError:
+                continue  # the worker has just exited to retry
+            assert REGISTRY_PASSWORD.encode() not in data, part
+    for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/status", f"/jobs/{job_id}/config",
+                 f"/sources/{src['id']}", "/sources"):
+        assert REGISTRY_PASSWORD not in server.request("GET", path).text, path
+    assert REGISTRY_PASSWORD not in json.dumps(st)
+    stop_job(server, job_id)
+    wait_state(server, job_id, "stopped")
+    assert REGISTRY_PASSWORD not in server.log_text()
