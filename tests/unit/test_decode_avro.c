@@ -297,6 +297,28 @@ static void test_avro_recursive_and_decimal_fixed(void **state)
 	decoder_free(dec);
 }
 
+/* Timestamps at the ends of a long: no overflow, years before 1 AD as BC. */
+static void test_avro_timestamp_extremes(void **state)
+{
+	struct decoder *dec = at_decoder("t", "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"t\",\"type\":"
+					 "{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}}]}", false);
+	struct decode_row row;
+	char err[512] = "";
+	const struct decode_field *f;
+
+	(void)state;
+	/* zig-zag of INT64_MIN: ten bytes */
+	if (decoder_decode(dec, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	f = &row.fields[0];
+	assert_true(f->len > 9 && memcmp(f->ptr + f->len - 9, "+00:00 BC", 9) == 0);
+	/* 0 is the epoch */
+	if (decoder_decode(dec, "\x00", 1, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	assert_field(&row, 0, "1970-01-01T00:00:00+00:00");
+	decoder_free(dec);
+}
+
 static void test_registry_frame(void **state)
 {
 	const char *body;
@@ -394,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_avro_whole_and_base64),
 		cmocka_unit_test(test_avro_errors),
 		cmocka_unit_test(test_avro_recursive_and_decimal_fixed),
+		cmocka_unit_test(test_avro_timestamp_extremes),
 		cmocka_unit_test(test_registry_frame),
 		cmocka_unit_test(test_registry_unreachable_is_retry),
 		cmocka_unit_test(test_check_type_fit),
