@@ -466,6 +466,9 @@ static void *canned_run(void *arg)
 			body = "{\"error_code\":50001,\"message\":\"store down\"}";
 		} else if (id == 4) {
 			body = "{\"schemaType\":\"JSON\",\"schema\":\"{\\\"type\\\":\\\"object\\\"}\"}";
+		} else if (id == 6) {
+			status = "404 Not Found";
+			body = "<html>no such page</html>";
 		} else if (id == 5) {
 			status = "401 Unauthorized";
 			body = "{\"error_code\":401,\"message\":\"Unauthorized\"}";
@@ -550,6 +553,9 @@ static void test_registry_client(void **state)
 	assert_int_equal(registry_schema_get(reg, 5, &rs, err, sizeof(err)), REGISTRY_FATAL);
 	assert_non_null(strstr(err, "refused the credentials"));
 	assert_null(strstr(err, "s3cret"));
+	/* a 404 that is not the registry's: a wrong URL, not a bad message */
+	assert_int_equal(registry_schema_get(reg, 6, &rs, err, sizeof(err)), REGISTRY_FATAL);
+	assert_non_null(strstr(err, "the registry's base URL"));
 	assert_int_equal(registry_latest(reg, "orders-value", &latest, err, sizeof(err)), REGISTRY_OK);
 	assert_int_equal(latest->version, 3);
 	assert_string_equal(latest->text, "\"long\"");
