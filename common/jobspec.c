@@ -479,13 +479,16 @@ static int js_default_str(char **dst, const char *src)
 	return *dst != NULL ? 0 : -1;
 }
 
-/* The source's registry, for an input that names none: avro with no schema
- * of its own, or (VALUE only: a KEY's JSON is seldom framed) json.  The
+/* The source's registry, for an input that names none: avro or protobuf
+ * with no schema of its own, or (VALUE only: a KEY's JSON is seldom framed)
+ * json.  The
  * credentials come with the address, never alone. */
 static int js_default_registry(struct js_input *in, bool json_too, const struct js_defaults *defaults)
 {
 	bool wants = in->format == JS_FORMAT_AVRO ? in->avro_schema_file == NULL && in->avro_schema == NULL
-						  : json_too && in->format == JS_FORMAT_JSON;
+		     : in->format == JS_FORMAT_PROTOBUF ? in->protobuf_descriptor_file == NULL &&
+							    in->protobuf_descriptor == NULL && in->protobuf_message == NULL
+							  : json_too && in->format == JS_FORMAT_JSON;
 
 	if (!in->present || !wants || in->registry_addr != NULL || defaults->registry == NULL ||
 	    defaults->registry[0] == '\0')

@@ -71,7 +71,8 @@ struct js_input {
 	char *protobuf_descriptor;      /* DESCRIPTOR (base64) */
 	char *protobuf_message;         /* MESSAGE: full name, e.g. "shop.v1.Order" */
 
-	/* AVRO_OPTION (FORMAT avro) and JSON_OPTION (FORMAT json): a schema
+	/* AVRO_OPTION (FORMAT avro), PROTOBUF_OPTION (protobuf, instead of a
+	 * descriptor set and MESSAGE) and JSON_OPTION (FORMAT json): a schema
 	 * registry speaking Confluent's API.  With an address every message is
 	 * framed (a zero byte, a 4-byte big-endian schema id, the body) and
 	 * decoded with the schema of its id; a json body is plain JSON.  Avro

@@ -178,7 +178,7 @@ static void ye_kv_names(struct yemit *e, const char *key, char *const *names, si
 
 static void ye_input(struct yemit *e, const char *key, const struct js_input *in, bool mask_secrets)
 {
-	bool csv;
+	bool csv, pb_reg;
 
 	if (!in->present)
 		return;
@@ -212,17 +212,27 @@ static void ye_input(struct yemit *e, const char *key, const struct js_input *in
 		ye_kv_str(e, "ESCAPE", in->escape);
 		ye_map_end(e);
 	}
-	if (in->protobuf_descriptor_file != NULL || in->protobuf_descriptor != NULL || in->protobuf_message != NULL) {
+	pb_reg = in->format == JS_FORMAT_PROTOBUF &&
+		 (in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL);
+	if (in->protobuf_descriptor_file != NULL || in->protobuf_descriptor != NULL || in->protobuf_message != NULL ||
+	    pb_reg) {
 		ye_key(e, "PROTOBUF_OPTION");
 		ye_map_start(e);
 		ye_kv_str(e, "DESCRIPTOR_FILE", in->protobuf_descriptor_file);
 		ye_kv_str(e, "DESCRIPTOR", in->protobuf_descriptor);
 		ye_kv_str(e, "MESSAGE", in->protobuf_message);
+		if (pb_reg) {
+			ye_kv_str(e, "SCHEMA_REGISTRY_ADDR", in->registry_addr);
+			ye_kv_str(e, "SCHEMA_REGISTRY_USER", in->registry_user);
+			if (in->registry_password != NULL)
+				ye_kv_str(e, "SCHEMA_REGISTRY_PASSWORD",
+					  mask_secrets ? SECRET_MASK : in->registry_password);
+		}
 		ye_map_end(e);
 	}
 	/* JSON_OPTION only holds a registry; every other format's registry
 	 * settings are AVRO_OPTION's (the validator refuses them elsewhere). */
-	if (in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL ||
+	if ((!pb_reg && (in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL)) ||
 	    in->avro_bytes_to_base64 || in->avro_schema_file != NULL || in->avro_schema != NULL) {
 		bool json = in->format == JS_FORMAT_JSON;
 

@@ -44,6 +44,9 @@ static const struct rf_key rf_protobuf[] = {
 	{ "DESCRIPTOR_FILE", RF_SCALAR, NULL },
 	{ "DESCRIPTOR", RF_SCALAR, NULL },
 	{ "MESSAGE", RF_SCALAR, NULL },
+	{ "SCHEMA_REGISTRY_ADDR", RF_SCALAR, NULL },
+	{ "SCHEMA_REGISTRY_USER", RF_SCALAR, NULL },
+	{ "SCHEMA_REGISTRY_PASSWORD", RF_SCALAR, NULL },
 	{ NULL, RF_SCALAR, NULL },
 };
 static const struct rf_key rf_avro[] = {

@@ -121,11 +121,19 @@ static void js_validate_protobuf(struct js_vctx *v, const struct js_input *in, c
 				js_format_name(in->format));
 		return;
 	}
+	if (in->registry_addr != NULL) {
+		/* Each message's frame names its type in the registry's schema. */
+		if (any)
+			js_verr(v, in->line, p, "give SCHEMA_REGISTRY_ADDR or DESCRIPTOR_FILE/DESCRIPTOR and MESSAGE, "
+				"not both; with a registry each message names its own type");
+		return;
+	}
 	if (!any) {
 		js_verr(v, in->line, p,
 			"is required for FORMAT protobuf; give MESSAGE: <full message name> and DESCRIPTOR_FILE: "
 			"<absolute path> or DESCRIPTOR: <base64> of a descriptor set made by "
-			"protoc --include_imports --descriptor_set_out");
+			"protoc --include_imports --descriptor_set_out, or SCHEMA_REGISTRY_ADDR: <registry URL> "
+			"(or give the data source a schema_registry)");
 		return;
 	}
 	if (in->protobuf_descriptor_file != NULL && in->protobuf_descriptor != NULL) {
@@ -232,21 +240,26 @@ int jobspec_registry_check(const char *addrs, char *why, size_t whylen)
  * settings only with the other format's block is refused. */
 static void js_validate_registry(struct js_vctx *v, const struct js_input *in, const char *path)
 {
-	bool avro = in->format == JS_FORMAT_AVRO;
+	bool avro = in->format == JS_FORMAT_AVRO, pb = in->format == JS_FORMAT_PROTOBUF;
 	bool reg = in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL;
 	bool local = in->avro_schema_file != NULL || in->avro_schema != NULL;
-	const char *block = avro ? "AVRO_OPTION" : "JSON_OPTION";
+	const char *block = avro ? "AVRO_OPTION" : pb ? "PROTOBUF_OPTION" : "JSON_OPTION";
 	char p[128], pp[192];
 
 	snprintf(p, sizeof(p), "%s.%s", path, block);
-	if (!avro && in->format != JS_FORMAT_JSON) {
+	if (!avro && !pb && in->format != JS_FORMAT_JSON) {
 		snprintf(p, sizeof(p), "%s.AVRO_OPTION", path);
 		if ((reg || local || in->avro_bytes_to_base64) && in->format != JS_FORMAT_NONE)
-			js_verr(v, in->line, p, "applies to FORMAT avro (a registry also to json) only, but FORMAT "
-				"is %s; remove it", js_format_name(in->format));
+			js_verr(v, in->line, p, "applies to FORMAT avro (a registry also to json and protobuf) only, "
+				"but FORMAT is %s; remove it", js_format_name(in->format));
 		return;
 	}
-	if (!avro && (local || in->avro_bytes_to_base64)) {
+	if (pb && (local || in->avro_bytes_to_base64)) {
+		snprintf(p, sizeof(p), "%s.AVRO_OPTION", path);
+		js_verr(v, in->line, p, "applies to FORMAT avro only, but FORMAT is protobuf; remove it");
+		return;
+	}
+	if (!avro && !pb && (local || in->avro_bytes_to_base64)) {
 		snprintf(p, sizeof(p), "%s.AVRO_OPTION", path);
 		js_verr(v, in->line, p, "applies to FORMAT avro only, but FORMAT is json; remove it");
 		return;

@@ -245,7 +245,8 @@ static const char *const keys_kv[] = { "COLUMNS", "FORMAT", "DELIMITED_OPTION", 
 				       "PROTOBUF_OPTION", "AVRO_OPTION", "JSON_OPTION", NULL };
 static const char *const keys_delimited[] = { "DELIMITER", "QUOTE", "ESCAPE", NULL };
 static const char *const keys_csv[] = { "DELIMITER", "QUOTE", "NULL_STRING", "ESCAPE", NULL };
-static const char *const keys_protobuf[] = { "DESCRIPTOR_FILE", "DESCRIPTOR", "MESSAGE", NULL };
+static const char *const keys_protobuf[] = { "DESCRIPTOR_FILE", "DESCRIPTOR", "MESSAGE", "SCHEMA_REGISTRY_ADDR",
+					     "SCHEMA_REGISTRY_USER", "SCHEMA_REGISTRY_PASSWORD", NULL };
 static const char *const keys_avro[] = { "SCHEMA_REGISTRY_ADDR", "SCHEMA_REGISTRY_USER", "SCHEMA_REGISTRY_PASSWORD",
 					 "BYTES_TO_BASE64", "SCHEMA_FILE", "SCHEMA", NULL };
 static const char *const keys_jsonopt[] = { "SCHEMA_REGISTRY_ADDR", "SCHEMA_REGISTRY_USER",
@@ -908,7 +909,10 @@ static void yoptions(struct yctx *y, yaml_node_t *n, const char *path, bool csv,
 	yonechar(y, &m, path, "ESCAPE", &in->escape);
 }
 
-/* PROTOBUF_OPTION: the message type and where its descriptor set is.  Only
+static void yregistry_addr(struct yctx *y, yaml_node_t *n, const char *path, char **dst);
+
+/* PROTOBUF_OPTION: the message type and where its descriptor set is, or a
+ * schema registry.  Only
  * types are checked here; jobspec_validate checks the values (absolute path,
  * base64, full name, exactly one of DESCRIPTOR_FILE and DESCRIPTOR). */
 static void yprotobuf(struct yctx *y, yaml_node_t *n, const char *path, struct js_input *in)
@@ -924,6 +928,11 @@ static void yprotobuf(struct yctx *y, yaml_node_t *n, const char *path, struct j
 	yname(y, ymap_val(&m, "DESCRIPTOR"), p, &in->protobuf_descriptor);
 	ypath(p, sizeof(p), path, "MESSAGE");
 	yname(y, ymap_val(&m, "MESSAGE"), p, &in->protobuf_message);
+	ypath(p, sizeof(p), path, "SCHEMA_REGISTRY_ADDR");
+	yregistry_addr(y, ymap_val(&m, "SCHEMA_REGISTRY_ADDR"), p, &in->registry_addr);
+	ypath(p, sizeof(p), path, "SCHEMA_REGISTRY_USER");
+	yname(y, ymap_val(&m, "SCHEMA_REGISTRY_USER"), p, &in->registry_user);
+	ystr(y, ymap_val(&m, "SCHEMA_REGISTRY_PASSWORD"), path, "SCHEMA_REGISTRY_PASSWORD", &in->registry_password);
 }
 
 /* SCHEMA_REGISTRY_ADDR: "url[,url...]" or a list of URLs, kept as the

@@ -91,9 +91,10 @@ static bool resolve_wizard_source_ok(const cJSON *source, struct js_errors *errs
 
 	if (fmt == JS_FORMAT_CSV || fmt == JS_FORMAT_DELIMITED)
 		return true;
-	/* Avro through the source's registry: the wizard's fields name the
-	 * record's fields. */
-	if (fmt == JS_FORMAT_AVRO && resolve_row_string(source, "schema_registry") != NULL)
+	/* Avro or Protobuf through the source's registry: the wizard's fields
+	 * name the record's (message's) fields. */
+	if ((fmt == JS_FORMAT_AVRO || fmt == JS_FORMAT_PROTOBUF) &&
+	    resolve_row_string(source, "schema_registry") != NULL)
 		return true;
 	if (errs->count == JS_ERRORS_MAX) {
 		errs->count--;
@@ -105,8 +106,8 @@ static bool resolve_wizard_source_ok(const cJSON *source, struct js_errors *errs
 	first->line = 0;
 	snprintf(first->path, sizeof(first->path), "mode");
 	snprintf(first->message, sizeof(first->message),
-		 "wizard mode supports csv and delimited sources, and avro sources with a "
-		 "schema_registry; write this job in professional mode (YAML)");
+		 "wizard mode supports csv and delimited sources, and avro or protobuf sources "
+		 "with a schema_registry; write this job in professional mode (YAML)");
 	return false;
 }
 

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "avro_schema.h"
+#include "pbproto.h"
 #include "registry.h"
 
 enum sql_kind { SQL_OTHER, SQL_TEXT, SQL_JSON, SQL_BOOL, SQL_NUMBER, SQL_BYTEA, SQL_DATE, SQL_TIME, SQL_TIMESTAMP };
@@ -97,7 +98,8 @@ const char *check_registry_type_problem(const struct avro_node *n, const char *s
 static void check_registry_input(const struct jobspec *spec, const struct js_input *in, const char *which,
 				 void (*problem)(void *, const char *, const char *, const char *), void *ctx)
 {
-	const char *block = in->format == JS_FORMAT_AVRO ? "AVRO_OPTION" : "JSON_OPTION";
+	const char *block = in->format == JS_FORMAT_AVRO ? "AVRO_OPTION"
+			    : in->format == JS_FORMAT_PROTOBUF ? "PROTOBUF_OPTION" : "JSON_OPTION";
 	struct registry *reg = NULL;
 	struct registry_schema *rs = NULL;
 	struct avro_schema *sc = NULL;
@@ -134,6 +136,21 @@ static void check_registry_input(const struct jobspec *spec, const struct js_inp
 				 rs->type == REGISTRY_AVRO ? "avro" : "protobuf");
 			problem(ctx, field, "other", msg);
 		}
+		goto out;
+	}
+	if (in->format == JS_FORMAT_PROTOBUF) {
+		struct pbproto *pp = NULL;
+
+		if (rs->type != REGISTRY_PROTOBUF) {
+			snprintf(msg, sizeof(msg), "subject \"%s\" holds a%s schema, not Protobuf; use FORMAT %s",
+				 subject, rs->type == REGISTRY_AVRO ? "n Avro" : " JSON",
+				 rs->type == REGISTRY_AVRO ? "avro" : "json");
+			problem(ctx, field, "other", msg);
+		} else if (pbproto_compile(rs->text, rs->len, &pp, sub, sizeof(sub)) < 0) {
+			snprintf(msg, sizeof(msg), "subject \"%s\" version %d: %s", subject, rs->version, sub);
+			problem(ctx, field, "other", msg);
+		}
+		pbproto_free(pp);
 		goto out;
 	}
 	if (rs->type != REGISTRY_AVRO) {

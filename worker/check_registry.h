@@ -4,7 +4,8 @@
  * latest version is a record with a field of every COLUMN's name, of a type
  * that fits the column's TYPE (a record, array or map only into json, jsonb
  * or text; a number not into boolean, bytea or a date/time type; bytes only
- * into bytea or text; ...).  Columns without TYPE take the table's type,
+ * into bytea or text; ...).  For Protobuf, that the latest version compiles
+ * (the frame's indexes choose the type, so columns are not checked).  Columns without TYPE take the table's type,
  * which check_pg checks; unions of null and one type are that type; other
  * unions and strings fit anything.
  */

@@ -9,16 +9,18 @@
 #include "decode_json.h"
 #include "decode_meta.h"
 #include "decode_pb.h"
+#include "decode_pbreg.h"
 #include "decode_text.h"
 #include "registry.h"
 #include "textbuf.h"
 
-/* Exactly one of the four is set, by FORMAT. */
+/* Exactly one decoder is set, by FORMAT. */
 struct decoder {
 	struct text_decoder *text; /* delimited, csv */
 	struct json_decoder *json;
 	struct pb_decoder *pb;
 	struct avro_decoder *avro;
+	struct pbreg_decoder *pbreg; /* protobuf through a registry */
 	struct registry *json_reg; /* json with JSON_OPTION: framed messages */
 };
 
@@ -42,11 +44,13 @@ struct decoder *decoder_new(const struct js_input *in, char *err, size_t errlen)
 		}
 	} else if (in->format == JS_FORMAT_AVRO)
 		dec->avro = avro_decoder_new(in, err, errlen);
+	else if (in->format == JS_FORMAT_PROTOBUF && in->registry_addr != NULL)
+		dec->pbreg = pbreg_decoder_new(in, err, errlen);
 	else if (in->format == JS_FORMAT_PROTOBUF)
 		dec->pb = pb_decoder_new(in, err, errlen);
 	else /* delimited, csv; it says when FORMAT is missing */
 		dec->text = text_decoder_new(in, err, errlen);
-	if (dec->text == NULL && dec->json == NULL && dec->pb == NULL && dec->avro == NULL) {
+	if (dec->text == NULL && dec->json == NULL && dec->pb == NULL && dec->avro == NULL && dec->pbreg == NULL) {
 		free(dec);
 		return NULL;
 	}
@@ -61,6 +65,7 @@ void decoder_free(struct decoder *dec)
 	json_decoder_free(dec->json);
 	pb_decoder_free(dec->pb);
 	avro_decoder_free(dec->avro);
+	pbreg_decoder_free(dec->pbreg);
 	registry_free(dec->json_reg);
 	free(dec);
 }
@@ -103,6 +108,8 @@ int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct deco
 		return json_decoder_decode(dec->json, buf, len, row, err, errlen);
 	if (dec->avro != NULL)
 		return avro_decoder_decode(dec->avro, buf, len, row, err, errlen);
+	if (dec->pbreg != NULL)
+		return pbreg_decoder_decode(dec->pbreg, buf, len, row, err, errlen);
 	if (dec->pb != NULL)
 		return pb_decoder_decode(dec->pb, buf, len, row, err, errlen);
 	return text_decoder_decode(dec->text, buf, len, row, err, errlen);

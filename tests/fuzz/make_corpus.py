@@ -95,6 +95,9 @@ def main():
         avro.io.DatumWriter(schema).write(rec, avro.io.BinaryEncoder(out))
         for flag in range(4):
             put("avro", bytes([flag]) + out.getvalue())
+    # .proto text as a registry holds it: the unit tests' and the e2e data's
+    for proto in sorted((unit / "data").glob("*.proto")) + sorted((ROOT / "tests" / "e2e" / "data").glob("*.proto")):
+        put("pb_proto", proto.read_bytes())
     # protobuf: the unit tests' descriptor set and messages made with protoc
     inc = (unit / "data" / "test_pb_desc.inc").read_text()
     desc = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-fA-F]{2})", inc))

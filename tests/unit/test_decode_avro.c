@@ -432,12 +432,23 @@ static const char canned_avro[] =
 	"{\"schema\":\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"R\\\",\\\"fields\\\":"
 	"[{\\\"name\\\":\\\"id\\\",\\\"type\\\":\\\"long\\\"}]}\"}";
 
+/* A Protobuf schema as a registry holds it: .proto text (id 7). */
+static const char canned_proto[] =
+	"{\"schemaType\": \"PROTOBUF\", \"schema\": \"syntax = \\\"proto3\\\";\\npackage shop.v1;\\nimport \\"
+	"\"google/protobuf/timestamp.proto\\\";\\noption java_package = \\\"x.y\\\"; // an option\\nmessage O"
+	"ther { int32 x = 1; }\\n/* the order */\\nmessage Order {\\n  int64 id = 1;\\n  string customer = 2;"
+	"\\n  repeated string tags = 3;\\n  map<string, int32> counts = 4;\\n  Line line = 5;\\n  message Lin"
+	"e { string sku = 1; int32 qty = 2; Kind kind = 3; reserved 9; }\\n  enum Kind { option allow_alias ="
+	" true; KIND_UNSPECIFIED = 0; BIG = 1 [deprecated = true]; }\\n  google.protobuf.Timestamp at = 6;\\n"
+	"  oneof pay { string card = 7; int64 cash = 8; }\\n  optional int32 opt = 9;\\n}\\nservice S { rpc G"
+	"et (Order) returns (Other); }\\n\"}";
+
 static void *canned_run(void *arg)
 {
 	struct canned *c = arg;
 
 	for (;;) {
-		char req[4096], resp[1024];
+		char req[4096], resp[4096];
 		const char *status = "200 OK", *body = canned_avro;
 		ssize_t n, got = 0;
 		int cfd = accept(c->fd, NULL, NULL);
@@ -466,6 +477,8 @@ static void *canned_run(void *arg)
 			body = "{\"error_code\":50001,\"message\":\"store down\"}";
 		} else if (id == 4) {
 			body = "{\"schemaType\":\"JSON\",\"schema\":\"{\\\"type\\\":\\\"object\\\"}\"}";
+		} else if (id == 7) {
+			body = canned_proto;
 		} else if (id == 6) {
 			status = "404 Not Found";
 			body = "<html>no such page</html>";
@@ -579,6 +592,44 @@ static void test_registry_client(void **state)
 	assert_non_null(strstr(err, "schema id 1 is an Avro schema, not a JSON Schema"));
 	decoder_free(dec);
 	assert_int_equal(c.requests[4], 2); /* once per client */
+
+	/* FORMAT protobuf through the registry: the type by message indexes. */
+	memset(&ai, 0, sizeof(ai));
+	at_input_init(&ai, "id,customer,tags:jsonb,counts:jsonb,line:jsonb,at:jsonb,card,opt", NULL);
+	ai.in.format = JS_FORMAT_PROTOBUF;
+	ai.in.registry_addr = addrs;
+	dec = decoder_new(&ai.in, err, sizeof(err));
+	assert_non_null(dec);
+	{
+		/* frame, indexes [1] (Order), then the body written by hand from
+		 * the schema (protobuf's wire format, field by field) */
+		static const char order[] = "\x00\x00\x00\x00\x07" "\x02\x02"
+			"\x08\x07" "\x12\x03" "bob" "\x1a\x01" "x" "\x22\x05\x0a\x01" "k" "\x10\x05"
+			"\x2a\x08\x0a\x02" "s1" "\x10\x03\x18\x01" "\x32\x02\x08\x0a" "\x3a\x01" "c";
+
+		if (decoder_decode(dec, order, sizeof(order) - 1, &row, err, sizeof(err)) != 0)
+			fail_msg("decode: %s", err);
+		assert_field(&row, 0, "7");
+		assert_field(&row, 1, "bob");
+		assert_field(&row, 2, "[\"x\"]");
+		assert_field(&row, 3, "{\"k\":5}");
+		assert_field(&row, 4, "{\"sku\":\"s1\",\"qty\":3,\"kind\":\"BIG\"}");
+		assert_field(&row, 6, "c");
+		assert_field(&row, 7, NULL);
+		assert_false(row.fields[5].is_null);
+	}
+	/* Order.Line at [1, 0] has none of the columns: a bad message */
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x07\x04\x02\x00\x0a\x02s1", 11, &row, err,
+					sizeof(err)), -1);
+	assert_non_null(strstr(err, "message shop.v1.Order.Line: COLUMNS[0] \"id\""));
+	/* [5]: no such message */
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x07\x02\x0a", 7, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no message at the frame's message indexes"));
+	/* an Avro id in a protobuf topic */
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x01\x00\x08\x01", 8, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "schema id 1 is an Avro schema, not Protobuf"));
+	decoder_free(dec);
+	assert_int_equal(c.requests[7], 1);
 	canned_stop(&c);
 }
 

@@ -2501,6 +2501,49 @@ static void test_json_option_registry(void **state)
 	jobspec_free(spec);
 }
 
+/* PROTOBUF_OPTION.SCHEMA_REGISTRY_ADDR instead of a descriptor set. */
+static void test_protobuf_option_registry(void **state)
+{
+	static const char yaml_text[] =
+		"DATABASE: db\nUSER: u\nKAFKA:\n  OUTPUT:\n    TABLE: t\n"
+		"  INPUT:\n    VALUE:\n      COLUMNS:\n        - NAME: id\n      FORMAT: protobuf\n"
+		"      PROTOBUF_OPTION:\n        SCHEMA_REGISTRY_ADDR: http://reg:8081\n"
+		"        SCHEMA_REGISTRY_USER: u\n        SCHEMA_REGISTRY_PASSWORD: pbpass\n";
+	struct jobspec *spec = parse_ok(yaml_text), *other;
+	struct js_defaults d = std_defaults;
+	struct js_errors errs;
+	char *yaml;
+
+	(void)state;
+	assert_string_equal(spec->value.registry_addr, "http://reg:8081");
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	memset(&errs, 0, sizeof(errs));
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("expected valid");
+	}
+	yaml = jobspec_to_yaml(spec, true);
+	assert_non_null(strstr(yaml, "      PROTOBUF_OPTION:\n        SCHEMA_REGISTRY_ADDR: http://reg:8081\n"
+				     "        SCHEMA_REGISTRY_USER: u\n        SCHEMA_REGISTRY_PASSWORD: '****'\n"));
+	assert_null(strstr(yaml, "AVRO_OPTION"));
+	free(yaml);
+	jobspec_free(round_trip(spec));
+
+	/* a registry and MESSAGE: one or the other */
+	spec->value.protobuf_message = xstrdup("a.B");
+	memset(&errs, 0, sizeof(errs));
+	validate_fail(spec, &errs);
+	assert_err(&errs, "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", -1, "not both");
+	jobspec_free(spec);
+
+	/* the source's registry for a protobuf VALUE without a descriptor set */
+	other = parse_ok("KAFKA:\n  INPUT:\n    VALUE:\n      COLUMNS:\n        - NAME: id\n      FORMAT: protobuf\n");
+	d.registry = "https://reg:8081";
+	assert_int_equal(jobspec_apply_defaults(other, &d), 0);
+	assert_string_equal(other->value.registry_addr, "https://reg:8081");
+	jobspec_free(other);
+}
+
 /* ---- PROTOBUF_OPTION ---- */
 
 static const char protobuf_yaml[] =
@@ -3514,6 +3557,7 @@ int main(void)
 		cmocka_unit_test(test_avro_option_source_registry),
 		cmocka_unit_test(test_avro_option_validation),
 		cmocka_unit_test(test_json_option_registry),
+		cmocka_unit_test(test_protobuf_option_registry),
 		cmocka_unit_test(test_protobuf_option_parse_round_trip),
 		cmocka_unit_test(test_protobuf_option_parse_errors),
 		cmocka_unit_test(test_protobuf_option_validation),

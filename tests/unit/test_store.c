@@ -1259,7 +1259,7 @@ static void test_wizard_needs_a_delimited_source(void **state)
 	 * credentials the wizard job then takes (fields name the record's). */
 	set_source_format(fx->st, src, "avro");
 	assert_int_equal(store_job_resolve(fx->st, wiz, &spec, errs, err, sizeof(err)), STORE_INVALID);
-	assert_non_null(strstr(errs->items[0].message, "avro sources with a schema_registry"));
+	assert_non_null(strstr(errs->items[0].message, "avro or protobuf sources with a schema_registry"));
 	{
 		cJSON *in = cJSON_CreateObject();
 
