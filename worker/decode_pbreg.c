@@ -1,5 +1,6 @@
 #include "decode_pbreg.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,73 @@ fail:
 	return NULL;
 }
 
+/* Compiles rs with the files it references (fetched from the registry,
+ * google/protobuf's built in) into s->pp, or s->err.  Returns 0, or
+ * DECODE_RETRY / DECODE_FATAL when a reference could not be fetched for a
+ * reason that is not the schema's. */
+static int pbreg_compile(struct pbreg_decoder *rd, const struct registry_schema *rs, struct pbreg_schema *s,
+			 char *err, size_t errlen)
+{
+	struct registry_schema *fetched[PBPROTO_FILES_MAX] = { NULL };
+	const struct registry_schema *files[PBPROTO_FILES_MAX];
+	const char *texts[PBPROTO_FILES_MAX], *names[PBPROTO_FILES_MAX];
+	size_t lens[PBPROTO_FILES_MAX], n = 1, nfetched = 0;
+	char sub[512], msg[800];
+	int rc = 0;
+
+	files[0] = rs;
+	names[0] = "the schema";
+	/* Breadth first over the references, each file once. */
+	for (size_t f = 0; f < n && s->err == NULL; f++) {
+		for (size_t i = 0; i < files[f]->nrefs && s->err == NULL; i++) {
+			const struct registry_ref *ref = &files[f]->refs[i];
+			struct registry_schema *got = NULL;
+			bool seen = strncmp(ref->name, "google/protobuf/", 16) == 0;
+			int frc;
+
+			for (size_t k = 1; k < n && !seen; k++)
+				seen = strcmp(names[k], ref->name) == 0;
+			if (seen)
+				continue;
+			if (n == PBPROTO_FILES_MAX) {
+				snprintf(msg, sizeof(msg), "schema id %u references more than %d files", rs->id,
+					 PBPROTO_FILES_MAX);
+				s->err = strdup(msg);
+				break;
+			}
+			frc = registry_subject_version(rd->reg, ref->subject, ref->version, &got, sub, sizeof(sub));
+			if (frc == REGISTRY_RETRY || frc == REGISTRY_FATAL) {
+				snprintf(err, errlen, "schema id %u, its reference %s: %s", rs->id, ref->name, sub);
+				rc = frc == REGISTRY_RETRY ? DECODE_RETRY : DECODE_FATAL;
+				goto out;
+			}
+			if (frc != REGISTRY_OK) {
+				snprintf(msg, sizeof(msg), "schema id %u, its reference %s: %s", rs->id, ref->name, sub);
+				s->err = strdup(msg);
+				break;
+			}
+			fetched[nfetched++] = got;
+			files[n] = got;
+			names[n] = ref->name;
+			n++;
+		}
+	}
+	if (s->err == NULL) {
+		for (size_t f = 0; f < n; f++) {
+			texts[f] = files[f]->text;
+			lens[f] = files[f]->len;
+		}
+		if (pbproto_compile_files(texts, lens, names, n, &s->pp, sub, sizeof(sub)) < 0) {
+			snprintf(msg, sizeof(msg), "schema id %u: %s", rs->id, sub);
+			s->err = strdup(msg);
+		}
+	}
+out:
+	for (size_t i = 0; i < nfetched; i++)
+		registry_schema_free(fetched[i]);
+	return rc;
+}
+
 /* The compiled schema of id (fetched and compiled once).  Returns 0, -1 (a
  * bad message: err), or DECODE_RETRY / DECODE_FATAL. */
 static int pbreg_schema(struct pbreg_decoder *rd, uint32_t id, struct pbreg_schema **out, char *err,
@@ -113,11 +181,10 @@ static int pbreg_schema(struct pbreg_decoder *rd, uint32_t id, struct pbreg_sche
 		snprintf(sub, sizeof(sub), "schema id %u is a%s schema, not Protobuf; is the topic written with "
 			 "another serializer?", id, rs->type == REGISTRY_AVRO ? "n Avro" : " JSON");
 		s.err = strdup(sub);
-	} else if (pbproto_compile(rs->text, rs->len, &s.pp, sub, sizeof(sub)) < 0) {
-		char msg[640];
-
-		snprintf(msg, sizeof(msg), "schema id %u: %s", id, sub);
-		s.err = strdup(msg);
+	} else {
+		rc = pbreg_compile(rd, rs, &s, err, errlen);
+		if (rc != 0)
+			return rc;
 	}
 	if (s.pp == NULL && s.err == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -70,8 +70,9 @@ struct pp {
 	size_t errlen;
 	bool failed;
 	int file; /* 0 the user's, 1 the well-known types */
-	bool proto3[2];
-	char *package[2];
+	const char *label; /* the file, for messages */
+	bool proto3[PBPROTO_FILES_MAX + 1];
+	char *package[PBPROTO_FILES_MAX + 1];
 	struct pp_msg *msgs;
 	size_t nmsgs;
 	struct pp_enum *enums;
@@ -91,7 +92,7 @@ static void pp_fail(struct pp *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(p->err, p->errlen, "line %d of the .proto: %s", p->line, msg);
+	snprintf(p->err, p->errlen, "line %d of %s: %s", p->line, p->label, msg);
 }
 
 /* ---- tokens ---- */
@@ -810,8 +811,7 @@ static bool pp_put_message(struct pp *p, struct textbuf *out, uint32_t number, i
 			type = pp_resolve(p, m->full, f->type, full + 1, sizeof(full) - 1);
 			if (type == 0) {
 				snprintf(p->err, p->errlen, "field %s.%s has type %s, which is not defined in the "
-					 "schema (imports other than google/protobuf's well-known types are not "
-					 "read)", m->full, f->name, f->type);
+					 "schema nor in the files it references", m->full, f->name, f->type);
 				p->failed = true;
 				ok = false;
 			}
@@ -903,8 +903,8 @@ static void pp_free(struct pp *p)
 		free(p->enums[i].full);
 	}
 	free(p->enums);
-	free(p->package[0]);
-	free(p->package[1]);
+	for (size_t i = 0; i <= PBPROTO_FILES_MAX; i++)
+		free(p->package[i]);
 }
 
 void pbproto_free(struct pbproto *pp)
@@ -921,45 +921,69 @@ void pbproto_free(struct pbproto *pp)
 
 int pbproto_compile(const char *text, size_t len, struct pbproto **out, char *err, size_t errlen)
 {
+	return pbproto_compile_files(&text, &len, NULL, 1, out, err, errlen);
+}
+
+int pbproto_compile_files(const char *const *texts, const size_t *lens, const char *const *names, size_t n,
+			  struct pbproto **out, char *err, size_t errlen)
+{
 	struct pp p;
 	struct textbuf set;
 	struct pbproto *pp = NULL;
-	size_t nuser = 0, k = 0;
+	size_t nuser = 0, k = 0, total = 0;
 	int *map = NULL;
 	int rc = -1;
+	bool wkt = true;
 
 	*out = NULL;
 	memset(&p, 0, sizeof(p));
 	textbuf_init(&set, PBPROTO_TEXT_MAX * 8);
 	p.err = err;
 	p.errlen = errlen;
-	if (len > PBPROTO_TEXT_MAX) {
-		snprintf(err, errlen, "the .proto is %zu bytes, more than the %zu-byte limit", len, PBPROTO_TEXT_MAX);
+	if (n == 0 || n > PBPROTO_FILES_MAX) {
+		snprintf(err, errlen, "a schema with %zu files; at most %d are read", n, PBPROTO_FILES_MAX);
 		goto out;
 	}
-	/* proto2 when no syntax is given, as protoc. */
-	p.text = text;
-	p.len = len;
-	p.line = 1;
-	if (!pp_file(&p))
-		goto out;
-	nuser = p.nmsgs;
-	p.file = 1;
-	p.text = pp_wkt;
-	p.len = sizeof(pp_wkt) - 1;
-	p.pos = 0;
-	p.line = 1;
-	/* A schema that is itself google.protobuf's (or defines the same
-	 * names) keeps its own. */
-	if (p.package[0] == NULL || strcmp(p.package[0], "google.protobuf") != 0) {
+	for (size_t f = 0; f < n; f++) {
+		total += lens[f];
+		if (total > PBPROTO_TEXT_MAX) {
+			snprintf(err, errlen, "the .proto text is more than %zu bytes", PBPROTO_TEXT_MAX);
+			goto out;
+		}
+		/* proto2 when no syntax is given, as protoc. */
+		p.file = (int)f;
+		p.label = f == 0 || names == NULL ? "the .proto" : names[f];
+		p.text = texts[f];
+		p.len = lens[f];
+		p.pos = 0;
+		p.line = 1;
+		if (!pp_file(&p))
+			goto out;
+		if (f == 0)
+			nuser = p.nmsgs;
+		/* A schema that is itself google.protobuf's keeps its own. */
+		if (p.package[f] != NULL && strcmp(p.package[f], "google.protobuf") == 0)
+			wkt = false;
+	}
+	if (wkt) {
+		p.file = (int)n;
+		p.label = "the well-known types";
+		p.text = pp_wkt;
+		p.len = sizeof(pp_wkt) - 1;
+		p.pos = 0;
+		p.line = 1;
 		if (!pp_file(&p)) {
 			snprintf(err, errlen, "the well-known types did not compile");
 			goto out;
 		}
 	}
-	if (!pp_put_file(&p, &set, 0, "registry.proto") ||
-	    (p.file == 1 && p.nmsgs > nuser && !pp_put_file(&p, &set, 1, "google/protobuf/wkt.proto")))
-		goto out;
+	for (size_t f = 0; f < n + (wkt ? 1 : 0); f++) {
+		char fname[64];
+
+		snprintf(fname, sizeof(fname), f == n ? "google/protobuf/wkt.proto" : "registry-%zu.proto", f);
+		if (!pp_put_file(&p, &set, (int)f, fname))
+			goto out;
+	}
 	if (textbuf_failed(&set)) {
 		snprintf(err, errlen, "the compiled schema is too large");
 		goto out;

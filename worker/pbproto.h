@@ -7,8 +7,9 @@
  * oneofs, map<K, V> (as protoc: a nested XxxEntry message), type names
  * resolved as protoc does, from the innermost scope outwards.  Skipped:
  * options, reserved, extensions, extend blocks and services.  Refused:
- * groups.  Imports other than google/protobuf's well-known types are not
- * fetched: a type from one is "not defined".  The well-known types
+ * groups.  Imported files come as further texts (pbproto_compile_files: a
+ * registry's references); a type from a file not given is "not defined".
+ * The well-known types
  * (Timestamp, Duration, the wrappers, Struct/Value/ListValue, Any, Empty,
  * FieldMask) are always in the set.
  *
@@ -24,8 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest .proto text accepted. */
+/* Largest .proto text accepted (all files together). */
 #define PBPROTO_TEXT_MAX ((size_t)4 * 1024 * 1024)
+/* Files of one schema (the schema and the ones it imports), at most. */
+#define PBPROTO_FILES_MAX 32
 
 struct pbproto {
 	uint8_t *set; /* the FileDescriptorSet */
@@ -42,6 +45,12 @@ struct pbproto {
  * with err saying what is wrong and at which line. */
 int pbproto_compile(const char *text, size_t len, struct pbproto **out, char *err, size_t errlen);
 void pbproto_free(struct pbproto *pp);
+
+/* The same for a schema (texts[0]) and the files it imports (a registry's
+ * references), n in all; names[i] names file i in errors (may be NULL).
+ * Message indexes refer to texts[0]. */
+int pbproto_compile_files(const char *const *texts, const size_t *lens, const char *const *names, size_t n,
+			  struct pbproto **out, char *err, size_t errlen);
 
 /* The full name of the message at indexes idx[0..n), or NULL. */
 const char *pbproto_message_at(const struct pbproto *pp, const int32_t *idx, size_t n);

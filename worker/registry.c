@@ -28,11 +28,23 @@ struct rbody {
 	bool too_large;
 };
 
+static void registry_refs_free(struct registry_schema *s)
+{
+	for (size_t i = 0; i < s->nrefs; i++) {
+		free(s->refs[i].name);
+		free(s->refs[i].subject);
+	}
+	free(s->refs);
+	s->refs = NULL;
+	s->nrefs = 0;
+}
+
 void registry_schema_free(struct registry_schema *s)
 {
 	if (s == NULL)
 		return;
 	free(s->text);
+	registry_refs_free(s);
 	free(s);
 }
 
@@ -48,8 +60,10 @@ void registry_free(struct registry *r)
 	free(r->password);
 	if (r->curl != NULL)
 		curl_easy_cleanup(r->curl);
-	for (size_t i = 0; i < r->ncache; i++)
+	for (size_t i = 0; i < r->ncache; i++) {
 		free(r->cache[i].text);
+		registry_refs_free(&r->cache[i]);
+	}
 	free(r->cache);
 	free(r);
 }
@@ -260,6 +274,7 @@ static int registry_parse_schema(const struct rbody *b, const char *what, struct
 	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "schemaType"));
 	const cJSON *version = cJSON_GetObjectItemCaseSensitive(j, "version");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	const cJSON *refs;
 	int rc = REGISTRY_RETRY;
 
 	if (text == NULL) {
@@ -286,6 +301,39 @@ static int registry_parse_schema(const struct rbody *b, const char *what, struct
 	s->version = cJSON_IsNumber(version) ? version->valueint : 0;
 	if (cJSON_IsNumber(id))
 		s->id = (uint32_t)id->valuedouble;
+	refs = cJSON_GetObjectItemCaseSensitive(j, "references");
+	if (cJSON_IsArray(refs) && cJSON_GetArraySize(refs) > 0) {
+		const cJSON *ref;
+		size_t n = (size_t)cJSON_GetArraySize(refs);
+
+		if (n > 256) {
+			snprintf(err, errlen, "%s has %zu references, more than 256", what, n);
+			rc = REGISTRY_DATA;
+			goto out;
+		}
+		s->refs = calloc(n, sizeof(*s->refs));
+		if (s->refs == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		cJSON_ArrayForEach(ref, refs) {
+			const char *rn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "name"));
+			const char *rs = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "subject"));
+			const cJSON *rv = cJSON_GetObjectItemCaseSensitive(ref, "version");
+			struct registry_ref *out = &s->refs[s->nrefs];
+
+			if (rn == NULL || rs == NULL || !cJSON_IsNumber(rv))
+				continue;
+			out->name = strdup(rn);
+			out->subject = strdup(rs);
+			out->version = rv->valueint;
+			s->nrefs++;
+			if (out->name == NULL || out->subject == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto out;
+			}
+		}
+	}
 	rc = REGISTRY_OK;
 out:
 	cJSON_Delete(j);
@@ -335,8 +383,11 @@ int registry_schema_get(struct registry *r, uint32_t id, const struct registry_s
 	if (rc == REGISTRY_OK)
 		rc = registry_parse_schema(&b, what, &s, err, errlen);
 	free(b.data);
-	if (rc != REGISTRY_OK)
+	if (rc != REGISTRY_OK) {
+		free(s.text);
+		registry_refs_free(&s);
 		return rc;
+	}
 	s.id = id;
 	if (r->ncache == r->cache_cap) {
 		size_t cap = r->cache_cap ? r->cache_cap * 2 : 16;
@@ -344,6 +395,7 @@ int registry_schema_get(struct registry *r, uint32_t id, const struct registry_s
 
 		if (c == NULL) {
 			free(s.text);
+			registry_refs_free(&s);
 			snprintf(err, errlen, "out of memory");
 			return REGISTRY_RETRY;
 		}
@@ -358,8 +410,8 @@ int registry_schema_get(struct registry *r, uint32_t id, const struct registry_s
 	return REGISTRY_OK;
 }
 
-int registry_latest(struct registry *r, const char *subject, struct registry_schema **out, char *err,
-		    size_t errlen)
+int registry_subject_version(struct registry *r, const char *subject, int version, struct registry_schema **out,
+			     char *err, size_t errlen)
 {
 	struct rbody b = { 0 };
 	struct registry_schema *s = NULL;
@@ -372,7 +424,10 @@ int registry_latest(struct registry *r, const char *subject, struct registry_sch
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	sprintf(path, "/subjects/%s/versions/latest", esc);
+	if (version > 0)
+		sprintf(path, "/subjects/%s/versions/%d", esc, version);
+	else
+		sprintf(path, "/subjects/%s/versions/latest", esc);
 	snprintf(what, sizeof(what), "subject \"%.256s\"", subject);
 	rc = registry_get(r, path, what, &b, err, errlen);
 	if (rc == REGISTRY_OK)
@@ -387,6 +442,12 @@ out:
 	free(path);
 	curl_free(esc);
 	return rc;
+}
+
+int registry_latest(struct registry *r, const char *subject, struct registry_schema **out, char *err,
+		    size_t errlen)
+{
+	return registry_subject_version(r, subject, 0, out, err, errlen);
 }
 
 int registry_frame_parse(const char *buf, size_t len, uint32_t *id, const char **body, size_t *body_len,

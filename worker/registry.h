@@ -47,12 +47,21 @@
 
 enum registry_schema_type { REGISTRY_AVRO, REGISTRY_PROTOBUF, REGISTRY_JSON };
 
+/* A schema's reference to another registered schema (a Protobuf import). */
+struct registry_ref {
+	char *name; /* the import's file name, e.g. "shop/address.proto" */
+	char *subject;
+	int version;
+};
+
 struct registry_schema {
 	uint32_t id;
 	enum registry_schema_type type;
 	char *text; /* the schema: Avro JSON, .proto text, JSON Schema */
 	size_t len;
 	int version; /* registry_latest only; 0 otherwise */
+	struct registry_ref *refs;
+	size_t nrefs;
 };
 
 struct registry;
@@ -80,6 +89,10 @@ int registry_schema_get(struct registry *r, uint32_t id, const struct registry_s
 int registry_latest(struct registry *r, const char *subject, struct registry_schema **out, char *err,
 		    size_t errlen);
 void registry_schema_free(struct registry_schema *s);
+
+/* A given version of a subject (a reference's), fetched each time. */
+int registry_subject_version(struct registry *r, const char *subject, int version, struct registry_schema **out,
+			     char *err, size_t errlen);
 
 /* Splits a framed message: *id, and the body after the 5-byte header.
  * Returns 0, or -1 with err saying why it is not framed. */

@@ -443,6 +443,17 @@ static const char canned_proto[] =
 	"  oneof pay { string card = 7; int64 cash = 8; }\\n  optional int32 opt = 9;\\n}\\nservice S { rpc G"
 	"et (Order) returns (Other); }\\n\"}";
 
+/* id 8 imports a file registered under subject "address" (a reference). */
+static const char canned_proto_refs[] =
+	"{\"schemaType\": \"PROTOBUF\", \"schema\": \"syntax = \\\"proto3\\\";\\npackage shop.v1;\\nimport \\"
+	"\"shop/address.proto\\\";\\nimport \\\"google/protobuf/timestamp.proto\\\";\\nmessage Order { int64 "
+	"id = 1; shop.common.Address address = 2; }\\n\", \"references\": [{\"name\": \"shop/address.proto\","
+	" \"subject\": \"address\", \"version\": 1}, {\"name\": \"google/protobuf/timestamp.proto\", \"subjec"
+	"t\": \"google/protobuf/timestamp.proto\", \"version\": 1}]}";
+static const char canned_proto_ref[] =
+	"{\"subject\": \"address\", \"version\": 1, \"id\": 9, \"schemaType\": \"PROTOBUF\", \"schema\": \"sy"
+	"ntax = \\\"proto3\\\";\\npackage shop.common;\\nmessage Address { string city = 1; }\\n\"}";
+
 static void *canned_run(void *arg)
 {
 	struct canned *c = arg;
@@ -467,7 +478,11 @@ static void *canned_run(void *arg)
 			c->requests[id]++;
 		if (strstr(req, "Authorization: Basic Ym9iOnMzY3JldA==") != NULL) /* bob:s3cret */
 			c->with_auth++;
-		if (strncmp(req, "GET /subjects/orders-value/versions/latest", 42) == 0) {
+		if (id == 8) {
+			body = canned_proto_refs;
+		} else if (strncmp(req, "GET /subjects/address/versions/1 ", 33) == 0) {
+			body = canned_proto_ref;
+		} else if (strncmp(req, "GET /subjects/orders-value/versions/latest", 42) == 0) {
 			body = "{\"subject\":\"orders-value\",\"version\":3,\"id\":1,\"schema\":\"\\\"long\\\"\"}";
 		} else if (id == 2 || strncmp(req, "GET /subjects/", 14) == 0) {
 			status = "404 Not Found";
@@ -630,6 +645,20 @@ static void test_registry_client(void **state)
 	assert_non_null(strstr(err, "schema id 1 is an Avro schema, not Protobuf"));
 	decoder_free(dec);
 	assert_int_equal(c.requests[7], 1);
+
+	/* a schema that imports another registered file (a reference) */
+	memset(&ai, 0, sizeof(ai));
+	at_input_init(&ai, "id,address:jsonb", NULL);
+	ai.in.format = JS_FORMAT_PROTOBUF;
+	ai.in.registry_addr = addrs;
+	dec = decoder_new(&ai.in, err, sizeof(err));
+	assert_non_null(dec);
+	if (decoder_decode(dec, "\x00\x00\x00\x00\x08\x00\x08\x05\x12\x04\x0a\x02os", 14, &row, err,
+			   sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	assert_field(&row, 0, "5");
+	assert_field(&row, 1, "{\"city\":\"os\"}");
+	decoder_free(dec);
 	canned_stop(&c);
 }
 
