@@ -141,12 +141,14 @@ static void check_registry_input(const struct jobspec *spec, const struct js_inp
 	if (in->format == JS_FORMAT_PROTOBUF) {
 		struct pbproto *pp = NULL;
 
+		/* A version with references compiles with the files they name,
+		 * which the worker fetches: that is checked when it runs. */
 		if (rs->type != REGISTRY_PROTOBUF) {
 			snprintf(msg, sizeof(msg), "subject \"%s\" holds a%s schema, not Protobuf; use FORMAT %s",
 				 subject, rs->type == REGISTRY_AVRO ? "n Avro" : " JSON",
 				 rs->type == REGISTRY_AVRO ? "avro" : "json");
 			problem(ctx, field, "other", msg);
-		} else if (pbproto_compile(rs->text, rs->len, &pp, sub, sizeof(sub)) < 0) {
+		} else if (rs->nrefs == 0 && pbproto_compile(rs->text, rs->len, &pp, sub, sizeof(sub)) < 0) {
 			snprintf(msg, sizeof(msg), "subject \"%s\" version %d: %s", subject, rs->version, sub);
 			problem(ctx, field, "other", msg);
 		}
