@@ -607,6 +607,7 @@ static bool pp_message(struct pp *p, const char *scope, int parent, int depth)
 static bool pp_file(struct pp *p)
 {
 	char *pkg = NULL;
+	bool declared = false;
 
 	for (;;) {
 		if (!pp_next(p))
@@ -622,9 +623,30 @@ static bool pp_file(struct pp *p)
 			if (!pp_expect(p, ";"))
 				return false;
 		} else if (pp_is(p, "package")) {
+			/* The file's package names every type in it: one, before them. */
+			if (p->package[p->file] != NULL || declared) {
+				pp_fail(p, "%s", declared ? "the package statement must come before the messages and enums"
+							   : "the file has two package statements");
+				return false;
+			}
 			if (!pp_next(p))
 				return false;
-			free(p->package[p->file]);
+			for (const char *q = p->tok, *dot; !p->tok_string; q = dot + 1) {
+				char part[PP_NAME_MAX];
+
+				dot = strchr(q, '.');
+				snprintf(part, sizeof(part), "%.*s", (int)(dot != NULL ? (size_t)(dot - q) : strlen(q)), q);
+				if (!pp_ident(part)) {
+					pp_fail(p, "\"%.60s\" is not a package name (names joined by dots)", p->tok);
+					return false;
+				}
+				if (dot == NULL)
+					break;
+			}
+			if (p->tok_string) {
+				pp_fail(p, "expected a package name, found a string");
+				return false;
+			}
 			if ((p->package[p->file] = strdup(p->tok)) == NULL) {
 				pp_fail(p, "out of memory");
 				return false;
@@ -633,10 +655,12 @@ static bool pp_file(struct pp *p)
 				return false;
 		} else if (pp_is(p, "message")) {
 			pkg = p->package[p->file];
+			declared = true;
 			if (!pp_message(p, pkg != NULL ? pkg : "", -1, 0))
 				return false;
 		} else if (pp_is(p, "enum")) {
 			pkg = p->package[p->file];
+			declared = true;
 			if (!pp_enum(p, pkg != NULL ? pkg : "", -1))
 				return false;
 		} else if (pp_is(p, "import") || pp_is(p, "option") || pp_is(p, "service") ||
