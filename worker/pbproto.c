@@ -464,13 +464,11 @@ static bool pp_map(struct pp *p, int mi)
 	if ((kf = pp_field_add(p, ei)) == NULL || (kf->name = strdup("key")) == NULL ||
 	    (kf->type = strdup(key)) == NULL)
 		return false;
-	kf->number = 1;
-	kf->label = 1;
+	kf->number = 1; /* label none: written optional, without proto3's presence */
 	if ((vf = pp_field_add(p, ei)) == NULL || (vf->name = strdup("value")) == NULL ||
 	    (vf->type = strdup(val)) == NULL)
 		return false;
 	vf->number = 2;
-	vf->label = 1;
 	return pp_field_tail(p, &p->msgs[mi].fields[p->msgs[mi].nfields - 1]);
 }
 

@@ -21,6 +21,8 @@
 #include "avro_schema.h"
 #include "check_registry.h"
 #include "decode.h"
+#include "pbdesc.h"
+#include "pbproto.h"
 #include "registry.h"
 
 static const char order_schema[] =
@@ -662,6 +664,63 @@ static void test_registry_client(void **state)
 	canned_stop(&c);
 }
 
+#include "data/test_pb_desc.inc"
+
+/* data/test_pb.proto compiled here gives the messages protoc gives: every
+ * field's number, type, label, map, presence, json_name and resolved type. */
+static void test_pbproto_matches_protoc(void **state)
+{
+	struct pb_pool *ours, *theirs;
+	struct pbproto *pp;
+	char text[65536], err[512];
+	size_t n, compared = 0;
+	FILE *f = fopen(SS_UNIT_DATA "/test_pb.proto", "rb");
+
+	(void)state;
+	assert_non_null(f);
+	n = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	if (pbproto_compile(text, n, &pp, err, sizeof(err)) != 0)
+		fail_msg("compile: %s", err);
+	assert_int_equal(pb_pool_load(pp->set, pp->set_len, &ours, err, sizeof(err)), 0);
+	assert_int_equal(pb_pool_load(test_pb_desc, sizeof(test_pb_desc), &theirs, err, sizeof(err)), 0);
+	for (size_t i = 0; i < theirs->nmessages; i++) {
+		const struct pb_message *tm = theirs->messages[i];
+		const struct pb_message *om = pb_pool_message(ours, tm->full_name);
+
+		if (strncmp(tm->full_name, "sstest.", 7) != 0 || strncmp(tm->full_name, "sstest.v2", 9) == 0)
+			continue;
+		if (om == NULL)
+			fail_msg("message %s: not compiled", tm->full_name);
+		assert_int_equal(om->nfields, tm->nfields);
+		assert_int_equal(om->map_entry, tm->map_entry);
+		for (size_t j = 0; j < tm->nfields; j++) {
+			const struct pb_field *tf = &tm->fields[j], *of = &om->fields[j];
+
+			assert_string_equal(of->name, tf->name);
+			assert_int_equal(of->number, tf->number);
+			assert_int_equal(of->type, tf->type);
+			assert_int_equal(of->repeated, tf->repeated);
+			assert_int_equal(of->map, tf->map);
+			if (of->has_presence != tf->has_presence)
+				fail_msg("%s.%s: presence %d, protoc %d", tm->full_name, tf->name, of->has_presence,
+					 tf->has_presence);
+			assert_string_equal(of->json_name, tf->json_name);
+			if (tf->message != NULL)
+				assert_string_equal(of->message->full_name, tf->message->full_name);
+			if (tf->enm != NULL)
+				assert_string_equal(of->enm->full_name, tf->enm->full_name);
+		}
+		compared++;
+	}
+	assert_true(compared >= 4);
+	/* the message indexes: [1] is the second top-level message */
+	assert_non_null(pbproto_message_at(pp, (const int32_t[]){ 1 }, 1));
+	pb_pool_free(ours);
+	pb_pool_free(theirs);
+	pbproto_free(pp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_registry_unreachable_is_retry),
 		cmocka_unit_test(test_check_type_fit),
 		cmocka_unit_test(test_registry_client),
+		cmocka_unit_test(test_pbproto_matches_protoc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
