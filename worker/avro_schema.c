@@ -373,37 +373,63 @@ static int avro_schema_check(const char *text, size_t len, char *err, size_t err
 
 int avro_schema_parse(const char *text, size_t len, struct avro_schema **out, char *err, size_t errlen)
 {
+	return avro_schema_parse_refs(&text, &len, 1, out, err, errlen);
+}
+
+int avro_schema_parse_refs(const char *const *texts, const size_t *lens, size_t n, struct avro_schema **out,
+			   char *err, size_t errlen)
+{
 	struct sctx c = { NULL, err, errlen, false };
-	cJSON *j = NULL;
+	size_t total = 0;
 
 	*out = NULL;
-	if (len > AVRO_SCHEMA_MAX) {
-		snprintf(err, errlen, "the schema is %zu bytes, more than the %zu-byte limit", len, AVRO_SCHEMA_MAX);
+	for (size_t i = 0; i < n; i++)
+		total += lens[i];
+	if (n == 0 || total > AVRO_SCHEMA_MAX) {
+		snprintf(err, errlen, "the schema is %zu bytes, more than the %zu-byte limit", total, AVRO_SCHEMA_MAX);
 		return -1;
 	}
-	j = cJSON_ParseWithLength(text, len);
-	if (j == NULL) {
-		snprintf(err, errlen, "not a valid Avro schema: the text is not JSON");
-		return -1;
+	/* libavro resolves names within one text: a schema with references is
+	 * checked by the reading below only. */
+	for (size_t k = 0; k < n; k++) {
+		cJSON *j = cJSON_ParseWithLength(texts[k], lens[k]);
+
+		cJSON_Delete(j);
+		if (j == NULL) {
+			snprintf(err, errlen, "not a valid Avro schema: %s is not JSON", k ? "a referenced schema" : "the text");
+			return -1;
+		}
 	}
-	if (avro_schema_check(text, len, err, errlen) < 0)
-		goto fail;
+	if (n == 1 && avro_schema_check(texts[0], lens[0], err, errlen) < 0)
+		return -1;
 	c.sc = calloc(1, sizeof(*c.sc));
 	if (c.sc == NULL) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		return -1;
 	}
-	c.sc->root = sparse(&c, j, NULL, 0);
-	if (c.sc->root == NULL) {
-		if (!c.failed)
-			snprintf(err, errlen, "not a valid Avro schema");
-		goto fail;
+	/* The references first, the deepest first: their named types must be
+	 * defined before the schemas that use them. */
+	for (size_t k = n; k-- > 0;) {
+		cJSON *j = cJSON_ParseWithLength(texts[k], lens[k]);
+		struct avro_node *root;
+
+		if (j == NULL) {
+			snprintf(err, errlen, "not a valid Avro schema: %s is not JSON", k ? "a referenced schema" : "the text");
+			goto fail;
+		}
+		root = sparse(&c, j, NULL, 0);
+		cJSON_Delete(j);
+		if (root == NULL) {
+			if (!c.failed)
+				snprintf(err, errlen, "not a valid Avro schema");
+			goto fail;
+		}
+		if (k == 0)
+			c.sc->root = root;
 	}
-	cJSON_Delete(j);
 	*out = c.sc;
 	return 0;
 fail:
-	cJSON_Delete(j);
 	avro_schema_free(c.sc);
 	return -1;
 }

@@ -93,6 +93,13 @@ struct avro_schema {
 int avro_schema_parse(const char *text, size_t len, struct avro_schema **out, char *err, size_t errlen);
 void avro_schema_free(struct avro_schema *sc);
 
+/* The same for a schema (texts[0]) that uses named types of the schemas it
+ * references (texts[1..n), a registry's references, each one's own after
+ * it): those are read first.  libavro checks a schema without references
+ * only (it resolves names within one text). */
+int avro_schema_parse_refs(const char *const *texts, const size_t *lens, size_t n, struct avro_schema **out,
+			   char *err, size_t errlen);
+
 /* Index of a record's field of that name, or -1. */
 int avro_record_field(const struct avro_node *record, const char *name);
 

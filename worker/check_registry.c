@@ -95,6 +95,42 @@ const char *check_registry_type_problem(const struct avro_node *n, const char *s
 	}
 }
 
+/* The latest version's references, fetched for reading it (check mode runs
+ * one job per process). */
+#define CHECK_REFS_MAX 32
+static struct registry_schema *chk_refs[CHECK_REFS_MAX];
+static const char *chk_texts[CHECK_REFS_MAX + 1], *chk_ref_names[CHECK_REFS_MAX];
+static size_t chk_lens[CHECK_REFS_MAX + 1], chk_nrefs;
+
+static void check_registry_refs_free(void)
+{
+	for (size_t k = 0; k < chk_nrefs; k++)
+		registry_schema_free(chk_refs[k]);
+	chk_nrefs = 0;
+}
+
+/* Fills chk_texts/chk_lens with rs and what it references; -1 after reporting. */
+static int check_registry_refs(struct registry *reg, const struct registry_schema *rs, const char *field,
+			       void (*problem)(void *, const char *, const char *, const char *), void *ctx)
+{
+	char err[768];
+	int rc;
+
+	check_registry_refs_free();
+	rc = registry_fetch_refs(reg, rs, chk_refs, chk_ref_names, CHECK_REFS_MAX, &chk_nrefs, err, sizeof(err));
+	if (rc != REGISTRY_OK) {
+		problem(ctx, field, rc == REGISTRY_RETRY ? "unreachable" : "other", err);
+		return -1;
+	}
+	chk_texts[0] = rs->text;
+	chk_lens[0] = rs->len;
+	for (size_t k = 0; k < chk_nrefs; k++) {
+		chk_texts[k + 1] = chk_refs[k]->text;
+		chk_lens[k + 1] = chk_refs[k]->len;
+	}
+	return 0;
+}
+
 static void check_registry_input(const struct jobspec *spec, const struct js_input *in, const char *which,
 				 void (*problem)(void *, const char *, const char *, const char *), void *ctx)
 {
@@ -141,14 +177,16 @@ static void check_registry_input(const struct jobspec *spec, const struct js_inp
 	if (in->format == JS_FORMAT_PROTOBUF) {
 		struct pbproto *pp = NULL;
 
-		/* A version with references compiles with the files they name,
-		 * which the worker fetches: that is checked when it runs. */
 		if (rs->type != REGISTRY_PROTOBUF) {
 			snprintf(msg, sizeof(msg), "subject \"%s\" holds a%s schema, not Protobuf; use FORMAT %s",
 				 subject, rs->type == REGISTRY_AVRO ? "n Avro" : " JSON",
 				 rs->type == REGISTRY_AVRO ? "avro" : "json");
 			problem(ctx, field, "other", msg);
-		} else if (rs->nrefs == 0 && pbproto_compile(rs->text, rs->len, &pp, sub, sizeof(sub)) < 0) {
+			goto out;
+		}
+		if (check_registry_refs(reg, rs, field, problem, ctx) < 0)
+			goto out;
+		if (pbproto_compile_files(chk_texts, chk_lens, NULL, chk_nrefs + 1, &pp, sub, sizeof(sub)) < 0) {
 			snprintf(msg, sizeof(msg), "subject \"%s\" version %d: %s", subject, rs->version, sub);
 			problem(ctx, field, "other", msg);
 		}
@@ -161,7 +199,9 @@ static void check_registry_input(const struct jobspec *spec, const struct js_inp
 		problem(ctx, field, "other", msg);
 		goto out;
 	}
-	if (avro_schema_parse(rs->text, rs->len, &sc, sub, sizeof(sub)) < 0) {
+	if (check_registry_refs(reg, rs, field, problem, ctx) < 0)
+		goto out;
+	if (avro_schema_parse_refs(chk_texts, chk_lens, chk_nrefs + 1, &sc, sub, sizeof(sub)) < 0) {
 		snprintf(msg, sizeof(msg), "subject \"%s\" version %d: %s", subject, rs->version, sub);
 		problem(ctx, field, "other", msg);
 		goto out;
@@ -206,6 +246,7 @@ static void check_registry_input(const struct jobspec *spec, const struct js_inp
 		}
 	}
 out:
+	check_registry_refs_free();
 	avro_schema_free(sc);
 	registry_schema_free(rs);
 	registry_free(reg);

@@ -20,6 +20,8 @@
 /* Largest decimal accepted, in bytes of its unscaled value (PostgreSQL's
  * numeric holds 131072 digits before the point; 1 KiB is 2466 digits). */
 #define AVRO_DECIMAL_MAX 1024
+/* Schemas one schema may reference (and theirs), at most. */
+#define AVRO_REFS_MAX 32
 
 enum av_where { AV_COL_NULL, AV_COL_OUT };
 
@@ -555,10 +557,34 @@ static int avd_writer(struct avro_decoder *d, const char *buf, size_t len, const
 	if (rs->type != REGISTRY_AVRO)
 		return avd_fail(d, "schema id %u is a %s schema, not Avro; is the topic written with another "
 				"serializer?", id, rs->type == REGISTRY_PROTOBUF ? "Protobuf" : "JSON");
-	/* A schema the registry holds but libavro refuses is the message's
-	 * problem, not a reason to stop the job. */
-	if (avro_schema_parse(rs->text, rs->len, &w.sc, sub, sizeof(sub)) < 0)
+	if (rs->nrefs > 0) {
+		/* Named types from other subjects (Avro schema references). */
+		struct registry_schema *refs[AVRO_REFS_MAX];
+		const char *texts[AVRO_REFS_MAX + 1], *names[AVRO_REFS_MAX];
+		size_t lens[AVRO_REFS_MAX + 1], n = 0;
+		int prc;
+
+		rc = registry_fetch_refs(d->reg, rs, refs, names, AVRO_REFS_MAX, &n, sub, sizeof(sub));
+		if (rc != REGISTRY_OK) {
+			snprintf(d->err, d->errlen, "%s", sub);
+			return rc == REGISTRY_DATA ? -1 : rc == REGISTRY_FATAL ? DECODE_FATAL : DECODE_RETRY;
+		}
+		texts[0] = rs->text;
+		lens[0] = rs->len;
+		for (size_t k = 0; k < n; k++) {
+			texts[k + 1] = refs[k]->text;
+			lens[k + 1] = refs[k]->len;
+		}
+		prc = avro_schema_parse_refs(texts, lens, n + 1, &w.sc, sub, sizeof(sub));
+		for (size_t k = 0; k < n; k++)
+			registry_schema_free(refs[k]);
+		if (prc < 0)
+			return avd_fail(d, "schema id %u: %s", id, sub);
+	} else if (avro_schema_parse(rs->text, rs->len, &w.sc, sub, sizeof(sub)) < 0) {
+		/* A schema the registry holds but libavro refuses is the
+		 * message's problem, not a reason to stop the job. */
 		return avd_fail(d, "schema id %u: %s", id, sub);
+	}
 	w.id = id;
 	if (w.sc->root->kind == AV_RECORD && !d->whole) {
 		w.field_col = malloc((w.sc->root->nfields ? w.sc->root->nfields : 1) * sizeof(int));

@@ -99,64 +99,35 @@ fail:
 static int pbreg_compile(struct pbreg_decoder *rd, const struct registry_schema *rs, struct pbreg_schema *s,
 			 char *err, size_t errlen)
 {
-	struct registry_schema *fetched[PBPROTO_FILES_MAX] = { NULL };
-	const struct registry_schema *files[PBPROTO_FILES_MAX];
+	struct registry_schema *fetched[PBPROTO_FILES_MAX - 1];
 	const char *texts[PBPROTO_FILES_MAX], *names[PBPROTO_FILES_MAX];
-	size_t lens[PBPROTO_FILES_MAX], n = 1, nfetched = 0;
-	char sub[512], msg[800];
-	int rc = 0;
+	size_t lens[PBPROTO_FILES_MAX], n = 0;
+	char sub[640], msg[800];
+	int rc;
 
-	files[0] = rs;
+	rc = registry_fetch_refs(rd->reg, rs, fetched, names + 1, PBPROTO_FILES_MAX - 1, &n, sub, sizeof(sub));
+	if (rc == REGISTRY_RETRY || rc == REGISTRY_FATAL) {
+		snprintf(err, errlen, "%s", sub);
+		return rc == REGISTRY_RETRY ? DECODE_RETRY : DECODE_FATAL;
+	}
+	if (rc != REGISTRY_OK) {
+		s->err = strdup(sub);
+		return 0;
+	}
+	texts[0] = rs->text;
+	lens[0] = rs->len;
 	names[0] = "the schema";
-	/* Breadth first over the references, each file once. */
-	for (size_t f = 0; f < n && s->err == NULL; f++) {
-		for (size_t i = 0; i < files[f]->nrefs && s->err == NULL; i++) {
-			const struct registry_ref *ref = &files[f]->refs[i];
-			struct registry_schema *got = NULL;
-			bool seen = strncmp(ref->name, "google/protobuf/", 16) == 0;
-			int frc;
-
-			for (size_t k = 1; k < n && !seen; k++)
-				seen = strcmp(names[k], ref->name) == 0;
-			if (seen)
-				continue;
-			if (n == PBPROTO_FILES_MAX) {
-				snprintf(msg, sizeof(msg), "schema id %u references more than %d files", rs->id,
-					 PBPROTO_FILES_MAX);
-				s->err = strdup(msg);
-				break;
-			}
-			frc = registry_subject_version(rd->reg, ref->subject, ref->version, &got, sub, sizeof(sub));
-			if (frc == REGISTRY_RETRY || frc == REGISTRY_FATAL) {
-				snprintf(err, errlen, "schema id %u, its reference %s: %s", rs->id, ref->name, sub);
-				rc = frc == REGISTRY_RETRY ? DECODE_RETRY : DECODE_FATAL;
-				goto out;
-			}
-			if (frc != REGISTRY_OK) {
-				snprintf(msg, sizeof(msg), "schema id %u, its reference %s: %s", rs->id, ref->name, sub);
-				s->err = strdup(msg);
-				break;
-			}
-			fetched[nfetched++] = got;
-			files[n] = got;
-			names[n] = ref->name;
-			n++;
-		}
+	for (size_t k = 0; k < n; k++) {
+		texts[k + 1] = fetched[k]->text;
+		lens[k + 1] = fetched[k]->len;
 	}
-	if (s->err == NULL) {
-		for (size_t f = 0; f < n; f++) {
-			texts[f] = files[f]->text;
-			lens[f] = files[f]->len;
-		}
-		if (pbproto_compile_files(texts, lens, names, n, &s->pp, sub, sizeof(sub)) < 0) {
-			snprintf(msg, sizeof(msg), "schema id %u: %s", rs->id, sub);
-			s->err = strdup(msg);
-		}
+	if (pbproto_compile_files(texts, lens, names, n + 1, &s->pp, sub, sizeof(sub)) < 0) {
+		snprintf(msg, sizeof(msg), "schema id %u: %s", rs->id, sub);
+		s->err = strdup(msg);
 	}
-out:
-	for (size_t i = 0; i < nfetched; i++)
-		registry_schema_free(fetched[i]);
-	return rc;
+	for (size_t k = 0; k < n; k++)
+		registry_schema_free(fetched[k]);
+	return 0;
 }
 
 /* The compiled schema of id (fetched and compiled once).  Returns 0, -1 (a

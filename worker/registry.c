@@ -450,6 +450,49 @@ int registry_latest(struct registry *r, const char *subject, struct registry_sch
 	return registry_subject_version(r, subject, 0, out, err, errlen);
 }
 
+int registry_fetch_refs(struct registry *r, const struct registry_schema *root, struct registry_schema **out,
+			const char **names, size_t max, size_t *n, char *err, size_t errlen)
+{
+	char sub[512];
+	int rc = REGISTRY_OK;
+
+	*n = 0;
+	/* f = 0 is root, f = k is out[k - 1]; done when the last one fetched
+	 * has been read. */
+	for (size_t f = 0; rc == REGISTRY_OK; f++) {
+		const struct registry_schema *from = f == 0 ? root : out[f - 1];
+
+		for (size_t i = 0; i < from->nrefs && rc == REGISTRY_OK; i++) {
+			const struct registry_ref *ref = &from->refs[i];
+			bool seen = strncmp(ref->name, "google/protobuf/", 16) == 0;
+
+			for (size_t k = 0; k < *n && !seen; k++)
+				seen = strcmp(names[k], ref->name) == 0;
+			if (seen)
+				continue;
+			if (*n == max) {
+				snprintf(err, errlen, "schema id %u references more than %zu schemas", root->id, max);
+				rc = REGISTRY_DATA;
+				break;
+			}
+			rc = registry_subject_version(r, ref->subject, ref->version, &out[*n], sub, sizeof(sub));
+			if (rc != REGISTRY_OK) {
+				snprintf(err, errlen, "schema id %u, its reference %.200s: %s", root->id, ref->name, sub);
+				break;
+			}
+			names[(*n)++] = ref->name;
+		}
+		if (f == *n)
+			break;
+	}
+	if (rc != REGISTRY_OK) {
+		for (size_t k = 0; k < *n; k++)
+			registry_schema_free(out[k]);
+		*n = 0;
+	}
+	return rc;
+}
+
 int registry_frame_parse(const char *buf, size_t len, uint32_t *id, const char **body, size_t *body_len,
 			 char *err, size_t errlen)
 {

@@ -94,6 +94,14 @@ void registry_schema_free(struct registry_schema *s);
 int registry_subject_version(struct registry *r, const char *subject, int version, struct registry_schema **out,
 			     char *err, size_t errlen);
 
+/* The schemas root references, and theirs, each once, breadth first (a
+ * file imported by a later one comes after it), at most max, into out[0..*n)
+ * (the caller's: registry_schema_free each).  Protobuf's google/protobuf/
+ * files are left out (built in).  Returns REGISTRY_OK, or a class with err
+ * filled; on failure nothing is left in out. */
+int registry_fetch_refs(struct registry *r, const struct registry_schema *root, struct registry_schema **out,
+			const char **names, size_t max, size_t *n, char *err, size_t errlen);
+
 /* Splits a framed message: *id, and the body after the 5-byte header.
  * Returns 0, or -1 with err saying why it is not framed. */
 int registry_frame_parse(const char *buf, size_t len, uint32_t *id, const char **body, size_t *body_len,

@@ -425,7 +425,7 @@ static void test_check_type_fit(void **state)
 struct canned {
 	int fd;
 	int port;
-	int requests[8]; /* per schema id 0..7 */
+	int requests[16]; /* per schema id 0..15 */
 	int with_auth;
 	pthread_t thread;
 };
@@ -456,6 +456,17 @@ static const char canned_proto_ref[] =
 	"{\"subject\": \"address\", \"version\": 1, \"id\": 9, \"schemaType\": \"PROTOBUF\", \"schema\": \"sy"
 	"ntax = \\\"proto3\\\";\\npackage shop.common;\\nmessage Address { string city = 1; }\\n\"}";
 
+/* id 10: an Avro schema using a named type of another subject. */
+static const char canned_avro_refs[] =
+	"{\"schema\": \"{\\\"type\\\": \\\"record\\\", \\\"name\\\": \\\"Order\\\", \\\"fields\\\": [{\\\"name\\\": "
+	"\\\"id\\\", \\\"type\\\": \\\"long\\\"}, {\\\"name\\\": \\\"addr\\\", \\\"type\\\": \\\"shop.Address\\\"}]}\""
+	", \"references\": [{\"name\": \"shop.Address\", \"subject\": \"address-avro\", \"version\": "
+	"2}]}";
+static const char canned_avro_ref[] =
+	"{\"subject\": \"address-avro\", \"version\": 2, \"id\": 11, \"schema\": \"{\\\"type\\\": \\\"reco"
+	"rd\\\", \\\"name\\\": \\\"Address\\\", \\\"namespace\\\": \\\"shop\\\", \\\"fields\\\": [{\\\"name\\\": \\\""
+	"city\\\", \\\"type\\\": \\\"string\\\"}]}\"}";
+
 static void *canned_run(void *arg)
 {
 	struct canned *c = arg;
@@ -476,11 +487,15 @@ static void *canned_run(void *arg)
 				break;
 		}
 		req[got > 0 ? got : 0] = '\0';
-		if (sscanf(req, "GET /schemas/ids/%u", &id) == 1 && id < 8)
+		if (sscanf(req, "GET /schemas/ids/%u", &id) == 1 && id < 16)
 			c->requests[id]++;
 		if (strstr(req, "Authorization: Basic Ym9iOnMzY3JldA==") != NULL) /* bob:s3cret */
 			c->with_auth++;
-		if (id == 8) {
+		if (id == 10) {
+			body = canned_avro_refs;
+		} else if (strncmp(req, "GET /subjects/address-avro/versions/2 ", 38) == 0) {
+			body = canned_avro_ref;
+		} else if (id == 8) {
 			body = canned_proto_refs;
 		} else if (strncmp(req, "GET /subjects/address/versions/1 ", 33) == 0) {
 			body = canned_proto_ref;
@@ -533,6 +548,14 @@ static void canned_stop(struct canned *c)
 	shutdown(c->fd, SHUT_RDWR);
 	close(c->fd);
 	pthread_join(c->thread, NULL);
+}
+
+static void check_collect(void *ctx, const char *field, const char *code, const char *message)
+{
+	char *seen = ctx;
+	size_t n = strlen(seen);
+
+	snprintf(seen + n, 512 - n, "%s|%s|%s;", field, code, message);
 }
 
 static void test_registry_client(void **state)
@@ -659,6 +682,37 @@ static void test_registry_client(void **state)
 			   sizeof(err)) != 0)
 		fail_msg("decode: %s", err);
 	assert_field(&row, 0, "5");
+	assert_field(&row, 1, "{\"city\":\"os\"}");
+	decoder_free(dec);
+
+	/* check mode: the topic's latest "orders-value" is "long", not a record */
+	{
+		struct jobspec *spec = jobspec_new();
+		struct js_column col = { (char *)"id", (char *)"bigint" };
+		char seen[512] = "";
+
+		spec->topic = strdup("orders");
+		spec->value.present = true;
+		spec->value.format = JS_FORMAT_AVRO;
+		spec->value.columns = &col;
+		spec->value.ncolumns = 1;
+		spec->value.registry_addr = strdup(addrs);
+		check_registry_run(spec, check_collect, seen);
+		assert_non_null(strstr(seen, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_ADDR|other|subject \"orders-value\" version 3 is a long, not a record"));
+		spec->value.columns = NULL;
+		spec->value.ncolumns = 0;
+		jobspec_free(spec);
+	}
+
+	/* Avro with a reference: the named type comes from another subject */
+	memset(&ai, 0, sizeof(ai));
+	at_input_init(&ai, "id,addr:jsonb", NULL);
+	ai.in.registry_addr = addrs;
+	dec = decoder_new(&ai.in, err, sizeof(err));
+	assert_non_null(dec);
+	if (decoder_decode(dec, "\x00\x00\x00\x00\x0a\x06\x04os", 9, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	assert_field(&row, 0, "3");
 	assert_field(&row, 1, "{\"city\":\"os\"}");
 	decoder_free(dec);
 	canned_stop(&c);
