@@ -221,38 +221,6 @@ static int pbdec_gather(struct pb_decoder *d, const struct pb_message *msg, size
 	return pbdec_sort(d, msg, *base);
 }
 
-static void pbdec_float(struct textbuf *tb, double v, bool is_float, bool json)
-{
-	const char *special = NULL;
-	char text[40];
-	int prec;
-
-	if (isnan(v))
-		special = "NaN";
-	else if (isinf(v))
-		special = v > 0 ? "Infinity" : "-Infinity";
-	if (special != NULL) {
-		if (json)
-			textbuf_putc(tb, '"');
-		textbuf_puts(tb, special);
-		if (json)
-			textbuf_putc(tb, '"');
-		return;
-	}
-	/* The shortest text that reads back to the same value. */
-	/* prec stays <= 17, so the text fits; the length is checked only
-	 * because -O0 cannot see that bound. */
-	for (prec = is_float ? 6 : 15; prec < (is_float ? 9 : 17); prec++) {
-		if (snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
-			continue;
-		if (is_float ? strtof(text, NULL) == (float)v : strtod(text, NULL) == v)
-			break;
-	}
-	if (prec >= (is_float ? 9 : 17) && snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
-		text[sizeof(text) - 1] = '\0';
-	textbuf_puts(tb, text);
-}
-
 static int pbdec_string_check(struct pb_decoder *d, const struct pb_field *fd, size_t off, size_t len)
 {
 	bool is_nul;
@@ -305,13 +273,13 @@ static int pbdec_scalar(struct pb_decoder *d, const struct pb_field *fd, uint64_
 		uint32_t bits = (uint32_t)v;
 		float f;
 		memcpy(&f, &bits, sizeof(f));
-		pbdec_float(tb, f, true, json);
+		textbuf_float(tb, f, true, json);
 		break;
 	}
 	case PB_TYPE_DOUBLE: {
 		double f;
 		memcpy(&f, &v, sizeof(f));
-		pbdec_float(tb, f, false, json);
+		textbuf_float(tb, f, false, json);
 		break;
 	}
 	case PB_TYPE_ENUM: {
@@ -923,55 +891,27 @@ static void pbdec_field_names(const struct pb_message *msg, char *buf, size_t bu
 		snprintf(buf, buflen, "none");
 }
 
-struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t errlen)
+/* The decoder of message type `message` of the descriptor set desc[0..len),
+ * columns from in; where names the set's origin in errors. */
+static struct pb_decoder *pbdec_build(const uint8_t *desc, size_t len, const char *where, const char *message,
+				      const struct js_input *in, char *err, size_t errlen)
 {
-	struct pb_decoder *pd = NULL;
-	struct textbuf desc;
-	const char *where;
+	struct pb_decoder *pd = calloc(1, sizeof(*pd));
 	char sub[512];
 	size_t i, maxf = 0;
 
-	textbuf_init(&desc, PB_DESCRIPTOR_MAX);
-	if (in->protobuf_message == NULL || in->protobuf_message[0] == '\0') {
-		snprintf(err, errlen, "PROTOBUF_OPTION.MESSAGE is required: the full name of the message type, "
-			 "e.g. shop.v1.Order");
-		goto fail;
-	}
-	if ((in->protobuf_descriptor_file != NULL) == (in->protobuf_descriptor != NULL)) {
-		snprintf(err, errlen, "PROTOBUF_OPTION needs exactly one of DESCRIPTOR_FILE (a path) and DESCRIPTOR "
-			 "(base64), made by protoc --include_imports --descriptor_set_out=FILE");
-		goto fail;
-	}
-	if (in->ncolumns == 0) {
-		snprintf(err, errlen, "COLUMNS is empty: name the message fields to load");
-		goto fail;
-	}
-	if (in->protobuf_descriptor_file != NULL) {
-		if (pbdec_read_file(in->protobuf_descriptor_file, &desc, err, errlen) < 0)
-			goto fail;
-		where = "PROTOBUF_OPTION.DESCRIPTOR_FILE";
-	} else {
-		if (textbuf_from_base64(&desc, in->protobuf_descriptor, strlen(in->protobuf_descriptor), sub,
-					sizeof(sub)) < 0) {
-			snprintf(err, errlen, "PROTOBUF_OPTION.DESCRIPTOR: %s", sub);
-			goto fail;
-		}
-		where = "PROTOBUF_OPTION.DESCRIPTOR";
-	}
-
-	pd = calloc(1, sizeof(*pd));
 	if (pd == NULL)
 		goto oom;
 	textbuf_init(&pd->out, DECODE_ROW_MAX);
-	if (pb_pool_load((const uint8_t *)desc.data, desc.len, &pd->pool, sub, sizeof(sub)) < 0) {
+	if (pb_pool_load(desc, len, &pd->pool, sub, sizeof(sub)) < 0) {
 		snprintf(err, errlen, "%s: %s", where, sub);
 		goto fail;
 	}
-	pd->root = pb_pool_message(pd->pool, in->protobuf_message);
+	pd->root = pb_pool_message(pd->pool, message);
 	if (pd->root == NULL) {
 		pb_pool_message_names(pd->pool, 8, sub, sizeof(sub));
 		snprintf(err, errlen, "PROTOBUF_OPTION.MESSAGE: the descriptor set has no message type \"%s\"; "
-			 "it has %s", in->protobuf_message, sub);
+			 "it has %s", message, sub);
 		goto fail;
 	}
 	pd->ncolumns = in->ncolumns;
@@ -999,13 +939,61 @@ struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t e
 		pd->cols[i].field = idx;
 		pd->cols[i].json = js_column_is_json(c);
 	}
-	textbuf_free(&desc);
 	return pd;
 
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
-	textbuf_free(&desc);
 	pb_decoder_free(pd);
 	return NULL;
+}
+
+struct pb_decoder *pb_decoder_new_from_set(const uint8_t *set, size_t len, const char *message,
+					   const struct js_input *in, char *err, size_t errlen)
+{
+	if (in->ncolumns == 0) {
+		snprintf(err, errlen, "COLUMNS is empty: name the message fields to load");
+		return NULL;
+	}
+	return pbdec_build(set, len, "the registry's schema", message, in, err, errlen);
+}
+
+struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t errlen)
+{
+	struct pb_decoder *pd = NULL;
+	struct textbuf desc;
+	const char *where;
+	char sub[512];
+
+	textbuf_init(&desc, PB_DESCRIPTOR_MAX);
+	if (in->protobuf_message == NULL || in->protobuf_message[0] == '\0') {
+		snprintf(err, errlen, "PROTOBUF_OPTION.MESSAGE is required: the full name of the message type, "
+			 "e.g. shop.v1.Order");
+		goto out;
+	}
+	if ((in->protobuf_descriptor_file != NULL) == (in->protobuf_descriptor != NULL)) {
+		snprintf(err, errlen, "PROTOBUF_OPTION needs exactly one of DESCRIPTOR_FILE (a path) and DESCRIPTOR "
+			 "(base64), made by protoc --include_imports --descriptor_set_out=FILE");
+		goto out;
+	}
+	if (in->ncolumns == 0) {
+		snprintf(err, errlen, "COLUMNS is empty: name the message fields to load");
+		goto out;
+	}
+	if (in->protobuf_descriptor_file != NULL) {
+		if (pbdec_read_file(in->protobuf_descriptor_file, &desc, err, errlen) < 0)
+			goto out;
+		where = "PROTOBUF_OPTION.DESCRIPTOR_FILE";
+	} else {
+		if (textbuf_from_base64(&desc, in->protobuf_descriptor, strlen(in->protobuf_descriptor), sub,
+					sizeof(sub)) < 0) {
+			snprintf(err, errlen, "PROTOBUF_OPTION.DESCRIPTOR: %s", sub);
+			goto out;
+		}
+		where = "PROTOBUF_OPTION.DESCRIPTOR";
+	}
+	pd = pbdec_build((const uint8_t *)desc.data, desc.len, where, in->protobuf_message, in, err, errlen);
+out:
+	textbuf_free(&desc);
+	return pd;
 }

@@ -53,6 +53,7 @@
 #define SS_WORKER_DECODE_PB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jobspec.h"
 #include "row.h"
@@ -69,6 +70,11 @@ struct pb_decoder;
  * field). */
 struct pb_decoder *pb_decoder_new(const struct js_input *in, char *err, size_t errlen);
 void pb_decoder_free(struct pb_decoder *pd);
+
+/* The same from a descriptor set in memory (a registry's schema compiled by
+ * pbproto.h) and the full name of the message; in gives the columns. */
+struct pb_decoder *pb_decoder_new_from_set(const uint8_t *set, size_t len, const char *message,
+					   const struct js_input *in, char *err, size_t errlen);
 
 /* Decodes one message into *row, valid until the next call and while buf lives. */
 int pb_decoder_decode(struct pb_decoder *pd, const char *buf, size_t len, struct decode_row *row, char *err,

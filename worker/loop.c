@@ -672,6 +672,13 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 			w->headers[msg.nheaders++] = (struct decode_header){ name, val, size };
 	}
 	rc = row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why));
+	if (rc == DECODE_RETRY || rc == DECODE_FATAL) {
+		/* Not the message's fault (a schema registry): stop before it,
+		 * nothing of the open batch is written, and read it again. */
+		rd_kafka_message_destroy(m);
+		snprintf(err, errlen, "%s", why);
+		return rc == DECODE_RETRY ? WERR_RETRY : WERR_FATAL;
+	}
 	if (rc < 0)
 		return loop_keep(w, m, idx, w->copy.len, why, err, errlen);
 	if (rc == ROW_DECODER_SKIP) {

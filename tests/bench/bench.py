@@ -102,6 +102,33 @@ def as_connect_json(delimited):
             + ',"column_3":' + c3 + ',"column_4":"' + c4 + '","column_5":"' + c5 + '"}}')
 
 
+# The INSERT set as Avro records (FORMAT avro with AVRO_OPTION.SCHEMA, no
+# registry): column_3 as a decimal, written by python3-avro.
+AVRO_SCHEMA = json.dumps({
+    "type": "record", "name": "Row", "namespace": "bench",
+    "fields": [{"name": "column_1", "type": "string"}, {"name": "column_2", "type": "long"},
+               {"name": "column_3", "type": {"type": "bytes", "logicalType": "decimal",
+                                             "precision": 20, "scale": 2}},
+               {"name": "column_4", "type": "string"}, {"name": "column_5", "type": "string"}]})
+
+
+def avro_insert_maker():
+    """make(i) for produce(): message i of the INSERT set as Avro bytes."""
+    import io
+    from decimal import Decimal
+    import avro.io
+    import avro.schema
+    writer = avro.io.DatumWriter(avro.schema.parse(AVRO_SCHEMA))
+
+    def make(i):
+        c1, c2, c3, c4, c5 = insert_row(i).split("|")
+        out = io.BytesIO()
+        writer.write({"column_1": c1, "column_2": int(c2), "column_3": Decimal(c3),
+                      "column_4": c4, "column_5": c5}, avro.io.BinaryEncoder(out))
+        return out.getvalue()
+    return make
+
+
 def produce(bootstrap, topic, n, make, partition_of):
     """Produces make(i) for i < n to partition partition_of(i); fails unless
     every message is acknowledged."""
@@ -114,7 +141,9 @@ def produce(bootstrap, topic, n, make, partition_of):
         if err is not None:
             errors.append(err)
     for i in range(n):
-        v = make(i).encode()
+        v = make(i)
+        if isinstance(v, str):
+            v = v.encode()
         while True:
             try:
                 p.produce(topic, v, partition=partition_of(i), on_delivery=on_delivery)
@@ -330,11 +359,14 @@ class Bench:
 
     # 2 and 4 -----------------------------------------------------------
     def job_config(self, topic, table, mode="INSERT", meta=False, mapping=None, defaults=False,
-                   tasks=1, consistency=None):
+                   tasks=1, consistency=None, avro=False):
         """A professional-mode job; defaults=True leaves COMMIT out (the
         product's MAX_ROW and MINIMAL_INTERVAL) instead of --max-row / --interval."""
         value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "delimited",
                  "DELIMITED_OPTION": {"DELIMITER": "|"}}
+        if avro:
+            value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "avro",
+                     "AVRO_OPTION": {"SCHEMA": AVRO_SCHEMA}}
         output = {}
         if mode == "MERGE":
             output = {"MATCH_COLUMNS": ["column_1"],
@@ -397,7 +429,7 @@ class Bench:
         return not state["want"]
 
     def server_drain(self, ctl, source_id, topic, n, mode, defaults=False, tasks=1,
-                     parts=PARTITIONS, consistency=None):
+                     parts=PARTITIONS, consistency=None, avro=False):
         """Starts a job on the full backlog; returns (rows/s from the start
         call to the commit of the last message, worker VmHWM kB).  Leaves in
         self.last_cpu the CPU seconds (user + system) of the job's workers
@@ -405,7 +437,8 @@ class Bench:
         sql = MERGE_TABLE_SQL if mode == "MERGE" else TABLE_SQL
         table = self.fresh_table(self.name(f"ss_{mode.lower()}"), sql)
         jid = self.new_job(ctl, source_id, self.job_config(topic, table, mode, defaults=defaults,
-                                                           tasks=tasks, consistency=consistency),
+                                                           tasks=tasks, consistency=consistency,
+                                                           avro=avro),
                            f"ss_{mode.lower()}")
         probe = {}
         t0 = time.monotonic()
@@ -768,6 +801,8 @@ def build_table(r, args, raw):
         "limit_insert", "peer_insert")
     add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", "limit_insert", "peer_insert",
         ">= 0.7 limit, >= 5x peer", judged("ss_insert", "limit_insert", "peer_insert"))
+    add("ss_avro_insert", "2b Streaming Server INSERT, Avro (local schema; vs delimited: peer column)",
+        r.get("ss_avro_insert"), "rows/s", "limit_insert", "ss_insert")
     add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", r.get("limit_merge"), "rows/s",
         "limit_merge", "peer_upsert")
     add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", "limit_merge", "peer_upsert",
@@ -898,7 +933,7 @@ def parse_args():
     ap.add_argument("--tasks-runs", type=int, default=1,
                     help="runs of the tasks matrix; every run is printed (default 1)")
     ap.add_argument("--skip", default="", help="comma-separated figures to leave out: "
-                    "limit,insert,merge,peer,latency,memory")
+                    "limit,insert,avro,merge,peer,latency,memory")
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     a = ap.parse_args()
@@ -937,7 +972,7 @@ def main():
     os.chmod(work, 0o755)  # pg.sh runs PostgreSQL as an unprivileged user
     stack = Stack(work)
     n = args.messages
-    raw = {"limit_insert": [], "ss_insert": [], "limit_merge": [], "ss_merge": [],
+    raw = {"limit_insert": [], "ss_insert": [], "ss_avro_insert": [], "limit_merge": [], "ss_merge": [],
            "peer_insert": [], "peer_upsert": [], "latency": [], "worker_hwm_kb": [],
            "insert_default_rate": [], "worker_default_hwm_kb": [],
            "controller_rss_kb": [], "controller_hwm_kb": [], "tasks": []}
@@ -977,6 +1012,9 @@ def main():
                     lambda i: i % PARTITIONS)
             produce(kafka.bootstrap, t_cmerge, n, lambda i: as_connect_json(merge_row(i, n)),
                     lambda i: merge_key(i, n) % PARTITIONS)
+        if "avro" not in args.skip:
+            t_avro = kafka.create_topic("bench_avro_insert", PARTITIONS)
+            produce(kafka.bootstrap, t_avro, n, avro_insert_maker(), lambda i: i % PARTITIONS)
         log(f"produced in {time.monotonic() - t0:.1f} s")
         if "peer" not in args.skip and args.peer_warmup:
             # Connect is a long-running JVM: warm its JIT up on data sets of
@@ -1021,6 +1059,7 @@ def main():
                                                  "brokers": kafka.bootstrap, "topic": topic,
                                                  "format": "delimited", "delimiter": "|"})["id"]
         s_ins, s_merge = source(t_ins), source(t_merge)
+        s_avro = source(t_avro) if "avro" not in args.skip else None
         msources = {m: source(mtopics[m]) for m in ("INSERT", "MERGE") if m in mtopics}
 
         for run in range(1, args.runs + 1):
@@ -1035,6 +1074,10 @@ def main():
                 raw["ss_insert"].append(rate)
                 raw["worker_hwm_kb"].append(hwm)
                 log(f"Streaming Server INSERT {rate:,.0f} rows/s, worker VmHWM {hwm / 1024:.1f} MB")
+            if "avro" not in args.skip:
+                rate, _ = bench.server_drain(ctl, s_avro, t_avro, n, "INSERT", avro=True)
+                raw["ss_avro_insert"].append(rate)
+                log(f"Streaming Server INSERT, Avro {rate:,.0f} rows/s")
             if "merge" not in args.skip:
                 rate, _ = bench.server_drain(ctl, s_merge, t_merge, n, "MERGE")
                 raw["ss_merge"].append(rate)
@@ -1064,7 +1107,8 @@ def main():
             log(f"--- tasks matrix, run {run} of {args.tasks_runs}: tasks {args.tasks}")
             raw["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
 
-        for k in ("limit_insert", "ss_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
+        for k in ("limit_insert", "ss_insert", "ss_avro_insert", "limit_merge", "ss_merge", "peer_insert",
+                  "peer_upsert"):
             result[k] = median(raw[k])
         if raw["latency"]:
             result["latency_p50_ms"] = median([x["p50"] for x in raw["latency"]])
