@@ -25,8 +25,10 @@ Served under PREFIX (the base URL tests/harness/registry.sh prints):
                                                     "schema"[, "schemaType"]}
   GET    /subjects/{s}/versions/{v}/schema          the schema text itself
   DELETE /subjects/{s}[/versions/{v}]               soft delete (versions)
-  GET    /schemas/ids/{id}                          {"schema"[, "schemaType",
-                                                    "references"]}
+  GET    /schemas/ids/{id}[?format=serialized]      {"schema"[, "schemaType",
+                                                    "references"]}; PROTOBUF
+         as registered, or ?format=serialized: the FileDescriptorProto, base64
+         (compiled with protoc when registered as .proto text)
   GET    /schemas/ids/{id}/versions                 [{"subject", "version"}]
   GET    /schemas/types                             ["AVRO", "JSON", "PROTOBUF"]
   GET    /config, /config/{s}                       {"compatibilityLevel": L}
@@ -62,7 +64,7 @@ import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 CT = "application/vnd.schemaregistry.v1+json"
 LEVELS = {"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
@@ -241,6 +243,35 @@ def _answer(entry, subject, store):
     return out
 
 
+def _proto_serialized(text):
+    """A .proto text compiled by protoc into its FileDescriptorProto, base64
+    (what GET /schemas/ids/{id}?format=serialized answers, as Confluent's
+    does); a text that is already base64 (older clients register that) as it
+    is; None when protoc is missing or refuses it (imports of the registered
+    references are not resolved)."""
+    if "message" not in text and "syntax" not in text:
+        return text.strip()
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        src, out = os.path.join(d, "schema.proto"), os.path.join(d, "schema.pb")
+        with open(src, "w") as f:
+            f.write(text)
+        try:
+            p = subprocess.run(["protoc", f"--proto_path={d}", f"--descriptor_set_out={out}",
+                                src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=60)
+        except OSError:
+            return None
+        if p.returncode != 0:
+            raise RegistryError(422, 42201, "Invalid schema: " + p.stderr.decode(errors="replace")
+                                .replace(d + "/", "").strip())
+        from google.protobuf import descriptor_pb2
+        with open(out, "rb") as f:
+            fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+        return base64.standard_b64encode(fds.file[0].SerializeToString()).decode()
+
+
 def register(store, subject, body):
     text, stype, refs = _schema_body(body)
     if stype == "AVRO":
@@ -263,8 +294,10 @@ def register(store, subject, body):
                 if s["schemaType"] == stype and _canonical(stype, s["schema"]) == canon), None)
     if sid is None:
         sid = len(store.schemas) + 1
-        store.schemas.append({"id": sid, "schema": text, "schemaType": stype,
-                              "references": refs})
+        entry = {"id": sid, "schema": text, "schemaType": stype, "references": refs}
+        if stype == "PROTOBUF":
+            entry["serialized"] = _proto_serialized(text)
+        store.schemas.append(entry)
     version = max((e["version"] for e in versions), default=0) + 1
     store.subjects.setdefault(subject, []).append({"version": version, "id": sid,
                                                    "deleted": False})
@@ -284,8 +317,8 @@ def lookup(store, subject, body):
 
 # ------------------------------------------------------------------- HTTP
 
-def route(store, method, parts, body):
-    """The answer (status, object or text) to METHOD /parts..."""
+def route(store, method, parts, body, query):
+    """The answer (status, object or text) to METHOD /parts...?query"""
     n = len(parts)
     if parts == ["subjects"] and method == "GET":
         return 200, sorted(s for s in store.subjects
@@ -322,6 +355,8 @@ def route(store, method, parts, body):
         s = store.schema(sid)
         if n == 3:
             out = {"schema": s["schema"]}
+            if query.get("format") == "serialized" and s.get("serialized"):
+                out["schema"] = s["serialized"]
             if s["schemaType"] != "AVRO":
                 out["schemaType"] = s["schemaType"]
             if s["references"]:
@@ -407,7 +442,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if not self._authorized():
             return self._send(401, {"error_code": 401, "message": "Unauthorized"})
-        path = urlsplit(self.path).path
+        split = urlsplit(self.path)
+        path, query = split.path, dict(parse_qsl(split.query))
         prefix = self.server.prefix
         if prefix and not (path == prefix or path.startswith(prefix + "/")):
             return self._send(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
@@ -421,7 +457,7 @@ class Handler(BaseHTTPRequestHandler):
         self._raw = len(parts) == 5 and parts[0] == "subjects" and parts[4] == "schema"
         try:
             with self.server.store.lock:
-                status, out = route(self.server.store, self.command, parts, body)
+                status, out = route(self.server.store, self.command, parts, body, query)
         except RegistryError as e:
             return self._send(e.status, {"error_code": e.code, "message": e.message})
         except Exception as e:  # a bug of ours: say so, keep serving
