@@ -10,6 +10,7 @@ the messages once, then measures (each figure the median of --runs runs):
 
   1 limit INSERT      psql \\copy of the same rows from a file into an identical table
   2 INSERT            a Streaming Server INSERT job on the full backlog
+  2b INSERT, Avro     the same rows as Avro through a schema registry (tests/bench/avro_bench.py)
   3 limit MERGE       psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
   4 MERGE             a Streaming Server MERGE job on the same data
   5 peer              Kafka Connect + Debezium JDBC sink, insert and upsert modes
@@ -45,6 +46,7 @@ from confluent_kafka import Producer  # noqa: E402
 
 from helpers import (PG, Kafka, cols, free_port, job_dict, parse_env, pg_backends_of,  # noqa: E402
                      proc_cpu_seconds, to_yaml)
+import avro_bench  # noqa: E402
 
 HARNESS = ROOT / "tests" / "harness"
 BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or ROOT / "build").resolve()
@@ -114,7 +116,8 @@ def produce(bootstrap, topic, n, make, partition_of):
         if err is not None:
             errors.append(err)
     for i in range(n):
-        v = make(i).encode()
+        v = make(i)
+        v = v.encode() if isinstance(v, str) else v
         while True:
             try:
                 p.produce(topic, v, partition=partition_of(i), on_delivery=on_delivery)
@@ -190,8 +193,8 @@ class Stack:
             self.pg.close()
         if self.kafka is not None:
             self.kafka.close()
-        for script, d, verb in (("connect.sh", "connect", "stop"), ("kafka.sh", "kafka", "stop"),
-                                ("pg.sh", "pg", "destroy")):
+        for script, d, verb in (("registry.sh", "registry", "stop"), ("connect.sh", "connect", "stop"),
+                                ("kafka.sh", "kafka", "stop"), ("pg.sh", "pg", "destroy")):
             if (self.work / d).exists():
                 try:
                     self.harness(script, verb, self.work / d, timeout=120)
@@ -768,6 +771,8 @@ def build_table(r, args, raw):
         "limit_insert", "peer_insert")
     add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", "limit_insert", "peer_insert",
         ">= 0.7 limit, >= 5x peer", judged("ss_insert", "limit_insert", "peer_insert"))
+    add("ss_avro_insert", "2b Streaming Server INSERT, Avro via registry", r.get("ss_avro_insert"),
+        "rows/s", "limit_insert", "peer_insert")
     add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", r.get("limit_merge"), "rows/s",
         "limit_merge", "peer_upsert")
     add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", "limit_merge", "peer_upsert",
@@ -898,7 +903,7 @@ def parse_args():
     ap.add_argument("--tasks-runs", type=int, default=1,
                     help="runs of the tasks matrix; every run is printed (default 1)")
     ap.add_argument("--skip", default="", help="comma-separated figures to leave out: "
-                    "limit,insert,merge,peer,latency,memory")
+                    "limit,insert,avro,merge,peer,latency,memory")
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     a = ap.parse_args()
@@ -937,7 +942,7 @@ def main():
     os.chmod(work, 0o755)  # pg.sh runs PostgreSQL as an unprivileged user
     stack = Stack(work)
     n = args.messages
-    raw = {"limit_insert": [], "ss_insert": [], "limit_merge": [], "ss_merge": [],
+    raw = {"limit_insert": [], "ss_insert": [], "ss_avro_insert": [], "limit_merge": [], "ss_merge": [],
            "peer_insert": [], "peer_upsert": [], "latency": [], "worker_hwm_kb": [],
            "insert_default_rate": [], "worker_default_hwm_kb": [],
            "controller_rss_kb": [], "controller_hwm_kb": [], "tasks": []}
@@ -977,6 +982,13 @@ def main():
                     lambda i: i % PARTITIONS)
             produce(kafka.bootstrap, t_cmerge, n, lambda i: as_connect_json(merge_row(i, n)),
                     lambda i: merge_key(i, n) % PARTITIONS)
+        if "avro" not in args.skip:
+            # The INSERT set again, as Avro framed for a schema registry.
+            registry_url = stack.harness("registry.sh", "start", work / "registry")["REGISTRY"]
+            t_avro = kafka.create_topic("bench_avro_insert", PARTITIONS)
+            produce(kafka.bootstrap, t_avro, n,
+                    avro_bench.encoder(avro_bench.register(registry_url, f"{t_avro}-value")),
+                    lambda i: i % PARTITIONS)
         log(f"produced in {time.monotonic() - t0:.1f} s")
         if "peer" not in args.skip and args.peer_warmup:
             # Connect is a long-running JVM: warm its JIT up on data sets of
@@ -1021,6 +1033,7 @@ def main():
                                                  "brokers": kafka.bootstrap, "topic": topic,
                                                  "format": "delimited", "delimiter": "|"})["id"]
         s_ins, s_merge = source(t_ins), source(t_merge)
+        s_avro = source(t_avro) if "avro" not in args.skip else None
         msources = {m: source(mtopics[m]) for m in ("INSERT", "MERGE") if m in mtopics}
 
         for run in range(1, args.runs + 1):
@@ -1035,6 +1048,10 @@ def main():
                 raw["ss_insert"].append(rate)
                 raw["worker_hwm_kb"].append(hwm)
                 log(f"Streaming Server INSERT {rate:,.0f} rows/s, worker VmHWM {hwm / 1024:.1f} MB")
+            if "avro" not in args.skip:
+                rate, _ = avro_bench.drain(bench, ctl, s_avro, t_avro, n, registry_url, COLUMNS)
+                raw["ss_avro_insert"].append(rate)
+                log(f"Streaming Server INSERT, Avro via registry {rate:,.0f} rows/s")
             if "merge" not in args.skip:
                 rate, _ = bench.server_drain(ctl, s_merge, t_merge, n, "MERGE")
                 raw["ss_merge"].append(rate)
@@ -1064,7 +1081,7 @@ def main():
             log(f"--- tasks matrix, run {run} of {args.tasks_runs}: tasks {args.tasks}")
             raw["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
 
-        for k in ("limit_insert", "ss_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
+        for k in ("limit_insert", "ss_insert", "ss_avro_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
             result[k] = median(raw[k])
         if raw["latency"]:
             result["latency_p50_ms"] = median([x["p50"] for x in raw["latency"]])
