@@ -96,6 +96,13 @@ static void js_input_free(struct js_input *in)
 	free(in->protobuf_descriptor_file);
 	free(in->protobuf_descriptor);
 	free(in->protobuf_message);
+	free(in->registry_addr);
+	free(in->registry_user);
+	if (in->registry_password != NULL)
+		explicit_bzero(in->registry_password, strlen(in->registry_password));
+	free(in->registry_password);
+	free(in->avro_schema_file);
+	free(in->avro_schema);
 }
 
 static void js_strv_free(char **v, size_t n)
@@ -161,6 +168,8 @@ const char *js_format_name(enum js_format f)
 		return "json";
 	case JS_FORMAT_PROTOBUF:
 		return "protobuf";
+	case JS_FORMAT_AVRO:
+		return "avro";
 	case JS_FORMAT_NONE:
 		break;
 	}
@@ -228,6 +237,7 @@ int js_format_parse(const char *s)
 		{ "csv", JS_FORMAT_CSV },
 		{ "json", JS_FORMAT_JSON },
 		{ "protobuf", JS_FORMAT_PROTOBUF },
+		{ "avro", JS_FORMAT_AVRO },
 		{ NULL, 0 },
 	};
 	return js_name_lookup(names, s);
@@ -290,6 +300,9 @@ static const struct {
 } js_secret_fields[] = {
 	{ offsetof(struct jobspec, password), false },
 	{ offsetof(struct jobspec, sslkey), true }, /* SSLKEY: the client's private key (PEM) */
+	/* AVRO_OPTION / JSON_OPTION.SCHEMA_REGISTRY_PASSWORD; may be the source's */
+	{ offsetof(struct jobspec, key.registry_password), true },
+	{ offsetof(struct jobspec, value.registry_password), true },
 };
 
 #define JS_NSECRET_FIELDS (sizeof(js_secret_fields) / sizeof(js_secret_fields[0]))
@@ -466,6 +479,26 @@ static int js_default_str(char **dst, const char *src)
 	return *dst != NULL ? 0 : -1;
 }
 
+/* The source's registry, for an input that names none: avro with no schema
+ * of its own, or (VALUE only: a KEY's JSON is seldom framed) json.  The
+ * credentials come with the address, never alone. */
+static int js_default_registry(struct js_input *in, bool json_too, const struct js_defaults *defaults)
+{
+	bool wants = in->format == JS_FORMAT_AVRO ? in->avro_schema_file == NULL && in->avro_schema == NULL
+						  : json_too && in->format == JS_FORMAT_JSON;
+
+	if (!in->present || !wants || in->registry_addr != NULL || defaults->registry == NULL ||
+	    defaults->registry[0] == '\0')
+		return 0;
+	if (js_default_str(&in->registry_addr, defaults->registry) < 0)
+		return -1;
+	if (in->registry_user == NULL && in->registry_password == NULL &&
+	    (js_default_str(&in->registry_user, defaults->registry_user) < 0 ||
+	     js_default_str(&in->registry_password, defaults->registry_password) < 0))
+		return -1;
+	return 0;
+}
+
 int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defaults)
 {
 	if (spec == NULL)
@@ -494,6 +527,10 @@ int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defau
 		if (js_default_str(&spec->value.delimiter, defaults->delimiter) < 0)
 			return -1;
 	}
+
+	if (js_default_registry(&spec->key, false, defaults) < 0 ||
+	    js_default_registry(&spec->value, true, defaults) < 0)
+		return -1;
 
 	for (size_t i = 0; i < defaults->nproperties; i++) {
 		const struct js_property *dp = &defaults->properties[i];
@@ -573,6 +610,6 @@ bool js_column_is_json(const struct js_column *col)
 
 bool js_input_json_whole(const struct js_input *in)
 {
-	return in != NULL && in->format == JS_FORMAT_JSON && in->ncolumns == 1 && in->columns != NULL &&
+	return in != NULL && (in->format == JS_FORMAT_JSON || in->format == JS_FORMAT_AVRO) && in->ncolumns == 1 && in->columns != NULL &&
 	       js_column_is_json(&in->columns[0]);
 }

@@ -26,6 +26,7 @@ enum js_format {
 	JS_FORMAT_CSV,
 	JS_FORMAT_JSON,
 	JS_FORMAT_PROTOBUF,
+	JS_FORMAT_AVRO,
 };
 
 enum js_mode {
@@ -69,11 +70,24 @@ struct js_input {
 	char *protobuf_descriptor_file; /* DESCRIPTOR_FILE */
 	char *protobuf_descriptor;      /* DESCRIPTOR (base64) */
 	char *protobuf_message;         /* MESSAGE: full name, e.g. "shop.v1.Order" */
+
+	/* AVRO_OPTION (FORMAT avro) and JSON_OPTION (FORMAT json): a schema
+	 * registry speaking Confluent's API.  With an address every message is
+	 * framed (a zero byte, a 4-byte big-endian schema id, the body) and
+	 * decoded with the schema of its id; a json body is plain JSON.  Avro
+	 * without a registry takes one schema for every message, SCHEMA_FILE or
+	 * SCHEMA (exactly one of the three for avro). */
+	char *registry_addr;     /* SCHEMA_REGISTRY_ADDR: "url[,url...]", tried in turn */
+	char *registry_user;     /* SCHEMA_REGISTRY_USER: HTTP basic auth */
+	char *registry_password; /* SCHEMA_REGISTRY_PASSWORD: a secret */
+	bool avro_bytes_to_base64; /* BYTES_TO_BASE64: bytes/fixed as base64, not bytea hex */
+	char *avro_schema_file;  /* SCHEMA_FILE: absolute path of an .avsc */
+	char *avro_schema;       /* SCHEMA: the schema's JSON text inline */
 };
 
-/* FORMAT: json.  A single column of TYPE json or jsonb receives the whole
- * value; otherwise each column receives the top-level field of the same name
- * (objects and arrays as JSON text, JSON null and absent fields as NULL). */
+/* FORMAT: json or avro.  A single column of TYPE json or jsonb receives the
+ * whole value; otherwise each column receives the top-level field of the same
+ * name (objects and arrays as JSON text, JSON null and absent fields as NULL). */
 bool js_input_json_whole(const struct js_input *in);
 
 /* Whether a column's TYPE is json or jsonb (case and surrounding whitespace
@@ -238,12 +252,19 @@ struct js_defaults {
 	const char *sslkey;
 	const struct js_property *properties; /* the source's librdkafka settings */
 	size_t nproperties;
+	/* The source's schema registry (its schema_registry and credentials):
+	 * an avro KEY or VALUE, or a json VALUE, without SCHEMA_REGISTRY_ADDR
+	 * (avro: nor SCHEMA_FILE / SCHEMA) takes it. */
+	const char *registry;
+	const char *registry_user;
+	const char *registry_password;
 };
 
 /* Fills absent values from defaults: BROKERS, TOPIC, HOST, PORT, SSLMODE,
  * SSLROOTCERT, SSLCERT, SSLKEY (each on its own); a VALUE with
  * no FORMAT gets the source's format and delimiter; source properties are added
- * where the job does not set the same key. */
+ * where the job does not set the same key; the source's registry as said at
+ * js_defaults.registry. */
 int jobspec_apply_defaults(struct jobspec *spec, const struct js_defaults *defaults);
 
 /* Semantic checks on a complete spec: required keys present, MATCH_COLUMNS for
@@ -303,7 +324,7 @@ int jobspec_register_secrets(const struct jobspec *spec, char *err, size_t errle
 int jobspec_keep_secrets(struct jobspec *spec, const struct jobspec *stored);
 
 /* Names used in messages and YAML. */
-const char *js_format_name(enum js_format f);    /* "delimited", "csv", "json", "protobuf" */
+const char *js_format_name(enum js_format f);    /* "delimited", "csv", "json", "protobuf", "avro" */
 const char *js_mode_name(enum js_mode m);        /* "INSERT", "UPDATE", "MERGE" */
 const char *js_consistency_name(enum js_consistency c); /* "ATLEAST", "EXACTLY", "at-most", "none" */
 const char *js_fallback_name(enum js_fallback f); /* "earliest", "latest" */

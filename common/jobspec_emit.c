@@ -176,7 +176,7 @@ static void ye_kv_names(struct yemit *e, const char *key, char *const *names, si
 	ye_seq_end(e);
 }
 
-static void ye_input(struct yemit *e, const char *key, const struct js_input *in)
+static void ye_input(struct yemit *e, const char *key, const struct js_input *in, bool mask_secrets)
 {
 	bool csv;
 
@@ -220,6 +220,28 @@ static void ye_input(struct yemit *e, const char *key, const struct js_input *in
 		ye_kv_str(e, "MESSAGE", in->protobuf_message);
 		ye_map_end(e);
 	}
+	/* JSON_OPTION only holds a registry; every other format's registry
+	 * settings are AVRO_OPTION's (the validator refuses them elsewhere). */
+	if (in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL ||
+	    in->avro_bytes_to_base64 || in->avro_schema_file != NULL || in->avro_schema != NULL) {
+		bool json = in->format == JS_FORMAT_JSON;
+
+		ye_key(e, json ? "JSON_OPTION" : "AVRO_OPTION");
+		ye_map_start(e);
+		ye_kv_str(e, "SCHEMA_REGISTRY_ADDR", in->registry_addr);
+		ye_kv_str(e, "SCHEMA_REGISTRY_USER", in->registry_user);
+		if (in->registry_password != NULL)
+			ye_kv_str(e, "SCHEMA_REGISTRY_PASSWORD", mask_secrets ? SECRET_MASK : in->registry_password);
+		if (!json) {
+			if (in->avro_bytes_to_base64) {
+				ye_key(e, "BYTES_TO_BASE64");
+				ye_scalar(e, "true", YAML_PLAIN_SCALAR_STYLE);
+			}
+			ye_kv_str(e, "SCHEMA_FILE", in->avro_schema_file);
+			ye_kv_str(e, "SCHEMA", in->avro_schema);
+		}
+		ye_map_end(e);
+	}
 	ye_map_end(e);
 }
 
@@ -244,7 +266,7 @@ static void ye_partitions(struct yemit *e, const struct jobspec *spec)
 	free(buf);
 }
 
-static void ye_kafka_input(struct yemit *e, const struct jobspec *spec)
+static void ye_kafka_input(struct yemit *e, const struct jobspec *spec, bool mask_secrets)
 {
 	ye_key(e, "INPUT");
 	ye_map_start(e);
@@ -256,8 +278,8 @@ static void ye_kafka_input(struct yemit *e, const struct jobspec *spec)
 	ye_key(e, "FALLBACK_OFFSET");
 	ye_scalar(e, js_fallback_name(spec->fallback_offset), YAML_PLAIN_SCALAR_STYLE);
 	ye_map_end(e);
-	ye_input(e, "KEY", &spec->key);
-	ye_input(e, "VALUE", &spec->value);
+	ye_input(e, "KEY", &spec->key, mask_secrets);
+	ye_input(e, "VALUE", &spec->value, mask_secrets);
 	if (spec->meta_present) {
 		ye_key(e, "META");
 		ye_map_start(e);
@@ -316,7 +338,7 @@ static void ye_kafka(struct yemit *e, const struct jobspec *spec, bool mask_secr
 {
 	ye_key(e, "KAFKA");
 	ye_map_start(e);
-	ye_kafka_input(e, spec);
+	ye_kafka_input(e, spec, mask_secrets);
 	ye_kafka_output(e, spec);
 	if (spec->metadata_schema != NULL) {
 		ye_key(e, "METADATA");

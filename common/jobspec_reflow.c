@@ -46,12 +46,23 @@ static const struct rf_key rf_protobuf[] = {
 	{ "MESSAGE", RF_SCALAR, NULL },
 	{ NULL, RF_SCALAR, NULL },
 };
+static const struct rf_key rf_avro[] = {
+	{ "SCHEMA_REGISTRY_ADDR", RF_SCALAR, NULL },
+	{ "SCHEMA_REGISTRY_USER", RF_SCALAR, NULL },
+	{ "SCHEMA_REGISTRY_PASSWORD", RF_SCALAR, NULL },
+	{ "BYTES_TO_BASE64", RF_SCALAR, NULL },
+	{ "SCHEMA_FILE", RF_SCALAR, NULL },
+	{ "SCHEMA", RF_SCALAR, NULL },
+	{ NULL, RF_SCALAR, NULL },
+};
 static const struct rf_key rf_kv[] = {
 	{ "COLUMNS", RF_LIST, rf_column },
 	{ "FORMAT", RF_SCALAR, NULL },
 	{ "DELIMITED_OPTION", RF_MAP, rf_options },
 	{ "CSV_OPTION", RF_MAP, rf_options },
 	{ "PROTOBUF_OPTION", RF_MAP, rf_protobuf },
+	{ "AVRO_OPTION", RF_MAP, rf_avro },
+	{ "JSON_OPTION", RF_MAP, rf_avro },
 	{ NULL, RF_SCALAR, NULL },
 };
 static const struct rf_key rf_meta[] = {

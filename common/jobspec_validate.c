@@ -167,6 +167,125 @@ static void js_validate_protobuf(struct js_vctx *v, const struct js_input *in, c
 			"and _ joined by dots), got \"%.80s\"", in->protobuf_message);
 }
 
+/* One registry URL: http:// or https://, a host, no spaces, no user:password
+ * (credentials go in SCHEMA_REGISTRY_USER/PASSWORD, which are kept secret). */
+static const char *js_registry_url_problem(const char *u, size_t n)
+{
+	size_t skip;
+	const char *at;
+
+	if (n >= 7 && strncasecmp(u, "http://", 7) == 0)
+		skip = 7;
+	else if (n >= 8 && strncasecmp(u, "https://", 8) == 0)
+		skip = 8;
+	else
+		return "must start with http:// or https://";
+	if (n == skip || u[skip] == '/')
+		return "has no host after the scheme";
+	for (size_t i = 0; i < n; i++)
+		if (isspace((unsigned char)u[i]) || (unsigned char)u[i] < 0x20)
+			return "must not contain spaces or control characters";
+	at = memchr(u + skip, '@', n - skip);
+	if (at != NULL && memchr(u + skip, '/', (size_t)(at - u) - skip) == NULL)
+		return "must not hold user:password; use SCHEMA_REGISTRY_USER and SCHEMA_REGISTRY_PASSWORD";
+	return NULL;
+}
+
+/* AVRO_OPTION (FORMAT avro, which needs a registry or a schema) and
+ * JSON_OPTION (FORMAT json: framed messages).  Each of the registry
+ * settings only with the other format's block is refused. */
+static void js_validate_registry(struct js_vctx *v, const struct js_input *in, const char *path)
+{
+	bool avro = in->format == JS_FORMAT_AVRO;
+	bool reg = in->registry_addr != NULL || in->registry_user != NULL || in->registry_password != NULL;
+	bool local = in->avro_schema_file != NULL || in->avro_schema != NULL;
+	const char *block = avro ? "AVRO_OPTION" : "JSON_OPTION";
+	char p[128], pp[192];
+
+	snprintf(p, sizeof(p), "%s.%s", path, block);
+	if (!avro && in->format != JS_FORMAT_JSON) {
+		snprintf(p, sizeof(p), "%s.AVRO_OPTION", path);
+		if ((reg || local || in->avro_bytes_to_base64) && in->format != JS_FORMAT_NONE)
+			js_verr(v, in->line, p, "applies to FORMAT avro (a registry also to json) only, but FORMAT "
+				"is %s; remove it", js_format_name(in->format));
+		return;
+	}
+	if (!avro && (local || in->avro_bytes_to_base64)) {
+		snprintf(p, sizeof(p), "%s.AVRO_OPTION", path);
+		js_verr(v, in->line, p, "applies to FORMAT avro only, but FORMAT is json; remove it");
+		return;
+	}
+	if (avro && !reg && !local) {
+		js_verr(v, in->line, p, "is required for FORMAT avro; give SCHEMA_REGISTRY_ADDR: <registry URL> "
+			"(messages framed by a schema registry serializer), or SCHEMA_FILE: <absolute path of an "
+			".avsc> or SCHEMA: <the schema's JSON> (unframed messages), or give the data source a "
+			"schema_registry");
+		return;
+	}
+	if (avro && ((in->registry_addr != NULL) + (in->avro_schema_file != NULL) + (in->avro_schema != NULL)) > 1) {
+		js_verr(v, in->line, p, "give one of SCHEMA_REGISTRY_ADDR, SCHEMA_FILE and SCHEMA, not several; "
+			"with a registry each message names its own schema");
+		return;
+	}
+	if (in->registry_addr != NULL) {
+		const char *a = in->registry_addr;
+		size_t count = 0;
+
+		snprintf(pp, sizeof(pp), "%s.SCHEMA_REGISTRY_ADDR", p);
+		if (strlen(a) > 4096)
+			js_verr(v, in->line, pp, "is longer than 4096 bytes");
+		else
+			for (;;) {
+				const char *end = strchr(a, ',');
+				size_t n = end != NULL ? (size_t)(end - a) : strlen(a);
+				const char *why;
+
+				while (n > 0 && a[0] == ' ') {
+					a++;
+					n--;
+				}
+				while (n > 0 && a[n - 1] == ' ')
+					n--;
+				why = js_registry_url_problem(a, n);
+				if (why != NULL) {
+					js_verr(v, in->line, pp, "URL %zu \"%.*s\" %s; write e.g. "
+						"https://registry:8081[,https://registry2:8081]", count + 1,
+						(int)(n > 80 ? 80 : n), a, why);
+					break;
+				}
+				if (++count > 16) {
+					js_verr(v, in->line, pp, "names more than 16 registries");
+					break;
+				}
+				if (end == NULL)
+					break;
+				a = end + 1;
+			}
+	} else if (in->registry_user != NULL || in->registry_password != NULL) {
+		snprintf(pp, sizeof(pp), "%s.SCHEMA_REGISTRY_ADDR", p);
+		js_verr(v, in->line, pp, "is required with SCHEMA_REGISTRY_USER and SCHEMA_REGISTRY_PASSWORD");
+	}
+	if ((in->registry_user != NULL) != (in->registry_password != NULL)) {
+		snprintf(pp, sizeof(pp), "%s.%s", p, in->registry_user != NULL ? "SCHEMA_REGISTRY_PASSWORD"
+										: "SCHEMA_REGISTRY_USER");
+		js_verr(v, in->line, pp, "is required with %s (HTTP basic authentication takes both)",
+			in->registry_user != NULL ? "SCHEMA_REGISTRY_USER" : "SCHEMA_REGISTRY_PASSWORD");
+	}
+	if (in->registry_user != NULL && strchr(in->registry_user, ':') != NULL) {
+		snprintf(pp, sizeof(pp), "%s.SCHEMA_REGISTRY_USER", p);
+		js_verr(v, in->line, pp, "must not contain ':' (HTTP basic authentication cannot carry it)");
+	}
+	if (in->avro_schema_file != NULL) {
+		const char *f = in->avro_schema_file;
+
+		snprintf(pp, sizeof(pp), "%s.SCHEMA_FILE", p);
+		if (f[0] != '/')
+			js_verr(v, in->line, pp, "must be an absolute path (starting with /), got \"%.80s\"", f);
+		else if (strlen(f) >= 4096)
+			js_verr(v, in->line, pp, "is longer than 4095 bytes; use a shorter path");
+	}
+}
+
 static void js_validate_input(struct js_vctx *v, const struct js_input *in, const char *path, bool is_value)
 {
 	char p[128];
@@ -203,7 +322,7 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 	snprintf(p, sizeof(p), "%s.FORMAT", path);
 	switch (in->format) {
 	case JS_FORMAT_NONE:
-		js_verr(v, in->line, p, "is required; set FORMAT: delimited, csv, json or protobuf%s",
+		js_verr(v, in->line, p, "is required; set FORMAT: delimited, csv, json, protobuf or avro%s",
 			is_value ? " (or give the data source a format)" : "");
 		break;
 	case JS_FORMAT_DELIMITED:
@@ -233,6 +352,7 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 		break;
 	case JS_FORMAT_JSON:
 	case JS_FORMAT_PROTOBUF:
+	case JS_FORMAT_AVRO:
 		/* json: one json/jsonb column takes the whole value (js_input_json_whole),
 		 * otherwise columns take the top-level fields of their names. */
 		if (in->delimiter != NULL || in->quote != NULL || in->escape != NULL || in->null_string != NULL)
@@ -241,10 +361,11 @@ static void js_validate_input(struct js_vctx *v, const struct js_input *in, cons
 				js_format_name(in->format));
 		break;
 	default:
-		js_verr(v, in->line, p, "must be one of delimited, csv, json, protobuf");
+		js_verr(v, in->line, p, "must be one of delimited, csv, json, protobuf, avro");
 		break;
 	}
 	js_validate_protobuf(v, in, path);
+	js_validate_registry(v, in, path);
 }
 
 /* One column of KEY, VALUE or META, for the checks across them. */

@@ -242,10 +242,14 @@ static const char *const keys_kafka[] = { "INPUT", "OUTPUT", "METADATA", "COMMIT
 static const char *const keys_input[] = { "SOURCE", "KEY", "VALUE", "META", "ERROR_LIMIT", NULL };
 static const char *const keys_source[] = { "BROKERS", "TOPIC", "PARTITIONS", "FALLBACK_OFFSET", NULL };
 static const char *const keys_kv[] = { "COLUMNS", "FORMAT", "DELIMITED_OPTION", "CSV_OPTION",
-				       "PROTOBUF_OPTION", NULL };
+				       "PROTOBUF_OPTION", "AVRO_OPTION", "JSON_OPTION", NULL };
 static const char *const keys_delimited[] = { "DELIMITER", "QUOTE", "ESCAPE", NULL };
 static const char *const keys_csv[] = { "DELIMITER", "QUOTE", "NULL_STRING", "ESCAPE", NULL };
 static const char *const keys_protobuf[] = { "DESCRIPTOR_FILE", "DESCRIPTOR", "MESSAGE", NULL };
+static const char *const keys_avro[] = { "SCHEMA_REGISTRY_ADDR", "SCHEMA_REGISTRY_USER", "SCHEMA_REGISTRY_PASSWORD",
+					 "BYTES_TO_BASE64", "SCHEMA_FILE", "SCHEMA", NULL };
+static const char *const keys_jsonopt[] = { "SCHEMA_REGISTRY_ADDR", "SCHEMA_REGISTRY_USER",
+					    "SCHEMA_REGISTRY_PASSWORD", NULL };
 static const char *const keys_column[] = { "NAME", "TYPE", NULL };
 static const char *const keys_meta[] = { "COLUMNS", "FORMAT", NULL };
 static const char *const keys_output[] = { "SCHEMA", "TABLE", "MODE", "MATCH_COLUMNS",
@@ -269,6 +273,8 @@ static const struct {
 	{ "KAFKA.INPUT.VALUE.DELIMITED_OPTION", keys_delimited },
 	{ "KAFKA.INPUT.VALUE.CSV_OPTION", keys_csv },
 	{ "KAFKA.INPUT.VALUE.PROTOBUF_OPTION", keys_protobuf },
+	{ "KAFKA.INPUT.VALUE.AVRO_OPTION", keys_avro },
+	{ "KAFKA.INPUT.VALUE.JSON_OPTION", keys_jsonopt },
 	{ "KAFKA.INPUT.VALUE.COLUMNS items", keys_column },
 	{ "KAFKA.OUTPUT", keys_output },
 	{ "KAFKA.OUTPUT.MAPPING items", keys_mapping },
@@ -920,18 +926,89 @@ static void yprotobuf(struct yctx *y, yaml_node_t *n, const char *path, struct j
 	yname(y, ymap_val(&m, "MESSAGE"), p, &in->protobuf_message);
 }
 
+/* SCHEMA_REGISTRY_ADDR: "url[,url...]" or a list of URLs, kept as the
+ * comma-separated text. */
+static void yregistry_addr(struct yctx *y, yaml_node_t *n, const char *path, char **dst)
+{
+	char ip[128];
+	size_t count, total = 0;
+
+	if (n == NULL || n->type != YAML_SEQUENCE_NODE) {
+		yname(y, n, path, dst);
+		return;
+	}
+	if (!yseq(y, n, path, "[https://registry1:8081, https://registry2:8081]", 16, &count) || count == 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		const char *t;
+
+		ypath_index(ip, sizeof(ip), path, i);
+		t = ytext(y, yseq_item(y, n, i), ip);
+		if (t == NULL || t[0] == '\0' || strchr(t, ',') != NULL) {
+			yerr(y, yline(yseq_item(y, n, i)), ip, "must be one registry URL, e.g. https://registry:8081");
+			return;
+		}
+		total += strlen(t) + 1;
+	}
+	*dst = malloc(total);
+	if (*dst == NULL) {
+		yerr(y, yline(n), path, "out of memory");
+		return;
+	}
+	(*dst)[0] = '\0';
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			strcat(*dst, ",");
+		strcat(*dst, yvalue(yseq_item(y, n, i)));
+	}
+}
+
+/* AVRO_OPTION (avro: true) or JSON_OPTION: a registry, avro's local schema.
+ * Only types are checked here; jobspec_validate checks the values. */
+static void yregistry_option(struct yctx *y, yaml_node_t *n, const char *path, bool avro, struct js_input *in)
+{
+	struct ymap m;
+	char p[128];
+	const char *t;
+
+	if (!ymap_load(y, n, path, avro ? keys_avro : keys_jsonopt, &m))
+		return;
+	ypath(p, sizeof(p), path, "SCHEMA_REGISTRY_ADDR");
+	yregistry_addr(y, ymap_val(&m, "SCHEMA_REGISTRY_ADDR"), p, &in->registry_addr);
+	ypath(p, sizeof(p), path, "SCHEMA_REGISTRY_USER");
+	yname(y, ymap_val(&m, "SCHEMA_REGISTRY_USER"), p, &in->registry_user);
+	ystr(y, ymap_val(&m, "SCHEMA_REGISTRY_PASSWORD"), path, "SCHEMA_REGISTRY_PASSWORD", &in->registry_password);
+	if (!avro)
+		return;
+	ypath(p, sizeof(p), path, "BYTES_TO_BASE64");
+	t = ytext(y, ymap_val(&m, "BYTES_TO_BASE64"), p);
+	if (t != NULL) {
+		if (strcasecmp(t, "true") == 0)
+			in->avro_bytes_to_base64 = true;
+		else if (strcasecmp(t, "false") != 0)
+			yerr(y, yline(ymap_val(&m, "BYTES_TO_BASE64")), p, "must be true or false, got \"%.40s\"", t);
+	}
+	ypath(p, sizeof(p), path, "SCHEMA_FILE");
+	yname(y, ymap_val(&m, "SCHEMA_FILE"), p, &in->avro_schema_file);
+	ypath(p, sizeof(p), path, "SCHEMA");
+	yname(y, ymap_val(&m, "SCHEMA"), p, &in->avro_schema);
+}
+
 /* KEY or VALUE.  One option block at most, the one of its FORMAT; without a
  * FORMAT (the data source may give it) the block is kept for validation. */
 static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const char *parent, const char *name,
 		   struct js_input *in)
 {
-	static const char *const opts[] = { "DELIMITED_OPTION", "CSV_OPTION", "PROTOBUF_OPTION" };
-	static const enum js_format opt_format[] = { JS_FORMAT_DELIMITED, JS_FORMAT_CSV, JS_FORMAT_PROTOBUF };
+	static const char *const opts[] = { "DELIMITED_OPTION", "CSV_OPTION", "PROTOBUF_OPTION", "AVRO_OPTION",
+					    "JSON_OPTION" };
+	static const enum js_format opt_format[] = { JS_FORMAT_DELIMITED, JS_FORMAT_CSV, JS_FORMAT_PROTOBUF,
+						     JS_FORMAT_AVRO, JS_FORMAT_JSON };
+#define YNOPTS (sizeof(opts) / sizeof(opts[0]))
 	char path[128], p[128];
 	struct ymap m;
 	int format;
 	int first = -1;
-	bool done[3] = { false, false, false };
+	bool done[YNOPTS] = { false };
 
 	ypath(path, sizeof(path), parent, name);
 	in->present = true;
@@ -940,7 +1017,7 @@ static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const cha
 		return;
 	ycolumns(y, ymap_val(&m, "COLUMNS"), path, &in->columns, &in->ncolumns);
 	ypath(p, sizeof(p), path, "FORMAT");
-	if (yenum(y, ymap_val(&m, "FORMAT"), p, js_format_parse, "delimited, csv, json, protobuf", &format))
+	if (yenum(y, ymap_val(&m, "FORMAT"), p, js_format_parse, "delimited, csv, json, protobuf, avro", &format))
 		in->format = (enum js_format)format;
 
 	/* In the order written: the first block is kept, later ones refused. */
@@ -948,7 +1025,7 @@ static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const cha
 		int next = -1;
 		yaml_node_t *k;
 
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < (int)YNOPTS; i++) {
 			yaml_node_t *ki = ymap_key(&m, opts[i]);
 
 			if (ki != NULL && !done[i] &&
@@ -975,12 +1052,16 @@ static void yinput(struct yctx *y, yaml_node_t *key, yaml_node_t *val, const cha
 				hint = "use CSV_OPTION";
 			else if (in->format == JS_FORMAT_PROTOBUF)
 				hint = "use PROTOBUF_OPTION";
+			else if (in->format == JS_FORMAT_AVRO)
+				hint = "use AVRO_OPTION";
 			yerr(y, yline(k), p, "applies to FORMAT %s, but FORMAT is %s; %s", js_format_name(opt_format[next]),
 			     js_format_name(in->format), hint);
 			continue;
 		}
 		if (opt_format[next] == JS_FORMAT_PROTOBUF)
 			yprotobuf(y, ymap_val(&m, opts[next]), p, in);
+		else if (opt_format[next] == JS_FORMAT_AVRO || opt_format[next] == JS_FORMAT_JSON)
+			yregistry_option(y, ymap_val(&m, opts[next]), p, opt_format[next] == JS_FORMAT_AVRO, in);
 		else
 			yoptions(y, ymap_val(&m, opts[next]), p, opt_format[next] == JS_FORMAT_CSV, in);
 	}

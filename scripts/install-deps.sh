@@ -14,13 +14,15 @@ PKGS=(
     librdkafka-dev libpq-dev libyaml-dev libcivetweb-dev libcjson-dev libsqlite3-dev
     # streamctl's HTTP client; OpenSSL's headers for api/tlscompat/
     libcurl4-openssl-dev libssl-dev
+    # the worker's Avro decoder (FORMAT avro)
+    libavro-dev
     # unit tests; fuzzing (clang's libFuzzer, tests/fuzz)
     libcmocka-dev clang libclang-rt-14-dev
     # run / test: PostgreSQL server, Java + Maven for the local Kafka broker
     postgresql postgresql-client default-jre-headless maven
     # end-to-end tests and demo
     python3 python3-pytest python3-psycopg2 python3-confluent-kafka python3-requests
-    protobuf-compiler python3-protobuf
+    protobuf-compiler python3-protobuf python3-avro
     curl procps
     # simulated hosts (tests/harness/netns.sh): ip netns, veth, bridge; kmod's
     # modprobe, through which the kernel loads the veth and bridge modules

@@ -465,7 +465,8 @@ static void test_enum_spellings(void **state)
 	assert_int_equal(js_mode_parse("upsert"), -1);
 	assert_int_equal(js_format_parse("CSV"), JS_FORMAT_CSV);
 	assert_int_equal(js_format_parse("Protobuf"), JS_FORMAT_PROTOBUF);
-	assert_int_equal(js_format_parse("avro"), -1);
+	assert_int_equal(js_format_parse("AVRO"), JS_FORMAT_AVRO);
+	assert_int_equal(js_format_parse("xml"), -1);
 	assert_int_equal(js_fallback_parse("LATEST"), JS_FALLBACK_LATEST);
 	assert_int_equal(js_fallback_parse(""), -1);
 	assert_int_equal(js_consistency_parse(NULL), -1);
@@ -478,7 +479,7 @@ static void test_enum_spellings(void **state)
 	/* Every name reads back as its value. */
 	for (int c = JS_CONSISTENCY_ATLEAST; c <= JS_CONSISTENCY_NONE; c++)
 		assert_int_equal(js_consistency_parse(js_consistency_name((enum js_consistency)c)), c);
-	for (int f = JS_FORMAT_DELIMITED; f <= JS_FORMAT_PROTOBUF; f++)
+	for (int f = JS_FORMAT_DELIMITED; f <= JS_FORMAT_AVRO; f++)
 		assert_int_equal(js_format_parse(js_format_name((enum js_format)f)), f);
 }
 
@@ -654,7 +655,7 @@ static void test_bad_top_level(void **state)
 		{ "TASKS: [2]\n", "TASKS", 1, "got a list" },
 		{ "DATABASE: a\nUSER: u\ndatabase: b\n", "DATABASE", 3, "duplicate key DATABASE (first at line 1)" },
 		{ "TABLE: t\n", "TABLE", 1, "unknown key \"TABLE\" here; it belongs under KAFKA.OUTPUT" },
-		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.OUTPUT or KAFKA.METADATA" },
+		{ "schema: s\n", "schema", 1, "it belongs under KAFKA.INPUT.VALUE.AVRO_OPTION or KAFKA.OUTPUT or KAFKA.METADATA" },
 		{ "KAFKA: text\n", "KAFKA", 1, "must be a map" },
 		{ "KAFKA:\n  - INPUT\n", "KAFKA", 1, "must be a map of KEY: value lines, got a list" }, /* the key's line */
 		{ "SCHEDULE: [1]\n", "SCHEDULE", 1, "must be a map" },
@@ -707,7 +708,7 @@ static void test_bad_value(void **state)
 #define VAL "KAFKA:\n  INPUT:\n    VALUE:\n"
 	static const struct bad_case cases[] = {
 		{ VAL "      FORMAT: xml\n", "KAFKA.INPUT.VALUE.FORMAT", 4,
-		  "must be one of delimited, csv, json, protobuf, got \"xml\"" },
+		  "must be one of delimited, csv, json, protobuf, avro, got \"xml\"" },
 		{ VAL "      FORMAT: [csv]\n", "KAFKA.INPUT.VALUE.FORMAT", 4, "got a list" },
 		{ VAL "      COLUMNS: abc\n", "KAFKA.INPUT.VALUE.COLUMNS", 4, "must be a list" },
 		{ VAL "      COLUMNS: [abc]\n", "KAFKA.INPUT.VALUE.COLUMNS[0]", 4, "must be a map" },
@@ -742,7 +743,8 @@ static void test_bad_value(void **state)
 		  "KAFKA.INPUT.VALUE.DELIMITED_OPTION", 5, "use CSV_OPTION" },
 		{ VAL "      FORMAT: json\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5, "remove it" },
 		{ VAL "      DELIMITED_OPTION: {}\n      CSV_OPTION: {}\n", "KAFKA.INPUT.VALUE.CSV_OPTION", 5, "not both" },
-		{ VAL "      JSON_OPTION: {}\n", "KAFKA.INPUT.VALUE.JSON_OPTION", 4, "unknown key" },
+		{ VAL "      JSON_OPTION:\n        NEWLINE: x\n", "KAFKA.INPUT.VALUE.JSON_OPTION.NEWLINE", 5, "unknown key" },
+		{ VAL "      XML_OPTION: {}\n", "KAFKA.INPUT.VALUE.XML_OPTION", 4, "unknown key" },
 		{ "KAFKA:\n  INPUT:\n    KEY: [a]\n", "KAFKA.INPUT.KEY", 3, "must be a map" },
 		{ "KAFKA:\n  INPUT:\n    KEY:\n      FORMATS: csv\n", "KAFKA.INPUT.KEY.FORMATS", 4, "did you mean FORMAT?" },
 	};
@@ -2604,7 +2606,7 @@ static void test_validate_json_format(void **state)
 	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
 	validate_fail(spec, &errs);
 	assert_int_equal(errs.count, 1);
-	assert_err(&errs, "KAFKA.INPUT.KEY.FORMAT", 5, "set FORMAT: delimited, csv, json or protobuf");
+	assert_err(&errs, "KAFKA.INPUT.KEY.FORMAT", 5, "set FORMAT: delimited, csv, json, protobuf or avro");
 	assert_null(strstr(errs.items[0].message, "data source"));
 	jobspec_free(spec);
 }
