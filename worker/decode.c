@@ -5,17 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode_avro.h"
 #include "decode_json.h"
 #include "decode_meta.h"
 #include "decode_pb.h"
 #include "decode_text.h"
+#include "registry.h"
 #include "textbuf.h"
 
-/* Exactly one of the three is set, by FORMAT. */
+/* Exactly one of the four is set, by FORMAT. */
 struct decoder {
 	struct text_decoder *text; /* delimited, csv */
 	struct json_decoder *json;
 	struct pb_decoder *pb;
+	struct avro_decoder *avro;
+	struct registry *json_reg; /* json with JSON_OPTION: framed messages */
 };
 
 struct decoder *decoder_new(const struct js_input *in, char *err, size_t errlen)
@@ -26,13 +30,23 @@ struct decoder *decoder_new(const struct js_input *in, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (in->format == JS_FORMAT_JSON)
+	if (in->format == JS_FORMAT_JSON) {
 		dec->json = json_decoder_new(in, err, errlen);
+		if (dec->json != NULL && in->registry_addr != NULL) {
+			dec->json_reg = registry_new(in->registry_addr, in->registry_user, in->registry_password, err,
+						     errlen);
+			if (dec->json_reg == NULL) {
+				decoder_free(dec);
+				return NULL;
+			}
+		}
+	} else if (in->format == JS_FORMAT_AVRO)
+		dec->avro = avro_decoder_new(in, err, errlen);
 	else if (in->format == JS_FORMAT_PROTOBUF)
 		dec->pb = pb_decoder_new(in, err, errlen);
 	else /* delimited, csv; it says when FORMAT is missing */
 		dec->text = text_decoder_new(in, err, errlen);
-	if (dec->text == NULL && dec->json == NULL && dec->pb == NULL) {
+	if (dec->text == NULL && dec->json == NULL && dec->pb == NULL && dec->avro == NULL) {
 		free(dec);
 		return NULL;
 	}
@@ -46,14 +60,49 @@ void decoder_free(struct decoder *dec)
 	text_decoder_free(dec->text);
 	json_decoder_free(dec->json);
 	pb_decoder_free(dec->pb);
+	avro_decoder_free(dec->avro);
+	registry_free(dec->json_reg);
 	free(dec);
+}
+
+/* JSON Schema framing: the body after the frame is plain JSON; the id is
+ * checked with the registry (an id it does not know is a bad message). */
+static int decoder_json_unframe(struct registry *reg, const char **buf, size_t *len, char *err, size_t errlen)
+{
+	const struct registry_schema *rs;
+	const char *body;
+	size_t body_len;
+	uint32_t id;
+	int rc;
+
+	if (registry_frame_parse(*buf, *len, &id, &body, &body_len, err, errlen) < 0)
+		return -1;
+	rc = registry_schema_get(reg, id, &rs, err, errlen);
+	if (rc != REGISTRY_OK)
+		return rc == REGISTRY_DATA ? -1 : rc == REGISTRY_FATAL ? DECODE_FATAL : DECODE_RETRY;
+	if (rs->type != REGISTRY_JSON) {
+		snprintf(err, errlen, "schema id %u is a%s schema, not a JSON Schema; is the topic written with "
+			 "another serializer?", id, rs->type == REGISTRY_AVRO ? "n Avro" : " Protobuf");
+		return -1;
+	}
+	*buf = body;
+	*len = body_len;
+	return 0;
 }
 
 int decoder_decode(struct decoder *dec, const char *buf, size_t len, struct decode_row *row, char *err,
 		   size_t errlen)
 {
+	if (dec->json != NULL && dec->json_reg != NULL) {
+		int rc = decoder_json_unframe(dec->json_reg, &buf, &len, err, errlen);
+
+		if (rc != 0)
+			return rc;
+	}
 	if (dec->json != NULL)
 		return json_decoder_decode(dec->json, buf, len, row, err, errlen);
+	if (dec->avro != NULL)
+		return avro_decoder_decode(dec->avro, buf, len, row, err, errlen);
 	if (dec->pb != NULL)
 		return pb_decoder_decode(dec->pb, buf, len, row, err, errlen);
 	return text_decoder_decode(dec->text, buf, len, row, err, errlen);
@@ -156,9 +205,11 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 				rd->fields[i].is_null = true;
 			}
 		} else {
-			if (decoder_decode(rd->key, m->key, m->key_len, &part, sub, sizeof(sub)) < 0) {
+			int rc = decoder_decode(rd->key, m->key, m->key_len, &part, sub, sizeof(sub));
+
+			if (rc < 0) {
 				snprintf(err, errlen, "KEY: %s", sub);
-				return -1;
+				return rc;
 			}
 			if (row_decoder_take(rd->fields, rd->nkey, &part, "KEY", err, errlen) < 0)
 				return -1;
@@ -169,9 +220,11 @@ int row_decoder_decode(struct row_decoder *rd, const struct decode_msg *m, struc
 			snprintf(err, errlen, "VALUE: the message has no value (a tombstone); KAFKA.INPUT.VALUE expects one");
 			return -1;
 		}
-		if (decoder_decode(rd->value, m->value, m->value_len, &part, sub, sizeof(sub)) < 0) {
+		int rc = decoder_decode(rd->value, m->value, m->value_len, &part, sub, sizeof(sub));
+
+		if (rc < 0) {
 			snprintf(err, errlen, "VALUE: %s", sub);
-			return -1;
+			return rc;
 		}
 		if (row_decoder_take(rd->fields + rd->nkey, rd->nvalue, &part, "VALUE", err, errlen) < 0)
 			return -1;

@@ -220,38 +220,6 @@ static int pbdec_gather(struct pb_decoder *d, const struct pb_message *msg, size
 	return pbdec_sort(d, msg, *base);
 }
 
-static void pbdec_float(struct textbuf *tb, double v, bool is_float, bool json)
-{
-	const char *special = NULL;
-	char text[40];
-	int prec;
-
-	if (isnan(v))
-		special = "NaN";
-	else if (isinf(v))
-		special = v > 0 ? "Infinity" : "-Infinity";
-	if (special != NULL) {
-		if (json)
-			textbuf_putc(tb, '"');
-		textbuf_puts(tb, special);
-		if (json)
-			textbuf_putc(tb, '"');
-		return;
-	}
-	/* The shortest text that reads back to the same value. */
-	/* prec stays <= 17, so the text fits; the length is checked only
-	 * because -O0 cannot see that bound. */
-	for (prec = is_float ? 6 : 15; prec < (is_float ? 9 : 17); prec++) {
-		if (snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
-			continue;
-		if (is_float ? strtof(text, NULL) == (float)v : strtod(text, NULL) == v)
-			break;
-	}
-	if (prec >= (is_float ? 9 : 17) && snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
-		text[sizeof(text) - 1] = '\0';
-	textbuf_puts(tb, text);
-}
-
 static int pbdec_string_check(struct pb_decoder *d, const struct pb_field *fd, size_t off, size_t len)
 {
 	bool is_nul;
@@ -304,13 +272,13 @@ static int pbdec_scalar(struct pb_decoder *d, const struct pb_field *fd, uint64_
 		uint32_t bits = (uint32_t)v;
 		float f;
 		memcpy(&f, &bits, sizeof(f));
-		pbdec_float(tb, f, true, json);
+		textbuf_float(tb, f, true, json);
 		break;
 	}
 	case PB_TYPE_DOUBLE: {
 		double f;
 		memcpy(&f, &v, sizeof(f));
-		pbdec_float(tb, f, false, json);
+		textbuf_float(tb, f, false, json);
 		break;
 	}
 	case PB_TYPE_ENUM: {

@@ -654,7 +654,15 @@ static int loop_message(struct worker *w, rd_kafka_message_t *m, char *err, size
 	msg.key_len = m->key_len;
 	msg.value = m->payload;
 	msg.value_len = m->len;
-	if (row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why)) < 0)
+	rc = row_decoder_decode(w->decoder, &msg, &row, why, sizeof(why));
+	if (rc == DECODE_RETRY || rc == DECODE_FATAL) {
+		/* Not the message's fault (a schema registry): stop before it,
+		 * nothing of the open batch is written, and read it again. */
+		rd_kafka_message_destroy(m);
+		snprintf(err, errlen, "%s", why);
+		return rc == DECODE_RETRY ? WERR_RETRY : WERR_FATAL;
+	}
+	if (rc < 0)
 		return loop_keep(w, m, idx, w->copy.len, why, err, errlen);
 	off = w->copy.len;
 	if (copybuf_append_row(&w->copy, &row, why, sizeof(why)) < 0) {

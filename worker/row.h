@@ -17,6 +17,12 @@
  * message (protobuf renders numbers, JSON, hex). */
 #define DECODE_ROW_MAX ((size_t)64 * 1024 * 1024)
 
+/* What a decoder returns besides 0 and -1 (bad data): the message is not at
+ * fault, a service it needs is (a schema registry).  RETRY: unreachable,
+ * try again later without advancing; FATAL: the job's settings are wrong. */
+#define DECODE_RETRY (-2)
+#define DECODE_FATAL (-3)
+
 struct decode_field {
 	const char *ptr; /* not NUL-terminated; NULL when is_null */
 	size_t len;

@@ -1,5 +1,6 @@
 #include "textbuf.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,4 +192,36 @@ int textbuf_from_base64(struct textbuf *tb, const char *s, size_t n, char *err, 
 		return -1;
 	}
 	return 0;
+}
+
+void textbuf_float(struct textbuf *tb, double v, bool is_float, bool json)
+{
+	const char *special = NULL;
+	char text[40];
+	int prec;
+
+	if (isnan(v))
+		special = "NaN";
+	else if (isinf(v))
+		special = v > 0 ? "Infinity" : "-Infinity";
+	if (special != NULL) {
+		if (json)
+			textbuf_putc(tb, '"');
+		textbuf_puts(tb, special);
+		if (json)
+			textbuf_putc(tb, '"');
+		return;
+	}
+	/* The shortest text that reads back to the same value. */
+	/* prec stays <= 17, so the text fits; the length is checked only
+	 * because -O0 cannot see that bound. */
+	for (prec = is_float ? 6 : 15; prec < (is_float ? 9 : 17); prec++) {
+		if (snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
+			continue;
+		if (is_float ? strtof(text, NULL) == (float)v : strtod(text, NULL) == v)
+			break;
+	}
+	if (prec >= (is_float ? 9 : 17) && snprintf(text, sizeof(text), "%.*g", prec, v) >= (int)sizeof(text))
+		text[sizeof(text) - 1] = '\0';
+	textbuf_puts(tb, text);
 }

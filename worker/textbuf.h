@@ -55,6 +55,11 @@ void textbuf_json_string(struct textbuf *tb, const char *s, size_t n);
 /* n bytes as standard base64 (RFC 4648, with padding), by common/b64.h. */
 void textbuf_base64(struct textbuf *tb, const void *p, size_t n);
 
+/* A float (is_float: a 32-bit one) as the shortest text that reads back to
+ * the same value; NaN, Infinity, -Infinity as PostgreSQL spells them,
+ * quoted when json (JSON has no such numbers). */
+void textbuf_float(struct textbuf *tb, double v, bool is_float, bool json);
+
 /* n bytes as lowercase hex digits, two per byte. */
 void textbuf_hex(struct textbuf *tb, const void *p, size_t n);
 
