@@ -149,7 +149,8 @@ static cJSON *api_service_repr(struct api_req *req, cJSON *row)
 static const char *const source_writable[] = { "service_id", "name",	    "description",
 					       "type",	     "brokers",	    "topic",
 					       "format",     "delimiter",   "properties",
-					       NULL };
+					       "schema_registry", "schema_registry_user",
+					       "schema_registry_password", NULL };
 
 static int api_check_type(struct api_req *req, const char *name, const cJSON *value)
 {
@@ -291,6 +292,63 @@ static int api_source_properties(struct api_req *req, const cJSON *body, const c
 	return 0;
 }
 
+/* The source's schema registry: an address list as AVRO_OPTION takes it,
+ * HTTP basic auth with both or neither of user and password; null or ""
+ * clears one; the password sent back as shown ("****") keeps the stored one.
+ * Problems never quote the password. */
+static int api_source_registry(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
+{
+	static const char *const names[] = { "schema_registry", "schema_registry_user",
+					     "schema_registry_password" };
+	const char *now[3];
+	char why[256];
+
+	for (size_t i = 0; i < NFIELDS(names); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, names[i]);
+		const cJSON *old = cJSON_GetObjectItemCaseSensitive(row, names[i]);
+		const char *s;
+
+		now[i] = cJSON_IsString(old) ? old->valuestring : NULL;
+		if (v == NULL)
+			continue;
+		if (cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0')) {
+			cJSON_AddNullToObject(in, names[i]);
+			now[i] = NULL;
+			continue;
+		}
+		if (i == 2 && cJSON_IsString(v) && secret_is_mask(v->valuestring)) {
+			if (api_keep_secret(req, row, names[i], v->valuestring, names[i]) == NULL)
+				return -1;
+			continue; /* the stored password stays */
+		}
+		if (api_get_string(req, body, names[i], false, 1, i == 0 ? 4096 : 1024, i == 2, &s) < 0)
+			return -1;
+		if (i == 0 && jobspec_registry_check(s, why, sizeof(why)) < 0) {
+			api_reply_error(req, 422, names[i], "schema_registry %s", why);
+			return -1;
+		}
+		if (i == 1 && strchr(s, ':') != NULL) {
+			api_reply_error(req, 422, names[i], "schema_registry_user must not contain ':' (HTTP basic "
+					"authentication cannot carry it)");
+			return -1;
+		}
+		cJSON_AddStringToObject(in, names[i], s);
+		now[i] = s;
+	}
+	if ((now[1] != NULL) != (now[2] != NULL)) {
+		api_reply_error(req, 422, now[1] != NULL ? names[2] : names[1],
+				"schema_registry_user and schema_registry_password go together (HTTP basic "
+				"authentication takes both); give both or clear both");
+		return -1;
+	}
+	if (now[1] != NULL && now[0] == NULL) {
+		api_reply_error(req, 422, names[0], "schema_registry is required with schema_registry_user "
+				"and schema_registry_password");
+		return -1;
+	}
+	return 0;
+}
+
 static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON *row, cJSON *in)
 {
 	const cJSON *delim;
@@ -306,7 +364,7 @@ static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON
 
 		if (fmt <= 0) {
 			api_reply_error(req, 422, "format",
-					"format \"%s\" is unknown; use csv, delimited, json or protobuf",
+					"format \"%s\" is unknown; use csv, delimited, json, protobuf or avro",
 					s);
 			return -1;
 		}
@@ -333,6 +391,8 @@ static int api_source_fields(struct api_req *req, const cJSON *body, const cJSON
 		}
 		cJSON_AddStringToObject(in, "delimiter", delim->valuestring);
 	}
+	if (api_source_registry(req, body, row, in) < 0)
+		return -1;
 	return api_source_properties(req, body, row, in);
 }
 
@@ -352,6 +412,7 @@ static cJSON *api_source_repr(struct api_req *req, cJSON *row)
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(row, "properties"))
 		if (secret_property_is_secret(item->string))
 			api_mask_secret(item);
+	api_mask_secret(cJSON_GetObjectItemCaseSensitive(row, "schema_registry_password"));
 	return row;
 }
 

@@ -278,6 +278,11 @@ int jobspec_validate(const struct jobspec *spec, struct js_errors *errs);
  * Returns a malloc'd string (caller frees), or NULL on out of memory. */
 char *jobspec_to_yaml(const struct jobspec *spec, bool mask_secrets);
 
+/* A schema registry address list, "url[,url...]" (AVRO_OPTION's and a
+ * source's): http(s) URLs with a host, no spaces, no user:password, at most
+ * 16.  0, or -1 with why saying which URL and what is wrong. */
+int jobspec_registry_check(const char *addrs, char *why, size_t whylen);
+
 /* libpq's sslmode values: disable, allow, prefer, require, verify-ca,
  * verify-full (exactly so: libpq reads them case-sensitively). */
 bool jobspec_sslmode_valid(const char *s);

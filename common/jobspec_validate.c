@@ -191,6 +191,42 @@ static const char *js_registry_url_problem(const char *u, size_t n)
 	return NULL;
 }
 
+int jobspec_registry_check(const char *addrs, char *why, size_t whylen)
+{
+	const char *a = addrs;
+	size_t count = 0;
+
+	if (strlen(a) > 4096) {
+		snprintf(why, whylen, "is longer than 4096 bytes");
+		return -1;
+	}
+	for (;;) {
+		const char *end = strchr(a, ',');
+		size_t n = end != NULL ? (size_t)(end - a) : strlen(a);
+		const char *problem;
+
+		while (n > 0 && a[0] == ' ') {
+			a++;
+			n--;
+		}
+		while (n > 0 && a[n - 1] == ' ')
+			n--;
+		problem = js_registry_url_problem(a, n);
+		if (problem != NULL) {
+			snprintf(why, whylen, "URL %zu \"%.*s\" %s; write e.g. https://registry:8081[,https://registry2:8081]",
+				 count + 1, (int)(n > 80 ? 80 : n), a, problem);
+			return -1;
+		}
+		if (++count > 16) {
+			snprintf(why, whylen, "names more than 16 registries");
+			return -1;
+		}
+		if (end == NULL)
+			return 0;
+		a = end + 1;
+	}
+}
+
 /* AVRO_OPTION (FORMAT avro, which needs a registry or a schema) and
  * JSON_OPTION (FORMAT json: framed messages).  Each of the registry
  * settings only with the other format's block is refused. */
@@ -228,39 +264,11 @@ static void js_validate_registry(struct js_vctx *v, const struct js_input *in, c
 		return;
 	}
 	if (in->registry_addr != NULL) {
-		const char *a = in->registry_addr;
-		size_t count = 0;
+		char why[256];
 
 		snprintf(pp, sizeof(pp), "%s.SCHEMA_REGISTRY_ADDR", p);
-		if (strlen(a) > 4096)
-			js_verr(v, in->line, pp, "is longer than 4096 bytes");
-		else
-			for (;;) {
-				const char *end = strchr(a, ',');
-				size_t n = end != NULL ? (size_t)(end - a) : strlen(a);
-				const char *why;
-
-				while (n > 0 && a[0] == ' ') {
-					a++;
-					n--;
-				}
-				while (n > 0 && a[n - 1] == ' ')
-					n--;
-				why = js_registry_url_problem(a, n);
-				if (why != NULL) {
-					js_verr(v, in->line, pp, "URL %zu \"%.*s\" %s; write e.g. "
-						"https://registry:8081[,https://registry2:8081]", count + 1,
-						(int)(n > 80 ? 80 : n), a, why);
-					break;
-				}
-				if (++count > 16) {
-					js_verr(v, in->line, pp, "names more than 16 registries");
-					break;
-				}
-				if (end == NULL)
-					break;
-				a = end + 1;
-			}
+		if (jobspec_registry_check(in->registry_addr, why, sizeof(why)) < 0)
+			js_verr(v, in->line, pp, "%s", why);
 	} else if (in->registry_user != NULL || in->registry_password != NULL) {
 		snprintf(pp, sizeof(pp), "%s.SCHEMA_REGISTRY_ADDR", p);
 		js_verr(v, in->line, pp, "is required with SCHEMA_REGISTRY_USER and SCHEMA_REGISTRY_PASSWORD");

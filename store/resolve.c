@@ -8,7 +8,8 @@ const char *resolve_default_delimiter(const char *format)
 {
 	if (format != NULL && strcmp(format, "csv") == 0)
 		return ",";
-	if (format != NULL && (strcmp(format, "json") == 0 || strcmp(format, "protobuf") == 0))
+	if (format != NULL && (strcmp(format, "json") == 0 || strcmp(format, "protobuf") == 0 ||
+			       strcmp(format, "avro") == 0))
 		return NULL;
 	return "|";
 }
@@ -90,6 +91,10 @@ static bool resolve_wizard_source_ok(const cJSON *source, struct js_errors *errs
 
 	if (fmt == JS_FORMAT_CSV || fmt == JS_FORMAT_DELIMITED)
 		return true;
+	/* Avro through the source's registry: the wizard's fields name the
+	 * record's fields. */
+	if (fmt == JS_FORMAT_AVRO && resolve_row_string(source, "schema_registry") != NULL)
+		return true;
 	if (errs->count == JS_ERRORS_MAX) {
 		errs->count--;
 		errs->truncated = true;
@@ -100,8 +105,8 @@ static bool resolve_wizard_source_ok(const cJSON *source, struct js_errors *errs
 	first->line = 0;
 	snprintf(first->path, sizeof(first->path), "mode");
 	snprintf(first->message, sizeof(first->message),
-		 "wizard mode supports csv and delimited sources; write this job in "
-		 "professional mode (YAML)");
+		 "wizard mode supports csv and delimited sources, and avro sources with a "
+		 "schema_registry; write this job in professional mode (YAML)");
 	return false;
 }
 
@@ -140,12 +145,15 @@ int resolve_job(const char *mode, const char *definition, const cJSON *source,
 		format = resolve_row_string(source, "format");
 		fmt = format != NULL ? js_format_parse(format) : -1;
 		defaults.format = fmt > 0 ? (enum js_format)fmt : JS_FORMAT_NONE;
-		/* json and protobuf have no delimiter, whatever the row holds. */
+		/* json, protobuf and avro have no delimiter, whatever the row holds. */
 		if (resolve_default_delimiter(format) != NULL) {
 			defaults.delimiter = resolve_row_string(source, "delimiter");
 			if (defaults.delimiter == NULL && defaults.format != JS_FORMAT_NONE)
 				defaults.delimiter = resolve_default_delimiter(format);
 		}
+		defaults.registry = resolve_row_string(source, "schema_registry");
+		defaults.registry_user = resolve_row_string(source, "schema_registry_user");
+		defaults.registry_password = resolve_row_string(source, "schema_registry_password");
 		props = resolve_properties(source, &defaults.nproperties);
 		defaults.properties = props;
 	}

@@ -16,7 +16,7 @@
 #include "jobspec.h"
 
 /* The delimiter a source of this format gets when it names none: "|" for
- * delimited, "," for csv; NULL for formats without one (json, protobuf). */
+ * delimited, "," for csv; NULL for formats without one (json, protobuf, avro). */
 const char *resolve_default_delimiter(const char *format);
 
 /* mode: "wizard" (definition is the wizard fields as JSON text) or

@@ -19,7 +19,7 @@
 #include "store_impl.h"
 #include "store_uri.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* The schema, written once for both databases: "{ID}" is the id column's
  * type (db_dialect_id: AUTOINCREMENT in SQLite, an identity in PostgreSQL,
@@ -126,10 +126,18 @@ static const char *const store_schema_v6 =
 	" updated_ms BIGINT NOT NULL,"
 	" PRIMARY KEY (job_id, task, controller));";
 
+/* Version 7: a source's schema registry (FORMAT avro, framed json): its
+ * base URLs ("url[,url...]") and HTTP basic auth; the password is a secret,
+ * masked in the API like a Kafka SASL password. */
+static const char *const store_schema_v7 =
+	"ALTER TABLE sources ADD COLUMN schema_registry TEXT;"
+	"ALTER TABLE sources ADD COLUMN schema_registry_user TEXT;"
+	"ALTER TABLE sources ADD COLUMN schema_registry_password TEXT;";
+
 /* store_schema[v] brings version v - 1 to v. */
 static const char *const *const store_schema[] = {
 	NULL, &store_schema_v1, &store_schema_v2, &store_schema_v3, &store_schema_v4,
-	&store_schema_v5, &store_schema_v6,
+	&store_schema_v5, &store_schema_v6, &store_schema_v7,
 };
 
 void store_seterr(char *err, size_t errlen, const char *fmt, ...)

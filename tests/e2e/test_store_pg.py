@@ -146,8 +146,8 @@ def test_controller_keeps_its_catalog_in_postgresql(catalog, make_server, pg, ka
     # The rows are in the schema named by schema=, with the ids the API gave.
     assert pg.scalar(f'SELECT name FROM "{cat.schema}".jobs WHERE id = %s', (jid,)) == \
         job["name"]
-    # Schema 6: the cluster's tables.
-    assert pg.scalar(f'SELECT max(version) FROM "{cat.schema}".schema_version') == 6
+    # Schema 6: the cluster's tables; 7: a source's schema registry.
+    assert pg.scalar(f'SELECT max(version) FROM "{cat.schema}".schema_version') == 7
 
     start_job(srv, jid)
     wait_state(srv, jid, "running", pred=_all_tasks_run)

@@ -274,7 +274,7 @@ static void test_open_creates_private_file(void **state)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 7);
 	sqlite3_finalize(stmt);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
@@ -1008,7 +1008,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 7);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -1039,6 +1039,9 @@ static void test_migration_from_v2(void **state)
 	snprintf(path, sizeof(path), "%s/streamserver.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE sources DROP COLUMN schema_registry;"
+				      "ALTER TABLE sources DROP COLUMN schema_registry_user;"
+				      "ALTER TABLE sources DROP COLUMN schema_registry_password;"
 				      "DROP TABLE controllers;"
 				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
@@ -1077,7 +1080,7 @@ static void test_migration_from_v2(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 7);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 
@@ -1109,6 +1112,9 @@ static void test_migration_from_v3(void **state)
 				      "ALTER TABLE services DROP COLUMN database_sslrootcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslcert;"
 				      "ALTER TABLE services DROP COLUMN database_sslkey;"
+				      "ALTER TABLE sources DROP COLUMN schema_registry;"
+				      "ALTER TABLE sources DROP COLUMN schema_registry_user;"
+				      "ALTER TABLE sources DROP COLUMN schema_registry_password;"
 				      "DROP TABLE controllers;"
 				      "DROP TABLE task_status;"
 				      "ALTER TABLE jobs DROP COLUMN tasks;"
@@ -1134,7 +1140,7 @@ static void test_migration_from_v3(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(stmt, 0), 6);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 7);
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	assert_int_equal(open_store(fx, &fx->st, err, sizeof(err)), 0);
@@ -1264,7 +1270,7 @@ static void test_pg_schema(void **state)
 
 	snprintf(sql, sizeof(sql), "SELECT version FROM \"%s\".schema_version", fx->schema);
 	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
-	assert_string_equal(out, "6");
+	assert_string_equal(out, "7");
 	snprintf(sql, sizeof(sql), "SELECT to_regclass('\"%s\".jobs')::text", fx->schema);
 	assert_int_equal(pg_run(sql, out, sizeof(out)), 0);
 	assert_string_not_equal(out, "");
