@@ -588,6 +588,19 @@ def test_registry_basic_auth_password_stays_secret(server, pg, kafka, make_regis
     # The worker did authenticate: the registry answered its fetch.
     assert (("GET", f"/schemas/ids/{sid}", 200) in reg.requests()), reg.requests()[-5:]
 
+    # The same registry as the source's (schema_registry and its
+    # credentials): a job that leaves AVRO_OPTION out inherits it.
+    src2 = server.call("POST", "/sources", {
+        "service_id": svc, "name": unique("src"), "type": "kafka", "brokers": kafka.bootstrap,
+        "topic": topic, "format": "avro", "schema_registry": reg.url,
+        "schema_registry_user": reg.user, "schema_registry_password": reg.password}, expect=201)
+    assert src2["schema_registry_password"] == "****", src2
+    table3 = pg.create_table(unique("t_regauth_src"), "id bigint, amount numeric")
+    jid3 = run_job(server, professional_job(src2["id"], job_yaml(pg, kafka, topic, table3, value={
+        "COLUMNS": cols(("id", "bigint"), ("amount", "numeric")), "FORMAT": "avro"})))
+    wait_query(pg, f'SELECT id, amount FROM "{table3}" ORDER BY id',
+               [(i, Decimal(i).scaleb(-2)) for i in range(n)], server, jid3)
+
     # The wrong password: 401 from the registry, said without the password.
     wrong = "wrong-" + reg.password[::-1]
     from helpers import register_secret
