@@ -14,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "check_pg.h"
+#include "check_registry.h"
 #include "consumer.h"
 #include "wtypes.h"
 
@@ -169,10 +170,13 @@ static int check_job(char *text, size_t len, struct check_report *rep)
 		goto out;
 	}
 	memset(&errs, 0, sizeof(errs));
-	if (jobspec_validate(spec, &errs) < 0)
+	if (jobspec_validate(spec, &errs) < 0) {
 		check_add_js_errors(rep, &errs);
-	else if (spec->partitions != NULL)
-		check_partitions(spec, rep);
+	} else {
+		if (spec->partitions != NULL)
+			check_partitions(spec, rep);
+		check_registry_run(spec, check_on_problem, rep);
+	}
 	rep->ndefinition = (size_t)cJSON_GetArraySize(rep->errors);
 	if (check_db_possible(spec)) {
 		struct check_pg_ops ops = { check_on_problem, check_on_statement, rep };

@@ -7,7 +7,8 @@
  * standard output, as proto.h describes:
  *   {"valid": bool, "errors": [{"field", "code", "message"}], "statements": [...]}
  * With PARTITIONS it also asks the brokers (up to 3 s) whether every listed
- * partition exists; brokers that do not answer are not reported.
+ * partition exists; brokers that do not answer are not reported.  With a
+ * schema registry it asks it about the topic's subject (check_registry.h).
  * Every problem found is reported, not only the first.  Nothing is written on
  * WORKER_STATUS_FD; logs go to standard error; the password is never printed.
  */

@@ -223,6 +223,11 @@ def test_source_registry_inherited_secret_and_outage(server, pg, kafka):
 
     config = job_yaml(pg, kafka, topic, table, value={
         "COLUMNS": cols(("id", "bigint"), ("name", "text")), "FORMAT": "avro"})
+    # validate asks the registry for the topic's subject: it cannot answer.
+    resp = server.request("POST", "/jobs/validate", professional_job(src["id"], config), timeout=60)
+    assert "unreachable" in resp.text and "no schema registry answered for subject" in resp.text, \
+        resp.text
+    assert f"{topic}-value" in resp.text and REGISTRY_PASSWORD not in resp.text, resp.text
     job_id = run_job(server, professional_job(src["id"], config))
     shown = server.request("GET", f"/jobs/{job_id}/config").text
     assert "SCHEMA_REGISTRY_ADDR: http://127.0.0.1:1" in shown, shown

@@ -12,6 +12,8 @@
 #include <avro.h>
 #include <cmocka.h>
 
+#include "avro_schema.h"
+#include "check_registry.h"
 #include "decode.h"
 #include "registry.h"
 
@@ -353,6 +355,38 @@ static void test_registry_unreachable_is_retry(void **state)
 	decoder_free(dec);
 }
 
+/* Check mode's type fit of a registry schema's field and a column's TYPE. */
+static void test_check_type_fit(void **state)
+{
+	struct avro_schema *sc;
+	char err[256];
+	const struct avro_node *f[15];
+
+	(void)state;
+	assert_int_equal(avro_schema_parse(order_schema, strlen(order_schema), &sc, err, sizeof(err)), 0);
+	for (size_t i = 0; i < 15; i++)
+		f[i] = sc->root->fields[i].type;
+	assert_null(check_registry_type_problem(f[0], "bigint"));   /* id long */
+	assert_null(check_registry_type_problem(f[0], " Numeric(20)"));
+	assert_non_null(strstr(check_registry_type_problem(f[0], "boolean"), "is an integer"));
+	assert_null(check_registry_type_problem(f[2], "numeric(10,2)")); /* price decimal */
+	assert_non_null(check_registry_type_problem(f[2], "bytea"));
+	assert_null(check_registry_type_problem(f[3], "timestamptz"));  /* ts */
+	assert_non_null(strstr(check_registry_type_problem(f[3], "integer"), "timestamp"));
+	assert_null(check_registry_type_problem(f[4], "date"));
+	/* an array's JSON is not PostgreSQL's array text */
+	assert_non_null(strstr(check_registry_type_problem(f[5], "integer[]"), "JSON"));
+	assert_null(check_registry_type_problem(f[5], "hstore")); /* a type not known here: the table decides */
+	assert_non_null(strstr(check_registry_type_problem(f[8], "bigint"), "JSON"));   /* addr record */
+	assert_null(check_registry_type_problem(f[8], "jsonb"));
+	assert_null(check_registry_type_problem(f[6], "text"));    /* note [null,string] */
+	assert_null(check_registry_type_problem(f[9], "bytea"));   /* blob */
+	assert_non_null(check_registry_type_problem(f[9], "uuid") == NULL ? "" : NULL);
+	assert_non_null(strstr(check_registry_type_problem(f[9], "integer"), "bytes"));
+	assert_null(check_registry_type_problem(f[13], "time"));   /* at */
+	avro_schema_free(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_avro_recursive_and_decimal_fixed),
 		cmocka_unit_test(test_registry_frame),
 		cmocka_unit_test(test_registry_unreachable_is_retry),
+		cmocka_unit_test(test_check_type_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
