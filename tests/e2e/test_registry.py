@@ -657,4 +657,7 @@ def test_validate_reports_unreachable_registry_and_missing_field(server, pg, kaf
         assert ans["valid"] is False, (how, ans)
         hits = [e for e in ans["errors"] if "nosuch" in e["message"]]
         assert hits, (how, ans["errors"])
-    assert [e for e in ans["errors"] if "amount" in e["message"]] == [], ans["errors"]
+        # Only the third column is wrong, and the error says where it is.
+        assert all("COLUMNS[2]" in (e.get("field") or "") for e in ans["errors"]), ans["errors"]
+        assert all(e.get("line") for e in ans["errors"]), ans["errors"]
+    assert server.call("GET", "/jobs")["total"] == 0, "validate or dry run stored a job"
