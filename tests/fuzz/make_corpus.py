@@ -65,6 +65,36 @@ def main():
             put("json", b"\x01" + s)
             put("json", b"\x00" + s)
     put("json", b'\x00{"id":1,"name":"x","tags":["a",{"b":null}],"\xc3\xa9t\xc3\xa9":"v","n":1e400}')
+    # Avro: records of fuzz_avro.c's schema written by python3-avro; flag byte
+    # (bit 0: whole record, bit 1: BYTES_TO_BASE64), message
+    import datetime
+    import decimal
+    import io
+    import avro.io
+    import avro.schema
+    fuzz_src = (ROOT / "tests" / "fuzz" / "fuzz_avro.c").read_text()
+    text = next(x for x in c_strings(fuzz_src) if x.startswith(b'{"type":"record"'))
+    schema = avro.schema.parse(text.decode())
+    utc = datetime.timezone.utc
+    for i, rec in enumerate([
+            {"l": -(1 << 62), "s": "h\u00e9", "d": decimal.Decimal("-12345678901234567890.123456789"),
+             "t": datetime.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=utc), "day": datetime.date(1, 1, 1),
+             "tm": datetime.time(23, 59, 59, 999000),
+             "a": [None, 1.5, {"l": 1, "s": None, "d": decimal.Decimal(0), "t": datetime.datetime(2024, 1, 1, tzinfo=utc),
+                               "day": datetime.date(2024, 2, 29), "tm": datetime.time(0, 0), "a": [], "m": {},
+                               "fx": b"\x01\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00", "b": b"",
+                               "fl": float("nan"), "ok": False,
+                               "ts": datetime.datetime(2024, 1, 1, tzinfo=utc), "fd": decimal.Decimal("-0.01")}],
+             "m": {"k": "Y", "": "X"}, "fx": bytes(12), "b": b"\x00\xff", "fl": float("inf"), "ok": True,
+             "ts": datetime.datetime(2038, 1, 19, 3, 14, 8, 123000, tzinfo=utc), "fd": decimal.Decimal("9999999.99")},
+            {"l": 0, "s": None, "d": decimal.Decimal("0.000000001"), "t": datetime.datetime(1970, 1, 1, tzinfo=utc),
+             "day": datetime.date(9999, 12, 31), "tm": datetime.time(0, 0, 0, 1000), "a": [], "m": {},
+             "fx": bytes(range(12)), "b": b"x" * 40, "fl": -0.0, "ok": False,
+             "ts": datetime.datetime(1900, 1, 1, tzinfo=utc), "fd": decimal.Decimal("0")}]):
+        out = io.BytesIO()
+        avro.io.DatumWriter(schema).write(rec, avro.io.BinaryEncoder(out))
+        for flag in range(4):
+            put("avro", bytes([flag]) + out.getvalue())
     # protobuf: the unit tests' descriptor set and messages made with protoc
     inc = (unit / "data" / "test_pb_desc.inc").read_text()
     desc = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-fA-F]{2})", inc))

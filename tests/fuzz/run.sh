@@ -15,7 +15,7 @@ ROOT=$(pwd)
 SECONDS_EACH=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
 BUILD=${STREAMSERVER_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
-ALL=(text json pb_wire pb_desc yaml proto api_body)
+ALL=(text json avro pb_wire pb_desc yaml proto api_body)
 TARGETS=("${ALL[@]}")
 [ "$#" -gt 0 ] && TARGETS=("$@")
 

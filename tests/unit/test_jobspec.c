@@ -1553,6 +1553,15 @@ static void assert_input_equal(const struct js_input *a, const struct js_input *
 	assert_str_eq_or_null(a->quote, b->quote);
 	assert_str_eq_or_null(a->escape, b->escape);
 	assert_str_eq_or_null(a->null_string, b->null_string);
+	assert_str_eq_or_null(a->protobuf_descriptor_file, b->protobuf_descriptor_file);
+	assert_str_eq_or_null(a->protobuf_descriptor, b->protobuf_descriptor);
+	assert_str_eq_or_null(a->protobuf_message, b->protobuf_message);
+	assert_str_eq_or_null(a->registry_addr, b->registry_addr);
+	assert_str_eq_or_null(a->registry_user, b->registry_user);
+	assert_str_eq_or_null(a->registry_password, b->registry_password);
+	assert_int_equal(a->avro_bytes_to_base64, b->avro_bytes_to_base64);
+	assert_str_eq_or_null(a->avro_schema_file, b->avro_schema_file);
+	assert_str_eq_or_null(a->avro_schema, b->avro_schema);
 }
 
 static void assert_names_equal(char *const *a, size_t na, char *const *b, size_t nb)
@@ -2322,6 +2331,173 @@ static void test_validate_meta_types(void **state)
 	spec->meta_type = NULL;
 	validate_fail(spec, &errs);
 	assert_err(&errs, "KAFKA.INPUT.META.COLUMNS[0].TYPE", -1, "is required");
+	jobspec_free(spec);
+}
+
+/* ---- AVRO_OPTION, JSON_OPTION ---- */
+
+static const char avro_yaml[] =
+	"DATABASE: db\n"
+	"USER: u\n"
+	"KAFKA:\n"
+	"  INPUT:\n"
+	"    KEY:\n"
+	"      COLUMNS:\n"
+	"        - NAME: k\n"
+	"      FORMAT: avro\n"
+	"      AVRO_OPTION:\n"
+	"        SCHEMA: '{\"type\": \"record\", \"name\": \"K\", \"fields\": [{\"name\": \"k\", \"type\": \"long\"}]}'\n"
+	"    VALUE:\n"
+	"      COLUMNS:\n"
+	"        - NAME: id\n"
+	"          TYPE: bigint\n"
+	"      FORMAT: Avro\n"
+	"      avro_option:\n"
+	"        SCHEMA_REGISTRY_ADDR:\n"
+	"          - https://r1:8081\n"
+	"          - http://r2:8081/base/\n"
+	"        SCHEMA_REGISTRY_USER: alice\n"
+	"        SCHEMA_REGISTRY_PASSWORD: s3cret-registry\n"
+	"        BYTES_TO_BASE64: true\n"
+	"  OUTPUT:\n"
+	"    TABLE: orders\n";
+
+static void test_avro_option_parse_round_trip(void **state)
+{
+	struct jobspec *spec = parse_ok(avro_yaml);
+	struct js_errors errs;
+	const char *secrets[8];
+	char *yaml;
+
+	assert_int_equal(spec->key.format, JS_FORMAT_AVRO);
+	assert_non_null(strstr(spec->key.avro_schema, "\"name\": \"K\""));
+	assert_int_equal(spec->value.format, JS_FORMAT_AVRO);
+	assert_string_equal(spec->value.registry_addr, "https://r1:8081,http://r2:8081/base/");
+	assert_string_equal(spec->value.registry_user, "alice");
+	assert_string_equal(spec->value.registry_password, "s3cret-registry");
+	assert_true(spec->value.avro_bytes_to_base64);
+	assert_int_equal(jobspec_line(spec, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_ADDR[1]"),
+			 line_of(avro_yaml, "- http://r2"));
+	assert_int_equal(jobspec_apply_defaults(spec, &std_defaults), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_AVRO);
+	assert_null(spec->value.delimiter);
+	if (jobspec_validate(spec, &errs) != 0) {
+		dump_errs(&errs);
+		fail_msg("expected valid");
+	}
+	/* The registry password is a secret: listed, and masked when shown. */
+	assert_int_equal(jobspec_secrets(spec, secrets, 8), 1);
+	assert_string_equal(secrets[0], "s3cret-registry");
+	yaml = jobspec_to_yaml(spec, true);
+	assert_null(strstr(yaml, "s3cret-registry"));
+	assert_non_null(strstr(yaml, "        SCHEMA_REGISTRY_PASSWORD: '****'\n"));
+	free(yaml);
+	jobspec_free(round_trip(spec));
+	jobspec_free(spec);
+}
+
+static void test_avro_option_source_registry(void **state)
+{
+	struct js_defaults d = std_defaults;
+	struct jobspec *spec = parse_ok("KAFKA:\n  INPUT:\n    KEY:\n      COLUMNS:\n        - NAME: k\n"
+					"      FORMAT: avro\n    VALUE:\n      COLUMNS:\n        - NAME: id\n");
+	struct jobspec *local;
+
+	(void)state;
+	d.format = JS_FORMAT_AVRO;
+	d.delimiter = NULL;
+	d.registry = "https://reg:8081";
+	d.registry_user = "bob";
+	d.registry_password = "pw";
+	assert_int_equal(jobspec_apply_defaults(spec, &d), 0);
+	assert_int_equal(spec->value.format, JS_FORMAT_AVRO);
+	assert_string_equal(spec->value.registry_addr, "https://reg:8081");
+	assert_string_equal(spec->value.registry_password, "pw");
+	assert_string_equal(spec->key.registry_addr, "https://reg:8081");
+	assert_string_equal(spec->key.registry_user, "bob");
+	jobspec_free(spec);
+
+	/* A job's own schema or registry is kept, credentials not mixed. */
+	local = parse_ok("KAFKA:\n  INPUT:\n    VALUE:\n      COLUMNS:\n        - NAME: id\n      FORMAT: avro\n"
+			 "      AVRO_OPTION:\n        SCHEMA_FILE: /srv/o.avsc\n    KEY:\n      COLUMNS:\n"
+			 "        - NAME: k\n      FORMAT: json\n");
+	assert_int_equal(jobspec_apply_defaults(local, &d), 0);
+	assert_null(local->value.registry_addr);
+	assert_null(local->key.registry_addr); /* a json KEY takes no registry */
+	jobspec_free(local);
+}
+
+static void test_avro_option_validation(void **state)
+{
+	static const struct {
+		const char *addr, *user, *password, *file, *schema;
+		bool base64_on_json;
+		const char *path, *text; /* NULL path: valid */
+	} cases[] = {
+		{ "https://r:8081", NULL, NULL, NULL, NULL, false, NULL, NULL },
+		{ NULL, NULL, NULL, "/srv/o.avsc", NULL, false, NULL, NULL },
+		{ "http://a:1, http://b:2", "u", "p", NULL, NULL, false, NULL, NULL },
+		{ NULL, NULL, NULL, NULL, NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION", "is required for FORMAT avro" },
+		{ "https://r:8081", NULL, NULL, "/srv/o.avsc", NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION",
+		  "not several" },
+		{ "ftp://r", NULL, NULL, NULL, NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_ADDR",
+		  "URL 1 \"ftp://r\" must start with http:// or https://" },
+		{ "https://ok:1,https://u:pw@r:8081", NULL, NULL, NULL, NULL, false,
+		  "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_ADDR", "URL 2" },
+		{ "https://", NULL, NULL, NULL, NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_ADDR",
+		  "has no host" },
+		{ "https://r:8081", "u", NULL, NULL, NULL, false,
+		  "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_PASSWORD", "basic authentication takes both" },
+		{ "https://r:8081", "a:b", "p", NULL, NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_REGISTRY_USER",
+		  "must not contain ':'" },
+		{ NULL, NULL, NULL, "o.avsc", NULL, false, "KAFKA.INPUT.VALUE.AVRO_OPTION.SCHEMA_FILE",
+		  "absolute path" },
+		{ "https://r:8081", NULL, NULL, NULL, NULL, true, "KAFKA.INPUT.VALUE.AVRO_OPTION",
+		  "applies to FORMAT avro only, but FORMAT is json" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jobspec *spec = minimal_valid();
+		struct js_errors errs;
+
+		spec->value.format = cases[i].base64_on_json ? JS_FORMAT_JSON : JS_FORMAT_AVRO;
+		spec->value.avro_bytes_to_base64 = cases[i].base64_on_json;
+		free(spec->value.delimiter);
+		spec->value.delimiter = NULL;
+		spec->value.registry_addr = cases[i].addr ? xstrdup(cases[i].addr) : NULL;
+		spec->value.registry_user = cases[i].user ? xstrdup(cases[i].user) : NULL;
+		spec->value.registry_password = cases[i].password ? xstrdup(cases[i].password) : NULL;
+		spec->value.avro_schema_file = cases[i].file ? xstrdup(cases[i].file) : NULL;
+		spec->value.avro_schema = cases[i].schema ? xstrdup(cases[i].schema) : NULL;
+		memset(&errs, 0, sizeof(errs));
+		if (cases[i].path == NULL) {
+			if (jobspec_validate(spec, &errs) != 0) {
+				dump_errs(&errs);
+				fail_msg("case %zu: expected valid", i);
+			}
+		} else {
+			validate_fail(spec, &errs);
+			assert_err(&errs, cases[i].path, -1, cases[i].text);
+		}
+		jobspec_free(spec);
+	}
+}
+
+static void test_json_option_registry(void **state)
+{
+	struct jobspec *spec = parse_ok("KAFKA:\n  INPUT:\n    VALUE:\n      COLUMNS:\n        - NAME: doc\n"
+					"          TYPE: jsonb\n      FORMAT: json\n      JSON_OPTION:\n"
+					"        SCHEMA_REGISTRY_ADDR: http://reg:8081\n");
+	char *yaml;
+
+	(void)state;
+	assert_string_equal(spec->value.registry_addr, "http://reg:8081");
+	yaml = jobspec_to_yaml(spec, false);
+	assert_non_null(strstr(yaml, "      FORMAT: json\n      JSON_OPTION:\n        SCHEMA_REGISTRY_ADDR: "
+				     "http://reg:8081\n"));
+	free(yaml);
+	jobspec_free(round_trip(spec));
 	jobspec_free(spec);
 }
 
@@ -3334,6 +3510,10 @@ int main(void)
 		cmocka_unit_test(test_validate_target_columns_without_mapping),
 		cmocka_unit_test(test_validate_many_target_names_cut),
 		cmocka_unit_test(test_validate_meta_types),
+		cmocka_unit_test(test_avro_option_parse_round_trip),
+		cmocka_unit_test(test_avro_option_source_registry),
+		cmocka_unit_test(test_avro_option_validation),
+		cmocka_unit_test(test_json_option_registry),
 		cmocka_unit_test(test_protobuf_option_parse_round_trip),
 		cmocka_unit_test(test_protobuf_option_parse_errors),
 		cmocka_unit_test(test_protobuf_option_validation),
