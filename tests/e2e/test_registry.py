@@ -588,6 +588,21 @@ def test_registry_basic_auth_password_stays_secret(server, pg, kafka, make_regis
     # The worker did authenticate: the registry answered its fetch.
     assert (("GET", f"/schemas/ids/{sid}", 200) in reg.requests()), reg.requests()[-5:]
 
+    # The README's shape: the whole record in one jsonb column, MAPPING
+    # over it, a first registry address where nothing answers.
+    from helpers import free_port
+    table4 = pg.create_table(unique("t_regauth_map"), "id bigint, amount numeric, doc jsonb")
+    jid4 = run_job(server, professional_job(src, job_yaml(
+        pg, kafka, topic, table4,
+        value={"COLUMNS": cols(("doc", "jsonb")), "FORMAT": "avro",
+               "AVRO_OPTION": dict(opt, SCHEMA_REGISTRY_ADDR=f"http://127.0.0.1:{free_port()},"
+                                   + reg.url)},
+        output={"MAPPING": {"id": "(doc->>'id')::bigint", "amount": "(doc->>'amount')::numeric",
+                            "doc": "doc"}})))
+    wait_query(pg, f'SELECT id, amount, doc FROM "{table4}" ORDER BY id',
+               [(i, Decimal(i).scaleb(-2), {"id": i, "amount": float(Decimal(i).scaleb(-2))})
+                for i in range(n)], server, jid4)
+
     # The same registry as the source's (schema_registry and its
     # credentials): a job that leaves AVRO_OPTION out inherits it.
     src2 = server.call("POST", "/sources", {
