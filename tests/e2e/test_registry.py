@@ -555,6 +555,8 @@ def test_registry_down_10s_mid_load_then_unknown_id_to_error_table(server, pg, k
     assert items[0]["value_base64"] == base64.b64encode(confluent_frame(unknown, bad_body)).decode()
     st = job_status(server, jid)
     assert st["state"] == "running" and st["rows_rejected"] == 1, st
+    # Still exact once the error is recorded: nothing was written twice.
+    assert pg.query(f'SELECT id, amount, src FROM "{table}" ORDER BY id') == expected
 
 
 # ------------------------------------------------------------ basic auth
