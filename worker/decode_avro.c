@@ -130,13 +130,6 @@ static int avd_len(struct avro_decoder *d, const char *what, size_t *n)
 
 /* ---- dates and times ---- */
 
-static int64_t avd_floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* Days since 1970-01-01 to a date (Howard Hinnant's civil_from_days). */
 static void avd_civil(int64_t z, int64_t *y, unsigned *m, unsigned *dd)
 {
@@ -187,8 +180,15 @@ static void avd_put_time(struct textbuf *tb, int64_t us)
 static void avd_put_timestamp(struct textbuf *tb, int64_t v, bool millis, bool utc)
 {
 	int64_t unit = millis ? 86400000 : INT64_C(86400000000);
-	int64_t days = avd_floor_div(v, unit), rest = v - days * unit;
-	bool bc = avd_put_date(tb, days);
+	int64_t days = v / unit, rest = v % unit;
+	bool bc;
+
+	/* Floor, not truncation, without days * unit (it overflows near INT64_MIN). */
+	if (rest < 0) {
+		rest += unit;
+		days--;
+	}
+	bc = avd_put_date(tb, days);
 
 	textbuf_putc(tb, 'T');
 	avd_put_time(tb, millis ? rest * 1000 : rest);

@@ -145,18 +145,20 @@ static void registry_sleep_ms(int ms)
 		;
 }
 
-/* The registry's {"error_code":N,"message":"..."} as text, for messages. */
-static void registry_error_text(const struct rbody *b, char *out, size_t outlen)
+/* The registry's {"error_code":N,"message":"..."} as text, for messages;
+ * returns N, or 0 when the body has none. */
+static int registry_error_text(const struct rbody *b, char *out, size_t outlen)
 {
 	cJSON *j = b->data != NULL ? cJSON_ParseWithLength(b->data, b->len) : NULL;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "error_code");
 	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "message"));
+	int n = cJSON_IsNumber(code) ? code->valueint : 0;
 
 	out[0] = '\0';
 	if (cJSON_IsNumber(code) || msg != NULL)
-		snprintf(out, outlen, " (error_code %d: %.200s)", cJSON_IsNumber(code) ? code->valueint : 0,
-			 msg != NULL ? msg : "");
+		snprintf(out, outlen, " (error_code %d: %.200s)", n, msg != NULL ? msg : "");
 	cJSON_Delete(j);
+	return n;
 }
 
 /* GET {base}{path} on each address in turn, rounds times.  On REGISTRY_OK
@@ -179,6 +181,7 @@ static int registry_get(struct registry *r, const char *path, const char *what, 
 			size_t a = (r->preferred + k) % r->naddrs;
 			char url[4096], cerr[CURL_ERROR_SIZE] = "", detail[256];
 			long status = 0;
+			int code;
 			CURLcode cc;
 
 			snprintf(url, sizeof(url), "%s%s", r->addrs[a], path);
@@ -207,15 +210,25 @@ static int registry_get(struct registry *r, const char *path, const char *what, 
 				continue;
 			}
 			curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
-			registry_error_text(b, detail, sizeof(detail));
+			code = registry_error_text(b, detail, sizeof(detail));
 			if (status == 200) {
 				r->preferred = a;
 				rc = REGISTRY_OK;
 				goto out;
 			}
-			if (status == 404) {
+			/* 40401 subject, 40402 version, 40403 schema not found: the
+			 * registry's own answer.  A 404 without one is a wrong URL,
+			 * which must not send every message to the error table. */
+			if (status == 404 && code >= 40401 && code <= 40403) {
 				snprintf(err, errlen, "the schema registry %s has no %s%s", r->addrs[a], what, detail);
 				rc = REGISTRY_DATA;
+				goto out;
+			}
+			if (status == 404) {
+				snprintf(err, errlen, "%s answered HTTP 404 for %s without a registry error code; is "
+					 "SCHEMA_REGISTRY_ADDR the registry's base URL (the one under which /schemas/ids/ "
+					 "and /subjects/ live)?", r->addrs[a], what);
+				rc = REGISTRY_FATAL;
 				goto out;
 			}
 			if (status == 401 || status == 403) {

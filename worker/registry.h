@@ -16,9 +16,11 @@
  *   REGISTRY_RETRY  no registry answered, or each answered 5xx / 429 / a
  *                   garbled body: may go away by itself; the message is not
  *                   at fault (the worker stops without advancing, and retries)
- *   REGISTRY_DATA   a registry says the id does not exist (404, error code
- *                   40403): the message is bad and goes to the error table
- *   REGISTRY_FATAL  401/403 and other 4xx: the job's settings are wrong
+ *   REGISTRY_DATA   a registry says the id does not exist (404 with error
+ *                   code 40403; 40401/40402 for a subject): the message is
+ *                   bad and goes to the error table
+ *   REGISTRY_FATAL  401/403, a 404 without a registry error code (a wrong
+ *                   base URL), other 4xx: the job's settings are wrong
  *
  * Ownership: registry_new's strings are copied; a schema returned by
  * registry_schema_get belongs to the client and lives until registry_free.

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <avro.h>
 #include <cmocka.h>
 
@@ -297,6 +303,28 @@ static void test_avro_recursive_and_decimal_fixed(void **state)
 	decoder_free(dec);
 }
 
+/* Timestamps at the ends of a long: no overflow, years before 1 AD as BC. */
+static void test_avro_timestamp_extremes(void **state)
+{
+	struct decoder *dec = at_decoder("t", "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"t\",\"type\":"
+					 "{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}}]}", false);
+	struct decode_row row;
+	char err[512] = "";
+	const struct decode_field *f;
+
+	(void)state;
+	/* zig-zag of INT64_MIN: ten bytes */
+	if (decoder_decode(dec, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	f = &row.fields[0];
+	assert_true(f->len > 9 && memcmp(f->ptr + f->len - 9, "+00:00 BC", 9) == 0);
+	/* 0 is the epoch */
+	if (decoder_decode(dec, "\x00", 1, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	assert_field(&row, 0, "1970-01-01T00:00:00+00:00");
+	decoder_free(dec);
+}
+
 static void test_registry_frame(void **state)
 {
 	const char *body;
@@ -387,6 +415,173 @@ static void test_check_type_fit(void **state)
 	avro_schema_free(sc);
 }
 
+/* ---- the registry client against a canned HTTP responder ----
+ * Not a schema registry: it answers fixed bodies per path, so that the
+ * client's caching, classification, failover and authentication can be
+ * checked without one (the e2e tests use the registry harness). */
+
+struct canned {
+	int fd;
+	int port;
+	int requests[8]; /* per schema id 0..7 */
+	int with_auth;
+	pthread_t thread;
+};
+
+static const char canned_avro[] =
+	"{\"schema\":\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"R\\\",\\\"fields\\\":"
+	"[{\\\"name\\\":\\\"id\\\",\\\"type\\\":\\\"long\\\"}]}\"}";
+
+static void *canned_run(void *arg)
+{
+	struct canned *c = arg;
+
+	for (;;) {
+		char req[4096], resp[1024];
+		const char *status = "200 OK", *body = canned_avro;
+		ssize_t n, got = 0;
+		int cfd = accept(c->fd, NULL, NULL);
+		unsigned id = 0;
+
+		if (cfd < 0)
+			return NULL;
+		while (got < (ssize_t)sizeof(req) - 1 && (n = read(cfd, req + got, sizeof(req) - 1 - (size_t)got)) > 0) {
+			got += n;
+			req[got] = '\0';
+			if (strstr(req, "\r\n\r\n") != NULL)
+				break;
+		}
+		req[got > 0 ? got : 0] = '\0';
+		if (sscanf(req, "GET /schemas/ids/%u", &id) == 1 && id < 8)
+			c->requests[id]++;
+		if (strstr(req, "Authorization: Basic Ym9iOnMzY3JldA==") != NULL) /* bob:s3cret */
+			c->with_auth++;
+		if (strncmp(req, "GET /subjects/orders-value/versions/latest", 42) == 0) {
+			body = "{\"subject\":\"orders-value\",\"version\":3,\"id\":1,\"schema\":\"\\\"long\\\"\"}";
+		} else if (id == 2 || strncmp(req, "GET /subjects/", 14) == 0) {
+			status = "404 Not Found";
+			body = "{\"error_code\":40403,\"message\":\"Schema 2 not found\"}";
+		} else if (id == 3) {
+			status = "500 Internal Server Error";
+			body = "{\"error_code\":50001,\"message\":\"store down\"}";
+		} else if (id == 4) {
+			body = "{\"schemaType\":\"JSON\",\"schema\":\"{\\\"type\\\":\\\"object\\\"}\"}";
+		} else if (id == 6) {
+			status = "404 Not Found";
+			body = "<html>no such page</html>";
+		} else if (id == 5) {
+			status = "401 Unauthorized";
+			body = "{\"error_code\":401,\"message\":\"Unauthorized\"}";
+		}
+		n = snprintf(resp, sizeof(resp), "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			     "Connection: close\r\n\r\n%s", status, strlen(body), body);
+		if (write(cfd, resp, (size_t)n) != n)
+			fprintf(stderr, "canned: short write\n");
+		close(cfd);
+	}
+}
+
+static void canned_start(struct canned *c)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t alen = sizeof(a);
+
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(c->fd >= 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(c->fd, 16), 0);
+	assert_int_equal(getsockname(c->fd, (struct sockaddr *)&a, &alen), 0);
+	c->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&c->thread, NULL, canned_run, c), 0);
+}
+
+static void canned_stop(struct canned *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	close(c->fd);
+	pthread_join(c->thread, NULL);
+}
+
+static void test_registry_client(void **state)
+{
+	struct canned c;
+	struct registry *reg;
+	const struct registry_schema *rs;
+	struct registry_schema *latest;
+	struct decoder *dec;
+	struct at_input ai;
+	struct decode_row row;
+	char addrs[128], err[512] = "";
+
+	(void)state;
+	canned_start(&c);
+	/* The first address refuses: the second is tried. */
+	snprintf(addrs, sizeof(addrs), "http://127.0.0.1:1, http://127.0.0.1:%d/", c.port);
+
+	at_input_init(&ai, "id", NULL);
+	ai.in.registry_addr = addrs;
+	ai.in.registry_user = (char *)"bob";
+	ai.in.registry_password = (char *)"s3cret";
+	dec = decoder_new(&ai.in, err, sizeof(err));
+	assert_non_null(dec);
+	/* id 1, twice: fetched once */
+	for (int i = 0; i < 2; i++) {
+		if (decoder_decode(dec, "\x00\x00\x00\x00\x01\x54", 6, &row, err, sizeof(err)) != 0)
+			fail_msg("decode: %s", err);
+		assert_field(&row, 0, "42");
+	}
+	assert_int_equal(c.requests[1], 1);
+	assert_true(c.with_auth >= 1);
+	/* an id the registry does not know: a bad message */
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x02\x54", 6, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "has no schema id 2 (error_code 40403"));
+	/* a JSON Schema id in an avro topic: a bad message */
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x04\x54", 6, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "schema id 4 is a JSON schema, not Avro"));
+	decoder_free(dec);
+
+	/* The client's classes, without pauses. */
+	reg = registry_new(addrs, "bob", "s3cret", err, sizeof(err));
+	assert_non_null(reg);
+	registry_set_retry(reg, 2, 0);
+	assert_int_equal(registry_schema_get(reg, 3, &rs, err, sizeof(err)), REGISTRY_RETRY);
+	assert_non_null(strstr(err, "HTTP 500"));
+	assert_int_equal(c.requests[3], 2); /* two rounds */
+	assert_int_equal(registry_schema_get(reg, 5, &rs, err, sizeof(err)), REGISTRY_FATAL);
+	assert_non_null(strstr(err, "refused the credentials"));
+	assert_null(strstr(err, "s3cret"));
+	/* a 404 that is not the registry's: a wrong URL, not a bad message */
+	assert_int_equal(registry_schema_get(reg, 6, &rs, err, sizeof(err)), REGISTRY_FATAL);
+	assert_non_null(strstr(err, "the registry's base URL"));
+	assert_int_equal(registry_latest(reg, "orders-value", &latest, err, sizeof(err)), REGISTRY_OK);
+	assert_int_equal(latest->version, 3);
+	assert_string_equal(latest->text, "\"long\"");
+	registry_schema_free(latest);
+	assert_int_equal(registry_latest(reg, "nope-value", &latest, err, sizeof(err)), REGISTRY_DATA);
+	registry_free(reg);
+
+	/* FORMAT json with a registry: the frame is checked and removed. */
+	memset(&ai, 0, sizeof(ai));
+	at_input_init(&ai, "doc:jsonb", NULL);
+	ai.in.format = JS_FORMAT_JSON;
+	ai.in.registry_addr = addrs;
+	dec = decoder_new(&ai.in, err, sizeof(err));
+	assert_non_null(dec);
+	if (decoder_decode(dec, "\x00\x00\x00\x00\x04{\"a\":1}", 12, &row, err, sizeof(err)) != 0)
+		fail_msg("decode: %s", err);
+	assert_field(&row, 0, "{\"a\":1}");
+	assert_int_equal(decoder_decode(dec, "{\"a\":1}", 7, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "first byte is 0x7b, not 0"));
+	assert_int_equal(decoder_decode(dec, "\x00\x00\x00\x00\x01{}", 7, &row, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "schema id 1 is an Avro schema, not a JSON Schema"));
+	decoder_free(dec);
+	assert_int_equal(c.requests[4], 2); /* once per client */
+	canned_stop(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,9 +589,11 @@ int main(void)
 		cmocka_unit_test(test_avro_whole_and_base64),
 		cmocka_unit_test(test_avro_errors),
 		cmocka_unit_test(test_avro_recursive_and_decimal_fixed),
+		cmocka_unit_test(test_avro_timestamp_extremes),
 		cmocka_unit_test(test_registry_frame),
 		cmocka_unit_test(test_registry_unreachable_is_retry),
 		cmocka_unit_test(test_check_type_fit),
+		cmocka_unit_test(test_registry_client),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

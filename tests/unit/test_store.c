@@ -1254,6 +1254,31 @@ static void test_wizard_needs_a_delimited_source(void **state)
 			 STORE_INVALID);
 	assert_null(spec);
 	assert_true(errs->count > 0);
+
+	/* An avro source: only with a schema registry, whose address and
+	 * credentials the wizard job then takes (fields name the record's). */
+	set_source_format(fx->st, src, "avro");
+	assert_int_equal(store_job_resolve(fx->st, wiz, &spec, errs, err, sizeof(err)), STORE_INVALID);
+	assert_non_null(strstr(errs->items[0].message, "avro sources with a schema_registry"));
+	{
+		cJSON *in = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(in, "schema_registry", "https://reg:8081");
+		cJSON_AddStringToObject(in, "schema_registry_user", "bob");
+		cJSON_AddStringToObject(in, "schema_registry_password", "pw-of-bob");
+		assert_int_equal(store_row_update(fx->st, STORE_SOURCE, src, in, err, sizeof(err)), 0);
+		cJSON_Delete(in);
+	}
+	if (store_job_resolve(fx->st, wiz, &spec, errs, err, sizeof(err)) != 0) {
+		for (size_t i = 0; i < errs->count; i++)
+			print_message("%s: %s\n", errs->items[i].path, errs->items[i].message);
+		fail_msg("the wizard job on an avro source with a registry must resolve: %s", err);
+	}
+	assert_int_equal(spec->value.format, JS_FORMAT_AVRO);
+	assert_string_equal(spec->value.registry_addr, "https://reg:8081");
+	assert_string_equal(spec->value.registry_user, "bob");
+	assert_string_equal(spec->value.registry_password, "pw-of-bob");
+	jobspec_free(spec);
 	free(errs);
 }
 
