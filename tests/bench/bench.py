@@ -10,6 +10,7 @@ the messages once, then measures (each figure the median of --runs runs):
 
   1 limit INSERT      psql \\copy of the same rows from a file into an identical table
   2 INSERT            a Streaming Server INSERT job on the full backlog
+  2b INSERT, Avro     the same rows as Avro through a schema registry (tests/bench/avro_bench.py)
   3 limit MERGE       psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
   4 MERGE             a Streaming Server MERGE job on the same data
   5 peer              Kafka Connect + Debezium JDBC sink, insert and upsert modes
@@ -45,6 +46,7 @@ from confluent_kafka import Producer  # noqa: E402
 
 from helpers import (PG, Kafka, cols, free_port, job_dict, parse_env, pg_backends_of,  # noqa: E402
                      proc_cpu_seconds, to_yaml)
+import avro_bench  # noqa: E402
 
 HARNESS = ROOT / "tests" / "harness"
 BUILD = Path(os.environ.get("STREAMSERVER_BUILD_DIR") or ROOT / "build").resolve()
@@ -102,33 +104,6 @@ def as_connect_json(delimited):
             + ',"column_3":' + c3 + ',"column_4":"' + c4 + '","column_5":"' + c5 + '"}}')
 
 
-# The INSERT set as Avro records (FORMAT avro with AVRO_OPTION.SCHEMA, no
-# registry): column_3 as a decimal, written by python3-avro.
-AVRO_SCHEMA = json.dumps({
-    "type": "record", "name": "Row", "namespace": "bench",
-    "fields": [{"name": "column_1", "type": "string"}, {"name": "column_2", "type": "long"},
-               {"name": "column_3", "type": {"type": "bytes", "logicalType": "decimal",
-                                             "precision": 20, "scale": 2}},
-               {"name": "column_4", "type": "string"}, {"name": "column_5", "type": "string"}]})
-
-
-def avro_insert_maker():
-    """make(i) for produce(): message i of the INSERT set as Avro bytes."""
-    import io
-    from decimal import Decimal
-    import avro.io
-    import avro.schema
-    writer = avro.io.DatumWriter(avro.schema.parse(AVRO_SCHEMA))
-
-    def make(i):
-        c1, c2, c3, c4, c5 = insert_row(i).split("|")
-        out = io.BytesIO()
-        writer.write({"column_1": c1, "column_2": int(c2), "column_3": Decimal(c3),
-                      "column_4": c4, "column_5": c5}, avro.io.BinaryEncoder(out))
-        return out.getvalue()
-    return make
-
-
 def produce(bootstrap, topic, n, make, partition_of):
     """Produces make(i) for i < n to partition partition_of(i); fails unless
     every message is acknowledged."""
@@ -142,8 +117,7 @@ def produce(bootstrap, topic, n, make, partition_of):
             errors.append(err)
     for i in range(n):
         v = make(i)
-        if isinstance(v, str):
-            v = v.encode()
+        v = v.encode() if isinstance(v, str) else v
         while True:
             try:
                 p.produce(topic, v, partition=partition_of(i), on_delivery=on_delivery)
@@ -219,8 +193,8 @@ class Stack:
             self.pg.close()
         if self.kafka is not None:
             self.kafka.close()
-        for script, d, verb in (("connect.sh", "connect", "stop"), ("kafka.sh", "kafka", "stop"),
-                                ("pg.sh", "pg", "destroy")):
+        for script, d, verb in (("registry.sh", "registry", "stop"), ("connect.sh", "connect", "stop"),
+                                ("kafka.sh", "kafka", "stop"), ("pg.sh", "pg", "destroy")):
             if (self.work / d).exists():
                 try:
                     self.harness(script, verb, self.work / d, timeout=120)
@@ -359,14 +333,11 @@ class Bench:
 
     # 2 and 4 -----------------------------------------------------------
     def job_config(self, topic, table, mode="INSERT", meta=False, mapping=None, defaults=False,
-                   tasks=1, consistency=None, avro=False):
+                   tasks=1, consistency=None):
         """A professional-mode job; defaults=True leaves COMMIT out (the
         product's MAX_ROW and MINIMAL_INTERVAL) instead of --max-row / --interval."""
         value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "delimited",
                  "DELIMITED_OPTION": {"DELIMITER": "|"}}
-        if avro:
-            value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "avro",
-                     "AVRO_OPTION": {"SCHEMA": AVRO_SCHEMA}}
         output = {}
         if mode == "MERGE":
             output = {"MATCH_COLUMNS": ["column_1"],
@@ -429,7 +400,7 @@ class Bench:
         return not state["want"]
 
     def server_drain(self, ctl, source_id, topic, n, mode, defaults=False, tasks=1,
-                     parts=PARTITIONS, consistency=None, avro=False):
+                     parts=PARTITIONS, consistency=None):
         """Starts a job on the full backlog; returns (rows/s from the start
         call to the commit of the last message, worker VmHWM kB).  Leaves in
         self.last_cpu the CPU seconds (user + system) of the job's workers
@@ -437,8 +408,7 @@ class Bench:
         sql = MERGE_TABLE_SQL if mode == "MERGE" else TABLE_SQL
         table = self.fresh_table(self.name(f"ss_{mode.lower()}"), sql)
         jid = self.new_job(ctl, source_id, self.job_config(topic, table, mode, defaults=defaults,
-                                                           tasks=tasks, consistency=consistency,
-                                                           avro=avro),
+                                                           tasks=tasks, consistency=consistency),
                            f"ss_{mode.lower()}")
         probe = {}
         t0 = time.monotonic()
@@ -801,8 +771,8 @@ def build_table(r, args, raw):
         "limit_insert", "peer_insert")
     add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", "limit_insert", "peer_insert",
         ">= 0.7 limit, >= 5x peer", judged("ss_insert", "limit_insert", "peer_insert"))
-    add("ss_avro_insert", "2b Streaming Server INSERT, Avro (local schema; vs delimited: peer column)",
-        r.get("ss_avro_insert"), "rows/s", "limit_insert", "ss_insert")
+    add("ss_avro_insert", "2b Streaming Server INSERT, Avro via registry", r.get("ss_avro_insert"),
+        "rows/s", "limit_insert", "peer_insert")
     add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", r.get("limit_merge"), "rows/s",
         "limit_merge", "peer_upsert")
     add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", "limit_merge", "peer_upsert",
@@ -1013,8 +983,12 @@ def main():
             produce(kafka.bootstrap, t_cmerge, n, lambda i: as_connect_json(merge_row(i, n)),
                     lambda i: merge_key(i, n) % PARTITIONS)
         if "avro" not in args.skip:
+            # The INSERT set again, as Avro framed for a schema registry.
+            registry_url = stack.harness("registry.sh", "start", work / "registry")["REGISTRY"]
             t_avro = kafka.create_topic("bench_avro_insert", PARTITIONS)
-            produce(kafka.bootstrap, t_avro, n, avro_insert_maker(), lambda i: i % PARTITIONS)
+            produce(kafka.bootstrap, t_avro, n,
+                    avro_bench.encoder(avro_bench.register(registry_url, f"{t_avro}-value")),
+                    lambda i: i % PARTITIONS)
         log(f"produced in {time.monotonic() - t0:.1f} s")
         if "peer" not in args.skip and args.peer_warmup:
             # Connect is a long-running JVM: warm its JIT up on data sets of
@@ -1075,9 +1049,9 @@ def main():
                 raw["worker_hwm_kb"].append(hwm)
                 log(f"Streaming Server INSERT {rate:,.0f} rows/s, worker VmHWM {hwm / 1024:.1f} MB")
             if "avro" not in args.skip:
-                rate, _ = bench.server_drain(ctl, s_avro, t_avro, n, "INSERT", avro=True)
+                rate, _ = avro_bench.drain(bench, ctl, s_avro, t_avro, n, registry_url, COLUMNS)
                 raw["ss_avro_insert"].append(rate)
-                log(f"Streaming Server INSERT, Avro {rate:,.0f} rows/s")
+                log(f"Streaming Server INSERT, Avro via registry {rate:,.0f} rows/s")
             if "merge" not in args.skip:
                 rate, _ = bench.server_drain(ctl, s_merge, t_merge, n, "MERGE")
                 raw["ss_merge"].append(rate)
@@ -1107,8 +1081,7 @@ def main():
             log(f"--- tasks matrix, run {run} of {args.tasks_runs}: tasks {args.tasks}")
             raw["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
 
-        for k in ("limit_insert", "ss_insert", "ss_avro_insert", "limit_merge", "ss_merge", "peer_insert",
-                  "peer_upsert"):
+        for k in ("limit_insert", "ss_insert", "ss_avro_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
             result[k] = median(raw[k])
         if raw["latency"]:
             result["latency_p50_ms"] = median([x["p50"] for x in raw["latency"]])

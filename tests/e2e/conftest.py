@@ -12,6 +12,11 @@
   hosts   (test)     simulated hosts on the lan: hosts.add(n), hosts[i]
                      .start_controller(), .cut(), .restore(), .kill()
                      (hosts.Hosts); every namespace removed at the end
+  registry (session) a schema registry with Confluent's API
+                     (tests/harness/registry.sh: our own stand-in, see its
+                     header); only started when a test asks for it
+  make_registry (test)  make_registry(auth=False, prefix=None): a registry of
+                     the test's own, which it may stop and start
 
 pg and kafka start concurrently, once per session.  Set E2E_PGURI or
 E2E_KAFKA_BOOTSTRAP to use ones already running instead.  STREAMSERVER_BUILD_DIR
@@ -662,3 +667,94 @@ def hosts(request, lan, tmp_path):
         problems = hs.close()
     if problems:
         pytest.fail("hosts: " + "; ".join(problems), pytrace=False)
+
+
+# ------------------------------------------------ schema registry (issue 15)
+
+class Registry:
+    """A schema registry started with tests/harness/registry.sh (our own
+    stand-in for Confluent's, see its header): .url (the base URL of the
+    API), .user and .password with auth, client() (confluent-kafka's
+    SchemaRegistryClient), fetches(path), stop() and start() (same port,
+    same schemas)."""
+
+    def __init__(self, base, auth=False, prefix=None):
+        self.dir = base / "registry"
+        opts = (["--auth"] if auth else []) + (["--prefix", prefix] if prefix else [])
+        self.lines = harness("registry.sh", "start", self.dir, 60, *opts)
+        self.url = self.lines["REGISTRY"]
+        self.user = self.lines.get("REGISTRY_USER")
+        self.password = register_secret(self.lines.get("REGISTRY_PASSWORD"))
+        self.path = "/" + self.url.split("/", 3)[3] if self.url.count("/") > 2 else ""
+
+    def client(self):
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        conf = {"url": self.url}
+        if self.user:
+            conf["basic.auth.user.info"] = f"{self.user}:{self.password}"
+        return SchemaRegistryClient(conf)
+
+    def requests(self):
+        """The registry's request log: (method, path under the base URL,
+        status) per request so far."""
+        out = []
+        try:
+            lines = (self.dir / "requests.log").read_text().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            method, path, status = line.split(" ")
+            if path.startswith(self.path):
+                path = path[len(self.path):]
+            out.append((method, path, int(status)))
+        return out
+
+    def fetches(self, path):
+        """How many GET requests for path (e.g. "/schemas/ids/3") it answered."""
+        return sum(1 for m, p, _ in self.requests() if m == "GET" and p == path)
+
+    def stop(self):
+        harness("registry.sh", "stop", self.dir, 60)
+
+    def start(self):
+        url = harness("registry.sh", "start", self.dir, 60)["REGISTRY"]
+        assert url == self.url, f"the registry came back at {url}, not {self.url}"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The session's schema registry (Registry), started when a test asks."""
+    base = _private_base()
+    r, error = None, None
+    try:
+        r = Registry(base)
+    except Exception as e:
+        error = str(e)
+    try:
+        if error is not None:
+            pytest.fail(f"cannot start the schema registry: {error}", pytrace=False)
+        yield r
+    finally:
+        subprocess.run([str(HARNESS / "registry.sh"), "stop", str(base / "registry")],
+                       timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def make_registry():
+    """make_registry(auth=False, prefix=None): a registry of this test only
+    (Registry), which it may stop and start; stopped at the end."""
+    made = []
+
+    def make(**kw):
+        base = _private_base()
+        made.append(base)
+        return Registry(base, **kw)
+
+    yield make
+    for base in made:
+        subprocess.run([str(HARNESS / "registry.sh"), "stop", str(base / "registry")],
+                       timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not os.environ.get("E2E_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
