@@ -384,10 +384,6 @@ message Shipment {
 """
 
 
-# NOT COLLECTED YET (no "test_" prefix): the worker does not read
-# registry-framed Protobuf yet (PROTOBUF_OPTION takes no SCHEMA_REGISTRY_ADDR;
-# issue 15).  Rename it to test_protobuf_registry_nested_message_indexes when
-# it does: as it stands it would fail, and CI counts a skip as a failure.
 def test_protobuf_registry_nested_message_indexes(server, pg, kafka, registry, tmp_path):
     """Protobuf framed for the registry with message indexes: the messages
     are ship.v1.Shipment.Parcel.Label, a type nested two deep in the third
