@@ -349,6 +349,191 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	}
 }
 
+/* Whether a batch's COMMIT may return before its WAL is flushed: only when
+ * the batch's offsets commit in the same transaction (EXACTLY, ATLEAST) and
+ * every partition of it already has a stored row.  A commit the server then
+ * loses in a crash loses the rows and their offsets together: the worker's
+ * connection is gone with the server, its next batch fails, and the
+ * restarted worker resumes from the offsets the database still holds, so
+ * nothing is lost or written twice.  Never with at-most (offsets committed
+ * ahead of the rows) or none (offsets outside the database), and never for a
+ * partition's first row (a lost one would make the restart fall back to
+ * FALLBACK_OFFSET).  STREAMWORKER_SYNCHRONOUS_COMMIT=on in the environment
+ * turns it off (to measure it). */
+static bool sink_pg_async_commit(const struct sink_pg *sk, const struct sink_batch *b)
+{
+	const char *env = getenv("STREAMWORKER_SYNCHRONOUS_COMMIT");
+
+	if (env != NULL && strcmp(env, "on") == 0)
+		return false;
+	if (sk->spec->consistency != JS_CONSISTENCY_EXACTLY && sk->spec->consistency != JS_CONSISTENCY_ATLEAST)
+		return false;
+	return b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
+}
+
+/* The batch's rows in one simple-protocol query string (sqlgen_batch): two
+ * round trips, however many statements.  For batches without decode errors
+ * whose partitions all have their progress row (progress_known); the
+ * others, and a batch whose rows the database rejects, take the statement
+ * by statement path.  *fallback: the transaction is open with the progress
+ * stored and the savepoint rolled back; the caller writes the rows with
+ * sink_pg_write_part and commits. */
+static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bool atmost,
+			      struct sink_batch_result *res, bool *fallback, char *err, size_t errlen)
+{
+	const char *writes[SQLGEN_WRITE_MAX];
+	char *prog = NULL, *sql = NULL;
+	size_t nprog = 0, nw = 0, npre, step, i, off = 0;
+	bool fast = false, async, fence_miss = false, copy_in = false, committed = false;
+	bool post_error = false; /* the COPY or a write failed */
+	PGresult *r, *fence = NULL;
+	int64_t written = 0, updated = 0;
+	int rc = WERR_OK, frc;
+
+	*fallback = false;
+	async = !atmost && sink_pg_async_commit(sk, b);
+	if (!atmost && (prog = progress_put_sql(sk->prog, b->topic, b->progress, b->nprogress, &nprog)) == NULL)
+		goto oom;
+	if (sk->direct_sql == NULL) {
+		fast = sk->w.fast != NULL && sk->fast_skip == 0;
+		if (fast)
+			writes[nw++] = SINK_FAST_NAME;
+		else
+			for (i = 0; i < sk->w.nwrite; i++)
+				writes[nw++] = sink_write_names[i];
+	}
+	sql = sqlgen_batch(sk->direct_sql ? sk->direct_sql : sk->copy_sql, prog, async, writes, nw);
+	if (sql == NULL)
+		goto oom;
+	if (!PQsendQuery(sk->pg, sql)) {
+		rc = sink_pg_error(sk, NULL, "sending the batch", err, errlen);
+		goto out;
+	}
+	/* BEGIN, [SET], progress..., SAVEPOINT, then COPY waits for the data. */
+	npre = 2 + (async ? 1 : 0) + nprog;
+	for (step = 0; (r = PQgetResult(sk->pg)) != NULL; step++) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_COPY_IN) {
+			PQclear(r);
+			copy_in = true;
+			break;
+		}
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (rc == WERR_OK)
+				rc = sink_pg_error(sk, r,
+						   step + 1 == npre   ? "starting a part of the batch"
+						   : step >= 1 + (async ? 1 : 0) ? "storing the offsets in the progress table"
+										 : "starting the batch transaction",
+						   err, errlen);
+			PQclear(r);
+			continue;
+		}
+		if (progress_put_checks(sk->prog) && nprog > 0 && step == 1 + (async ? 1 : 0)) {
+			fence = r; /* the compare-and-set: looked at once rolled back */
+			fence_miss = (size_t)PQntuples(r) != b->nprogress;
+			continue;
+		}
+		PQclear(r);
+	}
+	if (copy_in) {
+		if (fence_miss) {
+			/* Another task holds a partition: no row of this batch goes
+			 * in.  The server fails the COPY and skips the rest. */
+			PQputCopyEnd(sk->pg, "the batch's partitions were advanced by another task");
+		} else {
+			while (off < b->copy_len) {
+				size_t n = b->copy_len - off < SINK_COPY_CHUNK ? b->copy_len - off : SINK_COPY_CHUNK;
+				if (PQputCopyData(sk->pg, b->copy_data + off, (int)n) != 1)
+					break; /* the error comes back from PQgetResult */
+				off += n;
+			}
+			PQputCopyEnd(sk->pg, off < b->copy_len ? "client failed to send the data" : NULL);
+		}
+		/* COPY, the writes, COMMIT. */
+		for (step = 0; (r = PQgetResult(sk->pg)) != NULL; step++) {
+			ExecStatusType st = PQresultStatus(r);
+
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+				if (rc == WERR_OK && !fence_miss) {
+					char column[128], what[192];
+					if (step == 0) {
+						sink_pg_copy_line(r, column, sizeof(column));
+						snprintf(what, sizeof(what), "loading the batch%s%s",
+							 column[0] ? ", column " : "", column);
+					} else if (step <= nw) {
+						snprintf(what, sizeof(what), "%s",
+							 sqlgen_write_what(&sk->cat->job, fast ? 0 : step - 1, fast ? 1 : nw));
+					} else {
+						snprintf(what, sizeof(what), "committing the batch");
+					}
+					rc = sink_pg_error(sk, r, what, err, errlen);
+					post_error = step <= nw;
+				}
+				PQclear(r);
+				continue;
+			}
+			if (step == 0 && sk->direct_sql != NULL) {
+				written = strtoll(PQcmdTuples(r), NULL, 10);
+			} else if (step >= 1 && step <= nw) {
+				size_t wi = fast ? 0 : step - 1;
+				if (sqlgen_write_counts(&sk->cat->job, wi)) {
+					written += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+					updated += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+				} else {
+					int64_t n = strtoll(PQcmdTuples(r), NULL, 10);
+					written += n;
+					if (sqlgen_write_updates(&sk->cat->job, wi, nw))
+						updated += n;
+				}
+			} else if (step == nw + 1) {
+				committed = true;
+			}
+			PQclear(r);
+		}
+	}
+	if (rc == WERR_OK && !fence_miss && committed) {
+		res->rows = written;
+		res->updated = updated;
+		goto out;
+	}
+	if (rc == WERR_OK && !fence_miss) /* ended early without an error: a broken connection */
+		rc = sink_pg_error(sk, NULL, "writing the batch", err, errlen);
+	if (fence_miss) {
+		if (PQstatus(sk->pg) == CONNECTION_OK)
+			PQclear(PQexec(sk->pg, "ROLLBACK"));
+		rc = progress_put_result(sk->prog, b->topic, b->progress, b->nprogress, fence, err, errlen);
+		goto out;
+	}
+	/* Rows the database rejects, or keys repeated within the batch for the
+	 * upsert without DISTINCT ON: undo the part and let the statement by
+	 * statement path split it or write it with DISTINCT ON. */
+	if (post_error && PQstatus(sk->pg) == CONNECTION_OK && PQtransactionStatus(sk->pg) == PQTRANS_INERROR &&
+	    (sink_pg_row_error(sk, rc) || (fast && strcmp(sk->last_sqlstate, "21000") == 0))) {
+		if (fast && strcmp(sk->last_sqlstate, "21000") == 0) {
+			log_debug("keys repeat within the batch; writing it with DISTINCT ON");
+			sk->fast_skip = SINK_FAST_SKIP;
+		}
+		frc = sink_pg_exec(sk, "ROLLBACK TO SAVEPOINT " SQLGEN_SAVEPOINT "; RELEASE SAVEPOINT " SQLGEN_SAVEPOINT,
+				   "undoing a part of the batch", err, errlen);
+		if (frc == WERR_OK) {
+			*fallback = true;
+			rc = WERR_OK;
+		} else {
+			rc = frc;
+		}
+	}
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WERR_RETRY;
+out:
+	PQclear(fence);
+	free(prog);
+	free(sql);
+	return rc;
+}
+
 static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res,
 			      char *err, size_t errlen)
 {
@@ -377,6 +562,23 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 	for (i = 0; i < b->nmsgs && b->msgs[i].error == NULL; i++)
 		;
 	in_tx = true;
+	if (i == b->nmsgs && b->nmsgs > 0 && (atmost || progress_known(sk->prog, b->progress, b->nprogress))) {
+		bool fallback;
+
+		if ((rc = sink_pg_write_fast(sk, b, atmost, res, &fallback, err, errlen)) != WERR_OK)
+			goto out;
+		if (!fallback) {
+			in_tx = false;
+			goto committed;
+		}
+		/* In the transaction, the progress stored: the rows part by part. */
+		if ((rc = sink_pg_write_part(sk, b, 0, b->nmsgs, true, res, err, errlen)) != WERR_OK)
+			goto out;
+		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
+			goto out;
+		in_tx = false;
+		goto committed;
+	}
 	sk->begin_pending = i == b->nmsgs;
 	if (!sk->begin_pending &&
 	    (rc = sink_pg_exec(sk, "BEGIN", "starting the batch transaction", err, errlen)) != WERR_OK)
@@ -397,7 +599,9 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 	if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
 		goto out;
 	in_tx = false;
-	progress_committed(sk->prog, b->progress, b->nprogress);
+committed:
+	if (!atmost)
+		progress_committed(sk->prog, b->progress, b->nprogress);
 out:
 	if (rc != WERR_OK) {
 		res->rows = 0;

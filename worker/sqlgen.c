@@ -426,6 +426,31 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 	return "inserting the batch into the target table";
 }
 
+char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
+		   size_t nwrites)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "BEGIN; ");
+	if (async_commit)
+		sqlbuf_add(&sb, "SET LOCAL synchronous_commit = off; ");
+	if (progress != NULL && progress[0] != '\0') {
+		sqlbuf_add(&sb, progress);
+		sqlbuf_add(&sb, "; ");
+	}
+	sqlbuf_add(&sb, "SAVEPOINT " SQLGEN_SAVEPOINT "; ");
+	sqlbuf_add(&sb, copy);
+	sqlbuf_add(&sb, "; ");
+	for (i = 0; i < nwrites; i++) {
+		sqlbuf_add(&sb, "EXECUTE ");
+		sqlbuf_add(&sb, writes[i]); /* ours, a plain name */
+		sqlbuf_add(&sb, "; ");
+	}
+	sqlbuf_add(&sb, "COMMIT");
+	return sqlbuf_take(&sb);
+}
+
 char *sqlgen_probe_type(const char *type)
 {
 	struct sqlbuf sb = { 0 };

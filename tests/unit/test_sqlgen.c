@@ -408,6 +408,29 @@ static void test_sqlbuf_cap(void **state)
 	free(chunk);
 }
 
+/* One batch as one query string: the progress (the fence) before the
+ * savepoint, the rows after it, COMMIT last; asynchronous commit only when
+ * asked for. */
+static void test_batch(void **state)
+{
+	const char *writes[2] = { "ss_write_0", "ss_write_1" };
+	char *sql;
+
+	(void)state;
+	sql = sqlgen_batch("COPY t FROM STDIN", "EXECUTE ss_progress_0('j', 't', '{0}', '{5}', '{3}')", true, NULL,
+			   0);
+	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; EXECUTE ss_progress_0('j', 't', '{0}', "
+				 "'{5}', '{3}'); SAVEPOINT ss_part; COPY t FROM STDIN; COMMIT");
+	free(sql);
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "", false, writes, 2);
+	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
+				 "EXECUTE ss_write_1; COMMIT");
+	free(sql);
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", NULL, false, writes, 1);
+	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; COMMIT");
+	free(sql);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_odd_names),
 		cmocka_unit_test(test_quote_as_libpq),
 		cmocka_unit_test(test_sqlbuf_cap),
+		cmocka_unit_test(test_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
