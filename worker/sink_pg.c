@@ -371,21 +371,66 @@ static bool sink_pg_async_commit(const struct sink_pg *sk, const struct sink_bat
 	return b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
 }
 
-/* The batch's rows in one simple-protocol query string (sqlgen_batch): two
- * round trips, however many statements.  For batches without decode errors
- * whose partitions all have their progress row (progress_known); the
+/* The segments of a batch: messages [s * seg, (s + 1) * seg), each at most
+ * COMMIT.MAX_ROW rows (sink_batch.seg_rows). */
+static size_t sink_pg_nseg(const struct sink_batch *b)
+{
+	if (b->seg_rows == 0 || b->seg_rows >= b->nmsgs)
+		return 1;
+	return (b->nmsgs + b->seg_rows - 1) / b->seg_rows;
+}
+
+static void sink_pg_seg(const struct sink_batch *b, size_t s, size_t *lo, size_t *hi)
+{
+	size_t n = sink_pg_nseg(b);
+
+	*lo = n == 1 ? 0 : s * b->seg_rows;
+	*hi = n == 1 || (s + 1) * b->seg_rows > b->nmsgs ? b->nmsgs : (s + 1) * b->seg_rows;
+}
+
+/* What the results of sqlgen_batch's string answer, in order. */
+enum sink_step { SINK_BEGIN, SINK_SET, SINK_PROGRESS, SINK_SAVEPOINT, SINK_COPY, SINK_WRITE, SINK_BETWEEN, SINK_COMMIT };
+
+/* Sends one segment's COPY data (or, fence missed, fails the COPY). */
+static void sink_pg_copy_send(struct sink_pg *sk, const struct sink_batch *b, size_t seg, bool abort_copy)
+{
+	size_t lo, hi, off = 0, from, len;
+
+	if (abort_copy) {
+		/* Another task holds a partition: no row of this batch goes in.
+		 * The server fails the COPY and skips the rest. */
+		PQputCopyEnd(sk->pg, "the batch's partitions were advanced by another task");
+		return;
+	}
+	sink_pg_seg(b, seg, &lo, &hi);
+	from = b->msgs[lo].copy_off;
+	len = b->msgs[hi - 1].copy_off + b->msgs[hi - 1].copy_len - from;
+	while (off < len) {
+		size_t n = len - off < SINK_COPY_CHUNK ? len - off : SINK_COPY_CHUNK;
+		if (PQputCopyData(sk->pg, b->copy_data + from + off, (int)n) != 1)
+			break; /* the error comes back from PQgetResult */
+		off += n;
+	}
+	PQputCopyEnd(sk->pg, off < len ? "client failed to send the data" : NULL);
+}
+
+/* The batch's rows in one simple-protocol query string (sqlgen_batch): one
+ * round trip per segment plus one, however many statements.  For batches
+ * without decode errors whose partitions all have their progress row
+ * (progress_known, or at-most, whose offsets are committed already); the
  * others, and a batch whose rows the database rejects, take the statement
  * by statement path.  *fallback: the transaction is open with the progress
- * stored and the savepoint rolled back; the caller writes the rows with
- * sink_pg_write_part and commits. */
+ * stored and the savepoint rolled back; the caller writes the rows part by
+ * part (sink_pg_write_part) and commits. */
 static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bool atmost,
 			      struct sink_batch_result *res, bool *fallback, char *err, size_t errlen)
 {
 	const char *writes[SQLGEN_WRITE_MAX];
 	char *prog = NULL, *sql = NULL;
-	size_t nprog = 0, nw = 0, npre, step, i, off = 0;
-	bool fast = false, async, fence_miss = false, copy_in = false, committed = false;
-	bool post_error = false; /* the COPY or a write failed */
+	enum sink_step *steps = NULL;
+	size_t nprog = 0, nw = 0, nseg = sink_pg_nseg(b), nsteps = 0, k, i, seg = 0, wi = 0;
+	bool fast = false, async, fence_miss = false, committed = false, copying = false;
+	bool post_error = false; /* a COPY or a write failed */
 	PGresult *r, *fence = NULL;
 	int64_t written = 0, updated = 0;
 	int rc = WERR_OK, frc;
@@ -402,95 +447,111 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 			for (i = 0; i < sk->w.nwrite; i++)
 				writes[nw++] = sink_write_names[i];
 	}
-	sql = sqlgen_batch(sk->direct_sql ? sk->direct_sql : sk->copy_sql, prog, async, writes, nw);
-	if (sql == NULL)
+	sql = sqlgen_batch(sk->direct_sql ? sk->direct_sql : sk->copy_sql, prog, async, writes, nw, nseg,
+			   sk->direct_sql ? NULL : "DELETE FROM pg_temp." SQLGEN_STAGE_TABLE);
+	steps = calloc(4 + nprog + nseg * (2 + nw), sizeof(*steps));
+	if (sql == NULL || steps == NULL)
 		goto oom;
+	steps[nsteps++] = SINK_BEGIN;
+	if (async)
+		steps[nsteps++] = SINK_SET;
+	for (i = 0; i < nprog; i++)
+		steps[nsteps++] = SINK_PROGRESS;
+	steps[nsteps++] = SINK_SAVEPOINT;
+	for (k = 0; k < nseg; k++) {
+		if (k > 0 && sk->direct_sql == NULL)
+			steps[nsteps++] = SINK_BETWEEN;
+		steps[nsteps++] = SINK_COPY;
+		for (i = 0; i < nw; i++)
+			steps[nsteps++] = SINK_WRITE;
+	}
+	steps[nsteps++] = SINK_COMMIT;
 	if (!PQsendQuery(sk->pg, sql)) {
 		rc = sink_pg_error(sk, NULL, "sending the batch", err, errlen);
 		goto out;
 	}
-	/* BEGIN, [SET], progress..., SAVEPOINT, then COPY waits for the data. */
-	npre = 2 + (async ? 1 : 0) + nprog;
-	for (step = 0; (r = PQgetResult(sk->pg)) != NULL; step++) {
+	/* One result per statement, in order; after a failure the server skips
+	 * the rest of the string and the results end.  A COPY answers twice:
+	 * COPY_IN (send its data), then its command result. */
+	for (k = 0, i = 0; (r = PQgetResult(sk->pg)) != NULL;) {
 		ExecStatusType st = PQresultStatus(r);
+		enum sink_step step = k < nsteps ? steps[k] : SINK_COMMIT;
 
 		if (st == PGRES_COPY_IN) {
 			PQclear(r);
-			copy_in = true;
-			break;
+			sink_pg_copy_send(sk, b, seg, fence_miss || rc != WERR_OK);
+			copying = true;
+			continue;
 		}
+		k++;
+		if (step == SINK_WRITE)
+			wi = i++ % (nw ? nw : 1);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			if (rc == WERR_OK)
-				rc = sink_pg_error(sk, r,
-						   step + 1 == npre   ? "starting a part of the batch"
-						   : step >= 1 + (async ? 1 : 0) ? "storing the offsets in the progress table"
-										 : "starting the batch transaction",
-						   err, errlen);
+			if (rc == WERR_OK && !fence_miss) {
+				char column[128], what[192];
+				switch (step) {
+				case SINK_COPY:
+					sink_pg_copy_line(r, column, sizeof(column));
+					snprintf(what, sizeof(what), "loading the batch%s%s", column[0] ? ", column " : "",
+						 column);
+					break;
+				case SINK_WRITE:
+					snprintf(what, sizeof(what), "%s",
+						 sqlgen_write_what(&sk->cat->job, fast ? 0 : wi, fast ? 1 : nw));
+					break;
+				case SINK_PROGRESS:
+					snprintf(what, sizeof(what), "storing the offsets in the progress table");
+					break;
+				case SINK_SAVEPOINT:
+				case SINK_BETWEEN:
+					snprintf(what, sizeof(what), "starting a part of the batch");
+					break;
+				case SINK_COMMIT:
+					snprintf(what, sizeof(what), "committing the batch");
+					break;
+				default:
+					snprintf(what, sizeof(what), "starting the batch transaction");
+					break;
+				}
+				rc = sink_pg_error(sk, r, what, err, errlen);
+				post_error = step == SINK_COPY || step == SINK_WRITE || step == SINK_BETWEEN;
+			}
 			PQclear(r);
 			continue;
 		}
-		if (progress_put_checks(sk->prog) && nprog > 0 && step == 1 + (async ? 1 : 0)) {
-			fence = r; /* the compare-and-set: looked at once rolled back */
-			fence_miss = (size_t)PQntuples(r) != b->nprogress;
-			continue;
-		}
-		PQclear(r);
-	}
-	if (copy_in) {
-		if (fence_miss) {
-			/* Another task holds a partition: no row of this batch goes
-			 * in.  The server fails the COPY and skips the rest. */
-			PQputCopyEnd(sk->pg, "the batch's partitions were advanced by another task");
-		} else {
-			while (off < b->copy_len) {
-				size_t n = b->copy_len - off < SINK_COPY_CHUNK ? b->copy_len - off : SINK_COPY_CHUNK;
-				if (PQputCopyData(sk->pg, b->copy_data + off, (int)n) != 1)
-					break; /* the error comes back from PQgetResult */
-				off += n;
-			}
-			PQputCopyEnd(sk->pg, off < b->copy_len ? "client failed to send the data" : NULL);
-		}
-		/* COPY, the writes, COMMIT. */
-		for (step = 0; (r = PQgetResult(sk->pg)) != NULL; step++) {
-			ExecStatusType st = PQresultStatus(r);
-
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-				if (rc == WERR_OK && !fence_miss) {
-					char column[128], what[192];
-					if (step == 0) {
-						sink_pg_copy_line(r, column, sizeof(column));
-						snprintf(what, sizeof(what), "loading the batch%s%s",
-							 column[0] ? ", column " : "", column);
-					} else if (step <= nw) {
-						snprintf(what, sizeof(what), "%s",
-							 sqlgen_write_what(&sk->cat->job, fast ? 0 : step - 1, fast ? 1 : nw));
-					} else {
-						snprintf(what, sizeof(what), "committing the batch");
-					}
-					rc = sink_pg_error(sk, r, what, err, errlen);
-					post_error = step <= nw;
-				}
-				PQclear(r);
+		switch (step) {
+		case SINK_PROGRESS:
+			if (progress_put_checks(sk->prog) && fence == NULL) {
+				fence = r; /* the compare-and-set: looked at once rolled back */
+				fence_miss = (size_t)PQntuples(r) != b->nprogress;
 				continue;
 			}
-			if (step == 0 && sk->direct_sql != NULL) {
-				written = strtoll(PQcmdTuples(r), NULL, 10);
-			} else if (step >= 1 && step <= nw) {
-				size_t wi = fast ? 0 : step - 1;
-				if (sqlgen_write_counts(&sk->cat->job, wi)) {
-					written += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-					updated += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-				} else {
-					int64_t n = strtoll(PQcmdTuples(r), NULL, 10);
-					written += n;
-					if (sqlgen_write_updates(&sk->cat->job, wi, nw))
-						updated += n;
-				}
-			} else if (step == nw + 1) {
-				committed = true;
+			break;
+		case SINK_COPY:
+			if (copying)
+				seg++;
+			copying = false;
+			if (sk->direct_sql != NULL)
+				written += strtoll(PQcmdTuples(r), NULL, 10);
+			break;
+		case SINK_WRITE:
+			if (sqlgen_write_counts(&sk->cat->job, wi)) {
+				written += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+				updated += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+			} else {
+				int64_t n = strtoll(PQcmdTuples(r), NULL, 10);
+				written += n;
+				if (sqlgen_write_updates(&sk->cat->job, wi, nw))
+					updated += n;
 			}
-			PQclear(r);
+			break;
+		case SINK_COMMIT:
+			committed = true;
+			break;
+		default:
+			break;
 		}
+		PQclear(r);
 	}
 	if (rc == WERR_OK && !fence_miss && committed) {
 		res->rows = written;
@@ -505,9 +566,10 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 		rc = progress_put_result(sk->prog, b->topic, b->progress, b->nprogress, fence, err, errlen);
 		goto out;
 	}
-	/* Rows the database rejects, or keys repeated within the batch for the
-	 * upsert without DISTINCT ON: undo the part and let the statement by
-	 * statement path split it or write it with DISTINCT ON. */
+	/* Rows the database rejects, or keys repeated within a segment for the
+	 * upsert without DISTINCT ON: undo the rows (the savepoint is before the
+	 * first COPY) and let the statement by statement path split them or
+	 * write them with DISTINCT ON. */
 	if (post_error && PQstatus(sk->pg) == CONNECTION_OK && PQtransactionStatus(sk->pg) == PQTRANS_INERROR &&
 	    (sink_pg_row_error(sk, rc) || (fast && strcmp(sk->last_sqlstate, "21000") == 0))) {
 		if (fast && strcmp(sk->last_sqlstate, "21000") == 0) {
@@ -529,8 +591,23 @@ oom:
 	rc = WERR_RETRY;
 out:
 	PQclear(fence);
+	free(steps);
 	free(prog);
 	free(sql);
+	return rc;
+}
+
+/* The rows of every segment, statement by statement, each in its savepoint. */
+static int sink_pg_write_parts(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res,
+			       char *err, size_t errlen)
+{
+	size_t s, lo, hi, n = sink_pg_nseg(b);
+	int rc = WERR_OK;
+
+	for (s = 0; s < n && rc == WERR_OK; s++) {
+		sink_pg_seg(b, s, &lo, &hi);
+		rc = sink_pg_write_part(sk, b, lo, hi, s + 1 == n, res, err, errlen);
+	}
 	return rc;
 }
 
@@ -572,7 +649,7 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 			goto committed;
 		}
 		/* In the transaction, the progress stored: the rows part by part. */
-		if ((rc = sink_pg_write_part(sk, b, 0, b->nmsgs, true, res, err, errlen)) != WERR_OK)
+		if ((rc = sink_pg_write_parts(sk, b, res, err, errlen)) != WERR_OK)
 			goto out;
 		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
 			goto out;
@@ -587,7 +664,7 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 		if (b->msgs[i].error != NULL &&
 		    (rc = sink_pg_reject(sk, b->topic, &b->msgs[i], b->msgs[i].error, res, err, errlen)) != WERR_OK)
 			goto out;
-	if ((rc = sink_pg_write_part(sk, b, 0, b->nmsgs, true, res, err, errlen)) != WERR_OK)
+	if ((rc = sink_pg_write_parts(sk, b, res, err, errlen)) != WERR_OK)
 		goto out;
 	if (sk->begin_pending) { /* no row to write: nothing took it */
 		sk->begin_pending = false;

@@ -427,10 +427,10 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 }
 
 char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
-		   size_t nwrites)
+		   size_t nwrites, size_t nseg, const char *between)
 {
 	struct sqlbuf sb = { 0 };
-	size_t i;
+	size_t i, s;
 
 	sqlbuf_add(&sb, "BEGIN; ");
 	if (async_commit)
@@ -440,12 +440,18 @@ char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, co
 		sqlbuf_add(&sb, "; ");
 	}
 	sqlbuf_add(&sb, "SAVEPOINT " SQLGEN_SAVEPOINT "; ");
-	sqlbuf_add(&sb, copy);
-	sqlbuf_add(&sb, "; ");
-	for (i = 0; i < nwrites; i++) {
-		sqlbuf_add(&sb, "EXECUTE ");
-		sqlbuf_add(&sb, writes[i]); /* ours, a plain name */
+	for (s = 0; s < (nseg ? nseg : 1); s++) {
+		if (s > 0 && between != NULL) {
+			sqlbuf_add(&sb, between);
+			sqlbuf_add(&sb, "; ");
+		}
+		sqlbuf_add(&sb, copy);
 		sqlbuf_add(&sb, "; ");
+		for (i = 0; i < nwrites; i++) {
+			sqlbuf_add(&sb, "EXECUTE ");
+			sqlbuf_add(&sb, writes[i]); /* ours, a plain name */
+			sqlbuf_add(&sb, "; ");
+		}
 	}
 	sqlbuf_add(&sb, "COMMIT");
 	return sqlbuf_take(&sb);

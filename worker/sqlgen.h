@@ -114,18 +114,21 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 /* The savepoint around a part of a batch (sink_pg.c). */
 #define SQLGEN_SAVEPOINT "ss_part"
 
-/* One batch as one simple-protocol query string, so that it costs two round
- * trips (the string, answered up to COPY's CopyInResponse; the COPY data,
- * answered by everything after it) instead of one per statement:
- *   BEGIN; [SET LOCAL synchronous_commit = off; ][<progress>; ]
- *   SAVEPOINT ss_part; <copy>; [EXECUTE <write>; ...]COMMIT
- * progress: progress_put_sql's text, NULL or "" for none; writes: names of
- * prepared statements.  The progress goes before the rows so that its
- * result (the fence) is known before any data is sent; the savepoint after
- * it, so that rows the database rejects can be split off (ROLLBACK TO) with
- * the progress kept. */
+/* One batch as one simple-protocol query string, so that it costs one round
+ * trip per COPY plus one (the string, answered up to the first COPY's
+ * CopyInResponse; each COPY's data, answered up to the next COPY or the end)
+ * instead of one per statement:
+ *   BEGIN; [SET LOCAL synchronous_commit = off; ][<progress>; ]SAVEPOINT ss_part;
+ *   <copy>; [EXECUTE <write>; ...][<between>; <copy>; [EXECUTE <write>; ...]]...COMMIT
+ * with nseg (at least 1) COPYs, one per segment of the batch (each at most
+ * COMMIT.MAX_ROW rows), and between them `between` (emptying the staging
+ * table; NULL: nothing).  progress: progress_put_sql's text, NULL or "" for
+ * none; writes: names of prepared statements.  The progress goes before the
+ * rows so that its result (the fence) is known before any data is sent; the
+ * savepoint after it, so that rows the database rejects can be split off
+ * (ROLLBACK TO) with the progress kept. */
 char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
-		   size_t nwrites);
+		   size_t nwrites, size_t nseg, const char *between);
 
 /* Check mode's probes, prepared (never run) against the staging table. */
 /* SELECT CAST(NULL AS type): whether TYPE is a type. */

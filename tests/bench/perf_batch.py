@@ -154,7 +154,7 @@ def drain(pg, kafka, d, topic, n, mode, max_row, interval, consistency, args, ta
         pg.execute("SELECT pg_stat_statements_reset()")
     t0 = time.monotonic()
     errf = open(d / f"worker-{tag}.log", "w")
-    w = subprocess.Popen([str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, text=True)
+    w = subprocess.Popen([str(WORKER)] + (["--verbose"] if args.verbose else []), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, text=True)
     w.stdin.write(stdin)
     w.stdin.close()
     perf = None
@@ -220,6 +220,7 @@ def main():
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--stop", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="the worker's debug log (batch times) in DIR/worker-*.log")
     args = ap.parse_args()
     d = Path(args.dir).resolve()
     n = args.messages
