@@ -137,7 +137,7 @@ def pgss(pg, top=12):
                     "ORDER BY calls DESC, total_exec_time DESC LIMIT %s", (top,))
 
 
-def drain(pg, kafka, d, topic, n, mode, max_row, interval, consistency, args, tag):
+def drain(pg, kafka, d, topic, n, mode, max_row, interval, consistency, args, tag, worker=WORKER):
     table = f"perf_{mode.lower()}_{int(time.time() * 1000)}"
     pg.execute(f"CREATE TABLE {table} ({MERGE_TABLE_SQL if mode == 'MERGE' else TABLE_SQL})")
     value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "delimited", "DELIMITED_OPTION": {"DELIMITER": "|"}}
@@ -154,7 +154,7 @@ def drain(pg, kafka, d, topic, n, mode, max_row, interval, consistency, args, ta
         pg.execute("SELECT pg_stat_statements_reset()")
     t0 = time.monotonic()
     errf = open(d / f"worker-{tag}.log", "w")
-    w = subprocess.Popen([str(WORKER)] + (["--verbose"] if args.verbose else []), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, text=True)
+    w = subprocess.Popen([str(worker)] + (["--verbose"] if args.verbose else []), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, text=True)
     w.stdin.write(stdin)
     w.stdin.close()
     perf = None
@@ -220,6 +220,7 @@ def main():
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--stop", action="store_true")
+    ap.add_argument("--builds", default="", help="NAME=BUILDDIR,...: each job with each build, back to back")
     ap.add_argument("--verbose", action="store_true", help="the worker's debug log (batch times) in DIR/worker-*.log")
     args = ap.parse_args()
     d = Path(args.dir).resolve()
@@ -229,32 +230,39 @@ def main():
                                 ("server_version", "fsync", "synchronous_commit", "full_page_writes",
                                  "shared_buffers", "wal_level", "max_wal_size")))
     t_ins, t_merge = topics(d, kafka, n)
+    builds = [("", WORKER)]
+    if args.builds:
+        builds = [(b.split("=", 1)[0] + " ", Path(b.split("=", 1)[1]) / "worker" / "streamworker")
+                  for b in args.builds.split(",")]
     res = {}
     for run in range(args.runs):
-        li = limit_insert(pg, d, n)
-        lm = limit_merge(pg, d, n)
-        res.setdefault("limit INSERT", []).append(li)
-        res.setdefault("limit MERGE", []).append(lm)
-        log(f"run {run + 1}: limit INSERT {li:,.0f} rows/s, limit MERGE {lm:,.0f} rows/s")
         for spec in args.jobs.split(","):
             mode, max_row = spec.split(":")
             mode = mode.upper()
-            tag = f"{mode.lower()}{max_row}-{run}"
-            rate, cpu, hwm, batches, stats = drain(pg, kafka, d, t_merge if mode == "MERGE" else t_ins, n, mode,
-                                                   int(max_row), args.interval, args.consistency, args, tag)
-            ref = lm if mode == "MERGE" else li
-            res.setdefault(f"{mode} {max_row}", []).append(rate)
-            res.setdefault(f"{mode} {max_row} ratio", []).append(rate / ref)
-            log(f"run {run + 1}: {mode} MAX_ROW {max_row}: {rate:,.0f} rows/s = {rate / ref:.2f} x limit; "
-                f"worker CPU {cpu:.2f} s ({cpu * 1e6 / n:.1f} s/M rows), VmHWM {hwm / 1024:.1f} MB, "
-                f"{batches} batches")
-            for c, t, r, q in stats:
-                per = f"{c / batches:.2f}/batch" if batches else ""
-                log(f"    {c:>7} {per:>11} {t:>9} ms  {q}")
-    print("figure                        median     runs")
+            for bname, worker in builds:
+                # The limit right before and right after the drain: the machine's
+                # load from outside weighs on the reference as on the job.
+                lim = limit_merge if mode == "MERGE" else limit_insert
+                before = lim(pg, d, n)
+                tag = f"{bname.strip()}{mode.lower()}{max_row}-{run}"
+                rate, cpu, hwm, batches, stats = drain(pg, kafka, d, t_merge if mode == "MERGE" else t_ins, n,
+                                                       mode, int(max_row), args.interval, args.consistency, args,
+                                                       tag, worker)
+                after = lim(pg, d, n)
+                ref = 2 / (1 / before + 1 / after)
+                res.setdefault(f"{bname}limit {mode} (around {max_row})", []).append(ref)
+                res.setdefault(f"{bname}{mode} {max_row}", []).append(rate)
+                res.setdefault(f"{bname}{mode} {max_row} ratio", []).append(rate / ref)
+                log(f"run {run + 1}: {bname}{mode} MAX_ROW {max_row}: {rate:,.0f} rows/s = {rate / ref:.2f} x limit "
+                    f"({before:,.0f} before, {after:,.0f} after); worker CPU {cpu:.2f} s ({cpu * 1e6 / n:.2f} s/M rows), "
+                    f"VmHWM {hwm / 1024:.1f} MB, {batches} transactions")
+                for c, t, r, q in stats:
+                    per = f"{c / batches:.2f}/tx" if batches else ""
+                    log(f"    {c:>7} {per:>11} {t:>9} ms  {q}")
+    print(f"{'figure':<40} median     runs")
     for k, v in res.items():
         fmt = (lambda x: f"{x:.2f}") if "ratio" in k else (lambda x: f"{x:,.0f}")
-        print(f"{k:<28} {fmt(statistics.median(v)):>9}   {' '.join(fmt(x) for x in v)}")
+        print(f"{k:<40} {fmt(statistics.median(v)):>9}   {' '.join(fmt(x) for x in v)}")
     pg.close()
     if args.stop:
         harness("kafka.sh", "stop", d / "kafka")
