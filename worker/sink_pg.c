@@ -371,21 +371,15 @@ static bool sink_pg_async_commit(const struct sink_pg *sk, const struct sink_bat
 	return b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
 }
 
-/* The segments of a batch: messages [s * seg, (s + 1) * seg), each at most
- * COMMIT.MAX_ROW rows (sink_batch.seg_rows). */
+/* The segments of a batch (sink_batch.seg_rows), each at most MAX_ROW rows. */
 static size_t sink_pg_nseg(const struct sink_batch *b)
 {
-	if (b->seg_rows == 0 || b->seg_rows >= b->nmsgs)
-		return 1;
-	return (b->nmsgs + b->seg_rows - 1) / b->seg_rows;
+	return sqlgen_segments(b->nmsgs, b->seg_rows);
 }
 
 static void sink_pg_seg(const struct sink_batch *b, size_t s, size_t *lo, size_t *hi)
 {
-	size_t n = sink_pg_nseg(b);
-
-	*lo = n == 1 ? 0 : s * b->seg_rows;
-	*hi = n == 1 || (s + 1) * b->seg_rows > b->nmsgs ? b->nmsgs : (s + 1) * b->seg_rows;
+	sqlgen_segment(b->nmsgs, b->seg_rows, s, lo, hi);
 }
 
 /* What the results of sqlgen_batch's string answer, in order. */

@@ -457,6 +457,24 @@ char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, co
 	return sqlbuf_take(&sb);
 }
 
+size_t sqlgen_segments(size_t n, size_t seg_rows)
+{
+	if (seg_rows == 0 || seg_rows >= n)
+		return 1;
+	return (n + seg_rows - 1) / seg_rows;
+}
+
+void sqlgen_segment(size_t n, size_t seg_rows, size_t s, size_t *lo, size_t *hi)
+{
+	if (sqlgen_segments(n, seg_rows) == 1) {
+		*lo = 0;
+		*hi = n;
+		return;
+	}
+	*lo = s * seg_rows;
+	*hi = (s + 1) * seg_rows > n ? n : (s + 1) * seg_rows;
+}
+
 char *sqlgen_probe_type(const char *type)
 {
 	struct sqlbuf sb = { 0 };

@@ -130,6 +130,11 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
 		   size_t nwrites, size_t nseg, const char *between);
 
+/* The segments of a batch of n messages cut every seg_rows (0: one
+ * segment): how many, and segment s as messages [*lo, *hi). */
+size_t sqlgen_segments(size_t n, size_t seg_rows);
+void sqlgen_segment(size_t n, size_t seg_rows, size_t s, size_t *lo, size_t *hi);
+
 /* Check mode's probes, prepared (never run) against the staging table. */
 /* SELECT CAST(NULL AS type): whether TYPE is a type. */
 char *sqlgen_probe_type(const char *type);

@@ -443,6 +443,27 @@ static void test_batch(void **state)
 	free(sql);
 }
 
+static void test_segments(void **state)
+{
+	size_t lo, hi;
+
+	(void)state;
+	assert_int_equal(sqlgen_segments(500, 500), 1);
+	assert_int_equal(sqlgen_segments(300, 500), 1);
+	assert_int_equal(sqlgen_segments(10, 0), 1);
+	sqlgen_segment(300, 500, 0, &lo, &hi);
+	assert_int_equal(lo, 0);
+	assert_int_equal(hi, 300);
+	assert_int_equal(sqlgen_segments(10000, 500), 20);
+	assert_int_equal(sqlgen_segments(1201, 500), 3);
+	sqlgen_segment(1201, 500, 1, &lo, &hi);
+	assert_int_equal(lo, 500);
+	assert_int_equal(hi, 1000);
+	sqlgen_segment(1201, 500, 2, &lo, &hi);
+	assert_int_equal(lo, 1000);
+	assert_int_equal(hi, 1201);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_quote_as_libpq),
 		cmocka_unit_test(test_sqlbuf_cap),
 		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_segments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
