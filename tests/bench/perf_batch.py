@@ -1,21 +1,27 @@
 #!/usr/bin/python3
 """A profiling helper for the worker's write path (issue 14), not a figure of
 the benchmark: runs streamworker directly (no controller) on a backlog and
-times it against psql COPY of the same rows in the same run, on a PostgreSQL
-with the settings of a stock install (fsync, synchronous_commit and
-full_page_writes on; shared_buffers 128MB, the initdb default).
+times it against psql COPY of the same rows (psql COPY into a plain table for
+INSERT; COPY into a temp table + INSERT ... ON CONFLICT for MERGE), measured
+right before and right after each drain (the ratio uses their harmonic
+mean, so load from outside weighs on both), on a PostgreSQL with the
+settings of a stock install (fsync, synchronous_commit and full_page_writes
+on; shared_buffers 128MB, the initdb default).
 
     tests/bench/perf_batch.py [--dir /tmp/ss-perf] [--messages 200000] [--runs 3]
         [--jobs insert:500,insert:10000,merge:500] [--consistency EXACTLY]
-        [--pgss] [--perf] [--fast] [--stop]
+        [--builds base=DIR,new=DIR] [--pgss] [--perf] [--verbose] [--fast] [--stop]
 
 The backends (tests/harness/pg.sh, kafka.sh) stay up in --dir between calls
 (--stop stops them at the end); the topics are produced once per --messages.
 A job is done when its progress rows hold the end of every partition (the
-rows are committed with them).  --pgss prints pg_stat_statements per batch
-for each job; --perf attaches `perf record -g` to the worker (report in
-DIR/perf-<job>.txt); --fast runs the server with fsync off and
-synchronous_commit off instead (the old harness settings).
+rows are committed with them); each job is checked (row count; MERGE: the
+latest message of every key).  --builds runs every job with each build tree
+back to back; --pgss prints pg_stat_statements per transaction for each job;
+--perf attaches `perf record -g` to the worker (report in DIR/perf-<job>.txt);
+--verbose keeps the worker's debug log (batch times) in DIR/worker-<job>.log;
+--fast runs the server with fsync and synchronous_commit off instead (the
+old harness settings).
 """
 import argparse
 import json
