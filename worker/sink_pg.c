@@ -636,8 +636,10 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 	if (i == b->nmsgs && b->nmsgs > 0 && (atmost || progress_known(sk->prog, b->progress, b->nprogress))) {
 		bool fallback;
 
-		if ((rc = sink_pg_write_fast(sk, b, atmost, res, &fallback, err, errlen)) != WERR_OK)
+		if ((rc = sink_pg_write_fast(sk, b, atmost, res, &fallback, err, errlen)) != WERR_OK) {
+			in_tx = rc != WERR_FENCED; /* a fence miss was rolled back already */
 			goto out;
+		}
 		if (!fallback) {
 			in_tx = false;
 			goto committed;
