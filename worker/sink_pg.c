@@ -385,15 +385,14 @@ static void sink_pg_seg(const struct sink_batch *b, size_t s, size_t *lo, size_t
 /* What the results of sqlgen_batch's string answer, in order. */
 enum sink_step { SINK_BEGIN, SINK_SET, SINK_PROGRESS, SINK_SAVEPOINT, SINK_COPY, SINK_WRITE, SINK_BETWEEN, SINK_COMMIT };
 
-/* Sends one segment's COPY data (or, fence missed, fails the COPY). */
+/* Sends one segment's COPY data, or (abort_copy: the batch failed already)
+ * fails the COPY, so that the server skips the rest of the string. */
 static void sink_pg_copy_send(struct sink_pg *sk, const struct sink_batch *b, size_t seg, bool abort_copy)
 {
 	size_t lo, hi, off = 0, from, len;
 
 	if (abort_copy) {
-		/* Another task holds a partition: no row of this batch goes in.
-		 * The server fails the COPY and skips the rest. */
-		PQputCopyEnd(sk->pg, "the batch's partitions were advanced by another task");
+		PQputCopyEnd(sk->pg, "the batch failed before this COPY");
 		return;
 	}
 	sink_pg_seg(b, seg, &lo, &hi);
@@ -409,13 +408,14 @@ static void sink_pg_copy_send(struct sink_pg *sk, const struct sink_batch *b, si
 }
 
 /* The batch's rows in one simple-protocol query string (sqlgen_batch): one
- * round trip per segment plus one, however many statements.  For batches
+ * round trip per segment plus one (EXACTLY: plus the COMMIT's, sent once the
+ * compare-and-set's result is read), however many statements.  For batches
  * without decode errors whose partitions all have their progress row
  * (progress_known, or at-most, whose offsets are committed already); the
  * others, and a batch whose rows the database rejects, take the statement
- * by statement path.  *fallback: the transaction is open with the progress
- * stored and the savepoint rolled back; the caller writes the rows part by
- * part (sink_pg_write_part) and commits. */
+ * by statement path.  *fallback: the transaction is open, the savepoint
+ * rolled back, nothing of the batch written; the caller writes the rows part
+ * by part (sink_pg_write_part), then the progress, and commits. */
 static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bool atmost,
 			      struct sink_batch_result *res, bool *fallback, char *err, size_t errlen)
 {
@@ -424,6 +424,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 	enum sink_step *steps = NULL;
 	size_t nprog = 0, nw = 0, nseg = sink_pg_nseg(b), nsteps = 0, k, i, seg = 0, wi = 0;
 	bool fast = false, async, fence_miss = false, committed = false, copying = false;
+	bool fenced = !atmost && progress_put_checks(sk->prog);
 	bool post_error = false; /* a COPY or a write failed */
 	PGresult *r, *fence = NULL;
 	int64_t written = 0, updated = 0;
@@ -442,15 +443,13 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 				writes[nw++] = sink_write_names[i];
 	}
 	sql = sqlgen_batch(sk->direct_sql ? sk->direct_sql : sk->copy_sql, prog, async, writes, nw, nseg,
-			   sk->direct_sql ? NULL : "DELETE FROM pg_temp." SQLGEN_STAGE_TABLE);
+			   sk->direct_sql ? NULL : "DELETE FROM pg_temp." SQLGEN_STAGE_TABLE, !fenced);
 	steps = calloc(4 + nprog + nseg * (2 + nw), sizeof(*steps));
 	if (sql == NULL || steps == NULL)
 		goto oom;
 	steps[nsteps++] = SINK_BEGIN;
 	if (async)
 		steps[nsteps++] = SINK_SET;
-	for (i = 0; i < nprog; i++)
-		steps[nsteps++] = SINK_PROGRESS;
 	steps[nsteps++] = SINK_SAVEPOINT;
 	for (k = 0; k < nseg; k++) {
 		if (k > 0 && sk->direct_sql == NULL)
@@ -459,7 +458,10 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 		for (i = 0; i < nw; i++)
 			steps[nsteps++] = SINK_WRITE;
 	}
-	steps[nsteps++] = SINK_COMMIT;
+	for (i = 0; i < nprog; i++)
+		steps[nsteps++] = SINK_PROGRESS;
+	if (!fenced)
+		steps[nsteps++] = SINK_COMMIT;
 	if (!PQsendQuery(sk->pg, sql)) {
 		rc = sink_pg_error(sk, NULL, "sending the batch", err, errlen);
 		goto out;
@@ -473,7 +475,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 
 		if (st == PGRES_COPY_IN) {
 			PQclear(r);
-			sink_pg_copy_send(sk, b, seg, fence_miss || rc != WERR_OK);
+			sink_pg_copy_send(sk, b, seg, rc != WERR_OK);
 			copying = true;
 			continue;
 		}
@@ -481,7 +483,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 		if (step == SINK_WRITE)
 			wi = i++ % (nw ? nw : 1);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			if (rc == WERR_OK && !fence_miss) {
+			if (rc == WERR_OK) {
 				char column[128], what[192];
 				switch (step) {
 				case SINK_COPY:
@@ -515,7 +517,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 		}
 		switch (step) {
 		case SINK_PROGRESS:
-			if (progress_put_checks(sk->prog) && fence == NULL) {
+			if (fenced && fence == NULL) {
 				fence = r; /* the compare-and-set: looked at once rolled back */
 				fence_miss = (size_t)PQntuples(r) != b->nprogress;
 				continue;
@@ -547,19 +549,26 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 		}
 		PQclear(r);
 	}
-	if (rc == WERR_OK && !fence_miss && committed) {
+	/* EXACTLY: the rows are written and the progress rows locked; COMMIT
+	 * only if the compare-and-set changed every partition. */
+	if (rc == WERR_OK && fenced && fence != NULL && !fence_miss) {
+		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
+			goto out;
+		committed = true;
+	}
+	if (rc == WERR_OK && committed) {
 		res->rows = written;
 		res->updated = updated;
 		goto out;
 	}
-	if (rc == WERR_OK && !fence_miss) /* ended early without an error: a broken connection */
-		rc = sink_pg_error(sk, NULL, "writing the batch", err, errlen);
-	if (fence_miss) {
+	if (rc == WERR_OK && fence_miss) {
 		if (PQstatus(sk->pg) == CONNECTION_OK)
 			PQclear(PQexec(sk->pg, "ROLLBACK"));
 		rc = progress_put_result(sk->prog, b->topic, b->progress, b->nprogress, fence, err, errlen);
 		goto out;
 	}
+	if (rc == WERR_OK) /* ended early without an error: a broken connection */
+		rc = sink_pg_error(sk, NULL, "writing the batch", err, errlen);
 	/* Rows the database rejects, or keys repeated within a segment for the
 	 * upsert without DISTINCT ON: undo the rows (the savepoint is before the
 	 * first COPY) and let the statement by statement path split them or
@@ -644,8 +653,12 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 			in_tx = false;
 			goto committed;
 		}
-		/* In the transaction, the progress stored: the rows part by part. */
+		/* In the transaction, nothing written yet: the rows part by part,
+		 * then the progress. */
 		if ((rc = sink_pg_write_parts(sk, b, res, err, errlen)) != WERR_OK)
+			goto out;
+		if (!atmost &&
+		    (rc = progress_put(sk->prog, b->topic, b->progress, b->nprogress, err, errlen)) != WERR_OK)
 			goto out;
 		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
 			goto out;

@@ -427,7 +427,7 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 }
 
 char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
-		   size_t nwrites, size_t nseg, const char *between)
+		   size_t nwrites, size_t nseg, const char *between, bool commit)
 {
 	struct sqlbuf sb = { 0 };
 	size_t i, s;
@@ -435,25 +435,25 @@ char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, co
 	sqlbuf_add(&sb, "BEGIN; ");
 	if (async_commit)
 		sqlbuf_add(&sb, "SET LOCAL synchronous_commit = off; ");
-	if (progress != NULL && progress[0] != '\0') {
-		sqlbuf_add(&sb, progress);
-		sqlbuf_add(&sb, "; ");
-	}
-	sqlbuf_add(&sb, "SAVEPOINT " SQLGEN_SAVEPOINT "; ");
+	sqlbuf_add(&sb, "SAVEPOINT " SQLGEN_SAVEPOINT);
 	for (s = 0; s < (nseg ? nseg : 1); s++) {
 		if (s > 0 && between != NULL) {
+			sqlbuf_add(&sb, "; ");
 			sqlbuf_add(&sb, between);
-			sqlbuf_add(&sb, "; ");
 		}
-		sqlbuf_add(&sb, copy);
 		sqlbuf_add(&sb, "; ");
+		sqlbuf_add(&sb, copy);
 		for (i = 0; i < nwrites; i++) {
-			sqlbuf_add(&sb, "EXECUTE ");
+			sqlbuf_add(&sb, "; EXECUTE ");
 			sqlbuf_add(&sb, writes[i]); /* ours, a plain name */
-			sqlbuf_add(&sb, "; ");
 		}
 	}
-	sqlbuf_add(&sb, "COMMIT");
+	if (progress != NULL && progress[0] != '\0') {
+		sqlbuf_add(&sb, "; ");
+		sqlbuf_add(&sb, progress);
+	}
+	if (commit)
+		sqlbuf_add(&sb, "; COMMIT");
 	return sqlbuf_take(&sb);
 }
 

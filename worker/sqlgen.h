@@ -118,17 +118,20 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
  * trip per COPY plus one (the string, answered up to the first COPY's
  * CopyInResponse; each COPY's data, answered up to the next COPY or the end)
  * instead of one per statement:
- *   BEGIN; [SET LOCAL synchronous_commit = off; ][<progress>; ]SAVEPOINT ss_part;
- *   <copy>; [EXECUTE <write>; ...][<between>; <copy>; [EXECUTE <write>; ...]]...COMMIT
+ *   BEGIN; [SET LOCAL synchronous_commit = off; ]SAVEPOINT ss_part;
+ *   <copy>; [EXECUTE <write>; ...][<between>; <copy>; [EXECUTE <write>; ...]]...
+ *   [<progress>; ][COMMIT]
  * with nseg (at least 1) COPYs, one per segment of the batch (each at most
  * COMMIT.MAX_ROW rows), and between them `between` (emptying the staging
- * table; NULL: nothing).  progress: progress_put_sql's text, NULL or "" for
- * none; writes: names of prepared statements.  The progress goes before the
- * rows so that its result (the fence) is known before any data is sent; the
- * savepoint after it, so that rows the database rejects can be split off
- * (ROLLBACK TO) with the progress kept. */
+ * table; NULL: nothing).  writes: names of prepared statements; progress:
+ * progress_put_sql's text, NULL or "" for none.  The progress comes after
+ * the rows, as on the statement by statement path, so that the progress
+ * rows are locked only once the rows are written: a worker stalled in its
+ * COPY never holds up the partition's next owner.  commit false leaves the
+ * COMMIT out: EXACTLY reads the compare-and-set's result first.  The
+ * savepoint lets rows the database rejects be split off (ROLLBACK TO). */
 char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
-		   size_t nwrites, size_t nseg, const char *between);
+		   size_t nwrites, size_t nseg, const char *between, bool commit);
 
 /* The segments of a batch of n messages cut every seg_rows (0: one
  * segment): how many, and segment s as messages [*lo, *hi). */

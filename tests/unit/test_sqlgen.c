@@ -408,9 +408,8 @@ static void test_sqlbuf_cap(void **state)
 	free(chunk);
 }
 
-/* One batch as one query string: the progress (the fence) before the
- * savepoint, the rows after it, COMMIT last; asynchronous commit only when
- * asked for. */
+/* One batch as one query string: the rows first, then the progress, COMMIT
+ * last unless left out; asynchronous commit only when asked for. */
 static void test_batch(void **state)
 {
 	const char *writes[2] = { "ss_write_0", "ss_write_1" };
@@ -418,27 +417,28 @@ static void test_batch(void **state)
 
 	(void)state;
 	sql = sqlgen_batch("COPY t FROM STDIN", "EXECUTE ss_progress_0('j', 't', '{0}', '{5}', '{3}')", true, NULL,
-			   0, 1, NULL);
-	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; EXECUTE ss_progress_0('j', 't', '{0}', "
-				 "'{5}', '{3}'); SAVEPOINT ss_part; COPY t FROM STDIN; COMMIT");
+			   0, 1, NULL, false);
+	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; SAVEPOINT ss_part; COPY t FROM STDIN; "
+				 "EXECUTE ss_progress_0('j', 't', '{0}', '{5}', '{3}')");
 	free(sql);
-	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "", false, writes, 2, 1, "DELETE FROM pg_temp.s");
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "", false, writes, 2, 1, "DELETE FROM pg_temp.s", true);
 	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
 				 "EXECUTE ss_write_1; COMMIT");
 	free(sql);
-	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", NULL, false, writes, 1, 1, NULL);
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", NULL, false, writes, 1, 1, NULL, true);
 	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; COMMIT");
 	free(sql);
 	/* Three segments of one transaction: the staging table emptied between
-	 * them, every write after its own COPY. */
-	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "EXECUTE p", true, writes, 1, 3, "DELETE FROM pg_temp.s");
-	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; EXECUTE p; SAVEPOINT ss_part; "
+	 * them, every write after its own COPY, the progress once at the end. */
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "EXECUTE p", true, writes, 1, 3, "DELETE FROM pg_temp.s",
+			   true);
+	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; SAVEPOINT ss_part; "
 				 "COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
 				 "DELETE FROM pg_temp.s; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
-				 "DELETE FROM pg_temp.s; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; COMMIT");
+				 "DELETE FROM pg_temp.s; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; EXECUTE p; COMMIT");
 	free(sql);
 	/* COPY straight into the target: nothing between. */
-	sql = sqlgen_batch("COPY t FROM STDIN", NULL, false, NULL, 0, 2, NULL);
+	sql = sqlgen_batch("COPY t FROM STDIN", NULL, false, NULL, 0, 2, NULL, true);
 	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY t FROM STDIN; COPY t FROM STDIN; COMMIT");
 	free(sql);
 }
