@@ -1,5 +1,11 @@
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
+#define UTF8_ONES 0x0101010101010101ULL
+#define UTF8_HIGHS 0x8080808080808080ULL
+
 size_t utf8_seq_len(const char *buf, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)buf;
@@ -54,6 +60,18 @@ size_t utf8_text_prefix(const char *buf, size_t len, bool *is_nul)
 
 	*is_nul = false;
 	while (i < len) {
+		/* Eight ASCII bytes, none NUL, at a time: the common case, and this
+		 * runs on every text field of every message (perf: 10% of the
+		 * worker's CPU byte by byte).  (w - 0x01..) & ~w & 0x80.. is non-zero
+		 * exactly when some byte of w is zero. */
+		if (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, buf + i, 8);
+			if (((w & UTF8_HIGHS) | ((w - UTF8_ONES) & ~w & UTF8_HIGHS)) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (buf[i] == '\0') {
 			*is_nul = true;
 			return i;

@@ -104,6 +104,7 @@ struct worker {
 	struct loop_part *parts; /* one per partition, same order */
 	int64_t batch_start_ms;
 	int64_t max_row;
+	int64_t tx_rows; /* LOOP_TX_ROWS in whole MAX_ROW segments, at least MAX_ROW */
 
 	/* totals for the periodic log line */
 	int64_t total_rows, total_batches, stats_rows, stats_batches, stats_ms;

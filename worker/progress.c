@@ -343,7 +343,7 @@ void progress_committed(struct progress *pr, const struct part_offset *p, size_t
 {
 	size_t i, j;
 
-	if (!pr->fenced)
+	if (!pr->use)
 		return;
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < pr->nstored; j++)
@@ -359,6 +359,97 @@ void progress_committed(struct progress *pr, const struct part_offset *p, size_t
 		}
 		pr->stored[j].next_offset = p[i].next_offset;
 	}
+}
+
+bool progress_known(const struct progress *pr, const struct part_offset *p, size_t n)
+{
+	size_t i;
+
+	if (!pr->use)
+		return true;
+	for (i = 0; i < n; i++)
+		if (progress_stored(pr, p[i].partition) < 0)
+			return false;
+	return true;
+}
+
+char *progress_sql_execute(const char *name, const char *const *literals, size_t n)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i;
+
+	sqlbuf_add(&sb, "EXECUTE ");
+	sqlbuf_add(&sb, name); /* ours, a plain name */
+	sqlbuf_add(&sb, "(");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			sqlbuf_add(&sb, ", ");
+		sqlbuf_add(&sb, literals[i]); /* quoted by the caller */
+	}
+	sqlbuf_add(&sb, ")");
+	return sqlbuf_take(&sb);
+}
+
+char *progress_put_sql(struct progress *pr, const char *topic, const struct part_offset *p, size_t n,
+		       size_t *nstmts)
+{
+	struct part_offset *exp = NULL;
+	char *raw[5] = { NULL, NULL, NULL, NULL, NULL }, *lit[5] = { NULL, NULL, NULL, NULL, NULL };
+	char *one = NULL, *out = NULL;
+	struct sqlbuf sb = { 0 };
+	size_t i, nparam = pr->fenced ? 5 : 4;
+	bool ok = true;
+
+	*nstmts = 0;
+	if (!pr->use || n == 0)
+		return strdup("");
+	if (pr->fenced) {
+		if ((exp = calloc(n, sizeof(*exp))) == NULL)
+			return NULL;
+		for (i = 0; i < n; i++) {
+			exp[i].partition = p[i].partition;
+			exp[i].next_offset = progress_stored(pr, p[i].partition);
+		}
+	}
+	raw[2] = progress_array(p, n, false);
+	raw[3] = progress_array(p, n, true);
+	raw[4] = pr->fenced ? progress_array(exp, n, true) : NULL;
+	lit[0] = PQescapeLiteral(pr->pg, pr->job_name, strlen(pr->job_name));
+	lit[1] = PQescapeLiteral(pr->pg, topic, strlen(topic));
+	for (i = 2; i < nparam; i++) /* digits, commas and braces only */
+		lit[i] = raw[i] != NULL ? PQescapeLiteral(pr->pg, raw[i], strlen(raw[i])) : NULL;
+	for (i = 0; i < nparam; i++)
+		ok = ok && lit[i] != NULL;
+	/* Fenced: only the compare-and-set (every partition has its row,
+	 * progress_known).  Unfenced: the upsert, or UPDATE then INSERT. */
+	for (i = 0; ok && i < (pr->fenced ? 1 : pr->nwrite); i++) {
+		if ((one = progress_sql_execute(progress_names[i], (const char *const *)lit, nparam)) == NULL) {
+			ok = false;
+			break;
+		}
+		if (i > 0)
+			sqlbuf_add(&sb, "; ");
+		sqlbuf_add(&sb, one);
+		free(one);
+		(*nstmts)++;
+	}
+	out = sqlbuf_take(&sb);
+	if (!ok) {
+		free(out);
+		out = NULL;
+	}
+	for (i = 0; i < 5; i++) {
+		free(raw[i]);
+		if (lit[i] != NULL)
+			PQfreemem(lit[i]);
+	}
+	free(exp);
+	return out;
+}
+
+bool progress_put_checks(const struct progress *pr)
+{
+	return pr->use && pr->fenced;
 }
 
 /* Fence miss: says which partition moved and where to. */
@@ -401,6 +492,14 @@ static int progress_fence_miss(struct progress *pr, const char *topic, const str
 		snprintf(err, errlen, "partition %d was advanced by another task (stored %s, expected no row)",
 			 (int)miss->partition, stored);
 	return WERR_FENCED;
+}
+
+int progress_put_result(struct progress *pr, const char *topic, const struct part_offset *p, size_t n,
+			const PGresult *res, char *err, size_t errlen)
+{
+	if (res != NULL && (size_t)PQntuples(res) == n)
+		return WERR_OK;
+	return progress_fence_miss(pr, topic, p, n, res, err, errlen);
 }
 
 /* EXACTLY: compare-and-set of every partition of the batch. */

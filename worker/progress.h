@@ -91,8 +91,33 @@ int progress_put(struct progress *pr, const char *topic, const struct part_offse
 		 size_t errlen);
 
 /* After the caller's COMMIT of a progress_put: those offsets are the stored
- * ones now. */
+ * ones now (EXACTLY: what the next compare-and-set expects; every mode:
+ * progress_known). */
 void progress_committed(struct progress *pr, const struct part_offset *p, size_t n);
+
+/* Whether every partition of p has a row in the progress table that this
+ * sink read or committed (always true with CONSISTENCY none).  Only then does
+ * progress_put_sql apply: with EXACTLY it holds the compare-and-set alone. */
+bool progress_known(const struct progress *pr, const struct part_offset *p, size_t n);
+
+/* "EXECUTE name(l1, l2, ...)": literals already quoted (PQescapeLiteral). */
+char *progress_sql_execute(const char *name, const char *const *literals, size_t n);
+
+/* progress_put as SQL text for a simple-protocol query string that carries
+ * the whole batch (sink_pg.c): the prepared statements run by EXECUTE with
+ * quoted literals, joined by "; ", no trailing separator; "" without a
+ * progress table.  Only for partitions all known (progress_known).  *nstmts:
+ * the statements in it.  With EXACTLY (progress_put_checks) the first one's
+ * result goes to progress_put_result.  NULL when out of memory. */
+char *progress_put_sql(struct progress *pr, const char *topic, const struct part_offset *p, size_t n,
+		       size_t *nstmts);
+bool progress_put_checks(const struct progress *pr);
+
+/* The compare-and-set's result (res NULL: none came): WERR_OK when it
+ * changed all n partitions, else WERR_FENCED with the fence-miss message
+ * (which queries the table: call it after the rollback). */
+int progress_put_result(struct progress *pr, const char *topic, const struct part_offset *p, size_t n,
+			const PGresult *res, char *err, size_t errlen);
 
 /* One rejected message into the error table, inside the caller's
  * transaction.  key and value (raw bytes; NULL: SQL NULL) and why are the

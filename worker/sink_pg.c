@@ -352,6 +352,271 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
 	}
 }
 
+/* Whether a batch's COMMIT may return before its WAL is flushed: only when
+ * the batch's offsets commit in the same transaction (EXACTLY, ATLEAST) and
+ * every partition of it already has a stored row.  A commit the server then
+ * loses in a crash loses the rows and their offsets together: the worker's
+ * connection is gone with the server, its next batch fails, and the
+ * restarted worker resumes from the offsets the database still holds, so
+ * nothing is lost or written twice.  Never with at-most (offsets committed
+ * ahead of the rows) or none (offsets outside the database), and never for a
+ * partition's first row (a lost one would make the restart fall back to
+ * FALLBACK_OFFSET).  STREAMWORKER_SYNCHRONOUS_COMMIT=on in the environment
+ * turns it off (to measure it). */
+static bool sink_pg_async_commit(const struct sink_pg *sk, const struct sink_batch *b)
+{
+	const char *env = getenv("STREAMWORKER_SYNCHRONOUS_COMMIT");
+
+	if (env != NULL && strcmp(env, "on") == 0)
+		return false;
+	if (sk->spec->consistency != JS_CONSISTENCY_EXACTLY && sk->spec->consistency != JS_CONSISTENCY_ATLEAST)
+		return false;
+	return b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
+}
+
+/* The segments of a batch (sink_batch.seg_rows), each at most MAX_ROW rows. */
+static size_t sink_pg_nseg(const struct sink_batch *b)
+{
+	return sqlgen_segments(b->nmsgs, b->seg_rows);
+}
+
+static void sink_pg_seg(const struct sink_batch *b, size_t s, size_t *lo, size_t *hi)
+{
+	sqlgen_segment(b->nmsgs, b->seg_rows, s, lo, hi);
+}
+
+/* What the results of sqlgen_batch's string answer, in order. */
+enum sink_step { SINK_BEGIN, SINK_SET, SINK_PROGRESS, SINK_SAVEPOINT, SINK_COPY, SINK_WRITE, SINK_BETWEEN, SINK_COMMIT };
+
+/* Sends one segment's COPY data, or (abort_copy: the batch failed already)
+ * fails the COPY, so that the server skips the rest of the string. */
+static void sink_pg_copy_send(struct sink_pg *sk, const struct sink_batch *b, size_t seg, bool abort_copy)
+{
+	size_t lo, hi, off = 0, from, len;
+
+	if (abort_copy) {
+		PQputCopyEnd(sk->pg, "the batch failed before this COPY");
+		return;
+	}
+	sink_pg_seg(b, seg, &lo, &hi);
+	from = b->msgs[lo].copy_off;
+	len = b->msgs[hi - 1].copy_off + b->msgs[hi - 1].copy_len - from;
+	while (off < len) {
+		size_t n = len - off < SINK_COPY_CHUNK ? len - off : SINK_COPY_CHUNK;
+		if (PQputCopyData(sk->pg, b->copy_data + from + off, (int)n) != 1)
+			break; /* the error comes back from PQgetResult */
+		off += n;
+	}
+	PQputCopyEnd(sk->pg, off < len ? "client failed to send the data" : NULL);
+}
+
+/* The batch's rows in one simple-protocol query string (sqlgen_batch): one
+ * round trip per segment plus one (EXACTLY: plus the COMMIT's, sent once the
+ * compare-and-set's result is read), however many statements.  For batches
+ * without decode errors whose partitions all have their progress row
+ * (progress_known, or at-most, whose offsets are committed already); the
+ * others, and a batch whose rows the database rejects, take the statement
+ * by statement path.  *fallback: the transaction is open, the savepoint
+ * rolled back, nothing of the batch written; the caller writes the rows part
+ * by part (sink_pg_write_part), then the progress, and commits. */
+static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bool atmost,
+			      struct sink_batch_result *res, bool *fallback, char *err, size_t errlen)
+{
+	const char *writes[SQLGEN_WRITE_MAX];
+	char *prog = NULL, *sql = NULL;
+	enum sink_step *steps = NULL;
+	size_t nprog = 0, nw = 0, nseg = sink_pg_nseg(b), nsteps = 0, k, i, seg = 0, wi = 0;
+	bool fast = false, async, fence_miss = false, committed = false, copying = false;
+	bool fenced = !atmost && progress_put_checks(sk->prog);
+	bool post_error = false; /* a COPY or a write failed */
+	PGresult *r, *fence = NULL;
+	int64_t written = 0, updated = 0;
+	int rc = WERR_OK, frc;
+
+	*fallback = false;
+	async = !atmost && sink_pg_async_commit(sk, b);
+	if (!atmost && (prog = progress_put_sql(sk->prog, b->topic, b->progress, b->nprogress, &nprog)) == NULL)
+		goto oom;
+	if (sk->direct_sql == NULL) {
+		fast = sk->w.fast != NULL && sk->fast_skip == 0;
+		if (fast)
+			writes[nw++] = SINK_FAST_NAME;
+		else
+			for (i = 0; i < sk->w.nwrite; i++)
+				writes[nw++] = sink_write_names[i];
+	}
+	sql = sqlgen_batch(sk->direct_sql ? sk->direct_sql : sk->copy_sql, prog, async, writes, nw, nseg,
+			   sk->direct_sql ? NULL : "DELETE FROM pg_temp." SQLGEN_STAGE_TABLE, !fenced);
+	steps = calloc(4 + nprog + nseg * (2 + nw), sizeof(*steps));
+	if (sql == NULL || steps == NULL)
+		goto oom;
+	steps[nsteps++] = SINK_BEGIN;
+	if (async)
+		steps[nsteps++] = SINK_SET;
+	steps[nsteps++] = SINK_SAVEPOINT;
+	for (k = 0; k < nseg; k++) {
+		if (k > 0 && sk->direct_sql == NULL)
+			steps[nsteps++] = SINK_BETWEEN;
+		steps[nsteps++] = SINK_COPY;
+		for (i = 0; i < nw; i++)
+			steps[nsteps++] = SINK_WRITE;
+	}
+	for (i = 0; i < nprog; i++)
+		steps[nsteps++] = SINK_PROGRESS;
+	if (!fenced)
+		steps[nsteps++] = SINK_COMMIT;
+	if (!PQsendQuery(sk->pg, sql)) {
+		rc = sink_pg_error(sk, NULL, "sending the batch", err, errlen);
+		goto out;
+	}
+	/* One result per statement, in order; after a failure the server skips
+	 * the rest of the string and the results end.  A COPY answers twice:
+	 * COPY_IN (send its data), then its command result. */
+	for (k = 0, i = 0; (r = PQgetResult(sk->pg)) != NULL;) {
+		ExecStatusType st = PQresultStatus(r);
+		enum sink_step step = k < nsteps ? steps[k] : SINK_COMMIT;
+
+		if (st == PGRES_COPY_IN) {
+			PQclear(r);
+			sink_pg_copy_send(sk, b, seg, rc != WERR_OK);
+			copying = true;
+			continue;
+		}
+		k++;
+		if (step == SINK_WRITE)
+			wi = i++ % (nw ? nw : 1);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (rc == WERR_OK) {
+				char column[128], what[192];
+				switch (step) {
+				case SINK_COPY:
+					sink_pg_copy_line(r, column, sizeof(column));
+					snprintf(what, sizeof(what), "loading the batch%s%s", column[0] ? ", column " : "",
+						 column);
+					break;
+				case SINK_WRITE:
+					snprintf(what, sizeof(what), "%s",
+						 sqlgen_write_what(&sk->cat->job, fast ? 0 : wi, fast ? 1 : nw));
+					break;
+				case SINK_PROGRESS:
+					snprintf(what, sizeof(what), "storing the offsets in the progress table");
+					break;
+				case SINK_SAVEPOINT:
+				case SINK_BETWEEN:
+					snprintf(what, sizeof(what), "starting a part of the batch");
+					break;
+				case SINK_COMMIT:
+					snprintf(what, sizeof(what), "committing the batch");
+					break;
+				default:
+					snprintf(what, sizeof(what), "starting the batch transaction");
+					break;
+				}
+				rc = sink_pg_error(sk, r, what, err, errlen);
+				post_error = step == SINK_COPY || step == SINK_WRITE || step == SINK_BETWEEN;
+			}
+			PQclear(r);
+			continue;
+		}
+		switch (step) {
+		case SINK_PROGRESS:
+			if (fenced && fence == NULL) {
+				fence = r; /* the compare-and-set: looked at once rolled back */
+				fence_miss = (size_t)PQntuples(r) != b->nprogress;
+				continue;
+			}
+			break;
+		case SINK_COPY:
+			if (copying)
+				seg++;
+			copying = false;
+			if (sk->direct_sql != NULL)
+				written += strtoll(PQcmdTuples(r), NULL, 10);
+			break;
+		case SINK_WRITE:
+			if (sqlgen_write_counts(&sk->cat->job, wi)) {
+				written += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+				updated += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+			} else {
+				int64_t n = strtoll(PQcmdTuples(r), NULL, 10);
+				written += n;
+				if (sqlgen_write_updates(&sk->cat->job, wi, nw))
+					updated += n;
+			}
+			break;
+		case SINK_COMMIT:
+			committed = true;
+			break;
+		default:
+			break;
+		}
+		PQclear(r);
+	}
+	/* EXACTLY: the rows are written and the progress rows locked; COMMIT
+	 * only if the compare-and-set changed every partition. */
+	if (rc == WERR_OK && fenced && fence != NULL && !fence_miss) {
+		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
+			goto out;
+		committed = true;
+	}
+	if (rc == WERR_OK && committed) {
+		res->rows = written;
+		res->updated = updated;
+		goto out;
+	}
+	if (rc == WERR_OK && fence_miss) {
+		if (PQstatus(sk->pg) == CONNECTION_OK)
+			PQclear(PQexec(sk->pg, "ROLLBACK"));
+		rc = progress_put_result(sk->prog, b->topic, b->progress, b->nprogress, fence, err, errlen);
+		goto out;
+	}
+	if (rc == WERR_OK) /* ended early without an error: a broken connection */
+		rc = sink_pg_error(sk, NULL, "writing the batch", err, errlen);
+	/* Rows the database rejects, or keys repeated within a segment for the
+	 * upsert without DISTINCT ON: undo the rows (the savepoint is before the
+	 * first COPY) and let the statement by statement path split them or
+	 * write them with DISTINCT ON. */
+	if (post_error && PQstatus(sk->pg) == CONNECTION_OK && PQtransactionStatus(sk->pg) == PQTRANS_INERROR &&
+	    (sink_pg_row_error(sk, rc) || (fast && strcmp(sk->last_sqlstate, "21000") == 0))) {
+		if (fast && strcmp(sk->last_sqlstate, "21000") == 0) {
+			log_debug("keys repeat within the batch; writing it with DISTINCT ON");
+			sk->fast_skip = SINK_FAST_SKIP;
+		}
+		frc = sink_pg_exec(sk, "ROLLBACK TO SAVEPOINT " SQLGEN_SAVEPOINT "; RELEASE SAVEPOINT " SQLGEN_SAVEPOINT,
+				   "undoing a part of the batch", err, errlen);
+		if (frc == WERR_OK) {
+			*fallback = true;
+			rc = WERR_OK;
+		} else {
+			rc = frc;
+		}
+	}
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WERR_RETRY;
+out:
+	PQclear(fence);
+	free(steps);
+	free(prog);
+	free(sql);
+	return rc;
+}
+
+/* The rows of every segment, statement by statement, each in its savepoint. */
+static int sink_pg_write_parts(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res,
+			       char *err, size_t errlen)
+{
+	size_t s, lo, hi, n = sink_pg_nseg(b);
+	int rc = WERR_OK;
+
+	for (s = 0; s < n && rc == WERR_OK; s++) {
+		sink_pg_seg(b, s, &lo, &hi);
+		rc = sink_pg_write_part(sk, b, lo, hi, s + 1 == n, res, err, errlen);
+	}
+	return rc;
+}
+
 static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, struct sink_batch_result *res,
 			      char *err, size_t errlen)
 {
@@ -380,6 +645,29 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 	for (i = 0; i < b->nmsgs && b->msgs[i].error == NULL; i++)
 		;
 	in_tx = true;
+	if (i == b->nmsgs && b->nmsgs > 0 && (atmost || progress_known(sk->prog, b->progress, b->nprogress))) {
+		bool fallback;
+
+		if ((rc = sink_pg_write_fast(sk, b, atmost, res, &fallback, err, errlen)) != WERR_OK) {
+			in_tx = rc != WERR_FENCED; /* a fence miss was rolled back already */
+			goto out;
+		}
+		if (!fallback) {
+			in_tx = false;
+			goto committed;
+		}
+		/* In the transaction, nothing written yet: the rows part by part,
+		 * then the progress. */
+		if ((rc = sink_pg_write_parts(sk, b, res, err, errlen)) != WERR_OK)
+			goto out;
+		if (!atmost &&
+		    (rc = progress_put(sk->prog, b->topic, b->progress, b->nprogress, err, errlen)) != WERR_OK)
+			goto out;
+		if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
+			goto out;
+		in_tx = false;
+		goto committed;
+	}
 	sk->begin_pending = i == b->nmsgs;
 	if (!sk->begin_pending &&
 	    (rc = sink_pg_exec(sk, "BEGIN", "starting the batch transaction", err, errlen)) != WERR_OK)
@@ -388,7 +676,7 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 		if (b->msgs[i].error != NULL &&
 		    (rc = sink_pg_reject(sk, b->topic, &b->msgs[i], b->msgs[i].error, res, err, errlen)) != WERR_OK)
 			goto out;
-	if ((rc = sink_pg_write_part(sk, b, 0, b->nmsgs, true, res, err, errlen)) != WERR_OK)
+	if ((rc = sink_pg_write_parts(sk, b, res, err, errlen)) != WERR_OK)
 		goto out;
 	if (sk->begin_pending) { /* no row to write: nothing took it */
 		sk->begin_pending = false;
@@ -400,7 +688,9 @@ static int sink_pg_write_once(struct sink_pg *sk, const struct sink_batch *b, st
 	if ((rc = sink_pg_exec(sk, "COMMIT", "committing the batch", err, errlen)) != WERR_OK)
 		goto out;
 	in_tx = false;
-	progress_committed(sk->prog, b->progress, b->nprogress);
+committed:
+	if (!atmost)
+		progress_committed(sk->prog, b->progress, b->nprogress);
 out:
 	if (rc != WERR_OK) {
 		res->rows = 0;

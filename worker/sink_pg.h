@@ -74,13 +74,18 @@ struct sink_msg {
 
 /* One batch: its messages in consumption order (UPDATE and MERGE rely on it:
  * the later row of one key wins), their COPY text rows (KEY columns, VALUE
- * columns, then META), and one progress entry per partition of the batch. */
+ * columns, then META), and one progress entry per partition of the batch.
+ * A batch is one transaction; it is written in segments of seg_rows
+ * messages (COMMIT.MAX_ROW; 0: one segment), each its own COPY and write,
+ * in order, so that MAX_ROW bounds every write while several ready
+ * segments share one transaction (one progress update, one COMMIT). */
 struct sink_batch {
 	const char *topic;
 	const char *copy_data;
 	size_t copy_len;
 	const struct sink_msg *msgs;
 	size_t nmsgs;
+	size_t seg_rows;
 	const struct part_offset *progress;
 	size_t nprogress;
 };

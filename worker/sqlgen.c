@@ -494,6 +494,55 @@ const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwr
 	return "inserting the batch into the target table";
 }
 
+char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
+		   size_t nwrites, size_t nseg, const char *between, bool commit)
+{
+	struct sqlbuf sb = { 0 };
+	size_t i, s;
+
+	sqlbuf_add(&sb, "BEGIN; ");
+	if (async_commit)
+		sqlbuf_add(&sb, "SET LOCAL synchronous_commit = off; ");
+	sqlbuf_add(&sb, "SAVEPOINT " SQLGEN_SAVEPOINT);
+	for (s = 0; s < (nseg ? nseg : 1); s++) {
+		if (s > 0 && between != NULL) {
+			sqlbuf_add(&sb, "; ");
+			sqlbuf_add(&sb, between);
+		}
+		sqlbuf_add(&sb, "; ");
+		sqlbuf_add(&sb, copy);
+		for (i = 0; i < nwrites; i++) {
+			sqlbuf_add(&sb, "; EXECUTE ");
+			sqlbuf_add(&sb, writes[i]); /* ours, a plain name */
+		}
+	}
+	if (progress != NULL && progress[0] != '\0') {
+		sqlbuf_add(&sb, "; ");
+		sqlbuf_add(&sb, progress);
+	}
+	if (commit)
+		sqlbuf_add(&sb, "; COMMIT");
+	return sqlbuf_take(&sb);
+}
+
+size_t sqlgen_segments(size_t n, size_t seg_rows)
+{
+	if (seg_rows == 0 || seg_rows >= n)
+		return 1;
+	return (n + seg_rows - 1) / seg_rows;
+}
+
+void sqlgen_segment(size_t n, size_t seg_rows, size_t s, size_t *lo, size_t *hi)
+{
+	if (sqlgen_segments(n, seg_rows) == 1) {
+		*lo = 0;
+		*hi = n;
+		return;
+	}
+	*lo = s * seg_rows;
+	*hi = (s + 1) * seg_rows > n ? n : (s + 1) * seg_rows;
+}
+
 char *sqlgen_probe_type(const char *type)
 {
 	struct sqlbuf sb = { 0 };

@@ -128,6 +128,33 @@ bool sqlgen_write_updates(const struct sqlgen_job *job, size_t i, size_t nwrite)
 bool sqlgen_write_deletes(const struct sqlgen_job *job, size_t i, size_t nwrite);
 const char *sqlgen_write_what(const struct sqlgen_job *job, size_t i, size_t nwrite);
 
+/* The savepoint around a part of a batch (sink_pg.c). */
+#define SQLGEN_SAVEPOINT "ss_part"
+
+/* One batch as one simple-protocol query string, so that it costs one round
+ * trip per COPY plus one (the string, answered up to the first COPY's
+ * CopyInResponse; each COPY's data, answered up to the next COPY or the end)
+ * instead of one per statement:
+ *   BEGIN; [SET LOCAL synchronous_commit = off; ]SAVEPOINT ss_part;
+ *   <copy>; [EXECUTE <write>; ...][<between>; <copy>; [EXECUTE <write>; ...]]...
+ *   [<progress>; ][COMMIT]
+ * with nseg (at least 1) COPYs, one per segment of the batch (each at most
+ * COMMIT.MAX_ROW rows), and between them `between` (emptying the staging
+ * table; NULL: nothing).  writes: names of prepared statements; progress:
+ * progress_put_sql's text, NULL or "" for none.  The progress comes after
+ * the rows, as on the statement by statement path, so that the progress
+ * rows are locked only once the rows are written: a worker stalled in its
+ * COPY never holds up the partition's next owner.  commit false leaves the
+ * COMMIT out: EXACTLY reads the compare-and-set's result first.  The
+ * savepoint lets rows the database rejects be split off (ROLLBACK TO). */
+char *sqlgen_batch(const char *copy, const char *progress, bool async_commit, const char *const *writes,
+		   size_t nwrites, size_t nseg, const char *between, bool commit);
+
+/* The segments of a batch of n messages cut every seg_rows (0: one
+ * segment): how many, and segment s as messages [*lo, *hi). */
+size_t sqlgen_segments(size_t n, size_t seg_rows);
+void sqlgen_segment(size_t n, size_t seg_rows, size_t s, size_t *lo, size_t *hi);
+
 /* Check mode's probes, prepared (never run) against the staging table. */
 /* SELECT CAST(NULL AS type): whether TYPE is a type. */
 char *sqlgen_probe_type(const char *type);

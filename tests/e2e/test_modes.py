@@ -9,7 +9,7 @@ import pytest
 
 from helpers import (COLUMNS5, Raw, TABLE5, cols, create_job, create_service, create_source,
                      delimited_messages, error_of, job_status, job_yaml, professional_job,
-                     run_job, start_job, unique, wait_consumed, wait_query, wait_state)
+                     run_job, start_job, stop_job, unique, wait_consumed, wait_query, wait_state)
 
 # id|version|val|note
 MODE_COLUMNS = [("id", "integer"), ("version", "integer"), ("val", "text"), ("note", "text")]
@@ -76,6 +76,45 @@ def test_merge_duplicate_keys_in_one_batch(upsert_path, server, pg, kafka, order
     st = job_status(server, job_id)
     assert (st["messages_consumed"], st["rows_written"]) == (len(DUPLICATES), 3), \
         f"expected 7 messages written as 3 rows in one batch: {st}"
+
+
+def test_merge_backlog_in_segments_latest_wins(upsert_path, server, pg, kafka):
+    """MERGE on a backlog under EXACTLY with MAX_ROW 500 (issue 14): the
+    worker writes it in one query string per transaction, several segments
+    of at most 500 rows each; keys repeat within a segment (the upsert
+    without DISTINCT ON fails and the batch is written again with it) and
+    across segments.  Every key ends with its latest message, the other
+    rows stay as they were, the stored offset is the end.  The first message
+    goes alone first (a partition's first batch stores its offset the slow
+    way); the job is stopped while the backlog is produced, so the restarted
+    worker meets all of it at once."""
+    topic, table, src = _setup(server, pg, kafka, "mseg", MODE_TABLE)
+    pg.execute(f"""INSERT INTO "{table}" VALUES (2, 0, 'untouched', 'keep2')""")
+    conf = job_yaml(pg, kafka, topic, table, mode="MERGE",
+                    output={"MATCH_COLUMNS": ["id"], "UPDATE_COLUMNS": ["version", "val"]},
+                    value={"COLUMNS": cols(*MODE_COLUMNS), "FORMAT": "delimited",
+                           "DELIMITED_OPTION": {"DELIMITER": "|"}},
+                    commit={"MAX_ROW": 500, "MINIMAL_INTERVAL": 200, "CONSISTENCY": "EXACTLY"})
+    kafka.produce(topic, ["1000|0|first|n1000"])
+    job_id = run_job(server, professional_job(src, conf))
+    wait_query(pg, _rows(table), [(2, 0, "untouched", "keep2"), (1000, 0, "first", "n1000")], server, job_id)
+    stop_job(server, job_id)
+    wait_state(server, job_id, "stopped")
+    n, keys = 3000, 300
+    # message i: key 10 + i % 300, version i; each key 10 times, once or
+    # twice per 500.  note (not an UPDATE_COLUMN) is the key's own: the row
+    # inserted keeps it whichever message of the first segment inserted it.
+    kafka.produce(topic, [f"{10 + i % keys}|{i}|v{i}|n{i % keys}" for i in range(n)])
+    start_job(server, job_id)
+    expected = sorted([(2, 0, "untouched", "keep2"), (1000, 0, "first", "n1000")] +
+                      [(10 + k, n - keys + k, f"v{n - keys + k}", f"n{k}") for k in range(keys)])
+    wait_consumed(server, job_id, n + 1)
+    wait_query(pg, _rows(table), expected, server, job_id)
+    name = server.call("GET", f"/jobs/{job_id}")["name"]
+    stored = pg.query("SELECT next_offset FROM public.streamserver_progress WHERE job_name = %s", (name,))
+    assert stored == [(n + 1,)], f"stored offsets {stored}, expected [({n + 1},)]"
+    st = job_status(server, job_id)
+    assert st["rows_rejected"] == 0, st
 
 
 def test_update_only_touches_existing_keys(server, pg, kafka):

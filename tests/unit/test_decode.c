@@ -401,6 +401,43 @@ static void test_copy_escaping(void **state)
 	copybuf_free(&cb); /* twice is fine */
 }
 
+/* Long fields: the character to escape found wherever it falls (the
+ * eight-bytes-at-a-time scan), and rows without one copied as they are. */
+static void test_copy_long_fields(void **state)
+{
+	static const char special[] = { '\\', '\n', '\r', '\t' };
+	static const char escaped[] = { '\\', 'n', 'r', 't' };
+	char text[40], want[64];
+	struct decode_field f[2] = { { text, sizeof(text), false }, { "tail", 4, false } };
+	struct decode_row row = { f, 2 };
+	struct copybuf cb;
+	char err[256];
+	size_t pos, k;
+
+	(void)state;
+	copybuf_init(&cb, 1024);
+	memset(text, 'x', sizeof(text));
+	assert_int_equal(copybuf_append_row(&cb, &row, err, sizeof(err)), 0);
+	assert_int_equal(cb.len, sizeof(text) + 6);
+	assert_memory_equal(cb.data, text, sizeof(text));
+	assert_memory_equal(cb.data + sizeof(text), "\ttail\n", 6);
+	for (k = 0; k < sizeof(special); k++) {
+		for (pos = 0; pos < sizeof(text); pos++) {
+			memset(text, 'x', sizeof(text));
+			text[pos] = special[k];
+			memset(want, 'x', sizeof(text) + 1);
+			want[pos] = '\\';
+			want[pos + 1] = escaped[k];
+			memcpy(want + sizeof(text) + 1, "\ttail\n", 6);
+			copybuf_reset(&cb);
+			assert_int_equal(copybuf_append_row(&cb, &row, err, sizeof(err)), 0);
+			assert_int_equal(cb.len, sizeof(text) + 7);
+			assert_memory_equal(cb.data, want, sizeof(text) + 7);
+		}
+	}
+	copybuf_free(&cb);
+}
+
 static void test_copy_from_decoder(void **state)
 {
 	struct decoder *dec = test_decoder(JS_FORMAT_CSV, NULL, NULL, NULL, NULL, 3);
@@ -798,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_decoder_options),
 		cmocka_unit_test(test_copy_escaping),
+		cmocka_unit_test(test_copy_long_fields),
 		cmocka_unit_test(test_copy_from_decoder),
 		cmocka_unit_test(test_copy_cap),
 		cmocka_unit_test(test_meta_json),

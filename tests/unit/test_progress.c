@@ -50,6 +50,20 @@ static void test_writes(void **state)
 	}
 }
 
+static void test_execute(void **state)
+{
+	const char *lit[5] = { "'job'", "'to''pic'", "'{0,3}'", "'{10,20}'", "'{5,7}'" };
+	char *sql;
+
+	(void)state;
+	sql = progress_sql_execute("ss_progress_0", lit, 5);
+	assert_string_equal(sql, "EXECUTE ss_progress_0('job', 'to''pic', '{0,3}', '{10,20}', '{5,7}')");
+	free(sql);
+	sql = progress_sql_execute("ss_progress_1", lit, 4);
+	assert_string_equal(sql, "EXECUTE ss_progress_1('job', 'to''pic', '{0,3}', '{10,20}')");
+	free(sql);
+}
+
 static void test_create(void **state)
 {
 	char *sql;
@@ -83,6 +97,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_execute),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_schema),
 	};

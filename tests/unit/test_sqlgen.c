@@ -517,6 +517,62 @@ static void test_sqlbuf_cap(void **state)
 	free(chunk);
 }
 
+/* One batch as one query string: the rows first, then the progress, COMMIT
+ * last unless left out; asynchronous commit only when asked for. */
+static void test_batch(void **state)
+{
+	const char *writes[2] = { "ss_write_0", "ss_write_1" };
+	char *sql;
+
+	(void)state;
+	sql = sqlgen_batch("COPY t FROM STDIN", "EXECUTE ss_progress_0('j', 't', '{0}', '{5}', '{3}')", true, NULL,
+			   0, 1, NULL, false);
+	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; SAVEPOINT ss_part; COPY t FROM STDIN; "
+				 "EXECUTE ss_progress_0('j', 't', '{0}', '{5}', '{3}')");
+	free(sql);
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "", false, writes, 2, 1, "DELETE FROM pg_temp.s", true);
+	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
+				 "EXECUTE ss_write_1; COMMIT");
+	free(sql);
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", NULL, false, writes, 1, 1, NULL, true);
+	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; COMMIT");
+	free(sql);
+	/* Three segments of one transaction: the staging table emptied between
+	 * them, every write after its own COPY, the progress once at the end. */
+	sql = sqlgen_batch("COPY pg_temp.s FROM STDIN", "EXECUTE p", true, writes, 1, 3, "DELETE FROM pg_temp.s",
+			   true);
+	assert_string_equal(sql, "BEGIN; SET LOCAL synchronous_commit = off; SAVEPOINT ss_part; "
+				 "COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
+				 "DELETE FROM pg_temp.s; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; "
+				 "DELETE FROM pg_temp.s; COPY pg_temp.s FROM STDIN; EXECUTE ss_write_0; EXECUTE p; COMMIT");
+	free(sql);
+	/* COPY straight into the target: nothing between. */
+	sql = sqlgen_batch("COPY t FROM STDIN", NULL, false, NULL, 0, 2, NULL, true);
+	assert_string_equal(sql, "BEGIN; SAVEPOINT ss_part; COPY t FROM STDIN; COPY t FROM STDIN; COMMIT");
+	free(sql);
+}
+
+static void test_segments(void **state)
+{
+	size_t lo, hi;
+
+	(void)state;
+	assert_int_equal(sqlgen_segments(500, 500), 1);
+	assert_int_equal(sqlgen_segments(300, 500), 1);
+	assert_int_equal(sqlgen_segments(10, 0), 1);
+	sqlgen_segment(300, 500, 0, &lo, &hi);
+	assert_int_equal(lo, 0);
+	assert_int_equal(hi, 300);
+	assert_int_equal(sqlgen_segments(10000, 500), 20);
+	assert_int_equal(sqlgen_segments(1201, 500), 3);
+	sqlgen_segment(1201, 500, 1, &lo, &hi);
+	assert_int_equal(lo, 500);
+	assert_int_equal(hi, 1000);
+	sqlgen_segment(1201, 500, 2, &lo, &hi);
+	assert_int_equal(lo, 1000);
+	assert_int_equal(hi, 1201);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +593,8 @@ int main(void)
 		cmocka_unit_test(test_odd_names),
 		cmocka_unit_test(test_quote_as_libpq),
 		cmocka_unit_test(test_sqlbuf_cap),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_segments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

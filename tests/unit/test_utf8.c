@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -63,12 +64,41 @@ static void test_text(void **state)
 	assert_false(is_nul);
 }
 
+/* The eight-bytes-at-a-time path agrees with the byte by byte definition
+ * wherever the bad byte or the NUL falls, in long texts. */
+static void test_text_long(void **state)
+{
+	static const char *const bad[] = { "\0", "\x80", "\xC3", "\xE9\x80", "\xFF" };
+	char buf[64];
+	bool is_nul;
+	size_t pos, b;
+
+	(void)state;
+	memset(buf, 'a', sizeof(buf));
+	assert_int_equal(utf8_text_prefix(buf, sizeof(buf), &is_nul), sizeof(buf));
+	assert_false(is_nul);
+	for (b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		for (pos = 0; pos + 2 < sizeof(buf); pos++) {
+			size_t n = b == 0 ? 1 : strlen(bad[b]);
+			memset(buf, 'a', sizeof(buf));
+			memcpy(buf + pos, bad[b], n);
+			assert_int_equal(utf8_text_prefix(buf, sizeof(buf), &is_nul), pos);
+			assert_true(is_nul == (b == 0));
+		}
+	}
+	/* valid multi-byte text between ASCII blocks */
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf + 13, "\xC3\xA9\xE2\x82\xAC", 5);
+	assert_int_equal(utf8_text_prefix(buf, sizeof(buf), &is_nul), sizeof(buf));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_text_long),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
