@@ -430,7 +430,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 	bool fenced = !atmost && progress_put_checks(sk->prog);
 	bool post_error = false; /* a COPY or a write failed */
 	PGresult *r, *fence = NULL;
-	int64_t written = 0, updated = 0;
+	int64_t written = 0, updated = 0, deleted = 0;
 	int rc = WERR_OK, frc;
 
 	*fallback = false;
@@ -537,6 +537,8 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 			if (sqlgen_write_counts(&sk->cat->job, wi)) {
 				written += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 				updated += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+			} else if (sqlgen_write_deletes(&sk->cat->job, wi, nw)) {
+				deleted += strtoll(PQcmdTuples(r), NULL, 10);
 			} else {
 				int64_t n = strtoll(PQcmdTuples(r), NULL, 10);
 				written += n;
@@ -562,6 +564,7 @@ static int sink_pg_write_fast(struct sink_pg *sk, const struct sink_batch *b, bo
 	if (rc == WERR_OK && committed) {
 		res->rows = written;
 		res->updated = updated;
+		res->deleted = deleted;
 		goto out;
 	}
 	if (rc == WERR_OK && fence_miss) {
