@@ -1,27 +1,37 @@
 #!/usr/bin/python3
-"""The Streaming Server benchmark: every figure of issue 6 side by side, in one
-run, on the same machine and data.
+"""The Streaming Server benchmark: every figure of issues 6 and 14 side by
+side, in one run, on the same machine and data.
 
-    tests/bench/run.sh [--messages 2000000] [--runs 3] [--latency-seconds 60] ...
+    tests/bench/run.sh [--pg durable,fast] [--messages 2000000] [--runs 3] ...
+    tests/bench/run.sh --quick          # 100,000 rows, 1 run: for development
 
-Starts PostgreSQL, Kafka (tests/harness/pg.sh, kafka.sh) and a Kafka Connect
-standalone worker with Debezium's JDBC sink (tests/harness/connect.sh), produces
-the messages once, then measures (each figure the median of --runs runs):
+Starts Kafka (tests/harness/kafka.sh), PostgreSQL (tests/harness/pg.sh: by
+default --durable, a stock install's fsync, synchronous_commit and
+full_page_writes on, shared_buffers raised to 1GB; with --pg durable,fast also
+the harness's fast server, one column each) and a Kafka Connect standalone
+worker with Debezium's JDBC sink (tests/harness/connect.sh), produces the
+messages once, then measures (each figure the median of --runs runs):
 
-  1 limit INSERT      psql \\copy of the same rows from a file into an identical table
-  2 INSERT            a Streaming Server INSERT job on the full backlog
-  3 limit MERGE       psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
-  4 MERGE             a Streaming Server MERGE job on the same data
-  5 peer              Kafka Connect + Debezium JDBC sink, insert and upsert modes
-  6 latency           p50 / p99 from Kafka timestamp to commit, paced producer
-  7 memory            worker peak RSS (INSERT drain); controller RSS, 100 jobs / 10 running
-  8 tasks (--tasks)   INSERT and MERGE with 1, 2, 4 tasks on 8 partitions beside the peer at
+  1  limit INSERT     psql \\copy of the same rows from a file into an identical table
+  2a INSERT           a Streaming Server INSERT job on the full backlog, default COMMIT
+                      (MAX_ROW 500, MINIMAL_INTERVAL 1000)
+  2b INSERT           the same with MAX_ROW --max-row (10000)
+  3  limit MERGE      psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
+  4a, 4b MERGE        a Streaming Server MERGE job on the same data, as 2a, 2b
+  5  peer             Kafka Connect + Debezium JDBC sink, insert and upsert modes
+  6  latency          p50 / p99 from Kafka timestamp to commit, paced producer, at
+                      MINIMAL_INTERVAL 1000 and 100 (--latency-intervals)
+  7  memory           worker peak RSS on a 2,000,000-row backlog on 4 and on 64
+                      partitions; controller RSS, 100 jobs / 10 running
+  8  CPU              worker CPU seconds (user + system) per million rows of every
+                      drain above, beside the Connect JVM's over the peer's runs
+  9  tasks (--tasks)  INSERT and MERGE with 1, 2, 4 tasks on 8 partitions beside the peer at
                       tasks.max 1, 2, 4, with the CPU seconds per million rows of the workers
                       and of their PostgreSQL backends (off unless asked for)
 
-See tests/bench/README.md for the method of each figure.  Prints one table and
-writes the same as JSON (--out).  Every process it starts is stopped at the
-end, on error and on Ctrl-C too.
+See tests/bench/README.md for the method of each figure.  Progress goes to
+stderr, one table to stdout, the same as JSON to --out.  Every process it
+starts is stopped at the end, on error and on Ctrl-C too.
 """
 import argparse
 import json
@@ -56,7 +66,7 @@ COLUMNS = [("column_1", "varchar(32)"), ("column_2", "bigint"), ("column_3", "nu
 TABLE_SQL = ", ".join(f"{n} {t}" for n, t in COLUMNS)
 MERGE_TABLE_SQL = TABLE_SQL.replace("column_1 varchar(32)", "column_1 varchar(32) PRIMARY KEY")
 PARTITIONS = 4
-TASKS_PARTITIONS = 8  # the tasks matrix (figure 8)
+TASKS_PARTITIONS = 8  # the tasks matrix (figure 9)
 DRAIN_TIMEOUT = 3600.0
 
 
@@ -863,13 +873,13 @@ def print_table(rows, modes, out=sys.stdout):
 
 
 def print_tasks(rows, args, mach, out=sys.stdout):
-    """The tasks matrix (figure 8), then a model of rows/s against tasks and
+    """The tasks matrix (figure 9), then a model of rows/s against tasks and
     cores from the measured CPU per row: a task is a pipeline of a worker and
     its backend working in turn, so one task goes at most 1 / (w + b) rows/s
     (w, b: CPU seconds per row of the worker and of the backend), T tasks at
     most T / (w + b), and C cores at most C / (w + b); the broker, WAL and
     checkpoints are left out, so the model is a ceiling."""
-    print(f"\n8 tasks matrix: {args.tasks_messages:,} messages on {TASKS_PARTITIONS} partitions, "
+    print(f"\n9 tasks matrix: {args.tasks_messages:,} messages on {TASKS_PARTITIONS} partitions, "
           f"CONSISTENCY EXACTLY; peer = Connect + Debezium JDBC at tasks.max = tasks; "
           f"CPU = user + system s per million rows (workers summed over tasks; PostgreSQL "
           f"backends of their connections)")
