@@ -34,8 +34,10 @@
 #                       and a commit waits for its WAL flush.  Without it the
 #                       cluster is a fast, disposable one (fsync, synchronous_commit
 #                       and full_page_writes off).  Prints also PG_DURABLE=on|off.
-#                       Once given, a DIR keeps it (a different PG_SHARED_BUFFERS
-#                       replaces the value, applied when the cluster starts).
+#                       Once given, a DIR keeps it; shared_buffers is written
+#                       again at every start of the DIR (PG_SHARED_BUFFERS of
+#                       that start, default 1GB) and applies when the server
+#                       starts.
 #   pg.sh stop DIR      fast shutdown (immediate if that hangs)
 #   pg.sh status DIR    exit 0 and print the lines above if it runs, else exit 1
 #   pg.sh destroy DIR   stop, then delete the cluster's files
