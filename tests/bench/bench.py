@@ -1,28 +1,38 @@
 #!/usr/bin/python3
-"""The Streaming Server benchmark: every figure of issue 6 side by side, in one
-run, on the same machine and data.
+"""The Streaming Server benchmark: every figure of issues 6 and 14 side by
+side, in one run, on the same machine and data.
 
-    tests/bench/run.sh [--messages 2000000] [--runs 3] [--latency-seconds 60] ...
+    tests/bench/run.sh [--pg durable,fast] [--messages 2000000] [--runs 3] ...
+    tests/bench/run.sh --quick          # 100,000 rows, 1 run: for development
 
-Starts PostgreSQL, Kafka (tests/harness/pg.sh, kafka.sh) and a Kafka Connect
-standalone worker with Debezium's JDBC sink (tests/harness/connect.sh), produces
-the messages once, then measures (each figure the median of --runs runs):
+Starts Kafka (tests/harness/kafka.sh), PostgreSQL (tests/harness/pg.sh: by
+default --durable, a stock install's fsync, synchronous_commit and
+full_page_writes on, shared_buffers raised to 1GB; with --pg durable,fast also
+the harness's fast server, one column each) and a Kafka Connect standalone
+worker with Debezium's JDBC sink (tests/harness/connect.sh), produces the
+messages once, then measures (each figure the median of --runs runs):
 
-  1 limit INSERT      psql \\copy of the same rows from a file into an identical table
-  2 INSERT            a Streaming Server INSERT job on the full backlog
-  2b INSERT, Avro     the same rows as Avro through a schema registry (tests/bench/avro_bench.py)
-  3 limit MERGE       psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
-  4 MERGE             a Streaming Server MERGE job on the same data
-  5 peer              Kafka Connect + Debezium JDBC sink, insert and upsert modes
-  6 latency           p50 / p99 from Kafka timestamp to commit, paced producer
-  7 memory            worker peak RSS (INSERT drain); controller RSS, 100 jobs / 10 running
-  8 tasks (--tasks)   INSERT and MERGE with 1, 2, 4 tasks on 8 partitions beside the peer at
+  1  limit INSERT     psql \\copy of the same rows from a file into an identical table
+  2a INSERT           a Streaming Server INSERT job on the full backlog, default COMMIT
+                      (MAX_ROW 500, MINIMAL_INTERVAL 1000)
+  2b INSERT           the same with MAX_ROW --max-row (10000)
+  2c INSERT, Avro     2b's rows as Avro through a schema registry (tests/bench/avro_bench.py)
+  3  limit MERGE      psql: COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
+  4a, 4b MERGE        a Streaming Server MERGE job on the same data, as 2a, 2b
+  5  peer             Kafka Connect + Debezium JDBC sink, insert and upsert modes
+  6  latency          p50 / p99 from Kafka timestamp to commit, paced producer, at
+                      MINIMAL_INTERVAL 1000 and 100 (--latency-intervals)
+  7  memory           worker peak RSS on a 2,000,000-row backlog on 4 and on 64
+                      partitions; controller RSS, 100 jobs / 10 running
+  8  CPU              worker CPU seconds (user + system) per million rows of every
+                      drain above, beside the Connect JVM's over the peer's runs
+  9  tasks (--tasks)  INSERT and MERGE with 1, 2, 4 tasks on 8 partitions beside the peer at
                       tasks.max 1, 2, 4, with the CPU seconds per million rows of the workers
                       and of their PostgreSQL backends (off unless asked for)
 
-See tests/bench/README.md for the method of each figure.  Prints one table and
-writes the same as JSON (--out).  Every process it starts is stopped at the
-end, on error and on Ctrl-C too.
+See tests/bench/README.md for the method of each figure.  Progress goes to
+stderr, one table to stdout, the same as JSON to --out.  Every process it
+starts is stopped at the end, on error and on Ctrl-C too.
 """
 import argparse
 import json
@@ -46,6 +56,7 @@ from confluent_kafka import Producer  # noqa: E402
 
 from helpers import (PG, Kafka, cols, free_port, job_dict, parse_env, pg_backends_of,  # noqa: E402
                      proc_cpu_seconds, to_yaml)
+
 import avro_bench  # noqa: E402
 
 HARNESS = ROOT / "tests" / "harness"
@@ -58,7 +69,7 @@ COLUMNS = [("column_1", "varchar(32)"), ("column_2", "bigint"), ("column_3", "nu
 TABLE_SQL = ", ".join(f"{n} {t}" for n, t in COLUMNS)
 MERGE_TABLE_SQL = TABLE_SQL.replace("column_1 varchar(32)", "column_1 varchar(32) PRIMARY KEY")
 PARTITIONS = 4
-TASKS_PARTITIONS = 8  # the tasks matrix (figure 8)
+TASKS_PARTITIONS = 8  # the tasks matrix (figure 9)
 DRAIN_TIMEOUT = 3600.0
 
 
@@ -116,8 +127,7 @@ def produce(bootstrap, topic, n, make, partition_of):
         if err is not None:
             errors.append(err)
     for i in range(n):
-        v = make(i)
-        v = v.encode() if isinstance(v, str) else v
+        v = make(i).encode()
         while True:
             try:
                 p.produce(topic, v, partition=partition_of(i), on_delivery=on_delivery)
@@ -138,34 +148,42 @@ class Stack:
 
     def __init__(self, work):
         self.work = work
-        self.pg = None
+        self.pg = None      # the first of self.pgs
+        self.pgs = {}       # {"durable" | "fast": PG}
         self.kafka = None
         self.connect_url = None
         self.connect_pid = None
         self.controllers = []
 
-    def harness(self, script, verb, d, env=None, timeout=900):
-        p = subprocess.run([str(HARNESS / script), verb, str(d)], stdout=subprocess.PIPE,
+    def harness(self, script, verb, d, env=None, timeout=900, options=()):
+        p = subprocess.run([str(HARNESS / script), verb, str(d), *options], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, timeout=timeout,
                            stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
         if p.returncode != 0:
             raise RuntimeError(f"{script} {verb} failed ({p.returncode}):\n{p.stderr}")
         return parse_env(p.stdout)
 
-    def start_backends(self):
-        # Kafka (slow: a JVM) and PostgreSQL at once.
+    def start_backends(self, modes, shared_buffers):
+        """Kafka (slow: a JVM) and one PostgreSQL per mode at once: "durable"
+        is `pg.sh --durable` (a stock install's fsync, synchronous_commit,
+        full_page_writes; shared_buffers raised), "fast" the harness's
+        default (all three off)."""
         kp = subprocess.Popen([str(HARNESS / "kafka.sh"), "start", str(self.work / "kafka")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               stdin=subprocess.DEVNULL)
         try:
-            env = self.harness("pg.sh", "start", self.work / "pg")
-            self.pg = PG.from_env(env)
-            # Commit timestamps give the exact commit time of each row for the
-            # latency figure; the setting needs a restart.
-            self.pg.execute("ALTER SYSTEM SET track_commit_timestamp = on")
-            self.pg.close()
-            self.harness("pg.sh", "stop", self.work / "pg")
-            self.pg = PG.from_env(self.harness("pg.sh", "start", self.work / "pg"))
+            for mode in modes:
+                d = self.work / f"pg-{mode}"
+                opts = ("--durable",) if mode == "durable" else ()
+                env = {"PG_SHARED_BUFFERS": shared_buffers}
+                pg = PG.from_env(self.harness("pg.sh", "start", d, env=env, options=opts))
+                # Commit timestamps give the exact commit time of each row for
+                # the latency figure; the setting needs a restart.
+                pg.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+                pg.close()
+                self.harness("pg.sh", "stop", d)
+                self.pgs[mode] = PG.from_env(self.harness("pg.sh", "start", d, env=env, options=opts))
+            self.pg = self.pgs[modes[0]]
         finally:
             out, err = kp.communicate(timeout=900)
         if kp.returncode != 0:
@@ -189,12 +207,13 @@ class Stack:
                 c.stop()
             except Exception as e:  # keep stopping the rest
                 log(f"warning: stopping streamserver: {e}")
-        if self.pg is not None:
-            self.pg.close()
+        for pg in self.pgs.values():
+            pg.close()
         if self.kafka is not None:
             self.kafka.close()
         for script, d, verb in (("registry.sh", "registry", "stop"), ("connect.sh", "connect", "stop"),
-                                ("kafka.sh", "kafka", "stop"), ("pg.sh", "pg", "destroy")):
+                                ("kafka.sh", "kafka", "stop"),
+                                ("pg.sh", "pg-durable", "destroy"), ("pg.sh", "pg-fast", "destroy")):
             if (self.work / d).exists():
                 try:
                     self.harness(script, verb, self.work / d, timeout=120)
@@ -269,10 +288,10 @@ def proc_status(pid, key):
 # -------------------------------------------------------------- the figures
 
 class Bench:
-    def __init__(self, args, stack):
+    def __init__(self, args, stack, pg):
         self.args = args
         self.s = stack
-        self.pg = stack.pg
+        self.pg = pg
         self.seq = 0
         self.last_cpu = None
         self.peer_duplicates = 0
@@ -333,9 +352,10 @@ class Bench:
 
     # 2 and 4 -----------------------------------------------------------
     def job_config(self, topic, table, mode="INSERT", meta=False, mapping=None, defaults=False,
-                   tasks=1, consistency=None):
+                   tasks=1, consistency=None, interval=None):
         """A professional-mode job; defaults=True leaves COMMIT out (the
-        product's MAX_ROW and MINIMAL_INTERVAL) instead of --max-row / --interval."""
+        product's MAX_ROW and MINIMAL_INTERVAL) instead of --max-row / --interval;
+        interval replaces --interval."""
         value = {"COLUMNS": cols(*COLUMNS), "FORMAT": "delimited",
                  "DELIMITED_OPTION": {"DELIMITER": "|"}}
         output = {}
@@ -344,7 +364,7 @@ class Bench:
                       "UPDATE_COLUMNS": [c for c, _ in COLUMNS[1:]]}
         if mapping:
             output["MAPPING"] = mapping
-        commit = {"MINIMAL_INTERVAL": self.args.interval}
+        commit = {"MINIMAL_INTERVAL": interval or self.args.interval}
         if self.args.max_row:
             commit["MAX_ROW"] = self.args.max_row
         job = job_dict(self.pg, self.s.kafka, topic, table, value=value, mode=mode,
@@ -581,7 +601,7 @@ class Bench:
         return row
 
     # 6 -----------------------------------------------------------------
-    def latency(self, ctl, source_id, topic):
+    def latency(self, ctl, source_id, topic, interval):
         """A paced producer at --latency-rate messages/s for --latency-seconds
         into a running INSERT job whose rows keep META's Kafka timestamp.  Per
         row: commit time (pg_xact_commit_timestamp of the row's transaction,
@@ -595,8 +615,8 @@ class Bench:
         mapping = {c: c for c, _ in COLUMNS}
         mapping["kafka_ts"] = "(meta->>'timestamp')::bigint"
         mapping["written_at"] = "clock_timestamp()"
-        jid = self.new_job(ctl, source_id, self.job_config(topic, table, meta=True, mapping=mapping),
-                           "ss_latency")
+        jid = self.new_job(ctl, source_id, self.job_config(topic, table, meta=True, mapping=mapping,
+                                                           interval=interval), "ss_latency")
         ctl.call("POST", f"/jobs/{jid}/start")
         p = Producer({"bootstrap.servers": self.s.kafka.bootstrap, "linger.ms": 5, "acks": 1,
                       "queue.buffering.max.messages": 1000000, "log_level": 3})
@@ -750,52 +770,74 @@ def paired_ratio(raw, key, ref):
     return round(statistics.median(x / y for x, y in zip(a, b)), 3)
 
 
-def build_table(r, args, raw):
-    """The rows of the report: figure, value (the median of the runs), unit,
-    ratio to the limit and to the peer (medians of the per-run ratios),
-    target, pass (judged on those ratios)."""
+def build_table(raw, args, modes):
+    """The rows of the report: one per figure, with per PostgreSQL mode the
+    value (the median of the runs), the ratio to the limit and to the peer
+    (medians of the per-run ratios, each pair measured back to back in the
+    same run) and pass/fail of the target, judged on those ratios."""
     rows = []
+    mr = args.max_row or 500
 
-    def add(key, figure, value, unit, limit=None, peer=None, target=None, ok=None):
-        rows.append({"key": key, "figure": figure, "value": value, "unit": unit,
-                     "ratio_to_limit": paired_ratio(raw, key, limit) if limit else None,
-                     "ratio_to_peer": paired_ratio(raw, key, peer) if peer else None,
-                     "target": target, "pass": ok})
+    def add(key, figure, unit, limit=None, peer=None, target=None, judge=None, scale=1.0):
+        row = {"key": key, "figure": figure, "unit": unit, "target": target, "modes": {}}
+        for m in modes:
+            r = raw.get(m, {})
+            vals = r.get(key) or []
+            v = median(vals)
+            x = paired_ratio(r, key, limit) if limit else None
+            y = paired_ratio(r, key, peer) if peer else None
+            ok = None
+            if judge is not None and v is not None:
+                ok = judge(v * scale, x, y)
+            row["modes"][m] = {"value": None if v is None else v * scale, "ratio_to_limit": x,
+                               "ratio_to_peer": y, "pass": ok, "runs": len(vals)}
+        rows.append(row)
 
-    si, sm = r.get("ss_insert"), r.get("ss_merge")
+    def ge(rx=None, ry=None):
+        def j(_v, x, y):
+            if (rx is not None and x is None) or (ry is not None and y is None):
+                return None
+            return (rx is None or x >= rx) and (ry is None or y >= ry)
+        return j
 
-    def judged(key, limit, peer):
-        x, y = paired_ratio(raw, key, limit), paired_ratio(raw, key, peer)
-        return None if x is None or y is None else (x >= 0.7 and y >= 5)
-    add("limit_insert", "1 limit INSERT (psql COPY)", r.get("limit_insert"), "rows/s",
+    add("limit_insert", "1 limit INSERT (psql COPY)", "rows/s", "limit_insert", "peer_insert")
+    add("ss_insert_default", "2a INSERT, default COMMIT (MAX_ROW 500, MINIMAL_INTERVAL 1000)",
+        "rows/s", "limit_insert", "peer_insert", ">= 0.5 x COPY", ge(0.5))
+    add("ss_insert", f"2b INSERT, MAX_ROW {mr}, MINIMAL_INTERVAL {args.interval}", "rows/s",
+        "limit_insert", "peer_insert", ">= 0.8 x COPY", ge(0.8))
+    add("ss_avro_insert", f"2c INSERT, Avro via registry, MAX_ROW {mr}", "rows/s",
         "limit_insert", "peer_insert")
-    add("ss_insert", "2 Streaming Server INSERT", si, "rows/s", "limit_insert", "peer_insert",
-        ">= 0.7 limit, >= 5x peer", judged("ss_insert", "limit_insert", "peer_insert"))
-    add("ss_avro_insert", "2b Streaming Server INSERT, Avro via registry", r.get("ss_avro_insert"),
-        "rows/s", "limit_insert", "peer_insert")
-    add("limit_merge", "3 limit MERGE (COPY + ON CONFLICT)", r.get("limit_merge"), "rows/s",
-        "limit_merge", "peer_upsert")
-    add("ss_merge", "4 Streaming Server MERGE", sm, "rows/s", "limit_merge", "peer_upsert",
-        ">= 0.7 limit, >= 5x peer", judged("ss_merge", "limit_merge", "peer_upsert"))
-    add("peer_insert", "5a peer: Connect + Debezium JDBC, insert", r.get("peer_insert"), "rows/s",
+    add("limit_merge", "3 limit MERGE (COPY to temp + ON CONFLICT)", "rows/s", "limit_merge",
+        "peer_upsert")
+    add("ss_merge_default", "4a MERGE, default COMMIT (MAX_ROW 500, MINIMAL_INTERVAL 1000)",
+        "rows/s", "limit_merge", "peer_upsert")
+    add("ss_merge", f"4b MERGE, MAX_ROW {mr}, MINIMAL_INTERVAL {args.interval}", "rows/s",
+        "limit_merge", "peer_upsert", ">= 0.9 x limit, >= 3 x peer", ge(0.9, 3))
+    add("peer_insert", f"5a peer: Connect + Debezium JDBC insert, batch {mr}", "rows/s",
         "limit_insert", "peer_insert")
-    add("peer_upsert", "5b peer: Connect + Debezium JDBC, upsert", r.get("peer_upsert"), "rows/s",
+    add("peer_upsert", f"5b peer: Connect + Debezium JDBC upsert, batch {mr}", "rows/s",
         "limit_merge", "peer_upsert")
-    bound = args.interval + 250
-    p50, p99 = r.get("latency_p50_ms"), r.get("latency_p99_ms")
-    add("latency_p50_ms", f"6 latency p50 at {args.latency_rate}/s (Kafka ts -> commit)", p50, "ms")
-    add("latency_p99_ms", f"6 latency p99 at {args.latency_rate}/s (Kafka ts -> commit)", p99, "ms",
-        target=f"<= {bound} ms (MINIMAL_INTERVAL + 250)", ok=None if p99 is None else p99 <= bound)
-    w = r.get("worker_peak_rss_mb")
-    add("worker_peak_rss_mb", "7 worker peak RSS (VmHWM), INSERT drain above", w, "MB",
-        target="<= 100 MB", ok=None if w is None else w <= 100)
-    w = r.get("worker_default_peak_rss_mb")
-    add("worker_default_peak_rss_mb", "7 worker peak RSS, INSERT drain, default COMMIT", w, "MB",
-        target="<= 100 MB", ok=None if w is None else w <= 100)
-    c = r.get("controller_rss_mb")
-    add("controller_rss_mb", "7 controller RSS, 100 jobs / 10 running", c, "MB",
-        target="<= 30 MB", ok=None if c is None else c <= 30)
-    return rows
+    for iv in args.latency_intervals:
+        bound = iv + 100
+        add(f"lat_p50_{iv}", f"6 latency p50, MINIMAL_INTERVAL {iv}, {args.latency_rate}/s", "ms")
+        add(f"lat_p99_{iv}", f"6 latency p99, MINIMAL_INTERVAL {iv}, {args.latency_rate}/s", "ms",
+            target=f"<= {bound} ms", judge=lambda v, _x, _y, b=bound: v <= b)
+    for parts in args.rss_partitions:
+        add(f"rss_{parts}", f"7 worker peak RSS, {args.rss_messages:,}-row backlog, {parts} partitions",
+            "MB", target="<= 64 MB", judge=lambda v, _x, _y: v <= 64, scale=1 / 1024)
+    add("controller_rss_kb", "7 controller RSS, 100 jobs / 10 running", "MB", target="<= 30 MB",
+        judge=lambda v, _x, _y: v <= 30, scale=1 / 1024)
+    for key, what, peer in (("cpu_insert_default", "INSERT default COMMIT", "cpu_peer_insert"),
+                            ("cpu_insert", f"INSERT MAX_ROW {mr}", "cpu_peer_insert"),
+                            ("cpu_merge_default", "MERGE default COMMIT", "cpu_peer_upsert"),
+                            ("cpu_merge", f"MERGE MAX_ROW {mr}", "cpu_peer_upsert")):
+        add(key, f"8 worker CPU per million rows, {what}", "CPU s", peer=peer)
+    add("cpu_peer_insert", "8 peer (Connect JVM) CPU per million rows, insert", "CPU s",
+        peer="cpu_peer_insert")
+    add("cpu_peer_upsert", "8 peer (Connect JVM) CPU per million rows, upsert", "CPU s",
+        peer="cpu_peer_upsert")
+    # Rows nobody measured (skipped) are left out.
+    return [r for r in rows if any(m["value"] is not None for m in r["modes"].values())]
 
 
 def fmt(v):
@@ -808,33 +850,42 @@ def fmt(v):
     return str(v)
 
 
-def print_table(rows, out=sys.stdout):
-    head = ("figure", "value", "unit", "x limit", "x peer", "target", "pass")
-    cells = [(r["figure"], fmt(r["value"]), r["unit"], fmt(r["ratio_to_limit"]) if r["ratio_to_limit"] is not None else "-",
-              fmt(r["ratio_to_peer"]) if r["ratio_to_peer"] is not None else "-", r["target"] or "",
-              "" if r["pass"] is None and not r["target"] else
-              ("-" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL"))) for r in rows]
-    # Ratios print with 2 decimals.
-    cells = [(a, b, c, f"{r['ratio_to_limit']:.2f}" if r["ratio_to_limit"] is not None else "-",
-              f"{r['ratio_to_peer']:.2f}" if r["ratio_to_peer"] is not None else "-", f, g)
-             for r, (a, b, c, d, e, f, g) in zip(rows, cells)]
+def print_table(rows, modes, out=sys.stdout):
+    """Per mode: value, x limit (COPY for INSERT, COPY + ON CONFLICT for
+    MERGE), x peer, pass; then the target."""
+    head = ["figure", "unit"]
+    for m in modes:
+        head += [m, "x limit", "x peer", "pass"]
+    head.append("target")
+    cells = []
+    for r in rows:
+        c = [r["figure"], r["unit"]]
+        for m in modes:
+            d = r["modes"].get(m, {})
+            c += [fmt(d.get("value")),
+                  "-" if d.get("ratio_to_limit") is None else f"{d['ratio_to_limit']:.2f}",
+                  "-" if d.get("ratio_to_peer") is None else f"{d['ratio_to_peer']:.2f}",
+                  "" if not r["target"] else ("-" if d.get("pass") is None else
+                                              ("PASS" if d["pass"] else "FAIL"))]
+        c.append(r["target"] or "")
+        cells.append(c)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *cells)]
-    line = " | ".join(h.ljust(w) for h, w in zip(head, widths))
-    print(line, file=out)
+    left = {0, 1, len(head) - 1}
+    print(" | ".join(h.ljust(w) for h, w in zip(head, widths)), file=out)
     print("-+-".join("-" * w for w in widths), file=out)
     for c in cells:
-        print(" | ".join(str(x).ljust(w) if i in (0, 2, 5) else str(x).rjust(w)
+        print(" | ".join(str(x).ljust(w) if i in left else str(x).rjust(w)
                          for i, (x, w) in enumerate(zip(c, widths))), file=out)
 
 
 def print_tasks(rows, args, mach, out=sys.stdout):
-    """The tasks matrix (figure 8), then a model of rows/s against tasks and
+    """The tasks matrix (figure 9), then a model of rows/s against tasks and
     cores from the measured CPU per row: a task is a pipeline of a worker and
     its backend working in turn, so one task goes at most 1 / (w + b) rows/s
     (w, b: CPU seconds per row of the worker and of the backend), T tasks at
     most T / (w + b), and C cores at most C / (w + b); the broker, WAL and
     checkpoints are left out, so the model is a ceiling."""
-    print(f"\n8 tasks matrix: {args.tasks_messages:,} messages on {TASKS_PARTITIONS} partitions, "
+    print(f"\n9 tasks matrix: {args.tasks_messages:,} messages on {TASKS_PARTITIONS} partitions, "
           f"CONSISTENCY EXACTLY; peer = Connect + Debezium JDBC at tasks.max = tasks; "
           f"CPU = user + system s per million rows (workers summed over tasks; PostgreSQL "
           f"backends of their connections)")
@@ -877,49 +928,93 @@ def print_tasks(rows, args, mach, out=sys.stdout):
 
 # ------------------------------------------------------------------ main
 
+QUICK = {"messages": 100_000, "runs": 1, "latency_seconds": 10, "rss_messages": 200_000,
+         "peer_warmup": 20_000}
+DEFAULTS = {"messages": 2_000_000, "runs": 3, "latency_seconds": 60, "rss_messages": 2_000_000,
+            "peer_warmup": 200_000}
+PG_MODES = ("durable", "fast")
+SKIPPABLE = ("limit", "insert", "avro", "merge", "default", "peer", "latency", "memory")
+
+
+def int_list(ap, name, text, lo, hi):
+    try:
+        xs = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"{name}: a comma-separated list of numbers, not {text!r}")
+    if any(x < lo or x > hi for x in xs):
+        ap.error(f"{name}: every number must be {lo}..{hi}")
+    return xs
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=2_000_000, help="rows per data set (default 2000000)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per figure; the median is reported (default 3)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run for development: --messages 100000 --runs 1 "
+                         "--latency-seconds 10 --rss-messages 200000 --peer-warmup 20000 "
+                         "(options given explicitly win)")
+    ap.add_argument("--pg", default="durable",
+                    help="PostgreSQL servers to measure on, one column each: durable (a stock "
+                         "install's fsync, synchronous_commit, full_page_writes on), fast (all "
+                         "three off); default durable, e.g. --pg durable,fast")
+    ap.add_argument("--shared-buffers", default="1GB",
+                    help="shared_buffers of the durable server (default 1GB, a typical production "
+                         "value; the stock install's is 128MB)")
+    ap.add_argument("--messages", type=int, help="rows per data set (default 2000000)")
+    ap.add_argument("--runs", type=int, help="runs per figure; the median is reported (default 3)")
     ap.add_argument("--max-row", type=int, default=10000,
-                    help="COMMIT.MAX_ROW of the jobs, and batch.size / max.poll.records of the peer "
-                         "(default 10000; 0 = the jobs' default, 500)")
-    ap.add_argument("--interval", type=int, default=1000, help="COMMIT.MINIMAL_INTERVAL, ms (default 1000)")
-    ap.add_argument("--latency-seconds", type=float, default=60)
+                    help="COMMIT.MAX_ROW of the jobs of figures 2b, 4b, 6, 7, and batch.size / "
+                         "max.poll.records of the peer (default 10000; 0 = the jobs' default, 500)")
+    ap.add_argument("--interval", type=int, default=1000,
+                    help="COMMIT.MINIMAL_INTERVAL of the jobs of 2b, 4b, 7, ms (default 1000)")
+    ap.add_argument("--latency-intervals", default="1000,100",
+                    help="MINIMAL_INTERVAL of each latency figure, ms (default 1000,100)")
+    ap.add_argument("--latency-seconds", type=float)
     ap.add_argument("--latency-rate", type=int, default=20000, help="messages/s (default 20000)")
+    ap.add_argument("--rss-messages", type=int,
+                    help="backlog of the worker RSS figures (default 2000000)")
+    ap.add_argument("--rss-partitions", default="4,64",
+                    help="partition counts of the worker RSS figures (default 4,64)")
     ap.add_argument("--connect-tasks", type=int, default=1,
                     help="tasks.max of the peer connector (default 1: one process, one connection, "
                          "like one job's worker)")
-    ap.add_argument("--peer-warmup", type=int, default=200000,
+    ap.add_argument("--peer-warmup", type=int,
                     help="rows of the peer's warm-up insert and upsert before run 1, not counted "
                          "(default 200000, at most --messages; 0 = none)")
     ap.add_argument("--tasks", default=os.environ.get("STREAMSERVER_BENCH_TASKS", ""),
                     help="task counts of the tasks matrix, e.g. 1,2,4: INSERT and MERGE on "
-                         f"{TASKS_PARTITIONS} partitions beside the peer at the same tasks.max "
-                         "(default: none, or $STREAMSERVER_BENCH_TASKS)")
+                         f"{TASKS_PARTITIONS} partitions beside the peer at the same tasks.max, "
+                         "on the first --pg server (default: none, or $STREAMSERVER_BENCH_TASKS)")
     ap.add_argument("--tasks-messages", type=int, default=0,
                     help="rows per data set of the tasks matrix (default: --messages)")
     ap.add_argument("--tasks-runs", type=int, default=1,
                     help="runs of the tasks matrix; every run is printed (default 1)")
     ap.add_argument("--skip", default="", help="comma-separated figures to leave out: "
-                    "limit,insert,avro,merge,peer,latency,memory")
+                    + ",".join(SKIPPABLE) + " (default: none; default = the default-COMMIT drains 2a, 4a)")
     ap.add_argument("--out", default="bench-results.json")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     a = ap.parse_args()
+    for k, v in (QUICK if a.quick else DEFAULTS).items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     if a.messages < 2 or a.messages % 2:
         ap.error("--messages must be an even number >= 2")
     if a.peer_warmup % 2:
         ap.error("--peer-warmup must be even")
     if a.runs < 1:
         ap.error("--runs must be >= 1")
+    if a.rss_messages < 1:
+        ap.error("--rss-messages must be >= 1")
+    a.pg = [m.strip() for m in a.pg.split(",") if m.strip()]
+    if not a.pg or any(m not in PG_MODES for m in a.pg) or len(set(a.pg)) != len(a.pg):
+        ap.error(f"--pg: durable, fast or both (comma-separated), not {','.join(a.pg)!r}")
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
-    try:
-        a.tasks = [int(x) for x in a.tasks.split(",") if x.strip()]
-    except ValueError:
-        ap.error(f"--tasks: a comma-separated list of task counts, not {a.tasks!r}")
-    if any(t < 1 or t > 64 for t in a.tasks):
-        ap.error("--tasks: every count must be 1..64")
+    if a.skip - set(SKIPPABLE):
+        ap.error(f"--skip: unknown figure(s) {', '.join(sorted(a.skip - set(SKIPPABLE)))}; "
+                 f"known: {', '.join(SKIPPABLE)}")
+    a.latency_intervals = int_list(ap, "--latency-intervals", a.latency_intervals, 1, 600000)
+    a.rss_partitions = int_list(ap, "--rss-partitions", a.rss_partitions, 1, 256)
+    a.tasks = int_list(ap, "--tasks", a.tasks, 1, 64)
     a.tasks_messages = a.tasks_messages or a.messages
     if a.tasks_messages < 2 or a.tasks_messages % 2:
         ap.error("--tasks-messages must be an even number >= 2")
@@ -928,6 +1023,12 @@ def parse_args():
 
 def on_sigterm(_sig, _frame):
     raise KeyboardInterrupt
+
+
+def pg_settings(pg):
+    names = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_wal_size",
+             "checkpoint_timeout", "wal_level", "server_version")
+    return {n: pg.scalar(f"SHOW {n}") for n in names}
 
 
 def main():
@@ -942,19 +1043,28 @@ def main():
     os.chmod(work, 0o755)  # pg.sh runs PostgreSQL as an unprivileged user
     stack = Stack(work)
     n = args.messages
-    raw = {"limit_insert": [], "ss_insert": [], "ss_avro_insert": [], "limit_merge": [], "ss_merge": [],
-           "peer_insert": [], "peer_upsert": [], "latency": [], "worker_hwm_kb": [],
-           "insert_default_rate": [], "worker_default_hwm_kb": [],
-           "controller_rss_kb": [], "controller_hwm_kb": [], "tasks": []}
-    result = {}
+    modes = args.pg
+    first = modes[0]
+    raw = {m: {} for m in modes}
+    extra = {"latency": {m: [] for m in modes}, "worker_hwm_kb": {m: [] for m in modes},
+             "tasks": []}
+    pgset = {}
+    load_start = os.getloadavg()
     ok = False
+
+    def put(mode, key, v):
+        raw[mode].setdefault(key, []).append(v)
     try:
-        log(f"starting PostgreSQL and Kafka in {work}")
-        stack.start_backends()
+        log(f"starting PostgreSQL ({', '.join(modes)}) and Kafka in {work}")
+        stack.start_backends(modes, args.shared_buffers)
+        pgset = {m: pg_settings(stack.pgs[m]) for m in modes}
+        for m in modes:
+            log(f"PostgreSQL {m}: " + ", ".join(f"{k} {v}" for k, v in pgset[m].items()))
         if "peer" not in args.skip:
             log("starting Kafka Connect")
             stack.start_connect()
-        bench = Bench(args, stack)
+        benches = {m: Bench(args, stack, stack.pgs[m]) for m in modes}
+        bench = benches[first]
         kafka = stack.kafka
 
         # The data: files for psql, topics for the jobs and the peer.
@@ -989,6 +1099,13 @@ def main():
             produce(kafka.bootstrap, t_avro, n,
                     avro_bench.encoder(avro_bench.register(registry_url, f"{t_avro}-value")),
                     lambda i: i % PARTITIONS)
+        rn = args.rss_messages
+        t_rss = {}
+        if "memory" not in args.skip:
+            for parts in args.rss_partitions:
+                t_rss[parts] = kafka.create_topic(f"bench_rss{parts}", parts)
+                log(f"producing {rn:,} messages to {t_rss[parts]} ({parts} partitions)")
+                produce(kafka.bootstrap, t_rss[parts], rn, insert_row, lambda i, p=parts: i % p)
         log(f"produced in {time.monotonic() - t0:.1f} s")
         if "peer" not in args.skip and args.peer_warmup:
             # Connect is a long-running JVM: warm its JIT up on data sets of
@@ -1024,77 +1141,86 @@ def main():
                         lambda i: merge_key(i, tm) % TASKS_PARTITIONS)
 
         ctl = stack.start_controller("ctl")
-        svc = ctl.call("POST", "/services", {"name": "bench", "spec_cu": 16,
-                                             "database_host": stack.pg.host,
-                                             "database_port": stack.pg.port})["id"]
+        svc = {m: ctl.call("POST", "/services", {"name": f"bench-{m}", "spec_cu": 16,
+                                                 "database_host": stack.pgs[m].host,
+                                                 "database_port": stack.pgs[m].port})["id"]
+               for m in modes}
 
-        def source(topic):
-            return ctl.call("POST", "/sources", {"service_id": svc, "name": topic,
+        def source(mode, topic):
+            return ctl.call("POST", "/sources", {"service_id": svc[mode], "name": f"{topic}-{mode}",
                                                  "brokers": kafka.bootstrap, "topic": topic,
                                                  "format": "delimited", "delimiter": "|"})["id"]
-        s_ins, s_merge = source(t_ins), source(t_merge)
-        s_avro = source(t_avro) if "avro" not in args.skip else None
-        msources = {m: source(mtopics[m]) for m in ("INSERT", "MERGE") if m in mtopics}
+        s_ins = {m: source(m, t_ins) for m in modes}
+        s_merge = {m: source(m, t_merge) for m in modes}
+        s_rss = {p: source(first, t) for p, t in t_rss.items()}
+        s_avro = {m: source(m, t_avro) for m in modes} if "avro" not in args.skip else {}
+        msources = {k: source(first, mtopics[k]) for k in ("INSERT", "MERGE") if k in mtopics}
+
+        def cpu(b, rows):
+            return (b.last_cpu or {}).get("worker", 0) * 1e6 / rows
 
         for run in range(1, args.runs + 1):
-            log(f"--- run {run} of {args.runs}")
-            if "limit" not in args.skip:
-                raw["limit_insert"].append(bench.limit_insert(ins_file, n))
-                log(f"limit INSERT {raw['limit_insert'][-1]:,.0f} rows/s")
-                raw["limit_merge"].append(bench.limit_merge(merge_files, n))
-                log(f"limit MERGE {raw['limit_merge'][-1]:,.0f} rows/s")
-            if "insert" not in args.skip:
-                rate, hwm = bench.server_drain(ctl, s_ins, t_ins, n, "INSERT")
-                raw["ss_insert"].append(rate)
-                raw["worker_hwm_kb"].append(hwm)
-                log(f"Streaming Server INSERT {rate:,.0f} rows/s, worker VmHWM {hwm / 1024:.1f} MB")
-            if "avro" not in args.skip:
-                rate, _ = avro_bench.drain(bench, ctl, s_avro, t_avro, n, registry_url, COLUMNS)
-                raw["ss_avro_insert"].append(rate)
-                log(f"Streaming Server INSERT, Avro via registry {rate:,.0f} rows/s")
-            if "merge" not in args.skip:
-                rate, _ = bench.server_drain(ctl, s_merge, t_merge, n, "MERGE")
-                raw["ss_merge"].append(rate)
-                log(f"Streaming Server MERGE {rate:,.0f} rows/s")
-            if "peer" not in args.skip:
-                raw["peer_insert"].append(bench.peer(t_cins, n, "insert"))
-                log(f"peer insert {raw['peer_insert'][-1]:,.0f} rows/s")
-                raw["peer_upsert"].append(bench.peer(t_cmerge, n, "upsert"))
-                log(f"peer upsert {raw['peer_upsert'][-1]:,.0f} rows/s")
-            if "latency" not in args.skip:
-                t_lat = kafka.create_topic(bench.name("bench_latency"), PARTITIONS)
-                lat = bench.latency(ctl, source(t_lat), t_lat)
-                raw["latency"].append(lat)
-                log(f"latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms "
-                    f"(written p99 {lat['written_p99']:.0f} ms) at {lat['rate']:,.0f} msg/s")
-            if "memory" not in args.skip:
-                rate, hwm = bench.server_drain(ctl, s_ins, t_ins, n, "INSERT", defaults=True)
-                raw["insert_default_rate"].append(rate)
-                raw["worker_default_hwm_kb"].append(hwm)
-                log(f"INSERT with default COMMIT settings {rate:,.0f} rows/s, worker VmHWM {hwm / 1024:.1f} MB")
-                rss, hwm = bench.controller_rss(run)
-                raw["controller_rss_kb"].append(rss)
-                raw["controller_hwm_kb"].append(hwm)
-                log(f"controller VmRSS {rss / 1024:.1f} MB (VmHWM {hwm / 1024:.1f} MB)")
+            # Modes inside runs: load from outside weighs on each alike.
+            for m in modes:
+                b = benches[m]
+                log(f"--- run {run} of {args.runs}, PostgreSQL {m}")
+                if "limit" not in args.skip:
+                    put(m, "limit_insert", b.limit_insert(ins_file, n))
+                    log(f"[{m}] limit INSERT {raw[m]['limit_insert'][-1]:,.0f} rows/s")
+                    put(m, "limit_merge", b.limit_merge(merge_files, n))
+                    log(f"[{m}] limit MERGE {raw[m]['limit_merge'][-1]:,.0f} rows/s")
+                for mode, key, skip in (("INSERT", "ss_insert", "insert"),
+                                        ("MERGE", "ss_merge", "merge")):
+                    if skip in args.skip:
+                        continue
+                    src, topic = (s_ins[m], t_ins) if mode == "INSERT" else (s_merge[m], t_merge)
+                    for defaults in ((False, True) if "default" not in args.skip else (False,)):
+                        k = key + ("_default" if defaults else "")
+                        rate, hwm = b.server_drain(ctl, src, topic, n, mode, defaults=defaults)
+                        put(m, k, rate)
+                        put(m, "cpu" + k[2:], cpu(b, n))
+                        extra["worker_hwm_kb"][m].append({"figure": k, "kb": hwm})
+                        log(f"[{m}] {mode} {'default COMMIT' if defaults else f'MAX_ROW {args.max_row}'}"
+                            f" {rate:,.0f} rows/s, worker CPU {raw[m]['cpu' + k[2:]][-1]:.1f} s per "
+                            f"million rows, VmHWM {hwm / 1024:.1f} MB")
+                if "avro" not in args.skip:
+                    rate, _ = avro_bench.drain(b, ctl, s_avro[m], t_avro, n, registry_url, COLUMNS)
+                    put(m, "ss_avro_insert", rate)
+                    put(m, "cpu_avro_insert", cpu(b, n))
+                    log(f"[{m}] INSERT, Avro via registry {rate:,.0f} rows/s, worker CPU "
+                        f"{raw[m]['cpu_avro_insert'][-1]:.1f} s per million rows")
+                if "peer" not in args.skip:
+                    for pm, topic in (("insert", t_cins), ("upsert", t_cmerge)):
+                        put(m, f"peer_{pm}", b.peer(topic, n, pm))
+                        put(m, f"cpu_peer_{pm}", cpu(b, n))
+                        log(f"[{m}] peer {pm} {raw[m][f'peer_{pm}'][-1]:,.0f} rows/s, JVM CPU "
+                            f"{raw[m][f'cpu_peer_{pm}'][-1]:.1f} s per million rows")
+                if "latency" not in args.skip:
+                    for iv in args.latency_intervals:
+                        t_lat = kafka.create_topic(b.name("bench_latency"), PARTITIONS)
+                        lat = b.latency(ctl, source(m, t_lat), t_lat, iv)
+                        lat["interval"] = iv
+                        extra["latency"][m].append(lat)
+                        put(m, f"lat_p50_{iv}", lat["p50"])
+                        put(m, f"lat_p99_{iv}", lat["p99"])
+                        log(f"[{m}] latency at MINIMAL_INTERVAL {iv}: p50 {lat['p50']:.0f} ms, p99 "
+                            f"{lat['p99']:.0f} ms (written p99 {lat['written_p99']:.0f} ms) at "
+                            f"{lat['rate']:,.0f} msg/s")
+                if "memory" not in args.skip and m == first:
+                    # Memory does not depend on the server's durability: once.
+                    for parts, src in s_rss.items():
+                        rate, hwm = b.server_drain(ctl, src, t_rss[parts], rn, "INSERT", parts=parts)
+                        put(m, f"rss_{parts}", hwm)
+                        log(f"[{m}] worker VmHWM {hwm / 1024:.1f} MB on a {rn:,}-row backlog, {parts} "
+                            f"partitions ({rate:,.0f} rows/s)")
+                    rss, hwm = b.controller_rss(run)
+                    put(m, "controller_rss_kb", rss)
+                    put(m, "controller_hwm_kb", hwm)
+                    log(f"controller VmRSS {rss / 1024:.1f} MB (VmHWM {hwm / 1024:.1f} MB)")
 
         for run in range(1, (args.tasks_runs if args.tasks else 0) + 1):
             log(f"--- tasks matrix, run {run} of {args.tasks_runs}: tasks {args.tasks}")
-            raw["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
-
-        for k in ("limit_insert", "ss_insert", "ss_avro_insert", "limit_merge", "ss_merge", "peer_insert", "peer_upsert"):
-            result[k] = median(raw[k])
-        if raw["latency"]:
-            result["latency_p50_ms"] = median([x["p50"] for x in raw["latency"]])
-            result["latency_p99_ms"] = median([x["p99"] for x in raw["latency"]])
-            result["latency_written_p99_ms"] = median([x["written_p99"] for x in raw["latency"]])
-            result["latency_rate_achieved"] = median([x["rate"] for x in raw["latency"]])
-        if raw["worker_hwm_kb"]:
-            result["worker_peak_rss_mb"] = round(median(raw["worker_hwm_kb"]) / 1024, 1)
-        if raw["worker_default_hwm_kb"]:
-            result["worker_default_peak_rss_mb"] = round(median(raw["worker_default_hwm_kb"]) / 1024, 1)
-            result["insert_default_rate"] = median(raw["insert_default_rate"])
-        if raw["controller_rss_kb"]:
-            result["controller_rss_mb"] = round(median(raw["controller_rss_kb"]) / 1024, 1)
+            extra["tasks"] += bench.tasks_matrix(ctl, msources, mtopics, tm, args.tasks)
         ok = True
     except KeyboardInterrupt:
         log("interrupted: stopping everything this run started")
@@ -1111,33 +1237,49 @@ def main():
     if not ok:
         sys.exit(1)
 
-    rows = build_table(result, args, raw)
+    rows = build_table(raw, args, modes)
     mach = machine()
-    settings = {"messages": n, "partitions": PARTITIONS, "runs": args.runs,
+    mach["loadavg_1m_start_end"] = f"{load_start[0]:.1f} / {os.getloadavg()[0]:.1f}"
+    settings = {"messages": n, "partitions": PARTITIONS, "runs": args.runs, "pg": modes,
                 "max_row": args.max_row or "default", "minimal_interval_ms": args.interval,
+                "latency_intervals_ms": args.latency_intervals,
                 "latency_rate": args.latency_rate, "latency_seconds": args.latency_seconds,
+                "rss_messages": args.rss_messages, "rss_partitions": args.rss_partitions,
                 "connect_tasks": args.connect_tasks, "peer_warmup": min(n, args.peer_warmup),
                 "skipped": sorted(args.skip), "tasks": args.tasks,
                 "tasks_messages": args.tasks_messages if args.tasks else None,
                 "tasks_partitions": TASKS_PARTITIONS if args.tasks else None}
     print()
     print(f"Streaming Server benchmark: {n:,} messages, {PARTITIONS} partitions, median of "
-          f"{args.runs} run(s), MAX_ROW {settings['max_row']}, MINIMAL_INTERVAL {args.interval} ms")
+          f"{args.runs} run(s); columns: PostgreSQL {' and '.join(modes)}")
+    for m in modes:
+        s = pgset.get(m, {})
+        what = ("a stock install's durability, shared_buffers raised from the stock 128MB"
+                if m == "durable" else "the test harness's fast server, durability off")
+        print(f"PostgreSQL {m} ({what}): fsync {s.get('fsync')}, synchronous_commit "
+              f"{s.get('synchronous_commit')}, full_page_writes {s.get('full_page_writes')}, "
+              f"shared_buffers {s.get('shared_buffers')}, max_wal_size {s.get('max_wal_size')}, "
+              f"checkpoint_timeout {s.get('checkpoint_timeout')}")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in mach.items()))
     print("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()))
+    print("x limit: over COPY (INSERT rows) or COPY into a temp table + ON CONFLICT (MERGE rows); "
+          "x peer: over Kafka Connect + Debezium JDBC (rates), or worker CPU over the peer JVM's "
+          "(CPU rows); both medians of per-run ratios")
     print()
-    print_table(rows)
-    if result.get("insert_default_rate"):
-        print(f"\nthe worker peak RSS with default COMMIT settings comes from an INSERT drain of "
-              f"its own, at {result['insert_default_rate']:,.0f} rows/s")
-    if "latency_written_p99_ms" in result:
-        print(f"\nlatency: p99 to the row's write (clock_timestamp(), before commit) "
-              f"{result['latency_written_p99_ms']:.0f} ms; producer rate achieved "
-              f"{result['latency_rate_achieved']:,.0f} msg/s")
-    if raw["tasks"]:
-        print_tasks(raw["tasks"], args, mach)
-    doc = {"settings": settings, "machine": mach, "versions": ver, "figures": rows,
-           "runs": {k: v for k, v in raw.items() if v}}
+    print_table(rows, modes)
+    lat_w = [x for x in extra["latency"][first]]
+    for iv in args.latency_intervals:
+        ws = [x["written_p99"] for x in lat_w if x["interval"] == iv]
+        rs = [x["rate"] for x in lat_w if x["interval"] == iv]
+        if ws:
+            print(f"\nlatency at MINIMAL_INTERVAL {iv} ({first}): p99 to the row's write "
+                  f"(clock_timestamp(), before commit) {median(ws):.0f} ms; producer rate achieved "
+                  f"{median(rs):,.0f} msg/s")
+    if extra["tasks"]:
+        print_tasks(extra["tasks"], args, mach)
+    doc = {"settings": settings, "postgresql": pgset, "machine": mach, "versions": ver,
+           "figures": rows, "runs": raw, "latency_runs": extra["latency"],
+           "worker_hwm_kb": extra["worker_hwm_kb"], "tasks": extra["tasks"]}
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
     print(f"\nwritten to {args.out}")

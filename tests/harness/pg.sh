@@ -24,6 +24,20 @@
 #                       Combines with --ssl; PG_LISTEN_ADDR=ADDR[/PREFIX] in
 #                       the environment does the same.  Once given, a DIR keeps
 #                       it (a different ADDR replaces it, the cluster stopped).
+#   pg.sh start DIR --durable
+#                       the settings of a stock install where they matter for
+#                       durability and speed: fsync, synchronous_commit and
+#                       full_page_writes on, max_wal_size 1GB, checkpoint_timeout
+#                       5min (initdb's defaults), shared_buffers $PG_SHARED_BUFFERS
+#                       (default 1GB, a typical production value; stock is
+#                       128MB), so a kill -9 of the postmaster is a real crash
+#                       and a commit waits for its WAL flush.  Without it the
+#                       cluster is a fast, disposable one (fsync, synchronous_commit
+#                       and full_page_writes off).  Prints also PG_DURABLE=on|off.
+#                       Once given, a DIR keeps it; shared_buffers is written
+#                       again at every start of the DIR (PG_SHARED_BUFFERS of
+#                       that start, default 1GB) and applies when the server
+#                       starts.
 #   pg.sh stop DIR      fast shutdown (immediate if that hangs)
 #   pg.sh status DIR    exit 0 and print the lines above if it runs, else exit 1
 #   pg.sh destroy DIR   stop, then delete the cluster's files
@@ -41,7 +55,7 @@
 #
 # Environment: PG_BINDIR (default: pg_config --bindir, else the newest
 # /usr/lib/postgresql/*/bin), PGSH_OS_USER, PG_START_TIMEOUT (default 60 s),
-# PG_LISTEN_ADDR, PYTHON (default /usr/bin/python3, used to find a free port).
+# PG_LISTEN_ADDR, PG_SHARED_BUFFERS (with --durable), PYTHON (default /usr/bin/python3, used to find a free port).
 set -euo pipefail
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -53,7 +67,7 @@ log() { printf 'pg.sh: %s\n' "$*" >&2; }
 die() { printf 'pg.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	echo "usage: $0 {start|stop|status|destroy} DIR  |  $0 start DIR [--ssl] [--listen ADDR[/PREFIX]]" >&2
+	echo "usage: $0 {start|stop|status|destroy} DIR  |  $0 start DIR [--ssl] [--listen ADDR[/PREFIX]] [--durable]" >&2
 	exit 2
 }
 
@@ -182,6 +196,11 @@ print_address() {
 		echo "PG_CA=$HOME_DIR/tls/ca.crt"
 		echo "PG_TLS_DIR=$HOME_DIR/tls"
 	fi
+	if [ -f "$DIR/durable" ]; then
+		echo "PG_DURABLE=on"
+	else
+		echo "PG_DURABLE=off"
+	fi
 	if [ -f "$DIR/listen" ]; then
 		local addr
 		addr="$(cut -d/ -f1 "$DIR/listen")"
@@ -216,6 +235,28 @@ setup_listen() {
 	as_owner tee "$data/pg_hba.conf" <"$DIR/pg_hba.new" >/dev/null
 	rm -f "$DIR/pg_hba.new"
 	echo "$LISTEN" >"$DIR/listen"
+}
+
+# --durable: the stock durability settings in pgsh_durable.conf, included
+# after the fast ones of cmd_init, so it wins.  Written at every start of a
+# durable DIR (PG_SHARED_BUFFERS may change); read when the server starts.
+setup_durable() {
+	local data="$HOME_DIR/data" sb="${PG_SHARED_BUFFERS:-1GB}"
+	[[ "$sb" =~ ^[0-9]+(kB|MB|GB)$ ]] ||
+		die "PG_SHARED_BUFFERS: a size such as 128MB or 1GB, not '$sb'"
+	if [ ! -f "$DIR/durable" ] && is_running; then
+		die "the cluster in $DIR runs without --durable; stop it first"
+	fi
+	printf '%s\n' "# pg.sh --durable: a stock install's durability (initdb's defaults)" \
+		"fsync = on" "synchronous_commit = on" "full_page_writes = on" \
+		"max_wal_size = 1GB" "checkpoint_timeout = 5min" \
+		"# raised from the stock 128MB to a typical production value" \
+		"shared_buffers = $sb" | as_owner tee "$data/pgsh_durable.conf" >/dev/null
+	if ! grep -q '^# --- pg.sh --durable ---' "$data/postgresql.conf"; then
+		printf "\n# --- pg.sh --durable ---\ninclude_if_exists = 'pgsh_durable.conf'\n" |
+			as_owner tee -a "$data/postgresql.conf" >/dev/null
+	fi
+	touch "$DIR/durable"
 }
 
 # One certificate signed by the test CA: NAME (file stem), CN, subjectAltName.
@@ -336,6 +377,9 @@ cmd_start() {
 		if [ -n "$LISTEN" ]; then
 			setup_listen
 		fi
+		if [ "$DURABLE" = 1 ] || [ -f "$DIR/durable" ]; then
+			setup_durable
+		fi
 		if is_running; then
 			log "already running on port $PORT"
 			print_address
@@ -346,13 +390,16 @@ cmd_start() {
 			log "old port taken; using $PORT"
 		fi
 	else
-		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/ssl" "$DIR/listen"
+		rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/ssl" "$DIR/listen" "$DIR/durable"
 		cmd_init
 		if [ "$SSL" = 1 ]; then
 			setup_ssl
 		fi
 		if [ -n "$LISTEN" ]; then
 			setup_listen
+		fi
+		if [ "$DURABLE" = 1 ]; then
+			setup_durable
 		fi
 		PORT="$(free_port)"
 	fi
@@ -421,7 +468,7 @@ cmd_destroy() {
 		home="$HOME_DIR"
 	fi
 	rm -rf "$DIR/cluster" "$DIR/credentials" "$DIR/port" "$DIR/initdb.log" "$DIR/pg_ctl.err" "$DIR/psql.err" \
-		"$DIR/ssl" "$DIR/listen"
+		"$DIR/ssl" "$DIR/listen" "$DIR/durable"
 	case "$home" in
 	/tmp/streamserver-pg-*) rm -rf "$home" ;;
 	esac
@@ -433,11 +480,13 @@ VERB="$1"
 DIR="$2"
 shift 2
 SSL=0
+DURABLE=0
 LISTEN="${PG_LISTEN_ADDR:-}"
 while [ $# -gt 0 ]; do
 	[ "$VERB" = start ] || usage
 	case "$1" in
 	--ssl) SSL=1 ;;
+	--durable) DURABLE=1 ;;
 	--listen) [ $# -ge 2 ] && [ -n "$2" ] || usage; LISTEN="$2"; shift ;;
 	*) usage ;;
 	esac
