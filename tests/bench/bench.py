@@ -127,7 +127,8 @@ def produce(bootstrap, topic, n, make, partition_of):
         if err is not None:
             errors.append(err)
     for i in range(n):
-        v = make(i).encode()
+        v = make(i)
+        v = v.encode() if isinstance(v, str) else v
         while True:
             try:
                 p.produce(topic, v, partition=partition_of(i), on_delivery=on_delivery)
