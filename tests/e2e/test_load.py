@@ -335,8 +335,10 @@ def test_poll_timeout_zero_loads_and_stops(server, pg, kafka):
     wait_rows(pg, table, 2000, server, job["id"])
     check_delimited_table(pg, table, 0, 2000)
     st = _assert_final_status(server, job["id"], 2000)
-    # MINIMAL_INTERVAL is a minute: only full batches of MAX_ROW committed them
-    assert st["batches"] == 4, st
+    # MINIMAL_INTERVAL is a minute: only full batches of MAX_ROW committed
+    # them, each transaction one to four 500-row segments (several when the
+    # backlog waits for the writer), never a part-filled one
+    assert 1 <= st["batches"] <= 4, st
     yaml_text = server.call("GET", f"/jobs/{job['id']}")["config"]
     assert re.search(r"^    TIMEOUT: 0$", yaml_text, re.M), yaml_text
     stop_job(server, job["id"])
