@@ -58,6 +58,10 @@ struct sink_pg {
 	/* The batch's BEGIN goes out with its first SAVEPOINT: one round trip
 	 * less per batch. */
 	bool begin_pending;
+	/* The job's offsets commit with its rows (EXACTLY, ATLEAST) and
+	 * STREAMWORKER_SYNCHRONOUS_COMMIT is not "on": read once at open, as
+	 * neither changes while the worker runs (sink_pg_async_commit). */
+	bool async_ok;
 
 	char last_sqlstate[PG_SQLSTATE_SIZE]; /* of the last error, "" if none */
 	uint32_t jitter;		       /* the retry backoff's state, never 0 */
@@ -78,6 +82,7 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 		 size_t errlen)
 {
 	struct sink_pg *sk;
+	const char *sync_env = getenv("STREAMWORKER_SYNCHRONOUS_COMMIT");
 	char appname[128];
 	bool on_conflict;
 	size_t i;
@@ -91,6 +96,8 @@ int sink_pg_open(const struct jobspec *spec, const char *job_name, struct sink_p
 	}
 	sk->spec = spec;
 	sk->job_name = job_name;
+	sk->async_ok = (spec->consistency == JS_CONSISTENCY_EXACTLY || spec->consistency == JS_CONSISTENCY_ATLEAST) &&
+		       !(sync_env != NULL && strcmp(sync_env, "on") == 0);
 	/* per process and start, so that colliding workers draw apart */
 	sk->jitter = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)time(NULL);
 	if (sk->jitter == 0)
@@ -365,13 +372,7 @@ static int sink_pg_write_part(struct sink_pg *sk, const struct sink_batch *b, si
  * turns it off (to measure it). */
 static bool sink_pg_async_commit(const struct sink_pg *sk, const struct sink_batch *b)
 {
-	const char *env = getenv("STREAMWORKER_SYNCHRONOUS_COMMIT");
-
-	if (env != NULL && strcmp(env, "on") == 0)
-		return false;
-	if (sk->spec->consistency != JS_CONSISTENCY_EXACTLY && sk->spec->consistency != JS_CONSISTENCY_ATLEAST)
-		return false;
-	return b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
+	return sk->async_ok && b->nprogress > 0 && progress_known(sk->prog, b->progress, b->nprogress);
 }
 
 /* The segments of a batch (sink_batch.seg_rows), each at most MAX_ROW rows. */
